@@ -1,0 +1,60 @@
+//! Resource limits a worker's engine starts with.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Limits and switches for one engine (one per worker). Sent by the host to each worker when it
+/// starts, so every field is plain data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineLimits {
+    /// Initial V8 heap size in MB (0 = V8's default). Roma's `ConfigureJsEngineResourceConstraints`.
+    pub initial_heap_mb: usize,
+    /// Maximum V8 heap size in MB (0 = V8's default). An invocation that exhausts it fails with
+    /// `OutOfMemory` and the engine recovers.
+    pub max_heap_mb: usize,
+    /// Cap on `ArrayBuffer` backing memory per isolate in MB (0 = 4 x `max_heap_mb`, or 1024 when
+    /// that is 0). Allocations past it fail the invocation with `OutOfMemory`.
+    pub max_array_buffer_mb: usize,
+    /// Cap on WebAssembly memory pages of 64 KiB (0 = V8's maximum).
+    pub max_wasm_memory_pages: u32,
+    /// Timeout for invocations that set none, and for a load's top-level run.
+    pub default_timeout: Duration,
+    /// How many versions the engine keeps compiled (LRU); 0 means 64.
+    pub version_cache_size: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            initial_heap_mb: 0,
+            max_heap_mb: 0,
+            max_array_buffer_mb: 0,
+            max_wasm_memory_pages: 0,
+            default_timeout: crate::DEFAULT_TIMEOUT,
+            version_cache_size: 64,
+        }
+    }
+}
+
+impl EngineLimits {
+    /// The version cache capacity with the 0 default applied.
+    pub fn effective_version_cache_size(&self) -> usize {
+        if self.version_cache_size == 0 {
+            64
+        } else {
+            self.version_cache_size
+        }
+    }
+
+    /// The array-buffer cap in bytes with defaults applied.
+    pub fn effective_array_buffer_bytes(&self) -> usize {
+        let mb = if self.max_array_buffer_mb != 0 {
+            self.max_array_buffer_mb
+        } else if self.max_heap_mb != 0 {
+            self.max_heap_mb.saturating_mul(4)
+        } else {
+            1024
+        };
+        mb.saturating_mul(1 << 20)
+    }
+}

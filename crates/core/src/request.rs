@@ -1,0 +1,146 @@
+//! Request and response types.
+
+use crate::LogLevel;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Tag carrying a per-request timeout as a duration string such as `"300ms"` (Roma's
+/// `kTimeoutDurationTag`).
+pub const TIMEOUT_DURATION_TAG: &str = "TimeoutDuration";
+/// Code-object tag naming the global `Uint8Array` through which `wasm_bin` is exposed to JS
+/// (Roma's `kWasmCodeArrayName`).
+pub const WASM_ARRAY_NAME_TAG: &str = "roma.request.wasm_array_name";
+/// Invocation tag choosing how a standalone WASM export's `i32` result is read:
+/// `string` (default), `list_of_string`, `i32` or `void`. See docs/wasm-abi.md.
+pub const WASM_RETURN_TYPE_TAG: &str = "roma.wasm.return_type";
+/// The id used when a request gives none (Roma's `kDefaultRomaRequestId`).
+pub const DEFAULT_REQUEST_ID: &str = "roma.defaults.request.id";
+
+/// Keys of [`ResponseObject::metrics`]. Roma's names where Roma has the metric.
+pub mod metrics {
+    /// Host-side total, from acceptance to the response (ms).
+    pub const DURATION_MS: &str = "roma.execution.duration_ms";
+    /// Time queued before a worker took the request (ms).
+    pub const WAIT_TIME_MS: &str = "roma.execution.wait_time_ms";
+    /// Time inside the worker's engine for the whole invocation (ms).
+    pub const CODE_RUN_DURATION_MS: &str = "roma.execution.code_run_duration_ms";
+    /// Time spent parsing the JSON inputs (ms).
+    pub const INPUT_PARSING_MS: &str = "roma.execution.json_input_parsing_duration_ms";
+    /// Time spent in the handler call, promise settling included (ms).
+    pub const HANDLER_CALL_MS: &str = "roma.execution.js_engine_handler_call_duration_ms";
+    /// Time spent creating the fresh context (0 when a pre-warmed one was used) (ms).
+    pub const CONTEXT_CREATION_MS: &str = "roma.execution.context_creation_duration_ms";
+    /// Index of the worker that ran the request.
+    pub const WORKER_INDEX: &str = "roma.execution.worker_index";
+}
+
+/// Code to load: JavaScript, JavaScript with a WASM module, or a standalone WASM module.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeObject {
+    /// Caller's id, echoed in the response.
+    pub id: String,
+    /// The version this code is loaded as; executions name it.
+    pub version_string: String,
+    /// JavaScript source. Exactly one of `js` and `wasm` is set.
+    pub js: String,
+    /// A standalone WASM module (binary), run without JS.
+    pub wasm: Vec<u8>,
+    /// A WASM module exposed to `js` as a global `Uint8Array` named by the
+    /// [`WASM_ARRAY_NAME_TAG`] tag.
+    pub wasm_bin: Vec<u8>,
+    /// Tags (Roma's contract: [`WASM_ARRAY_NAME_TAG`]).
+    pub tags: HashMap<String, String>,
+}
+
+/// A request to run a handler of a loaded version, with caller metadata `M` that stays in the
+/// host (bindings see it; the worker never does).
+#[derive(Clone, Debug, Default)]
+pub struct InvocationRequest<M = ()> {
+    /// Caller's id, echoed in the response.
+    pub id: String,
+    /// The loaded version to run.
+    pub version_string: String,
+    /// The handler, by dotted path (`foo.bar.Handler`).
+    pub handler_name: String,
+    /// Tags; [`TIMEOUT_DURATION_TAG`] sets the timeout as in Roma.
+    pub tags: HashMap<String, String>,
+    /// One JSON text per argument (an empty string is `undefined`).
+    pub input: Vec<String>,
+    /// Pass the single input as a raw JS string and return the result raw.
+    pub treat_input_as_byte_str: bool,
+    /// A typed timeout; wins over the tag.
+    pub timeout: Option<Duration>,
+    /// Console messages below this level are dropped inside the sandbox.
+    pub min_log_level: LogLevel,
+    /// Caller metadata, handed to bindings and the logging function.
+    pub metadata: M,
+}
+
+impl<M> InvocationRequest<M> {
+    /// The metadata-free form that crosses into a worker. `default_timeout` applies when neither
+    /// the typed timeout nor the tag sets one; a tag that does not parse is an error.
+    pub fn to_invocation(&self, default_timeout: Duration) -> Result<Invocation, crate::RomaError> {
+        let timeout = match (self.timeout, self.tags.get(TIMEOUT_DURATION_TAG)) {
+            (Some(t), _) => t,
+            (None, Some(tag)) => crate::parse_duration(tag).map_err(|e| {
+                crate::RomaError::invalid_argument(format!("bad {TIMEOUT_DURATION_TAG} tag: {e}"))
+            })?,
+            (None, None) => default_timeout,
+        };
+        Ok(Invocation {
+            version_string: self.version_string.clone(),
+            handler_name: self.handler_name.clone(),
+            input: self.input.clone(),
+            treat_input_as_byte_str: self.treat_input_as_byte_str,
+            timeout,
+            min_log_level: self.min_log_level,
+            wasm_return_type: self.tags.get(WASM_RETURN_TYPE_TAG).cloned(),
+        })
+    }
+}
+
+/// What an engine runs: an invocation without the caller's id or metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The loaded version to run.
+    pub version_string: String,
+    /// The handler, by dotted path.
+    pub handler_name: String,
+    /// One JSON text per argument.
+    pub input: Vec<String>,
+    /// Byte-string mode: exactly one input, passed raw; the result must be a string.
+    pub treat_input_as_byte_str: bool,
+    /// Wall-clock budget for the call.
+    pub timeout: Duration,
+    /// Console messages below this level are dropped inside the engine.
+    pub min_log_level: LogLevel,
+    /// For standalone WASM: how to read the export's result ([`WASM_RETURN_TYPE_TAG`]).
+    pub wasm_return_type: Option<String>,
+}
+
+impl Invocation {
+    /// A JS invocation with the default timeout and log level.
+    pub fn new(version: &str, handler: &str, input: Vec<String>) -> Self {
+        Invocation {
+            version_string: version.into(),
+            handler_name: handler.into(),
+            input,
+            treat_input_as_byte_str: false,
+            timeout: crate::DEFAULT_TIMEOUT,
+            min_log_level: LogLevel::Info,
+            wasm_return_type: None,
+        }
+    }
+}
+
+/// The result of a load or an execution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseObject {
+    /// The request's id.
+    pub id: String,
+    /// The handler's result: JSON text, or the raw string in byte-string mode.
+    pub resp: String,
+    /// Timings and placement; keys in [`metrics`].
+    pub metrics: BTreeMap<String, f64>,
+}
