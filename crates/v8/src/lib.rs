@@ -1,1 +1,47 @@
-//! placeholder
+//! roma's V8 engine backend.
+//!
+//! The `v8` crate cannot build on our machines (its build script downloads a prebuilt V8), so
+//! roma binds the V8 that Debian and Ubuntu ship inside libnode (`libnode-dev`, V8 10.2 on
+//! Debian 12) through a narrow C++ shim (`shim/roma_v8_shim.cc`) that the build script compiles.
+//! The shim exposes coarse operations as flat C functions; this crate keeps ownership, caching
+//! and timeouts in Rust and offers a safe API:
+//!
+//! - [`Engine`]: one per worker thread. [`Engine::load`] compiles a [`roma_core::CodeObject`]
+//!   once per version: plain JS runs its top level inside a `v8::SnapshotCreator` and each call
+//!   starts a fresh context from that snapshot, so no global state survives between calls; JS
+//!   with WASM (snapshots cannot hold WASM) keeps the compiled script and the compiled
+//!   `WebAssembly.Module` and binds them to each fresh context; standalone WASM is compiled once
+//!   and instantiated per call (ABI in docs/wasm-abi.md).
+//! - [`Engine::execute`] runs a handler (a dotted path) with JSON inputs under a timeout enforced
+//!   by a per-engine watchdog thread, pumps microtasks when it returns a promise, and returns the
+//!   JSON text of the result. A heap or array-buffer exhaustion ends the call with
+//!   `OutOfMemory` and the engine rebuilds that version's isolate in the same process.
+//! - [`Terminator`]: the one `Send + Sync` handle, to cancel a running call from another thread.
+//!
+//! Trust: the JS and WASM are untrusted; every failure they can cause is a typed
+//! [`roma_core::RomaError`]. `unsafe` is confined to the FFI calls, each with its invariant.
+//!
+//! ```no_run
+//! use roma_core::{CodeObject, EngineLimits, Invocation};
+//! let mut engine = roma_v8::Engine::new(EngineLimits::default())?;
+//! engine.load(&CodeObject {
+//!     version_string: "v1".into(),
+//!     js: r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#.into(),
+//!     ..Default::default()
+//! })?;
+//! let out = engine.execute(&Invocation::new("v1", "Handler", vec![r#""Foobar""#.into()]), &mut |_, _| {})?;
+//! assert_eq!(out.resp, r#""Hello world! \"Foobar\"""#);
+//! # Ok::<(), roma_core::RomaError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod engine;
+mod ffi;
+mod platform;
+mod version;
+mod watchdog;
+
+pub use engine::{Engine, Execution, LogSink, flags_for};
+pub use platform::{init, is_initialized, v8_version};
+pub use version::VersionMode;
+pub use watchdog::{TerminateReason, Terminator};

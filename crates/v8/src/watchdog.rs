@@ -1,0 +1,171 @@
+//! The watchdog: one thread per engine that terminates running JS when its deadline passes, or
+//! at once when the request is cancelled.
+//!
+//! Invariants:
+//! 1. An isolate pointer is stored only between [`Watchdog::arm`] and [`Watchdog::disarm`], and
+//!    the engine disarms before it disposes the isolate.
+//! 2. Terminating happens with the state lock held, and disarming takes the same lock, so a
+//!    terminate can never reach an isolate after its disarm returned.
+//! 3. Each arming has a tag (the request's id); a cancel names the tag, so a late cancel of a
+//!    finished request cannot terminate the next one.
+
+use crate::ffi;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Instant;
+
+/// Why JS was terminated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TerminateReason {
+    /// The deadline passed.
+    Timeout,
+    /// [`Terminator::cancel`] named the running request.
+    Cancelled,
+}
+
+struct Armed {
+    isolate: usize,
+    deadline: Instant,
+    tag: u64,
+}
+
+#[derive(Default)]
+struct State {
+    armed: Option<Armed>,
+    fired: Option<TerminateReason>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave State inconsistent (plain fields), so a
+        // poisoned lock is safe to reuse.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fire(&self, st: &mut State, reason: TerminateReason) {
+        if let Some(a) = &st.armed
+            && st.fired.is_none()
+        {
+            // SAFETY: invariant 1 and 2: the isolate is armed, so not disposed, and we hold
+            // the lock disarm needs. TerminateExecution is thread-safe.
+            unsafe { ffi::roma_v8_isolate_terminate(a.isolate as *mut std::ffi::c_void) };
+            st.fired = Some(reason);
+        }
+    }
+}
+
+/// A per-engine watchdog thread.
+pub(crate) struct Watchdog {
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watchdog").finish_non_exhaustive()
+    }
+}
+
+impl Watchdog {
+    pub(crate) fn new() -> std::io::Result<Watchdog> {
+        let shared = Arc::new(Shared { state: Mutex::new(State::default()), cv: Condvar::new() });
+        let s = shared.clone();
+        let thread = thread::Builder::new().name("roma-v8-watchdog".into()).spawn(move || run(&s))?;
+        Ok(Watchdog { shared, thread: Some(thread) })
+    }
+
+    /// Arms the watchdog on `isolate` until `deadline`.
+    ///
+    /// # Safety
+    /// `isolate` must stay alive until [`Watchdog::disarm`] returns.
+    pub(crate) unsafe fn arm(&self, isolate: *mut std::ffi::c_void, deadline: Instant, tag: u64) {
+        let mut st = self.shared.lock();
+        st.armed = Some(Armed { isolate: isolate as usize, deadline, tag });
+        st.fired = None;
+        drop(st);
+        self.shared.cv.notify_all();
+    }
+
+    /// Disarms and says whether (and why) the JS was terminated.
+    pub(crate) fn disarm(&self) -> Option<TerminateReason> {
+        let mut st = self.shared.lock();
+        st.armed = None;
+        st.fired.take()
+    }
+
+    pub(crate) fn terminator(&self) -> Terminator {
+        Terminator { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut st = shared.lock();
+    loop {
+        if st.shutdown {
+            return;
+        }
+        match st.armed.as_ref().map(|a| a.deadline) {
+            Some(deadline) if st.fired.is_none() => {
+                let now = Instant::now();
+                if now >= deadline {
+                    shared.fire(&mut st, TerminateReason::Timeout);
+                    continue;
+                }
+                st = shared.cv.wait_timeout(st, deadline - now).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            }
+            _ => {
+                st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+}
+
+/// A `Send + Sync` handle that cancels the request running in an engine, from any thread.
+#[derive(Clone)]
+pub struct Terminator {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Terminator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Terminator").finish_non_exhaustive()
+    }
+}
+
+impl Terminator {
+    /// Terminates the running invocation if its tag is `tag`; returns whether it did.
+    pub fn cancel(&self, tag: u64) -> bool {
+        let mut st = self.shared.lock();
+        if st.armed.as_ref().is_some_and(|a| a.tag == tag) && st.fired.is_none() {
+            self.shared.fire(&mut st, TerminateReason::Cancelled);
+            return true;
+        }
+        false
+    }
+
+    /// Terminates whatever runs now (any tag); returns whether something was running.
+    pub fn cancel_any(&self) -> bool {
+        let mut st = self.shared.lock();
+        if st.armed.is_some() && st.fired.is_none() {
+            self.shared.fire(&mut st, TerminateReason::Cancelled);
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,132 @@
+//! Plain JS: results, fresh contexts, async, dotted handlers, byte strings, console.
+
+use crate::common::*;
+use roma_core::LogLevel;
+
+#[test]
+fn hello_world() {
+    let mut e = engine();
+    e.load(&js("v1", HELLO)).unwrap();
+    assert_eq!(run_ok(&mut e, "v1", "Handler", &[r#""Foobar""#]), r#""Hello world! \"Foobar\"""#);
+}
+
+#[test]
+fn globals_do_not_survive_between_calls() {
+    let mut e = engine();
+    e.load(&js(
+        "v1",
+        "var counter = 10; const list = [1];\n\
+         function Handler() { counter++; list.push(2); globalThis.leak = 'x';\n\
+           Object.prototype.polluted = true; return [counter, list.length, typeof leak]; }\n\
+         function Check() { return [counter, list.length, typeof leak, ({}).polluted === undefined]; }",
+    ))
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(run_ok(&mut e, "v1", "Handler", &[]), r#"[11,2,"string"]"#);
+    }
+    assert_eq!(run_ok(&mut e, "v1", "Check", &[]), r#"[10,1,"undefined",true]"#);
+}
+
+#[test]
+fn inputs_are_json_and_missing_are_undefined() {
+    let mut e = engine();
+    e.load(&js("v1", "function H(a, b, c) { return [typeof a, a, b, typeof c]; }")).unwrap();
+    assert_eq!(run_ok(&mut e, "v1", "H", &[r#"{"x":1}"#, "[1,2]"]), r#"["object",{"x":1},[1,2],"undefined"]"#);
+    assert_eq!(run_ok(&mut e, "v1", "H", &["", "3"]), r#"["undefined",null,3,"undefined"]"#);
+}
+
+#[test]
+fn undefined_result_is_roma_text() {
+    let mut e = engine();
+    e.load(&js("v1", "function H() {}")).unwrap();
+    assert_eq!(run_ok(&mut e, "v1", "H", &[]), "undefined");
+}
+
+#[test]
+fn async_handlers_are_awaited() {
+    let mut e = engine();
+    e.load(&js(
+        "v1",
+        "async function H(x) { const a = await Promise.resolve(x); const b = await new Promise(r => r(2)); return a + b; }\n\
+         function Then(x) { return Promise.resolve(x).then(v => v * 10); }",
+    ))
+    .unwrap();
+    assert_eq!(run_ok(&mut e, "v1", "H", &["40"]), "42");
+    assert_eq!(run_ok(&mut e, "v1", "Then", &["4"]), "40");
+}
+
+#[test]
+fn dotted_handlers() {
+    let mut e = engine();
+    e.load(&js(
+        "v1",
+        "var foo = { bar: { Handler(x) { return 'deep ' + x + ' ' + (this === foo.bar); } } };\n\
+         class K { static m() { return 'static'; } }\n globalThis.K = K;",
+    ))
+    .unwrap();
+    assert_eq!(run_ok(&mut e, "v1", "foo.bar.Handler", &["1"]), r#""deep 1 true""#);
+    assert_eq!(run_ok(&mut e, "v1", "K.m", &[]), r#""static""#);
+}
+
+#[test]
+fn byte_string_mode() {
+    let mut e = engine();
+    e.load(&js("v1", "function H(s) { return s.length + ':' + s; }\nfunction N(s) { return 1; }")).unwrap();
+    let mut i = inv("v1", "H", &["not json {"]);
+    i.treat_input_as_byte_str = true;
+    assert_eq!(e.execute(&i, &mut |_, _| {}).unwrap().resp, "10:not json {");
+    i.handler_name = "N".into();
+    let err = e.execute(&i, &mut |_, _| {}).unwrap_err();
+    assert_eq!(err.kind(), roma_core::ErrorKind::Execution);
+    assert!(err.message().contains("must return a string"), "{err}");
+}
+
+#[test]
+fn console_levels_and_min_level_filter() {
+    let mut e = engine();
+    e.load(&js(
+        "v1",
+        "function H() { console.debug('d'); console.log('l', 1, {a: 2}); console.info('i');\n\
+         console.warn('w'); console.error('e'); return typeof performance.now(); }",
+    ))
+    .unwrap();
+    let mut i = inv("v1", "H", &[]);
+    i.min_log_level = LogLevel::Debug;
+    let (r, logs) = run_logged(&mut e, &i);
+    assert_eq!(r.unwrap().resp, r#""number""#);
+    assert_eq!(
+        logs,
+        vec![
+            (LogLevel::Debug, "d".to_string()),
+            (LogLevel::Info, r#"l 1 {"a":2}"#.to_string()),
+            (LogLevel::Info, "i".to_string()),
+            (LogLevel::Warning, "w".to_string()),
+            (LogLevel::Error, "e".to_string()),
+        ]
+    );
+    i.min_log_level = LogLevel::Warning;
+    let (_, logs) = run_logged(&mut e, &i);
+    assert_eq!(logs.iter().map(|l| l.0).collect::<Vec<_>>(), vec![LogLevel::Warning, LogLevel::Error]);
+}
+
+#[test]
+fn performance_now_advances() {
+    let mut e = engine();
+    e.load(&js("v1", "function H() { const a = performance.now(); let x = 0; for (let i = 0; i < 3e6; i++) x += i; return performance.now() >= a && a >= 0; }")).unwrap();
+    assert_eq!(run_ok(&mut e, "v1", "H", &[]), "true");
+}
+
+#[test]
+fn prewarmed_context_is_fresh() {
+    let mut e = engine();
+    e.load(&js("v1", "var n = 0; function H() { return ++n; }")).unwrap();
+    assert_eq!(e.prewarm(4), 1);
+    let first = run(&mut e, "v1", "H", &[]).unwrap();
+    assert!(first.prewarmed);
+    assert_eq!(first.resp, "1");
+    e.prewarm(4);
+    assert_eq!(run_ok(&mut e, "v1", "H", &[]), "1");
+    let cold = run(&mut e, "v1", "H", &[]).unwrap();
+    assert!(!cold.prewarmed);
+    assert_eq!(cold.resp, "1");
+}
