@@ -16,7 +16,8 @@ fn main() {
     println!("cargo:rerun-if-changed=shim/roma_v8_shim.cc");
     println!("cargo:rerun-if-env-changed=ROMA_V8_INCLUDE");
     println!("cargo:rerun-if-env-changed=ROMA_V8_LIB");
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest.join("../..");
     let setup_dir = workspace.join("target/libnode");
     println!("cargo:rerun-if-changed={}", setup_dir.display());
@@ -66,18 +67,20 @@ fn find_v8(setup_dir: &Path) -> Result<Found, String> {
         return Ok((inc, (lib, file)));
     }
     let inc = setup_dir.join("usr/include/node");
-    if inc.join("v8.h").exists() {
-        if let Some((dir, file)) = multiarch_libdirs(&setup_dir.join("usr/lib"))
+    if inc.join("v8.h").exists()
+        && let Some((dir, file)) = multiarch_libdirs(&setup_dir.join("usr/lib"))
             .into_iter()
             .find_map(|d| libnode_in(&d, module_version(&inc)).map(|f| (d, f)))
-        {
-            return Ok((inc, (dir, file)));
-        }
+    {
+        return Ok((inc, (dir, file)));
     }
     let inc = PathBuf::from("/usr/include/node");
     if inc.join("v8.h").exists() {
         let abi = module_version(&inc);
-        for dir in multiarch_libdirs(Path::new("/usr/lib")).into_iter().chain([PathBuf::from("/usr/lib")]) {
+        for dir in multiarch_libdirs(Path::new("/usr/lib"))
+            .into_iter()
+            .chain([PathBuf::from("/usr/lib")])
+        {
             // Only a libnode whose ABI number matches the headers: /usr/include/node may hold
             // another Node's headers (nodesource's V8 11.3 here) with no library to match.
             if let Some(abi) = abi
@@ -90,7 +93,10 @@ fn find_v8(setup_dir: &Path) -> Result<Found, String> {
             "/usr/include/node holds headers of NODE_MODULE_VERSION {abi:?} but no matching libnode.so.N is installed"
         ));
     }
-    Err(format!("neither {} nor /usr/include/node has V8 headers", setup_dir.display()))
+    Err(format!(
+        "neither {} nor /usr/include/node has V8 headers",
+        setup_dir.display()
+    ))
 }
 
 fn multiarch_libdirs(usr_lib: &Path) -> Vec<PathBuf> {
@@ -98,7 +104,11 @@ fn multiarch_libdirs(usr_lib: &Path) -> Vec<PathBuf> {
     if let Ok(rd) = fs::read_dir(usr_lib) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("-linux-")) {
+            if p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains("-linux-"))
+            {
                 dirs.push(p);
             }
         }

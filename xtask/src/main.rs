@@ -34,18 +34,27 @@ fn main() -> Result<()> {
                  bench       run the criterion benchmarks\n  \
                  shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)"
             );
-            if task == "help" { Ok(()) } else { bail!("unknown task `{task}`") }
+            if task == "help" {
+                Ok(())
+            } else {
+                bail!("unknown task `{task}`")
+            }
         }
     }
 }
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("workspace root")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -61,7 +70,11 @@ fn have(program: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 /// apt-get (through sudo when not root).
@@ -85,7 +98,8 @@ fn setup() -> Result<()> {
         return ensure_compiler();
     }
     ensure_compiler()?;
-    if dest.join("usr/include/node/v8.h").exists() && find_libnode(&dest.join("usr/lib")).is_some() {
+    if dest.join("usr/include/node/v8.h").exists() && find_libnode(&dest.join("usr/lib")).is_some()
+    {
         eprintln!("xtask: V8 is ready in {}", dest.display());
         return Ok(());
     }
@@ -100,7 +114,10 @@ fn setup() -> Result<()> {
         );
     }
     let pkg = libnode_package()?;
-    eprintln!("xtask: unpacking {pkg} and libnode-dev into {}", dest.display());
+    eprintln!(
+        "xtask: unpacking {pkg} and libnode-dev into {}",
+        dest.display()
+    );
     // Runtime dependencies of libnode, without the nodejs-dependent node-* packages that conflict
     // with a preinstalled nodesource nodejs.
     let deps = runtime_deps(&pkg)?;
@@ -138,7 +155,10 @@ fn setup() -> Result<()> {
         }
     }
     if find_libnode(&dest.join("usr/lib")).is_none() {
-        bail!("unpacked {pkg} but found no libnode.so under {}", dest.display());
+        bail!(
+            "unpacked {pkg} but found no libnode.so under {}",
+            dest.display()
+        );
     }
     eprintln!("xtask: V8 ready in {}", dest.display());
     Ok(())
@@ -172,8 +192,13 @@ fn find_libnode(usr_lib: &Path) -> Option<PathBuf> {
 
 /// A system libnode-dev whose headers match an installed libnode.so.N.
 fn system_libnode_matches() -> bool {
-    let Ok(text) = std::fs::read_to_string("/usr/include/node/node_version.h") else { return false };
-    let Some(abi) = text.lines().find_map(|l| l.trim().strip_prefix("#define NODE_MODULE_VERSION ")) else {
+    let Ok(text) = std::fs::read_to_string("/usr/include/node/node_version.h") else {
+        return false;
+    };
+    let Some(abi) = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("#define NODE_MODULE_VERSION "))
+    else {
         return false;
     };
     let name = format!("libnode.so.{}", abi.trim());
@@ -187,21 +212,27 @@ fn system_libnode_matches() -> bool {
 /// The libnodeNNN package this distribution ships with V8 10.x (Debian 12: libnode108;
 /// Ubuntu 24.04: libnode109).
 fn libnode_package() -> Result<String> {
-    let out = Command::new("apt-cache").args(["search", "--names-only", "^libnode[0-9]+$"]).output()?;
+    let out = Command::new("apt-cache")
+        .args(["search", "--names-only", "^libnode[0-9]+$"])
+        .output()?;
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
     if names.is_empty() {
         run(&mut apt(&["update"]))?;
-        let out = Command::new("apt-cache").args(["search", "--names-only", "^libnode[0-9]+$"]).output()?;
+        let out = Command::new("apt-cache")
+            .args(["search", "--names-only", "^libnode[0-9]+$"])
+            .output()?;
         names = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().next().map(str::to_string))
             .collect();
     }
     names.sort_by_key(|n| n.trim_start_matches("libnode").parse::<u32>().unwrap_or(0));
-    names.pop().context("apt has no libnodeNNN package (is this Debian 12+ or Ubuntu 24.04+?)")
+    names
+        .pop()
+        .context("apt has no libnodeNNN package (is this Debian 12+ or Ubuntu 24.04+?)")
 }
 
 /// libnode's dependencies that are plain libraries (not node-* JS packages).
@@ -228,26 +259,44 @@ fn hello(rest: &[String]) -> Result<()> {
     setup()?;
     run(cargo().args(["build", "--release", "-p", "roma-cli", "-p", "roma-worker"]))?;
     let mut c = Command::new(root().join("target/release/roma"));
-    c.args(["run", "examples/hello.js", "--input", "\"Foobar\""]).args(rest).current_dir(root());
+    c.args(["run", "examples/hello.js", "--input", "\"Foobar\""])
+        .args(rest)
+        .current_dir(root());
     run(&mut c)
 }
 
 fn shim_check() -> Result<()> {
     let header = Path::new("/usr/include/node/v8-version.h");
     if !header.exists() {
-        eprintln!("xtask: /usr/include/node has no V8 headers; shim check against newer V8 skipped");
+        eprintln!(
+            "xtask: /usr/include/node has no V8 headers; shim check against newer V8 skipped"
+        );
         return Ok(());
     }
     let version = std::fs::read_to_string(header)?;
     let get = |k: &str| {
         version
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("#define V8_{k}_VERSION ")).map(|v| v.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix(&format!("#define V8_{k}_VERSION "))
+                    .map(|v| v.trim().to_string())
+            })
             .unwrap_or_default()
     };
-    eprintln!("xtask: compiling the shim against V8 {}.{} headers in /usr/include/node (compile only)", get("MAJOR"), get("MINOR"));
+    eprintln!(
+        "xtask: compiling the shim against V8 {}.{} headers in /usr/include/node (compile only)",
+        get("MAJOR"),
+        get("MINOR")
+    );
     run(Command::new("c++")
-        .args(["-std=c++17", "-fno-rtti", "-fsyntax-only", "-Wall", "-Werror", "-I/usr/include/node"])
+        .args([
+            "-std=c++17",
+            "-fno-rtti",
+            "-fsyntax-only",
+            "-Wall",
+            "-Werror",
+            "-I/usr/include/node",
+        ])
         .arg(root().join("crates/v8/shim/roma_v8_shim.cc")))
 }
 
@@ -255,7 +304,14 @@ fn test(rest: &[String]) -> Result<()> {
     setup()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     shim_check()?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The service tests start real roma-worker processes: build the binary first.
     run(cargo().args(["build", "-p", "roma-worker", "--bins"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;

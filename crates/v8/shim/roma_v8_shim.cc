@@ -205,6 +205,7 @@ struct RomaVersion {
   Global<UnboundScript> glue;        // kind 1: the WebAssembly patch; kind 2: the driver
   std::shared_ptr<v8::CompiledWasmModule> compiled;  // kinds 1 (if wasm) and 2
   Global<Context> prewarmed;
+  Global<Context> raw_context;  // benchmark baseline only
   std::atomic<bool> oom{false};
   ExecState* current = nullptr;
   uint64_t wasm_compiles = 0;
@@ -1194,6 +1195,41 @@ int32_t roma_v8_version_rebuild(RomaVersion* v) noexcept {
   return 0;
 }
 
+// Benchmark baselines: the bare V8 work of a call, without roma's bookkeeping, so benches can
+// compare the engine against raw V8 in one run. mode 0: Context::New only; 1: Context::New,
+// JSON.parse of one input, call, JSON.stringify; 2: the same call in one reused context.
+// Returns the result length, or -1 on failure. Snapshot versions only.
+int64_t roma_v8_raw_call(RomaVersion* v, RomaStr handler, RomaStr input, int32_t mode) noexcept {
+  if (v->kind != KIND_SNAPSHOT_JS) return -1;
+  Isolate* isolate = v->isolate;
+  Isolate::Scope iscope(isolate);
+  HandleScope hs(isolate);
+  Local<Context> ctx;
+  if (mode == 2) {
+    if (v->raw_context.IsEmpty()) v->raw_context.Reset(isolate, Context::New(isolate));
+    ctx = v->raw_context.Get(isolate);
+  } else {
+    ctx = Context::New(isolate);
+  }
+  if (ctx.IsEmpty()) return -1;
+  if (mode == 0) return 0;
+  Context::Scope cscope(ctx);
+  TryCatch tc(isolate);
+  Local<Value> fn_v;
+  Local<String> name, in;
+  Local<Value> arg, result;
+  Local<String> json;
+  if (!NewString(isolate, handler.ptr, handler.len).ToLocal(&name) ||
+      !ctx->Global()->Get(ctx, name).ToLocal(&fn_v) || !fn_v->IsFunction() ||
+      !NewString(isolate, input.ptr, input.len).ToLocal(&in) ||
+      !v8::JSON::Parse(ctx, in).ToLocal(&arg) ||
+      !fn_v.As<Function>()->Call(ctx, ctx->Global(), 1, &arg).ToLocal(&result) ||
+      !v8::JSON::Stringify(ctx, result).ToLocal(&json))
+    return -1;
+  String::Utf8Value out(isolate, json);
+  return out.length();
+}
+
 // Whether the version ran out of memory (heap or array buffers) since the last reset.
 int32_t roma_v8_version_oom(RomaVersion* v) noexcept {
   return (v->oom.load() || (v->allocator && v->allocator->exceeded())) ? 1 : 0;
@@ -1226,6 +1262,7 @@ void roma_v8_version_dispose(RomaVersion* v) noexcept {
     {
       Isolate::Scope iscope(v->isolate);
       v->prewarmed.Reset();
+      v->raw_context.Reset();
       v->script.Reset();
       v->glue.Reset();
     }

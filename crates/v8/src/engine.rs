@@ -29,6 +29,18 @@ pub struct Execution {
     pub prewarmed: bool,
 }
 
+/// What [`Engine::raw_baseline`] measures.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Raw {
+    /// `Context::New` only.
+    ContextOnly = 0,
+    /// `Context::New`, parse, call, stringify.
+    FreshCall = 1,
+    /// Parse, call, stringify in one reused context.
+    ReusedCall = 2,
+}
+
 /// Where console output of an invocation goes: `(level, message)`.
 pub type LogSink<'a> = &'a mut dyn FnMut(LogLevel, &str);
 
@@ -56,7 +68,10 @@ impl std::fmt::Debug for Engine {
 pub fn flags_for(limits: &EngineLimits) -> Vec<String> {
     let mut flags = vec!["--no-wasm-lazy-compilation".to_string()];
     if limits.max_wasm_memory_pages > 0 {
-        flags.push(format!("--wasm-max-mem-pages={}", limits.max_wasm_memory_pages.min(65536)));
+        flags.push(format!(
+            "--wasm-max-mem-pages={}",
+            limits.max_wasm_memory_pages.min(65536)
+        ));
     }
     flags
 }
@@ -73,10 +88,16 @@ impl Engine {
         let mut flags = flags_for(&limits);
         flags.extend(extra_flags.iter().cloned());
         crate::platform::init(&flags)?;
-        let cap = NonZeroUsize::new(limits.effective_version_cache_size()).unwrap_or(NonZeroUsize::MIN);
+        let cap =
+            NonZeroUsize::new(limits.effective_version_cache_size()).unwrap_or(NonZeroUsize::MIN);
         let watchdog = Watchdog::new()
             .map_err(|e| RomaError::internal(format!("cannot start the watchdog thread: {e}")))?;
-        Ok(Engine { limits, versions: LruCache::new(cap), watchdog, next_tag: 1 })
+        Ok(Engine {
+            limits,
+            versions: LruCache::new(cap),
+            watchdog,
+            next_tag: 1,
+        })
     }
 
     /// The limits this engine runs with.
@@ -104,7 +125,10 @@ impl Engine {
         let kind = validate_code_object(code)?;
         let version = match kind {
             CodeKind::Js => match self.load_snapshot(code) {
-                Err(e) if e.kind() == ErrorKind::Compile && e.message().contains("WebAssembly is not defined") => {
+                Err(e)
+                    if e.kind() == ErrorKind::Compile
+                        && e.message().contains("WebAssembly is not defined") =>
+                {
                     // Snapshots cannot hold WASM, and V8 hides WebAssembly from snapshotting
                     // contexts: this code needs a fresh run per call.
                     self.load_unbound(code, ffi::kind::UNBOUND_JS)?
@@ -132,7 +156,11 @@ impl Engine {
         if raw.is_null() || creator.is_null() {
             return Err(RomaError::internal("V8 could not start a snapshot"));
         }
-        let version = Version { raw, mode: VersionMode::Snapshot, code: code.clone() };
+        let version = Version {
+            raw,
+            mode: VersionMode::Snapshot,
+            code: code.clone(),
+        };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
         // SAFETY: the creator's isolate lives until roma_v8_snapshot_run returns, and we disarm
@@ -142,7 +170,13 @@ impl Engine {
         // SAFETY: `raw` and `creator` come from snapshot_begin and are consumed here once; the
         // source pointer/length describe `code.js`, alive for the call.
         let rc = unsafe {
-            ffi::roma_v8_snapshot_run(raw, creator, code.js.as_ptr().cast(), code.js.len(), &mut out.0)
+            ffi::roma_v8_snapshot_run(
+                raw,
+                creator,
+                code.js.as_ptr().cast(),
+                code.js.len(),
+                &mut out.0,
+            )
         };
         let fired = self.watchdog.disarm();
         if rc == ffi::code::OK {
@@ -156,7 +190,13 @@ impl Engine {
         let (wasm, name) = if kind == ffi::kind::WASM {
             (&code.wasm, "")
         } else {
-            (&code.wasm_bin, code.tags.get(WASM_ARRAY_NAME_TAG).map(String::as_str).unwrap_or(""))
+            (
+                &code.wasm_bin,
+                code.tags
+                    .get(WASM_ARRAY_NAME_TAG)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            )
         };
         // SAFETY: every pointer/length pair describes a live borrowed buffer for the call.
         let raw = unsafe {
@@ -174,8 +214,16 @@ impl Engine {
         if raw.is_null() {
             return Err(RomaError::internal("V8 could not create an isolate"));
         }
-        let mode = if kind == ffi::kind::WASM { VersionMode::Wasm } else { VersionMode::UnboundScript };
-        let version = Version { raw, mode, code: code.clone() };
+        let mode = if kind == ffi::kind::WASM {
+            VersionMode::Wasm
+        } else {
+            VersionMode::UnboundScript
+        };
+        let version = Version {
+            raw,
+            mode,
+            code: code.clone(),
+        };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
         // SAFETY: the version (and its isolate) outlives the armed span below.
@@ -193,7 +241,12 @@ impl Engine {
         Err(self.load_error(&out, fired, code))
     }
 
-    fn load_error(&self, out: &Out, fired: Option<TerminateReason>, code: &CodeObject) -> RomaError {
+    fn load_error(
+        &self,
+        out: &Out,
+        fired: Option<TerminateReason>,
+        code: &CodeObject,
+    ) -> RomaError {
         let v = &code.version_string;
         match (out.0.code, fired) {
             (ffi::code::OOM, _) => RomaError::new(
@@ -207,9 +260,10 @@ impl Engine {
                     roma_core::format_duration(self.limits.default_timeout)
                 ),
             ),
-            (_, Some(TerminateReason::Cancelled)) => {
-                RomaError::new(ErrorKind::Cancelled, format!("the load of version {v} was cancelled"))
-            }
+            (_, Some(TerminateReason::Cancelled)) => RomaError::new(
+                ErrorKind::Cancelled,
+                format!("the load of version {v} was cancelled"),
+            ),
             _ => out.error(),
         }
     }
@@ -222,7 +276,12 @@ impl Engine {
     }
 
     /// As [`Engine::execute`], with a caller-chosen tag that [`Terminator::cancel`] can name.
-    pub fn execute_tagged(&mut self, inv: &Invocation, tag: u64, log: LogSink<'_>) -> Result<Execution, RomaError> {
+    pub fn execute_tagged(
+        &mut self,
+        inv: &Invocation,
+        tag: u64,
+        log: LogSink<'_>,
+    ) -> Result<Execution, RomaError> {
         validate_invocation(inv)?;
         let started = Instant::now();
         let Some(version) = self.versions.get(&inv.version_string) else {
@@ -255,7 +314,10 @@ impl Engine {
         // (inputs, handler, the sink) outlive the call.
         unsafe { ffi::roma_v8_execute(raw, &params, &mut out.0) };
         let fired = self.watchdog.disarm();
-        let version = self.versions.peek(&inv.version_string).ok_or_else(|| RomaError::internal("version vanished"))?;
+        let version = self
+            .versions
+            .peek(&inv.version_string)
+            .ok_or_else(|| RomaError::internal("version vanished"))?;
         if fired.is_some() {
             version.cancel_terminate();
         }
@@ -264,7 +326,10 @@ impl Engine {
             self.recover(&inv.version_string);
             return Err(RomaError::new(
                 ErrorKind::OutOfMemory,
-                format!("the invocation of {} exhausted its memory limit", inv.handler_name),
+                format!(
+                    "the invocation of {} exhausted its memory limit",
+                    inv.handler_name
+                ),
             ));
         }
         if out.0.code == ffi::code::OK {
@@ -278,9 +343,10 @@ impl Engine {
             });
         }
         Err(match (out.0.code, fired) {
-            (_, Some(TerminateReason::Cancelled)) => {
-                RomaError::new(ErrorKind::Cancelled, "the request was cancelled while running")
-            }
+            (_, Some(TerminateReason::Cancelled)) => RomaError::new(
+                ErrorKind::Cancelled,
+                "the request was cancelled while running",
+            ),
             (ffi::code::TERMINATED, _) | (_, Some(TerminateReason::Timeout)) => RomaError::new(
                 ErrorKind::Timeout,
                 format!(
@@ -293,7 +359,11 @@ impl Engine {
                 let e = out.error();
                 RomaError::new(
                     ErrorKind::HandlerNotFound,
-                    e.message().replacen(" not found;", &format!(" not found in version {};", inv.version_string), 1),
+                    e.message().replacen(
+                        " not found;",
+                        &format!(" not found in version {};", inv.version_string),
+                        1,
+                    ),
                 )
             }
             _ => out.error(),
@@ -303,7 +373,9 @@ impl Engine {
     /// After an out-of-memory: drop the version's isolate and start a fresh one (from its
     /// snapshot, or by recompiling), in this process.
     fn recover(&mut self, version: &str) {
-        let Some(v) = self.versions.peek(version) else { return };
+        let Some(v) = self.versions.peek(version) else {
+            return;
+        };
         // SAFETY: `raw` is live, no JS runs, the watchdog is disarmed.
         if v.mode == VersionMode::Snapshot && unsafe { ffi::roma_v8_version_rebuild(v.raw) } == 0 {
             return;
@@ -318,7 +390,11 @@ impl Engine {
     /// Prepares the next fresh context of the `n` most recently used versions (call when idle).
     /// Returns how many were prepared.
     pub fn prewarm(&mut self, n: usize) -> usize {
-        self.versions.iter().take(n).filter(|(_, v)| v.prewarm()).count()
+        self.versions
+            .iter()
+            .take(n)
+            .filter(|(_, v)| v.prewarm())
+            .count()
     }
 
     /// Whether `version` is loaded.
@@ -340,6 +416,32 @@ impl Engine {
     /// the JS was handed the precompiled module instead of compiling again.
     pub fn wasm_stats(&self, version: &str) -> Option<(u64, u64)> {
         self.versions.peek(version).map(Version::wasm_stats)
+    }
+
+    /// Benchmark baseline: the bare V8 work of a call on a snapshot version, without roma's
+    /// bookkeeping (no watchdog, no console, no error classification). `Raw::ContextOnly`
+    /// creates a context and drops it; `Raw::FreshCall` adds JSON.parse of `input`, the call
+    /// of the global `handler`, and JSON.stringify; `Raw::ReusedCall` calls in one kept context.
+    /// Returns the result length, or `None` on failure.
+    #[doc(hidden)]
+    pub fn raw_baseline(
+        &mut self,
+        version: &str,
+        handler: &str,
+        input: &str,
+        mode: Raw,
+    ) -> Option<usize> {
+        let v = self.versions.peek(version)?;
+        // SAFETY: `raw` is live and used on this thread; the strings outlive the call.
+        let n = unsafe {
+            ffi::roma_v8_raw_call(
+                v.raw,
+                RomaStr::new(handler),
+                RomaStr::new(input),
+                mode as i32,
+            )
+        };
+        usize::try_from(n).ok()
     }
 
     /// Heap used and heap limit of a version's isolate, in bytes.

@@ -64,11 +64,15 @@ pub(crate) struct RomaStr {
 
 impl RomaStr {
     pub fn new(s: &str) -> RomaStr {
-        RomaStr { ptr: s.as_ptr().cast(), len: s.len() }
+        RomaStr {
+            ptr: s.as_ptr().cast(),
+            len: s.len(),
+        }
     }
 }
 
-pub(crate) type RomaLogFn = unsafe extern "C" fn(user: *mut c_void, level: i32, msg: *const c_char, len: usize);
+pub(crate) type RomaLogFn =
+    unsafe extern "C" fn(user: *mut c_void, level: i32, msg: *const c_char, len: usize);
 
 #[repr(C)]
 pub(crate) struct RomaExecParams {
@@ -88,7 +92,10 @@ unsafe extern "C" {
     pub(crate) fn roma_v8_out_clear(out: *mut RomaOut);
     pub(crate) fn roma_v8_version_isolate(v: *mut RomaVersion) -> *mut c_void;
     pub(crate) fn roma_v8_isolate_terminate(isolate: *mut c_void);
-    pub(crate) fn roma_v8_snapshot_begin(limits: *const RomaLimits, creator: *mut *mut SnapshotCreator) -> *mut RomaVersion;
+    pub(crate) fn roma_v8_snapshot_begin(
+        limits: *const RomaLimits,
+        creator: *mut *mut SnapshotCreator,
+    ) -> *mut RomaVersion;
     pub(crate) fn roma_v8_snapshot_run(
         v: *mut RomaVersion,
         creator: *mut SnapshotCreator,
@@ -107,12 +114,26 @@ unsafe extern "C" {
         array_name_len: usize,
     ) -> *mut RomaVersion;
     pub(crate) fn roma_v8_version_compile(v: *mut RomaVersion, out: *mut RomaOut) -> i32;
-    pub(crate) fn roma_v8_execute(v: *mut RomaVersion, p: *const RomaExecParams, out: *mut RomaOut) -> i32;
+    pub(crate) fn roma_v8_execute(
+        v: *mut RomaVersion,
+        p: *const RomaExecParams,
+        out: *mut RomaOut,
+    ) -> i32;
     pub(crate) fn roma_v8_prewarm(v: *mut RomaVersion) -> i32;
     pub(crate) fn roma_v8_version_rebuild(v: *mut RomaVersion) -> i32;
     pub(crate) fn roma_v8_version_oom(v: *mut RomaVersion) -> i32;
     pub(crate) fn roma_v8_version_cancel_terminate(v: *mut RomaVersion);
-    pub(crate) fn roma_v8_version_wasm_stats(v: *mut RomaVersion, compiles: *mut u64, hits: *mut u64);
+    pub(crate) fn roma_v8_version_wasm_stats(
+        v: *mut RomaVersion,
+        compiles: *mut u64,
+        hits: *mut u64,
+    );
     pub(crate) fn roma_v8_version_heap(v: *mut RomaVersion, used: *mut usize, limit: *mut usize);
     pub(crate) fn roma_v8_version_dispose(v: *mut RomaVersion);
+    pub(crate) fn roma_v8_raw_call(
+        v: *mut RomaVersion,
+        handler: RomaStr,
+        input: RomaStr,
+        mode: i32,
+    ) -> i64;
 }

@@ -102,7 +102,8 @@ impl Out {
             return String::new();
         }
         // SAFETY: `data` points to `data_len` bytes (plus a NUL) allocated by the shim.
-        let bytes = unsafe { std::slice::from_raw_parts(self.0.data.cast::<u8>(), self.0.data_len) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.0.data.cast::<u8>(), self.0.data_len) };
         String::from_utf8_lossy(bytes).into_owned()
     }
 

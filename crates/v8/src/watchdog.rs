@@ -74,10 +74,18 @@ impl std::fmt::Debug for Watchdog {
 
 impl Watchdog {
     pub(crate) fn new() -> std::io::Result<Watchdog> {
-        let shared = Arc::new(Shared { state: Mutex::new(State::default()), cv: Condvar::new() });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cv: Condvar::new(),
+        });
         let s = shared.clone();
-        let thread = thread::Builder::new().name("roma-v8-watchdog".into()).spawn(move || run(&s))?;
-        Ok(Watchdog { shared, thread: Some(thread) })
+        let thread = thread::Builder::new()
+            .name("roma-v8-watchdog".into())
+            .spawn(move || run(&s))?;
+        Ok(Watchdog {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// Arms the watchdog on `isolate` until `deadline`.
@@ -86,7 +94,11 @@ impl Watchdog {
     /// `isolate` must stay alive until [`Watchdog::disarm`] returns.
     pub(crate) unsafe fn arm(&self, isolate: *mut std::ffi::c_void, deadline: Instant, tag: u64) {
         let mut st = self.shared.lock();
-        st.armed = Some(Armed { isolate: isolate as usize, deadline, tag });
+        st.armed = Some(Armed {
+            isolate: isolate as usize,
+            deadline,
+            tag,
+        });
         st.fired = None;
         drop(st);
         self.shared.cv.notify_all();
@@ -100,7 +112,9 @@ impl Watchdog {
     }
 
     pub(crate) fn terminator(&self) -> Terminator {
-        Terminator { shared: self.shared.clone() }
+        Terminator {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -127,7 +141,11 @@ fn run(shared: &Shared) {
                     shared.fire(&mut st, TerminateReason::Timeout);
                     continue;
                 }
-                st = shared.cv.wait_timeout(st, deadline - now).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+                st = shared
+                    .cv
+                    .wait_timeout(st, deadline - now)
+                    .map(|r| r.0)
+                    .unwrap_or_else(|p| p.into_inner().0);
             }
             _ => {
                 st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,10 @@ use roma_core::LogLevel;
 fn hello_world() {
     let mut e = engine();
     e.load(&js("v1", HELLO)).unwrap();
-    assert_eq!(run_ok(&mut e, "v1", "Handler", &[r#""Foobar""#]), r#""Hello world! \"Foobar\"""#);
+    assert_eq!(
+        run_ok(&mut e, "v1", "Handler", &[r#""Foobar""#]),
+        r#""Hello world! \"Foobar\"""#
+    );
 }
 
 #[test]
@@ -24,15 +27,28 @@ fn globals_do_not_survive_between_calls() {
     for _ in 0..3 {
         assert_eq!(run_ok(&mut e, "v1", "Handler", &[]), r#"[11,2,"string"]"#);
     }
-    assert_eq!(run_ok(&mut e, "v1", "Check", &[]), r#"[10,1,"undefined",true]"#);
+    assert_eq!(
+        run_ok(&mut e, "v1", "Check", &[]),
+        r#"[10,1,"undefined",true]"#
+    );
 }
 
 #[test]
 fn inputs_are_json_and_missing_are_undefined() {
     let mut e = engine();
-    e.load(&js("v1", "function H(a, b, c) { return [typeof a, a, b, typeof c]; }")).unwrap();
-    assert_eq!(run_ok(&mut e, "v1", "H", &[r#"{"x":1}"#, "[1,2]"]), r#"["object",{"x":1},[1,2],"undefined"]"#);
-    assert_eq!(run_ok(&mut e, "v1", "H", &["", "3"]), r#"["undefined",null,3,"undefined"]"#);
+    e.load(&js(
+        "v1",
+        "function H(a, b, c) { return [typeof a, a, b, typeof c]; }",
+    ))
+    .unwrap();
+    assert_eq!(
+        run_ok(&mut e, "v1", "H", &[r#"{"x":1}"#, "[1,2]"]),
+        r#"["object",{"x":1},[1,2],"undefined"]"#
+    );
+    assert_eq!(
+        run_ok(&mut e, "v1", "H", &["", "3"]),
+        r#"["undefined",null,3,"undefined"]"#
+    );
 }
 
 #[test]
@@ -64,14 +80,21 @@ fn dotted_handlers() {
          class K { static m() { return 'static'; } }\n globalThis.K = K;",
     ))
     .unwrap();
-    assert_eq!(run_ok(&mut e, "v1", "foo.bar.Handler", &["1"]), r#""deep 1 true""#);
+    assert_eq!(
+        run_ok(&mut e, "v1", "foo.bar.Handler", &["1"]),
+        r#""deep 1 true""#
+    );
     assert_eq!(run_ok(&mut e, "v1", "K.m", &[]), r#""static""#);
 }
 
 #[test]
 fn byte_string_mode() {
     let mut e = engine();
-    e.load(&js("v1", "function H(s) { return s.length + ':' + s; }\nfunction N(s) { return 1; }")).unwrap();
+    e.load(&js(
+        "v1",
+        "function H(s) { return s.length + ':' + s; }\nfunction N(s) { return 1; }",
+    ))
+    .unwrap();
     let mut i = inv("v1", "H", &["not json {"]);
     i.treat_input_as_byte_str = true;
     assert_eq!(e.execute(&i, &mut |_, _| {}).unwrap().resp, "10:not json {");
@@ -106,7 +129,10 @@ fn console_levels_and_min_level_filter() {
     );
     i.min_log_level = LogLevel::Warning;
     let (_, logs) = run_logged(&mut e, &i);
-    assert_eq!(logs.iter().map(|l| l.0).collect::<Vec<_>>(), vec![LogLevel::Warning, LogLevel::Error]);
+    assert_eq!(
+        logs.iter().map(|l| l.0).collect::<Vec<_>>(),
+        vec![LogLevel::Warning, LogLevel::Error]
+    );
 }
 
 #[test]
@@ -119,7 +145,8 @@ fn performance_now_advances() {
 #[test]
 fn prewarmed_context_is_fresh() {
     let mut e = engine();
-    e.load(&js("v1", "var n = 0; function H() { return ++n; }")).unwrap();
+    e.load(&js("v1", "var n = 0; function H() { return ++n; }"))
+        .unwrap();
     assert_eq!(e.prewarm(4), 1);
     let first = run(&mut e, "v1", "H", &[]).unwrap();
     assert!(first.prewarmed);

@@ -7,12 +7,18 @@ use std::time::{Duration, Instant};
 #[test]
 fn infinite_loop_times_out_and_engine_recovers() {
     let mut e = engine();
-    e.load(&js("v1", "function H() { while (true) {} }\nfunction Ok() { return 'fine'; }")).unwrap();
+    e.load(&js(
+        "v1",
+        "function H() { while (true) {} }\nfunction Ok() { return 'fine'; }",
+    ))
+    .unwrap();
     // The issue's bound is 100-300 ms; take the best of three runs on a noisy machine.
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let start = Instant::now();
-        let err = e.execute(&with_timeout(inv("v1", "H", &[]), 100), &mut |_, _| {}).unwrap_err();
+        let err = e
+            .execute(&with_timeout(inv("v1", "H", &[]), 100), &mut |_, _| {})
+            .unwrap_err();
         let took = start.elapsed();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         assert!(took >= Duration::from_millis(100), "{took:?}");
@@ -33,7 +39,9 @@ fn timeouts_in_promises_and_microtasks() {
     ))
     .unwrap();
     for h in ["A", "M", "G"] {
-        let err = e.execute(&with_timeout(inv("v1", h, &[]), 100), &mut |_, _| {}).unwrap_err();
+        let err = e
+            .execute(&with_timeout(inv("v1", h, &[]), 100), &mut |_, _| {})
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{h}: {err}");
     }
 }
@@ -44,9 +52,16 @@ fn top_level_infinite_loop_fails_the_load_within_the_timeout() {
     let start = Instant::now();
     let err = e.load(&js("v1", "while (true) {}")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     e.load(&js("v1", HELLO)).unwrap();
-    assert_eq!(run_ok(&mut e, "v1", "Handler", &["1"]), r#""Hello world! 1""#);
+    assert_eq!(
+        run_ok(&mut e, "v1", "Handler", &["1"]),
+        r#""Hello world! 1""#
+    );
 }
 
 #[test]
@@ -66,7 +81,10 @@ fn heap_exhaustion_is_out_of_memory_and_the_engine_recovers() {
     assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), r#""loaded""#);
     // Again: the rebuilt isolate has the same limit.
-    assert_eq!(run(&mut e, "v1", "Bomb", &[]).unwrap_err().kind(), ErrorKind::OutOfMemory);
+    assert_eq!(
+        run(&mut e, "v1", "Bomb", &[]).unwrap_err().kind(),
+        ErrorKind::OutOfMemory
+    );
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), r#""loaded""#);
 }
 
@@ -82,21 +100,34 @@ fn array_buffers_and_strings_past_the_cap() {
          function Str() { return 'x'.repeat(1 << 30).length; }\nfunction Ok() { return 1; }",
     ))
     .unwrap();
-    assert_eq!(run(&mut e, "v1", "Buf", &[]).unwrap_err().kind(), ErrorKind::OutOfMemory);
+    assert_eq!(
+        run(&mut e, "v1", "Buf", &[]).unwrap_err().kind(),
+        ErrorKind::OutOfMemory
+    );
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), "1");
     // V8 refuses strings this long up front: a RangeError, not a crash.
     let s = run(&mut e, "v1", "Str", &[]).unwrap_err();
-    assert!(matches!(s.kind(), ErrorKind::Execution | ErrorKind::OutOfMemory), "{s}");
+    assert!(
+        matches!(s.kind(), ErrorKind::Execution | ErrorKind::OutOfMemory),
+        "{s}"
+    );
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), "1");
 }
 
 #[test]
 fn deep_recursion_is_an_execution_error() {
     let mut e = engine();
-    e.load(&js("v1", "function R(n) { return R(n + 1) + 1; }\nfunction Ok() { return 2; }")).unwrap();
+    e.load(&js(
+        "v1",
+        "function R(n) { return R(n + 1) + 1; }\nfunction Ok() { return 2; }",
+    ))
+    .unwrap();
     let err = run(&mut e, "v1", "R", &["0"]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Execution);
-    assert!(err.message().contains("Maximum call stack size exceeded"), "{err}");
+    assert!(
+        err.message().contains("Maximum call stack size exceeded"),
+        "{err}"
+    );
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), "2");
 }
 
@@ -105,7 +136,11 @@ fn timeout_tag_style_durations() {
     let req: roma_core::InvocationRequest = roma_core::InvocationRequest {
         version_string: "v1".into(),
         handler_name: "H".into(),
-        tags: [(roma_core::TIMEOUT_DURATION_TAG.to_string(), "150ms".to_string())].into(),
+        tags: [(
+            roma_core::TIMEOUT_DURATION_TAG.to_string(),
+            "150ms".to_string(),
+        )]
+        .into(),
         ..Default::default()
     };
     let i = req.to_invocation(Duration::from_secs(5)).unwrap();
@@ -113,6 +148,9 @@ fn timeout_tag_style_durations() {
     let mut e = engine();
     e.load(&js("v1", "function H() { for (;;) {} }")).unwrap();
     let start = Instant::now();
-    assert_eq!(e.execute(&i, &mut |_, _| {}).unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(
+        e.execute(&i, &mut |_, _| {}).unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
     assert!(start.elapsed() >= Duration::from_millis(150));
 }

@@ -31,7 +31,10 @@ fn lru_evicts_the_least_recently_used() {
     run_ok(&mut e, "a", "H", &[]); // a is now more recent than b
     e.load(&js("c", "function H() { return 'c'; }")).unwrap();
     assert!(e.has_version("a") && e.has_version("c") && !e.has_version("b"));
-    assert_eq!(run(&mut e, "b", "H", &[]).unwrap_err().kind(), ErrorKind::VersionNotFound);
+    assert_eq!(
+        run(&mut e, "b", "H", &[]).unwrap_err().kind(),
+        ErrorKind::VersionNotFound
+    );
     assert_eq!(run_ok(&mut e, "a", "H", &[]), r#""a""#);
     assert_eq!(e.versions(), vec!["a".to_string(), "c".to_string()]);
 }

@@ -42,7 +42,8 @@ fn wasm(text: &str) -> Vec<u8> {
 fn js_with_wasm(version: &str, src: &str, module: &str) -> CodeObject {
     let mut c = js(version, src);
     c.wasm_bin = wasm(module);
-    c.tags.insert(WASM_ARRAY_NAME_TAG.into(), "addModule".into());
+    c.tags
+        .insert(WASM_ARRAY_NAME_TAG.into(), "addModule".into());
     c
 }
 
@@ -62,7 +63,10 @@ fn js_with_wasm_add_returns_3_and_is_not_recompiled_per_call() {
     }
     let (compiles, hits) = e.wasm_stats("v1").unwrap();
     assert_eq!(compiles, 1, "compiled once, at load");
-    assert_eq!(hits, 6, "the load's check run and each of 5 calls got the precompiled module");
+    assert_eq!(
+        hits, 6,
+        "the load's check run and each of 5 calls got the precompiled module"
+    );
 }
 
 #[test]
@@ -113,7 +117,12 @@ fn webassembly_inside_a_snapshot_handler() {
 }
 
 fn standalone(e: &mut roma_v8::Engine) {
-    let c = CodeObject { id: "w".into(), version_string: "w1".into(), wasm: wasm(GREET), ..Default::default() };
+    let c = CodeObject {
+        id: "w".into(),
+        version_string: "w1".into(),
+        wasm: wasm(GREET),
+        ..Default::default()
+    };
     e.load(&c).unwrap();
     assert_eq!(e.version_mode("w1"), Some(VersionMode::Wasm));
 }
@@ -123,9 +132,15 @@ fn standalone_wasm_string_in_string_out() {
     let mut e = engine();
     standalone(&mut e);
     for _ in 0..3 {
-        assert_eq!(run_ok(&mut e, "w1", "greet", &[r#""roma""#]), r#""Hello, roma""#);
+        assert_eq!(
+            run_ok(&mut e, "w1", "greet", &[r#""roma""#]),
+            r#""Hello, roma""#
+        );
     }
-    assert_eq!(run_ok(&mut e, "w1", "greet", &[r#""ünïcødé""#]), r#""Hello, ünïcødé""#);
+    assert_eq!(
+        run_ok(&mut e, "w1", "greet", &[r#""ünïcødé""#]),
+        r#""Hello, ünïcødé""#
+    );
     assert_eq!(e.wasm_stats("w1").unwrap().0, 1, "compiled once");
 }
 
@@ -152,18 +167,32 @@ fn standalone_wasm_errors_are_typed() {
     let trap = run(&mut e, "w1", "boom", &[]).unwrap_err();
     assert_eq!(trap.kind(), ErrorKind::Execution);
     assert!(trap.message().contains("unreachable"), "{trap}");
-    assert!(trap.stack().is_some_and(|s| s.contains("wasm")), "{:?}", trap.stack());
+    assert!(
+        trap.stack().is_some_and(|s| s.contains("wasm")),
+        "{:?}",
+        trap.stack()
+    );
     let bad = run(&mut e, "w1", "greet", &[r#"{"an":"object"}"#]).unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::BadInput);
     let mut spin = with_timeout(inv("w1", "spin", &[]), 100);
     spin.wasm_return_type = Some("i32".into());
-    assert_eq!(e.execute(&spin, &mut |_, _| {}).unwrap_err().kind(), ErrorKind::Timeout);
-    assert_eq!(run_ok(&mut e, "w1", "greet", &[r#""again""#]), r#""Hello, again""#);
+    assert_eq!(
+        e.execute(&spin, &mut |_, _| {}).unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    assert_eq!(
+        run_ok(&mut e, "w1", "greet", &[r#""again""#]),
+        r#""Hello, again""#
+    );
 }
 
 #[test]
 fn invalid_standalone_module_fails_the_load() {
     let mut e = engine();
-    let c = CodeObject { version_string: "w".into(), wasm: b"\0asm\x01\0\0\0garbage".to_vec(), ..Default::default() };
+    let c = CodeObject {
+        version_string: "w".into(),
+        wasm: b"\0asm\x01\0\0\0garbage".to_vec(),
+        ..Default::default()
+    };
     assert_eq!(e.load(&c).unwrap_err().kind(), ErrorKind::Compile);
 }

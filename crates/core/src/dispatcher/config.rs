@@ -1,0 +1,128 @@
+//! Dispatcher settings and their defaults.
+
+use crate::{DEFAULT_TIMEOUT, RomaError};
+use std::time::Duration;
+
+/// Settings of a [`super::Dispatcher`]. Zero values mean "the default" where noted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatcherConfig {
+    /// Number of worker slots (each owns one backend). Must be at least 1.
+    pub number_of_workers: usize,
+    /// Queued executions allowed per worker; the total queue capacity is
+    /// `number_of_workers * worker_queue_max_items`. 0 means 100 (Roma's default).
+    pub worker_queue_max_items: usize,
+    /// Versions the host keeps to replay into respawned workers (LRU). 0 means
+    /// [`crate::VersionCache::DEFAULT_CAPACITY`]. Keep it equal to the engines'
+    /// [`crate::EngineLimits::version_cache_size`] so host and workers evict alike.
+    pub code_version_cache_size: usize,
+    /// How long a load may take, from acceptance until every worker has it, before its callback
+    /// gets `Timeout` (the load still completes in the background). 0 means 30 s: a worker takes
+    /// a load only after its running request (up to its timeout, 5 s by default) and after the
+    /// loads queued before it, so the bound must cover a few top-level runs.
+    pub load_timeout: Duration,
+    /// Timeout of an invocation that sets none. 0 means [`crate::DEFAULT_TIMEOUT`].
+    pub default_timeout: Duration,
+    /// First wait before retrying a failed respawn; doubles up to `respawn_backoff_max`.
+    /// 0 means 10 ms.
+    pub respawn_backoff_initial: Duration,
+    /// Longest wait between respawn attempts. 0 means 5 s.
+    pub respawn_backoff_max: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            number_of_workers: 1,
+            worker_queue_max_items: 0,
+            code_version_cache_size: 0,
+            load_timeout: Duration::ZERO,
+            default_timeout: Duration::ZERO,
+            respawn_backoff_initial: Duration::ZERO,
+            respawn_backoff_max: Duration::ZERO,
+        }
+    }
+}
+
+/// The default queue depth per worker.
+pub const DEFAULT_WORKER_QUEUE_MAX_ITEMS: usize = 100;
+/// The default load timeout.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A config with every default applied and checked; what the dispatcher runs with.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved {
+    pub workers: usize,
+    pub capacity: usize,
+    pub cache_size: usize,
+    pub load_timeout: Duration,
+    pub default_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl DispatcherConfig {
+    pub(crate) fn resolve(&self) -> Result<Resolved, RomaError> {
+        if self.number_of_workers == 0 {
+            return Err(RomaError::invalid_argument(
+                "number_of_workers must be at least 1",
+            ));
+        }
+        let per = or(self.worker_queue_max_items, DEFAULT_WORKER_QUEUE_MAX_ITEMS);
+        let capacity = self.number_of_workers.checked_mul(per).ok_or_else(|| {
+            RomaError::invalid_argument("number_of_workers * worker_queue_max_items overflows")
+        })?;
+        let backoff_initial = or_d(self.respawn_backoff_initial, Duration::from_millis(10));
+        Ok(Resolved {
+            workers: self.number_of_workers,
+            capacity,
+            cache_size: self.code_version_cache_size,
+            load_timeout: or_d(self.load_timeout, DEFAULT_LOAD_TIMEOUT),
+            default_timeout: or_d(self.default_timeout, DEFAULT_TIMEOUT),
+            backoff_initial,
+            backoff_max: or_d(self.respawn_backoff_max, Duration::from_secs(5))
+                .max(backoff_initial),
+        })
+    }
+}
+
+fn or(v: usize, default: usize) -> usize {
+    if v == 0 { default } else { v }
+}
+
+fn or_d(v: Duration, default: Duration) -> Duration {
+    if v.is_zero() { default } else { v }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let r = DispatcherConfig {
+            number_of_workers: 3,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(r.capacity, 300);
+        assert_eq!(r.load_timeout, DEFAULT_LOAD_TIMEOUT);
+        assert_eq!(r.default_timeout, DEFAULT_TIMEOUT);
+        assert!(r.backoff_max >= r.backoff_initial);
+    }
+
+    #[test]
+    fn rejects_zero_workers_and_overflow() {
+        let zero = DispatcherConfig {
+            number_of_workers: 0,
+            ..Default::default()
+        };
+        assert!(zero.resolve().is_err());
+        let huge = DispatcherConfig {
+            number_of_workers: usize::MAX,
+            worker_queue_max_items: 2,
+            ..Default::default()
+        };
+        assert!(huge.resolve().is_err());
+    }
+}

@@ -1,0 +1,626 @@
+//! The dispatcher: N worker slots, their queues, the host's version cache, and crash recovery.
+//!
+//! This is the engine-neutral heart of `RomaService`. It accepts loads and executions, places
+//! them on worker slots, and guarantees every accepted request exactly one answer. What runs the
+//! code is a [`WorkerBackend`] (a jailed worker process in production, fakes in tests).
+//!
+//! # Threads
+//! - **One thread per slot** (`roma-slot-<i>`). It owns that slot's backend, created on the
+//!   thread by the factory, and is the only caller of it. It runs one request at a time.
+//! - **One load-timer thread** (`roma-load-timer`). It answers loads that exceed
+//!   [`DispatcherConfig::load_timeout`] with `Timeout`.
+//! - **Caller threads** call the API. `execute`, `load` and `cancel` never wait on a worker.
+//!   `stop` waits for in-flight requests to finish.
+//!
+//! Callbacks run on whichever thread completes the request. That is usually a slot thread. It
+//! is the `cancel` caller for a queued request it cancels, the `stop` caller for requests still
+//! queued at stop, and the timer for a load timeout. A callback may call back into the
+//! dispatcher, for example to submit a follow-up request: no dispatcher lock is held while a
+//! callback runs.
+//!
+//! # Queues
+//! All state sits under one mutex (see `state.rs` for why one lock is enough):
+//! - **Per slot, a control queue of loads.** It is unbounded. Every load is broadcast to the
+//!   control queue of every slot that is not down. A slot always takes its loads before any
+//!   execution.
+//! - **Per slot, an execution queue.** It is FIFO by request id. The queues share one bound,
+//!   `number_of_workers * worker_queue_max_items`, which counts queued requests, not running
+//!   ones. Past the bound, `execute` fails at once with `QueueFull`: the callback is not called
+//!   and the request, metadata included, is dropped before `execute` returns. A batch is
+//!   admitted whole or refused whole.
+//!
+//! # Placement policy
+//! 1. A new execution goes to the **least busy** slot that is up. Busy means queued plus
+//!    running requests. A worker runs one request at a time, so this count is how long the new
+//!    request will wait. Ties go to the lowest index, which keeps placement deterministic and
+//!    lets high-index workers stay idle with a pre-warmed context.
+//! 2. If no slot is up, the request goes to the least busy slot that is respawning, where it
+//!    waits for the new backend. A slot that is down gets nothing. If every slot is down,
+//!    `execute` fails at once with `WorkerCrashed`.
+//! 3. **Work stealing.** A slot whose own queues are empty takes the oldest request of the
+//!    slot with the longest queue. A request stuck behind a slow one therefore moves to the
+//!    first worker that frees up. Together with rule 1, this approximates one shared FIFO
+//!    served by N workers, which gives the shortest wait for one-at-a-time servers.
+//!
+//! # Exactly-once: who owns a request's callback
+//! 1. **Before acceptance** the caller owns the request and its callback. A refusal (an `Err`
+//!    returned by `execute`, `batch_execute` or `load`) drops both without calling the
+//!    callback.
+//! 2. **Acceptance** moves the request, under the lock, into one slot queue as a `Job`. The
+//!    job is now the only owner of the callback and the metadata. `Job::finish` consumes it, so
+//!    a job can be completed only once, and only by whoever holds it.
+//! 3. **While queued**, a job leaves its queue only under the lock, and only to one of these:
+//!    the slot thread that takes it (its own or a stolen job), `cancel`, which completes it
+//!    with `Cancelled`, `stop`, which does the same, or a slot going down, which moves it to
+//!    another slot's queue or, when none is live, completes it with `WorkerCrashed`.
+//! 4. **While running**, the slot thread holds the job. `running` in the slot state names the
+//!    job's id so `cancel` can flag it and call the backend's interrupter. `cancel` never
+//!    completes a running job. The slot thread does, and reports `Cancelled` if the job was
+//!    flagged, whatever the backend returned.
+//! 5. **Completion** calls the callback outside the lock under `catch_unwind`, so a panicking
+//!    callback does not stop the thread, and then drops the metadata. The metadata therefore
+//!    lives exactly until its callback has returned, on every path.
+//! 6. **Loads**: the callback lives in the load's aggregate and is taken once, under the lock,
+//!    by whichever comes first: the last enlisted worker's answer, the timer, or `stop`.
+//! 7. **Batches**: each request of a batch is its own job. Its callback records the result in
+//!    a collector, and the last one to complete calls the batch callback with every result in
+//!    request order.
+//! 8. **Never under the lock**: backend calls, callbacks, interrupter calls.
+//!
+//! # Versions
+//! The host keeps the source of each loaded version in a [`crate::VersionCache`] (LRU, bounded by
+//! `code_version_cache_size`). An execution of a version that is not in the cache fails at once
+//! with `VersionNotFound`. A load is added to the cache when it is accepted. If it fails on any
+//! worker, the version is removed from the cache again (unless a newer load replaced it), so the
+//! host never routes to a version whose workers may disagree. The load's callback runs once
+//! every enlisted worker has answered, and carries the first failure if there was one.
+//!
+//! Loading an existing version replaces it. Loads jump ahead of executions, so an execution
+//! runs against the version its worker holds when it takes the request. An execution submitted
+//! after `load` returned therefore never sees an older copy. One submitted earlier may see
+//! either copy. It never sees a mix of two versions' state, because a worker runs one request
+//! at a time, entirely against one compiled version.
+//!
+//! # Crash recovery
+//! When a backend call returns `WorkerCrashed` or panics, or the backend reports
+//! `is_alive() == false` after a failed call or while idle, the slot drops the backend and
+//! answers the request it was running with that error. It then creates a new backend through
+//! the factory, replays every cached version in load order, and only then takes new work. The
+//! other slots are not affected. If the factory (or the replay) fails, the slot is marked
+//! **down**. Its queued requests move to live slots, or fail with `WorkerCrashed` when there
+//! are none. Its pending loads count as done, because it replays the whole cache when it comes
+//! back. It retries with exponential backoff (`respawn_backoff_initial` to
+//! `respawn_backoff_max`) until it succeeds or the dispatcher stops.
+//!
+//! # Timeouts
+//! Execution timeouts are enforced by the backend (the engine terminates the script, and the
+//! process backend waits on its worker with a deadline). The dispatcher trusts every backend
+//! call to return in bounded time ([`WorkerBackend`]'s contract). A backend that hangs stalls
+//! its own slot only, and `stop` waits for it.
+//!
+//! # Stop
+//! [`Dispatcher::stop`] refuses new work with `Cancelled`. It answers every queued execution
+//! and every unanswered load with `Cancelled` at once, lets in-flight requests finish and
+//! answer, and joins the threads. Dropping the dispatcher stops it.
+
+mod backend;
+mod config;
+mod future;
+mod job;
+mod oneshot;
+mod state;
+mod timer;
+mod worker;
+
+pub use backend::{ExecOutput, Interrupt, WorkerBackend};
+pub use config::{DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig};
+pub use future::DispatchFuture;
+pub use job::{BatchCallback, ExecCallback, ExecutionToken, LoadCallback};
+pub use state::WorkerHealth;
+
+use crate::{
+    CodeObject, ErrorKind, Invocation, InvocationRequest, ResponseObject, RomaError,
+    validate_code_object, validate_invocation,
+};
+use job::{BatchCollector, Job, LoadAggregate, LoadJob, call_guarded};
+use state::{Shared, State};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use worker::{Factory, SlotWorker};
+
+/// Runs loads and executions on a pool of worker slots, each owning one [`WorkerBackend`].
+///
+/// `M` is the per-request metadata. It stays in the host and is dropped right after the
+/// request's callback returns. The backend type is fixed by [`Dispatcher::new`]'s factory and
+/// does not appear in the dispatcher's type, so a service can hold a `Dispatcher<M>` whatever
+/// backend it runs.
+pub struct Dispatcher<M: Send + 'static> {
+    shared: Arc<Shared<M>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A snapshot of one slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Whether the slot is serving, respawning, or down.
+    pub health: WorkerHealth,
+    /// Executions queued on it.
+    pub queued: usize,
+    /// Whether it is running an execution.
+    pub running: bool,
+    /// Loads waiting in its control queue.
+    pub pending_loads: usize,
+}
+
+/// A snapshot of the dispatcher's queues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatcherStats {
+    /// One entry per slot, by index.
+    pub workers: Vec<WorkerStats>,
+    /// Executions queued over all slots.
+    pub queued: usize,
+    /// The bound on `queued`.
+    pub capacity: usize,
+    /// Versions in the host cache.
+    pub cached_versions: usize,
+}
+
+static NEXT_DISPATCHER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl<M: Send + 'static> Dispatcher<M> {
+    /// Starts `config.number_of_workers` slots. Each slot calls `factory(index)` on its own
+    /// thread, in parallel with the others, and calls it again whenever its backend must be
+    /// replaced. Returns once every slot has a backend, or with the first factory error, in
+    /// which case the slots already started are stopped.
+    pub fn new<B, F>(config: DispatcherConfig, factory: F) -> Result<Self, RomaError>
+    where
+        B: WorkerBackend<M>,
+        F: Fn(usize) -> Result<B, RomaError> + Send + Sync + 'static,
+    {
+        let resolved = config.resolve()?;
+        let workers = resolved.workers;
+        let id = NEXT_DISPATCHER_ID.fetch_add(1, Ordering::Relaxed);
+        let dispatcher = Dispatcher {
+            shared: Arc::new(Shared::new(resolved, id)),
+            threads: Mutex::new(Vec::with_capacity(workers + 1)),
+        };
+        let factory: Arc<Factory<B>> = Arc::new(factory);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        for index in 0..workers {
+            let shared = Arc::clone(&dispatcher.shared);
+            let factory = Arc::clone(&factory);
+            let ready = ready_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("roma-slot-{index}"))
+                .spawn(move || SlotWorker::run(shared, index, factory, ready));
+            dispatcher.adopt(spawned)?;
+        }
+        drop(ready_tx);
+        let shared = Arc::clone(&dispatcher.shared);
+        let spawned = std::thread::Builder::new()
+            .name("roma-load-timer".into())
+            .spawn(move || timer::run(shared));
+        dispatcher.adopt(spawned)?;
+
+        let mut first_error = None;
+        for _ in 0..workers {
+            let report = ready_rx
+                .recv()
+                .unwrap_or_else(|_| Err(RomaError::internal("a slot thread exited at startup")));
+            if let Err(e) = report {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e), // dropping `dispatcher` stops the started slots
+            None => Ok(dispatcher),
+        }
+    }
+
+    /// Keeps a spawned thread's handle, or stops everything if it could not be spawned.
+    fn adopt(&self, spawned: std::io::Result<JoinHandle<()>>) -> Result<(), RomaError> {
+        match spawned {
+            Ok(h) => {
+                self.threads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(h);
+                Ok(())
+            }
+            Err(e) => Err(RomaError::internal(format!(
+                "cannot spawn a dispatcher thread: {e}"
+            ))),
+        }
+    }
+
+    /// The number of worker slots.
+    pub fn worker_count(&self) -> usize {
+        self.shared.config.workers
+    }
+
+    /// Loads `code` into every worker. Validates it first. `callback` runs once, after every
+    /// worker has answered, with the first failure if any, or `Timeout` after the load
+    /// timeout. Loading an existing version replaces it.
+    ///
+    /// Errors (the callback is then not called): `InvalidArgument` for a malformed code object,
+    /// `Cancelled` after [`stop`](Self::stop), `WorkerCrashed` when every slot is down.
+    pub fn load<F>(&self, code: CodeObject, callback: F) -> Result<(), RomaError>
+    where
+        F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
+    {
+        validate_code_object(&code)?;
+        let code = Arc::new(code);
+        let accepted = Instant::now();
+        let mut st = self.shared.lock();
+        check_running(&st)?;
+        let enlisted: Vec<usize> = (0..st.slots.len())
+            .filter(|&i| st.slots[i].health != WorkerHealth::Down)
+            .collect();
+        if enlisted.is_empty() {
+            return Err(RomaError::new(
+                ErrorKind::WorkerCrashed,
+                "no worker is running to load into",
+            ));
+        }
+        let (seq, _evicted) = st.cache.insert(Arc::clone(&code));
+        st.loads.insert(
+            seq,
+            LoadAggregate {
+                version: code.version_string.clone(),
+                caller_id: code.id.clone(),
+                pending: enlisted.len(),
+                first_error: None,
+                callback: Some(Box::new(callback)),
+                accepted,
+                deadline: accepted + self.shared.config.load_timeout,
+            },
+        );
+        for &i in &enlisted {
+            st.slots[i].loads.push_back(LoadJob {
+                seq,
+                code: Arc::clone(&code),
+            });
+        }
+        drop(st);
+        for i in enlisted {
+            self.shared.wake(i);
+        }
+        self.shared.timer_cv.notify_all();
+        Ok(())
+    }
+
+    /// Queues one execution on the least busy worker. `callback` runs exactly once with the
+    /// response or a typed error. The request's metadata is dropped right after the callback
+    /// returns.
+    ///
+    /// Errors (the callback is then not called and the request is dropped before this
+    /// returns): `InvalidArgument` for a malformed request, `VersionNotFound` when the version
+    /// is not in the host cache, `QueueFull` at capacity, `Cancelled` after
+    /// [`stop`](Self::stop), `WorkerCrashed` when every slot is down.
+    pub fn execute<F>(
+        &self,
+        request: InvocationRequest<M>,
+        callback: F,
+    ) -> Result<ExecutionToken, RomaError>
+    where
+        F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
+    {
+        let invocation = self.prepare(&request)?;
+        let mut st = self.shared.lock();
+        admit(
+            &mut st,
+            std::iter::once(invocation.version_string.as_str()),
+            1,
+        )?;
+        let (slot, id) = self.enqueue(&mut st, request, invocation, Box::new(callback))?;
+        drop(st);
+        self.shared.wake(slot);
+        Ok(self.token(id))
+    }
+
+    /// Queues every request, or none. The requests spread over the workers like separate
+    /// executions. Once the batch is accepted, `callback` runs once with one result per request,
+    /// in request order. Each request's metadata is dropped when that request completes. The
+    /// returned tokens cancel single requests. An empty batch calls `callback` at once with no
+    /// results.
+    ///
+    /// Errors: as [`execute`](Self::execute), for the first request that fails them. The
+    /// whole batch is refused when it does not fit in the queues.
+    pub fn batch_execute<F>(
+        &self,
+        requests: Vec<InvocationRequest<M>>,
+        callback: F,
+    ) -> Result<Vec<ExecutionToken>, RomaError>
+    where
+        F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
+    {
+        let invocations = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.prepare(r).map_err(|e| {
+                    RomaError::new(e.kind(), format!("batch request {i}: {}", e.message()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if requests.is_empty() {
+            let mut st = self.shared.lock();
+            admit(&mut st, std::iter::empty(), 0)?;
+            drop(st);
+            call_guarded(move || callback(Vec::new()));
+            return Ok(Vec::new());
+        }
+        let n = requests.len();
+        let collector = BatchCollector::new(n, Box::new(callback));
+        let mut st = self.shared.lock();
+        admit(
+            &mut st,
+            invocations.iter().map(|inv| inv.version_string.as_str()),
+            n,
+        )?;
+        let mut tokens = Vec::with_capacity(n);
+        for (i, (request, invocation)) in requests.into_iter().zip(invocations).enumerate() {
+            let collector = Arc::clone(&collector);
+            let callback: ExecCallback = Box::new(move |r| collector.complete(i, r));
+            // `admit` checked that a slot is live and there is room, so this cannot fail.
+            let (_, id) = self.enqueue(&mut st, request, invocation, callback)?;
+            tokens.push(self.token(id));
+        }
+        drop(st);
+        self.shared.wake_all();
+        Ok(tokens)
+    }
+
+    /// Cancels an execution. A queued one is removed and answered with `Cancelled` before this
+    /// returns, on this thread. A running one is flagged and its backend is interrupted. Its
+    /// slot thread then answers `Cancelled`, whatever the backend returned.
+    ///
+    /// Returns true when the request is (or will be) answered with `Cancelled`, and false when
+    /// the token is unknown or its request has already completed.
+    pub fn cancel(&self, token: &ExecutionToken) -> bool {
+        if token.dispatcher != self.shared.dispatcher_id {
+            return false;
+        }
+        let id = token.request;
+        let mut st = self.shared.lock();
+        let queued = st.slots.iter_mut().find_map(|slot| slot.queue.remove(&id));
+        if let Some(job) = queued {
+            st.queued -= 1;
+            drop(st);
+            job.finish(Err(RomaError::new(
+                ErrorKind::Cancelled,
+                "cancelled while queued",
+            )));
+            return true;
+        }
+        let interrupter = st
+            .slots
+            .iter_mut()
+            .find_map(|slot| match &mut slot.running {
+                Some(r) if r.id == id => {
+                    r.cancel_requested = true;
+                    Some(slot.interrupter.clone())
+                }
+                _ => None,
+            });
+        drop(st);
+        match interrupter {
+            Some(Some(i)) => {
+                i.interrupt(id);
+                true
+            }
+            // Running on a slot whose backend is being replaced: the flag alone decides.
+            Some(None) => true,
+            None => false,
+        }
+    }
+
+    /// Stops the dispatcher. New requests are refused with `Cancelled`. Every queued execution
+    /// and every unanswered load is answered with `Cancelled` on this thread. In-flight
+    /// executions finish and are answered, and the threads are joined. Idempotent.
+    ///
+    /// If called from a dispatcher thread (for example from a callback), that thread is not
+    /// joined. It exits on its own after the callback returns.
+    pub fn stop(&self) {
+        let (jobs, loads) = {
+            let mut st = self.shared.lock();
+            if st.stopping {
+                (Vec::new(), Vec::new())
+            } else {
+                st.stopping = true;
+                let mut jobs = Vec::with_capacity(st.queued);
+                for slot in st.slots.iter_mut() {
+                    jobs.extend(std::mem::take(&mut slot.queue).into_values());
+                    slot.loads.clear();
+                }
+                st.queued = 0;
+                let loads: Vec<_> = st
+                    .loads
+                    .drain()
+                    .filter_map(|(_, mut agg)| agg.callback.take())
+                    .collect();
+                (jobs, loads)
+            }
+        };
+        self.shared.wake_all();
+        self.shared.timer_cv.notify_all();
+        for job in jobs {
+            job.finish(Err(RomaError::new(
+                ErrorKind::Cancelled,
+                "the dispatcher stopped before running the request",
+            )));
+        }
+        for cb in loads {
+            call_guarded(move || {
+                cb(Err(RomaError::new(
+                    ErrorKind::Cancelled,
+                    "the dispatcher stopped before the load completed",
+                )))
+            });
+        }
+        let handles =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let me = std::thread::current().id();
+        for h in handles {
+            if h.thread().id() != me {
+                // A slot thread only panics on a dispatcher bug; there is nothing to recover.
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// A snapshot of the queues, per slot.
+    pub fn stats(&self) -> DispatcherStats {
+        let st = self.shared.lock();
+        DispatcherStats {
+            workers: st
+                .slots
+                .iter()
+                .map(|s| WorkerStats {
+                    health: s.health,
+                    queued: s.queue.len(),
+                    running: s.running.is_some(),
+                    pending_loads: s.loads.len(),
+                })
+                .collect(),
+            queued: st.queued,
+            capacity: st.capacity,
+            cached_versions: st.cache.len(),
+        }
+    }
+
+    /// [`execute`](Self::execute) as a future (any executor). The request is submitted now;
+    /// see [`DispatchFuture`] for cancel safety.
+    pub fn execute_async(&self, request: InvocationRequest<M>) -> DispatchFuture<ResponseObject> {
+        let (tx, rx) = oneshot::channel();
+        match self.execute(request, move |r| tx.send(r)) {
+            Ok(token) => DispatchFuture::waiting(rx, Some(token)),
+            Err(e) => DispatchFuture::refused(e),
+        }
+    }
+
+    /// [`load`](Self::load) as a future (any executor). The load is submitted now.
+    pub fn load_async(&self, code: CodeObject) -> DispatchFuture<ResponseObject> {
+        let (tx, rx) = oneshot::channel();
+        match self.load(code, move |r| tx.send(r)) {
+            Ok(()) => DispatchFuture::waiting(rx, None),
+            Err(e) => DispatchFuture::refused(e),
+        }
+    }
+
+    /// [`batch_execute`](Self::batch_execute) as a future (any executor). The batch is
+    /// submitted now.
+    pub fn batch_execute_async(
+        &self,
+        requests: Vec<InvocationRequest<M>>,
+    ) -> DispatchFuture<Vec<Result<ResponseObject, RomaError>>> {
+        let (tx, rx) = oneshot::channel();
+        match self.batch_execute(requests, move |r| tx.send(Ok(r))) {
+            Ok(_) => DispatchFuture::waiting(rx, None),
+            Err(e) => DispatchFuture::refused(e),
+        }
+    }
+
+    /// The invocation a request turns into, validated.
+    fn prepare(&self, request: &InvocationRequest<M>) -> Result<Invocation, RomaError> {
+        let inv = request.to_invocation(self.shared.config.default_timeout)?;
+        validate_invocation(&inv)?;
+        Ok(inv)
+    }
+
+    /// Places an admitted request; returns its slot and id.
+    fn enqueue(
+        &self,
+        st: &mut State<M>,
+        request: InvocationRequest<M>,
+        invocation: Invocation,
+        callback: ExecCallback,
+    ) -> Result<(usize, u64), RomaError> {
+        let slot = st.pick_slot().ok_or_else(no_worker)?;
+        let id = st.next_id;
+        st.next_id += 1;
+        st.enqueue(
+            slot,
+            Job {
+                id,
+                caller_id: request.id,
+                invocation,
+                metadata: request.metadata,
+                callback,
+                accepted: Instant::now(),
+            },
+        );
+        Ok((slot, id))
+    }
+
+    fn token(&self, request: u64) -> ExecutionToken {
+        ExecutionToken {
+            dispatcher: self.shared.dispatcher_id,
+            request,
+        }
+    }
+}
+
+impl<M: Send + 'static> Drop for Dispatcher<M> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl<M: Send + 'static> fmt::Debug for Dispatcher<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("workers", &self.shared.config.workers)
+            .field("capacity", &self.shared.config.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn no_worker() -> RomaError {
+    RomaError::new(ErrorKind::WorkerCrashed, "every worker is down")
+}
+
+fn check_running<M>(st: &State<M>) -> Result<(), RomaError> {
+    if st.stopping {
+        Err(RomaError::new(
+            ErrorKind::Cancelled,
+            "the dispatcher is stopped",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `n` executions of `versions` may be queued now: not stopped, every version cached
+/// (marking it used), room in the queues, a live slot.
+fn admit<'a, M>(
+    st: &mut State<M>,
+    versions: impl Iterator<Item = &'a str>,
+    n: usize,
+) -> Result<(), RomaError> {
+    check_running(st)?;
+    for v in versions {
+        if !st.cache.touch(v) {
+            return Err(RomaError::new(
+                ErrorKind::VersionNotFound,
+                format!("version `{v}` is not loaded"),
+            ));
+        }
+    }
+    if st.queued.saturating_add(n) > st.capacity {
+        return Err(RomaError::new(
+            ErrorKind::QueueFull,
+            format!(
+                "the queues hold {} of {} requests; {n} more do not fit",
+                st.queued, st.capacity
+            ),
+        ));
+    }
+    if n > 0 && st.pick_slot().is_none() {
+        return Err(no_worker());
+    }
+    Ok(())
+}

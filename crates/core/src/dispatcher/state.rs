@@ -1,0 +1,263 @@
+//! The dispatcher's shared state: every queue, every slot's status and the version cache, under
+//! one mutex, with the placement policy (least busy) and work stealing as plain methods.
+//!
+//! One lock is enough here: a request costs hundreds of microseconds in a worker (a fresh V8
+//! context alone is ~300 µs) while each critical section is a few map operations, and one lock
+//! makes "taken from a queue" and "marked running" a single step, which `cancel` relies on.
+//! Nothing that can block or call user code runs under the lock: no backend call, no callback.
+
+use super::backend::Interrupt;
+use super::config::Resolved;
+use super::job::{Job, LoadAggregate, LoadCallback, LoadJob};
+use crate::{ResponseObject, RomaError, VersionCache};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+/// Whether a slot can take work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerHealth {
+    /// Serving.
+    Up,
+    /// Its backend died or panicked; a new one is being created and loaded. Its queue waits (or
+    /// is stolen by idle slots); it gets new work only when no slot is up; it is sent loads.
+    Respawning,
+    /// Creating a backend failed; retrying with backoff. It gets no executions and no loads
+    /// (when it comes back it replays the whole version cache).
+    Down,
+}
+
+/// The part of the state both the API and the slot threads touch.
+pub(crate) struct Shared<M> {
+    state: Mutex<State<M>>,
+    /// One per slot: wakes that slot's thread.
+    pub slot_cv: Vec<Condvar>,
+    /// Wakes the load-timeout thread.
+    pub timer_cv: Condvar,
+    pub config: Resolved,
+    /// Distinguishes this dispatcher's tokens from another's.
+    pub dispatcher_id: u64,
+}
+
+impl<M> Shared<M> {
+    pub fn new(config: Resolved, dispatcher_id: u64) -> Self {
+        let slots = (0..config.workers).map(|_| SlotState::new()).collect();
+        Shared {
+            state: Mutex::new(State {
+                slots,
+                queued: 0,
+                capacity: config.capacity,
+                next_id: 1,
+                cache: VersionCache::new(config.cache_size),
+                loads: HashMap::new(),
+                stopping: false,
+            }),
+            slot_cv: (0..config.workers).map(|_| Condvar::new()).collect(),
+            timer_cv: Condvar::new(),
+            config,
+            dispatcher_id,
+        }
+    }
+
+    /// Locks the state. A poisoned lock (a panic in the dispatcher's own short critical
+    /// sections, never in user code) is recovered: the state is plain data kept consistent
+    /// between statements.
+    pub fn lock(&self) -> MutexGuard<'_, State<M>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes every slot thread (work to steal, or stop).
+    pub fn wake_all(&self) {
+        for cv in &self.slot_cv {
+            cv.notify_all();
+        }
+    }
+
+    /// Wakes slot `i`.
+    pub fn wake(&self, i: usize) {
+        if let Some(cv) = self.slot_cv.get(i) {
+            cv.notify_all();
+        }
+    }
+}
+
+/// What a slot is running.
+pub(crate) struct Running {
+    pub id: u64,
+    pub cancel_requested: bool,
+}
+
+/// One slot's queues and status.
+pub(crate) struct SlotState<M> {
+    pub health: WorkerHealth,
+    /// Executions assigned to this slot, by request id (ids increase, so this is FIFO).
+    pub queue: BTreeMap<u64, Job<M>>,
+    /// Loads for this slot, taken before any execution.
+    pub loads: VecDeque<LoadJob>,
+    pub running: Option<Running>,
+    pub interrupter: Option<Arc<dyn Interrupt>>,
+}
+
+impl<M> SlotState<M> {
+    fn new() -> Self {
+        SlotState {
+            health: WorkerHealth::Respawning,
+            queue: BTreeMap::new(),
+            loads: VecDeque::new(),
+            running: None,
+            interrupter: None,
+        }
+    }
+
+    /// Queued plus running: how long a new request would wait here, in requests.
+    fn busy(&self) -> usize {
+        self.queue.len() + usize::from(self.running.is_some())
+    }
+}
+
+/// What a slot thread takes next.
+pub(crate) enum Work<M> {
+    Load(LoadJob),
+    Exec(Job<M>),
+}
+
+/// A load callback ready to be called (outside the lock).
+pub(crate) type LoadReply = (LoadCallback, Result<ResponseObject, RomaError>);
+
+/// Everything behind the lock.
+pub(crate) struct State<M> {
+    pub slots: Vec<SlotState<M>>,
+    /// Executions queued (not running) over all slots.
+    pub queued: usize,
+    pub capacity: usize,
+    pub next_id: u64,
+    pub cache: VersionCache,
+    /// Loads not yet answered by every enlisted worker, by sequence number.
+    pub loads: HashMap<u64, LoadAggregate>,
+    pub stopping: bool,
+}
+
+impl<M> State<M> {
+    /// The slot a new execution goes to: among up slots the least busy (queued + running),
+    /// ties to the lowest index; if none is up, the least busy respawning slot; never a down
+    /// one. `None` when every slot is down.
+    pub fn pick_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.health {
+                WorkerHealth::Up => Some(((0u8, s.busy()), i)),
+                WorkerHealth::Respawning => Some(((1u8, s.busy()), i)),
+                WorkerHealth::Down => None,
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// Queues `job` on slot `i`.
+    pub fn enqueue(&mut self, i: usize, job: Job<M>) {
+        self.queued += 1;
+        self.slots[i].queue.insert(job.id, job);
+    }
+
+    /// The next thing slot `i` should do: its oldest load, else its oldest execution, else the
+    /// oldest execution of the slot with the longest queue (stealing). Marks an execution running.
+    pub fn take_work(&mut self, i: usize) -> Option<Work<M>> {
+        if let Some(load) = self.slots[i].loads.pop_front() {
+            return Some(Work::Load(load));
+        }
+        let job = match self.slots[i].queue.pop_first() {
+            Some((_, job)) => job,
+            None => self.steal_for(i)?,
+        };
+        self.queued -= 1;
+        self.slots[i].running = Some(Running {
+            id: job.id,
+            cancel_requested: false,
+        });
+        Some(Work::Exec(job))
+    }
+
+    /// Takes the oldest job of the slot with the longest queue, other than `thief`.
+    fn steal_for(&mut self, thief: usize) -> Option<Job<M>> {
+        let victim = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(j, s)| *j != thief && !s.queue.is_empty())
+            .max_by_key(|(j, s)| (s.queue.len(), std::cmp::Reverse(*j)))
+            .map(|(j, _)| j)?;
+        self.slots[victim].queue.pop_first().map(|(_, job)| job)
+    }
+
+    /// Ends slot `i`'s running execution; returns whether `cancel` asked for it meanwhile.
+    pub fn finish_running(&mut self, i: usize) -> bool {
+        self.slots[i]
+            .running
+            .take()
+            .is_some_and(|r| r.cancel_requested)
+    }
+
+    /// Records one worker's answer to load `seq`. When it was the last, removes the load and,
+    /// if it failed anywhere, drops the version from the cache (unless a newer load replaced
+    /// it); returns the caller's callback with the outcome unless the timer or `stop` already
+    /// answered.
+    pub fn ack_load(&mut self, seq: u64, result: Result<(), RomaError>) -> Option<LoadReply> {
+        let agg = self.loads.get_mut(&seq)?;
+        if let Err(e) = result {
+            agg.first_error.get_or_insert(e);
+        }
+        agg.pending = agg.pending.saturating_sub(1);
+        if agg.pending > 0 {
+            return None;
+        }
+        let mut agg = self.loads.remove(&seq)?;
+        let outcome = match agg.first_error.take() {
+            Some(e) => {
+                self.cache.remove_if_seq(&agg.version, seq);
+                Err(e)
+            }
+            None => Ok(agg.response()),
+        };
+        agg.callback.take().map(|cb| (cb, outcome))
+    }
+
+    /// Marks slot `i` down after a failed respawn: its queued executions move to the least busy
+    /// live slot, or, when no slot is live, are returned to be failed; its pending loads are
+    /// acknowledged (the slot replays the whole cache when it comes back). Returns the jobs to
+    /// fail and the load callbacks to call.
+    pub fn mark_down(&mut self, i: usize) -> (Vec<Job<M>>, Vec<LoadReply>) {
+        self.slots[i].health = WorkerHealth::Down;
+        self.slots[i].interrupter = None;
+        let queue = std::mem::take(&mut self.slots[i].queue);
+        let mut orphans = Vec::new();
+        for (_, job) in queue {
+            self.queued -= 1;
+            match self.pick_slot() {
+                Some(j) => self.enqueue(j, job),
+                None => orphans.push(job),
+            }
+        }
+        let loads: Vec<LoadJob> = self.slots[i].loads.drain(..).collect();
+        let replies = loads
+            .into_iter()
+            .filter_map(|l| self.ack_load(l.seq, Ok(())))
+            .collect();
+        (orphans, replies)
+    }
+
+    /// For a slot coming back: the cached versions it must replay, oldest load first. Versions
+    /// whose load is still in the slot's control queue are left to that queue.
+    pub fn replay_list(&self, i: usize) -> Vec<Arc<crate::CodeObject>> {
+        let first_pending = self.slots[i]
+            .loads
+            .iter()
+            .map(|l| l.seq)
+            .min()
+            .unwrap_or(u64::MAX);
+        self.cache
+            .loaded_before(first_pending)
+            .into_iter()
+            .map(|v| v.code)
+            .collect()
+    }
+}

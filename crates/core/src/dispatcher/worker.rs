@@ -1,0 +1,313 @@
+//! The slot thread: owns one backend, takes loads then executions, answers them, and replaces
+//! the backend when it dies.
+
+use super::backend::WorkerBackend;
+use super::job::{Job, LoadJob, call_guarded, millis};
+use super::state::{LoadReply, Shared, Work, WorkerHealth};
+use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Creates the backend of slot `index` (again after a crash).
+pub(crate) type Factory<B> = dyn Fn(usize) -> Result<B, RomaError> + Send + Sync + 'static;
+
+/// A slot thread's own state.
+pub(crate) struct SlotWorker<M, B> {
+    shared: Arc<Shared<M>>,
+    index: usize,
+    factory: Arc<Factory<B>>,
+    backend: Option<B>,
+}
+
+/// Whether `result` means the backend must be replaced.
+fn is_fatal<B: WorkerBackend<M>, M, T>(backend: &mut B, result: &Result<T, RomaError>) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(e) if e.kind() == ErrorKind::WorkerCrashed => true,
+        Err(_) => !backend.is_alive(),
+    }
+}
+
+/// Runs a backend call, turning a panic into an `Internal` error.
+fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, RomaError>,
+) -> (Result<T, RomaError>, bool) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => (r, false),
+        Err(_) => (
+            Err(RomaError::internal(format!(
+                "the worker backend panicked in {what}"
+            ))),
+            true,
+        ),
+    }
+}
+
+impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
+    /// The thread body: create the backend, report readiness on `ready`, then serve until stop.
+    pub fn run(
+        shared: Arc<Shared<M>>,
+        index: usize,
+        factory: Arc<Factory<B>>,
+        ready: mpsc::Sender<Result<(), RomaError>>,
+    ) {
+        let (created, _) = guarded("the factory", || factory(index));
+        let backend = match created {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        {
+            let mut st = shared.lock();
+            st.slots[index].interrupter = Some(backend.interrupter());
+            st.slots[index].health = WorkerHealth::Up;
+        }
+        let _ = ready.send(Ok(()));
+        drop(ready);
+        let mut worker = SlotWorker {
+            shared,
+            index,
+            factory,
+            backend: Some(backend),
+        };
+        worker.serve();
+    }
+
+    fn serve(&mut self) {
+        let mut idled = false;
+        loop {
+            let work = {
+                let mut st = self.shared.lock();
+                loop {
+                    if st.stopping {
+                        return;
+                    }
+                    if let Some(w) = st.take_work(self.index) {
+                        break Some(w);
+                    }
+                    if !idled {
+                        break None;
+                    }
+                    st = self.shared.slot_cv[self.index]
+                        .wait(st)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            };
+            let fatal = match work {
+                None => {
+                    idled = true;
+                    self.idle()
+                }
+                Some(Work::Load(job)) => {
+                    idled = false;
+                    self.run_load(job)
+                }
+                Some(Work::Exec(job)) => {
+                    idled = false;
+                    self.run_exec(job)
+                }
+            };
+            if fatal && !self.respawn() {
+                return;
+            }
+        }
+    }
+
+    /// Lets the backend pre-warm; true when it turns out dead.
+    fn idle(&mut self) -> bool {
+        let Some(b) = self.backend.as_mut() else {
+            return true;
+        };
+        let (r, panicked) = guarded("idle", || {
+            b.idle();
+            Ok(())
+        });
+        panicked || r.is_err() || !b.is_alive()
+    }
+
+    fn run_load(&mut self, job: LoadJob) -> bool {
+        let (result, fatal) = match self.backend.as_mut() {
+            Some(b) => {
+                let (r, panicked) = guarded("load", || b.load(&job.code));
+                let fatal = panicked || is_fatal(b, &r);
+                (r, fatal)
+            }
+            None => (
+                Err(RomaError::new(ErrorKind::WorkerCrashed, "no worker")),
+                true,
+            ),
+        };
+        let reply = self.shared.lock().ack_load(job.seq, result);
+        deliver_load(reply);
+        fatal
+    }
+
+    fn run_exec(&mut self, job: Job<M>) -> bool {
+        let taken = Instant::now();
+        let (result, fatal) = self.call_execute(&job);
+        let cancelled = self.shared.lock().finish_running(self.index);
+        let result = if cancelled {
+            Err(RomaError::new(
+                ErrorKind::Cancelled,
+                "cancelled while running",
+            ))
+        } else {
+            result.map(|out| {
+                let mut metrics = out.metrics;
+                metrics.insert(
+                    metrics::WAIT_TIME_MS.into(),
+                    millis(taken.duration_since(job.accepted)),
+                );
+                metrics.insert(metrics::WORKER_INDEX.into(), self.index as f64);
+                metrics.insert(metrics::DURATION_MS.into(), millis(job.accepted.elapsed()));
+                ResponseObject {
+                    id: job.caller_id.clone(),
+                    resp: out.resp,
+                    metrics,
+                }
+            })
+        };
+        job.finish(result);
+        fatal
+    }
+
+    /// Runs the job on the backend. When the backend lacks the version but the host still has
+    /// it (the engine evicted it, or a replay failed), loads it and retries once.
+    fn call_execute(&mut self, job: &Job<M>) -> (Result<super::ExecOutput, RomaError>, bool) {
+        let Some(b) = self.backend.as_mut() else {
+            return (
+                Err(RomaError::new(ErrorKind::WorkerCrashed, "no worker")),
+                true,
+            );
+        };
+        let run = |b: &mut B, inv: &Invocation| {
+            let (r, panicked) = guarded("execute", || b.execute(job.id, inv, &job.metadata));
+            let fatal = panicked || is_fatal(b, &r);
+            (r, fatal)
+        };
+        let (r, fatal) = run(b, &job.invocation);
+        if fatal || !matches!(&r, Err(e) if e.kind() == ErrorKind::VersionNotFound) {
+            return (r, fatal);
+        }
+        let code = self.shared.lock().cache.get(&job.invocation.version_string);
+        let Some(code) = code else {
+            return (r, fatal);
+        };
+        let (loaded, panicked) = guarded("load", || b.load(&code));
+        if panicked || is_fatal(b, &loaded) {
+            return (r, true);
+        }
+        if loaded.is_err() {
+            return (r, false);
+        }
+        run(b, &job.invocation)
+    }
+
+    /// Replaces the dead backend: create a new one, replay the cached versions in load order,
+    /// mark the slot up. Retries with backoff; after the first failed attempt the slot is down
+    /// (its queue moves to other slots or fails). Returns false when the dispatcher stopped.
+    fn respawn(&mut self) -> bool {
+        self.backend = None; // drop the old one first: it may hold a process to reap
+        {
+            let mut st = self.shared.lock();
+            let slot = &mut st.slots[self.index];
+            slot.interrupter = None;
+            if slot.health == WorkerHealth::Up {
+                slot.health = WorkerHealth::Respawning;
+            }
+        }
+        // Idle slots may steal what is queued here meanwhile.
+        self.shared.wake_all();
+        let cfg = &self.shared.config;
+        let mut delay = cfg.backoff_initial;
+        loop {
+            let replay = {
+                let mut st = self.shared.lock();
+                if st.stopping {
+                    return false;
+                }
+                // From here on, new loads are queued for this slot; everything older is replayed.
+                st.slots[self.index].health = WorkerHealth::Respawning;
+                st.replay_list(self.index)
+            };
+            match self.attempt(&replay) {
+                Ok(b) => {
+                    let mut st = self.shared.lock();
+                    st.slots[self.index].interrupter = Some(b.interrupter());
+                    st.slots[self.index].health = WorkerHealth::Up;
+                    drop(st);
+                    self.backend = Some(b);
+                    return true;
+                }
+                Err(e) => {
+                    let (orphans, replies) = self.shared.lock().mark_down(self.index);
+                    self.shared.wake_all();
+                    for job in orphans {
+                        job.finish(Err(RomaError::new(
+                            ErrorKind::WorkerCrashed,
+                            format!(
+                                "worker {} is down and could not be restarted: {e}",
+                                self.index
+                            ),
+                        )));
+                    }
+                    for reply in replies {
+                        deliver_load(Some(reply));
+                    }
+                }
+            }
+            if !self.sleep(delay) {
+                return false;
+            }
+            delay = (delay * 2).min(cfg.backoff_max);
+        }
+    }
+
+    /// One respawn attempt: a new backend with `replay` loaded. A replayed version failing to
+    /// load is tolerated (it loaded before; executions of it get the backend's error); the new
+    /// backend dying is not.
+    fn attempt(&self, replay: &[Arc<crate::CodeObject>]) -> Result<B, RomaError> {
+        let (created, _) = guarded("the factory", || (self.factory)(self.index));
+        let mut b = created?;
+        for code in replay {
+            let (r, panicked) = guarded("load", || b.load(code));
+            if panicked || is_fatal(&mut b, &r) {
+                return Err(r.err().unwrap_or_else(|| {
+                    RomaError::new(ErrorKind::WorkerCrashed, "worker died during replay")
+                }));
+            }
+        }
+        Ok(b)
+    }
+
+    /// Waits `d` unless the dispatcher stops first; false when it stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        let mut st = self.shared.lock();
+        loop {
+            if st.stopping {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            st = self.shared.slot_cv[self.index]
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Calls a load callback, if there is one to call.
+pub(crate) fn deliver_load(reply: Option<LoadReply>) {
+    if let Some((cb, result)) = reply {
+        call_guarded(move || cb(result));
+    }
+}

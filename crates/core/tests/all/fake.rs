@@ -1,0 +1,434 @@
+//! An in-memory [`WorkerBackend`] whose behaviour the test picks per request, plus the helpers
+//! tests use to wait on it without sleeping.
+//!
+//! Handlers (by `handler_name`):
+//! - `echo`: answers `"<version>|<js>|<inputs joined by ,>"` from the fake's loaded versions,
+//!   or `VersionNotFound` when the version was never loaded into this backend;
+//! - `block:<gate>`: reports it started, then waits until the test opens `<gate>`;
+//! - `loop`: reports it started, then runs until interrupted, and returns `Cancelled`;
+//! - `fail`: an `Execution` error; `crash`: dies (`WorkerCrashed`, `is_alive` false);
+//! - `panic`: panics; `forget`: drops every loaded version (an engine-side eviction).
+//!
+//! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`.
+
+use roma_core::{
+    CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, InvocationRequest, RomaError,
+    WorkerBackend,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that must happen before calling it a failure. A safety
+/// net against hangs, never a speed assertion.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// What the fakes did, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Spawn {
+        worker: usize,
+        generation: usize,
+    },
+    Load {
+        worker: usize,
+        generation: usize,
+        version: String,
+    },
+    Exec {
+        worker: usize,
+        generation: usize,
+        request: u64,
+        handler: String,
+    },
+}
+
+/// Shared between the test and every fake backend it creates.
+pub struct Harness {
+    events: Mutex<Vec<Event>>,
+    events_cv: Condvar,
+    started_tx: Mutex<mpsc::Sender<(usize, u64)>>,
+    started_rx: Mutex<mpsc::Receiver<(usize, u64)>>,
+    gates: Mutex<HashMap<String, usize>>,
+    gates_cv: Condvar,
+    /// Upcoming factory calls that fail.
+    pub fail_spawns: AtomicUsize,
+    generations: Mutex<HashMap<usize, usize>>,
+}
+
+impl Harness {
+    pub fn new() -> Arc<Self> {
+        let (tx, rx) = mpsc::channel();
+        Arc::new(Harness {
+            events: Mutex::new(Vec::new()),
+            events_cv: Condvar::new(),
+            started_tx: Mutex::new(tx),
+            started_rx: Mutex::new(rx),
+            gates: Mutex::new(HashMap::new()),
+            gates_cv: Condvar::new(),
+            fail_spawns: AtomicUsize::new(0),
+            generations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A factory for `Dispatcher::new`.
+    pub fn factory(self: &Arc<Self>) -> impl Fn(usize) -> Result<Fake, RomaError> + Send + Sync + 'static {
+        let h = Arc::clone(self);
+        move |worker| {
+            let failing = h
+                .fail_spawns
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                return Err(RomaError::new(ErrorKind::Internal, "spawn refused by test"));
+            }
+            let generation = {
+                let mut g = h.generations.lock().unwrap();
+                let e = g.entry(worker).or_insert(0);
+                *e += 1;
+                *e
+            };
+            h.push(Event::Spawn { worker, generation });
+            Ok(Fake {
+                worker,
+                generation,
+                harness: Arc::clone(&h),
+                versions: BTreeMap::new(),
+                alive: true,
+                interrupt: Arc::new(FakeInterrupt::default()),
+            })
+        }
+    }
+
+    fn push(&self, e: Event) {
+        self.events.lock().unwrap().push(e);
+        self.events_cv.notify_all();
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the event log.
+    pub fn wait_events(&self, what: &str, pred: impl Fn(&[Event]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = self.events.lock().unwrap();
+        while !pred(&g) {
+            let now = Instant::now();
+            assert!(now < deadline, "gave up waiting for {what}; events: {g:?}");
+            g = self.events_cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until a blocking or looping handler has started; returns (worker, request id).
+    pub fn wait_started(&self) -> (usize, u64) {
+        self.started_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(PATIENCE)
+            .expect("a request should have started")
+    }
+
+    /// Lets one request blocked on `gate` through (now or when it arrives).
+    pub fn open(&self, gate: &str) {
+        *self.gates.lock().unwrap().entry(gate.into()).or_insert(0) += 1;
+        self.gates_cv.notify_all();
+    }
+
+    fn pass(&self, gate: &str) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = self.gates.lock().unwrap();
+        loop {
+            if let Some(n) = g.get_mut(gate).filter(|n| **n > 0) {
+                *n -= 1;
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = self.gates_cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// The versions loaded into `worker`'s backend number `generation`, in order.
+    pub fn loads(&self, worker: usize, generation: usize) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Load {
+                    worker: w,
+                    generation: g,
+                    version,
+                } if w == worker && g == generation => Some(version),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn spawns(&self, worker: usize) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Spawn { worker: w, .. } if *w == worker))
+            .count()
+    }
+}
+
+#[derive(Default)]
+struct FakeInterrupt {
+    latest: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Interrupt for FakeInterrupt {
+    fn interrupt(&self, request_id: u64) {
+        let mut g = self.latest.lock().unwrap();
+        *g = (*g).max(request_id);
+        self.cv.notify_all();
+    }
+}
+
+/// One fake worker.
+pub struct Fake {
+    worker: usize,
+    generation: usize,
+    harness: Arc<Harness>,
+    versions: BTreeMap<String, String>,
+    alive: bool,
+    interrupt: Arc<FakeInterrupt>,
+}
+
+impl Fake {
+    fn started(&self, id: u64) {
+        let _ = self.harness.started_tx.lock().unwrap().send((self.worker, id));
+    }
+}
+
+impl<M> WorkerBackend<M> for Fake {
+    fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
+        self.harness.push(Event::Load {
+            worker: self.worker,
+            generation: self.generation,
+            version: code.version_string.clone(),
+        });
+        if code.js == "bad" || code.js == format!("bad-on-{}", self.worker) {
+            return Err(RomaError::new(ErrorKind::Compile, "SyntaxError: fake"));
+        }
+        self.versions
+            .insert(code.version_string.clone(), code.js.clone());
+        Ok(())
+    }
+
+    fn execute(&mut self, id: u64, inv: &Invocation, _meta: &M) -> Result<ExecOutput, RomaError> {
+        self.harness.push(Event::Exec {
+            worker: self.worker,
+            generation: self.generation,
+            request: id,
+            handler: inv.handler_name.clone(),
+        });
+        let handler = inv.handler_name.as_str();
+        if let Some(gate) = handler.strip_prefix("block:") {
+            self.started(id);
+            return if self.harness.pass(gate) {
+                Ok(ExecOutput {
+                    resp: format!("released {gate}"),
+                    metrics: BTreeMap::new(),
+                })
+            } else {
+                Err(RomaError::new(ErrorKind::Timeout, "gate never opened"))
+            };
+        }
+        match handler {
+            "echo" => {
+                let js = self.versions.get(&inv.version_string).ok_or_else(|| {
+                    RomaError::new(ErrorKind::VersionNotFound, "fake: not loaded")
+                })?;
+                let mut metrics = BTreeMap::new();
+                metrics.insert("fake.metric".to_string(), 1.5);
+                Ok(ExecOutput {
+                    resp: format!("{}|{}|{}", inv.version_string, js, inv.input.join(",")),
+                    metrics,
+                })
+            }
+            "loop" => {
+                self.started(id);
+                let deadline = Instant::now() + PATIENCE;
+                let mut g = self.interrupt.latest.lock().unwrap();
+                while *g < id {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(RomaError::new(ErrorKind::Timeout, "never interrupted"));
+                    }
+                    g = self.interrupt.cv.wait_timeout(g, deadline - now).unwrap().0;
+                }
+                Err(RomaError::new(ErrorKind::Cancelled, "terminated"))
+            }
+            "fail" => Err(RomaError::new(ErrorKind::Execution, "Uncaught Error: fake")),
+            "crash" => {
+                self.alive = false;
+                Err(RomaError::new(ErrorKind::WorkerCrashed, "fake worker died"))
+            }
+            "panic" => panic!("fake backend bug"),
+            "forget" => {
+                self.versions.clear();
+                Ok(ExecOutput::default())
+            }
+            other => Err(RomaError::new(
+                ErrorKind::HandlerNotFound,
+                format!("fake has no handler {other}"),
+            )),
+        }
+    }
+
+    fn is_alive(&mut self) -> bool {
+        self.alive
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupt> {
+        Arc::clone(&self.interrupt) as Arc<dyn Interrupt>
+    }
+}
+
+/// A JS code object.
+pub fn code(version: &str, js: &str) -> CodeObject {
+    CodeObject {
+        id: format!("load-{version}"),
+        version_string: version.into(),
+        js: js.into(),
+        ..Default::default()
+    }
+}
+
+/// A request without metadata.
+pub fn req(version: &str, handler: &str, input: &[&str]) -> InvocationRequest {
+    InvocationRequest {
+        id: format!("{handler}-{}", input.join(",")),
+        version_string: version.into(),
+        handler_name: handler.into(),
+        input: input.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// `r` carrying metadata `m`.
+pub fn with_meta<M>(r: InvocationRequest, m: M) -> InvocationRequest<M> {
+    InvocationRequest {
+        id: r.id,
+        version_string: r.version_string,
+        handler_name: r.handler_name,
+        tags: r.tags,
+        input: r.input,
+        treat_input_as_byte_str: r.treat_input_as_byte_str,
+        timeout: r.timeout,
+        min_log_level: r.min_log_level,
+        metadata: m,
+    }
+}
+
+/// A channel of callback results, for tests to wait on.
+pub type Results = (
+    mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
+    mpsc::Receiver<Result<roma_core::ResponseObject, RomaError>>,
+);
+
+/// A callback that sends its result to `tx`.
+pub fn sink(
+    tx: &mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
+) -> impl FnOnce(Result<roma_core::ResponseObject, RomaError>) + Send + 'static {
+    let tx = tx.clone();
+    move |r| {
+        let _ = tx.send(r);
+    }
+}
+
+/// Receives one result, failing the test after [`PATIENCE`].
+pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
+    rx.recv_timeout(PATIENCE).expect("a callback should have run")
+}
+
+/// Loads `code` and waits for the load's callback.
+pub fn load_ok<M: Send + 'static>(d: &roma_core::Dispatcher<M>, c: CodeObject) {
+    let (tx, rx) = mpsc::channel();
+    d.load(c, sink(&tx)).expect("load accepted");
+    recv(&rx).expect("load succeeded");
+}
+
+/// Runs a future to completion on this thread (any executor would do).
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "future never completed");
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Metadata that records when it is dropped, next to when its callback ran.
+pub struct Meta {
+    pub tag: u32,
+    pub log: Arc<MetaLog>,
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        self.log.push(Seen::Dropped(self.tag));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Callback(u32),
+    Dropped(u32),
+}
+
+#[derive(Default)]
+pub struct MetaLog {
+    seen: Mutex<Vec<Seen>>,
+    cv: Condvar,
+}
+
+impl MetaLog {
+    pub fn push(&self, s: Seen) {
+        self.seen.lock().unwrap().push(s);
+        self.cv.notify_all();
+    }
+
+    /// Waits until `s` was recorded; returns the log.
+    pub fn wait_for(&self, s: Seen) -> Vec<Seen> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = self.seen.lock().unwrap();
+        while !g.contains(&s) {
+            let now = Instant::now();
+            assert!(now < deadline, "never saw {s:?}; log {g:?}");
+            g = self.cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+        g.clone()
+    }
+
+    /// The entries about `tag`, in order.
+    pub fn of(&self, tag: u32) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .filter(|s| matches!(s, Seen::Callback(t) | Seen::Dropped(t) if *t == tag))
+            .collect()
+    }
+}

@@ -1,0 +1,233 @@
+//! The messages the host and a worker exchange, and the bounds the host checks on what a worker
+//! sends.
+//!
+//! The main channel carries [`HostToWorker`] one way and [`WorkerToHost`] the other. Cancellation
+//! travels on a separate control socket as a fixed-size [`Control`] frame (see [`crate::control`]),
+//! because the worker is busy inside V8 when a cancel matters.
+//!
+//! bincode's decode limit already bounds the total size of what a worker's message may allocate;
+//! [`Message::check_bounds`] adds per-field bounds on top (a binding name is short, a metrics list
+//! is small) so that a worker cannot make the host keep odd-shaped data around.
+
+use roma_core::{CodeObject, EngineLimits, Invocation, LogLevel, RomaError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::IpcError;
+
+/// Longest name (binding, metric, probe) a worker may send.
+pub const MAX_NAME_BYTES: usize = 1024;
+/// Most metrics a worker may report for one execution.
+pub const MAX_METRICS: usize = 256;
+/// Most probe results in one report.
+pub const MAX_PROBE_RESULTS: usize = 256;
+/// Longest free-text field of a probe result, and longest version string in `Ready`.
+pub const MAX_DETAIL_BYTES: usize = 64 << 10;
+
+/// A message type that can travel on a channel.
+pub trait Message: Serialize + DeserializeOwned + Send {
+    /// Checks per-field bounds after decoding. The default accepts everything.
+    fn check_bounds(&self) -> Result<(), IpcError> {
+        Ok(())
+    }
+}
+
+/// What the host sends to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HostToWorker {
+    /// First message: start the engine.
+    Init {
+        /// Limits of the engine.
+        limits: EngineLimits,
+        /// Extra V8 flags.
+        v8_flags: Vec<String>,
+        /// Names of the host functions JS may call.
+        binding_names: Vec<String>,
+        /// Create a context ahead of the first request.
+        prewarm: bool,
+    },
+    /// Compile and keep a code version.
+    Load {
+        /// The code.
+        code: CodeObject,
+    },
+    /// Run a handler.
+    Execute {
+        /// Host-chosen id echoed in replies.
+        request_id: u64,
+        /// What to run.
+        invocation: Invocation,
+    },
+    /// The answer to a [`WorkerToHost::BindingCall`].
+    BindingReply {
+        /// The call's id.
+        call_id: u64,
+        /// Opaque reply, encoded by roma-udf.
+        reply: Vec<u8>,
+    },
+    /// Try forbidden actions and report what the jail held (`roma check`).
+    Probe,
+    /// Exit cleanly.
+    Shutdown,
+}
+
+/// The result of a successful execution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// The handler's result (JSON text, or raw in byte-string mode).
+    pub resp: String,
+    /// Engine-side metrics (name, value).
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// One forbidden action a probing worker tried.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// Short name of the check (`open_etc_passwd`).
+    pub name: String,
+    /// What was attempted, for humans.
+    pub attempted: String,
+    /// Whether the jail prevented it.
+    pub held: bool,
+    /// The error or outcome observed.
+    pub detail: String,
+}
+
+/// What a worker sends to the host. Untrusted: the host decodes it with limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkerToHost {
+    /// The engine started.
+    Ready {
+        /// The worker's pid (as it sees it; informational only).
+        pid: u32,
+        /// The engine's version string.
+        v8_version: String,
+    },
+    /// A `Load` finished.
+    Loaded {
+        /// Its outcome.
+        result: Result<(), RomaError>,
+    },
+    /// An `Execute` finished.
+    Executed {
+        /// The request's id.
+        request_id: u64,
+        /// Its outcome.
+        result: Result<ExecOutput, RomaError>,
+    },
+    /// A console message from JS.
+    Log {
+        /// The request it belongs to.
+        request_id: u64,
+        /// Severity.
+        level: LogLevel,
+        /// Text.
+        message: String,
+    },
+    /// JS called a host function; the host answers with [`HostToWorker::BindingReply`].
+    BindingCall {
+        /// The request it belongs to.
+        request_id: u64,
+        /// Worker-chosen call id.
+        call_id: u64,
+        /// The binding's name.
+        name: String,
+        /// Opaque payload, decoded by roma-udf.
+        payload: Vec<u8>,
+    },
+    /// Results of a [`HostToWorker::Probe`].
+    ProbeReport {
+        /// One entry per check.
+        results: Vec<ProbeResult>,
+    },
+}
+
+/// A control message, sent on the control socket while the worker runs JS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Control {
+    /// Stop the request with this id if it is running.
+    Cancel {
+        /// The request's id.
+        request_id: u64,
+    },
+}
+
+impl Message for HostToWorker {}
+
+fn bound(field: &'static str, len: usize, limit: usize) -> Result<(), IpcError> {
+    if len > limit {
+        return Err(IpcError::malformed(format!(
+            "{field} is {len} bytes or items, more than the limit of {limit}"
+        )));
+    }
+    Ok(())
+}
+
+impl Message for WorkerToHost {
+    fn check_bounds(&self) -> Result<(), IpcError> {
+        match self {
+            WorkerToHost::Ready { v8_version, .. } => {
+                bound("Ready.v8_version", v8_version.len(), MAX_NAME_BYTES)
+            }
+            WorkerToHost::Loaded { .. } | WorkerToHost::Log { .. } => Ok(()),
+            WorkerToHost::Executed { result, .. } => match result {
+                Ok(out) => {
+                    bound("Executed.metrics", out.metrics.len(), MAX_METRICS)?;
+                    out.metrics
+                        .iter()
+                        .try_for_each(|(name, _)| bound("metric name", name.len(), MAX_NAME_BYTES))
+                }
+                Err(_) => Ok(()),
+            },
+            WorkerToHost::BindingCall { name, .. } => {
+                bound("BindingCall.name", name.len(), MAX_NAME_BYTES)
+            }
+            WorkerToHost::ProbeReport { results } => {
+                bound("ProbeReport.results", results.len(), MAX_PROBE_RESULTS)?;
+                results.iter().try_for_each(|r| {
+                    bound("probe name", r.name.len(), MAX_NAME_BYTES)?;
+                    bound("probe attempted", r.attempted.len(), MAX_DETAIL_BYTES)?;
+                    bound("probe detail", r.detail.len(), MAX_DETAIL_BYTES)
+                })
+            }
+        }
+    }
+}
+
+/// Raw bytes are a message too (benchmarks and tests of the transport).
+impl Message for Vec<u8> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_reject_oversized_fields() {
+        let ok = WorkerToHost::BindingCall {
+            request_id: 1,
+            call_id: 2,
+            name: "getValue".into(),
+            payload: vec![0; 10],
+        };
+        assert!(ok.check_bounds().is_ok());
+        let long = WorkerToHost::BindingCall {
+            request_id: 1,
+            call_id: 2,
+            name: "x".repeat(MAX_NAME_BYTES + 1),
+            payload: vec![],
+        };
+        assert!(long.check_bounds().is_err());
+        let metrics = WorkerToHost::Executed {
+            request_id: 1,
+            result: Ok(ExecOutput {
+                resp: String::new(),
+                metrics: vec![("m".into(), 1.0); MAX_METRICS + 1],
+            }),
+        };
+        assert!(metrics.check_bounds().is_err());
+        let probes = WorkerToHost::ProbeReport {
+            results: vec![ProbeResult::default(); MAX_PROBE_RESULTS + 1],
+        };
+        assert!(probes.check_bounds().is_err());
+    }
+}

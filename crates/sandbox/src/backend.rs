@@ -1,0 +1,131 @@
+//! The host side of every backend: [`Sandbox`], and the one implementation that starts the
+//! worker binary as its own launcher.
+//!
+//! The host is multi-threaded, so it does nothing between `fork` and `exec` except clearing
+//! `FD_CLOEXEC` on the channel descriptors (one async-signal-safe `fcntl` each). All jail work
+//! happens in the worker binary, single-threaded, in [`crate::launcher::enter_jail_from_args`].
+
+use crate::launcher::args::{JailArgs, JailStage};
+use crate::process::PidfdChild;
+use crate::{JailKind, SandboxError, WorkerProcess, WorkerSpec};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Once;
+
+/// Environment variables passed from the host to a worker; every other one is dropped.
+pub const ENV_ALLOW_LIST: [&str; 3] = ["RUST_BACKTRACE", "RUST_LOG", "LD_LIBRARY_PATH"];
+
+/// A way to start jailed worker processes.
+pub trait Sandbox: Send + Sync + std::fmt::Debug {
+    /// The backend's name, as `sandbox_by_name` takes it.
+    fn name(&self) -> &'static str;
+    /// Starts a worker. The worker binary enters the jail itself before running.
+    fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SandboxError>;
+}
+
+/// The sandbox named `name`: `namespaces` (the default, roma's own jail), `birdcage` (only with
+/// the `birdcage` cargo feature) or `none` (no jail; debugging only, warns on stderr).
+pub fn sandbox_by_name(name: &str) -> Result<Box<dyn Sandbox>, SandboxError> {
+    let kind = JailKind::from_name(name)?;
+    if kind == JailKind::Birdcage && !cfg!(feature = "birdcage") {
+        return Err(SandboxError::BackendNotCompiled("birdcage"));
+    }
+    Ok(Box::new(LauncherSandbox { kind }))
+}
+
+/// Starts `spec.program --jail <kind> ... -- <args>`; the program jails itself.
+#[derive(Debug)]
+struct LauncherSandbox {
+    kind: JailKind,
+}
+
+impl Sandbox for LauncherSandbox {
+    fn name(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SandboxError> {
+        spec.validate()?;
+        for &fd in &spec.inherited_fds {
+            // SAFETY: F_GETFD only reads the descriptor flags; an fd that is not open gives EBADF.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "channel fd {fd} is not open in the host"
+                )));
+            }
+        }
+        if self.kind == JailKind::None {
+            static WARN: Once = Once::new();
+            WARN.call_once(|| {
+                eprintln!(
+                    "roma-sandbox: WARNING: running workers with sandbox `none`: untrusted code \
+                     is NOT jailed (no namespaces, no read-only root, no rlimits). Debugging only."
+                );
+            });
+        }
+        let launch = JailArgs {
+            stage: JailStage::Launch,
+            kind: self.kind,
+            channel_fds: spec.inherited_fds.clone(),
+            read_only_paths: spec.extra_read_only_paths.clone(),
+            address_space_limit_mb: spec.address_space_limit_mb,
+            rest: spec.args.clone(),
+        };
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(launch.to_args()).stdin(Stdio::null()).env_clear();
+        for key in ENV_ALLOW_LIST {
+            if let Some(v) = std::env::var_os(key) {
+                cmd.env(key, v);
+            }
+        }
+        let fds = spec.inherited_fds.clone();
+        // SAFETY: the closure runs in the forked child of a possibly multi-threaded process, so
+        // it may only make async-signal-safe calls: it reads a Vec allocated before the fork and
+        // calls fcntl, nothing else (no allocation, no locks).
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(SandboxError::at(format!("spawn {}", spec.program.display())))?;
+        Ok(Box::new(PidfdChild::new(child)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_backends_by_name() {
+        assert_eq!(sandbox_by_name("namespaces").unwrap().name(), "namespaces");
+        assert_eq!(sandbox_by_name("none").unwrap().name(), "none");
+        match sandbox_by_name("birdcage") {
+            Ok(s) => assert!(cfg!(feature = "birdcage") && s.name() == "birdcage"),
+            Err(e) => assert!(
+                !cfg!(feature = "birdcage") && matches!(e, SandboxError::BackendNotCompiled(_))
+            ),
+        }
+        assert!(matches!(
+            sandbox_by_name("docker"),
+            Err(SandboxError::UnknownBackend(_))
+        ));
+    }
+
+    #[test]
+    fn spawn_rejects_a_closed_channel_fd() {
+        let spec = WorkerSpec {
+            inherited_fds: vec![987_654],
+            ..WorkerSpec::new("/bin/true")
+        };
+        let err = sandbox_by_name("none").unwrap().spawn(&spec).unwrap_err();
+        assert!(err.to_string().contains("987654"), "{err}");
+    }
+}

@@ -1,0 +1,121 @@
+//! A running worker as the host sees it: [`WorkerProcess`], and its one implementation, a child
+//! watched through a pidfd so that waits take a timeout and signals never hit a recycled pid.
+
+use crate::{ExitReport, SandboxError};
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+use std::os::fd::OwnedFd;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// How long `Drop` waits for a killed worker to be reaped before giving up on it.
+const DROP_REAP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A started worker. Dropping it kills the worker and reaps it.
+pub trait WorkerProcess: Send + std::fmt::Debug {
+    /// The host-side pid (the launcher's, for jailed backends: killing it kills the worker).
+    fn pid(&self) -> u32;
+    /// The worker's fate if it has ended, without blocking.
+    fn try_wait(&mut self) -> Result<Option<ExitReport>, SandboxError>;
+    /// Waits up to `timeout` for the worker to end.
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitReport>, SandboxError>;
+    /// Sends `SIGKILL` (a no-op once it has ended). Reap it with `try_wait`/`wait_timeout`.
+    fn kill(&mut self) -> Result<(), SandboxError>;
+}
+
+/// A `std::process::Child` plus a pidfd on it.
+#[derive(Debug)]
+pub(crate) struct PidfdChild {
+    child: Child,
+    pidfd: OwnedFd,
+    report: Option<ExitReport>,
+}
+
+impl PidfdChild {
+    /// Wraps a just-spawned child. On failure the child is killed and reaped.
+    pub(crate) fn new(mut child: Child) -> Result<Self, SandboxError> {
+        let opened = Pid::from_raw(child.id() as i32)
+            .ok_or_else(|| SandboxError::InvalidSpec("spawned child has pid 0".into()))
+            .and_then(|pid| {
+                pidfd_open(pid, PidfdFlags::empty()).map_err(SandboxError::at("pidfd_open"))
+            });
+        match opened {
+            Ok(pidfd) => Ok(PidfdChild {
+                child,
+                pidfd,
+                report: None,
+            }),
+            Err(e) => {
+                // The child is ours and not yet reaped, so its pid cannot have been reused.
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl WorkerProcess for PidfdChild {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn try_wait(&mut self) -> Result<Option<ExitReport>, SandboxError> {
+        if let Some(r) = self.report {
+            return Ok(Some(r));
+        }
+        let status = self
+            .child
+            .try_wait()
+            .map_err(SandboxError::at("waitpid"))?;
+        self.report = status.map(ExitReport::from_status);
+        Ok(self.report)
+    }
+
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitReport>, SandboxError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(r) = self.try_wait()? {
+                return Ok(Some(r));
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ts = rustix::time::Timespec::try_from(left).map_err(|_| {
+                SandboxError::InvalidSpec(format!("wait timeout {left:?} is too large"))
+            })?;
+            let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(SandboxError::os("poll on pidfd", e)),
+            }
+        }
+    }
+
+    fn kill(&mut self) -> Result<(), SandboxError> {
+        if self.report.is_some() {
+            return Ok(());
+        }
+        match pidfd_send_signal(&self.pidfd, Signal::KILL) {
+            // ESRCH: it has already exited (a zombie waiting to be reaped).
+            Ok(()) | Err(Errno::SRCH) => Ok(()),
+            Err(e) => Err(SandboxError::os("pidfd_send_signal(SIGKILL)", e)),
+        }
+    }
+}
+
+impl Drop for PidfdChild {
+    fn drop(&mut self) {
+        if self.report.is_none() {
+            let _ = self.kill();
+            // A SIGKILLed process ends promptly; the bound only guards against a process stuck
+            // in the kernel, which is then left as a zombie rather than hanging the host.
+            let _ = self.wait_timeout(DROP_REAP_TIMEOUT);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Resource limits for a jailed worker: no core files, no file writes, few descriptors, and
+//! optionally a cap on virtual memory.
+//!
+//! `RLIMIT_NPROC` is deliberately not set: it counts every process of the *host* uid the worker
+//! maps to (all workers, and the host itself when it runs as that uid), so a useful value would
+//! break spawning; seccomp forbids `fork` and thread-less `clone` instead.
+
+use crate::SandboxError;
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// The descriptor limit applied by default: the channel, stdio and what V8 and the IPC layer
+/// open during start-up fit well under it.
+pub const DEFAULT_MAX_OPEN_FILES: u64 = 64;
+
+/// The limits to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerRlimits {
+    /// `RLIMIT_AS` in bytes; `None` leaves it alone. V8 reserves ~10 GiB of address space for
+    /// its heap cage and WebAssembly guard regions: lower values make isolate creation fail.
+    pub address_space_bytes: Option<u64>,
+    /// `RLIMIT_NOFILE` (never raised above the current hard limit).
+    pub max_open_files: u64,
+}
+
+impl Default for WorkerRlimits {
+    fn default() -> Self {
+        WorkerRlimits {
+            address_space_bytes: None,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
+        }
+    }
+}
+
+fn set(resource: Resource, what: &str, value: u64) -> Result<(), SandboxError> {
+    // Only ever lower: raising a hard limit needs a privilege the worker lacks.
+    let hard = getrlimit(resource).maximum;
+    let value = hard.map_or(value, |h| value.min(h));
+    setrlimit(
+        resource,
+        Rlimit {
+            current: Some(value),
+            maximum: Some(value),
+        },
+    )
+    .map_err(SandboxError::at(format!("setrlimit({what}, {value})")))
+}
+
+/// Applies `limits` plus `RLIMIT_CORE` 0 and `RLIMIT_FSIZE` 0 to this process (inherited by its
+/// threads). `SIGXFSZ` is ignored so that a write past `RLIMIT_FSIZE` fails with `EFBIG`
+/// instead of killing the worker.
+pub fn apply_worker_rlimits(limits: &WorkerRlimits) -> Result<(), SandboxError> {
+    set(Resource::Core, "RLIMIT_CORE", 0)?;
+    set(Resource::Fsize, "RLIMIT_FSIZE", 0)?;
+    set(Resource::Nofile, "RLIMIT_NOFILE", limits.max_open_files)?;
+    if let Some(bytes) = limits.address_space_bytes {
+        set(Resource::As, "RLIMIT_AS", bytes)?;
+    }
+    // SAFETY: setting a signal to SIG_IGN installs no handler code; it is process-wide state
+    // that nothing else in the worker relies on.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(SandboxError::os(
+            "ignore SIGXFSZ",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! What the host asks for when it starts a worker: [`WorkerSpec`].
+
+use crate::SandboxError;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+/// How to start one worker process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerSpec {
+    /// The worker binary (roma-worker). It must call
+    /// [`crate::launcher::enter_jail_from_args`] first thing in `main`.
+    pub program: PathBuf,
+    /// Arguments for the worker itself, handed back by `enter_jail_from_args`.
+    pub args: Vec<OsString>,
+    /// Channel descriptors (host-side numbers) that must be open in the worker at the same
+    /// numbers. They may be close-on-exec in the host: only the spawned child clears the flag.
+    /// Every other descriptor of the host is closed in the worker.
+    pub inherited_fds: Vec<RawFd>,
+    /// Extra absolute paths the worker may read and execute (bound read-only into its root),
+    /// such as the folder holding `libnode.so.108`. `/lib`, `/lib64`, `/usr/lib`, `/usr/lib64`
+    /// and the worker binary are always bound.
+    pub extra_read_only_paths: Vec<PathBuf>,
+    /// `RLIMIT_AS` for the worker in MiB. V8 reserves a lot of virtual memory: keep this at
+    /// 10 GiB or more, or leave it unset.
+    pub address_space_limit_mb: Option<u64>,
+}
+
+impl WorkerSpec {
+    /// A spec for `program` with no arguments, channels or extra paths.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        WorkerSpec {
+            program: program.into(),
+            ..WorkerSpec::default()
+        }
+    }
+
+    /// Checks what can be checked without touching the OS.
+    pub fn validate(&self) -> Result<(), SandboxError> {
+        if self.program.as_os_str().is_empty() {
+            return Err(SandboxError::InvalidSpec("empty program path".into()));
+        }
+        let mut seen = HashSet::new();
+        for &fd in &self.inherited_fds {
+            if fd < 3 {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "channel fd {fd} is stdio; channel fds must be 3 or higher"
+                )));
+            }
+            if !seen.insert(fd) {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "channel fd {fd} is listed twice"
+                )));
+            }
+        }
+        for p in &self.extra_read_only_paths {
+            if !p.is_absolute() {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "read-only path {} is not absolute",
+                    p.display()
+                )));
+            }
+        }
+        if self.address_space_limit_mb == Some(0) {
+            return Err(SandboxError::InvalidSpec(
+                "address_space_limit_mb of 0 would stop the worker from starting".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_stdio_duplicates_relative_paths_and_zero_limit() {
+        let ok = WorkerSpec {
+            inherited_fds: vec![3, 7],
+            extra_read_only_paths: vec!["/opt/lib".into()],
+            ..WorkerSpec::new("/bin/worker")
+        };
+        ok.validate().unwrap();
+        for bad in [
+            WorkerSpec::new(""),
+            WorkerSpec {
+                inherited_fds: vec![2],
+                ..ok.clone()
+            },
+            WorkerSpec {
+                inherited_fds: vec![5, 5],
+                ..ok.clone()
+            },
+            WorkerSpec {
+                extra_read_only_paths: vec!["lib".into()],
+                ..ok.clone()
+            },
+            WorkerSpec {
+                address_space_limit_mb: Some(0),
+                ..ok.clone()
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(SandboxError::InvalidSpec(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
