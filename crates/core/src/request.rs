@@ -33,6 +33,9 @@ pub mod metrics {
     pub const CONTEXT_CREATION_MS: &str = "roma.execution.context_creation_duration_ms";
     /// Index of the worker that ran the request.
     pub const WORKER_INDEX: &str = "roma.execution.worker_index";
+    /// Host-side time from sending a request to the worker until its answer arrived
+    /// (the engine's time included); minus `code_run_duration_ms`, the cost of the channel.
+    pub const IPC_ROUND_TRIP_MS: &str = "roma.execution.ipc_round_trip_ms";
 }
 
 /// Code to load: JavaScript, JavaScript with a WASM module, or a standalone WASM module.

@@ -3,9 +3,58 @@
 //! A service owner hands roma code written by a third party; roma loads it once, then invokes
 //! its handlers thousands of times a second, each time in a fresh V8 context inside a jailed
 //! worker process.
+//!
+//! ```no_run
+//! use roma::{CodeObject, Config, InvocationRequest, RomaService};
+//! use std::sync::mpsc;
+//!
+//! let mut config: Config = Config::default();
+//! config.number_of_workers = 2;
+//! let roma = RomaService::new(config)?;
+//! let code = CodeObject {
+//!     id: "foo".into(),
+//!     version_string: "v1".into(),
+//!     js: r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#.into(),
+//!     ..Default::default()
+//! };
+//! let (tx, rx) = mpsc::channel();
+//! roma.load_code_obj(code, move |r| tx.send(r).unwrap())?;
+//! rx.recv().unwrap()?;
+//! let (tx, rx) = mpsc::channel();
+//! roma.execute(InvocationRequest {
+//!     id: "foo".into(),
+//!     version_string: "v1".into(),
+//!     handler_name: "Handler".into(),
+//!     input: vec![r#""Foobar""#.into()],
+//!     ..Default::default()
+//! }, move |r| tx.send(r).unwrap())?;
+//! assert_eq!(rx.recv().unwrap()?.resp, r#""Hello world! \"Foobar\"""#);
+//! roma.stop()?;
+//! # Ok::<(), roma::RomaError>(())
+//! ```
+//!
+//! # How a request travels
+//! [`RomaService`] hands requests to roma-core's dispatcher, which queues them (bounded, per
+//! worker) and gives each to the least busy worker slot. A slot owns one `roma-worker` process,
+//! started through a roma-sandbox backend and reached over roma-ipc (shared memory with a futex
+//! doorbell, or a socket). The worker runs the request in a fresh V8 context of the version's
+//! snapshot and answers; console output and host-function calls travel as nested messages on
+//! the same channel, served by the slot's thread with the request's metadata.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod hooks;
+mod locate;
+mod service;
+mod worker_client;
+
+pub use config::{Config, SandboxKind};
+pub use hooks::LogFn;
+pub use locate::WORKER_BINARY_NAME;
 pub use roma_core::{
-    CodeObject, ErrorKind, Invocation, InvocationRequest, LogLevel, ResponseObject, RomaError,
+    CodeObject, DispatchFuture, DispatcherStats, ErrorKind, ExecutionToken, InvocationRequest,
+    LogLevel, ResponseObject, RomaError, metrics,
 };
+pub use roma_ipc::{OversizePolicy, TransportKind};
+pub use service::RomaService;

@@ -1,0 +1,190 @@
+//! [`Config`]: everything a [`crate::RomaService`] is built from.
+
+use roma_core::{DEFAULT_TIMEOUT, DispatcherConfig, EngineLimits};
+use roma_ipc::{ChannelConfig, OversizePolicy, TransportKind};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The sandbox backend workers run in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SandboxKind {
+    /// roma's own jail: user, mount, pid, net, ipc and uts namespaces, a read-only root of only
+    /// what the worker needs, seccomp-bpf allow-list, rlimits.
+    #[default]
+    Namespaces,
+    /// birdcage (needs roma-sandbox's `birdcage` feature; GPL-3.0-or-later).
+    Birdcage,
+    /// No jail at all: the worker is a plain child process. For debugging only.
+    None,
+}
+
+impl SandboxKind {
+    /// The backend's name as `roma-sandbox` and the CLI spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxKind::Namespaces => "namespaces",
+            SandboxKind::Birdcage => "birdcage",
+            SandboxKind::None => "none",
+        }
+    }
+}
+
+/// How a [`crate::RomaService`] runs. `M` is the type of the metadata requests carry to the
+/// host functions; it never enters the sandbox.
+///
+/// Zero values mean "the default" where a field says so, as in Roma's config.
+pub struct Config<M = ()> {
+    /// Worker processes. 0: one per available core.
+    pub number_of_workers: usize,
+    /// Queued executions allowed per worker; the total is `number_of_workers *
+    /// worker_queue_max_items`. 0: 100.
+    pub worker_queue_max_items: usize,
+    /// Compiled versions each worker keeps, and source versions the host keeps to reload a
+    /// respawned worker (both LRU). 0: 5.
+    pub code_version_cache_size: usize,
+    /// Engine limits (heap, WASM pages, default timeout); set the heap with
+    /// [`Config::configure_js_engine_resource_constraints`].
+    pub engine: EngineLimits,
+    /// How long a load may take until every worker has it. 0: 30 s.
+    pub load_timeout: Duration,
+    /// How long a worker may take to start. 0: 30 s.
+    pub worker_startup_timeout: Duration,
+    /// Added to a request's timeout before the host gives up on a worker that does not answer
+    /// (a worker stopped by a signal, say) and replaces it. 0: 2 s.
+    pub worker_grace: Duration,
+    /// The jail.
+    pub sandbox: SandboxKind,
+    /// How requests and responses travel: shared memory (default) or a socket.
+    pub transport: TransportKind,
+    /// Payload size that takes the fast path (the shared-memory region size). 0: 1 MiB.
+    pub payload_fast_path_bytes: usize,
+    /// What happens to a payload larger than `payload_fast_path_bytes`: it takes the socket
+    /// (slow path, default), or fails with `PayloadTooLarge`.
+    pub oversize_payloads: OversizePolicy,
+    /// Largest message either side may send at all. 0: 64 MiB.
+    pub max_payload_bytes: usize,
+    /// The `roma-worker` binary. `None`: `$ROMA_WORKER_BIN`, else next to the current
+    /// executable (or its parent folder, for test binaries in `target/*/deps`).
+    pub worker_binary: Option<PathBuf>,
+    /// Extra V8 flags, for every worker.
+    pub v8_flags: Vec<String>,
+    /// Prepare the next context while idle (default on).
+    pub prewarm: bool,
+    pub(crate) metadata: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M> Default for Config<M> {
+    fn default() -> Self {
+        Config {
+            number_of_workers: 0,
+            worker_queue_max_items: 0,
+            code_version_cache_size: 0,
+            engine: EngineLimits::default(),
+            load_timeout: Duration::ZERO,
+            worker_startup_timeout: Duration::ZERO,
+            worker_grace: Duration::ZERO,
+            sandbox: SandboxKind::default(),
+            transport: TransportKind::SharedMemory,
+            payload_fast_path_bytes: 0,
+            oversize_payloads: OversizePolicy::SlowPath,
+            max_payload_bytes: 0,
+            worker_binary: None,
+            v8_flags: Vec::new(),
+            prewarm: true,
+            metadata: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Config<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("number_of_workers", &self.number_of_workers)
+            .field("worker_queue_max_items", &self.worker_queue_max_items)
+            .field("code_version_cache_size", &self.code_version_cache_size)
+            .field("engine", &self.engine)
+            .field("sandbox", &self.sandbox)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> Config<M> {
+    /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap, in MB.
+    pub fn configure_js_engine_resource_constraints(
+        &mut self,
+        initial_heap_mb: usize,
+        max_heap_mb: usize,
+    ) {
+        self.engine.initial_heap_mb = initial_heap_mb;
+        self.engine.max_heap_mb = max_heap_mb;
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        if self.number_of_workers > 0 {
+            return self.number_of_workers;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    pub(crate) fn cache_size(&self) -> usize {
+        if self.code_version_cache_size > 0 {
+            self.code_version_cache_size
+        } else {
+            self.engine.effective_version_cache_size()
+        }
+    }
+
+    pub(crate) fn engine_limits(&self) -> EngineLimits {
+        let mut limits = self.engine.clone();
+        limits.version_cache_size = self.cache_size();
+        if limits.default_timeout.is_zero() {
+            limits.default_timeout = DEFAULT_TIMEOUT;
+        }
+        limits
+    }
+
+    pub(crate) fn dispatcher(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            number_of_workers: self.workers(),
+            worker_queue_max_items: self.worker_queue_max_items,
+            code_version_cache_size: self.cache_size(),
+            load_timeout: self.load_timeout,
+            default_timeout: self.engine_limits().default_timeout,
+            ..DispatcherConfig::default()
+        }
+    }
+
+    pub(crate) fn channel(&self) -> ChannelConfig {
+        let mut c = match self.transport {
+            TransportKind::Socket => ChannelConfig::socket(),
+            TransportKind::SharedMemory => ChannelConfig::shared_memory(),
+        };
+        if self.payload_fast_path_bytes > 0 {
+            c.region_payload_bytes = self.payload_fast_path_bytes;
+        }
+        if self.max_payload_bytes > 0 {
+            c.max_frame_bytes = self.max_payload_bytes;
+        }
+        c.oversize = self.oversize_payloads;
+        c
+    }
+
+    pub(crate) fn startup_timeout(&self) -> Duration {
+        nonzero(self.worker_startup_timeout, Duration::from_secs(30))
+    }
+
+    pub(crate) fn grace(&self) -> Duration {
+        nonzero(self.worker_grace, Duration::from_secs(2))
+    }
+
+    pub(crate) fn load_deadline(&self) -> Duration {
+        // A worker takes a load after its running request, and its top-level run is bounded by
+        // the default timeout; the dispatcher's own load timeout answers the caller earlier.
+        nonzero(self.load_timeout, Duration::from_secs(30)) + self.grace()
+    }
+}
+
+fn nonzero(d: Duration, default: Duration) -> Duration {
+    if d.is_zero() { default } else { d }
+}

@@ -1,0 +1,345 @@
+//! The production [`WorkerBackend`]: one jailed `roma-worker` process, driven over roma-ipc.
+//!
+//! Each dispatcher slot owns one [`WorkerClient`] and calls it from its own thread, one request
+//! at a time. Every wait on the worker has a deadline (the request's timeout plus a grace
+//! period, the load and startup timeouts); a worker that misses one, closes its channel, or
+//! sends anything malformed is killed, and the dispatcher replaces it.
+
+use crate::hooks::Hooks;
+use crate::locate::WorkerBinary;
+use roma_core::{
+    CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, RomaError, WorkerBackend, metrics,
+};
+use roma_ipc::{
+    ChannelConfig, Control, ControlSender, HostEndpoint, HostToWorker, IpcError, WorkerToHost,
+    spawn_pair,
+};
+use roma_sandbox::{Sandbox, WorkerProcess, WorkerSpec};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// What every worker of a service starts with.
+pub(crate) struct WorkerSetup {
+    pub binary: WorkerBinary,
+    pub sandbox: Box<dyn Sandbox>,
+    pub channel: ChannelConfig,
+    pub limits: roma_core::EngineLimits,
+    pub v8_flags: Vec<String>,
+    pub binding_names: Vec<String>,
+    pub prewarm: bool,
+    pub startup_timeout: Duration,
+    pub load_timeout: Duration,
+    pub grace: Duration,
+}
+
+/// One worker process and the host's end of its channel.
+pub(crate) struct WorkerClient<M> {
+    index: usize,
+    setup: Arc<WorkerSetup>,
+    hooks: Arc<Hooks<M>>,
+    endpoint: HostEndpoint,
+    /// Shared with the interrupter, which must reach the current worker after a respawn.
+    control: Arc<Mutex<ControlSender>>,
+    process: Box<dyn WorkerProcess>,
+    alive: bool,
+}
+
+impl<M: Send + Sync + 'static> WorkerClient<M> {
+    /// Starts worker `index`, sends it `Init` and waits for `Ready`.
+    pub fn start(
+        index: usize,
+        setup: Arc<WorkerSetup>,
+        hooks: Arc<Hooks<M>>,
+    ) -> Result<Self, RomaError> {
+        let (endpoint, control, process) = spawn_worker(index, &setup)?;
+        let mut client = WorkerClient {
+            index,
+            setup,
+            hooks,
+            endpoint,
+            control: Arc::new(Mutex::new(control)),
+            process,
+            alive: true,
+        };
+        client.handshake()?;
+        Ok(client)
+    }
+
+    /// Replaces a worker found dead *before* a request was sent to it, so that the request
+    /// does not fail for a death it had no part in. The new worker holds no versions: the
+    /// dispatcher reloads the one a request needs when the worker answers `VersionNotFound`.
+    fn respawn_if_dead(&mut self) -> Result<(), RomaError> {
+        if self.alive && matches!(self.process.try_wait(), Ok(None)) {
+            return Ok(());
+        }
+        let (endpoint, control, process) = spawn_worker(self.index, &self.setup)?;
+        self.endpoint = endpoint;
+        *self.control.lock().unwrap_or_else(PoisonError::into_inner) = control;
+        self.process = process;
+        self.alive = true;
+        self.handshake()
+    }
+
+    fn handshake(&mut self) -> Result<(), RomaError> {
+        let index = self.index;
+        let init = HostToWorker::Init {
+            limits: self.setup.limits.clone(),
+            v8_flags: self.setup.v8_flags.clone(),
+            binding_names: self.setup.binding_names.clone(),
+            prewarm: self.setup.prewarm,
+        };
+        self.endpoint
+            .send(&init)
+            .map_err(|e| self.startup_failure(e.to_string()))?;
+        match self.endpoint.recv(self.setup.startup_timeout) {
+            Ok(WorkerToHost::Ready { .. }) => Ok(()),
+            Ok(WorkerToHost::Loaded { result: Err(e) }) => {
+                self.reap();
+                Err(RomaError::new(
+                    e.kind(),
+                    format!("worker {index} could not start its engine: {}", e.message()),
+                ))
+            }
+            Ok(other) => {
+                Err(self.startup_failure(format!("unexpected first message {}", describe(&other))))
+            }
+            Err(e) => Err(self.startup_failure(e.to_string())),
+        }
+    }
+
+    fn startup_failure(&mut self, why: String) -> RomaError {
+        let fate = self.reap();
+        RomaError::internal(format!(
+            "worker {} did not start ({why}){fate}; run `roma check` to test the sandbox",
+            self.index
+        ))
+    }
+
+    /// Kills the worker (if it still runs) and describes how it ended, for error messages.
+    fn reap(&mut self) -> String {
+        self.alive = false;
+        let report = match self.process.wait_timeout(Duration::from_millis(200)) {
+            Ok(Some(r)) => Some(r),
+            _ => {
+                let _ = self.process.kill();
+                self.process
+                    .wait_timeout(Duration::from_secs(2))
+                    .ok()
+                    .flatten()
+            }
+        };
+        match report {
+            Some(r) => format!("; the worker process {r}"),
+            None => String::new(),
+        }
+    }
+
+    /// The error for a request whose worker broke: the worker is killed and replaced.
+    fn broken(&mut self, e: IpcError) -> RomaError {
+        let kind = e.kind();
+        let fate = self.reap();
+        match kind {
+            ErrorKind::Timeout => RomaError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "worker {} did not answer within the request's timeout plus grace; it was replaced{fate}",
+                    self.index
+                ),
+            ),
+            _ => RomaError::new(
+                ErrorKind::WorkerCrashed,
+                format!("worker {} failed: {e}{fate}", self.index),
+            ),
+        }
+    }
+
+    fn protocol(&mut self, what: &str) -> RomaError {
+        let fate = self.reap();
+        RomaError::new(
+            ErrorKind::WorkerCrashed,
+            format!(
+                "worker {} broke the protocol ({what}); it was replaced{fate}",
+                self.index
+            ),
+        )
+    }
+}
+
+/// Starts one worker process with a fresh channel.
+fn spawn_worker(
+    index: usize,
+    setup: &WorkerSetup,
+) -> Result<(HostEndpoint, ControlSender, Box<dyn WorkerProcess>), RomaError> {
+    let (link, handoff) = spawn_pair(&setup.channel).map_err(|e| {
+        RomaError::internal(format!("cannot create the channel to worker {index}: {e}"))
+    })?;
+    let spec = WorkerSpec {
+        program: setup.binary.path.clone(),
+        args: vec![handoff.arg().into()],
+        inherited_fds: handoff.spec().fds(),
+        extra_read_only_paths: setup.binary.read_only_paths.clone(),
+        ..WorkerSpec::default()
+    };
+    let spawned = setup.sandbox.spawn(&spec);
+    // The host closes its copies of the worker's descriptors, so that the worker's death reads
+    // as end-of-file on our side.
+    drop(handoff);
+    let process = spawned.map_err(|e| {
+        RomaError::internal(format!(
+            "cannot start worker {index} in the {} sandbox: {e}",
+            setup.sandbox.name()
+        ))
+    })?;
+    Ok((HostEndpoint::new(link.transport), link.control, process))
+}
+
+/// Sends `Cancel` on the worker's control socket.
+struct ControlInterrupt(Arc<Mutex<ControlSender>>);
+
+impl Interrupt for ControlInterrupt {
+    fn interrupt(&self, request_id: u64) {
+        let control = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // A full or closed control socket means the worker is stuck or gone; the request's
+        // deadline handles both, so a failed send is not an error here.
+        let _ = control.send(Control::Cancel { request_id }, Duration::from_millis(5));
+    }
+}
+
+impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
+    fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
+        self.respawn_if_dead()?;
+        let msg = HostToWorker::Load { code: code.clone() };
+        if let Err(e) = self.endpoint.send(&msg) {
+            return Err(self.broken(e));
+        }
+        let deadline = Instant::now() + self.setup.load_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.endpoint.recv(left) {
+                Ok(WorkerToHost::Loaded { result }) => return result,
+                // Console output of top-level code has no request to belong to.
+                Ok(WorkerToHost::Log { .. }) => continue,
+                Ok(other) => {
+                    return Err(self.protocol(&format!("{} during a load", describe(&other))));
+                }
+                Err(e) => return Err(self.broken(e)),
+            }
+        }
+    }
+
+    fn execute(
+        &mut self,
+        request_id: u64,
+        inv: &Invocation,
+        meta: &M,
+    ) -> Result<ExecOutput, RomaError> {
+        self.respawn_if_dead()?;
+        let started = Instant::now();
+        let msg = HostToWorker::Execute {
+            request_id,
+            invocation: inv.clone(),
+        };
+        match self.endpoint.send(&msg) {
+            Ok(()) => {}
+            // The request is too big for the channel: the worker never saw it and is fine.
+            Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
+            Err(e) => return Err(self.broken(e)),
+        }
+        let deadline = started + inv.timeout + self.setup.grace;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = match self.endpoint.recv(left) {
+                Ok(r) => r,
+                Err(e) => return Err(self.broken(e)),
+            };
+            match reply {
+                WorkerToHost::Executed {
+                    request_id: id,
+                    result,
+                } if id == request_id => {
+                    let out = result?;
+                    let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
+                    m.insert(
+                        metrics::IPC_ROUND_TRIP_MS.into(),
+                        started.elapsed().as_secs_f64() * 1e3,
+                    );
+                    return Ok(ExecOutput {
+                        resp: out.resp,
+                        metrics: m,
+                    });
+                }
+                WorkerToHost::Log {
+                    request_id: id,
+                    level,
+                    message,
+                } if id == request_id => {
+                    self.hooks.log(level, meta, &message);
+                }
+                WorkerToHost::BindingCall {
+                    request_id: id,
+                    call_id,
+                    name,
+                    payload,
+                } if id == request_id => {
+                    let reply = self.hooks.call_binding(&name, payload, meta);
+                    let msg = HostToWorker::BindingReply { call_id, reply };
+                    if let Err(e) = self.endpoint.send(&msg) {
+                        return Err(self.broken(e));
+                    }
+                }
+                other => {
+                    return Err(self.protocol(&format!(
+                        "{} while running request {request_id}",
+                        describe(&other)
+                    )));
+                }
+            }
+        }
+    }
+
+    fn is_alive(&mut self) -> bool {
+        if self.alive && !matches!(self.process.try_wait(), Ok(None)) {
+            self.alive = false;
+        }
+        self.alive
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupt> {
+        Arc::new(ControlInterrupt(Arc::clone(&self.control)))
+    }
+}
+
+impl<M> Drop for WorkerClient<M> {
+    fn drop(&mut self) {
+        // Ask politely; dropping the process handle kills and reaps whatever is left.
+        if self.alive {
+            let _ = self.endpoint.send(&HostToWorker::Shutdown);
+            let _ = self.process.wait_timeout(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A short description of a message, without its (untrusted, maybe huge) payload.
+fn describe(msg: &WorkerToHost) -> String {
+    match msg {
+        WorkerToHost::Ready { .. } => "Ready".into(),
+        WorkerToHost::Loaded { .. } => "Loaded".into(),
+        WorkerToHost::Executed { request_id, .. } => format!("Executed for request {request_id}"),
+        WorkerToHost::Log { request_id, .. } => format!("Log for request {request_id}"),
+        WorkerToHost::BindingCall { request_id, .. } => {
+            format!("BindingCall for request {request_id}")
+        }
+        WorkerToHost::ProbeReport { .. } => "ProbeReport".into(),
+    }
+}
+
+impl<M> std::fmt::Debug for WorkerClient<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerClient")
+            .field("index", &self.index)
+            .field("pid", &self.process.pid())
+            .field("alive", &self.alive)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,76 @@
+//! Helpers shared by the service tests.
+
+use roma::{
+    CodeObject, Config, InvocationRequest, ResponseObject, RomaError, RomaService, SandboxKind,
+};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a test waits for a callback before calling it lost: a safety net, not a timing
+/// assertion.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub const HELLO: &str =
+    r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#;
+
+/// The sandbox the tests use: `ROMA_TEST_SANDBOX` (namespaces, birdcage, none), else the
+/// default (namespaces).
+pub fn sandbox() -> SandboxKind {
+    match std::env::var("ROMA_TEST_SANDBOX").as_deref() {
+        Ok("none") => SandboxKind::None,
+        Ok("birdcage") => SandboxKind::Birdcage,
+        _ => SandboxKind::Namespaces,
+    }
+}
+
+pub fn config<M>(workers: usize) -> Config<M> {
+    let mut c = Config::default();
+    c.number_of_workers = workers;
+    c.sandbox = sandbox();
+    c
+}
+
+pub fn service(workers: usize) -> RomaService {
+    RomaService::new(config(workers)).expect("service starts")
+}
+
+pub fn code(version: &str, js: &str) -> CodeObject {
+    CodeObject {
+        id: format!("load-{version}"),
+        version_string: version.into(),
+        js: js.into(),
+        ..Default::default()
+    }
+}
+
+pub fn load<M: Send + Sync + 'static>(
+    svc: &RomaService<M>,
+    code: CodeObject,
+) -> Result<ResponseObject, RomaError> {
+    let (tx, rx) = mpsc::channel();
+    svc.load_code_obj(code, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.recv_timeout(PATIENCE).expect("load callback arrives")
+}
+
+pub fn request<M: Default>(version: &str, handler: &str, inputs: &[&str]) -> InvocationRequest<M> {
+    InvocationRequest {
+        id: "req".into(),
+        version_string: version.into(),
+        handler_name: handler.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn exec<M: Send + Sync + 'static>(
+    svc: &RomaService<M>,
+    req: InvocationRequest<M>,
+) -> Result<ResponseObject, RomaError> {
+    let (tx, rx) = mpsc::channel();
+    svc.execute(req, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.recv_timeout(PATIENCE).expect("execute callback arrives")
+}

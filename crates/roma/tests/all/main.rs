@@ -1,0 +1,3 @@
+//! RomaService end to end: real worker processes, real V8.
+mod common;
+mod service;

@@ -1,0 +1,143 @@
+//! The basic contract: load, execute, errors, timeouts, cancel, recovery.
+
+use crate::common::*;
+use roma::{ErrorKind, InvocationRequest};
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[test]
+fn hello_world_through_two_sandboxed_workers() {
+    let svc = service(2);
+    load(&svc, code("v1", HELLO)).unwrap();
+    for _ in 0..4 {
+        let r = exec(&svc, request::<()>("v1", "Handler", &[r#""Foobar""#])).unwrap();
+        assert_eq!(r.resp, r#""Hello world! \"Foobar\"""#);
+        assert_eq!(r.id, "req");
+    }
+    svc.stop().unwrap();
+}
+
+#[test]
+fn load_errors_are_typed_and_leave_no_version() {
+    let svc = service(1);
+    let e = load(&svc, code("bad", "function Handler( {")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Compile, "{e}");
+    let e = exec(&svc, request::<()>("bad", "Handler", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::VersionNotFound, "{e}");
+    let e = load(&svc, code("throws", "throw new Error('top level boom');")).unwrap_err();
+    assert!(e.message().contains("top level boom"), "{e}");
+}
+
+#[test]
+fn execution_errors_are_typed() {
+    let svc = service(1);
+    load(
+        &svc,
+        code(
+            "v1",
+            "function Throw() { throw new Error('nope'); } function Id(x) { return x; }",
+        ),
+    )
+    .unwrap();
+    let e = exec(&svc, request::<()>("v1", "Throw", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Execution);
+    assert!(e.message().contains("nope"), "{e}");
+    let e = exec(&svc, request::<()>("v1", "Missing", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::HandlerNotFound);
+    let e = exec(&svc, request::<()>("v1", "Id", &["{not json"])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput);
+    let r = exec(&svc, request::<()>("v1", "Id", &[r#"{"a":[1,2]}"#])).unwrap();
+    assert_eq!(r.resp, r#"{"a":[1,2]}"#);
+}
+
+#[test]
+fn timeout_ends_the_request_and_the_worker_goes_on() {
+    let svc = service(1);
+    load(
+        &svc,
+        code(
+            "v1",
+            &format!("function Spin() {{ while (true) {{}} }} {HELLO}"),
+        ),
+    )
+    .unwrap();
+    let mut req = request::<()>("v1", "Spin", &[]);
+    req.tags.insert("TimeoutDuration".into(), "100ms".into());
+    let e = exec(&svc, req).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let r = exec(&svc, request::<()>("v1", "Handler", &[r#""x""#])).unwrap();
+    assert_eq!(r.resp, r#""Hello world! \"x\"""#);
+}
+
+#[test]
+fn out_of_memory_is_typed_and_the_worker_recovers() {
+    let mut c = config::<()>(1);
+    c.configure_js_engine_resource_constraints(1, 15);
+    let svc = roma::RomaService::new(c).unwrap();
+    load(
+        &svc,
+        code(
+            "v1",
+            &format!("function Bomb() {{ let a = []; while (true) a.push('x'.repeat(1000) + a.length); }} {HELLO}"),
+        ),
+    )
+    .unwrap();
+    let e = exec(&svc, request::<()>("v1", "Bomb", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
+    let r = exec(&svc, request::<()>("v1", "Handler", &[r#""y""#])).unwrap();
+    assert_eq!(r.resp, r#""Hello world! \"y\"""#);
+}
+
+#[test]
+fn cancel_stops_a_running_request() {
+    let svc = service(1);
+    load(
+        &svc,
+        code(
+            "v1",
+            &format!("function Spin() {{ while (true) {{}} }} {HELLO}"),
+        ),
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut req: InvocationRequest = request("v1", "Spin", &[]);
+    req.timeout = Some(Duration::from_secs(30));
+    let token = svc
+        .execute(req, move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    // Cancel until it takes: the request may still be queued or just starting.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let result = loop {
+        svc.cancel(&token);
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(50)) {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cancel never took effect"
+        );
+    };
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled);
+    let r = exec(&svc, request::<()>("v1", "Handler", &[r#""z""#])).unwrap();
+    assert_eq!(r.resp, r#""Hello world! \"z\"""#);
+}
+
+#[test]
+fn stop_refuses_new_work() {
+    let svc = service(1);
+    load(&svc, code("v1", HELLO)).unwrap();
+    svc.stop().unwrap();
+    let e = exec(&svc, request::<()>("v1", "Handler", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
+}
+
+#[test]
+fn missing_worker_binary_fails_new_clearly() {
+    let mut c = config::<()>(1);
+    c.worker_binary = Some("/nonexistent/roma-worker".into());
+    let e = roma::RomaService::new(c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("/nonexistent/roma-worker"), "{e}");
+}

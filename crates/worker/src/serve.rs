@@ -1,0 +1,226 @@
+//! The worker's main loop: set up the channel and the engine, then answer the host's messages
+//! one at a time.
+
+use crate::cancel::{CancelState, spawn_control_thread};
+use roma_core::{ErrorKind, LogLevel, RomaError, metrics};
+use roma_ipc::{
+    ChildSpec, ExecOutput, HostToWorker, IpcError, ProbeResult, WorkerEndpoint, WorkerLink,
+    WorkerToHost,
+};
+use roma_v8::Engine;
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the worker waits for the host's next message before checking again. The wait ends
+/// early when the host closes the channel, so this only paces an idle loop.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
+/// The worker argument that selects probe mode (`roma check`).
+pub const PROBE_MODE_ARG: &str = "--probe-mode";
+
+/// Why a worker stopped other than by the host closing its channel.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The command line did not describe a channel.
+    #[error("bad worker arguments: {0}")]
+    Args(String),
+    /// The jail could not be entered.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] roma_sandbox::SandboxError),
+    /// The channel failed.
+    #[error("channel: {0}")]
+    Ipc(#[from] IpcError),
+    /// The host broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// A thread could not be started.
+    #[error("thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The worker's `main`: enters the jail named on the command line, then serves the host until
+/// the channel closes. `args` are the process arguments without the program name.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> {
+    let rest = roma_sandbox::enter_jail_from_args(args)?;
+    let jailed = rest
+        .jail
+        .as_ref()
+        .is_some_and(|j| j.kind != roma_sandbox::JailKind::None);
+    let spec_arg = rest
+        .args
+        .iter()
+        .find_map(|a| a.to_str().filter(|s| s.starts_with("roma-ipc")))
+        .ok_or_else(|| WorkerError::Args("no channel argument (roma-ipc1:...)".into()))?;
+    let spec = ChildSpec::parse(spec_arg)?;
+    // `roma check`: the same jail, but the filter fails forbidden calls with EPERM instead of
+    // killing, so every probe can report. Never used for untrusted code.
+    let probe_mode = rest.args.iter().any(|a| a == PROBE_MODE_ARG);
+    // SAFETY: the descriptors named by the spec were opened by the host for this process and
+    // passed across exec; nothing else in this process owns them.
+    let link = unsafe { WorkerLink::from_inherited_fds(&spec)? };
+    let mut ep = WorkerEndpoint::new(link.transport);
+
+    let (limits, v8_flags, prewarm) = match ep.recv(IDLE_WAIT)? {
+        HostToWorker::Init {
+            limits,
+            v8_flags,
+            prewarm,
+            ..
+        } => (limits, v8_flags, prewarm),
+        HostToWorker::Shutdown => return Ok(()),
+        other => {
+            return Err(WorkerError::Protocol(format!(
+                "expected Init, got {other:?}"
+            )));
+        }
+    };
+    let engine = Engine::with_flags(limits, &v8_flags);
+    let engine = match engine {
+        Ok(e) => e,
+        Err(e) => {
+            // Tell the host why, then stop: without an engine there is nothing to serve.
+            ep.send(&WorkerToHost::Loaded { result: Err(e) })?;
+            return Ok(());
+        }
+    };
+    let cancel = Arc::new(CancelState::default());
+    spawn_control_thread(link.control, engine.terminator(), Arc::clone(&cancel))?;
+    // V8's threads and ours exist now; the filter applies to all of them.
+    if jailed && probe_mode {
+        roma_sandbox::install_worker_filter_for_probe()?;
+    } else if jailed {
+        roma_sandbox::install_worker_filter()?;
+    }
+    ep.send(&WorkerToHost::Ready {
+        pid: std::process::id(),
+        v8_version: roma_v8::v8_version(),
+    })?;
+
+    let mut worker = Worker {
+        engine,
+        cancel,
+        prewarm,
+    };
+    loop {
+        let msg = match ep.recv(IDLE_WAIT) {
+            Ok(m) => m,
+            Err(e) if e.is_closed() => return Ok(()),
+            Err(e) if e.is_timeout() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match msg {
+            HostToWorker::Load { code } => {
+                let result = worker.engine.load(&code);
+                ep.send(&WorkerToHost::Loaded { result })?;
+            }
+            HostToWorker::Execute {
+                request_id,
+                invocation,
+            } => {
+                let result = worker.execute(&mut ep, request_id, &invocation)?;
+                ep.send(&WorkerToHost::Executed { request_id, result })?;
+            }
+            HostToWorker::Probe if !probe_mode => {
+                return Err(WorkerError::Protocol(
+                    "Probe sent to a worker not started in probe mode".into(),
+                ));
+            }
+            HostToWorker::Probe => {
+                let results = probe(jailed);
+                ep.send(&WorkerToHost::ProbeReport { results })?;
+            }
+            HostToWorker::Shutdown => return Ok(()),
+            HostToWorker::Init { .. } | HostToWorker::BindingReply { .. } => {
+                return Err(WorkerError::Protocol(format!(
+                    "unexpected message {msg:?} between requests"
+                )));
+            }
+        }
+        if worker.prewarm {
+            // The host is busy with our answer: prepare the next context meanwhile.
+            worker.engine.prewarm(1);
+        }
+    }
+}
+
+struct Worker {
+    engine: Engine,
+    cancel: Arc<CancelState>,
+    prewarm: bool,
+}
+
+impl Worker {
+    /// Runs one request; console output goes to the host as `Log` messages as it happens.
+    fn execute(
+        &mut self,
+        ep: &mut WorkerEndpoint,
+        request_id: u64,
+        inv: &roma_core::Invocation,
+    ) -> Result<Result<ExecOutput, RomaError>, WorkerError> {
+        if !self.cancel.begin(request_id) {
+            self.cancel.end();
+            return Ok(Err(cancelled()));
+        }
+        let mut send_err: Option<IpcError> = None;
+        let mut sink = |level: LogLevel, message: &str| {
+            if send_err.is_some() {
+                return;
+            }
+            let msg = WorkerToHost::Log {
+                request_id,
+                level,
+                message: message.to_owned(),
+            };
+            if let Err(e) = ep.send(&msg) {
+                send_err = Some(e);
+            }
+        };
+        let result = self.engine.execute_tagged(inv, request_id, &mut sink);
+        self.cancel.end();
+        if let Some(e) = send_err {
+            return Err(e.into());
+        }
+        Ok(match result {
+            Ok(ex) => Ok(ExecOutput {
+                resp: ex.resp,
+                metrics: vec![
+                    (metrics::CONTEXT_CREATION_MS.into(), ex.context_ms),
+                    (metrics::INPUT_PARSING_MS.into(), ex.parse_ms),
+                    (metrics::HANDLER_CALL_MS.into(), ex.call_ms),
+                    (metrics::CODE_RUN_DURATION_MS.into(), ex.total_ms),
+                ],
+            }),
+            Err(e) if e.kind() != ErrorKind::Cancelled && self.cancel.is_cancelled(request_id) => {
+                Err(cancelled())
+            }
+            Err(e) => Err(e),
+        })
+    }
+}
+
+fn cancelled() -> RomaError {
+    RomaError::new(ErrorKind::Cancelled, "the request was cancelled")
+}
+
+/// `roma check`: tries what the jail must forbid and reports what held.
+fn probe(jailed: bool) -> Vec<ProbeResult> {
+    let mut results: Vec<ProbeResult> = roma_sandbox::probe::run_probes()
+        .into_iter()
+        .map(|p| ProbeResult {
+            name: p.name,
+            attempted: if p.attempted { "yes" } else { "no" }.into(),
+            held: p.held,
+            detail: p.detail,
+        })
+        .collect();
+    if !jailed {
+        results.push(ProbeResult {
+            name: "jail".into(),
+            attempted: "run inside a jail".into(),
+            held: false,
+            detail: "the worker runs without a sandbox (--sandbox none)".into(),
+        });
+    }
+    results
+}
