@@ -33,6 +33,17 @@ pub enum SandboxError {
     /// The seccomp filter could not be built or installed.
     #[error("seccomp: {0}")]
     Seccomp(String),
+    /// The `namespaces` backend cannot work here: the kernel refused to create a user namespace.
+    #[error(
+        "user namespaces are unavailable on this host, so the `namespaces` sandbox cannot start \
+         ({0}); allow them (sysctl user.max_user_namespaces > 0, and \
+         kernel.unprivileged_userns_clone=1 or no AppArmor userns restriction for non-root), or \
+         run with `--sandbox none` (NO jail; debugging only)"
+    )]
+    NamespacesUnavailable(String),
+    /// The launcher could not build the jail; the text is its report.
+    #[error("the worker's jail could not be built: {0}")]
+    JailSetup(String),
     /// birdcage refused to build its sandbox.
     #[error("birdcage: {0}")]
     Birdcage(String),

@@ -65,10 +65,7 @@ impl WorkerProcess for PidfdChild {
         if let Some(r) = self.report {
             return Ok(Some(r));
         }
-        let status = self
-            .child
-            .try_wait()
-            .map_err(SandboxError::at("waitpid"))?;
+        let status = self.child.try_wait().map_err(SandboxError::at("waitpid"))?;
         self.report = status.map(ExitReport::from_status);
         Ok(self.report)
     }
@@ -86,7 +83,7 @@ impl WorkerProcess for PidfdChild {
             if left.is_zero() {
                 return Ok(None);
             }
-            let ts = rustix::time::Timespec::try_from(left).map_err(|_| {
+            let ts = rustix::event::Timespec::try_from(left).map_err(|_| {
                 SandboxError::InvalidSpec(format!("wait timeout {left:?} is too large"))
             })?;
             let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];

@@ -1,9 +1,12 @@
-//! Resource limits for a jailed worker: no core files, no file writes, few descriptors, and
-//! optionally a cap on virtual memory.
+//! Resource limits for a jailed worker: no core files, no file writes, few descriptors, a cap on
+//! tasks, and optionally a cap on virtual memory.
 //!
-//! `RLIMIT_NPROC` is deliberately not set: it counts every process of the *host* uid the worker
-//! maps to (all workers, and the host itself when it runs as that uid), so a useful value would
-//! break spawning; seccomp forbids `fork` and thread-less `clone` instead.
+//! `RLIMIT_NPROC` counts *threads* as well as processes, so it is set to a value that leaves
+//! room for V8's platform threads and the worker's own, not to 0. Since Linux 5.14 the count is
+//! kept per user namespace, and every `namespaces` jail has its own, so the limit bounds that
+//! jail alone (on older kernels it counted every task of the host uid: raise it there). The
+//! kernel does not enforce it for tasks whose real uid is the host's root. seccomp forbids
+//! `fork` and thread-less `clone` anyway; the limit is the second line.
 
 use crate::SandboxError;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -11,6 +14,10 @@ use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 /// The descriptor limit applied by default: the channel, stdio and what V8 and the IPC layer
 /// open during start-up fit well under it.
 pub const DEFAULT_MAX_OPEN_FILES: u64 = 64;
+
+/// The task (process + thread) limit applied by default: V8 starts one platform thread per core
+/// plus a few helpers.
+pub const DEFAULT_MAX_PROCESSES: u64 = 256;
 
 /// The limits to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +27,8 @@ pub struct WorkerRlimits {
     pub address_space_bytes: Option<u64>,
     /// `RLIMIT_NOFILE` (never raised above the current hard limit).
     pub max_open_files: u64,
+    /// `RLIMIT_NPROC` (tasks, threads included); `None` leaves it alone.
+    pub max_processes: Option<u64>,
 }
 
 impl Default for WorkerRlimits {
@@ -27,6 +36,7 @@ impl Default for WorkerRlimits {
         WorkerRlimits {
             address_space_bytes: None,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
+            max_processes: Some(DEFAULT_MAX_PROCESSES),
         }
     }
 }
@@ -52,6 +62,9 @@ pub fn apply_worker_rlimits(limits: &WorkerRlimits) -> Result<(), SandboxError> 
     set(Resource::Core, "RLIMIT_CORE", 0)?;
     set(Resource::Fsize, "RLIMIT_FSIZE", 0)?;
     set(Resource::Nofile, "RLIMIT_NOFILE", limits.max_open_files)?;
+    if let Some(n) = limits.max_processes {
+        set(Resource::Nproc, "RLIMIT_NPROC", n)?;
+    }
     if let Some(bytes) = limits.address_space_bytes {
         set(Resource::As, "RLIMIT_AS", bytes)?;
     }

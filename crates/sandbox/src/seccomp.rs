@@ -36,21 +36,48 @@ pub const ALLOWED: &[(i64, &str)] = &[
     (libc::SYS_pread64, "shared-memory channel (memfd) reads"),
     (libc::SYS_pwrite64, "shared-memory channel (memfd) writes"),
     (libc::SYS_close, "closing descriptors the worker owns"),
-    (libc::SYS_fstat, "metadata of an already-open descriptor (stdio buffering)"),
-    (libc::SYS_fcntl, "non-blocking mode and flags on already-open descriptors"),
-    (libc::SYS_mmap, "V8 heap, code space (PROT_EXEC for the JIT), thread stacks, malloc"),
+    (
+        libc::SYS_fstat,
+        "metadata of an already-open descriptor (stdio buffering)",
+    ),
+    (
+        libc::SYS_fcntl,
+        "non-blocking mode and flags on already-open descriptors",
+    ),
+    (
+        libc::SYS_mmap,
+        "V8 heap, code space (PROT_EXEC for the JIT), thread stacks, malloc",
+    ),
     (libc::SYS_munmap, "V8 heap and malloc release"),
-    (libc::SYS_mprotect, "V8 W^X code space toggling, guard pages"),
-    (libc::SYS_madvise, "V8 and malloc returning pages (MADV_DONTNEED/FREE)"),
+    (
+        libc::SYS_mprotect,
+        "V8 W^X code space toggling, guard pages",
+    ),
+    (
+        libc::SYS_madvise,
+        "V8 and malloc returning pages (MADV_DONTNEED/FREE)",
+    ),
     (libc::SYS_mremap, "realloc of large blocks"),
     (libc::SYS_brk, "malloc's main arena"),
-    (libc::SYS_futex, "mutexes and condition variables (V8 platform threads, Rust std)"),
+    (
+        libc::SYS_futex,
+        "mutexes and condition variables (V8 platform threads, Rust std)",
+    ),
     (libc::SYS_sched_yield, "V8 spin-then-yield locks"),
-    (libc::SYS_sched_getaffinity, "thread-pool sizing (available_parallelism)"),
-    (libc::SYS_clock_gettime, "Date.now, performance.now, timeouts"),
+    (
+        libc::SYS_sched_getaffinity,
+        "thread-pool sizing (available_parallelism)",
+    ),
+    (
+        libc::SYS_clock_gettime,
+        "Date.now, performance.now, timeouts",
+    ),
     (libc::SYS_clock_getres, "timer resolution queries"),
     (libc::SYS_gettimeofday, "legacy time source"),
-    (libc::SYS_clock_nanosleep, "sleeps in the platform and Rust std"),
+    (
+        libc::SYS_clock_nanosleep,
+        "sleeps in the platform and Rust std",
+    ),
     (libc::SYS_nanosleep, "sleeps"),
     (libc::SYS_getpid, "V8 and logging"),
     (libc::SYS_gettid, "V8 thread ids"),
@@ -60,24 +87,51 @@ pub const ALLOWED: &[(i64, &str)] = &[
     (libc::SYS_getgid, "harmless identity query"),
     (libc::SYS_getegid, "harmless identity query"),
     (libc::SYS_rt_sigreturn, "returning from signal handlers"),
-    (libc::SYS_rt_sigprocmask, "signal masks around thread creation and in glibc"),
-    (libc::SYS_rt_sigaction, "installing handlers (Rust's stack-overflow handler, V8)"),
-    (libc::SYS_sigaltstack, "alternate signal stacks for new threads"),
+    (
+        libc::SYS_rt_sigprocmask,
+        "signal masks around thread creation and in glibc",
+    ),
+    (
+        libc::SYS_rt_sigaction,
+        "installing handlers (Rust's stack-overflow handler, V8)",
+    ),
+    (
+        libc::SYS_sigaltstack,
+        "alternate signal stacks for new threads",
+    ),
     (libc::SYS_exit, "thread exit"),
     (libc::SYS_exit_group, "process exit"),
     (libc::SYS_restart_syscall, "restarting an interrupted sleep"),
-    (libc::SYS_getrandom, "Math.random seeding, hash seeds, crypto.getRandomValues"),
-    (libc::SYS_recvmsg, "channel reads with descriptors (SCM_RIGHTS)"),
+    (
+        libc::SYS_getrandom,
+        "Math.random seeding, hash seeds, crypto.getRandomValues",
+    ),
+    (
+        libc::SYS_recvmsg,
+        "channel reads with descriptors (SCM_RIGHTS)",
+    ),
     (libc::SYS_sendmsg, "channel writes with descriptors"),
     (libc::SYS_recvfrom, "channel reads on the inherited socket"),
     (libc::SYS_sendto, "channel writes on the inherited socket"),
     (libc::SYS_shutdown, "half-closing the channel"),
     (libc::SYS_poll, "waiting on the channel"),
     (libc::SYS_ppoll, "waiting on the channel"),
-    (libc::SYS_epoll_create1, "an event loop over the existing descriptors"),
-    (libc::SYS_epoll_ctl, "an event loop over the existing descriptors"),
-    (libc::SYS_epoll_wait, "an event loop over the existing descriptors"),
-    (libc::SYS_epoll_pwait, "an event loop over the existing descriptors"),
+    (
+        libc::SYS_epoll_create1,
+        "an event loop over the existing descriptors",
+    ),
+    (
+        libc::SYS_epoll_ctl,
+        "an event loop over the existing descriptors",
+    ),
+    (
+        libc::SYS_epoll_wait,
+        "an event loop over the existing descriptors",
+    ),
+    (
+        libc::SYS_epoll_pwait,
+        "an event loop over the existing descriptors",
+    ),
     (libc::SYS_set_robust_list, "new threads (glibc)"),
     (libc::SYS_rseq, "new threads (glibc restartable sequences)"),
     (libc::SYS_getrlimit, "stack size queries (glibc pthread)"),
@@ -115,10 +169,15 @@ pub enum FilterMode {
     KillProcess,
     /// Fail the call with `EPERM` and carry on (for [`crate::probe`], which must survive its
     /// attempts to report them).
-    Errno,
+    Probe,
 }
 
-fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SandboxError> {
+fn cond(
+    arg: u8,
+    len: SeccompCmpArgLen,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompCondition, SandboxError> {
     SeccompCondition::new(arg, len, op, value).map_err(|e| SandboxError::Seccomp(e.to_string()))
 }
 
@@ -162,11 +221,21 @@ fn allow_list(mode: FilterMode, pid: u32) -> Result<BpfProgram, SandboxError> {
     let own = u64::from(pid);
     rules.insert(
         libc::SYS_tgkill,
-        vec![rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, own)?])?],
+        vec![rule(vec![cond(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            own,
+        )?])?],
     );
     rules.insert(
         libc::SYS_kill,
-        vec![rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, own)?])?],
+        vec![rule(vec![cond(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            own,
+        )?])?],
     );
     // Reading limits (pid 0 = self, new_limit NULL); never setting them.
     rules.insert(
@@ -178,14 +247,18 @@ fn allow_list(mode: FilterMode, pid: u32) -> Result<BpfProgram, SandboxError> {
     );
     let mismatch = match mode {
         FilterMode::KillProcess => SeccompAction::KillProcess,
-        FilterMode::Errno => SeccompAction::Errno(libc::EPERM as u32),
+        FilterMode::Probe => SeccompAction::Errno(libc::EPERM as u32),
     };
     compile(rules, mismatch, SeccompAction::Allow)
 }
 
 fn errno_filter(syscalls: &[i64], errno: i32) -> Result<BpfProgram, SandboxError> {
     let rules = syscalls.iter().map(|&nr| (nr, Vec::new())).collect();
-    compile(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32))
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+    )
 }
 
 /// The filters in installation order (the allow-list last, since it forbids `seccomp` itself).
@@ -219,7 +292,7 @@ pub fn install_worker_filter() -> Result<(), SandboxError> {
 /// [`crate::probe::run_probes`], which reports what is blocked rather than dying on the first
 /// attempt. Never use it to run untrusted code.
 pub fn install_worker_filter_for_probe() -> Result<(), SandboxError> {
-    install(FilterMode::Errno)
+    install(FilterMode::Probe)
 }
 
 #[cfg(test)]
@@ -229,7 +302,7 @@ mod tests {
 
     #[test]
     fn filters_compile_in_both_modes() {
-        for mode in [FilterMode::KillProcess, FilterMode::Errno] {
+        for mode in [FilterMode::KillProcess, FilterMode::Probe] {
             let f = worker_filters(mode, 1).unwrap();
             assert_eq!(f.len(), 3);
             assert!(f.iter().all(|p| !p.is_empty() && p.len() < 4096));
@@ -268,7 +341,10 @@ mod tests {
             libc::SYS_seccomp,
             libc::SYS_openat,
         ] {
-            assert!(!allowed.contains(&nr), "syscall {nr} must not be allowed unconditionally");
+            assert!(
+                !allowed.contains(&nr),
+                "syscall {nr} must not be allowed unconditionally"
+            );
         }
         for (nr, why) in ALLOWED {
             assert!(!why.is_empty(), "syscall {nr} has no reason");

@@ -1,1 +1,126 @@
-fn main() {}
+//! A tiny worker for roma-sandbox's integration tests, shaped like the real roma-worker: it
+//! enters the jail first thing in `main`, installs the seccomp filter, then does one action and
+//! reports on its channel (the first channel fd, or stdout without a jail).
+//!
+//! Usage (after the jail options): `<seccomp> <action>`, where `<seccomp>` is `off`, `kill`
+//! (production filter) or `probe` (EPERM instead of kill), and `<action>` is one of:
+//! - `echo`: copy lines from the channel back to it until end-of-file, then exit 0;
+//! - `probe`: run the probes and write one `probe ...` line each, then `done`;
+//! - `violate`: call `socket` (forbidden), which the `kill` filter answers with SIGSYS;
+//! - `fds`: write `fds N N ...`, every open descriptor (found with `fcntl`, no /proc needed);
+//! - `env`: write `env KEY` for each environment variable;
+//! - `info`: write `info pid=.. ppid=.. jail=..`.
+
+use roma_sandbox::probe::run_probes;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::process::ExitCode;
+
+/// Exit code for a usage or I/O error (distinct from the jail-setup code).
+const FAILED: u8 = 3;
+
+fn main() -> ExitCode {
+    let rest = match roma_sandbox::enter_jail_from_args(std::env::args_os().skip(1)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roma-sandbox-testworker: {e}");
+            return ExitCode::from(roma_sandbox::JAIL_SETUP_FAILED_EXIT_CODE as u8);
+        }
+    };
+    let args: Vec<String> = rest
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let channel = rest
+        .jail
+        .as_ref()
+        .and_then(|j| j.channel_fds.first().copied());
+    match run(&args, channel) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roma-sandbox-testworker: {e}");
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::Error>> {
+    let [seccomp, action] = args else {
+        return Err(format!("usage: <off|kill|probe> <action>, got {args:?}").into());
+    };
+    let fd = channel.unwrap_or(1);
+    // SAFETY: the channel fd was handed to this process by the host and stays open for its
+    // whole life; ManuallyDrop keeps this File from closing it (stdout when unjailed).
+    let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+
+    // Gather what needs no filter but must be seen before it (nothing here needs it yet).
+    match seccomp.as_str() {
+        "off" => {}
+        "kill" => roma_sandbox::install_worker_filter()?,
+        "probe" => roma_sandbox::install_worker_filter_for_probe()?,
+        other => return Err(format!("unknown seccomp mode {other}").into()),
+    }
+
+    match action.as_str() {
+        "echo" => {
+            // SAFETY: as above; a second handle on the same fd, also never closed.
+            let input = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+            let mut reader = BufReader::new(&*input);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                out.write_all(line.as_bytes())?;
+            }
+        }
+        "probe" => {
+            let mut text = String::new();
+            for o in run_probes() {
+                text.push_str(&o.to_line());
+                text.push('\n');
+            }
+            text.push_str("done\n");
+            out.write_all(text.as_bytes())?;
+        }
+        "violate" => {
+            // SAFETY: socket takes integer arguments only.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            out.write_all(format!("survived socket() = {fd}\n").as_bytes())?;
+        }
+        "fds" => {
+            let mut text = String::from("fds");
+            for n in 0..1024 {
+                // SAFETY: F_GETFD only reads the descriptor's flags.
+                if unsafe { libc::fcntl(n, libc::F_GETFD) } != -1 {
+                    text.push_str(&format!(" {n}"));
+                }
+            }
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        }
+        "env" => {
+            let mut text = String::new();
+            for (k, _) in std::env::vars_os() {
+                text.push_str(&format!("env {}\n", k.to_string_lossy()));
+            }
+            text.push_str("done\n");
+            out.write_all(text.as_bytes())?;
+        }
+        "info" => {
+            let jail = roma_sandbox::current_jail().map_or("-".to_owned(), |j| j.kind.to_string());
+            let line = format!(
+                "info pid={} ppid={} jail={jail}\n",
+                std::process::id(),
+                std::os::unix::process::parent_id()
+            );
+            out.write_all(line.as_bytes())?;
+        }
+        other => return Err(format!("unknown action {other}").into()),
+    }
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! The command-line protocol between the host, the launcher and the jailed worker.
 //!
 //! The host starts `worker --jail <kind> [--jail-fd N]... [--jail-ro PATH]... [--jail-as-mb N]
-//! -- <worker args>`. The launcher re-executes the worker inside the jail as `worker
+//! [--jail-status-fd N] -- <worker args>`. The status descriptor is the write end of a pipe on
+//! which the launcher reports a setup failure (see `launcher::status`); it is closed by the
+//! successful `exec` into the jail. The launcher re-executes the worker inside the jail as `worker
 //! --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] -- <worker args>`. Everything after
 //! `--` belongs to the worker and is passed through untouched.
 
@@ -16,6 +18,7 @@ const ENTERED: &str = "--jail-entered";
 const FD: &str = "--jail-fd";
 const RO: &str = "--jail-ro";
 const AS_MB: &str = "--jail-as-mb";
+const STATUS: &str = "--jail-status-fd";
 const END: &str = "--";
 
 /// Bounds on what the parser accepts, so a corrupt command line cannot make it allocate much.
@@ -44,6 +47,8 @@ pub struct JailArgs {
     pub read_only_paths: Vec<PathBuf>,
     /// `RLIMIT_AS` in MiB.
     pub address_space_limit_mb: Option<u64>,
+    /// Where the launcher reports a setup failure to the host (launch stage only).
+    pub status_fd: Option<RawFd>,
     /// The worker's own arguments.
     pub rest: Vec<OsString>,
 }
@@ -65,6 +70,7 @@ impl JailArgs {
             channel_fds: Vec::new(),
             read_only_paths: Vec::new(),
             address_space_limit_mb: None,
+            status_fd: None,
             rest: Vec::new(),
         };
         loop {
@@ -85,6 +91,16 @@ impl JailArgs {
                         return Err(bad(format!("more than {MAX_FDS} channel fds")));
                     }
                     out.channel_fds.push(fd);
+                }
+                Some(STATUS) => {
+                    let v = value(&mut it, STATUS)?;
+                    let fd: RawFd = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{STATUS} {v:?} is not a number")))?;
+                    if fd < 3 || out.status_fd.is_some() {
+                        return Err(bad(format!("{STATUS} {fd} is stdio or repeated")));
+                    }
+                    out.status_fd = Some(fd);
                 }
                 Some(RO) => {
                     let p = PathBuf::from(value(&mut it, RO)?);
@@ -133,6 +149,10 @@ impl JailArgs {
             v.push(AS_MB.into());
             v.push(mb.to_string().into());
         }
+        if let Some(fd) = self.status_fd {
+            v.push(STATUS.into());
+            v.push(fd.to_string().into());
+        }
         v.push(END.into());
         v.extend(self.rest.iter().cloned());
         v
@@ -143,6 +163,7 @@ impl JailArgs {
         JailArgs {
             stage: JailStage::Entered,
             read_only_paths: Vec::new(),
+            status_fd: None,
             ..self.clone()
         }
     }
@@ -153,7 +174,8 @@ fn bad(msg: String) -> SandboxError {
 }
 
 fn value(it: &mut impl Iterator<Item = OsString>, what: &str) -> Result<OsString, SandboxError> {
-    it.next().ok_or_else(|| bad(format!("{what} needs a value")))
+    it.next()
+        .ok_or_else(|| bad(format!("{what} needs a value")))
 }
 
 fn utf8(s: &OsStr) -> Result<&str, SandboxError> {
@@ -187,6 +209,8 @@ mod tests {
             "/opt/lib",
             "--jail-as-mb",
             "16384",
+            "--jail-status-fd",
+            "9",
             "--",
             "serve",
             "--jail-fd",
@@ -198,10 +222,12 @@ mod tests {
         assert_eq!(a.channel_fds, vec![3]);
         assert_eq!(a.read_only_paths, vec![PathBuf::from("/opt/lib")]);
         assert_eq!(a.address_space_limit_mb, Some(16384));
+        assert_eq!(a.status_fd, Some(9));
         assert_eq!(a.rest, os(&["serve", "--jail-fd"]));
         let e = a.entered();
         assert_eq!(e.stage, JailStage::Entered);
         assert!(e.read_only_paths.is_empty());
+        assert_eq!(e.status_fd, None);
     }
 
     #[test]
@@ -216,6 +242,16 @@ mod tests {
             &["--jail", "none", "--jail-ro", "rel", "--"],
             &["--jail", "none", "--jail-as-mb", "0", "--"],
             &["--jail", "none", "--bogus", "--"],
+            &["--jail", "none", "--jail-status-fd", "2", "--"],
+            &[
+                "--jail",
+                "none",
+                "--jail-status-fd",
+                "5",
+                "--jail-status-fd",
+                "6",
+                "--",
+            ],
         ] {
             assert!(JailArgs::parse(os(bad)).is_err(), "{bad:?}");
         }
@@ -228,14 +264,16 @@ mod tests {
             prop::collection::vec(3..100_000i32, 0..5),
             prop::collection::vec("/[a-z0-9/._ -]{0,20}", 0..4),
             prop::option::of(1..1_000_000u64),
+            prop::option::of(3..1000i32),
             prop::collection::vec("\\PC{0,12}", 0..6),
         )
-            .prop_map(|(stage, kind, fds, paths, mb, rest)| JailArgs {
+            .prop_map(|(stage, kind, fds, paths, mb, status, rest)| JailArgs {
                 stage,
                 kind,
                 channel_fds: fds,
                 read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
                 address_space_limit_mb: mb,
+                status_fd: status,
                 rest: rest.into_iter().map(OsString::from).collect(),
             })
     }

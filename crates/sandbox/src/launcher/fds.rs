@@ -57,6 +57,18 @@ pub(crate) fn keep_across_exec(fds: &[RawFd]) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Sets `FD_CLOEXEC` on `fd`.
+pub(crate) fn close_on_exec(fd: RawFd) -> Result<(), SandboxError> {
+    // SAFETY: fcntl(F_SETFD) only changes the descriptor's flags; a closed fd gives EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(SandboxError::os(
+            format!("set close-on-exec on fd {fd}"),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `fd` is open.
 pub(crate) fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.

@@ -7,14 +7,13 @@
 //! the call applies the rlimits and returns the worker's own arguments. Without either, the call
 //! returns the arguments untouched and reports no jail.
 
-pub mod args;
-#[cfg(feature = "birdcage")]
-mod birdcage;
+pub(crate) mod args;
 mod fds;
 mod namespaces;
 mod privileges;
 mod relay;
 mod rootfs;
+pub(crate) mod status;
 
 use crate::rlimits::{WorkerRlimits, apply_worker_rlimits};
 use crate::{JailKind, SandboxError};
@@ -67,19 +66,28 @@ pub fn enter_jail_from_args(
     let Some(jail) = JailArgs::parse(args.clone())? else {
         return Ok(RemainingArgs { args, jail: None });
     };
-    match (jail.stage, jail.kind) {
-        (JailStage::Launch, JailKind::Namespaces) => match namespaces::launch(&jail)? {},
-        #[cfg(feature = "birdcage")]
-        (JailStage::Launch, JailKind::Birdcage) => match birdcage::launch(&jail)? {},
-        #[cfg(not(feature = "birdcage"))]
-        (JailStage::Launch, JailKind::Birdcage) => Err(SandboxError::BackendNotCompiled("birdcage")),
+    let launched = match (jail.stage, jail.kind) {
+        (JailStage::Launch, JailKind::Namespaces) => namespaces::launch(&jail).map(|n| match n {}),
+        (JailStage::Launch, JailKind::Birdcage) => {
+            Err(SandboxError::BackendNotCompiled("birdcage"))
+        }
         // `none` has nothing to build: the worker runs as a plain child of the host.
-        (JailStage::Launch, JailKind::None) => finish(jail, false),
-        (JailStage::Entered, _) => finish(jail, true),
+        (JailStage::Launch, JailKind::None) => return finish(jail, false),
+        (JailStage::Entered, _) => return finish(jail, true),
+    };
+    if let Err(e) = &launched {
+        status::report(jail.status_fd, e);
     }
+    launched
 }
 
 fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
+    if let Some(fd) = jail.status_fd {
+        // Nothing to report for a backend without a launch stage: close it so the host sees EOF.
+        // SAFETY: the fd was handed to this process for exactly this purpose and nothing else
+        // in the process owns it.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
     for &fd in &jail.channel_fds {
         if !fds::is_open(fd) {
             return Err(SandboxError::InvalidSpec(format!(

@@ -11,7 +11,7 @@
 //! waits for the worker and relays its exit code or signal as its own.
 
 use super::args::JailArgs;
-use super::{fds, privileges, relay, rootfs};
+use super::{fds, privileges, relay, rootfs, status};
 use crate::SandboxError;
 use crate::exit::JAIL_SETUP_FAILED_EXIT_CODE;
 use rustix::event::{PollFd, PollFlags, poll};
@@ -31,31 +31,41 @@ const JAIL_HOSTNAME: &[u8] = b"roma-worker";
 /// exits as the worker did); an error means nothing was started.
 pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
-    fds::close_all_except(&jail.channel_fds)?;
-    for &fd in &jail.channel_fds {
+    let mut keep = jail.channel_fds.clone();
+    keep.extend(jail.status_fd);
+    fds::close_all_except(&keep)?;
+    for &fd in &keep {
         if !fds::is_open(fd) {
             return Err(SandboxError::InvalidSpec(format!(
                 "channel fd {fd} is not open in the launcher"
             )));
         }
     }
+    if let Some(fd) = jail.status_fd {
+        // The jailed child's exec must close it: that is how the host learns the jail is up.
+        fds::close_on_exec(fd)?;
+    }
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     // SAFETY: unshare_unsafe is unsafe because changing namespaces under other threads can break
     // their assumptions; this process is single-threaded (see enter_jail_from_args).
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER) }
+        .map_err(|e| SandboxError::NamespacesUnavailable(format!("unshare(CLONE_NEWUSER): {e}")))?;
+    write_id_maps(uid, gid)?;
+    // SAFETY: as above; this process is single-threaded.
     unsafe {
         rustix::thread::unshare_unsafe(
-        UnshareFlags::NEWUSER
-            | UnshareFlags::NEWNS
-            | UnshareFlags::NEWPID
-            | UnshareFlags::NEWNET
-            | UnshareFlags::NEWIPC
-            | UnshareFlags::NEWUTS
-            | UnshareFlags::NEWCGROUP,
+            UnshareFlags::NEWNS
+                | UnshareFlags::NEWPID
+                | UnshareFlags::NEWNET
+                | UnshareFlags::NEWIPC
+                | UnshareFlags::NEWUTS
+                | UnshareFlags::NEWCGROUP,
         )
     }
-    .map_err(SandboxError::at("unshare namespaces"))?;
-    write_id_maps(uid, gid)?;
+    .map_err(SandboxError::at(
+        "unshare mount, pid, net, ipc, uts and cgroup namespaces",
+    ))?;
 
     // Prepare everything that allocates before forking.
     let entered = jail.entered().to_args();
@@ -86,6 +96,7 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
                 Err(e) => e,
                 Ok(never) => match never {},
             };
+            status::report(jail.status_fd, &err);
             eprintln!("roma-sandbox: cannot enter the namespaces jail: {err}");
             // SAFETY: _exit ends the process at once without running the parent's atexit
             // handlers or flushing stdio buffers it copied.
@@ -93,8 +104,12 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
         }
         child => {
             drop(alive_r);
-            // Keep no copy of the channel: the worker must see EOF when the host closes its end.
-            fds::close_all_except(&[alive_w.as_raw_fd()])?;
+            // Keep no copy of the channel (the worker must see EOF when the host closes its
+            // end) nor of the status pipe (the host must see EOF when the child execs).
+            if let Err(e) = fds::close_all_except(&[alive_w.as_raw_fd()]) {
+                // The child is already running with the channel: it is the one to report.
+                eprintln!("roma-sandbox launcher: {e}");
+            }
             // `alive_w` stays open until this process ends (relay never returns), so the
             // child's liveness check sees it closed only if the launcher died.
             relay::wait_and_relay(child)
@@ -126,7 +141,7 @@ fn jailed_child(
         .map_err(SandboxError::at("PR_SET_PDEATHSIG"))?;
     // The launcher may have died before PDEATHSIG was armed: its end of the pipe is then closed.
     let mut pfd = [PollFd::new(&alive_r, PollFlags::IN)];
-    let ready = poll(&mut pfd, Some(&rustix::time::Timespec::default()))
+    let ready = poll(&mut pfd, Some(&rustix::event::Timespec::default()))
         .map_err(SandboxError::at("poll the launcher pipe"))?;
     if ready > 0 {
         return Err(SandboxError::InvalidSpec("the launcher died".into()));

@@ -38,13 +38,11 @@ pub(crate) fn drop_all() -> Result<(), SandboxError> {
         }
     }
     prctl(
-        "ambient",
         libc::PR_CAP_AMBIENT,
         libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
     )
     .map_err(SandboxError::at("PR_CAP_AMBIENT_CLEAR_ALL"))?;
     prctl(
-        "securebits",
         libc::PR_SET_SECUREBITS,
         SECBIT_NOROOT
             | SECBIT_NOROOT_LOCKED

@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Library folders always bound (those that exist): where the dynamic loader, libc, libstdc++,
 /// libgcc_s and the system ICU data live.
-pub(crate) const SYSTEM_LIBRARY_DIRS: [&str; 4] = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
+pub const SYSTEM_LIBRARY_DIRS: [&str; 4] = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 
 /// Places where the tmpfs can be mounted before `pivot_root`; the first one that holds none of
 /// the bound paths is used (the mount hides what is under it, in this mount namespace only).
@@ -43,8 +43,11 @@ pub(crate) fn build_and_enter(exe: &Path, paths: &[PathBuf]) -> Result<(), Sandb
         }
     }
 
-    mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        .map_err(SandboxError::at("make / rprivate"))?;
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(SandboxError::at("make / rprivate"))?;
     let staging = staging_dir(&wanted)?;
     mount(
         "tmpfs",
@@ -138,8 +141,8 @@ fn mirror(
     let covered = bound.iter().any(|b| here.starts_with(b));
 
     if meta.file_type().is_symlink() {
-        let target =
-            fs::read_link(&here).map_err(SandboxError::at(format!("readlink {}", here.display())))?;
+        let target = fs::read_link(&here)
+            .map_err(SandboxError::at(format!("readlink {}", here.display())))?;
         if !covered {
             let link = inside(root, &here);
             if fs::symlink_metadata(&link).is_err() {
@@ -164,8 +167,7 @@ fn mirror(
     fs::create_dir_all(inside(root, &parent))
         .map_err(SandboxError::at(format!("mkdir {}", parent.display())))?;
     if meta.is_dir() {
-        fs::create_dir(&target)
-            .map_err(SandboxError::at(format!("mkdir {}", target.display())))?;
+        fs::create_dir(&target).map_err(SandboxError::at(format!("mkdir {}", target.display())))?;
     } else {
         fs::File::create(&target)
             .map_err(SandboxError::at(format!("create {}", target.display())))?;
@@ -176,7 +178,12 @@ fn mirror(
         // the top mount is then made read-only (the submounts keep their own flags).
         Err(rustix::io::Errno::INVAL) => mount_bind_recursive(&here, &target)
             .map_err(SandboxError::at(format!("bind-mount {}", here.display())))?,
-        Err(e) => return Err(SandboxError::os(format!("bind-mount {}", here.display()), e)),
+        Err(e) => {
+            return Err(SandboxError::os(
+                format!("bind-mount {}", here.display()),
+                e,
+            ));
+        }
     }
     // A remount in a user namespace must keep the flags the host mount has locked (noexec,
     // atime flags), or the kernel refuses it.
@@ -194,8 +201,10 @@ fn mirror(
             flags |= ms;
         }
     }
-    mount_remount(&target, flags, "")
-        .map_err(SandboxError::at(format!("remount {} read-only", here.display())))?;
+    mount_remount(&target, flags, "").map_err(SandboxError::at(format!(
+        "remount {} read-only",
+        here.display()
+    )))?;
     bound.push(here);
     Ok(())
 }
@@ -210,7 +219,10 @@ mod tests {
             inside(Path::new("/tmp"), Path::new("/usr/lib/x")),
             PathBuf::from("/tmp/usr/lib/x")
         );
-        assert_eq!(inside(Path::new("/tmp"), Path::new("/")), PathBuf::from("/tmp"));
+        assert_eq!(
+            inside(Path::new("/tmp"), Path::new("/")),
+            PathBuf::from("/tmp")
+        );
     }
 
     #[test]

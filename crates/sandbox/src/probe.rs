@@ -1,0 +1,483 @@
+//! Attempts at what the jail forbids, for `roma check`: run inside a worker, after its seccomp
+//! filter, and report for each protection whether it held.
+//!
+//! The probes only *attempt*; they never report content (a file that could be read is reported
+//! as "readable", not shown). Each one is harmless when it succeeds: a written file is removed at
+//! once, a forked child exits at once, `execve` is given an unreadable `argv` so that it fails
+//! with `EFAULT` where it would otherwise have run the program, and `mount` is tried with
+//! `fsopen`, which creates an unattached filesystem context and mounts nothing.
+//!
+//! Under the production filter ([`crate::FilterMode::KillProcess`]) the first forbidden call
+//! would kill the worker, so a probing worker installs the filter in
+//! [`crate::FilterMode::Probe`] mode instead ([`crate::install_worker_filter_for_probe`]): the
+//! same allow-list, but an unlisted call fails with `EPERM`. The allow-list, the namespaces and
+//! the read-only root are identical, so a probe that holds under the probe filter holds under
+//! the real one (which kills rather than failing). Never run untrusted code under the probe
+//! filter.
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+
+/// The result of one probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    /// Which protection, e.g. `read /etc/passwd`.
+    pub name: String,
+    /// Whether the forbidden action was actually tried (a probe that needs an earlier step
+    /// which failed reports `false`, and `held` then says what stopped it).
+    pub attempted: bool,
+    /// Whether the protection held: the forbidden action failed.
+    pub held: bool,
+    /// What happened, e.g. `EACCES` or `succeeded`.
+    pub detail: String,
+}
+
+const LINE_TAG: &str = "probe";
+
+impl ProbeOutcome {
+    fn new(name: &str, attempted: bool, held: bool, detail: impl Into<String>) -> Self {
+        ProbeOutcome {
+            name: name.to_owned(),
+            attempted,
+            held,
+            detail: detail.into(),
+        }
+    }
+
+    /// One line (without a newline): `probe<TAB>name<TAB>attempted<TAB>held<TAB>detail`, the
+    /// booleans as `0`/`1`. Tabs and line breaks in the text become spaces.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{LINE_TAG}\t{}\t{}\t{}\t{}",
+            clean(&self.name),
+            u8::from(self.attempted),
+            u8::from(self.held),
+            clean(&self.detail)
+        )
+    }
+
+    /// Reads back a line written by [`ProbeOutcome::to_line`]; `None` if it is not one.
+    pub fn parse_line(line: &str) -> Option<ProbeOutcome> {
+        let mut parts = line.trim_end_matches(['\n', '\r']).splitn(5, '\t');
+        if parts.next()? != LINE_TAG {
+            return None;
+        }
+        let name = parts.next()?.to_owned();
+        let flag = |s: &str| match s {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        };
+        let attempted = flag(parts.next()?)?;
+        let held = flag(parts.next()?)?;
+        let detail = parts.next()?.to_owned();
+        Some(ProbeOutcome {
+            name,
+            attempted,
+            held,
+            detail,
+        })
+    }
+}
+
+impl fmt::Display for ProbeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.held { "held" } else { "NOT HELD" };
+        write!(f, "{:<28} {verdict:<9} {}", self.name, self.detail)
+    }
+}
+
+fn clean(s: &str) -> String {
+    s.replace(['\t', '\n', '\r'], " ")
+}
+
+/// The names of the probes, in the order [`run_probes`] reports them.
+pub const PROBE_NAMES: [&str; 14] = [
+    "read /etc/passwd",
+    "list /",
+    "write a file in /tmp",
+    "write a file in /",
+    "tcp connect 127.0.0.1:80",
+    "unix socket",
+    "fork",
+    "execve /bin/sh",
+    "read /proc/1/environ",
+    "ptrace",
+    "mount",
+    "see host pids",
+    "setuid(0)",
+    "new user namespace",
+];
+
+/// Runs every probe in this process and reports each. Single-threaded use only (it forks).
+pub fn run_probes() -> Vec<ProbeOutcome> {
+    vec![
+        read_file(PROBE_NAMES[0], "/etc/passwd"),
+        list_root(PROBE_NAMES[1]),
+        write_file(PROBE_NAMES[2], "/tmp"),
+        write_file(PROBE_NAMES[3], ""),
+        tcp_connect(PROBE_NAMES[4]),
+        unix_socket(PROBE_NAMES[5]),
+        fork(PROBE_NAMES[6]),
+        execve(PROBE_NAMES[7]),
+        read_file(PROBE_NAMES[8], "/proc/1/environ"),
+        ptrace(PROBE_NAMES[9]),
+        mount(PROBE_NAMES[10]),
+        host_pids(PROBE_NAMES[11]),
+        setuid(PROBE_NAMES[12]),
+        new_userns(PROBE_NAMES[13]),
+    ]
+}
+
+fn errno_name(e: &io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::EROFS) => "EROFS",
+        Some(libc::ENOSYS) => "ENOSYS",
+        Some(libc::EFAULT) => "EFAULT",
+        Some(libc::ESRCH) => "ESRCH",
+        Some(libc::ENETUNREACH) => "ENETUNREACH",
+        Some(libc::ECONNREFUSED) => "ECONNREFUSED",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::EAGAIN) => "EAGAIN",
+        Some(libc::EFBIG) => "EFBIG",
+        _ => return e.to_string(),
+    };
+    name.to_owned()
+}
+
+fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
+fn read_file(name: &str, path: &str) -> ProbeOutcome {
+    match std::fs::read(path) {
+        Ok(_) => ProbeOutcome::new(name, true, false, "readable"),
+        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+    }
+}
+
+fn list_root(name: &str) -> ProbeOutcome {
+    match std::fs::read_dir("/") {
+        Ok(entries) => {
+            let names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            // Listing the jail's own root is harmless; the host's root has /etc.
+            let host_root = names.iter().any(|n| n == "etc");
+            let detail = format!("listed {} entries", names.len());
+            ProbeOutcome::new(name, true, !host_root, detail)
+        }
+        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+    }
+}
+
+fn write_file(name: &str, dir: &str) -> ProbeOutcome {
+    let path = format!("{dir}/roma-probe-{}", std::process::id());
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path);
+    match created {
+        Ok(mut f) => {
+            let written = io::Write::write_all(&mut f, b"x");
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+            match written {
+                Ok(()) => ProbeOutcome::new(name, true, false, "created and written (removed)"),
+                // RLIMIT_FSIZE 0 stops the write (EFBIG): no data can leave.
+                Err(e) => ProbeOutcome::new(
+                    name,
+                    true,
+                    true,
+                    format!("created, write failed: {} (removed)", errno_name(&e)),
+                ),
+            }
+        }
+        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+    }
+}
+
+/// A socket fd closed on drop.
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the fd was returned by socket() in this module and is closed only here.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn socket(domain: libc::c_int) -> io::Result<Fd> {
+    // SAFETY: socket takes integer arguments only.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        Err(last_error())
+    } else {
+        Ok(Fd(fd))
+    }
+}
+
+fn tcp_connect(name: &str) -> ProbeOutcome {
+    let fd = match socket(libc::AF_INET) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return ProbeOutcome::new(name, true, true, format!("socket: {}", errno_name(&e)));
+        }
+    };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 80u16.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in that lives for the call, and the length matches it.
+    let rc = unsafe {
+        libc::connect(
+            fd.0,
+            (&raw const addr).cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        return ProbeOutcome::new(name, true, false, "socket created, connected");
+    }
+    let e = last_error();
+    // Refused means the host's loopback answered: the network is reachable.
+    let held = matches!(
+        e.raw_os_error(),
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EPERM)
+    );
+    ProbeOutcome::new(
+        name,
+        true,
+        held,
+        format!("socket created, connect: {}", errno_name(&e)),
+    )
+}
+
+fn unix_socket(name: &str) -> ProbeOutcome {
+    match socket(libc::AF_UNIX) {
+        Ok(_fd) => ProbeOutcome::new(name, true, false, "socket(AF_UNIX) created"),
+        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+    }
+}
+
+/// `fork`s a child that runs `in_child` (async-signal-safe code only) and `_exit`s with its
+/// result; returns the child's exit code, or the fork error.
+fn in_forked_child(in_child: fn() -> i32) -> io::Result<i32> {
+    // SAFETY: the probes run single-threaded (see run_probes); the child only runs `in_child`,
+    // which makes raw system calls, then `_exit`s without touching the parent's state.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(last_error());
+    }
+    if pid == 0 {
+        let code = in_child();
+        // SAFETY: _exit ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes only to `status`, which lives for the call.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        let e = last_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    })
+}
+
+fn fork(name: &str) -> ProbeOutcome {
+    match in_forked_child(|| 0) {
+        Ok(_) => ProbeOutcome::new(name, true, false, "forked a child"),
+        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+    }
+}
+
+fn execve(name: &str) -> ProbeOutcome {
+    const SH: &CStr = c"/bin/sh";
+    // An argv pointer into the never-mapped first page: the kernel opens and checks the program
+    // first, then fails to read argv with EFAULT, so EFAULT means "it would have run" and the
+    // process is never replaced.
+    // `dangling` is the address 8: inside the first page, which is never mapped.
+    let bad_argv = std::ptr::dangling::<*const libc::c_char>();
+    // SAFETY: the kernel validates the user pointers; no user-space code dereferences
+    // `bad_argv`, and execve cannot succeed with an unreadable argv.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_execve,
+            SH.as_ptr(),
+            bad_argv,
+            std::ptr::null::<*const libc::c_char>(),
+        )
+    };
+    let e = last_error();
+    if rc == 0 || e.raw_os_error() == Some(libc::EFAULT) {
+        ProbeOutcome::new(name, true, false, "the program was found and executable")
+    } else {
+        ProbeOutcome::new(name, true, true, errno_name(&e))
+    }
+}
+
+fn ptrace(name: &str) -> ProbeOutcome {
+    fn traceme() -> i32 {
+        // SAFETY: PTRACE_TRACEME takes no pointers; it only marks this process as traced.
+        let rc = unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) };
+        if rc == 0 {
+            0
+        } else {
+            io::Error::last_os_error().raw_os_error().unwrap_or(255)
+        }
+    }
+    // In a throw-away child when one can be forked, so the probing process is never traced.
+    match in_forked_child(traceme) {
+        Ok(0) => ProbeOutcome::new(name, true, false, "PTRACE_TRACEME succeeded (in a child)"),
+        Ok(code) => ProbeOutcome::new(
+            name,
+            true,
+            true,
+            errno_name(&io::Error::from_raw_os_error(code)),
+        ),
+        Err(_) => match traceme() {
+            0 => ProbeOutcome::new(name, true, false, "PTRACE_TRACEME succeeded"),
+            code => ProbeOutcome::new(
+                name,
+                true,
+                true,
+                errno_name(&io::Error::from_raw_os_error(code)),
+            ),
+        },
+    }
+}
+
+fn mount(name: &str) -> ProbeOutcome {
+    // SAFETY: fsopen reads the NUL-terminated fs name and returns a new fd (or -1).
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::O_CLOEXEC) };
+    if fd >= 0 {
+        drop(Fd(fd as libc::c_int));
+        ProbeOutcome::new(
+            name,
+            true,
+            false,
+            "fsopen(tmpfs) succeeded (nothing mounted)",
+        )
+    } else {
+        ProbeOutcome::new(name, true, true, errno_name(&last_error()))
+    }
+}
+
+fn host_pids(name: &str) -> ProbeOutcome {
+    // SAFETY: getpid/getppid take no arguments.
+    let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
+    // SAFETY: signal 0 only checks that pid 1 exists and may be signalled.
+    let err = (unsafe { libc::kill(1, 0) } != 0).then(last_error);
+    let kill = match &err {
+        None => "kill(1, 0) succeeded".to_owned(),
+        Some(e) => format!("kill(1, 0): {}", errno_name(e)),
+    };
+    // Pid 1 is this worker (its own pid namespace), or pid 1 does not exist for it.
+    let held = pid == 1 || err.is_some_and(|e| e.raw_os_error() == Some(libc::ESRCH));
+    ProbeOutcome::new(
+        name,
+        true,
+        held,
+        format!("pid {pid}, parent {ppid}, {kill}"),
+    )
+}
+
+fn setuid(name: &str) -> ProbeOutcome {
+    // SAFETY: setuid takes an integer.
+    let rc = unsafe { libc::setuid(0) };
+    if rc == 0 {
+        ProbeOutcome::new(name, true, false, "setuid(0) succeeded")
+    } else {
+        ProbeOutcome::new(name, true, true, errno_name(&last_error()))
+    }
+}
+
+fn new_userns(name: &str) -> ProbeOutcome {
+    fn in_child() -> i32 {
+        // SAFETY: unshare takes flags only; it runs in a throw-away child.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0 {
+            0
+        } else {
+            io::Error::last_os_error().raw_os_error().unwrap_or(255)
+        }
+    }
+    // A throw-away child keeps the probing process in its namespaces; without fork, try here
+    // (harmless: a fresh user namespace grants nothing outside it).
+    let code = match in_forked_child(in_child) {
+        Ok(code) => code,
+        Err(_) => in_child(),
+    };
+    if code == 0 {
+        ProbeOutcome::new(name, true, false, "unshare(CLONE_NEWUSER) succeeded")
+    } else {
+        ProbeOutcome::new(
+            name,
+            true,
+            true,
+            errno_name(&io::Error::from_raw_os_error(code)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_and_reject_garbage() {
+        let o = ProbeOutcome::new("fork", true, false, "forked\ta child\n");
+        let line = o.to_line();
+        assert!(!line.contains('\n'));
+        let back = ProbeOutcome::parse_line(&line).unwrap();
+        assert_eq!(back.name, "fork");
+        assert!(back.attempted && !back.held);
+        assert_eq!(back.detail, "forked a child ");
+        for bad in [
+            "",
+            "probe",
+            "probe\tx\t2\t0\td",
+            "echo\tx\t1\t1\td",
+            "probe\tx\t1\t1",
+        ] {
+            assert_eq!(ProbeOutcome::parse_line(bad), None, "{bad:?}");
+        }
+        assert!(o.to_string().contains("NOT HELD"));
+    }
+
+    #[test]
+    fn unjailed_test_process_sees_the_host() {
+        // The test runner itself is not jailed: probes that need no privilege must report the
+        // protections as not held, which proves the probes can tell the difference.
+        let by_name = |n: &str| run_one(n);
+        assert!(!by_name("list /").held);
+        assert!(!by_name("execve /bin/sh").held);
+        assert!(!by_name("unix socket").held);
+    }
+
+    fn run_one(n: &str) -> ProbeOutcome {
+        match n {
+            "list /" => list_root(n),
+            "execve /bin/sh" => execve(n),
+            "unix socket" => unix_socket(n),
+            _ => unreachable!(),
+        }
+    }
+}

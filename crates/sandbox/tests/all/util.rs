@@ -1,0 +1,67 @@
+//! Helpers: start the test worker under a backend with a socketpair channel.
+
+use roma_sandbox::{SandboxError, WorkerProcess, WorkerSpec, sandbox_by_name};
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// Bound on any read from a worker, so a broken jail fails the test instead of hanging it.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A started worker and the host's end of its channel.
+pub struct Worker {
+    pub process: Box<dyn WorkerProcess>,
+    pub channel: UnixStream,
+    /// The number of the worker's end of the channel (the same in host and worker).
+    pub channel_fd: i32,
+}
+
+pub fn allow_no_userns() -> bool {
+    std::env::var_os("ROMA_TEST_ALLOW_NO_USERNS").is_some_and(|v| v == "1")
+}
+
+pub fn worker_spec(fds: &[i32], seccomp: &str, action: &str) -> WorkerSpec {
+    WorkerSpec {
+        args: vec![seccomp.into(), action.into()],
+        inherited_fds: fds.to_vec(),
+        ..WorkerSpec::new(env!("CARGO_BIN_EXE_roma-sandbox-testworker"))
+    }
+}
+
+/// Starts the test worker; `None` only when user namespaces are missing and the environment
+/// allows skipping (a note is printed). Panics with a clear message otherwise.
+pub fn spawn(backend: &str, seccomp: &str, action: &str) -> Option<Worker> {
+    let (host, child) = UnixStream::pair().unwrap();
+    host.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let child: OwnedFd = child.into();
+    let spec = worker_spec(&[child.as_raw_fd()], seccomp, action);
+    match sandbox_by_name(backend).unwrap().spawn(&spec) {
+        Ok(process) => Some(Worker {
+            process,
+            channel: host,
+            // The worker has its own copy; the host's must close, or the worker never sees EOF.
+            channel_fd: {
+                let n = child.as_raw_fd();
+                drop(child);
+                n
+            },
+        }),
+        Err(SandboxError::NamespacesUnavailable(msg)) if allow_no_userns() => {
+            eprintln!("NOTE: skipping a `{backend}` test: {msg}");
+            None
+        }
+        Err(e @ SandboxError::NamespacesUnavailable(_)) => panic!(
+            "{e}\n(set ROMA_TEST_ALLOW_NO_USERNS=1 to skip the tests that need user namespaces)"
+        ),
+        Err(e) => panic!("spawn under {backend} failed: {e}"),
+    }
+}
+
+/// Every line the worker writes until it closes its end.
+pub fn read_lines(channel: UnixStream) -> Vec<String> {
+    BufReader::new(channel)
+        .lines()
+        .map(|l| l.expect("reading the worker's channel"))
+        .collect()
+}
