@@ -1,24 +1,39 @@
 //! The worker's seccomp-bpf allow-list, installed by the worker after V8 has initialised.
 //!
-//! Three filters are stacked (the kernel applies the strictest answer of all of them):
+//! V8 starts its platform threads during initialisation, and the filter must cover them, so it
+//! is installed with `SECCOMP_FILTER_FLAG_TSYNC` (seccompiler's `apply_filter_all_threads`),
+//! which also sets `no_new_privs`. Four filters are stacked; for each call the kernel applies
+//! the most restrictive answer of all of them (kill > errno > allow):
 //!
-//! 1. the allow-list: every system call below is allowed, with argument checks for `clone`,
-//!    `kill`, `tgkill` and `prlimit64`; anything else kills the whole process (`SIGSYS`), or
-//!    fails with `EPERM` in the probe variant;
+//! 1. `clone3` fails with `ENOSYS`, so glibc falls back to `clone`, whose flags a filter can
+//!    inspect (clone3 passes them in memory);
 //! 2. path look-ups (`openat`, `newfstatat`, `readlink`, `access`, ...) fail with `EACCES`: V8,
 //!    ICU and glibc probe files lazily (ICU data, `/proc/sys/vm/overcommit_memory`) and cope
 //!    with a refusal, and the jail has no files to find anyway;
-//! 3. `clone3` fails with `ENOSYS`, so glibc falls back to `clone`, whose flags a filter can
-//!    inspect (clone3 passes them in memory).
+//! 3. `socket` and `connect` fail with `EPERM`, so a stray network call by libnode fails
+//!    softly (the jail's network namespace is empty anyway);
+//! 4. the allow-list ([`ALLOWED`]), with argument checks for `clone` (threads only:
+//!    `CLONE_THREAD` set, no namespace flag), `kill`/`tgkill` (own pid only), `prlimit64`
+//!    (read own limits only) and `prctl` (thread names only). Anything else kills the whole
+//!    process with `SIGSYS` ([`FilterMode::KillProcess`]), or fails with `EPERM` in
+//!    [`FilterMode::Probe`], which only `roma check` uses.
 //!
-//! Not allowed, among others: `socket`, `connect`, `execve`, `fork`/`vfork` and `clone`
-//! without `CLONE_THREAD` or with namespace flags, `ptrace`, `mount`, `bpf`, `unshare`,
-//! `setns`, `process_vm_readv/writev`, `kill`/`tgkill` aimed at another process, `ioctl`,
-//! `io_uring_*`, `memfd_create`, `userfaultfd`, `perf_event_open`, `seccomp`, `prctl`.
+//! Not allowed, among others: `execve`/`execveat`, `fork`/`vfork` and `clone` without
+//! `CLONE_THREAD`, `ptrace`, `mount`/`fsopen`, `bpf`, `unshare`, `setns`,
+//! `process_vm_readv/writev`, signals to other processes, `ioctl`, `io_uring_*`,
+//! `memfd_create`, `userfaultfd`, `perf_event_open`, `seccomp`, `setuid` and friends, `bind`,
+//! `listen`, `accept`.
 //!
-//! The allow-list is what V8 10.2 (libnode) was measured to need after isolate creation (see
-//! `/work/shared/notes/crates-and-os.md` §4), plus what a Rust worker with a few threads and a
-//! socket or shared-memory channel needs.
+//! V8 10.2 (libnode 18) was measured (notes §4: JS, GC, JSON, WebAssembly, Intl, a 64 MiB
+//! ArrayBuffer, run after a post-init filter with default KILL) to need exactly: read, write,
+//! close, mmap, munmap, mprotect, madvise, mremap, brk, futex, sched_yield, clock_gettime,
+//! clock_nanosleep, nanosleep, getpid, gettid, rt_sigreturn, rt_sigprocmask, sigaltstack, exit,
+//! exit_group, getrandom, recvmsg, sendmsg, poll, ppoll; with openat, newfstatat, readlink,
+//! readlinkat, statx and access answered `EACCES` (without that, `Context::New` is killed on
+//! `newfstatat`). Its steady state is mprotect, munmap, futex, madvise, mmap and brk. The rest
+//! of [`ALLOWED`] is for the Rust side: threads started after the filter (clone with thread
+//! flags, set_robust_list, rseq, sched_getaffinity, prlimit64, prctl(PR_SET_NAME)), and the
+//! socket and shared-memory channel (recvfrom/sendto, fcntl, fstat, getcpu, epoll).
 
 use crate::SandboxError;
 use seccompiler::{
@@ -135,6 +150,10 @@ pub const ALLOWED: &[(i64, &str)] = &[
     (libc::SYS_set_robust_list, "new threads (glibc)"),
     (libc::SYS_rseq, "new threads (glibc restartable sequences)"),
     (libc::SYS_getrlimit, "stack size queries (glibc pthread)"),
+    (
+        libc::SYS_getcpu,
+        "CPU placement for the IPC spin decision (rustix sched_getcpu)",
+    ),
 ];
 
 /// System calls answered with `EACCES`: path look-ups that V8, ICU and glibc attempt lazily.
@@ -152,6 +171,15 @@ pub const DENIED_WITH_EACCES: &[i64] = &[
     libc::SYS_readlink,
     libc::SYS_readlinkat,
 ];
+
+/// System calls answered with `EPERM`: network access a library might try (none is reachable
+/// in the jail's empty network namespace anyway). Failing softly keeps a stray call by libnode
+/// from killing the worker, while still giving it nothing.
+pub const DENIED_WITH_EPERM: &[i64] = &[libc::SYS_socket, libc::SYS_connect];
+
+/// `prctl` options allowed (arg 0): naming threads, which Rust's `std::thread::Builder::name`
+/// and V8's platform do through `PR_SET_NAME` on the calling thread.
+const PRCTL_ALLOWED: [u64; 2] = [libc::PR_SET_NAME as u64, libc::PR_GET_NAME as u64];
 
 /// Namespace-creating `clone` flags, never allowed.
 const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
@@ -202,10 +230,20 @@ fn allow_list(mode: FilterMode, pid: u32) -> Result<BpfProgram, SandboxError> {
     for &(nr, _) in ALLOWED {
         rules.insert(nr, Vec::new());
     }
-    // Let the stricter filters below answer these.
-    for &nr in DENIED_WITH_EACCES {
+    // Let the errno filters answer these.
+    for &nr in DENIED_WITH_EACCES.iter().chain(DENIED_WITH_EPERM) {
         rules.insert(nr, Vec::new());
     }
+    let mut prctl = Vec::new();
+    for option in PRCTL_ALLOWED {
+        prctl.push(rule(vec![cond(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            option,
+        )?])?);
+    }
+    rules.insert(libc::SYS_prctl, prctl);
     rules.insert(libc::SYS_clone3, Vec::new());
     // Threads only: CLONE_THREAD set and no namespace flag (fork is clone without CLONE_THREAD).
     rules.insert(
@@ -266,6 +304,7 @@ pub fn worker_filters(mode: FilterMode, pid: u32) -> Result<Vec<BpfProgram>, San
     Ok(vec![
         errno_filter(&[libc::SYS_clone3], libc::ENOSYS)?,
         errno_filter(DENIED_WITH_EACCES, libc::EACCES)?,
+        errno_filter(DENIED_WITH_EPERM, libc::EPERM)?,
         allow_list(mode, pid)?,
     ])
 }
@@ -304,7 +343,7 @@ mod tests {
     fn filters_compile_in_both_modes() {
         for mode in [FilterMode::KillProcess, FilterMode::Probe] {
             let f = worker_filters(mode, 1).unwrap();
-            assert_eq!(f.len(), 3);
+            assert_eq!(f.len(), 4);
             assert!(f.iter().all(|p| !p.is_empty() && p.len() < 4096));
         }
     }
@@ -349,6 +388,7 @@ mod tests {
         for (nr, why) in ALLOWED {
             assert!(!why.is_empty(), "syscall {nr} has no reason");
             assert!(!DENIED_WITH_EACCES.contains(nr));
+            assert!(!DENIED_WITH_EPERM.contains(nr));
         }
     }
 }

@@ -6,8 +6,10 @@
 //! (production filter) or `probe` (EPERM instead of kill), and `<action>` is one of:
 //! - `echo`: copy lines from the channel back to it until end-of-file, then exit 0;
 //! - `probe`: run the probes and write one `probe ...` line each, then `done`;
-//! - `violate`: call `socket` (forbidden), which the `kill` filter answers with SIGSYS;
+//! - `violate`: call `fork` (forbidden), which the `kill` filter answers with SIGSYS;
+//! - `thread`: start a named thread after the filter, join it, write `thread ok`;
 //! - `fds`: write `fds N N ...`, every open descriptor (found with `fcntl`, no /proc needed);
+//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N` (soft limits, `-` for none);
 //! - `env`: write `env KEY` for each environment variable;
 //! - `info`: write `info pid=.. ppid=.. jail=..`.
 
@@ -88,9 +90,21 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
             out.write_all(text.as_bytes())?;
         }
         "violate" => {
-            // SAFETY: socket takes integer arguments only.
-            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
-            out.write_all(format!("survived socket() = {fd}\n").as_bytes())?;
+            // SAFETY: fork in a single-threaded process; a child (if the filter let one be
+            // made) exits at once.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: _exit ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(0) };
+            }
+            out.write_all(format!("survived fork() = {pid}\n").as_bytes())?;
+        }
+        "thread" => {
+            let t = std::thread::Builder::new()
+                .name("probe-thread".into())
+                .spawn(|| 6 * 7)?;
+            let v = t.join().map_err(|_| "the thread panicked")?;
+            out.write_all(format!("thread ok {v}\n").as_bytes())?;
         }
         "fds" => {
             let mut text = String::from("fds");
@@ -98,6 +112,32 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 // SAFETY: F_GETFD only reads the descriptor's flags.
                 if unsafe { libc::fcntl(n, libc::F_GETFD) } != -1 {
                     text.push_str(&format!(" {n}"));
+                }
+            }
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        }
+        "limits" => {
+            let mut text = String::from("limits");
+            for (name, resource) in [
+                ("core", libc::RLIMIT_CORE),
+                ("fsize", libc::RLIMIT_FSIZE),
+                ("nofile", libc::RLIMIT_NOFILE),
+                ("nproc", libc::RLIMIT_NPROC),
+                ("as", libc::RLIMIT_AS),
+            ] {
+                let mut r = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: getrlimit writes only to `r`, which lives for the call.
+                if unsafe { libc::getrlimit(resource, &mut r) } != 0 {
+                    return Err(std::io::Error::last_os_error().into());
+                }
+                if r.rlim_cur == libc::RLIM_INFINITY {
+                    text.push_str(&format!(" {name}=-"));
+                } else {
+                    text.push_str(&format!(" {name}={}", r.rlim_cur));
                 }
             }
             text.push('\n');

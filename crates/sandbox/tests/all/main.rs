@@ -11,7 +11,7 @@ use roma_sandbox::{ENV_ALLOW_LIST, ExitReport, SandboxError, WorkerSpec, sandbox
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::Duration;
-use util::{Worker, read_lines, spawn, worker_spec};
+use util::{Worker, read_lines, spawn, spawn_spec, worker_spec};
 
 /// Generous bound for a worker that should end promptly; only a hang would reach it.
 const END: Duration = Duration::from_secs(20);
@@ -158,6 +158,23 @@ fn a_seccomp_violation_kills_the_worker_with_sigsys() {
 }
 
 #[test]
+fn threads_can_start_under_the_filter() {
+    for backend in ["none", "namespaces"] {
+        let Some(Worker {
+            mut process,
+            channel,
+            ..
+        }) = spawn(backend, "kill", "thread")
+        else {
+            continue;
+        };
+        assert_eq!(read_lines(channel), ["thread ok 42"], "{backend}");
+        let report = process.wait_timeout(END).unwrap();
+        assert_eq!(report, Some(ExitReport::Exited { code: 0 }), "{backend}");
+    }
+}
+
+#[test]
 fn kill_and_wait_timeout() {
     for backend in ["none", "namespaces"] {
         let Some(Worker {
@@ -214,6 +231,35 @@ fn only_stdio_and_the_channel_are_open_inside() {
         got,
         BTreeSet::from([0, 1, 2, channel_fd]),
         "leaked fd was {leaked}"
+    );
+}
+
+#[test]
+fn rlimits_are_applied_inside_the_jail() {
+    let Some(Worker {
+        mut process,
+        channel,
+        ..
+    }) = spawn_spec("namespaces", {
+        let mut spec = worker_spec(&[], "kill", "limits");
+        spec.address_space_limit_mb = Some(64 * 1024);
+        spec
+    })
+    else {
+        return;
+    };
+    assert_eq!(
+        read_lines(channel),
+        [format!(
+            "limits core=0 fsize=0 nofile={} nproc={} as={}",
+            roma_sandbox::DEFAULT_MAX_OPEN_FILES,
+            roma_sandbox::DEFAULT_MAX_PROCESSES,
+            64u64 << 30
+        )]
+    );
+    assert_eq!(
+        process.wait_timeout(END).unwrap(),
+        Some(ExitReport::Exited { code: 0 })
     );
 }
 

@@ -32,10 +32,15 @@ pub fn worker_spec(fds: &[i32], seccomp: &str, action: &str) -> WorkerSpec {
 /// Starts the test worker; `None` only when user namespaces are missing and the environment
 /// allows skipping (a note is printed). Panics with a clear message otherwise.
 pub fn spawn(backend: &str, seccomp: &str, action: &str) -> Option<Worker> {
+    spawn_spec(backend, worker_spec(&[], seccomp, action))
+}
+
+/// [`spawn`] with a spec of one's own; the channel fd is added to it.
+pub fn spawn_spec(backend: &str, mut spec: WorkerSpec) -> Option<Worker> {
     let (host, child) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let child: OwnedFd = child.into();
-    let spec = worker_spec(&[child.as_raw_fd()], seccomp, action);
+    spec.inherited_fds.push(child.as_raw_fd());
     match sandbox_by_name(backend).unwrap().spawn(&spec) {
         Ok(process) => Some(Worker {
             process,
