@@ -10,6 +10,10 @@
 //! - `thread`: start a named thread after the filter, join it, write `thread ok`;
 //! - `fds`: write `fds N N ...`, every open descriptor (found with `fcntl`, no /proc needed);
 //! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N` (soft limits, `-` for none);
+//! - `no-userns`: (unjailed, `off`) forbid user namespaces for itself (a user namespace of its
+//!   own with `user.max_user_namespaces` 0), try to spawn a `namespaces` worker, write `error
+//!   <Debug of the SandboxError>` or `spawned`;
+//! - `read PATH` / `write PATH`: write `ok <content>` / `ok`, or `err <io error>`;
 //! - `env`: write `env KEY` for each environment variable;
 //! - `info`: write `info pid=.. ppid=.. jail=..`.
 
@@ -50,9 +54,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::Error>> {
-    let [seccomp, action] = args else {
-        return Err(format!("usage: <off|kill|probe> <action>, got {args:?}").into());
+    let [seccomp, action, operand @ ..] = args else {
+        return Err(format!("usage: <off|kill|probe> <action> [path], got {args:?}").into());
     };
+    let path = operand.first().map(String::as_str).unwrap_or("");
     let fd = channel.unwrap_or(1);
     // SAFETY: the channel fd was handed to this process by the host and stays open for its
     // whole life; ManuallyDrop keeps this File from closing it (stdout when unjailed).
@@ -143,6 +148,27 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
             text.push('\n');
             out.write_all(text.as_bytes())?;
         }
+        "no-userns" => {
+            let line = match spawn_without_userns() {
+                Ok(()) => "spawned\n".to_owned(),
+                Err(e) => format!("error {e:?}\n"),
+            };
+            out.write_all(line.as_bytes())?;
+        }
+        "read" => {
+            let line = match std::fs::read_to_string(path) {
+                Ok(text) => format!("ok {}\n", text.trim_end()),
+                Err(e) => format!("err {e}\n"),
+            };
+            out.write_all(line.as_bytes())?;
+        }
+        "write" => {
+            let line = match std::fs::write(path, "x") {
+                Ok(()) => "ok\n".to_owned(),
+                Err(e) => format!("err {e}\n"),
+            };
+            out.write_all(line.as_bytes())?;
+        }
         "env" => {
             let mut text = String::new();
             for (k, _) in std::env::vars_os() {
@@ -163,4 +189,38 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
         other => return Err(format!("unknown action {other}").into()),
     }
     Ok(())
+}
+
+/// Makes user namespaces unavailable to this process and its children, then asks the
+/// `namespaces` backend for a worker.
+fn spawn_without_userns() -> Result<(), roma_sandbox::SandboxError> {
+    let io_err = |what: &str| {
+        let e = std::io::Error::last_os_error();
+        roma_sandbox::SandboxError::InvalidSpec(format!("test setup: {what}: {e}"))
+    };
+    // SAFETY: getuid/getgid take no arguments.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: unshare takes flags only; this process is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        return Err(io_err("unshare"));
+    }
+    for (path, text) in [
+        ("/proc/self/setgroups", "deny".to_owned()),
+        ("/proc/self/uid_map", format!("0 {uid} 1\n")),
+        ("/proc/self/gid_map", format!("0 {gid} 1\n")),
+        // Root of its own user namespace may lower the limit for namespaces created under it.
+        ("/proc/sys/user/max_user_namespaces", "0\n".to_owned()),
+    ] {
+        std::fs::write(path, text).map_err(|e| {
+            roma_sandbox::SandboxError::InvalidSpec(format!("test setup: write {path}: {e}"))
+        })?;
+    }
+    let exe = std::env::current_exe().map_err(|_| io_err("current_exe"))?;
+    let spec = roma_sandbox::WorkerSpec {
+        args: vec!["off".into(), "info".into()],
+        ..roma_sandbox::WorkerSpec::new(exe)
+    };
+    roma_sandbox::sandbox_by_name("namespaces")?
+        .spawn(&spec)
+        .map(drop)
 }

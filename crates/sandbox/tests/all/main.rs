@@ -355,3 +355,62 @@ fn spawn_reports_a_missing_binary_and_setup_failures() {
         other => panic!("expected a jail setup error, got {other:?}"),
     }
 }
+
+#[test]
+fn spawn_fails_clearly_without_user_namespaces() {
+    // The worker runs unjailed, takes user namespaces away from itself, then spawns.
+    let Some(Worker {
+        mut process,
+        channel,
+        ..
+    }) = spawn("none", "off", "no-userns")
+    else {
+        unreachable!("the none backend needs no namespaces");
+    };
+    let lines = read_lines(channel);
+    assert_eq!(
+        process.wait_timeout(END).unwrap(),
+        Some(ExitReport::Exited { code: 0 })
+    );
+    let [line] = &lines[..] else {
+        panic!("{lines:?}")
+    };
+    if line.contains("test setup") {
+        // This kernel does not let a process lower its own namespace limit: nothing to test.
+        eprintln!("NOTE: cannot simulate missing user namespaces here: {line}");
+        return;
+    }
+    assert!(line.starts_with("error NamespacesUnavailable("), "{line}");
+    let err = SandboxError::NamespacesUnavailable(String::new()).to_string();
+    assert!(err.contains("--sandbox none"), "{err}");
+}
+
+#[test]
+fn extra_read_only_paths_are_readable_and_not_writable() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ro-path-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data.txt"), "hello from the host\n").unwrap();
+    let run = |action: &str, path: std::path::PathBuf| {
+        let mut spec = worker_spec(&[], "off", action);
+        spec.args.push(path.into_os_string());
+        spec.extra_read_only_paths = vec![dir.clone()];
+        spawn_spec("namespaces", spec).map(|w| {
+            let _alive = w.process;
+            read_lines(w.channel)
+        })
+    };
+    let Some(read) = run("read", dir.join("data.txt")) else {
+        return;
+    };
+    assert_eq!(read, ["ok hello from the host"]);
+    let written = run("write", dir.join("new.txt")).unwrap();
+    assert!(
+        written[0].starts_with("err Read-only file system"),
+        "{written:?}"
+    );
+    assert!(!dir.join("new.txt").exists());
+    // A sibling of the bound folder, present on the host, is not in the jail.
+    std::fs::write(dir.with_file_name("elsewhere.txt"), "secret").unwrap();
+    let sibling = run("read", dir.with_file_name("elsewhere.txt")).unwrap();
+    assert!(sibling[0].starts_with("err No such file"), "{sibling:?}");
+}
