@@ -110,7 +110,10 @@ pub const PROBE_NAMES: [&str; 14] = [
     "new user namespace",
 ];
 
-/// Runs every probe in this process and reports each. Single-threaded use only (it forks).
+/// Runs every probe in this process and reports each.
+///
+/// Safe in a multi-threaded worker: the probes that fork run only raw system calls and `_exit`
+/// in the child. Under the probe filter the forks fail anyway (`EPERM`).
 pub fn run_probes() -> Vec<ProbeOutcome> {
     vec![
         read_file(PROBE_NAMES[0], "/etc/passwd"),
