@@ -51,7 +51,8 @@ impl<M> Job<M> {
             callback, metadata, ..
         } = self;
         call_guarded(move || callback(result));
-        drop(metadata);
+        // The metadata is the caller's type; a panic in its `Drop` must not stop this thread.
+        call_guarded(move || drop(metadata));
     }
 }
 

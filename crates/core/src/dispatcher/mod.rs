@@ -315,8 +315,9 @@ impl<M: Send + 'static> Dispatcher<M> {
             std::iter::once(invocation.version_string.as_str()),
             1,
         )?;
-        let (slot, id) = self.enqueue(&mut st, request, invocation, Box::new(callback))?;
-        drop(st);
+        let placed = self.enqueue(&mut st, request, invocation, Box::new(callback));
+        drop(st); // a refused request's callback and metadata are dropped outside the lock
+        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
         self.shared.wake(slot);
         Ok(self.token(id))
     }
@@ -362,15 +363,23 @@ impl<M: Send + 'static> Dispatcher<M> {
             n,
         )?;
         let mut tokens = Vec::with_capacity(n);
+        let mut unplaced = Vec::new();
         for (i, (request, invocation)) in requests.into_iter().zip(invocations).enumerate() {
             let collector = Arc::clone(&collector);
             let callback: ExecCallback = Box::new(move |r| collector.complete(i, r));
-            // `admit` checked that a slot is live and there is room, so this cannot fail.
-            let (_, id) = self.enqueue(&mut st, request, invocation, callback)?;
-            tokens.push(self.token(id));
+            // `admit` checked under this lock that a slot is live, so every request is placed;
+            // should one not be, it is still answered, so the batch callback runs once.
+            match self.enqueue(&mut st, request, invocation, callback) {
+                Ok((_, id)) => tokens.push(self.token(id)),
+                Err((e, callback, metadata)) => unplaced.push((e, callback, metadata)),
+            }
         }
         drop(st);
         self.shared.wake_all();
+        for (e, callback, metadata) in unplaced {
+            call_guarded(move || callback(Err(e)));
+            call_guarded(move || drop(metadata));
+        }
         Ok(tokens)
     }
 
@@ -531,15 +540,22 @@ impl<M: Send + 'static> Dispatcher<M> {
         Ok(inv)
     }
 
-    /// Places an admitted request; returns its slot and id.
+    /// Places an admitted request; returns its slot and id. When no slot can take it (every
+    /// slot is down), hands the callback and metadata back with the error.
+    #[allow(
+        clippy::type_complexity,
+        reason = "a private helper's one-off return type"
+    )]
     fn enqueue(
         &self,
         st: &mut State<M>,
         request: InvocationRequest<M>,
         invocation: Invocation,
         callback: ExecCallback,
-    ) -> Result<(usize, u64), RomaError> {
-        let slot = st.pick_slot().ok_or_else(no_worker)?;
+    ) -> Result<(usize, u64), (RomaError, ExecCallback, M)> {
+        let Some(slot) = st.pick_slot() else {
+            return Err((no_worker(), callback, request.metadata));
+        };
         let id = st.next_id;
         st.next_id += 1;
         st.enqueue(

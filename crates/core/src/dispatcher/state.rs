@@ -94,6 +94,9 @@ pub(crate) struct SlotState<M> {
     /// Loads for this slot, taken before any execution.
     pub loads: VecDeque<LoadJob>,
     pub running: Option<Running>,
+    /// Whether the slot thread is busy with work it took (a load or an execution, until its
+    /// callback has returned). Cleared when the thread comes back for more.
+    pub active: bool,
     pub interrupter: Option<Arc<dyn Interrupt>>,
 }
 
@@ -104,6 +107,7 @@ impl<M> SlotState<M> {
             queue: BTreeMap::new(),
             loads: VecDeque::new(),
             running: None,
+            active: false,
             interrupter: None,
         }
     }
@@ -163,6 +167,7 @@ impl<M> State<M> {
     /// oldest execution of the slot with the longest queue (stealing). Marks an execution running.
     pub fn take_work(&mut self, i: usize) -> Option<Work<M>> {
         if let Some(load) = self.slots[i].loads.pop_front() {
+            self.slots[i].active = true;
             return Some(Work::Load(load));
         }
         let job = match self.slots[i].queue.pop_first() {
@@ -170,6 +175,7 @@ impl<M> State<M> {
             None => self.steal_for(i)?,
         };
         self.queued -= 1;
+        self.slots[i].active = true;
         self.slots[i].running = Some(Running {
             id: job.id,
             cancel_requested: false,
@@ -177,13 +183,20 @@ impl<M> State<M> {
         Some(Work::Exec(job))
     }
 
-    /// Takes the oldest job of the slot with the longest queue, other than `thief`.
+    /// Takes the oldest job of the slot with the longest queue, other than `thief`, among the
+    /// slots that cannot run it now: busy with another request, respawning or down. A job
+    /// queued on an idle, up slot is not stolen: that slot was woken for it and takes it at
+    /// once, and stealing it would only make placement depend on which thread wakes first.
+    /// A slot is busy from taking a load or an execution until its thread comes back for more
+    /// (so a slow callback on it does not hold up its queue).
     fn steal_for(&mut self, thief: usize) -> Option<Job<M>> {
         let victim = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(j, s)| *j != thief && !s.queue.is_empty())
+            .filter(|(j, s)| {
+                *j != thief && !s.queue.is_empty() && (s.active || s.health != WorkerHealth::Up)
+            })
             .max_by_key(|(j, s)| (s.queue.len(), std::cmp::Reverse(*j)))
             .map(|(j, _)| j)?;
         self.slots[victim].queue.pop_first().map(|(_, job)| job)

@@ -1,7 +1,7 @@
 //! The slot thread: owns one backend, takes loads then executions, answers them, and replaces
 //! the backend when it dies.
 
-use super::backend::WorkerBackend;
+use super::backend::{Interrupt, WorkerBackend};
 use super::job::{Job, LoadJob, call_guarded, millis};
 use super::state::{LoadReply, Shared, Work, WorkerHealth};
 use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
@@ -26,8 +26,24 @@ fn is_fatal<B: WorkerBackend<M>, M, T>(backend: &mut B, result: &Result<T, RomaE
     match result {
         Ok(_) => false,
         Err(e) if e.kind() == ErrorKind::WorkerCrashed => true,
-        Err(_) => !backend.is_alive(),
+        Err(_) => !alive(backend),
     }
+}
+
+/// `backend.is_alive()`; a panic counts as dead.
+fn alive<B: WorkerBackend<M>, M>(backend: &mut B) -> bool {
+    catch_unwind(AssertUnwindSafe(|| backend.is_alive())).unwrap_or(false)
+}
+
+/// `backend.interrupter()`; a panic is an error, as if the backend could not be created.
+fn interrupter_of<B: WorkerBackend<M>, M>(backend: &B) -> Result<Arc<dyn Interrupt>, RomaError> {
+    catch_unwind(AssertUnwindSafe(|| backend.interrupter()))
+        .map_err(|_| RomaError::internal("the worker backend panicked in interrupter"))
+}
+
+/// Drops a backend; a panic in its `Drop` is contained so the slot thread goes on.
+fn discard<B>(backend: Option<B>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(backend)));
 }
 
 /// Runs a backend call, turning a panic into an `Internal` error.
@@ -55,8 +71,15 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         ready: mpsc::Sender<Result<(), RomaError>>,
     ) {
         let (created, _) = guarded("the factory", || factory(index));
-        let backend = match created {
-            Ok(b) => b,
+        let started = created.and_then(|b| match interrupter_of(&b) {
+            Ok(i) => Ok((b, i)),
+            Err(e) => {
+                discard(Some(b));
+                Err(e)
+            }
+        });
+        let (backend, interrupter) = match started {
+            Ok(pair) => pair,
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
@@ -64,7 +87,7 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         };
         {
             let mut st = shared.lock();
-            st.slots[index].interrupter = Some(backend.interrupter());
+            st.slots[index].interrupter = Some(interrupter);
             st.slots[index].health = WorkerHealth::Up;
         }
         let _ = ready.send(Ok(()));
@@ -76,6 +99,7 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
             backend: Some(backend),
         };
         worker.serve();
+        discard(worker.backend.take());
     }
 
     fn serve(&mut self) {
@@ -83,6 +107,7 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         loop {
             let work = {
                 let mut st = self.shared.lock();
+                st.slots[self.index].active = false;
                 loop {
                     if st.stopping {
                         return;
@@ -112,8 +137,11 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     self.run_exec(job)
                 }
             };
-            if fatal && !self.respawn() {
-                return;
+            if fatal {
+                if !self.respawn() {
+                    return;
+                }
+                idled = false; // let the new backend pre-warm
             }
         }
     }
@@ -127,7 +155,7 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
             b.idle();
             Ok(())
         });
-        panicked || r.is_err() || !b.is_alive()
+        panicked || r.is_err() || !alive(b)
     }
 
     fn run_load(&mut self, job: LoadJob) -> bool {
@@ -212,7 +240,7 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     /// mark the slot up. Retries with backoff; after the first failed attempt the slot is down
     /// (its queue moves to other slots or fails). Returns false when the dispatcher stopped.
     fn respawn(&mut self) -> bool {
-        self.backend = None; // drop the old one first: it may hold a process to reap
+        discard(self.backend.take()); // drop the old one first: it may hold a process to reap
         {
             let mut st = self.shared.lock();
             let slot = &mut st.slots[self.index];
@@ -236,9 +264,9 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 st.replay_list(self.index)
             };
             match self.attempt(&replay) {
-                Ok(b) => {
+                Ok((b, interrupter)) => {
                     let mut st = self.shared.lock();
-                    st.slots[self.index].interrupter = Some(b.interrupter());
+                    st.slots[self.index].interrupter = Some(interrupter);
                     st.slots[self.index].health = WorkerHealth::Up;
                     drop(st);
                     self.backend = Some(b);
@@ -271,18 +299,28 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     /// One respawn attempt: a new backend with `replay` loaded. A replayed version failing to
     /// load is tolerated (it loaded before; executions of it get the backend's error); the new
     /// backend dying is not.
-    fn attempt(&self, replay: &[Arc<crate::CodeObject>]) -> Result<B, RomaError> {
+    fn attempt(
+        &self,
+        replay: &[Arc<crate::CodeObject>],
+    ) -> Result<(B, Arc<dyn Interrupt>), RomaError> {
         let (created, _) = guarded("the factory", || (self.factory)(self.index));
         let mut b = created?;
         for code in replay {
             let (r, panicked) = guarded("load", || b.load(code));
             if panicked || is_fatal(&mut b, &r) {
+                discard(Some(b));
                 return Err(r.err().unwrap_or_else(|| {
                     RomaError::new(ErrorKind::WorkerCrashed, "worker died during replay")
                 }));
             }
         }
-        Ok(b)
+        match interrupter_of(&b) {
+            Ok(i) => Ok((b, i)),
+            Err(e) => {
+                discard(Some(b));
+                Err(e)
+            }
+        }
     }
 
     /// Waits `d` unless the dispatcher stops first; false when it stopped.

@@ -9,7 +9,8 @@
 //! - `fail`: an `Execution` error; `crash`: dies (`WorkerCrashed`, `is_alive` false);
 //! - `panic`: panics; `forget`: drops every loaded version (an engine-side eviction).
 //!
-//! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`.
+//! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`;
+//! js `crash-on-<n>` kills worker `n` (`WorkerCrashed`).
 
 use roma_core::{
     CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, InvocationRequest, RomaError,
@@ -31,6 +32,10 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// What the fakes did, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// A factory call the test made fail (see [`Harness::fail_spawns`]).
+    SpawnFailed {
+        worker: usize,
+    },
     Spawn {
         worker: usize,
         generation: usize,
@@ -77,7 +82,9 @@ impl Harness {
     }
 
     /// A factory for `Dispatcher::new`.
-    pub fn factory(self: &Arc<Self>) -> impl Fn(usize) -> Result<Fake, RomaError> + Send + Sync + 'static {
+    pub fn factory(
+        self: &Arc<Self>,
+    ) -> impl Fn(usize) -> Result<Fake, RomaError> + Send + Sync + 'static {
         let h = Arc::clone(self);
         move |worker| {
             let failing = h
@@ -85,6 +92,7 @@ impl Harness {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
             if failing {
+                h.push(Event::SpawnFailed { worker });
                 return Err(RomaError::new(ErrorKind::Internal, "spawn refused by test"));
             }
             let generation = {
@@ -171,6 +179,31 @@ impl Harness {
             .collect()
     }
 
+    /// Factory calls for `worker` the test made fail.
+    pub fn failed_spawns(&self, worker: usize) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::SpawnFailed { worker: w } if *w == worker))
+            .count()
+    }
+
+    /// The executions that reached a backend, as (worker, generation, handler).
+    pub fn execs(&self) -> Vec<(usize, usize, String)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Exec {
+                    worker,
+                    generation,
+                    handler,
+                    ..
+                } => Some((worker, generation, handler)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Successful factory calls for `worker` (its backend generations so far).
     pub fn spawns(&self, worker: usize) -> usize {
         self.events()
             .iter()
@@ -205,7 +238,12 @@ pub struct Fake {
 
 impl Fake {
     fn started(&self, id: u64) {
-        let _ = self.harness.started_tx.lock().unwrap().send((self.worker, id));
+        let _ = self
+            .harness
+            .started_tx
+            .lock()
+            .unwrap()
+            .send((self.worker, id));
     }
 }
 
@@ -216,6 +254,13 @@ impl<M> WorkerBackend<M> for Fake {
             generation: self.generation,
             version: code.version_string.clone(),
         });
+        if code.js == "crash" || code.js == format!("crash-on-{}", self.worker) {
+            self.alive = false;
+            return Err(RomaError::new(
+                ErrorKind::WorkerCrashed,
+                "fake worker died loading",
+            ));
+        }
         if code.js == "bad" || code.js == format!("bad-on-{}", self.worker) {
             return Err(RomaError::new(ErrorKind::Compile, "SyntaxError: fake"));
         }
@@ -330,12 +375,6 @@ pub fn with_meta<M>(r: InvocationRequest, m: M) -> InvocationRequest<M> {
     }
 }
 
-/// A channel of callback results, for tests to wait on.
-pub type Results = (
-    mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
-    mpsc::Receiver<Result<roma_core::ResponseObject, RomaError>>,
-);
-
 /// A callback that sends its result to `tx`.
 pub fn sink(
     tx: &mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
@@ -348,7 +387,8 @@ pub fn sink(
 
 /// Receives one result, failing the test after [`PATIENCE`].
 pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(PATIENCE).expect("a callback should have run")
+    rx.recv_timeout(PATIENCE)
+        .expect("a callback should have run")
 }
 
 /// Loads `code` and waits for the load's callback.
@@ -430,5 +470,65 @@ impl MetaLog {
             .copied()
             .filter(|s| matches!(s, Seen::Callback(t) | Seen::Dropped(t) if *t == tag))
             .collect()
+    }
+}
+
+impl MetaLog {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MetaLog::default())
+    }
+
+    /// A metadata value tagged `tag` that logs its drop here.
+    pub fn meta(self: &Arc<Self>, tag: u32) -> Meta {
+        Meta {
+            tag,
+            log: Arc::clone(self),
+        }
+    }
+
+    /// `r` carrying a `Meta` tagged `tag`.
+    pub fn req(self: &Arc<Self>, tag: u32, r: InvocationRequest) -> InvocationRequest<Meta> {
+        with_meta(r, self.meta(tag))
+    }
+
+    /// A callback that logs `Callback(tag)`, then sends its result to `tx`.
+    pub fn sink(
+        self: &Arc<Self>,
+        tag: u32,
+        tx: &mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
+    ) -> impl FnOnce(Result<roma_core::ResponseObject, RomaError>) + Send + 'static {
+        let log = Arc::clone(self);
+        let tx = tx.clone();
+        move |r| {
+            log.push(Seen::Callback(tag));
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Waits for `tag`'s metadata to be dropped and checks it was dropped exactly once, after
+    /// exactly one callback.
+    pub fn assert_answered_once(&self, tag: u32) {
+        self.wait_for(Seen::Dropped(tag));
+        assert_eq!(
+            self.of(tag),
+            vec![Seen::Callback(tag), Seen::Dropped(tag)],
+            "request {tag}"
+        );
+    }
+
+    /// Checks that `tag`'s request was refused: its metadata is already dropped and no callback
+    /// ran.
+    pub fn assert_refused(&self, tag: u32) {
+        assert_eq!(self.of(tag), vec![Seen::Dropped(tag)], "request {tag}");
+    }
+
+    /// How many metadata values were dropped.
+    pub fn drops(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| matches!(s, Seen::Dropped(_)))
+            .count()
     }
 }

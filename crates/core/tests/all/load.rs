@@ -1,0 +1,195 @@
+//! Loads: broadcast to every worker, one callback, failures, timeout, replacement, eviction.
+
+use crate::fake::{Event, Harness, PATIENCE, code, load_ok, recv, req, sink};
+use crate::{config, start};
+use roma_core::{DispatcherConfig, ErrorKind, ResponseObject, RomaError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+type Reply = Result<ResponseObject, RomaError>;
+
+fn counted(
+    calls: &Arc<AtomicUsize>,
+    tx: &mpsc::Sender<Reply>,
+) -> impl FnOnce(Reply) + Send + 'static {
+    let calls = Arc::clone(calls);
+    let tx = tx.clone();
+    move |r| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let _ = tx.send(r);
+    }
+}
+
+#[test]
+fn a_load_reaches_every_worker_before_its_callback() {
+    let h = Harness::new();
+    let d = start::<()>(&h, config(3, 0));
+    let (tx, rx) = mpsc::channel();
+    d.load(code("v1", "js"), sink(&tx)).unwrap();
+    let r = recv(&rx).unwrap();
+    assert_eq!(r.id, "load-v1");
+    assert!(r.metrics.contains_key(roma_core::metrics::DURATION_MS));
+    for w in 0..3 {
+        assert_eq!(h.loads(w, 1), vec!["v1"], "worker {w}");
+    }
+    assert_eq!(d.stats().cached_versions, 1);
+}
+
+#[test]
+fn the_callback_waits_for_the_slowest_worker() {
+    let h = Harness::new();
+    let d = start::<()>(&h, config(2, 0));
+    load_ok(&d, code("v0", "js"));
+    let (etx, erx) = mpsc::channel();
+    d.execute(req("v0", "block:g", &[]), sink(&etx)).unwrap();
+    assert_eq!(h.wait_started().0, 0);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    d.load(code("v1", "js"), counted(&calls, &tx)).unwrap();
+    h.wait_events("worker 1 loads v1", |e| {
+        e.contains(&Event::Load {
+            worker: 1,
+            generation: 1,
+            version: "v1".into(),
+        })
+    });
+    assert!(rx.try_recv().is_err(), "worker 0 has not answered yet");
+    h.open("g");
+    assert!(recv(&erx).is_ok());
+    assert!(recv(&rx).is_ok());
+    assert_eq!(h.loads(0, 1), vec!["v0", "v1"]);
+    drop(d);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_failure_on_one_worker_fails_the_load_and_uncaches_the_version() {
+    let h = Harness::new();
+    let d = start::<()>(&h, config(3, 0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    d.load(code("v1", "bad-on-1"), counted(&calls, &tx))
+        .unwrap();
+    let err = recv(&rx).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Compile);
+    for w in 0..3 {
+        assert_eq!(h.loads(w, 1), vec!["v1"], "every worker was tried");
+    }
+    assert_eq!(d.stats().cached_versions, 0);
+    let (etx, _erx) = mpsc::channel();
+    let refused = d.execute(req("v1", "echo", &[]), sink(&etx)).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::VersionNotFound);
+    // A failure everywhere is still one callback.
+    d.load(code("v2", "bad"), counted(&calls, &tx)).unwrap();
+    assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Compile);
+    drop(d);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_failed_reload_keeps_no_stale_copy_and_a_good_one_replaces() {
+    let h = Harness::new();
+    let d = start::<()>(&h, config(2, 0));
+    let (tx, rx) = mpsc::channel();
+    load_ok(&d, code("v1", "first"));
+    d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
+    assert_eq!(recv(&rx).unwrap().resp, "v1|first|");
+    load_ok(&d, code("v1", "second"));
+    d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
+    assert_eq!(recv(&rx).unwrap().resp, "v1|second|");
+    d.load(code("v1", "bad"), sink(&tx)).unwrap();
+    assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Compile);
+    let err = d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VersionNotFound);
+}
+
+#[test]
+fn a_load_that_takes_too_long_times_out_and_still_completes() {
+    let h = Harness::new();
+    let cfg = DispatcherConfig {
+        load_timeout: Duration::from_millis(20),
+        ..config(2, 0)
+    };
+    let d = start::<()>(&h, cfg);
+    load_ok(&d, code("v0", "js"));
+    let (etx, erx) = mpsc::channel();
+    d.execute(req("v0", "block:g", &[]), sink(&etx)).unwrap();
+    h.wait_started();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    d.load(code("v1", "js"), counted(&calls, &tx)).unwrap();
+    let err = recv(&rx).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    h.open("g");
+    assert!(recv(&erx).is_ok());
+    h.wait_events("worker 0 loads v1", |e| {
+        e.contains(&Event::Load {
+            worker: 0,
+            generation: 1,
+            version: "v1".into(),
+        })
+    });
+    // The load finished in the background; v1 is served.
+    d.execute(req("v1", "echo", &[]), sink(&etx)).unwrap();
+    assert_eq!(recv(&erx).unwrap().resp, "v1|js|");
+    drop(d);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no second callback");
+}
+
+#[test]
+fn loads_past_the_cache_size_evict_the_least_recently_used() {
+    let h = Harness::new();
+    let cfg = DispatcherConfig {
+        code_version_cache_size: 2,
+        ..config(1, 0)
+    };
+    let d = start::<()>(&h, cfg);
+    let (tx, rx) = mpsc::channel();
+    load_ok(&d, code("a", "js"));
+    load_ok(&d, code("b", "js"));
+    d.execute(req("a", "echo", &[]), sink(&tx)).unwrap(); // a is now the most recent
+    assert!(recv(&rx).is_ok());
+    load_ok(&d, code("c", "js"));
+    let err = d.execute(req("b", "echo", &[]), sink(&tx)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VersionNotFound);
+    for v in ["a", "c"] {
+        d.execute(req(v, "echo", &[]), sink(&tx)).unwrap();
+        assert!(recv(&rx).is_ok());
+    }
+    assert_eq!(d.stats().cached_versions, 2);
+}
+
+#[test]
+fn invalid_code_is_refused_at_once() {
+    let h = Harness::new();
+    let d = start::<()>(&h, config(1, 0));
+    let (tx, rx) = mpsc::channel();
+    let err = d.load(code("", "js"), sink(&tx)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let err = d.load(code("v", ""), sink(&tx)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    drop(tx);
+    assert!(rx.recv_timeout(PATIENCE).is_err(), "no callback");
+    drop(d);
+    assert!(h.loads(0, 1).is_empty());
+}
+
+#[test]
+fn an_execution_accepted_after_a_load_runs_the_new_version() {
+    let h = Harness::new();
+    let d = start::<()>(&h, config(2, 0));
+    load_ok(&d, code("v1", "old"));
+    let (tx, rx) = mpsc::channel();
+    let (ltx, lrx) = mpsc::channel();
+    // Submitted right after the load is accepted, before its callback: loads go first.
+    d.load(code("v1", "new"), sink(&ltx)).unwrap();
+    for _ in 0..4 {
+        d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
+    }
+    for _ in 0..4 {
+        assert_eq!(recv(&rx).unwrap().resp, "v1|new|");
+    }
+    assert!(recv(&lrx).is_ok());
+}

@@ -1,0 +1,160 @@
+//! Stop: queued work is cancelled, running work finishes, later calls are refused.
+
+use crate::fake::{Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
+use crate::{config, start};
+use roma_core::ErrorKind;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+#[test]
+fn stop_cancels_queued_work_and_lets_running_work_finish() {
+    let h = Harness::new();
+    let d = start::<Meta>(&h, config(2, 0));
+    load_ok(&d, code("v1", "js"));
+    let log = MetaLog::new();
+    let (tx, rx) = mpsc::channel();
+    let (qtx, qrx) = mpsc::channel();
+    d.execute(log.req(1, req("v1", "block:a", &[])), log.sink(1, &tx))
+        .unwrap();
+    h.wait_started();
+    d.execute(log.req(2, req("v1", "block:b", &[])), log.sink(2, &tx))
+        .unwrap();
+    h.wait_started();
+    for t in 10..20 {
+        d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &qtx))
+            .unwrap();
+    }
+    let (ltx, lrx) = mpsc::channel();
+    d.load(code("v2", "js"), sink(&ltx)).unwrap();
+    std::thread::scope(|s| {
+        let stopper = s.spawn(|| d.stop());
+        // Queued work is answered while the running requests still block `stop`.
+        for _ in 10..20 {
+            assert_eq!(recv(&qrx).unwrap_err().kind(), ErrorKind::Cancelled);
+        }
+        assert_eq!(recv(&lrx).unwrap_err().kind(), ErrorKind::Cancelled);
+        h.open("a");
+        h.open("b");
+        assert_eq!(recv(&rx).unwrap().resp.len(), "released a".len());
+        assert_eq!(recv(&rx).unwrap().resp.len(), "released b".len());
+        stopper.join().unwrap();
+    });
+    for t in (1..=2).chain(10..20) {
+        log.assert_answered_once(t);
+    }
+    let err = d
+        .execute(log.req(30, req("v1", "echo", &[])), log.sink(30, &tx))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    log.assert_refused(30);
+    let err = d.load(code("v3", "js"), |_| {}).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    let err = d
+        .batch_execute(vec![log.req(31, req("v1", "echo", &[]))], |_| {})
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    d.stop(); // idempotent
+    let echoes = h.execs().iter().filter(|(_, _, h)| h == "echo").count();
+    assert_eq!(echoes, 0, "no queued request ran");
+}
+
+#[test]
+fn dropping_the_dispatcher_stops_it() {
+    let h = Harness::new();
+    let d = start::<Meta>(&h, config(1, 0));
+    load_ok(&d, code("v1", "js"));
+    let log = MetaLog::new();
+    let (tx, rx) = mpsc::channel();
+    d.execute(log.req(1, req("v1", "block:g", &[])), log.sink(1, &tx))
+        .unwrap();
+    h.wait_started();
+    for t in 2..6 {
+        d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &tx))
+            .unwrap();
+    }
+    std::thread::scope(|s| {
+        s.spawn(move || drop(d));
+        for _ in 2..6 {
+            assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Cancelled);
+        }
+        h.open("g");
+        assert_eq!(recv(&rx).unwrap().resp, "released g");
+    });
+    for t in 1..6 {
+        log.assert_answered_once(t);
+    }
+    assert_eq!(log.drops(), 5);
+}
+
+#[test]
+fn a_callback_may_stop_the_dispatcher() {
+    let h = Harness::new();
+    let d = Arc::new(start::<()>(&h, config(2, 0)));
+    load_ok(&d, code("v1", "js"));
+    let (tx, rx) = mpsc::channel();
+    let d2 = Arc::clone(&d);
+    let tx2 = tx.clone();
+    d.execute(req("v1", "echo", &[]), move |r| {
+        d2.stop();
+        let _ = tx2.send(r);
+    })
+    .unwrap();
+    assert!(recv(&rx).is_ok());
+    let err = d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    d.stop();
+}
+
+#[test]
+fn the_last_handle_may_be_dropped_inside_a_callback() {
+    let h = Harness::new();
+    let d = Arc::new(start::<()>(&h, config(1, 0)));
+    load_ok(&d, code("v1", "js"));
+    let (tx, rx) = mpsc::channel();
+    let d2 = Arc::clone(&d);
+    let tx2 = tx.clone();
+    let holder = std::sync::Mutex::new(Some(d2));
+    d.execute(req("v1", "block:g", &[]), move |r| {
+        // Dropping the last handle here runs `stop` on the slot thread itself.
+        drop(holder.lock().unwrap().take());
+        let _ = tx2.send(r);
+    })
+    .unwrap();
+    h.wait_started();
+    drop(d);
+    h.open("g");
+    assert_eq!(recv(&rx).unwrap().resp, "released g");
+}
+
+#[test]
+fn a_stop_racing_a_cancel_answers_once() {
+    let h = Harness::new();
+    let d = start::<Meta>(&h, config(1, 0));
+    load_ok(&d, code("v1", "js"));
+    let log = MetaLog::new();
+    let (tx, rx) = mpsc::channel();
+    d.execute(log.req(0, req("v1", "block:g", &[])), log.sink(0, &tx))
+        .unwrap();
+    h.wait_started();
+    let tokens: Vec<_> = (1..50)
+        .map(|t| {
+            d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &tx))
+                .unwrap()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for t in &tokens {
+                d.cancel(t);
+            }
+        });
+        s.spawn(|| d.stop());
+        h.open("g");
+    });
+    drop(tx);
+    let answers: Vec<_> = rx.iter().collect();
+    assert_eq!(answers.len(), 50);
+    for t in 0..50 {
+        log.assert_answered_once(t);
+    }
+}

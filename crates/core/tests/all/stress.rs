@@ -1,0 +1,172 @@
+//! Many threads submitting, cancelling and crashing workers at once: every accepted request is
+//! answered exactly once and every metadata value is dropped exactly once.
+
+use crate::config;
+use crate::fake::{Harness, Meta, MetaLog, Seen, code, load_ok, req};
+use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, ExecutionToken};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const THREADS: u32 = 4;
+const OPS: u32 = 300;
+
+#[derive(Default)]
+struct Tally {
+    /// Executions accepted (a batch counts each request).
+    accepted: AtomicUsize,
+    /// Executions refused (a refused batch counts each request).
+    refused: AtomicUsize,
+    /// Single-execution callbacks that ran.
+    delivered: AtomicUsize,
+    /// Batches accepted, and batch callbacks that ran.
+    batches: AtomicUsize,
+    batch_callbacks: AtomicUsize,
+    /// Tags of accepted single executions, and of every request in an accepted batch.
+    singles: std::sync::Mutex<Vec<u32>>,
+    batched: std::sync::Mutex<Vec<u32>>,
+    refused_tags: std::sync::Mutex<Vec<u32>>,
+}
+
+/// A small deterministic generator (one per thread).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
+fn submit_one(
+    d: &Dispatcher<Meta>,
+    log: &Arc<MetaLog>,
+    t: &Arc<Tally>,
+    tag: u32,
+    handler: &str,
+) -> Option<ExecutionToken> {
+    let tally = Arc::clone(t);
+    let l = Arc::clone(log);
+    let cb = move |_r| {
+        l.push(Seen::Callback(tag));
+        tally.delivered.fetch_add(1, Ordering::SeqCst);
+    };
+    match d.execute(log.req(tag, req("v1", handler, &[])), cb) {
+        Ok(token) => {
+            t.accepted.fetch_add(1, Ordering::SeqCst);
+            t.singles.lock().unwrap().push(tag);
+            Some(token)
+        }
+        Err(e) => {
+            assert!(
+                matches!(e.kind(), ErrorKind::QueueFull | ErrorKind::WorkerCrashed),
+                "{e}"
+            );
+            t.refused.fetch_add(1, Ordering::SeqCst);
+            t.refused_tags.lock().unwrap().push(tag);
+            None
+        }
+    }
+}
+
+fn worker_thread(d: &Dispatcher<Meta>, log: &Arc<MetaLog>, t: &Arc<Tally>, thread: u32) {
+    let mut rng = Lcg(u64::from(thread) * 7919 + 1);
+    let mut tokens: Vec<ExecutionToken> = Vec::new();
+    for i in 0..OPS {
+        let tag = (thread * OPS + i) * 4;
+        match rng.next() % 20 {
+            0..=9 => tokens.extend(submit_one(d, log, t, tag, "echo")),
+            10..=11 => tokens.extend(submit_one(d, log, t, tag, "fail")),
+            12 => tokens.extend(submit_one(d, log, t, tag, "crash")),
+            13 => tokens.extend(submit_one(d, log, t, tag, "panic")),
+            14 => {
+                // Cancelled at once, running or queued: must end promptly.
+                if let Some(token) = submit_one(d, log, t, tag, "loop") {
+                    assert!(d.cancel(&token), "a loop cannot have completed on its own");
+                }
+            }
+            15..=16 => {
+                let batch: Vec<_> = (0..3)
+                    .map(|k| log.req(tag + k, req("v1", "echo", &[])))
+                    .collect();
+                let tally = Arc::clone(t);
+                match d.batch_execute(batch, move |rs| {
+                    assert_eq!(rs.len(), 3);
+                    tally.batch_callbacks.fetch_add(1, Ordering::SeqCst);
+                }) {
+                    Ok(_) => {
+                        t.accepted.fetch_add(3, Ordering::SeqCst);
+                        t.batches.fetch_add(1, Ordering::SeqCst);
+                        t.batched.lock().unwrap().extend(tag..tag + 3);
+                    }
+                    Err(e) => {
+                        assert!(
+                            matches!(e.kind(), ErrorKind::QueueFull | ErrorKind::WorkerCrashed),
+                            "{e}"
+                        );
+                        t.refused.fetch_add(3, Ordering::SeqCst);
+                        t.refused_tags.lock().unwrap().extend(tag..tag + 3);
+                    }
+                }
+            }
+            _ => {
+                if !tokens.is_empty() {
+                    let k = rng.next() as usize % tokens.len();
+                    d.cancel(&tokens.swap_remove(k));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_accepted_request_is_answered_exactly_once() {
+    let h = Harness::new();
+    let cfg = DispatcherConfig {
+        respawn_backoff_initial: Duration::from_millis(1),
+        respawn_backoff_max: Duration::from_millis(1),
+        ..config(3, 20)
+    };
+    let d = Dispatcher::<Meta>::new(cfg, h.factory()).unwrap();
+    load_ok(&d, code("v1", "js"));
+    let log = MetaLog::new();
+    let tally = Arc::new(Tally::default());
+    std::thread::scope(|s| {
+        for thread in 0..THREADS {
+            let (d, log, tally) = (&d, &log, &tally);
+            s.spawn(move || worker_thread(d, log, tally, thread));
+        }
+    });
+    // Whatever is still queued is cancelled by stop; running requests finish first.
+    drop(d);
+    let t = &tally;
+    let singles = t.singles.lock().unwrap().clone();
+    let batched = t.batched.lock().unwrap().clone();
+    let refused = t.refused_tags.lock().unwrap().clone();
+    assert_eq!(
+        t.delivered.load(Ordering::SeqCst) + 3 * t.batch_callbacks.load(Ordering::SeqCst),
+        t.accepted.load(Ordering::SeqCst),
+        "submitted == delivered"
+    );
+    assert_eq!(
+        t.batches.load(Ordering::SeqCst),
+        t.batch_callbacks.load(Ordering::SeqCst)
+    );
+    for tag in singles {
+        assert_eq!(log.of(tag), vec![Seen::Callback(tag), Seen::Dropped(tag)]);
+    }
+    for tag in batched.into_iter().chain(refused) {
+        assert_eq!(log.of(tag), vec![Seen::Dropped(tag)]);
+    }
+    assert_eq!(
+        log.drops(),
+        t.accepted.load(Ordering::SeqCst) + t.refused.load(Ordering::SeqCst)
+    );
+    assert!(t.accepted.load(Ordering::SeqCst) > 0);
+    assert!(
+        h.spawns(0) + h.spawns(1) + h.spawns(2) > 3,
+        "workers crashed and came back"
+    );
+}
