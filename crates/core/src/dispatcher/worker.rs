@@ -177,6 +177,12 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
 
     fn run_exec(&mut self, job: Job<M>) -> bool {
         let taken = Instant::now();
+        // A worker that died while idle (killed from outside) is replaced before it is given
+        // the request, which then runs on the new one instead of failing.
+        if self.backend.as_mut().is_some_and(|b| !alive(b)) {
+            self.put_back(job);
+            return true;
+        }
         let (result, fatal) = self.call_execute(&job);
         let cancelled = self.shared.lock().finish_running(self.index);
         let result = if cancelled {
@@ -202,6 +208,28 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         };
         job.finish(result);
         fatal
+    }
+
+    /// Returns a job taken for a dead backend to this slot's queue, at its old place (queues
+    /// are ordered by id), unless `cancel` flagged it meanwhile or the dispatcher is stopping:
+    /// then it is answered with `Cancelled`, since `stop` has already emptied the queues.
+    fn put_back(&self, job: Job<M>) {
+        let unqueued = {
+            let mut st = self.shared.lock();
+            let cancelled = st.finish_running(self.index);
+            if cancelled || st.stopping {
+                Some(job)
+            } else {
+                st.enqueue(self.index, job);
+                None
+            }
+        };
+        if let Some(job) = unqueued {
+            job.finish(Err(RomaError::new(
+                ErrorKind::Cancelled,
+                "cancelled before it ran",
+            )));
+        }
     }
 
     /// Runs the job on the backend. When the backend lacks the version but the host still has

@@ -7,7 +7,13 @@
 //! - `block:<gate>`: reports it started, then waits until the test opens `<gate>`;
 //! - `loop`: reports it started, then runs until interrupted, and returns `Cancelled`;
 //! - `fail`: an `Execution` error; `crash`: dies (`WorkerCrashed`, `is_alive` false);
-//! - `panic`: panics; `forget`: drops every loaded version (an engine-side eviction).
+//! - `panic`: panics; `forget`: drops every loaded version (an engine-side eviction);
+//! - `zombie`: succeeds but leaves the worker dead; `dead-fail`: an `Execution` error with the
+//!   worker dead; `panic-alive`: an `Execution` error after which `is_alive` panics;
+//!   `crash-panic-drop`: dies, and dropping the backend then panics.
+//!
+//! A dead fake answers every call with `WorkerCrashed`. [`Harness::kill`] kills a worker from
+//! outside, as a SIGKILL would.
 //!
 //! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`;
 //! js `crash-on-<n>` kills worker `n` (`WorkerCrashed`).
@@ -19,7 +25,7 @@ use roma_core::{
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -63,6 +69,10 @@ pub struct Harness {
     gates_cv: Condvar,
     /// Upcoming factory calls that fail.
     pub fail_spawns: AtomicUsize,
+    /// Upcoming backends whose `interrupter()` panics.
+    pub panic_interrupters: AtomicUsize,
+    /// The liveness flag of each worker's latest backend.
+    alive: Mutex<HashMap<usize, Arc<AtomicBool>>>,
     generations: Mutex<HashMap<usize, usize>>,
 }
 
@@ -77,6 +87,8 @@ impl Harness {
             gates: Mutex::new(HashMap::new()),
             gates_cv: Condvar::new(),
             fail_spawns: AtomicUsize::new(0),
+            panic_interrupters: AtomicUsize::new(0),
+            alive: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
         })
     }
@@ -102,12 +114,21 @@ impl Harness {
                 *e
             };
             h.push(Event::Spawn { worker, generation });
+            let alive = Arc::new(AtomicBool::new(true));
+            h.alive.lock().unwrap().insert(worker, Arc::clone(&alive));
+            let panic_interrupter = h
+                .panic_interrupters
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
             Ok(Fake {
+                panic_interrupter,
+                panic_alive: false,
+                panic_on_drop: false,
                 worker,
                 generation,
                 harness: Arc::clone(&h),
                 versions: BTreeMap::new(),
-                alive: true,
+                alive,
                 interrupt: Arc::new(FakeInterrupt::default()),
             })
         }
@@ -204,6 +225,13 @@ impl Harness {
     }
 
     /// Successful factory calls for `worker` (its backend generations so far).
+    /// Kills `worker`'s current backend from outside (as a SIGKILL of its process would).
+    pub fn kill(&self, worker: usize) {
+        if let Some(a) = self.alive.lock().unwrap().get(&worker) {
+            a.store(false, Ordering::SeqCst);
+        }
+    }
+
     pub fn spawns(&self, worker: usize) -> usize {
         self.events()
             .iter()
@@ -232,11 +260,22 @@ pub struct Fake {
     generation: usize,
     harness: Arc<Harness>,
     versions: BTreeMap<String, String>,
-    alive: bool,
+    alive: Arc<AtomicBool>,
+    panic_interrupter: bool,
+    panic_alive: bool,
+    panic_on_drop: bool,
     interrupt: Arc<FakeInterrupt>,
 }
 
 impl Fake {
+    fn dead(&self) -> bool {
+        !self.alive.load(Ordering::SeqCst)
+    }
+
+    fn die(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+    }
+
     fn started(&self, id: u64) {
         let _ = self
             .harness
@@ -254,8 +293,14 @@ impl<M> WorkerBackend<M> for Fake {
             generation: self.generation,
             version: code.version_string.clone(),
         });
+        if self.dead() {
+            return Err(RomaError::new(
+                ErrorKind::WorkerCrashed,
+                "fake worker is dead",
+            ));
+        }
         if code.js == "crash" || code.js == format!("crash-on-{}", self.worker) {
-            self.alive = false;
+            self.die();
             return Err(RomaError::new(
                 ErrorKind::WorkerCrashed,
                 "fake worker died loading",
@@ -276,6 +321,12 @@ impl<M> WorkerBackend<M> for Fake {
             request: id,
             handler: inv.handler_name.clone(),
         });
+        if self.dead() {
+            return Err(RomaError::new(
+                ErrorKind::WorkerCrashed,
+                "fake worker is dead",
+            ));
+        }
         let handler = inv.handler_name.as_str();
         if let Some(gate) = handler.strip_prefix("block:") {
             self.started(id);
@@ -315,10 +366,33 @@ impl<M> WorkerBackend<M> for Fake {
             }
             "fail" => Err(RomaError::new(ErrorKind::Execution, "Uncaught Error: fake")),
             "crash" => {
-                self.alive = false;
+                self.die();
                 Err(RomaError::new(ErrorKind::WorkerCrashed, "fake worker died"))
             }
             "panic" => panic!("fake backend bug"),
+            "zombie" => {
+                self.die();
+                Ok(ExecOutput::default())
+            }
+            "dead-fail" => {
+                self.die();
+                Err(RomaError::new(
+                    ErrorKind::Execution,
+                    "failed, and the worker died",
+                ))
+            }
+            "panic-alive" => {
+                self.panic_alive = true;
+                Err(RomaError::new(
+                    ErrorKind::Execution,
+                    "failed; is_alive will panic",
+                ))
+            }
+            "crash-panic-drop" => {
+                self.panic_on_drop = true;
+                self.die();
+                Err(RomaError::new(ErrorKind::WorkerCrashed, "fake worker died"))
+            }
             "forget" => {
                 self.versions.clear();
                 Ok(ExecOutput::default())
@@ -331,11 +405,21 @@ impl<M> WorkerBackend<M> for Fake {
     }
 
     fn is_alive(&mut self) -> bool {
-        self.alive
+        assert!(!self.panic_alive, "fake is_alive bug");
+        !self.dead()
     }
 
     fn interrupter(&self) -> Arc<dyn Interrupt> {
+        assert!(!self.panic_interrupter, "fake interrupter bug");
         Arc::clone(&self.interrupt) as Arc<dyn Interrupt>
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if self.panic_on_drop && !std::thread::panicking() {
+            panic!("fake backend Drop bug");
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 mod api;
 mod batch;
 mod cancel;
+mod contain;
 mod exec;
 mod fake;
 mod load;
