@@ -193,16 +193,26 @@ impl<M: Send + 'static> Dispatcher<M> {
             let shared = Arc::clone(&dispatcher.shared);
             let factory = Arc::clone(&factory);
             let ready = ready_tx.clone();
+            let guard = shared.thread_guard();
             let spawned = std::thread::Builder::new()
                 .name(format!("roma-slot-{index}"))
-                .spawn(move || SlotWorker::run(shared, index, factory, ready));
+                .spawn(move || {
+                    let _guard = guard;
+                    shared.mark_thread();
+                    SlotWorker::run(shared, index, factory, ready);
+                });
             dispatcher.adopt(spawned)?;
         }
         drop(ready_tx);
         let shared = Arc::clone(&dispatcher.shared);
+        let guard = shared.thread_guard();
         let spawned = std::thread::Builder::new()
             .name("roma-load-timer".into())
-            .spawn(move || timer::run(shared));
+            .spawn(move || {
+                let _guard = guard;
+                shared.mark_thread();
+                timer::run(shared);
+            });
         dispatcher.adopt(spawned)?;
 
         let mut first_error = None;
@@ -478,6 +488,12 @@ impl<M: Send + 'static> Dispatcher<M> {
                 // A slot thread only panics on a dispatcher bug; there is nothing to recover.
                 let _ = h.join();
             }
+        }
+        // Another caller may hold the handles (a callback that called `stop` on a dispatcher
+        // thread): wait for the threads themselves. A dispatcher thread does not wait, since
+        // two of them stopping from callbacks at once would wait for each other.
+        if !self.shared.on_own_thread() {
+            self.shared.wait_threads_exited();
         }
     }
 

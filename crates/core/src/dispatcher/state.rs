@@ -36,6 +36,32 @@ pub(crate) struct Shared<M> {
     pub config: Resolved,
     /// Distinguishes this dispatcher's tokens from another's.
     pub dispatcher_id: u64,
+    /// Dispatcher threads that have not exited yet, for `stop` to wait on.
+    live_threads: Mutex<usize>,
+    threads_cv: Condvar,
+}
+
+thread_local! {
+    /// The id of the dispatcher whose thread this is; 0 on other threads.
+    static DISPATCHER_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Held by a dispatcher thread for its whole life; counts it out when it exits (panic
+/// included), after everything it owned, its backend included, has been dropped.
+pub(crate) struct ThreadGuard<M> {
+    shared: Arc<Shared<M>>,
+}
+
+impl<M> Drop for ThreadGuard<M> {
+    fn drop(&mut self) {
+        let mut live = self
+            .shared
+            .live_threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *live = live.saturating_sub(1);
+        self.shared.threads_cv.notify_all();
+    }
 }
 
 impl<M> Shared<M> {
@@ -55,6 +81,44 @@ impl<M> Shared<M> {
             timer_cv: Condvar::new(),
             config,
             dispatcher_id,
+            live_threads: Mutex::new(0),
+            threads_cv: Condvar::new(),
+        }
+    }
+
+    /// Counts in a thread about to be spawned; returns the guard its body must hold. Drop the
+    /// guard unused if the spawn fails.
+    pub fn thread_guard(self: &Arc<Self>) -> ThreadGuard<M> {
+        *self
+            .live_threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        ThreadGuard {
+            shared: Arc::clone(self),
+        }
+    }
+
+    /// Marks the calling thread as one of this dispatcher's (call first in each thread body).
+    pub fn mark_thread(&self) {
+        DISPATCHER_THREAD.with(|t| t.set(self.dispatcher_id));
+    }
+
+    /// Whether the calling thread is one of this dispatcher's.
+    pub fn on_own_thread(&self) -> bool {
+        DISPATCHER_THREAD.with(|t| t.get()) == self.dispatcher_id
+    }
+
+    /// Waits until every dispatcher thread has exited.
+    pub fn wait_threads_exited(&self) {
+        let mut live = self
+            .live_threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *live > 0 {
+            live = self
+                .threads_cv
+                .wait(live)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 

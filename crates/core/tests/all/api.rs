@@ -1,6 +1,6 @@
 //! The auto traits and small promises of the public API.
 
-use crate::fake::{Harness, Meta, PATIENCE};
+use crate::fake::{Event, Harness, Meta, PATIENCE};
 use crate::{config, start};
 use roma_core::{
     DispatchFuture, Dispatcher, DispatcherConfig, DispatcherStats, ErrorKind, ExecOutput,
@@ -60,10 +60,15 @@ fn a_failing_factory_fails_new_and_stops_the_other_slots() {
     h.fail_spawns.store(1, std::sync::atomic::Ordering::SeqCst);
     let err = Dispatcher::<()>::new(config(3, 0), h.factory()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
-    assert_eq!(
-        h.events().len(),
-        3,
-        "one failed and two good spawns, nothing else"
+    let spawns = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Spawn { .. } | Event::SpawnFailed { .. }))
+        .count();
+    assert_eq!(spawns, 3, "one failed and two good spawns, no retry");
+    assert!(
+        h.all_dropped(),
+        "the started workers were released before `new` returned"
     );
 }
 

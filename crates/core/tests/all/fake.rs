@@ -57,6 +57,11 @@ pub enum Event {
         request: u64,
         handler: String,
     },
+    /// A backend was dropped.
+    Dropped {
+        worker: usize,
+        generation: usize,
+    },
 }
 
 /// Shared between the test and every fake backend it creates.
@@ -225,6 +230,20 @@ impl Harness {
     }
 
     /// Successful factory calls for `worker` (its backend generations so far).
+    /// Whether every backend created so far has been dropped.
+    pub fn all_dropped(&self) -> bool {
+        let events = self.events();
+        let spawned = events
+            .iter()
+            .filter(|e| matches!(e, Event::Spawn { .. }))
+            .count();
+        let dropped = events
+            .iter()
+            .filter(|e| matches!(e, Event::Dropped { .. }))
+            .count();
+        spawned == dropped
+    }
+
     /// Kills `worker`'s current backend from outside (as a SIGKILL of its process would).
     pub fn kill(&self, worker: usize) {
         if let Some(a) = self.alive.lock().unwrap().get(&worker) {
@@ -417,6 +436,10 @@ impl<M> WorkerBackend<M> for Fake {
 
 impl Drop for Fake {
     fn drop(&mut self) {
+        self.harness.push(Event::Dropped {
+            worker: self.worker,
+            generation: self.generation,
+        });
         if self.panic_on_drop && !std::thread::panicking() {
             panic!("fake backend Drop bug");
         }

@@ -53,6 +53,7 @@ fn stop_cancels_queued_work_and_lets_running_work_finish() {
         .batch_execute(vec![log.req(31, req("v1", "echo", &[]))], |_| {})
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert!(h.all_dropped(), "stop released every worker");
     d.stop(); // idempotent
     let echoes = h.execs().iter().filter(|(_, _, h)| h == "echo").count();
     assert_eq!(echoes, 0, "no queued request ran");
@@ -84,6 +85,7 @@ fn dropping_the_dispatcher_stops_it() {
         log.assert_answered_once(t);
     }
     assert_eq!(log.drops(), 5);
+    assert!(h.all_dropped(), "drop released every worker");
 }
 
 #[test]
@@ -157,4 +159,28 @@ fn a_stop_racing_a_cancel_answers_once() {
     for t in 0..50 {
         log.assert_answered_once(t);
     }
+}
+
+#[test]
+fn a_stop_on_a_caller_thread_waits_for_a_stop_begun_in_a_callback() {
+    let h = Harness::new();
+    let d = Arc::new(start::<()>(&h, config(2, 0)));
+    load_ok(&d, code("v1", "js"));
+    let (tx, rx) = mpsc::channel();
+    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
+    assert_eq!(h.wait_started().0, 0);
+    let (stopping_tx, stopping_rx) = mpsc::channel();
+    let d2 = Arc::clone(&d);
+    d.execute(req("v1", "echo", &[]), move |_| {
+        let _ = stopping_tx.send(());
+        // Joins slot 0, which is still blocked.
+        d2.stop();
+    })
+    .unwrap();
+    recv(&stopping_rx);
+    h.open("g");
+    // Whether this call or the callback's joins the threads, it returns only once they exited.
+    d.stop();
+    assert!(h.all_dropped());
+    assert_eq!(recv(&rx).unwrap().resp, "released g");
 }
