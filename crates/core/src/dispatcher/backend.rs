@@ -66,7 +66,9 @@ pub trait WorkerBackend<M>: Send + 'static {
         meta: &M,
     ) -> Result<ExecOutput, RomaError>;
 
-    /// Whether the worker is still usable. Checked after a failed call and when idle.
+    /// Whether the worker is still usable. Checked after a failed call, when the slot runs
+    /// out of work, and before each execution, so it must be cheap (a `try_wait`, no round
+    /// trip to the worker).
     fn is_alive(&mut self) -> bool;
 
     /// Called when the slot has nothing to do, once each time it runs out of work: the place to

@@ -38,9 +38,12 @@
 //!    waits for the new backend. A slot that is down gets nothing. If every slot is down,
 //!    `execute` fails at once with `WorkerCrashed`.
 //! 3. **Work stealing.** A slot whose own queues are empty takes the oldest request of the
-//!    slot with the longest queue. A request stuck behind a slow one therefore moves to the
-//!    first worker that frees up. Together with rule 1, this approximates one shared FIFO
-//!    served by N workers, which gives the shortest wait for one-at-a-time servers.
+//!    slot with the longest queue among the slots that cannot run it now: busy with a load,
+//!    an execution or its callback, respawning, or down. A request stuck behind a slow one
+//!    therefore moves to the first worker that frees up. Together with rule 1, this
+//!    approximates one shared FIFO served by N workers, which gives the shortest wait for
+//!    one-at-a-time servers. A request queued on an idle slot is left to that slot, which was
+//!    woken for it, so placement does not depend on which thread happens to wake first.
 //!
 //! # Exactly-once: who owns a request's callback
 //! 1. **Before acceptance** the caller owns the request and its callback. A refusal (an `Err`
@@ -84,7 +87,10 @@
 //! # Crash recovery
 //! When a backend call returns `WorkerCrashed` or panics, or the backend reports
 //! `is_alive() == false` after a failed call or while idle, the slot drops the backend and
-//! answers the request it was running with that error. It then creates a new backend through
+//! answers the request it was running with that error. A backend found dead just before it
+//! would be given an execution (killed from outside while idle) is replaced first, and the
+//! execution goes back to its place in the queue, so it runs on the new backend instead of
+//! failing. A panic in any backend method or in a backend's `Drop` counts as a crash. It then creates a new backend through
 //! the factory, replays every cached version in load order, and only then takes new work. The
 //! other slots are not affected. If the factory (or the replay) fails, the slot is marked
 //! **down**. Its queued requests move to live slots, or fail with `WorkerCrashed` when there
@@ -101,7 +107,10 @@
 //! # Stop
 //! [`Dispatcher::stop`] refuses new work with `Cancelled`. It answers every queued execution
 //! and every unanswered load with `Cancelled` at once, lets in-flight requests finish and
-//! answer, and joins the threads. Dropping the dispatcher stops it.
+//! answer, and waits until every dispatcher thread has exited (so every backend has been
+//! dropped) before it returns. Called on a dispatcher thread (from a callback), it does not
+//! wait for that thread, nor for the other dispatcher threads when another caller already
+//! joins them. Dropping the dispatcher stops it.
 
 mod backend;
 mod config;
@@ -334,9 +343,11 @@ impl<M: Send + 'static> Dispatcher<M> {
 
     /// Queues every request, or none. The requests spread over the workers like separate
     /// executions. Once the batch is accepted, `callback` runs once with one result per request,
-    /// in request order. Each request's metadata is dropped when that request completes. The
-    /// returned tokens cancel single requests. An empty batch calls `callback` at once with no
-    /// results.
+    /// in request order. Each request's metadata is dropped once, when that request completes,
+    /// so all but the last request's metadata are gone before `callback` runs. The returned
+    /// tokens cancel single requests (the batch still gets `Cancelled` in their place). An
+    /// empty batch calls `callback` at once with no results. A refused batch drops every
+    /// request, metadata included, before this returns.
     ///
     /// Errors: as [`execute`](Self::execute), for the first request that fails them. The
     /// whole batch is refused when it does not fit in the queues.
@@ -439,10 +450,11 @@ impl<M: Send + 'static> Dispatcher<M> {
 
     /// Stops the dispatcher. New requests are refused with `Cancelled`. Every queued execution
     /// and every unanswered load is answered with `Cancelled` on this thread. In-flight
-    /// executions finish and are answered, and the threads are joined. Idempotent.
+    /// executions finish and are answered. Returns once every dispatcher thread has exited and
+    /// dropped its backend. Idempotent: a second call (or a concurrent one) also waits.
     ///
     /// If called from a dispatcher thread (for example from a callback), that thread is not
-    /// joined. It exits on its own after the callback returns.
+    /// waited for. It exits on its own after the callback returns.
     pub fn stop(&self) {
         let (jobs, loads) = {
             let mut st = self.shared.lock();
