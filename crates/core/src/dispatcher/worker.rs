@@ -342,7 +342,17 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 }));
             }
         }
-        match interrupter_of(&b) {
+        // A backend dead on arrival is a failed attempt (with backoff), not a backend to
+        // replace at once in a tight loop.
+        let checked = if alive(&mut b) {
+            interrupter_of(&b)
+        } else {
+            Err(RomaError::new(
+                ErrorKind::WorkerCrashed,
+                "the new worker died at startup",
+            ))
+        };
+        match checked {
             Ok(i) => Ok((b, i)),
             Err(e) => {
                 discard(Some(b));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 const THREADS: u32 = 4;
 const OPS: u32 = 300;
+const LOADS: usize = 30;
 
 #[derive(Default)]
 struct Tally {
@@ -61,7 +62,10 @@ fn submit_one(
         }
         Err(e) => {
             assert!(
-                matches!(e.kind(), ErrorKind::QueueFull | ErrorKind::WorkerCrashed),
+                matches!(
+                    e.kind(),
+                    ErrorKind::QueueFull | ErrorKind::WorkerCrashed | ErrorKind::VersionNotFound
+                ),
                 "{e}"
             );
             t.refused.fetch_add(1, Ordering::SeqCst);
@@ -71,7 +75,13 @@ fn submit_one(
     }
 }
 
-fn worker_thread(d: &Dispatcher<Meta>, log: &Arc<MetaLog>, t: &Arc<Tally>, thread: u32) {
+fn worker_thread(
+    h: &Harness,
+    d: &Dispatcher<Meta>,
+    log: &Arc<MetaLog>,
+    t: &Arc<Tally>,
+    thread: u32,
+) {
     let mut rng = Lcg(u64::from(thread) * 7919 + 1);
     let mut tokens: Vec<ExecutionToken> = Vec::new();
     for i in 0..OPS {
@@ -103,7 +113,12 @@ fn worker_thread(d: &Dispatcher<Meta>, log: &Arc<MetaLog>, t: &Arc<Tally>, threa
                     }
                     Err(e) => {
                         assert!(
-                            matches!(e.kind(), ErrorKind::QueueFull | ErrorKind::WorkerCrashed),
+                            matches!(
+                                e.kind(),
+                                ErrorKind::QueueFull
+                                    | ErrorKind::WorkerCrashed
+                                    | ErrorKind::VersionNotFound
+                            ),
                             "{e}"
                         );
                         t.refused.fetch_add(3, Ordering::SeqCst);
@@ -111,6 +126,7 @@ fn worker_thread(d: &Dispatcher<Meta>, log: &Arc<MetaLog>, t: &Arc<Tally>, threa
                     }
                 }
             }
+            17 => h.kill(rng.next() as usize % 3),
             _ => {
                 if !tokens.is_empty() {
                     let k = rng.next() as usize % tokens.len();
@@ -133,11 +149,31 @@ fn every_accepted_request_is_answered_exactly_once() {
     load_ok(&d, code("v1", "js"));
     let log = MetaLog::new();
     let tally = Arc::new(Tally::default());
+    let loads = Arc::new(AtomicUsize::new(0));
+    let accepted_loads = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for thread in 0..THREADS {
-            let (d, log, tally) = (&d, &log, &tally);
-            s.spawn(move || worker_thread(d, log, tally, thread));
+            let (h, d, log, tally) = (&h, &d, &log, &tally);
+            s.spawn(move || worker_thread(h, d, log, tally, thread));
         }
+        // Loads (good, and failing on one worker) interleave with the executions.
+        let (d, loads, accepted_loads) = (&d, &loads, &accepted_loads);
+        s.spawn(move || {
+            for i in 0..LOADS {
+                let js = if i % 3 == 2 { "bad-on-1" } else { "js" };
+                let version = if i % 2 == 0 { "v1" } else { "v2" };
+                let l = Arc::clone(loads);
+                match d.load(code(version, js), move |_| {
+                    l.fetch_add(1, Ordering::SeqCst);
+                }) {
+                    Ok(()) => {
+                        accepted_loads.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Every slot can be down for a moment (a kill during a replay).
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::WorkerCrashed, "{e}"),
+                }
+            }
+        });
     });
     // Whatever is still queued is cancelled by stop; running requests finish first.
     drop(d);
@@ -165,6 +201,11 @@ fn every_accepted_request_is_answered_exactly_once() {
         t.accepted.load(Ordering::SeqCst) + t.refused.load(Ordering::SeqCst)
     );
     assert!(t.accepted.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        accepted_loads.load(Ordering::SeqCst),
+        "one callback per accepted load"
+    );
     assert!(
         h.spawns(0) + h.spawns(1) + h.spawns(2) > 3,
         "workers crashed and came back"
