@@ -193,3 +193,42 @@ fn an_execution_accepted_after_a_load_runs_the_new_version() {
     }
     assert!(recv(&lrx).is_ok());
 }
+
+/// Roma reports the first worker to finish and loses a failure on another; here a failure on
+/// any worker fails the load, whichever finishes first.
+#[test]
+fn a_failure_is_reported_whichever_worker_finishes_first() {
+    for failing in [0, 1] {
+        let h = Harness::new();
+        let d = start::<()>(&h, config(2, 0));
+        load_ok(&d, code("v0", "js"));
+        let (etx, erx) = mpsc::channel();
+        // Worker 1 is blocked, so worker 0 answers the load first.
+        d.execute(req("v0", "block:x", &[]), sink(&etx)).unwrap();
+        assert_eq!(h.wait_started().0, 0);
+        d.execute(req("v0", "block:g", &[]), sink(&etx)).unwrap();
+        assert_eq!(h.wait_started().0, 1);
+        h.open("x");
+        assert!(recv(&erx).is_ok());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        d.load(
+            code("v1", &format!("bad-on-{failing}")),
+            counted(&calls, &tx),
+        )
+        .unwrap();
+        h.wait_events("worker 0 answers", |e| {
+            e.contains(&Event::Load {
+                worker: 0,
+                generation: 1,
+                version: "v1".into(),
+            })
+        });
+        h.open("g");
+        assert!(recv(&erx).is_ok());
+        let err = recv(&rx).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Compile, "worker {failing} failed");
+        drop(d);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}
