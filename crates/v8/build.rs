@@ -41,6 +41,9 @@ fn main() {
         .compile("roma_v8_shim");
 
     let (lib_dir, lib_file) = lib;
+    // A plain absolute path: the rpath must resolve inside the worker's jail, whose root holds
+    // only this folder (no `..` through folders that are not there).
+    let lib_dir = lib_dir.canonicalize().unwrap_or(lib_dir);
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
     if lib_dir.join("libnode.so").exists() {
         println!("cargo:rustc-link-lib=dylib=node");

@@ -91,7 +91,9 @@ pub use control::{ControlReceiver, ControlSender};
 pub use endpoint::{Endpoint, HostEndpoint, WorkerEndpoint, decode_worker_message};
 pub use error::IpcError;
 pub use handoff::{ChildHandoff, ChildSpec, HostLink, WorkerLink, spawn_pair};
-pub use protocol::{Control, ExecOutput, HostToWorker, Message, ProbeResult, WorkerToHost};
+pub use protocol::{
+    Control, ExecOutput, HostToWorker, Message, PROBE_MODE_ARG, ProbeResult, WorkerToHost,
+};
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;
 pub use sockio::clear_cloexec;

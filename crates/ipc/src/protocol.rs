@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::IpcError;
 
+/// The worker argument that starts a worker in probe mode (`roma check`): the same jail, but a
+/// seccomp filter that fails forbidden calls with `EPERM` instead of killing, so that every
+/// probe can report. Such a worker accepts [`HostToWorker::Probe`] and is never given code.
+pub const PROBE_MODE_ARG: &str = "--probe-mode";
+
 /// Longest name (binding, metric, probe) a worker may send.
 pub const MAX_NAME_BYTES: usize = 1024;
 /// Most metrics a worker may report for one execution.

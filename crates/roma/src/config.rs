@@ -70,7 +70,8 @@ pub struct Config<M = ()> {
     pub v8_flags: Vec<String>,
     /// Prepare the next context while idle (default on).
     pub prewarm: bool,
-    pub(crate) metadata: std::marker::PhantomData<fn(M)>,
+    pub(crate) logger: Option<Box<crate::LogFn<M>>>,
+    pub(crate) bindings: Vec<roma_udf::FunctionBindingObject<M>>,
 }
 
 impl<M> Default for Config<M> {
@@ -91,7 +92,8 @@ impl<M> Default for Config<M> {
             worker_binary: None,
             v8_flags: Vec::new(),
             prewarm: true,
-            metadata: std::marker::PhantomData,
+            logger: None,
+            bindings: Vec::new(),
         }
     }
 }
@@ -118,6 +120,24 @@ impl<M> Config<M> {
     ) {
         self.engine.initial_heap_mb = initial_heap_mb;
         self.engine.max_heap_mb = max_heap_mb;
+    }
+
+    /// Registers a host function JS can call by `binding.name()` (a dotted name creates nested
+    /// objects). Names are checked by [`crate::RomaService::new`]: a name registered twice, one
+    /// that is not a JS identifier path, or one that clashes with a JS global the sandbox needs
+    /// fails it.
+    pub fn register_function_binding(&mut self, binding: roma_udf::FunctionBindingObject<M>) {
+        self.bindings.push(binding);
+    }
+
+    /// Where console output of the code goes: `console.log/info/warn/error` and uncaught
+    /// errors, with the request's metadata. Messages below a request's `min_log_level` never
+    /// leave the sandbox. Without a logging function, console output is dropped.
+    pub fn set_logging_function<F>(&mut self, f: F)
+    where
+        F: Fn(roma_core::LogLevel, &M, &str) + Send + Sync + 'static,
+    {
+        self.logger = Some(Box::new(f));
     }
 
     pub(crate) fn workers(&self) -> usize {

@@ -1,7 +1,8 @@
 //! The host-side code a worker calls back into while it runs a request: the logging function
-//! and the function bindings, both handed the request's metadata.
+//! and the host functions (bindings), both handed the request's metadata.
 
 use roma_core::LogLevel;
+use roma_udf::{FunctionBindingIo, Registry, decode_io, encode_io};
 
 /// The logging function: severity, the request's metadata, the message.
 pub type LogFn<M> = dyn Fn(LogLevel, &M, &str) + Send + Sync;
@@ -9,6 +10,7 @@ pub type LogFn<M> = dyn Fn(LogLevel, &M, &str) + Send + Sync;
 /// What a service's workers may call back into.
 pub(crate) struct Hooks<M> {
     pub logger: Option<Box<LogFn<M>>>,
+    pub bindings: Registry<M>,
 }
 
 impl<M> Hooks<M> {
@@ -21,9 +23,23 @@ impl<M> Hooks<M> {
         }
     }
 
-    /// Runs a binding call for the worker and returns the encoded reply.
-    pub fn call_binding(&self, name: &str, payload: Vec<u8>, meta: &M) -> Vec<u8> {
-        let _ = (name, payload, meta);
-        Vec::new()
+    /// Runs a binding call for the worker and returns the encoded reply. `payload` comes from
+    /// the worker: it is decoded with `limit`, and a malformed one is answered with an error.
+    pub fn call_binding(&self, name: &str, payload: &[u8], meta: &M, limit: usize) -> Vec<u8> {
+        let io = match decode_io(payload, limit) {
+            Ok(io) => io,
+            Err(e) => refuse(&format!("host function `{name}`: {e}")),
+        };
+        if !io.errors.is_empty() {
+            return encode_io(&io);
+        }
+        encode_io(&self.bindings.call(name, io, meta))
     }
+}
+
+/// The reply to a call the host will not run.
+pub(crate) fn refuse(why: &str) -> FunctionBindingIo {
+    let mut io = FunctionBindingIo::default();
+    io.add_error(why);
+    io
 }

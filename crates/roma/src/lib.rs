@@ -43,18 +43,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod check;
 mod config;
 mod hooks;
 mod locate;
 mod service;
 mod worker_client;
 
+pub use check::{ProbeResult, check};
 pub use config::{Config, SandboxKind};
 pub use hooks::LogFn;
 pub use locate::WORKER_BINARY_NAME;
 pub use roma_core::{
-    CodeObject, DispatchFuture, DispatcherStats, ErrorKind, ExecutionToken, InvocationRequest,
-    LogLevel, ResponseObject, RomaError, metrics,
+    CodeObject, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind, ExecutionToken,
+    InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
+    WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics, parse_duration,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
+pub use roma_udf::{
+    BindingInput, BindingOutput, FunctionBindingIo, FunctionBindingObject, FunctionBindingPayload,
+};
 pub use service::RomaService;

@@ -26,31 +26,17 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
 impl<M: Send + Sync + 'static> RomaService<M> {
     /// Starts and warms `config.number_of_workers` workers, in parallel. Fails (and leaves
     /// nothing running) if the worker binary, V8 or the sandbox cannot start.
-    pub fn new(config: Config<M>) -> Result<Self, RomaError> {
+    pub fn new(mut config: Config<M>) -> Result<Self, RomaError> {
         let binary = find_worker(config.worker_binary.as_deref())?;
-        let sandbox = roma_sandbox::sandbox_by_name(config.sandbox.as_str()).map_err(|e| {
-            RomaError::invalid_argument(format!(
-                "sandbox {} is not available: {e}",
-                config.sandbox.as_str()
-            ))
-        })?;
-        let channel = config.channel();
-        channel
-            .validate()
-            .map_err(|e| RomaError::invalid_argument(format!("channel settings: {e}")))?;
-        let setup = Arc::new(WorkerSetup {
-            binary,
-            sandbox,
-            channel,
-            limits: config.engine_limits(),
-            v8_flags: config.v8_flags.clone(),
-            binding_names: Vec::new(),
-            prewarm: config.prewarm,
-            startup_timeout: config.startup_timeout(),
-            load_timeout: config.load_deadline(),
-            grace: config.grace(),
+        let bindings = roma_udf::Registry::new(std::mem::take(&mut config.bindings))
+            .map_err(|e| RomaError::invalid_argument(e.to_string()))?;
+        let mut setup = WorkerSetup::from_config(&config, binary, false)?;
+        setup.binding_names = bindings.names();
+        let setup = Arc::new(setup);
+        let hooks = Arc::new(Hooks {
+            logger: config.logger.take(),
+            bindings,
         });
-        let hooks = Arc::new(Hooks { logger: None });
         let dispatcher = Dispatcher::new(config.dispatcher(), move |index| {
             WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
         })?;

@@ -5,17 +5,21 @@
 //! period, the load and startup timeouts); a worker that misses one, closes its channel, or
 //! sends anything malformed is killed, and the dispatcher replaces it.
 
-use crate::hooks::Hooks;
+use crate::config::Config;
+use crate::hooks::{Hooks, refuse};
 use crate::locate::WorkerBinary;
+use roma_core::LogLevel;
 use roma_core::{
     CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, RomaError, WorkerBackend, metrics,
 };
 use roma_ipc::{
-    ChannelConfig, Control, ControlSender, HostEndpoint, HostToWorker, IpcError, WorkerToHost,
-    spawn_pair,
+    ChannelConfig, Control, ControlSender, HostEndpoint, HostToWorker, IpcError, PROBE_MODE_ARG,
+    ProbeResult, WorkerToHost, spawn_pair,
 };
 use roma_sandbox::{Sandbox, WorkerProcess, WorkerSpec};
+use roma_udf::encode_io;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,40 @@ pub(crate) struct WorkerSetup {
     pub startup_timeout: Duration,
     pub load_timeout: Duration,
     pub grace: Duration,
+    /// Start workers in probe mode (`roma check`).
+    pub probe_mode: bool,
+}
+
+impl WorkerSetup {
+    pub fn from_config<M>(
+        config: &Config<M>,
+        binary: WorkerBinary,
+        probe_mode: bool,
+    ) -> Result<Self, RomaError> {
+        let sandbox = roma_sandbox::sandbox_by_name(config.sandbox.as_str()).map_err(|e| {
+            RomaError::invalid_argument(format!(
+                "sandbox {} is not available: {e}",
+                config.sandbox.as_str()
+            ))
+        })?;
+        let channel = config.channel();
+        channel
+            .validate()
+            .map_err(|e| RomaError::invalid_argument(format!("channel settings: {e}")))?;
+        Ok(WorkerSetup {
+            binary,
+            sandbox,
+            channel,
+            limits: config.engine_limits(),
+            v8_flags: config.v8_flags.clone(),
+            binding_names: Vec::new(),
+            prewarm: config.prewarm,
+            startup_timeout: config.startup_timeout(),
+            load_timeout: config.load_deadline(),
+            grace: config.grace(),
+            probe_mode,
+        })
+    }
 }
 
 /// One worker process and the host's end of its channel.
@@ -43,6 +81,8 @@ pub(crate) struct WorkerClient<M> {
     control: Arc<Mutex<ControlSender>>,
     process: Box<dyn WorkerProcess>,
     alive: bool,
+    /// The last request `cancel` interrupted (0: none).
+    cancelled: Arc<AtomicU64>,
 }
 
 impl<M: Send + Sync + 'static> WorkerClient<M> {
@@ -61,6 +101,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             control: Arc::new(Mutex::new(control)),
             process,
             alive: true,
+            cancelled: Arc::new(AtomicU64::new(0)),
         };
         client.handshake()?;
         Ok(client)
@@ -105,6 +146,18 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                 Err(self.startup_failure(format!("unexpected first message {}", describe(&other))))
             }
             Err(e) => Err(self.startup_failure(e.to_string())),
+        }
+    }
+
+    /// Asks a probe-mode worker to run its probes.
+    pub fn probe(&mut self) -> Result<Vec<ProbeResult>, RomaError> {
+        if let Err(e) = self.endpoint.send(&HostToWorker::Probe) {
+            return Err(self.broken(e));
+        }
+        match self.endpoint.recv(self.setup.startup_timeout) {
+            Ok(WorkerToHost::ProbeReport { results }) => Ok(results),
+            Ok(other) => Err(self.protocol(&describe(&other))),
+            Err(e) => Err(self.broken(e)),
         }
     }
 
@@ -176,7 +229,11 @@ fn spawn_worker(
     })?;
     let spec = WorkerSpec {
         program: setup.binary.path.clone(),
-        args: vec![handoff.arg().into()],
+        args: if setup.probe_mode {
+            vec![handoff.arg().into(), PROBE_MODE_ARG.into()]
+        } else {
+            vec![handoff.arg().into()]
+        },
         inherited_fds: handoff.spec().fds(),
         extra_read_only_paths: setup.binary.read_only_paths.clone(),
         ..WorkerSpec::default()
@@ -194,11 +251,13 @@ fn spawn_worker(
     Ok((HostEndpoint::new(link.transport), link.control, process))
 }
 
-/// Sends `Cancel` on the worker's control socket.
-struct ControlInterrupt(Arc<Mutex<ControlSender>>);
+/// Sends `Cancel` on the worker's control socket, and remembers the request so that its
+/// host-function calls are refused from now on.
+struct ControlInterrupt(Arc<Mutex<ControlSender>>, Arc<AtomicU64>);
 
 impl Interrupt for ControlInterrupt {
     fn interrupt(&self, request_id: u64) {
+        self.1.store(request_id, Ordering::SeqCst);
         let control = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // A full or closed control socket means the worker is stuck or gone; the request's
         // deadline handles both, so a failed send is not an error here.
@@ -258,7 +317,22 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                     request_id: id,
                     result,
                 } if id == request_id => {
-                    let out = result?;
+                    let out = match result {
+                        Ok(out) => out,
+                        Err(e) => {
+                            if e.kind() == ErrorKind::Execution {
+                                // Uncaught errors reach the logging function, with the stack.
+                                let text = match e.stack() {
+                                    Some(stack) if !stack.is_empty() => {
+                                        format!("{}\n{stack}", e.message())
+                                    }
+                                    _ => e.message().to_owned(),
+                                };
+                                self.hooks.log(LogLevel::Error, meta, &text);
+                            }
+                            return Err(e);
+                        }
+                    };
                     let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
                     m.insert(
                         metrics::IPC_ROUND_TRIP_MS.into(),
@@ -282,7 +356,22 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                     name,
                     payload,
                 } if id == request_id => {
-                    let reply = self.hooks.call_binding(&name, payload, meta);
+                    let reply = if self.cancelled.load(Ordering::SeqCst) == request_id {
+                        encode_io(&refuse(&format!(
+                            "host function `{name}` refused: the request was cancelled"
+                        )))
+                    } else if started.elapsed() > inv.timeout {
+                        encode_io(&refuse(&format!(
+                            "host function `{name}` refused: the request timed out"
+                        )))
+                    } else {
+                        self.hooks.call_binding(
+                            &name,
+                            &payload,
+                            meta,
+                            self.setup.channel.max_frame_bytes,
+                        )
+                    };
                     let msg = HostToWorker::BindingReply { call_id, reply };
                     if let Err(e) = self.endpoint.send(&msg) {
                         return Err(self.broken(e));
@@ -306,7 +395,10 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     }
 
     fn interrupter(&self) -> Arc<dyn Interrupt> {
-        Arc::new(ControlInterrupt(Arc::clone(&self.control)))
+        Arc::new(ControlInterrupt(
+            Arc::clone(&self.control),
+            Arc::clone(&self.cancelled),
+        ))
     }
 }
 

@@ -146,6 +146,12 @@ struct RomaLimits {
 // Log sink: called for console messages at or above the current min level.
 typedef void (*RomaLogFn)(void* user, int32_t level, const char* msg, size_t len);
 
+// Host function call: `arg` is the encoded argument (see EncodeBindingArg); the callee sets
+// `*reply`/`*reply_len` to the encoded reply (see DecodeBindingReply), which stays valid until
+// the next call or the end of the invocation.
+typedef void (*RomaBindingFn)(void* user, uint32_t index, const uint8_t* arg, size_t arg_len,
+                              const uint8_t** reply, size_t* reply_len);
+
 // Input/output record of one operation. Mirrors RomaOut in src/ffi.rs.
 struct RomaOut {
   int32_t code;
@@ -174,6 +180,8 @@ struct RomaExecParams {
   RomaLogFn log_fn;
   void* log_user;
   RomaStr wasm_return_type;  // standalone WASM only
+  RomaBindingFn binding_fn;  // null: host functions throw
+  void* binding_user;
 };
 
 }  // extern "C"
@@ -184,6 +192,8 @@ struct ExecState {
   int32_t min_log_level = 1;
   RomaLogFn log_fn = nullptr;
   void* log_user = nullptr;
+  RomaBindingFn binding_fn = nullptr;
+  void* binding_user = nullptr;
   double time_origin_ms = 0;
 };
 
@@ -280,10 +290,310 @@ void WasmCacheHitCallback(const FunctionCallbackInfo<Value>& info) {
   if (version) version->wasm_cache_hits++;
 }
 
+
+// ---- host functions (bindings) ------------------------------------------------------------
+//
+// Argument encoding (to Rust), little-endian: u8 kind, then
+//   0 none | 1 string: u32 len, bytes | 2 list: u32 n, n x (u32 len, bytes)
+//   | 3 map: u32 n, n x (key, value) as strings | 4 bytes: u32 len, bytes | 5 json: as string.
+// Reply encoding (from Rust): u8 kind, then
+//   0 undefined | 1 string | 2 list | 3 map | 4 bytes (as above) | 5 error: message string
+//   | 6 type error: message string.
+
+MaybeLocal<String> NewString(Isolate* isolate, const char* p, size_t len);
+
+constexpr size_t kMaxBindingArgBytes = size_t{64} << 20;
+constexpr uint32_t kMaxBindingItems = 1u << 20;
+
+void PutU32(std::string* out, uint32_t n) {
+  for (int i = 0; i < 4; i++) out->push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+}
+
+void PutStr(std::string* out, const std::string& s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+void ThrowType(Isolate* isolate, const std::string& msg) {
+  isolate->ThrowException(v8::Exception::TypeError(
+      String::NewFromUtf8(isolate, msg.c_str(), v8::NewStringType::kNormal,
+                          static_cast<int>(std::min<size_t>(msg.size(), 1u << 20)))
+          .ToLocalChecked()));
+}
+
+void ThrowError(Isolate* isolate, const std::string& msg) {
+  isolate->ThrowException(v8::Exception::Error(
+      String::NewFromUtf8(isolate, msg.c_str(), v8::NewStringType::kNormal,
+                          static_cast<int>(std::min<size_t>(msg.size(), 1u << 20)))
+          .ToLocalChecked()));
+}
+
+// Encodes a binding's argument. Returns false with a JS exception thrown on a wrong type.
+bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& name,
+                      Local<Value> arg, std::string* out) {
+  const std::string kinds =
+      "a string, an array of strings, a Map of strings to strings, a Uint8Array or a plain "
+      "object";
+  if (arg->IsUndefined()) {
+    out->push_back(0);
+    return true;
+  }
+  if (arg->IsString()) {
+    out->push_back(1);
+    PutStr(out, ToUtf8(isolate, arg));
+  } else if (arg->IsProxy()) {
+    ThrowType(isolate, "host function `" + name + "` does not take a Proxy; pass " + kinds);
+    return false;
+  } else if (arg->IsArray()) {
+    Local<Array> a = arg.As<Array>();
+    uint32_t n = a->Length();
+    if (n > kMaxBindingItems) {
+      ThrowType(isolate, "host function `" + name + "`: too many list items");
+      return false;
+    }
+    out->push_back(2);
+    PutU32(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+      Local<Value> item;
+      if (!a->Get(ctx, i).ToLocal(&item)) return false;
+      if (!item->IsString()) {
+        ThrowType(isolate, "host function `" + name + "`: list item " + std::to_string(i) +
+                               " is not a string");
+        return false;
+      }
+      PutStr(out, ToUtf8(isolate, item));
+      if (out->size() > kMaxBindingArgBytes) break;
+    }
+  } else if (arg->IsMap()) {
+    Local<Array> pairs = arg.As<v8::Map>()->AsArray();
+    uint32_t n = pairs->Length() / 2;
+    if (n > kMaxBindingItems) {
+      ThrowType(isolate, "host function `" + name + "`: too many map entries");
+      return false;
+    }
+    out->push_back(3);
+    PutU32(out, n);
+    for (uint32_t i = 0; i < 2 * n; i++) {
+      Local<Value> item;
+      if (!pairs->Get(ctx, i).ToLocal(&item)) return false;
+      if (!item->IsString()) {
+        ThrowType(isolate, "host function `" + name + "`: map keys and values must be strings");
+        return false;
+      }
+      PutStr(out, ToUtf8(isolate, item));
+      if (out->size() > kMaxBindingArgBytes) break;
+    }
+  } else if (arg->IsUint8Array()) {
+    Local<v8::Uint8Array> u = arg.As<v8::Uint8Array>();
+    size_t n = u->ByteLength();
+    if (n > kMaxBindingArgBytes) {
+      ThrowType(isolate, "host function `" + name + "`: byte array too large");
+      return false;
+    }
+    out->push_back(4);
+    PutU32(out, static_cast<uint32_t>(n));
+    size_t at = out->size();
+    out->resize(at + n);
+    u->CopyContents(&(*out)[at], n);
+  } else if (arg->IsObject() && !arg->IsFunction() && !arg->IsSymbol()) {
+    Local<String> json;
+    bool ok = false;
+    {
+      TryCatch tc(isolate);
+      ok = v8::JSON::Stringify(ctx, arg).ToLocal(&json);
+      if (!ok && (tc.HasTerminated() || isolate->IsExecutionTerminating())) {
+        tc.ReThrow();
+        return false;
+      }
+    }
+    // Thrown after the TryCatch above is gone, so that JS sees it.
+    if (!ok) {
+      ThrowType(isolate, "host function `" + name +
+                             "`: the object argument cannot be turned into JSON (a cycle?)");
+      return false;
+    }
+    out->push_back(5);
+    PutStr(out, ToUtf8(isolate, json));
+  } else {
+    ThrowType(isolate, "host function `" + name + "` takes " + kinds);
+    return false;
+  }
+  if (out->size() > kMaxBindingArgBytes) {
+    ThrowType(isolate, "host function `" + name + "`: argument larger than 64 MiB");
+    return false;
+  }
+  return true;
+}
+
+// A bounds-checked reader over a reply.
+struct ReplyReader {
+  const uint8_t* p;
+  size_t left;
+  bool U32(uint32_t* n) {
+    if (left < 4) return false;
+    *n = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+    p += 4;
+    left -= 4;
+    return true;
+  }
+  bool Bytes(const uint8_t** b, uint32_t* n) {
+    if (!U32(n) || *n > left) return false;
+    *b = p;
+    p += *n;
+    left -= *n;
+    return true;
+  }
+};
+
+bool ReplyString(Isolate* isolate, ReplyReader* r, Local<String>* s) {
+  const uint8_t* b;
+  uint32_t n;
+  if (!r->Bytes(&b, &n)) return false;
+  return NewString(isolate, reinterpret_cast<const char*>(b), n).ToLocal(s);
+}
+
+// Turns a reply into the binding's return value (or a thrown error).
+void DecodeBindingReply(Isolate* isolate, Local<Context> ctx, const std::string& name,
+                        const uint8_t* reply, size_t len, v8::ReturnValue<Value> rv) {
+  auto malformed = [&] {
+    if (!isolate->IsExecutionTerminating())
+      ThrowError(isolate, "host function `" + name + "` returned a malformed reply");
+  };
+  if (reply == nullptr || len == 0) return malformed();
+  ReplyReader r{reply + 1, len - 1};
+  switch (reply[0]) {
+    case 0:
+      rv.SetUndefined();
+      return;
+    case 1: {
+      Local<String> s;
+      if (!ReplyString(isolate, &r, &s)) return malformed();
+      rv.Set(s);
+      return;
+    }
+    case 2: {
+      uint32_t n;
+      if (!r.U32(&n) || n > r.left / 4) return malformed();
+      Local<Array> a = Array::New(isolate, static_cast<int>(n));
+      for (uint32_t i = 0; i < n; i++) {
+        Local<String> s;
+        if (!ReplyString(isolate, &r, &s) || a->Set(ctx, i, s).IsNothing()) return malformed();
+      }
+      rv.Set(a);
+      return;
+    }
+    case 3: {
+      uint32_t n;
+      if (!r.U32(&n) || n > r.left / 8) return malformed();
+      Local<v8::Map> m = v8::Map::New(isolate);
+      for (uint32_t i = 0; i < n; i++) {
+        Local<String> k, val;
+        if (!ReplyString(isolate, &r, &k) || !ReplyString(isolate, &r, &val)) return malformed();
+        if (!m->Set(ctx, k, val).ToLocal(&m)) return;
+      }
+      rv.Set(m);
+      return;
+    }
+    case 4: {
+      const uint8_t* b;
+      uint32_t n;
+      if (!r.Bytes(&b, &n)) return malformed();
+      std::unique_ptr<v8::BackingStore> store =
+          v8::ArrayBuffer::NewBackingStore(isolate, n);
+      if (!store || (n > 0 && store->Data() == nullptr)) {
+        ThrowError(isolate, "host function `" + name + "`: reply too large for the heap");
+        return;
+      }
+      if (n > 0) std::memcpy(store->Data(), b, n);
+      Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
+      rv.Set(v8::Uint8Array::New(ab, 0, n));
+      return;
+    }
+    case 5:
+    case 6: {
+      const uint8_t* b;
+      uint32_t n;
+      if (!r.Bytes(&b, &n)) return malformed();
+      std::string msg(reinterpret_cast<const char*>(b), n);
+      if (reply[0] == 6) {
+        ThrowType(isolate, msg);
+      } else {
+        ThrowError(isolate, msg);
+      }
+      return;
+    }
+    default:
+      return malformed();
+  }
+}
+
+void BindingCallback(const FunctionCallbackInfo<Value>& info) {
+  Isolate* isolate = info.GetIsolate();
+  HandleScope hs(isolate);
+  Local<Context> ctx = isolate->GetCurrentContext();
+  RomaVersion* v = VersionOf(isolate);
+  uint32_t index = info.Data()->Uint32Value(ctx).FromMaybe(UINT32_MAX);
+  std::string name = (v && index < v->binding_names.size()) ? v->binding_names[index] : "?";
+  if (v == nullptr || v->current == nullptr || v->current->binding_fn == nullptr) {
+    ThrowError(isolate, "host function `" + name + "` can only be called while a request runs");
+    return;
+  }
+  if (info.Length() > 1) {
+    ThrowType(isolate, "host function `" + name + "` takes at most one argument, got " +
+                           std::to_string(info.Length()));
+    return;
+  }
+  std::string arg;
+  Local<Value> a = info.Length() ? info[0] : v8::Undefined(isolate).As<Value>();
+  if (!EncodeBindingArg(isolate, ctx, name, a, &arg)) return;
+  const uint8_t* reply = nullptr;
+  size_t reply_len = 0;
+  ExecState* st = v->current;
+  st->binding_fn(st->binding_user, index, reinterpret_cast<const uint8_t*>(arg.data()),
+                 arg.size(), &reply, &reply_len);
+  if (isolate->IsExecutionTerminating()) return;
+  DecodeBindingReply(isolate, ctx, name, reply, reply_len, info.GetReturnValue());
+}
+
+// Creates the host functions on a context's global; a dotted name makes nested objects.
+bool InstallBindings(Isolate* isolate, Local<Context> ctx, const std::vector<std::string>& names) {
+  HandleScope hs(isolate);
+  for (uint32_t i = 0; i < names.size(); i++) {
+    const std::string& full = names[i];
+    Local<Object> holder = ctx->Global();
+    size_t start = 0;
+    while (true) {
+      size_t dot = full.find('.', start);
+      std::string part = full.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      Local<String> key;
+      if (!NewString(isolate, part.data(), part.size()).ToLocal(&key)) return false;
+      if (dot == std::string::npos) {
+        Local<FunctionTemplate> t =
+            FunctionTemplate::New(isolate, BindingCallback, v8::Integer::NewFromUnsigned(isolate, i));
+        Local<Function> f;
+        if (!t->GetFunction(ctx).ToLocal(&f)) return false;
+        f->SetName(key);
+        if (holder->Set(ctx, key, f).IsNothing()) return false;
+        break;
+      }
+      Local<Value> next;
+      if (!holder->Get(ctx, key).ToLocal(&next)) return false;
+      if (!next->IsObject()) {
+        next = Object::New(isolate);
+        if (holder->Set(ctx, key, next).IsNothing()) return false;
+      }
+      holder = next.As<Object>();
+      start = dot + 1;
+    }
+  }
+  return true;
+}
+
 const intptr_t kExternalReferences[] = {
     reinterpret_cast<intptr_t>(ConsoleCallback),
     reinterpret_cast<intptr_t>(PerformanceNowCallback),
     reinterpret_cast<intptr_t>(WasmCacheHitCallback),
+    reinterpret_cast<intptr_t>(BindingCallback),
     0,
 };
 
@@ -316,6 +626,8 @@ bool InstallGlobals(Isolate* isolate, Local<Context> ctx) {
     return false;
   if (global->Set(ctx, String::NewFromUtf8Literal(isolate, "performance"), perf).IsNothing())
     return false;
+  RomaVersion* v = VersionOf(isolate);
+  if (v != nullptr && !InstallBindings(isolate, ctx, v->binding_names)) return false;
   return true;
 }
 
@@ -718,6 +1030,8 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   st.min_log_level = p->min_log_level;
   st.log_fn = p->log_fn;
   st.log_user = p->log_user;
+  st.binding_fn = p->binding_fn;
+  st.binding_user = p->binding_user;
   st.time_origin_ms = NowMs();
   v->current = &st;
   struct Clear {
@@ -1151,6 +1465,14 @@ int32_t roma_v8_version_compile(RomaVersion* v, RomaOut* out) noexcept {
   if (!ok) return out->code;
   out->code = ROMA_OK;
   return ROMA_OK;
+}
+
+// Names the host functions that contexts of `v` get (index i calls binding_fn with i). Call
+// before roma_v8_snapshot_run / roma_v8_version_compile.
+// Invariant: `names` points to `count` valid strings; `v` is not running.
+void roma_v8_version_set_bindings(RomaVersion* v, const RomaStr* names, size_t count) noexcept {
+  v->binding_names.clear();
+  for (size_t i = 0; i < count; i++) v->binding_names.emplace_back(names[i].ptr, names[i].len);
 }
 
 // Runs one invocation in a fresh context of version `v` (or the pre-warmed one).

@@ -53,6 +53,7 @@ pub struct Engine {
     versions: LruCache<String, Version>,
     watchdog: Watchdog,
     next_tag: u64,
+    bindings: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -97,12 +98,20 @@ impl Engine {
             versions: LruCache::new(cap),
             watchdog,
             next_tag: 1,
+            bindings: Vec::new(),
         })
     }
 
     /// The limits this engine runs with.
     pub fn limits(&self) -> &EngineLimits {
         &self.limits
+    }
+
+    /// Names the host functions (bindings) JS may call, in index order: a dotted name creates
+    /// nested objects (`foo.bar.func1`). Applies to versions loaded afterwards, so call it
+    /// before the first load. A call reaches [`ExecHost::call_binding`] with the name's index.
+    pub fn set_bindings(&mut self, names: Vec<String>) {
+        self.bindings = names;
     }
 
     /// A handle that cancels the running invocation from another thread.
@@ -148,6 +157,13 @@ impl Engine {
         self.next_tag
     }
 
+    fn apply_bindings(&self, raw: *mut ffi::RomaVersion) {
+        let names: Vec<RomaStr> = self.bindings.iter().map(|n| RomaStr::new(n)).collect();
+        // SAFETY: `raw` is a fresh version not running anything; `names` borrows strings of
+        // `self.bindings`, alive for the call (the shim copies them).
+        unsafe { ffi::roma_v8_version_set_bindings(raw, names.as_ptr(), names.len()) };
+    }
+
     fn load_snapshot(&mut self, code: &CodeObject) -> Result<Version, RomaError> {
         let limits = self.raw_limits();
         let mut creator: *mut ffi::SnapshotCreator = std::ptr::null_mut();
@@ -156,6 +172,7 @@ impl Engine {
         if raw.is_null() || creator.is_null() {
             return Err(RomaError::internal("V8 could not start a snapshot"));
         }
+        self.apply_bindings(raw);
         let version = Version {
             raw,
             mode: VersionMode::Snapshot,
@@ -214,6 +231,7 @@ impl Engine {
         if raw.is_null() {
             return Err(RomaError::internal("V8 could not create an isolate"));
         }
+        self.apply_bindings(raw);
         let mode = if kind == ffi::kind::WASM {
             VersionMode::Wasm
         } else {
@@ -282,6 +300,18 @@ impl Engine {
         tag: u64,
         log: LogSink<'_>,
     ) -> Result<Execution, RomaError> {
+        let mut host = SinkHost(log);
+        self.execute_with_host(inv, tag, &mut host)
+    }
+
+    /// As [`Engine::execute_tagged`], with a host that receives console output and serves the
+    /// calls of host functions (see [`Engine::set_bindings`]).
+    pub fn execute_with_host(
+        &mut self,
+        inv: &Invocation,
+        tag: u64,
+        host: &mut dyn ExecHost,
+    ) -> Result<Execution, RomaError> {
         validate_invocation(inv)?;
         let started = Instant::now();
         let Some(version) = self.versions.get(&inv.version_string) else {
@@ -292,7 +322,11 @@ impl Engine {
         };
         let inputs: Vec<RomaStr> = inv.input.iter().map(|s| RomaStr::new(s)).collect();
         let ret = inv.wasm_return_type.as_deref().unwrap_or("");
-        let mut sink: LogSink<'_> = log;
+        let mut ctx = HostCtx {
+            host,
+            reply: Vec::new(),
+        };
+        let user = (&mut ctx as *mut HostCtx<'_>).cast::<c_void>();
         let params = RomaExecParams {
             handler: RomaStr::new(&inv.handler_name),
             inputs: inputs.as_ptr(),
@@ -300,8 +334,10 @@ impl Engine {
             byte_str: i32::from(inv.treat_input_as_byte_str),
             min_log_level: inv.min_log_level as i32,
             log_fn: Some(log_trampoline),
-            log_user: (&mut sink as *mut LogSink<'_>).cast::<c_void>(),
+            log_user: user,
             wasm_return_type: RomaStr::new(ret),
+            binding_fn: Some(binding_trampoline),
+            binding_user: user,
         };
         let raw = version.raw;
         let isolate = version.isolate();
@@ -458,11 +494,50 @@ impl Drop for Engine {
     }
 }
 
-/// Receives console messages from the shim and forwards them to the invocation's sink.
+/// What an invocation talks to while it runs: where console output goes, and who answers the
+/// calls of host functions.
+pub trait ExecHost {
+    /// A console message at or above the invocation's minimum level.
+    fn log(&mut self, level: LogLevel, message: &str);
+    /// A call of the host function with index `index` (see [`Engine::set_bindings`]). `arg` is
+    /// the argument in the shim's encoding (`roma-udf`'s `wire` module decodes it); the return
+    /// value is the reply in the same encoding. The call counts against the request's timeout.
+    fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8>;
+}
+
+/// A host with console output only: a host-function call throws.
+struct SinkHost<'a>(LogSink<'a>);
+
+impl ExecHost for SinkHost<'_> {
+    fn log(&mut self, level: LogLevel, message: &str) {
+        (self.0)(level, message)
+    }
+
+    fn call_binding(&mut self, _index: usize, _arg: &[u8]) -> Vec<u8> {
+        error_reply("no host functions are available to this engine")
+    }
+}
+
+/// A reply that throws `Error(msg)` in JS (kind 5 of the shim's reply encoding).
+fn error_reply(msg: &str) -> Vec<u8> {
+    let mut reply = vec![5u8];
+    reply.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    reply.extend_from_slice(msg.as_bytes());
+    reply
+}
+
+/// The `user` pointer of one invocation's callbacks.
+struct HostCtx<'a> {
+    host: &'a mut dyn ExecHost,
+    /// The last reply, kept alive until the next call (the shim reads it after we return).
+    reply: Vec<u8>,
+}
+
+/// Receives console messages from the shim and forwards them to the invocation's host.
 ///
 /// # Safety
-/// `user` is the `*mut LogSink` that `execute_tagged` passed, alive for the call; `msg` points
-/// to `len` bytes.
+/// `user` is the `*mut HostCtx` that `execute_with_host` passed, alive for the call and not
+/// otherwise borrowed during it; `msg` points to `len` bytes.
 unsafe extern "C" fn log_trampoline(user: *mut c_void, level: i32, msg: *const c_char, len: usize) {
     if user.is_null() || msg.is_null() {
         return;
@@ -471,8 +546,44 @@ unsafe extern "C" fn log_trampoline(user: *mut c_void, level: i32, msg: *const c
     let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
     let text = String::from_utf8_lossy(bytes);
     let level = LogLevel::from_u8(level.clamp(0, 3) as u8).unwrap_or(LogLevel::Info);
-    // SAFETY: per the contract above; the sink is not otherwise borrowed during the call.
-    let sink = unsafe { &mut *user.cast::<LogSink<'_>>() };
-    // A panicking sink must not unwind into C++.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, &text)));
+    // SAFETY: per the contract above.
+    let ctx = unsafe { &mut *user.cast::<HostCtx<'_>>() };
+    // A panicking host must not unwind into C++.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.host.log(level, &text)));
+}
+
+/// Receives a host-function call from the shim and returns the host's reply.
+///
+/// # Safety
+/// As [`log_trampoline`]; `arg` points to `arg_len` bytes; `reply` and `reply_len` are valid
+/// out-pointers.
+unsafe extern "C" fn binding_trampoline(
+    user: *mut c_void,
+    index: u32,
+    arg: *const u8,
+    arg_len: usize,
+    reply: *mut *const u8,
+    reply_len: *mut usize,
+) {
+    if user.is_null() || reply.is_null() || reply_len.is_null() {
+        return;
+    }
+    // SAFETY: per the contract above.
+    let ctx = unsafe { &mut *user.cast::<HostCtx<'_>>() };
+    let arg = if arg.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: per the contract above.
+        unsafe { std::slice::from_raw_parts(arg, arg_len) }
+    };
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ctx.host.call_binding(index as usize, arg)
+    }));
+    ctx.reply = answer.unwrap_or_else(|_| error_reply("the host function panicked"));
+    // SAFETY: out-pointers valid per the contract; the buffer lives in `ctx` until the next
+    // call or the end of the invocation, after the shim has copied it.
+    unsafe {
+        *reply = ctx.reply.as_ptr();
+        *reply_len = ctx.reply.len();
+    }
 }

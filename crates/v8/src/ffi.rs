@@ -84,9 +84,26 @@ pub(crate) struct RomaExecParams {
     pub log_fn: Option<RomaLogFn>,
     pub log_user: *mut c_void,
     pub wasm_return_type: RomaStr,
+    pub binding_fn: Option<RomaBindingFn>,
+    pub binding_user: *mut c_void,
 }
 
+/// See `RomaBindingFn` in the shim: the reply must stay valid until the next call.
+pub(crate) type RomaBindingFn = unsafe extern "C" fn(
+    user: *mut c_void,
+    index: u32,
+    arg: *const u8,
+    arg_len: usize,
+    reply: *mut *const u8,
+    reply_len: *mut usize,
+);
+
 unsafe extern "C" {
+    pub(crate) fn roma_v8_version_set_bindings(
+        v: *mut RomaVersion,
+        names: *const RomaStr,
+        count: usize,
+    );
     pub(crate) fn roma_v8_init(flags: *const c_char, flags_len: usize) -> i32;
     pub(crate) fn roma_v8_version() -> *const c_char;
     pub(crate) fn roma_v8_out_clear(out: *mut RomaOut);

@@ -41,7 +41,7 @@ mod platform;
 mod version;
 mod watchdog;
 
-pub use engine::{Engine, Execution, LogSink, Raw, flags_for};
+pub use engine::{Engine, ExecHost, Execution, LogSink, Raw, flags_for};
 pub use platform::{init, is_initialized, v8_version};
 pub use version::VersionMode;
 pub use watchdog::{TerminateReason, Terminator};

@@ -22,7 +22,7 @@
 pub mod cancel;
 mod serve;
 
-pub use serve::{PROBE_MODE_ARG, WorkerError, run};
+pub use serve::{WorkerError, run};
 
 /// Folder of the libnode this binary was linked against (empty when the system one was used),
 /// recorded by the build script. The host asks for it (`--print-libdir`) to mount it read-only

@@ -4,20 +4,18 @@
 use crate::cancel::{CancelState, spawn_control_thread};
 use roma_core::{ErrorKind, LogLevel, RomaError, metrics};
 use roma_ipc::{
-    ChildSpec, ExecOutput, HostToWorker, IpcError, ProbeResult, WorkerEndpoint, WorkerLink,
-    WorkerToHost,
+    ChildSpec, ExecOutput, HostToWorker, IpcError, PROBE_MODE_ARG, ProbeResult, WorkerEndpoint,
+    WorkerLink, WorkerToHost,
 };
-use roma_v8::Engine;
+use roma_udf::{FunctionBindingIo, decode_io, encode_io, wire};
+use roma_v8::{Engine, ExecHost};
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the worker waits for the host's next message before checking again. The wait ends
 /// early when the host closes the channel, so this only paces an idle loop.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
-
-/// The worker argument that selects probe mode (`roma check`).
-pub const PROBE_MODE_ARG: &str = "--probe-mode";
 
 /// Why a worker stopped other than by the host closing its channel.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +59,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     let link = unsafe { WorkerLink::from_inherited_fds(&spec)? };
     let mut ep = WorkerEndpoint::new(link.transport);
 
-    let (limits, v8_flags, prewarm) = match ep.recv(IDLE_WAIT)? {
+    let (limits, v8_flags, prewarm, binding_names) = match ep.recv(IDLE_WAIT)? {
         HostToWorker::Init {
             limits,
             v8_flags,
             prewarm,
-            ..
-        } => (limits, v8_flags, prewarm),
+            binding_names,
+        } => (limits, v8_flags, prewarm, binding_names),
         HostToWorker::Shutdown => return Ok(()),
         other => {
             return Err(WorkerError::Protocol(format!(
@@ -76,7 +74,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         }
     };
     let engine = Engine::with_flags(limits, &v8_flags);
-    let engine = match engine {
+    let mut engine = match engine {
         Ok(e) => e,
         Err(e) => {
             // Tell the host why, then stop: without an engine there is nothing to serve.
@@ -84,6 +82,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             return Ok(());
         }
     };
+    engine.set_bindings(binding_names.clone());
     let cancel = Arc::new(CancelState::default());
     spawn_control_thread(link.control, engine.terminator(), Arc::clone(&cancel))?;
     // V8's threads and ours exist now; the filter applies to all of them.
@@ -101,6 +100,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         engine,
         cancel,
         prewarm,
+        binding_names,
+        max_frame: spec.max_frame_bytes,
+        next_call_id: 0,
     };
     loop {
         let msg = match ep.recv(IDLE_WAIT) {
@@ -131,7 +133,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
                 ep.send(&WorkerToHost::ProbeReport { results })?;
             }
             HostToWorker::Shutdown => return Ok(()),
-            HostToWorker::Init { .. } | HostToWorker::BindingReply { .. } => {
+            // The late answer to a host call that timed out: nothing waits for it any more.
+            HostToWorker::BindingReply { .. } => continue,
+            HostToWorker::Init { .. } => {
                 return Err(WorkerError::Protocol(format!(
                     "unexpected message {msg:?} between requests"
                 )));
@@ -148,6 +152,9 @@ struct Worker {
     engine: Engine,
     cancel: Arc<CancelState>,
     prewarm: bool,
+    binding_names: Vec<String>,
+    max_frame: usize,
+    next_call_id: u64,
 }
 
 impl Worker {
@@ -162,23 +169,18 @@ impl Worker {
             self.cancel.end();
             return Ok(Err(cancelled()));
         }
-        let mut send_err: Option<IpcError> = None;
-        let mut sink = |level: LogLevel, message: &str| {
-            if send_err.is_some() {
-                return;
-            }
-            let msg = WorkerToHost::Log {
-                request_id,
-                level,
-                message: message.to_owned(),
-            };
-            if let Err(e) = ep.send(&msg) {
-                send_err = Some(e);
-            }
+        let mut host = RequestHost {
+            ep,
+            request_id,
+            deadline: Instant::now() + inv.timeout,
+            names: &self.binding_names,
+            next_call_id: &mut self.next_call_id,
+            send_err: None,
+            max_frame: self.max_frame,
         };
-        let result = self.engine.execute_tagged(inv, request_id, &mut sink);
+        let result = self.engine.execute_with_host(inv, request_id, &mut host);
         self.cancel.end();
-        if let Some(e) = send_err {
+        if let Some(e) = host.send_err {
             return Err(e.into());
         }
         Ok(match result {
@@ -196,6 +198,96 @@ impl Worker {
             }
             Err(e) => Err(e),
         })
+    }
+}
+
+/// What the engine talks to while it runs one request: console output and host-function calls
+/// go to the host as nested messages on the request's channel.
+struct RequestHost<'a> {
+    ep: &'a mut WorkerEndpoint,
+    request_id: u64,
+    deadline: Instant,
+    names: &'a [String],
+    /// Host call ids, unique over the worker's life so that a late reply is never mistaken
+    /// for the answer to a newer call.
+    next_call_id: &'a mut u64,
+    /// The first failure to talk to the host; the request ends with it.
+    send_err: Option<IpcError>,
+    max_frame: usize,
+}
+
+impl RequestHost<'_> {
+    fn binding(&mut self, index: usize, arg: &[u8]) -> Result<Vec<u8>, String> {
+        let name = self
+            .names
+            .get(index)
+            .ok_or_else(|| format!("no host function with index {index}"))?;
+        let input = wire::decode_arg(arg).map_err(|e| e.to_string())?;
+        let payload = encode_io(&FunctionBindingIo {
+            input,
+            ..Default::default()
+        });
+        *self.next_call_id += 1;
+        let call_id = *self.next_call_id;
+        let msg = WorkerToHost::BindingCall {
+            request_id: self.request_id,
+            call_id,
+            name: name.clone(),
+            payload,
+        };
+        self.ep.send(&msg).map_err(|e| self.failed(e))?;
+        let timed_out = || format!("host function `{name}` ran past the request's timeout");
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            match self.ep.recv(left) {
+                Ok(HostToWorker::BindingReply { call_id: id, reply }) if id == call_id => {
+                    let io = decode_io(&reply, self.max_frame).map_err(|e| e.to_string())?;
+                    return Ok(wire::encode_reply(&io));
+                }
+                // The late answer to a call that already timed out: drop it.
+                Ok(HostToWorker::BindingReply { call_id: id, .. }) if id < call_id => continue,
+                Ok(other) => {
+                    let e = IpcError::Malformed(format!(
+                        "expected the reply of host call {call_id}, got {other:?}"
+                    ));
+                    return Err(self.failed(e));
+                }
+                Err(e) if e.is_timeout() => return Err(timed_out()),
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
+    }
+
+    fn failed(&mut self, e: IpcError) -> String {
+        let msg = format!("the host could not be reached: {e}");
+        self.send_err.get_or_insert(e);
+        msg
+    }
+}
+
+impl ExecHost for RequestHost<'_> {
+    fn log(&mut self, level: LogLevel, message: &str) {
+        if self.send_err.is_some() {
+            return;
+        }
+        let msg = WorkerToHost::Log {
+            request_id: self.request_id,
+            level,
+            message: message.to_owned(),
+        };
+        if let Err(e) = self.ep.send(&msg) {
+            self.send_err = Some(e);
+        }
+    }
+
+    fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8> {
+        match self.binding(index, arg) {
+            Ok(reply) => reply,
+            Err(msg) => wire::error_reply(wire::REPLY_ERROR, &msg),
+        }
     }
 }
 

@@ -1,3 +1,4 @@
 //! RomaService end to end: real worker processes, real V8.
 mod common;
 mod service;
+mod udf;

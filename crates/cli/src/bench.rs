@@ -1,0 +1,387 @@
+//! `roma bench`: closed-loop load against a running service, with latency percentiles,
+//! throughput, worker memory and where the time went.
+
+use crate::code::{HELLO_JS, read_code};
+use crate::service::{ServiceArgs, describe_error, load, start};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use roma::{CodeObject, InvocationRequest, RomaService, metrics};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The code (.js or .wasm); the built-in hello world when absent.
+    pub code: Option<PathBuf>,
+    /// The handler to call.
+    #[arg(long, default_value = "Handler")]
+    pub handler: String,
+    /// One argument as JSON text; repeat for more. Default for hello world: "Foobar".
+    #[arg(long = "input")]
+    pub inputs: Vec<String>,
+    /// Requests to measure (after a warm-up). Ignored with --duration.
+    #[arg(long, default_value_t = 10_000)]
+    pub requests: usize,
+    /// Measure for this long instead of a request count, e.g. 10s.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Requests in flight at once (0: two per worker).
+    #[arg(long, default_value_t = 0)]
+    pub concurrency: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    roma::parse_duration(s)
+}
+
+/// One completed request, as the bench saw it.
+struct Sample {
+    latency: Duration,
+    ok: bool,
+    metrics: std::collections::BTreeMap<String, f64>,
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let (code, inputs) = match &args.code {
+        Some(p) => (read_code(p, "bench", None, None)?, args.inputs.clone()),
+        None => {
+            let code = CodeObject {
+                id: "hello".into(),
+                version_string: "bench".into(),
+                js: HELLO_JS.into(),
+                ..Default::default()
+            };
+            let inputs = if args.inputs.is_empty() {
+                vec![r#""Foobar""#.to_owned()]
+            } else {
+                args.inputs.clone()
+            };
+            (code, inputs)
+        }
+    };
+    let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = args.service.config(default_workers);
+    let svc = start(config)?;
+    let workers = svc.stats().workers.len();
+    if let Err(e) = load(&svc, code) {
+        bail!("{}", describe_error(&e));
+    }
+    let concurrency = if args.concurrency == 0 {
+        workers * 2
+    } else {
+        args.concurrency
+    };
+    let request = || InvocationRequest {
+        id: "bench".into(),
+        version_string: "bench".into(),
+        handler_name: args.handler.clone(),
+        input: inputs.clone(),
+        ..Default::default()
+    };
+
+    // Warm-up: every worker creates its first contexts; not measured.
+    drive(
+        &svc,
+        &request,
+        concurrency,
+        Limit::Requests(workers * 50),
+        None,
+    )?;
+
+    let bar = match args.duration {
+        Some(d) => ProgressBar::new(d.as_secs().max(1)),
+        None => ProgressBar::new(args.requests as u64),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let limit = match args.duration {
+        Some(d) => Limit::Duration(d),
+        None => Limit::Requests(args.requests),
+    };
+    let started = Instant::now();
+    let samples = drive(&svc, &request, concurrency, limit, Some(&bar))?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let rss_kib = worker_rss_kib();
+    let _ = svc.stop();
+
+    let report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+enum Limit {
+    Requests(usize),
+    Duration(Duration),
+}
+
+/// Keeps `concurrency` requests in flight until the limit; returns every completed sample.
+fn drive(
+    svc: &RomaService,
+    request: &dyn Fn() -> InvocationRequest,
+    concurrency: usize,
+    limit: Limit,
+    bar: Option<&ProgressBar>,
+) -> Result<Vec<Sample>> {
+    let (tx, rx) = mpsc::channel::<Sample>();
+    let started = Instant::now();
+    let mut submitted = 0usize;
+    let mut samples = Vec::new();
+    let more = |submitted: usize| match limit {
+        Limit::Requests(n) => submitted < n,
+        Limit::Duration(d) => started.elapsed() < d,
+    };
+    let submit = |submitted: &mut usize| -> Result<()> {
+        let tx = tx.clone();
+        let t0 = Instant::now();
+        svc.execute(request(), move |r| {
+            let latency = t0.elapsed();
+            let _ = tx.send(match r {
+                Ok(resp) => Sample {
+                    latency,
+                    ok: true,
+                    metrics: resp.metrics,
+                },
+                Err(_) => Sample {
+                    latency,
+                    ok: false,
+                    metrics: Default::default(),
+                },
+            });
+        })
+        .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?;
+        *submitted += 1;
+        Ok(())
+    };
+    let mut in_flight = 0usize;
+    while in_flight < concurrency && more(submitted) {
+        submit(&mut submitted)?;
+        in_flight += 1;
+    }
+    let mut last_tick = 0u64;
+    while in_flight > 0 {
+        let s = rx.recv().context("a bench callback was lost")?;
+        in_flight -= 1;
+        samples.push(s);
+        if let Some(bar) = bar {
+            match limit {
+                Limit::Requests(_) => bar.inc(1),
+                Limit::Duration(_) => {
+                    let secs = started.elapsed().as_secs();
+                    if secs > last_tick {
+                        bar.set_position(secs);
+                        last_tick = secs;
+                    }
+                }
+            }
+        }
+        if more(submitted) {
+            submit(&mut submitted)?;
+            in_flight += 1;
+        }
+    }
+    Ok(samples)
+}
+
+struct Report {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    mean: f64,
+    throughput: f64,
+    rss_mib: f64,
+    workers: usize,
+    concurrency: usize,
+    /// Mean milliseconds per request of each phase.
+    context_ms: f64,
+    handler_ms: f64,
+    ipc_ms: f64,
+}
+
+impl Report {
+    fn new(
+        samples: &[Sample],
+        elapsed: Duration,
+        rss_kib: u64,
+        workers: usize,
+        concurrency: usize,
+    ) -> Report {
+        let mut lat: Vec<f64> = samples
+            .iter()
+            .map(|s| s.latency.as_secs_f64() * 1e3)
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| -> f64 {
+            if lat.is_empty() {
+                return 0.0;
+            }
+            let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+            lat[i]
+        };
+        let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok).collect();
+        let mean_of = |key: &str| -> f64 {
+            if ok.is_empty() {
+                return 0.0;
+            }
+            ok.iter()
+                .map(|s| s.metrics.get(key).copied().unwrap_or(0.0))
+                .sum::<f64>()
+                / ok.len() as f64
+        };
+        let run = mean_of(metrics::CODE_RUN_DURATION_MS);
+        let rt = mean_of(metrics::IPC_ROUND_TRIP_MS);
+        Report {
+            requests: samples.len(),
+            errors: samples.len() - ok.len(),
+            elapsed,
+            p50: pct(0.50),
+            p90: pct(0.90),
+            p99: pct(0.99),
+            max: lat.last().copied().unwrap_or(0.0),
+            mean: if lat.is_empty() {
+                0.0
+            } else {
+                lat.iter().sum::<f64>() / lat.len() as f64
+            },
+            throughput: samples.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+            rss_mib: rss_kib as f64 / 1024.0,
+            workers,
+            concurrency,
+            context_ms: mean_of(metrics::CONTEXT_CREATION_MS),
+            handler_ms: mean_of(metrics::HANDLER_CALL_MS),
+            ipc_ms: (rt - run).max(0.0),
+        }
+    }
+
+    fn share(&self, ms: f64) -> f64 {
+        if self.mean > 0.0 {
+            100.0 * ms / self.mean
+        } else {
+            0.0
+        }
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "requests      {} ({} errors) in {:.2} s, {} workers, {} in flight\n\
+             throughput    {:.0} req/s\n\
+             latency ms    p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n\
+             worker RSS    {:.1} MiB (all worker processes)\n\
+             time share    context creation {:.1}%  ipc {:.1}%  handler {:.1}%  (of mean latency)\n",
+            self.requests,
+            self.errors,
+            self.elapsed.as_secs_f64(),
+            self.workers,
+            self.concurrency,
+            self.throughput,
+            self.p50,
+            self.p90,
+            self.p99,
+            self.max,
+            self.mean,
+            self.rss_mib,
+            self.share(self.context_ms),
+            self.share(self.ipc_ms),
+            self.share(self.handler_ms),
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": self.elapsed.as_secs_f64(),
+            "workers": self.workers,
+            "concurrency": self.concurrency,
+            "throughput_rps": self.throughput,
+            "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max, "mean": self.mean},
+            "worker_rss_mib": self.rss_mib,
+            "mean_ms": {"context_creation": self.context_ms, "ipc": self.ipc_ms, "handler": self.handler_ms},
+            "share_pct": {
+                "context_creation": self.share(self.context_ms),
+                "ipc": self.share(self.ipc_ms),
+                "handler": self.share(self.handler_ms),
+            },
+        })
+    }
+}
+
+/// Resident memory of every `roma-worker` process descended from this one, in KiB.
+fn worker_rss_kib() -> u64 {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    let mut is_worker: HashMap<u32, bool> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat
+            .get(close + 2..)
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        parent.insert(pid, ppid);
+        is_worker.insert(pid, comm.starts_with("roma-worker"));
+    }
+    let me = std::process::id();
+    let descends = |mut pid: u32| {
+        for _ in 0..64 {
+            match parent.get(&pid) {
+                Some(&p) if p == me => return true,
+                Some(&p) if p > 1 => pid = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    is_worker
+        .iter()
+        .filter(|&(&pid, &w)| w && descends(pid))
+        .map(|(&pid, _)| rss_of(pid))
+        .sum()
+}
+
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,54 @@
+//! `roma check`: what the sandbox holds on this machine.
+
+use crate::service::SandboxArg;
+use anyhow::Result;
+use clap::Args;
+use roma::SandboxKind;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The jail to test.
+    #[arg(long, value_enum, default_value = "namespaces")]
+    pub sandbox: SandboxArg,
+    /// One JSON object per probe instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn check(args: CheckArgs) -> Result<ExitCode> {
+    let kind = match args.sandbox {
+        SandboxArg::Namespaces => SandboxKind::Namespaces,
+        SandboxArg::Birdcage => SandboxKind::Birdcage,
+        SandboxArg::None => SandboxKind::None,
+    };
+    let results =
+        roma::check(kind).map_err(|e| anyhow::anyhow!("{}: {}", e.kind().as_str(), e.message()))?;
+    let mut all_held = true;
+    for r in &results {
+        all_held &= r.held;
+        if args.json {
+            println!(
+                "{}",
+                json!({"name": r.name, "attempted": r.attempted, "held": r.held, "detail": r.detail})
+            );
+        } else {
+            let mark = if r.held { "held  " } else { "OPEN  " };
+            println!("{mark}{:<32} {}", r.name, r.detail);
+        }
+    }
+    if !args.json {
+        println!(
+            "{} of {} protections held in the {} sandbox",
+            results.iter().filter(|r| r.held).count(),
+            results.len(),
+            kind.as_str()
+        );
+    }
+    Ok(if all_held {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,264 @@
+//! `roma run`: one invocation, or a batch streamed line by line.
+
+use crate::code::read_code;
+use crate::service::{ServiceArgs, describe_error, execute, load, start};
+use anyhow::{Context, Result};
+use clap::Args;
+use roma::{ErrorKind, InvocationRequest, ResponseObject, RomaError, RomaService};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The code: a .js file, or a .wasm file (standalone WebAssembly).
+    pub code: PathBuf,
+    /// The handler to call (a dotted path like `foo.bar.Handler` works).
+    #[arg(long, default_value = "Handler")]
+    pub handler: String,
+    /// One argument as JSON text, e.g. --input '"Foobar"'. Repeat for more arguments.
+    #[arg(long = "input")]
+    pub inputs: Vec<String>,
+    /// The version string to load the code as.
+    #[arg(long, default_value = "v1")]
+    pub version: String,
+    /// Bound on each invocation and on the load's top-level run, e.g. 300ms, 2s.
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Pass the single input as a raw string; the handler must return a string.
+    #[arg(long = "byte-str")]
+    pub byte_str: bool,
+    /// A WebAssembly binary exposed to the JS as a Uint8Array global.
+    #[arg(long = "wasm-bin")]
+    pub wasm_bin: Option<PathBuf>,
+    /// The name of that global.
+    #[arg(long = "wasm-array-name")]
+    pub wasm_array_name: Option<String>,
+    /// One invocation per line of FILE (`-` for stdin), each line a JSON array of arguments.
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// Print the response metrics (stderr, or a "metrics" field in batch mode).
+    #[arg(long)]
+    pub metrics: bool,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    roma::parse_duration(s)
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let code = read_code(
+        &args.code,
+        &args.version,
+        args.wasm_bin.as_ref(),
+        args.wasm_array_name.as_deref(),
+    )?;
+    let mut config = args.service.config(1);
+    if let Some(t) = args.timeout {
+        config.engine.default_timeout = t;
+    }
+    let svc = start(config)?;
+    if let Err(e) = load(&svc, code) {
+        eprintln!("{}", describe_error(&e));
+        return Ok(ExitCode::FAILURE);
+    }
+    let code = match &args.batch {
+        None => single(&svc, &args),
+        Some(path) => batch(&svc, &args, path),
+    };
+    let _ = svc.stop();
+    code
+}
+
+fn request(args: &RunArgs, inputs: Vec<String>, id: String) -> InvocationRequest {
+    InvocationRequest {
+        id,
+        version_string: args.version.clone(),
+        handler_name: args.handler.clone(),
+        input: inputs,
+        treat_input_as_byte_str: args.byte_str,
+        timeout: args.timeout,
+        ..Default::default()
+    }
+}
+
+fn single(svc: &RomaService, args: &RunArgs) -> Result<ExitCode> {
+    let req = request(args, args.inputs.clone(), "roma-cli".into());
+    match execute(svc, req) {
+        Ok(r) => {
+            if args.metrics {
+                for (k, v) in &r.metrics {
+                    eprintln!("{k}: {v:.3}");
+                }
+            }
+            println!("{}", r.resp);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}", describe_error(&e));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A line's outcome, ready to print.
+type Line = Result<ResponseObject, RomaError>;
+
+/// Streams the batch: lines are read lazily, kept in flight up to the queue capacity, and
+/// answered in input order.
+fn batch(svc: &RomaService, args: &RunArgs, path: &str) -> Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let (tx, rx) = mpsc::channel::<(usize, Line)>();
+    let mut pending: BTreeMap<usize, Line> = BTreeMap::new();
+    let mut next_out = 0usize;
+    let mut in_flight = 0usize;
+    let mut all_ran = true;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let max_in_flight = svc.stats().capacity.max(1);
+
+    let emit = |pending: &mut BTreeMap<usize, Line>,
+                next_out: &mut usize,
+                out: &mut dyn Write,
+                all_ran: &mut bool|
+     -> Result<()> {
+        while let Some(line) = pending.remove(next_out) {
+            if let Err(e) = &line
+                && !ran(e.kind())
+            {
+                *all_ran = false;
+            }
+            writeln!(out, "{}", render(&line, args.metrics))?;
+            *next_out += 1;
+        }
+        Ok(())
+    };
+
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.context("cannot read the batch input")?;
+        let inputs = match parse_line(&line) {
+            Ok(i) => i,
+            Err(e) => {
+                pending.insert(index, Err(e));
+                emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+                continue;
+            }
+        };
+        loop {
+            let req = request(args, inputs.clone(), format!("line-{}", index + 1));
+            while in_flight >= max_in_flight {
+                let (i, r) = rx.recv().context("a batch callback was lost")?;
+                in_flight -= 1;
+                pending.insert(i, r);
+                emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+            }
+            let tx = tx.clone();
+            match svc.execute(req, move |r| {
+                let _ = tx.send((index, r));
+            }) {
+                Ok(_) => {
+                    in_flight += 1;
+                    break;
+                }
+                // Full queues: wait for one answer, then submit again.
+                Err(e) if e.kind() == ErrorKind::QueueFull && in_flight > 0 => {
+                    let (i, r) = rx.recv().context("a batch callback was lost")?;
+                    in_flight -= 1;
+                    pending.insert(i, r);
+                    emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+                }
+                Err(e) => {
+                    pending.insert(index, Err(e));
+                    emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+                    break;
+                }
+            }
+        }
+    }
+    while in_flight > 0 {
+        let (i, r) = rx.recv().context("a batch callback was lost")?;
+        in_flight -= 1;
+        pending.insert(i, r);
+        emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+    }
+    out.flush()?;
+    Ok(if all_ran {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Whether an error still means the invocation ran (its code answered with an error), as
+/// opposed to roma failing to run it.
+fn ran(kind: ErrorKind) -> bool {
+    !matches!(
+        kind,
+        ErrorKind::WorkerCrashed
+            | ErrorKind::QueueFull
+            | ErrorKind::Cancelled
+            | ErrorKind::Internal
+            | ErrorKind::VersionNotFound
+    )
+}
+
+/// A line is a JSON array; each element becomes one input, as JSON text.
+fn parse_line(line: &str) -> Result<Vec<String>, RomaError> {
+    let bad = |why: String| RomaError::new(ErrorKind::BadInput, why);
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| bad(format!("the line is not JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(bad("the line must be a JSON array of arguments".into()));
+    };
+    Ok(items.iter().map(Value::to_string).collect())
+}
+
+fn render(line: &Line, with_metrics: bool) -> String {
+    let mut v = match line {
+        Ok(r) => json!({ "ok": r.resp }),
+        Err(e) => json!({ "error": { "kind": e.kind().as_str(), "message": e.message() } }),
+    };
+    if with_metrics && let (Ok(r), Value::Object(map)) = (line, &mut v) {
+        map.insert("metrics".into(), json!(r.metrics));
+    }
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_json_inputs() {
+        let inputs = parse_line(r#"["Foobar", {"a": 1}, 3]"#).unwrap();
+        assert_eq!(inputs, vec![r#""Foobar""#, r#"{"a":1}"#, "3"]);
+        assert_eq!(parse_line("{}").unwrap_err().kind(), ErrorKind::BadInput);
+        assert_eq!(parse_line("[1,").unwrap_err().kind(), ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn rendering_follows_the_contract() {
+        let ok: Line = Ok(ResponseObject {
+            id: "x".into(),
+            resp: r#""hi""#.into(),
+            ..Default::default()
+        });
+        assert_eq!(render(&ok, false), r#"{"ok":"\"hi\""}"#);
+        let err: Line = Err(RomaError::new(ErrorKind::Timeout, "too slow"));
+        assert_eq!(
+            render(&err, false),
+            r#"{"error":{"kind":"timeout","message":"too slow"}}"#
+        );
+    }
+}

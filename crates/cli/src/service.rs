@@ -1,0 +1,114 @@
+//! Options every subcommand that starts a service shares, and the helpers that wait on it.
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use roma::{
+    CodeObject, Config, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService,
+    SandboxKind, TransportKind,
+};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the CLI waits for a callback that must come: a guard against a bug, never hit in
+/// normal runs (requests carry their own timeouts).
+const CALLBACK_PATIENCE: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SandboxArg {
+    Namespaces,
+    Birdcage,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TransportArg {
+    Shm,
+    Socket,
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// Worker processes (0: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Maximum V8 heap per worker, in MB.
+    #[arg(long = "heap-mb")]
+    pub heap_mb: Option<usize>,
+    /// The jail the workers run in.
+    #[arg(long, value_enum, default_value = "namespaces")]
+    pub sandbox: SandboxArg,
+    /// How requests travel to the workers.
+    #[arg(long, value_enum, default_value = "shm")]
+    pub transport: TransportArg,
+}
+
+impl ServiceArgs {
+    /// A config from these options; `default_workers` when `--workers` is absent.
+    pub fn config(&self, default_workers: usize) -> Config {
+        let mut c: Config = Config::default();
+        c.number_of_workers = self.workers.unwrap_or(default_workers);
+        if let Some(mb) = self.heap_mb {
+            c.configure_js_engine_resource_constraints(0, mb);
+        }
+        c.sandbox = match self.sandbox {
+            SandboxArg::Namespaces => SandboxKind::Namespaces,
+            SandboxArg::Birdcage => SandboxKind::Birdcage,
+            SandboxArg::None => SandboxKind::None,
+        };
+        c.transport = match self.transport {
+            TransportArg::Shm => TransportKind::SharedMemory,
+            TransportArg::Socket => TransportKind::Socket,
+        };
+        // Console output of the code: stderr, prefixed with its level.
+        c.set_logging_function(|level, _: &(), msg| {
+            eprintln!("[{}] {msg}", level_name(level));
+        });
+        c
+    }
+}
+
+pub fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Error => "error",
+    }
+}
+
+/// Starts the service.
+pub fn start(config: Config) -> Result<RomaService> {
+    RomaService::new(config)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.kind().as_str(), e.message()))
+        .context("cannot start roma")
+}
+
+/// Loads `code` and waits for every worker to have it.
+pub fn load(svc: &RomaService, code: CodeObject) -> Result<ResponseObject, RomaError> {
+    let (tx, rx) = mpsc::channel();
+    svc.load_code_obj(code, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.recv_timeout(CALLBACK_PATIENCE)
+        .unwrap_or_else(|_| Err(RomaError::internal("the load's callback never came")))
+}
+
+/// Runs one request and waits for its answer.
+pub fn execute(svc: &RomaService, req: InvocationRequest) -> Result<ResponseObject, RomaError> {
+    let (tx, rx) = mpsc::channel();
+    svc.execute(req, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.recv_timeout(CALLBACK_PATIENCE)
+        .unwrap_or_else(|_| Err(RomaError::internal("the request's callback never came")))
+}
+
+/// `error: KIND: MESSAGE` and the JS stack, for stderr.
+pub fn describe_error(e: &RomaError) -> String {
+    let mut s = format!("error: {}: {}", e.kind().as_str(), e.message());
+    if let Some(stack) = e.stack().filter(|s| !s.is_empty()) {
+        s.push('\n');
+        s.push_str(stack);
+    }
+    s
+}

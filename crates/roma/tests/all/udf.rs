@@ -1,0 +1,260 @@
+//! Host functions, metadata and logging through real workers.
+
+use crate::common::*;
+use roma::{
+    BindingOutput, Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, LogLevel,
+    RomaService,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Metadata that counts its drops.
+#[derive(Default)]
+struct Meta {
+    tenant: String,
+    drops: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        if let Some(d) = &self.drops {
+            d.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn bindings_config() -> Config<Meta> {
+    let mut c = config::<Meta>(1);
+    c.register_function_binding(FunctionBindingObject::new(
+        "cool_function",
+        |p: &mut FunctionBindingPayload<'_, Meta>| {
+            let s = p.io.input_string().unwrap_or_default().to_owned();
+            p.io.set_output_string(format!("{s} String from Rust for {}", p.metadata.tenant));
+        },
+    ));
+    c.register_function_binding(FunctionBindingObject::new(
+        "foo.bar.shape",
+        |p: &mut FunctionBindingPayload<'_, Meta>| {
+            let out = match &p.io.input {
+                roma::BindingInput::None => BindingOutput::None,
+                roma::BindingInput::String(s) => BindingOutput::String(format!("string:{s}")),
+                roma::BindingInput::List(l) => {
+                    BindingOutput::List(l.iter().rev().cloned().collect())
+                }
+                roma::BindingInput::Map(m) => BindingOutput::Map(
+                    m.iter()
+                        .map(|(k, v)| (v.clone(), k.clone()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                roma::BindingInput::Bytes(b) => {
+                    BindingOutput::Bytes(b.iter().map(|x| x.wrapping_add(1)).collect())
+                }
+                roma::BindingInput::Json(j) => BindingOutput::String(format!("json:{j}")),
+            };
+            p.io.output = out;
+        },
+    ));
+    c.register_function_binding(FunctionBindingObject::new(
+        "fails",
+        |p: &mut FunctionBindingPayload<'_, Meta>| p.io.add_error("lookup failed"),
+    ));
+    c.register_function_binding(FunctionBindingObject::new(
+        "panics",
+        |_: &mut FunctionBindingPayload<'_, Meta>| panic!("binding bug"),
+    ));
+    c
+}
+
+const JS: &str = r#"
+function Cool(x) { return cool_function(x); }
+function Shapes() {
+  const s = foo.bar.shape;
+  const list = s(["a", "b", "c"]);
+  const map = s(new Map([["k1", "v1"], ["k2", "v2"]]));
+  const bytes = s(new Uint8Array([1, 2, 255]));
+  return {
+    none: s() === undefined,
+    string: s("x"),
+    list: Array.isArray(list) ? list : "not an array",
+    map: map instanceof Map ? Object.fromEntries(map) : "not a map",
+    bytes: bytes instanceof Uint8Array ? Array.from(bytes) : "not bytes",
+    json: s({a: 1, b: [true]}),
+  };
+}
+function Catch(f) {
+  try { f(); return "no throw"; } catch (e) { return e.name + ": " + e.message; }
+}
+function Wrong() {
+  return [
+    Catch(() => cool_function(42)),
+    Catch(() => cool_function("a", "b")),
+    Catch(() => cool_function([1, 2])),
+    Catch(() => { const o = {}; o.self = o; cool_function(o); }),
+    Catch(() => cool_function(new Proxy({}, {}))),
+    Catch(() => fails()),
+    Catch(() => panics()),
+  ];
+}
+function Logs() { console.log("hello", {a: 1}); console.warn("careful"); console.debug("quiet"); return 1; }
+function Throws() { throw new Error("uncaught boom"); }
+"#;
+
+fn request_with(tenant: &str, handler: &str, inputs: &[&str]) -> roma::InvocationRequest<Meta> {
+    let mut r = request::<Meta>("v1", handler, inputs);
+    r.metadata.tenant = tenant.into();
+    r
+}
+
+#[test]
+fn a_binding_gets_its_input_and_the_request_metadata() {
+    let svc = RomaService::new(bindings_config()).unwrap();
+    load(&svc, code("v1", JS)).unwrap();
+    let r = exec(&svc, request_with("acme", "Cool", &[r#""Foobar""#])).unwrap();
+    assert_eq!(r.resp, r#""Foobar String from Rust for acme""#);
+    let r = exec(&svc, request_with("globex", "Cool", &[r#""x""#])).unwrap();
+    assert_eq!(r.resp, r#""x String from Rust for globex""#);
+}
+
+#[test]
+fn every_input_and_output_shape_converts() {
+    let svc = RomaService::new(bindings_config()).unwrap();
+    load(&svc, code("v1", JS)).unwrap();
+    let r = exec(&svc, request_with("t", "Shapes", &[])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.resp).unwrap();
+    assert_eq!(v["none"], true);
+    assert_eq!(v["string"], "string:x");
+    assert_eq!(v["list"], serde_json::json!(["c", "b", "a"]));
+    assert_eq!(v["map"], serde_json::json!({"v1": "k1", "v2": "k2"}));
+    assert_eq!(v["bytes"], serde_json::json!([2, 3, 0]));
+    assert_eq!(v["json"], r#"json:{"a":1,"b":[true]}"#);
+}
+
+#[test]
+fn wrong_arguments_errors_and_panics_throw_in_js_and_the_worker_goes_on() {
+    let svc = RomaService::new(bindings_config()).unwrap();
+    load(&svc, code("v1", JS)).unwrap();
+    let r = exec(&svc, request_with("t", "Wrong", &[])).unwrap();
+    let v: Vec<String> = serde_json::from_str(&r.resp).unwrap();
+    assert!(
+        v[0].starts_with("TypeError") && v[0].contains("cool_function"),
+        "{}",
+        v[0]
+    );
+    assert!(
+        v[1].starts_with("TypeError") && v[1].contains("at most one"),
+        "{}",
+        v[1]
+    );
+    assert!(
+        v[2].starts_with("TypeError") && v[2].contains("not a string"),
+        "{}",
+        v[2]
+    );
+    assert!(
+        v[3].starts_with("TypeError") && v[3].contains("JSON"),
+        "{v:?}"
+    );
+    assert!(
+        v[4].starts_with("TypeError") && v[4].contains("Proxy"),
+        "{}",
+        v[4]
+    );
+    assert_eq!(v[5], "Error: lookup failed");
+    assert!(
+        v[6].starts_with("Error") && v[6].contains("binding bug"),
+        "{}",
+        v[6]
+    );
+    let r = exec(&svc, request_with("t", "Cool", &[r#""after""#])).unwrap();
+    assert_eq!(r.resp, r#""after String from Rust for t""#);
+}
+
+#[test]
+fn metadata_is_dropped_once_after_its_callback_on_every_path() {
+    let svc = RomaService::new(bindings_config()).unwrap();
+    load(&svc, code("v1", JS)).unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut n = 0;
+    for handler in ["Cool", "Throws", "Missing", "Wrong"] {
+        let mut r = request_with("t", handler, &[r#""m""#]);
+        r.metadata.drops = Some(Arc::clone(&drops));
+        let _ = exec(&svc, r);
+        n += 1;
+        // The metadata is dropped right after the callback returns, on the slot's thread.
+        wait_for(|| drops.load(Ordering::SeqCst) >= n);
+        assert_eq!(drops.load(Ordering::SeqCst), n, "after {handler}");
+    }
+    // Refused at once (unknown version): dropped before execute returns.
+    let mut r = request::<Meta>("nope", "Cool", &[]);
+    r.metadata.drops = Some(Arc::clone(&drops));
+    assert!(svc.execute(r, |_| {}).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), n + 1);
+}
+
+fn wait_for(cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "condition never held");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn console_and_uncaught_errors_reach_the_logging_function_with_metadata() {
+    let logs: Arc<Mutex<Vec<(LogLevel, String, String)>>> = Arc::default();
+    let mut c = bindings_config();
+    let sink = Arc::clone(&logs);
+    c.set_logging_function(move |level, meta: &Meta, msg| {
+        sink.lock()
+            .unwrap()
+            .push((level, meta.tenant.clone(), msg.to_owned()));
+    });
+    let svc = RomaService::new(c).unwrap();
+    load(&svc, code("v1", JS)).unwrap();
+    let mut r = request_with("acme", "Logs", &[]);
+    r.min_log_level = LogLevel::Info;
+    exec(&svc, r).unwrap();
+    let e = exec(&svc, request_with("globex", "Throws", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Execution);
+    let logs = logs.lock().unwrap();
+    assert_eq!(
+        logs[0],
+        (LogLevel::Info, "acme".into(), r#"hello {"a":1}"#.into())
+    );
+    assert_eq!(
+        logs[1],
+        (LogLevel::Warning, "acme".into(), "careful".into())
+    );
+    assert!(
+        !logs.iter().any(|l| l.2 == "quiet"),
+        "debug below min level leaked"
+    );
+    let last = logs.last().unwrap();
+    assert_eq!((last.0, last.1.as_str()), (LogLevel::Error, "globex"));
+    assert!(
+        last.2.contains("uncaught boom") && last.2.contains("Throws"),
+        "{}",
+        last.2
+    );
+}
+
+#[test]
+fn bad_binding_names_fail_new() {
+    for names in [
+        vec!["dup", "dup"],
+        vec!["console"],
+        vec!["foo", "foo.bar"],
+        vec!["1x"],
+    ] {
+        let mut c = config::<()>(1);
+        for n in &names {
+            c.register_function_binding(FunctionBindingObject::new(
+                *n,
+                |_: &mut FunctionBindingPayload<'_, ()>| {},
+            ));
+        }
+        let e = RomaService::new(c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{names:?}");
+    }
+}
