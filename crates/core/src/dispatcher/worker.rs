@@ -170,7 +170,16 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 true,
             ),
         };
-        let reply = self.shared.lock().ack_load(job.seq, result);
+        let reply = {
+            let mut st = self.shared.lock();
+            let reply = st.ack_load(job.seq, result);
+            if reply.is_none() {
+                // No callback to run here: the thread comes straight back for work, so its
+                // queue is not up for stealing (see `State::steal_for`).
+                st.slots[self.index].active = false;
+            }
+            reply
+        };
         deliver_load(reply);
         fatal
     }
@@ -296,6 +305,7 @@ impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     let mut st = self.shared.lock();
                     st.slots[self.index].interrupter = Some(interrupter);
                     st.slots[self.index].health = WorkerHealth::Up;
+                    st.slots[self.index].active = false;
                     drop(st);
                     self.backend = Some(b);
                     return true;

@@ -1,11 +1,12 @@
 //! Many threads submitting, cancelling and crashing workers at once: every accepted request is
 //! answered exactly once and every metadata value is dropped exactly once.
 
-use crate::config;
-use crate::fake::{Harness, Meta, MetaLog, Seen, code, load_ok, req};
-use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, ExecutionToken};
+use crate::fake::{Harness, Meta, MetaLog, Seen, code, load_ok, recv, req};
+use crate::{config, health_is, wait_stats};
+use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, ExecutionToken, WorkerHealth};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 const THREADS: u32 = 4;
@@ -27,6 +28,9 @@ struct Tally {
     singles: std::sync::Mutex<Vec<u32>>,
     batched: std::sync::Mutex<Vec<u32>>,
     refused_tags: std::sync::Mutex<Vec<u32>>,
+    /// Loads accepted, and load callbacks that ran.
+    loads: AtomicUsize,
+    load_callbacks: Arc<AtomicUsize>,
 }
 
 /// A small deterministic generator (one per thread).
@@ -137,37 +141,24 @@ fn worker_thread(
     }
 }
 
-#[test]
-fn every_accepted_request_is_answered_exactly_once() {
-    let h = Harness::new();
-    let cfg = DispatcherConfig {
-        respawn_backoff_initial: Duration::from_millis(1),
-        respawn_backoff_max: Duration::from_millis(1),
-        ..config(3, 20)
-    };
-    let d = Dispatcher::<Meta>::new(cfg, h.factory()).unwrap();
-    load_ok(&d, code("v1", "js"));
-    let log = MetaLog::new();
-    let tally = Arc::new(Tally::default());
-    let loads = Arc::new(AtomicUsize::new(0));
-    let accepted_loads = AtomicUsize::new(0);
+/// Submits, cancels, crashes, kills and loads from several threads at once; returns when
+/// every thread is done (requests may still be queued or running).
+fn storm(h: &Arc<Harness>, d: &Dispatcher<Meta>, log: &Arc<MetaLog>, t: &Arc<Tally>) {
     std::thread::scope(|s| {
         for thread in 0..THREADS {
-            let (h, d, log, tally) = (&h, &d, &log, &tally);
-            s.spawn(move || worker_thread(h, d, log, tally, thread));
+            s.spawn(move || worker_thread(h, d, log, t, thread));
         }
         // Loads (good, and failing on one worker) interleave with the executions.
-        let (d, loads, accepted_loads) = (&d, &loads, &accepted_loads);
         s.spawn(move || {
             for i in 0..LOADS {
                 let js = if i % 3 == 2 { "bad-on-1" } else { "js" };
                 let version = if i % 2 == 0 { "v1" } else { "v2" };
-                let l = Arc::clone(loads);
+                let l = Arc::clone(&t.load_callbacks);
                 match d.load(code(version, js), move |_| {
                     l.fetch_add(1, Ordering::SeqCst);
                 }) {
                     Ok(()) => {
-                        accepted_loads.fetch_add(1, Ordering::SeqCst);
+                        t.loads.fetch_add(1, Ordering::SeqCst);
                     }
                     // Every slot can be down for a moment (a kill during a replay).
                     Err(e) => assert_eq!(e.kind(), ErrorKind::WorkerCrashed, "{e}"),
@@ -175,9 +166,11 @@ fn every_accepted_request_is_answered_exactly_once() {
             }
         });
     });
-    // Whatever is still queued is cancelled by stop; running requests finish first.
-    drop(d);
-    let t = &tally;
+}
+
+/// After the dispatcher is gone: every accepted request was answered once, every metadata
+/// value dropped once.
+fn check_accounting(log: &MetaLog, t: &Tally) {
     let singles = t.singles.lock().unwrap().clone();
     let batched = t.batched.lock().unwrap().clone();
     let refused = t.refused_tags.lock().unwrap().clone();
@@ -202,12 +195,59 @@ fn every_accepted_request_is_answered_exactly_once() {
     );
     assert!(t.accepted.load(Ordering::SeqCst) > 0);
     assert_eq!(
-        loads.load(Ordering::SeqCst),
-        accepted_loads.load(Ordering::SeqCst),
+        t.load_callbacks.load(Ordering::SeqCst),
+        t.loads.load(Ordering::SeqCst),
         "one callback per accepted load"
     );
-    assert!(
-        h.spawns(0) + h.spawns(1) + h.spawns(2) > 3,
-        "workers crashed and came back"
-    );
+}
+
+fn stress_config() -> DispatcherConfig {
+    DispatcherConfig {
+        respawn_backoff_initial: Duration::from_millis(1),
+        respawn_backoff_max: Duration::from_millis(1),
+        ..config(3, 20)
+    }
+}
+
+#[test]
+fn every_accepted_request_is_answered_exactly_once_through_a_stop() {
+    let h = Harness::new();
+    let d = Dispatcher::<Meta>::new(stress_config(), h.factory()).unwrap();
+    load_ok(&d, code("v1", "js"));
+    let log = MetaLog::new();
+    let tally = Arc::new(Tally::default());
+    storm(&h, &d, &log, &tally);
+    // Whatever is still queued is cancelled by stop; running requests finish first.
+    drop(d);
+    assert!(h.all_dropped());
+    check_accounting(&log, &tally);
+}
+
+#[test]
+fn after_a_storm_the_dispatcher_still_recovers_and_serves() {
+    let h = Harness::new();
+    let d = Dispatcher::<Meta>::new(stress_config(), h.factory()).unwrap();
+    load_ok(&d, code("v1", "js"));
+    let log = MetaLog::new();
+    let tally = Arc::new(Tally::default());
+    storm(&h, &d, &log, &tally);
+    wait_stats(&d, "queues drained and every slot up", |s| {
+        s.queued == 0 && (0..3).all(|i| health_is(s, i, WorkerHealth::Up))
+    });
+    load_ok(&d, code("v1", "js"));
+    let after = MetaLog::new();
+    let (tx, rx) = mpsc::channel();
+    d.execute(after.req(0, req("v1", "crash", &[])), after.sink(0, &tx))
+        .unwrap();
+    assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
+    for tag in 1..=6 {
+        d.execute(after.req(tag, req("v1", "echo", &[])), after.sink(tag, &tx))
+            .unwrap();
+        assert_eq!(recv(&rx).unwrap().resp, "v1|js|");
+    }
+    drop(d);
+    for tag in 0..=6 {
+        after.assert_answered_once(tag);
+    }
+    check_accounting(&log, &tally);
 }
