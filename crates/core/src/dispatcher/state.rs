@@ -338,3 +338,172 @@ impl<M> State<M> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CodeObject, Invocation};
+    use std::time::{Duration, Instant};
+
+    fn state(workers: usize) -> State<()> {
+        let shared = Shared::<()>::new(
+            Resolved {
+                workers,
+                capacity: 100,
+                cache_size: 8,
+                load_timeout: Duration::from_secs(1),
+                default_timeout: Duration::from_secs(1),
+                backoff_initial: Duration::from_millis(1),
+                backoff_max: Duration::from_millis(1),
+            },
+            1,
+        );
+        let mut st = shared.state.into_inner().unwrap();
+        for s in &mut st.slots {
+            s.health = WorkerHealth::Up;
+        }
+        st
+    }
+
+    fn job(st: &mut State<()>) -> Job<()> {
+        let id = st.next_id;
+        st.next_id += 1;
+        Job {
+            id,
+            caller_id: String::new(),
+            invocation: Invocation::new("v", "h", vec![]),
+            metadata: (),
+            callback: Box::new(|_| {}),
+            accepted: Instant::now(),
+        }
+    }
+
+    fn push(st: &mut State<()>, slot: usize) -> u64 {
+        let j = job(st);
+        let id = j.id;
+        st.enqueue(slot, j);
+        id
+    }
+
+    fn taken_id(w: Option<Work<()>>) -> Option<u64> {
+        match w {
+            Some(Work::Exec(j)) => Some(j.id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn placement_prefers_up_then_respawning_never_down() {
+        let mut st = state(3);
+        assert_eq!(st.pick_slot(), Some(0));
+        push(&mut st, 0);
+        assert_eq!(st.pick_slot(), Some(1));
+        st.slots[1].health = WorkerHealth::Down;
+        st.slots[2].health = WorkerHealth::Respawning;
+        assert_eq!(
+            st.pick_slot(),
+            Some(0),
+            "a busy up slot beats an idle respawning one"
+        );
+        st.slots[0].health = WorkerHealth::Down;
+        assert_eq!(st.pick_slot(), Some(2));
+        st.slots[2].health = WorkerHealth::Down;
+        assert_eq!(st.pick_slot(), None);
+    }
+
+    #[test]
+    fn stealing_takes_only_from_slots_that_cannot_run_the_job_now() {
+        let mut st = state(3);
+        let a = push(&mut st, 0);
+        let b = push(&mut st, 0);
+        // Slot 0 is idle and up: it takes its own work; slot 1 does not steal it.
+        assert!(st.take_work(1).is_none());
+        st.slots[0].active = true;
+        assert_eq!(taken_id(st.take_work(1)), Some(a), "oldest first");
+        st.slots[0].active = false;
+        st.slots[0].health = WorkerHealth::Respawning;
+        assert_eq!(taken_id(st.take_work(2)), Some(b));
+        assert_eq!(st.queued, 0);
+        assert!(st.slots[1].running.is_some() && st.slots[1].active);
+    }
+
+    #[test]
+    fn loads_come_before_executions() {
+        let mut st = state(1);
+        push(&mut st, 0);
+        st.slots[0].loads.push_back(LoadJob {
+            seq: 1,
+            code: Arc::new(CodeObject::default()),
+        });
+        assert!(matches!(st.take_work(0), Some(Work::Load(_))));
+        assert!(matches!(st.take_work(0), Some(Work::Exec(_))));
+    }
+
+    #[test]
+    fn a_slot_marked_down_hands_its_queue_on_and_acknowledges_its_loads() {
+        let mut st = state(2);
+        let code = Arc::new(CodeObject {
+            version_string: "v".into(),
+            js: "x".into(),
+            ..Default::default()
+        });
+        let (seq, _) = st.cache.insert(Arc::clone(&code));
+        st.loads.insert(
+            seq,
+            LoadAggregate {
+                version: "v".into(),
+                caller_id: String::new(),
+                pending: 2,
+                first_error: None,
+                callback: Some(Box::new(|_| {})),
+                accepted: Instant::now(),
+                deadline: Instant::now(),
+            },
+        );
+        for s in 0..2 {
+            st.slots[s].loads.push_back(LoadJob {
+                seq,
+                code: Arc::clone(&code),
+            });
+        }
+        push(&mut st, 0);
+        push(&mut st, 0);
+        let (orphans, replies) = st.mark_down(0);
+        assert!(orphans.is_empty());
+        assert!(replies.is_empty(), "slot 1 has not answered yet");
+        assert_eq!(st.slots[1].queue.len(), 2);
+        assert_eq!(st.queued, 2);
+        assert_eq!(st.loads[&seq].pending, 1);
+        // With no live slot left, the queue comes back to be failed.
+        let (orphans, replies) = st.mark_down(1);
+        assert_eq!(orphans.len(), 2);
+        assert_eq!(replies.len(), 1, "the load is answered");
+        assert_eq!(st.queued, 0);
+    }
+
+    #[test]
+    fn replay_leaves_pending_loads_to_the_queue() {
+        let mut st = state(1);
+        let code = |v: &str| {
+            Arc::new(CodeObject {
+                version_string: v.into(),
+                js: "x".into(),
+                ..Default::default()
+            })
+        };
+        st.cache.insert(code("a"));
+        let (pending, _) = st.cache.insert(code("b"));
+        st.slots[0].loads.push_back(LoadJob {
+            seq: pending,
+            code: code("b"),
+        });
+        let names: Vec<String> = st
+            .replay_list(0)
+            .iter()
+            .map(|c| c.version_string.clone())
+            .collect();
+        assert_eq!(names, vec!["a"]);
+        st.slots[0].loads.clear();
+        assert_eq!(st.replay_list(0).len(), 2);
+    }
+}
