@@ -40,6 +40,12 @@ pub struct ServiceArgs {
     /// How requests travel to the workers.
     #[arg(long, value_enum, default_value = "shm")]
     pub transport: TransportArg,
+    /// Extra V8 flags for the workers (space-separated), e.g. "--single-threaded-gc".
+    #[arg(long = "v8-flags", allow_hyphen_values = true)]
+    pub v8_flags: Option<String>,
+    /// Do not prepare the next context while a worker is idle.
+    #[arg(long = "no-prewarm")]
+    pub no_prewarm: bool,
 }
 
 impl ServiceArgs {
@@ -59,6 +65,10 @@ impl ServiceArgs {
             TransportArg::Shm => TransportKind::SharedMemory,
             TransportArg::Socket => TransportKind::Socket,
         };
+        if let Some(f) = &self.v8_flags {
+            c.v8_flags = f.split_whitespace().map(str::to_owned).collect();
+        }
+        c.prewarm = !self.no_prewarm;
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));

@@ -34,6 +34,8 @@ struct State {
     armed: Option<Armed>,
     fired: Option<TerminateReason>,
     shutdown: bool,
+    /// When the watchdog thread will wake next on its own (`None`: not until notified).
+    sleeping_until: Option<Instant>,
 }
 
 struct Shared {
@@ -100,8 +102,14 @@ impl Watchdog {
             tag,
         });
         st.fired = None;
+        // Wake the thread only if it would otherwise sleep past this deadline. Deadlines of
+        // back-to-back requests grow, so in steady state no arm wakes it: a request costs no
+        // context switch to the watchdog.
+        let wake = st.sleeping_until.is_none_or(|t| t > deadline);
         drop(st);
-        self.shared.cv.notify_all();
+        if wake {
+            self.shared.cv.notify_all();
+        }
     }
 
     /// Disarms and says whether (and why) the JS was terminated.
@@ -134,23 +142,28 @@ fn run(shared: &Shared) {
         if st.shutdown {
             return;
         }
-        match st.armed.as_ref().map(|a| a.deadline) {
+        let now = Instant::now();
+        let wake_at = match st.armed.as_ref().map(|a| a.deadline) {
             Some(deadline) if st.fired.is_none() => {
-                let now = Instant::now();
                 if now >= deadline {
                     shared.fire(&mut st, TerminateReason::Timeout);
                     continue;
                 }
-                st = shared
-                    .cv
-                    .wait_timeout(st, deadline - now)
-                    .map(|r| r.0)
-                    .unwrap_or_else(|p| p.into_inner().0);
+                Some(deadline)
             }
-            _ => {
-                st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-        }
+            // Disarmed: keep the earlier wake-up time if it is still ahead, so that the next
+            // arm (with a later deadline) need not notify us.
+            _ => st.sleeping_until.filter(|&t| t > now),
+        };
+        st.sleeping_until = wake_at;
+        st = match wake_at {
+            Some(t) => shared
+                .cv
+                .wait_timeout(st, t - now)
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0),
+            None => shared.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+        };
     }
 }
 
