@@ -40,7 +40,7 @@ pub struct Config<M = ()> {
     /// worker_queue_max_items`. 0: 100.
     pub worker_queue_max_items: usize,
     /// Compiled versions each worker keeps, and source versions the host keeps to reload a
-    /// respawned worker (both LRU). 0: 5.
+    /// respawned worker (both LRU). 0: 64.
     pub code_version_cache_size: usize,
     /// Engine limits (heap, WASM pages, default timeout); set the heap with
     /// [`Config::configure_js_engine_resource_constraints`].
@@ -70,6 +70,10 @@ pub struct Config<M = ()> {
     pub v8_flags: Vec<String>,
     /// Prepare the next context while idle (default on).
     pub prewarm: bool,
+    /// `RLIMIT_AS` of each worker process in MiB (Roma's `max_worker_virtual_memory_mb`).
+    /// V8 reserves a lot of address space up front: keep it at 10 GiB or more, or `None`
+    /// (default) for no limit beyond V8's own heap limits.
+    pub worker_address_space_mb: Option<u64>,
     pub(crate) logger: Option<Box<crate::LogFn<M>>>,
     pub(crate) bindings: Vec<roma_udf::FunctionBindingObject<M>>,
 }
@@ -92,6 +96,7 @@ impl<M> Default for Config<M> {
             worker_binary: None,
             v8_flags: Vec::new(),
             prewarm: true,
+            worker_address_space_mb: None,
             logger: None,
             bindings: Vec::new(),
         }

@@ -37,6 +37,7 @@ pub(crate) struct WorkerSetup {
     pub grace: Duration,
     /// Start workers in probe mode (`roma check`).
     pub probe_mode: bool,
+    pub address_space_limit_mb: Option<u64>,
 }
 
 impl WorkerSetup {
@@ -67,6 +68,7 @@ impl WorkerSetup {
             load_timeout: config.load_deadline(),
             grace: config.grace(),
             probe_mode,
+            address_space_limit_mb: config.worker_address_space_mb,
         })
     }
 }
@@ -236,7 +238,7 @@ fn spawn_worker(
         },
         inherited_fds: handoff.spec().fds(),
         extra_read_only_paths: setup.binary.read_only_paths.clone(),
-        ..WorkerSpec::default()
+        address_space_limit_mb: setup.address_space_limit_mb,
     };
     let spawned = setup.sandbox.spawn(&spec);
     // The host closes its copies of the worker's descriptors, so that the worker's death reads
@@ -269,8 +271,11 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
         self.respawn_if_dead()?;
         let msg = HostToWorker::Load { code: code.clone() };
-        if let Err(e) = self.endpoint.send(&msg) {
-            return Err(self.broken(e));
+        match self.endpoint.send(&msg) {
+            Ok(()) => {}
+            // Too big for the channel: the worker never saw it and is fine.
+            Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
+            Err(e) => return Err(self.broken(e)),
         }
         let deadline = Instant::now() + self.setup.load_timeout;
         loop {

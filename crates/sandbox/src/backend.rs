@@ -95,7 +95,12 @@ impl Sandbox for LauncherSandbox {
             rest: spec.args.clone(),
         };
         let mut cmd = Command::new(&spec.program);
-        cmd.args(launch.to_args()).stdin(Stdio::null()).env_clear();
+        // stdout is not the worker's to write (a compromised worker could forge the host's
+        // output); stderr stays, for the worker's own diagnostics.
+        cmd.args(launch.to_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .env_clear();
         for key in ENV_ALLOW_LIST {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);

@@ -121,7 +121,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
                 invocation,
             } => {
                 let result = worker.execute(&mut ep, request_id, &invocation)?;
-                ep.send(&WorkerToHost::Executed { request_id, result })?;
+                match ep.send(&WorkerToHost::Executed { request_id, result }) {
+                    // The response does not fit the channel: the request fails, the worker
+                    // goes on (nothing was written).
+                    Err(e @ IpcError::PayloadTooLarge { .. }) => {
+                        let result = Err(RomaError::new(
+                            ErrorKind::PayloadTooLarge,
+                            format!("the response is too large for the channel: {e}"),
+                        ));
+                        ep.send(&WorkerToHost::Executed { request_id, result })?;
+                    }
+                    other => other?,
+                }
             }
             HostToWorker::Probe if !probe_mode => {
                 return Err(WorkerError::Protocol(
@@ -276,10 +287,12 @@ impl ExecHost for RequestHost<'_> {
         let msg = WorkerToHost::Log {
             request_id: self.request_id,
             level,
-            message: message.to_owned(),
+            message: truncate(message, MAX_LOG_BYTES),
         };
-        if let Err(e) = self.ep.send(&msg) {
-            self.send_err = Some(e);
+        match self.ep.send(&msg) {
+            // A line too large for the channel is dropped; the request goes on.
+            Ok(()) | Err(IpcError::PayloadTooLarge { .. }) => {}
+            Err(e) => self.send_err = Some(e),
         }
     }
 
@@ -289,6 +302,20 @@ impl ExecHost for RequestHost<'_> {
             Err(msg) => wire::error_reply(wire::REPLY_ERROR, &msg),
         }
     }
+}
+
+/// Longest console line sent to the host; longer ones are cut (on a character boundary).
+const MAX_LOG_BYTES: usize = 64 << 10;
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [{} bytes cut]", &s[..end], s.len() - end)
 }
 
 fn cancelled() -> RomaError {

@@ -74,3 +74,29 @@ pub fn exec<M: Send + Sync + 'static>(
     })?;
     rx.recv_timeout(PATIENCE).expect("execute callback arrives")
 }
+
+/// Runs a future to completion on this thread (no executor crate needed).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "future never completed"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+}
