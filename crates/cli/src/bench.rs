@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Requests in flight at once (0: two per worker).
     #[arg(long, default_value_t = 0)]
     pub concurrency: usize,
+    /// Pause before each request (with --concurrency 1: the latency an idle, pre-warmed
+    /// worker gives), e.g. 2ms.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +100,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         concurrency,
         Limit::Requests(workers * 50),
         None,
+        None,
     )?;
 
     let bar = match args.duration {
@@ -111,7 +116,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         None => Limit::Requests(args.requests),
     };
     let started = Instant::now();
-    let samples = drive(&svc, &request, concurrency, limit, Some(&bar))?;
+    let samples = drive(
+        &svc,
+        &request,
+        concurrency,
+        limit,
+        Some(&bar),
+        args.interval,
+    )?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let rss_kib = worker_rss_kib();
@@ -142,6 +154,7 @@ fn drive(
     concurrency: usize,
     limit: Limit,
     bar: Option<&ProgressBar>,
+    interval: Option<Duration>,
 ) -> Result<Vec<Sample>> {
     let (tx, rx) = mpsc::channel::<Sample>();
     let started = Instant::now();
@@ -152,6 +165,9 @@ fn drive(
         Limit::Duration(d) => started.elapsed() < d,
     };
     let submit = |submitted: &mut usize| -> Result<()> {
+        if let Some(pause) = interval {
+            std::thread::sleep(pause);
+        }
         let tx = tx.clone();
         let t0 = Instant::now();
         svc.execute(request(), move |r| {

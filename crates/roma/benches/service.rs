@@ -1,0 +1,147 @@
+//! Hello world end to end through the sandboxed service, beside raw V8 in the same run.
+//!
+//! - `raw_v8_fresh_call_2proc`: two `roma-worker --raw-baseline` processes, each doing
+//!   `Context::New` from the version's snapshot plus the call in a loop, in parallel: the time
+//!   per call of the pair (the inverse of raw V8's 2-process throughput).
+//! - `service_saturated_2_workers`: 2 workers, 4 requests in flight: time per request (the
+//!   inverse of throughput).
+//! - `service_idle_latency`: one request at a time with a pause before each, so the worker has
+//!   pre-warmed its next context: the latency a request meets at an idle service.
+//!
+//! Needs the release worker binary: `cargo xtask bench` builds it first.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roma::{CodeObject, Config, InvocationRequest, RomaService};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const HELLO: &str =
+    r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#;
+
+fn request() -> InvocationRequest {
+    InvocationRequest {
+        id: "bench".into(),
+        version_string: "v1".into(),
+        handler_name: "Handler".into(),
+        input: vec![r#""Foobar""#.into()],
+        ..Default::default()
+    }
+}
+
+fn service(workers: usize) -> RomaService {
+    let mut c: Config = Config::default();
+    c.number_of_workers = workers;
+    c.worker_queue_max_items = 1000;
+    let svc = RomaService::new(c).expect("service starts (build roma-worker --release first)");
+    let (tx, rx) = mpsc::channel();
+    svc.load_code_obj(
+        CodeObject {
+            id: "hello".into(),
+            version_string: "v1".into(),
+            js: HELLO.into(),
+            ..Default::default()
+        },
+        move |r| {
+            let _ = tx.send(r);
+        },
+    )
+    .expect("load accepted");
+    rx.recv().expect("load answered").expect("load succeeds");
+    svc
+}
+
+fn worker_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join(roma::WORKER_BINARY_NAME)
+}
+
+/// Runs `n` raw fresh-context calls in each of two processes; returns the slower loop time.
+fn raw_pair(n: u64) -> Duration {
+    let bin = worker_binary();
+    let spawn = || {
+        Command::new(&bin)
+            .args(["--raw-baseline", &n.to_string()])
+            .output()
+            .expect("raw baseline runs")
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = spawn();
+        (a.join().expect("raw thread"), b)
+    });
+    let secs = |o: std::process::Output| -> f64 {
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .expect("raw baseline prints seconds")
+    };
+    Duration::from_secs_f64(secs(a).max(secs(b)))
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hello_world");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+
+    // Each process runs iters/2 calls: the pair's time per call is loop time / iters.
+    g.bench_function("raw_v8_fresh_call_2proc", |b| {
+        b.iter_custom(|iters| raw_pair(iters.div_ceil(2).max(1)))
+    });
+
+    let svc = service(2);
+    g.bench_function("service_saturated_2_workers", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = mpsc::channel();
+            let submit = |tx: &mpsc::Sender<()>| {
+                let tx = tx.clone();
+                svc.execute(request(), move |r| {
+                    assert!(r.is_ok());
+                    let _ = tx.send(());
+                })
+                .expect("accepted");
+            };
+            let t0 = Instant::now();
+            let mut sent = 0;
+            while sent < iters.min(4) {
+                submit(&tx);
+                sent += 1;
+            }
+            for _ in 0..iters {
+                rx.recv().expect("answered");
+                if sent < iters {
+                    submit(&tx);
+                    sent += 1;
+                }
+            }
+            t0.elapsed()
+        })
+    });
+    drop(svc);
+
+    let svc = service(1);
+    g.bench_function("service_idle_latency", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                // Idle time for the worker to pre-warm its next context; not measured.
+                std::thread::sleep(Duration::from_millis(2));
+                let (tx, rx) = mpsc::channel();
+                let t0 = Instant::now();
+                svc.execute(request(), move |r| {
+                    let _ = tx.send(r.is_ok());
+                })
+                .expect("accepted");
+                assert!(rx.recv().expect("answered"));
+                total += t0.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(service_benches, benches);
+criterion_main!(service_benches);
