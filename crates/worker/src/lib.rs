@@ -20,6 +20,8 @@
 #![deny(missing_docs)]
 
 pub mod cancel;
+#[cfg(debug_assertions)]
+mod fault;
 mod serve;
 
 pub use serve::{WorkerError, run};

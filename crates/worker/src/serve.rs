@@ -120,6 +120,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
                 request_id,
                 invocation,
             } => {
+                #[cfg(debug_assertions)]
+                if crate::fault::inject(&mut ep, request_id, &invocation.handler_name)? {
+                    continue;
+                }
                 let result = worker.execute(&mut ep, request_id, &invocation)?;
                 match ep.send(&WorkerToHost::Executed { request_id, result }) {
                     // The response does not fit the channel: the request fails, the worker

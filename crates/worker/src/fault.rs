@@ -1,0 +1,62 @@
+//! Faults a worker can be told to commit, for the host's fault-injection tests. Compiled only
+//! into debug builds (`cfg(debug_assertions)`): a release worker has none of this.
+//!
+//! A request whose handler name is one of the names below does not run JS; the worker
+//! misbehaves instead, the way a compromised or broken worker could:
+//! - `__roma_fault_garbage`: writes random-looking bytes as a frame, then goes on;
+//! - `__roma_fault_wrong_id`: answers as if it were another request;
+//! - `__roma_fault_exit`: exits at once with status 3;
+//! - `__roma_fault_abort`: aborts (SIGABRT);
+//! - `__roma_fault_hang`: sleeps forever, ignoring cancel and timeouts;
+//! - `__roma_fault_log_flood`: sends 10 000 log lines, then answers.
+
+use roma_core::LogLevel;
+use roma_ipc::{ExecOutput, IpcError, Transport, WorkerEndpoint, WorkerToHost};
+
+/// Commits the fault named by `handler`, if it names one. Returns `Ok(true)` when the request
+/// was handled (answered or deliberately not) and the worker should go to the next message.
+pub(crate) fn inject(
+    ep: &mut WorkerEndpoint,
+    request_id: u64,
+    handler: &str,
+) -> Result<bool, IpcError> {
+    match handler {
+        "__roma_fault_garbage" => {
+            let junk: Vec<u8> = (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            ep.transport_mut().send(&junk)?;
+            Ok(true)
+        }
+        "__roma_fault_wrong_id" => {
+            ep.send(&WorkerToHost::Executed {
+                request_id: request_id.wrapping_add(1000),
+                result: Ok(ExecOutput::default()),
+            })?;
+            Ok(true)
+        }
+        "__roma_fault_exit" => std::process::exit(3),
+        "__roma_fault_abort" => std::process::abort(),
+        "__roma_fault_hang" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        "__roma_fault_log_flood" => {
+            for i in 0..10_000 {
+                ep.send(&WorkerToHost::Log {
+                    request_id,
+                    level: LogLevel::Info,
+                    message: format!("flood {i}"),
+                })?;
+            }
+            ep.send(&WorkerToHost::Executed {
+                request_id,
+                result: Ok(ExecOutput {
+                    resp: "\"flooded\"".into(),
+                    metrics: Vec::new(),
+                }),
+            })?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
