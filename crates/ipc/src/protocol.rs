@@ -70,6 +70,13 @@ pub enum HostToWorker {
         /// Opaque reply, encoded by roma-udf.
         reply: Vec<u8>,
     },
+    /// The host started an asynchronous host function for [`WorkerToHost::BindingCall`]
+    /// `call_id`: JS gets a promise; the reply comes later, after a
+    /// [`WorkerToHost::AwaitBindings`], as a [`HostToWorker::BindingReply`].
+    BindingPending {
+        /// The call's id.
+        call_id: u64,
+    },
     /// Try forbidden actions and report what the jail held (`roma check`).
     Probe,
     /// Exit cleanly.
@@ -140,6 +147,12 @@ pub enum WorkerToHost {
         /// Opaque payload, decoded by roma-udf.
         payload: Vec<u8>,
     },
+    /// JS waits on asynchronous host calls and has nothing else to do: send the next reply
+    /// that is ready.
+    AwaitBindings {
+        /// The request it belongs to.
+        request_id: u64,
+    },
     /// Results of a [`HostToWorker::Probe`].
     ProbeReport {
         /// One entry per check.
@@ -174,7 +187,9 @@ impl Message for WorkerToHost {
             WorkerToHost::Ready { v8_version, .. } => {
                 bound("Ready.v8_version", v8_version.len(), MAX_NAME_BYTES)
             }
-            WorkerToHost::Loaded { .. } | WorkerToHost::Log { .. } => Ok(()),
+            WorkerToHost::Loaded { .. }
+            | WorkerToHost::Log { .. }
+            | WorkerToHost::AwaitBindings { .. } => Ok(()),
             WorkerToHost::Executed { result, .. } => match result {
                 Ok(out) => {
                     bound("Executed.metrics", out.metrics.len(), MAX_METRICS)?;

@@ -22,6 +22,7 @@ pub fn check(sandbox: SandboxKind) -> Result<Vec<ProbeResult>, RomaError> {
         logger: None,
         bindings: roma_udf::Registry::new(Vec::new())
             .map_err(|e| RomaError::internal(e.to_string()))?,
+        executor: None,
     });
     let mut client = WorkerClient::start(0, Arc::new(setup), hooks)?;
     client.probe()

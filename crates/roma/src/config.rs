@@ -74,6 +74,9 @@ pub struct Config<M = ()> {
     /// V8 reserves a lot of address space up front: keep it at 10 GiB or more, or `None`
     /// (default) for no limit beyond V8's own heap limits.
     pub worker_address_space_mb: Option<u64>,
+    /// Threads that run asynchronous host functions (each drives one call's future at a
+    /// time). 0: 16. Started only when an asynchronous binding is registered.
+    pub async_binding_threads: usize,
     pub(crate) logger: Option<Box<crate::LogFn<M>>>,
     pub(crate) bindings: Vec<roma_udf::FunctionBindingObject<M>>,
 }
@@ -97,6 +100,7 @@ impl<M> Default for Config<M> {
             v8_flags: Vec::new(),
             prewarm: true,
             worker_address_space_mb: None,
+            async_binding_threads: 0,
             logger: None,
             bindings: Vec::new(),
         }

@@ -2,7 +2,7 @@
 //! and the host functions (bindings), both handed the request's metadata.
 
 use roma_core::LogLevel;
-use roma_udf::{FunctionBindingIo, Registry, decode_io, encode_io};
+use roma_udf::{BindingCall, Executor, FunctionBindingIo, Registry, decode_io};
 
 /// The logging function: severity, the request's metadata, the message.
 pub type LogFn<M> = dyn Fn(LogLevel, &M, &str) + Send + Sync;
@@ -11,6 +11,8 @@ pub type LogFn<M> = dyn Fn(LogLevel, &M, &str) + Send + Sync;
 pub(crate) struct Hooks<M> {
     pub logger: Option<Box<LogFn<M>>>,
     pub bindings: Registry<M>,
+    /// Runs asynchronous host functions; `None` when none is registered.
+    pub executor: Option<Executor>,
 }
 
 impl<M> Hooks<M> {
@@ -23,17 +25,17 @@ impl<M> Hooks<M> {
         }
     }
 
-    /// Runs a binding call for the worker and returns the encoded reply. `payload` comes from
-    /// the worker: it is decoded with `limit`, and a malformed one is answered with an error.
-    pub fn call_binding(&self, name: &str, payload: &[u8], meta: &M, limit: usize) -> Vec<u8> {
+    /// Runs a binding call for the worker. `payload` comes from the worker: it is decoded
+    /// with `limit`, and a malformed one is answered with an error.
+    pub fn call_binding(&self, name: &str, payload: &[u8], meta: &M, limit: usize) -> BindingCall {
         let io = match decode_io(payload, limit) {
             Ok(io) => io,
             Err(e) => refuse(&format!("host function `{name}`: {e}")),
         };
         if !io.errors.is_empty() {
-            return encode_io(&io);
+            return BindingCall::Done(io);
         }
-        encode_io(&self.bindings.call(name, io, meta))
+        self.bindings.call(name, io, meta)
     }
 }
 

@@ -61,6 +61,7 @@ pub use roma_core::{
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{
-    BindingInput, BindingOutput, FunctionBindingIo, FunctionBindingObject, FunctionBindingPayload,
+    BindingFuture, BindingInput, BindingOutput, FunctionBindingIo, FunctionBindingObject,
+    FunctionBindingPayload,
 };
 pub use service::RomaService;

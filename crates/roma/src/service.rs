@@ -33,9 +33,22 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         let mut setup = WorkerSetup::from_config(&config, binary, false)?;
         setup.binding_names = bindings.names();
         let setup = Arc::new(setup);
+        let executor = if bindings.has_async() {
+            let threads = if config.async_binding_threads == 0 {
+                16
+            } else {
+                config.async_binding_threads
+            };
+            Some(roma_udf::Executor::new(threads).map_err(|e| {
+                RomaError::internal(format!("cannot start the binding executor: {e}"))
+            })?)
+        } else {
+            None
+        };
         let hooks = Arc::new(Hooks {
             logger: config.logger.take(),
             bindings,
+            executor,
         });
         let dispatcher = Dispatcher::new(config.dispatcher(), move |index| {
             WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))

@@ -17,9 +17,10 @@ use roma_ipc::{
     ProbeResult, WorkerToHost, spawn_pair,
 };
 use roma_sandbox::{Sandbox, WorkerProcess, WorkerSpec};
-use roma_udf::encode_io;
+use roma_udf::{BindingCall, FunctionBindingIo, MAX_PENDING_PER_REQUEST, encode_io};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,34 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             }
             Err(e) => Err(self.startup_failure(e.to_string())),
         }
+    }
+
+    /// Starts an asynchronous host function on the service's executor; its io goes to
+    /// `done` with the call id.
+    fn start_async(
+        &self,
+        pending: &mut usize,
+        call_id: u64,
+        fut: roma_udf::BindingFuture,
+        done: &mpsc::Sender<(u64, FunctionBindingIo)>,
+    ) -> Result<(), &'static str> {
+        if *pending >= MAX_PENDING_PER_REQUEST {
+            return Err("too many asynchronous host calls outstanding in this request");
+        }
+        let executor = self
+            .hooks
+            .executor
+            .as_ref()
+            .ok_or("no executor for asynchronous host functions")?;
+        let done = done.clone();
+        if !executor.spawn(fut, move |io| {
+            // The request may be over; its result is then dropped.
+            let _ = done.send((call_id, io));
+        }) {
+            return Err("the service is stopping");
+        }
+        *pending += 1;
+        Ok(())
     }
 
     /// Asks a probe-mode worker to run its probes.
@@ -311,6 +340,9 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             Err(e) => return Err(self.broken(e)),
         }
         let deadline = started + inv.timeout + self.setup.grace;
+        // Asynchronous host calls of this request: how many are running, and where they end.
+        let mut pending = 0usize;
+        let (done_tx, done_rx) = mpsc::channel::<(u64, FunctionBindingIo)>();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let reply = match self.endpoint.recv(left) {
@@ -361,26 +393,60 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                     name,
                     payload,
                 } if id == request_id => {
-                    let reply = if self.cancelled.load(Ordering::SeqCst) == request_id {
-                        encode_io(&refuse(&format!(
+                    let limit = self.setup.channel.max_frame_bytes;
+                    let call = if self.cancelled.load(Ordering::SeqCst) == request_id {
+                        BindingCall::Done(refuse(&format!(
                             "host function `{name}` refused: the request was cancelled"
                         )))
                     } else if started.elapsed() > inv.timeout {
-                        encode_io(&refuse(&format!(
+                        BindingCall::Done(refuse(&format!(
                             "host function `{name}` refused: the request timed out"
                         )))
                     } else {
-                        self.hooks.call_binding(
-                            &name,
-                            &payload,
-                            meta,
-                            self.setup.channel.max_frame_bytes,
-                        )
+                        self.hooks.call_binding(&name, &payload, meta, limit)
                     };
-                    let msg = HostToWorker::BindingReply { call_id, reply };
+                    let msg = match call {
+                        BindingCall::Done(io) => HostToWorker::BindingReply {
+                            call_id,
+                            reply: encode_io(&io),
+                        },
+                        BindingCall::Pending(fut) => {
+                            match self.start_async(&mut pending, call_id, fut, &done_tx) {
+                                Ok(()) => HostToWorker::BindingPending { call_id },
+                                Err(why) => HostToWorker::BindingReply {
+                                    call_id,
+                                    reply: encode_io(&refuse(&format!(
+                                        "host function `{name}` refused: {why}"
+                                    ))),
+                                },
+                            }
+                        }
+                    };
                     if let Err(e) = self.endpoint.send(&msg) {
                         return Err(self.broken(e));
                     }
+                }
+                WorkerToHost::AwaitBindings { request_id: id } if id == request_id => {
+                    // The worker has nothing to do until an asynchronous call finishes: wait
+                    // for one (within the request's time) and pass its reply on.
+                    let left = (started + inv.timeout).saturating_duration_since(Instant::now());
+                    let reply = if pending == 0 {
+                        Some((0, refuse("no asynchronous host call is outstanding")))
+                    } else {
+                        done_rx.recv_timeout(left).ok()
+                    };
+                    if let Some((call_id, io)) = reply {
+                        pending = pending.saturating_sub(1);
+                        let msg = HostToWorker::BindingReply {
+                            call_id,
+                            reply: encode_io(&io),
+                        };
+                        if let Err(e) = self.endpoint.send(&msg) {
+                            return Err(self.broken(e));
+                        }
+                    }
+                    // On timeout nothing is sent: the worker's own deadline ends the JS, and
+                    // its `Executed` (a timeout) arrives next.
                 }
                 other => {
                     return Err(self.protocol(&format!(
@@ -428,6 +494,9 @@ fn describe(msg: &WorkerToHost) -> String {
             format!("BindingCall for request {request_id}")
         }
         WorkerToHost::ProbeReport { .. } => "ProbeReport".into(),
+        WorkerToHost::AwaitBindings { request_id } => {
+            format!("AwaitBindings for request {request_id}")
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use crate::io::FunctionBindingIo;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// What a host function receives: the call's io (read `input`, write `output` or `errors`)
@@ -14,12 +16,24 @@ pub struct FunctionBindingPayload<'a, M> {
 }
 
 type BindingFn<M> = dyn Fn(&mut FunctionBindingPayload<'_, M>) + Send + Sync;
+type AsyncBindingFn<M> = dyn Fn(FunctionBindingIo, &M) -> BindingFuture + Send + Sync;
+
+/// What an asynchronous host function returns: a future of the call's io (output or errors).
+/// It runs on roma's binding executor, a pool of threads that each drive one future to
+/// completion, so it must not need a particular async runtime; a binding that uses one (tokio,
+/// say) spawns its work there and returns a future that waits for the result.
+pub type BindingFuture = Pin<Box<dyn Future<Output = FunctionBindingIo> + Send + 'static>>;
+
+pub(crate) enum Func<M> {
+    Sync(Arc<BindingFn<M>>),
+    Async(Arc<AsyncBindingFn<M>>),
+}
 
 /// A host function under the name JS calls it by. A dotted name (`foo.bar.func1`) creates the
 /// nested objects in JS.
 pub struct FunctionBindingObject<M> {
     name: String,
-    func: Arc<BindingFn<M>>,
+    pub(crate) func: Func<M>,
 }
 
 impl<M> FunctionBindingObject<M> {
@@ -30,17 +44,32 @@ impl<M> FunctionBindingObject<M> {
     {
         FunctionBindingObject {
             name: name.into(),
-            func: Arc::new(func),
+            func: Func::Sync(Arc::new(func)),
         }
+    }
+
+    /// An asynchronous host function: in JS it returns a Promise at once, and the handler can
+    /// await several of them together (`Promise.all`). `func` runs on the slot's thread with
+    /// the request's metadata and returns a future (taking from `&M` what it needs); the
+    /// future runs on roma's binding executor.
+    pub fn new_async<F>(name: impl Into<String>, func: F) -> Self
+    where
+        F: Fn(FunctionBindingIo, &M) -> BindingFuture + Send + Sync + 'static,
+    {
+        FunctionBindingObject {
+            name: name.into(),
+            func: Func::Async(Arc::new(func)),
+        }
+    }
+
+    /// Whether the function is asynchronous.
+    pub fn is_async(&self) -> bool {
+        matches!(self.func, Func::Async(_))
     }
 
     /// The name JS calls it by.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    pub(crate) fn call(&self, payload: &mut FunctionBindingPayload<'_, M>) {
-        (self.func)(payload)
     }
 }
 
@@ -48,7 +77,10 @@ impl<M> Clone for FunctionBindingObject<M> {
     fn clone(&self) -> Self {
         FunctionBindingObject {
             name: self.name.clone(),
-            func: Arc::clone(&self.func),
+            func: match &self.func {
+                Func::Sync(f) => Func::Sync(Arc::clone(f)),
+                Func::Async(f) => Func::Async(Arc::clone(f)),
+            },
         }
     }
 }

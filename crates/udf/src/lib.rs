@@ -17,10 +17,12 @@
 #![deny(missing_docs)]
 
 mod binding;
+mod executor;
 mod io;
 mod registry;
 pub mod wire;
 
-pub use binding::{FunctionBindingObject, FunctionBindingPayload};
+pub use binding::{BindingFuture, FunctionBindingObject, FunctionBindingPayload};
+pub use executor::{Executor, MAX_PENDING_PER_REQUEST};
 pub use io::{BindingInput, BindingOutput, FunctionBindingIo, UdfError, decode_io, encode_io};
-pub use registry::{RESERVED_GLOBALS, Registry};
+pub use registry::{BindingCall, RESERVED_GLOBALS, Registry};

@@ -1,6 +1,6 @@
 //! [`Registry`]: a service's validated host functions, and where their calls run.
 
-use crate::binding::{FunctionBindingObject, FunctionBindingPayload};
+use crate::binding::{BindingFuture, Func, FunctionBindingObject, FunctionBindingPayload};
 use crate::io::{FunctionBindingIo, UdfError};
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -117,33 +117,71 @@ impl<M> Registry<M> {
         self.bindings.iter().map(|b| b.name().to_owned()).collect()
     }
 
+    /// Whether any binding is asynchronous.
+    pub fn has_async(&self) -> bool {
+        self.bindings.iter().any(FunctionBindingObject::is_async)
+    }
+
     /// Whether there are no bindings.
     pub fn is_empty(&self) -> bool {
         self.bindings.is_empty()
     }
 
-    /// Runs the binding `name` with `io` and the request's metadata. An unknown name, or a
-    /// panicking function, comes back as an error in `io.errors` (a JS `Error`).
-    pub fn call(&self, name: &str, io: FunctionBindingIo, metadata: &M) -> FunctionBindingIo {
+    /// Runs the binding `name` with `io` and the request's metadata: a synchronous one to the
+    /// end, an asynchronous one up to the future it returns. An unknown name, or a panicking
+    /// function, comes back as an error in `io.errors` (a JS `Error`).
+    pub fn call(&self, name: &str, io: FunctionBindingIo, metadata: &M) -> BindingCall {
         let Some(&i) = self.by_name.get(name) else {
             let mut io = io;
             io.add_error(format!("no host function `{name}` is registered"));
-            return io;
+            return BindingCall::Done(io);
         };
-        let binding = &self.bindings[i];
-        let mut payload = FunctionBindingPayload { io, metadata };
-        let ran = catch_unwind(AssertUnwindSafe(|| binding.call(&mut payload)));
-        let mut io = payload.io;
-        if let Err(panic) = ran {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            io.add_error(format!("host function `{name}` panicked: {why}"));
+        match &self.bindings[i].func {
+            Func::Sync(f) => {
+                let mut payload = FunctionBindingPayload { io, metadata };
+                let ran = catch_unwind(AssertUnwindSafe(|| f(&mut payload)));
+                let mut io = payload.io;
+                if let Err(panic) = ran {
+                    io.add_error(format!("host function `{name}` panicked: {}", why(&*panic)));
+                }
+                BindingCall::Done(io)
+            }
+            Func::Async(f) => match catch_unwind(AssertUnwindSafe(|| f(io, metadata))) {
+                Ok(fut) => BindingCall::Pending(fut),
+                Err(panic) => {
+                    let mut io = FunctionBindingIo::default();
+                    io.add_error(format!("host function `{name}` panicked: {}", why(&*panic)));
+                    BindingCall::Done(io)
+                }
+            },
         }
-        io
     }
+}
+
+/// What [`Registry::call`] did.
+pub enum BindingCall {
+    /// The call finished: its io.
+    Done(FunctionBindingIo),
+    /// An asynchronous function started: the future of its io.
+    Pending(BindingFuture),
+}
+
+impl std::fmt::Debug for BindingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindingCall::Done(io) => f.debug_tuple("Done").field(io).finish(),
+            BindingCall::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn why(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl<M> std::fmt::Debug for Registry<M> {
@@ -222,11 +260,15 @@ mod tests {
             input: crate::BindingInput::String("hi".into()),
             ..Default::default()
         };
-        let out = r.call("echo", io.clone(), &7);
+        let done = |c: BindingCall| match c {
+            BindingCall::Done(io) => io,
+            BindingCall::Pending(_) => panic!("a sync binding returned a future"),
+        };
+        let out = done(r.call("echo", io.clone(), &7));
         assert_eq!(out.output, crate::BindingOutput::String("hi:7".into()));
-        let out = r.call("boom", io.clone(), &7);
+        let out = done(r.call("boom", io.clone(), &7));
         assert!(out.errors[0].contains("kaboom"), "{:?}", out.errors);
-        let out = r.call("nope", io, &7);
+        let out = done(r.call("nope", io, &7));
         assert!(out.errors[0].contains("nope"));
     }
 }

@@ -12,6 +12,7 @@
 //! | 4 | bytes | `Uint8Array` |
 //! | 5 | JSON text of a plain object | throw `Error(message)` |
 //! | 6 | - | throw `TypeError(message)` |
+//! | 7 | - | a promise: an asynchronous call started; its id (`u64` as two `u32`) |
 //!
 //! A string or bytes is a `u32` length and that many bytes. Both sides check every length
 //! against what is left before reading.
@@ -162,6 +163,15 @@ fn put_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
 pub fn error_reply(kind: u8, message: &str) -> Vec<u8> {
     let mut out = Vec::new();
     put_tagged(&mut out, kind, message.as_bytes());
+    out
+}
+
+/// The reply that says an asynchronous call started: JS gets a promise that the reply of call
+/// `call_id` will settle (kind 7, then the id as two little-endian `u32`s, low first).
+pub fn pending_reply(call_id: u64) -> Vec<u8> {
+    let mut out = vec![7u8];
+    out.extend_from_slice(&(call_id as u32).to_le_bytes());
+    out.extend_from_slice(&((call_id >> 32) as u32).to_le_bytes());
     out
 }
 

@@ -147,10 +147,15 @@ struct RomaLimits {
 typedef void (*RomaLogFn)(void* user, int32_t level, const char* msg, size_t len);
 
 // Host function call: `arg` is the encoded argument (see EncodeBindingArg); the callee sets
-// `*reply`/`*reply_len` to the encoded reply (see DecodeBindingReply), which stays valid until
+// `*reply`/`*reply_len` to the encoded reply (see DecodeReplyValue), which stays valid until
 // the next call or the end of the invocation.
 typedef void (*RomaBindingFn)(void* user, uint32_t index, const uint8_t* arg, size_t arg_len,
                               const uint8_t** reply, size_t* reply_len);
+
+// Waits for the reply of one pending asynchronous host call: sets `*call_id` and the encoded
+// reply (valid until the next callback). Returns 0 when none can come (timeout, channel gone).
+typedef int32_t (*RomaAwaitFn)(void* user, uint64_t* call_id, const uint8_t** reply,
+                               size_t* reply_len);
 
 // Input/output record of one operation. Mirrors RomaOut in src/ffi.rs.
 struct RomaOut {
@@ -182,6 +187,7 @@ struct RomaExecParams {
   RomaStr wasm_return_type;  // standalone WASM only
   RomaBindingFn binding_fn;  // null: host functions throw
   void* binding_user;
+  RomaAwaitFn await_fn;  // null: asynchronous host calls cannot complete
 };
 
 }  // extern "C"
@@ -194,6 +200,9 @@ struct ExecState {
   void* log_user = nullptr;
   RomaBindingFn binding_fn = nullptr;
   void* binding_user = nullptr;
+  RomaAwaitFn await_fn = nullptr;
+  // Promises of asynchronous host calls still waiting for their reply, by call id.
+  std::vector<std::pair<uint64_t, Global<v8::Promise::Resolver>>> pending;
   double time_origin_ms = 0;
 };
 
@@ -452,24 +461,27 @@ bool ReplyString(Isolate* isolate, ReplyReader* r, Local<String>* s) {
   return NewString(isolate, reinterpret_cast<const char*>(b), n).ToLocal(s);
 }
 
-// Turns a reply into the binding's return value (or a thrown error).
-void DecodeBindingReply(Isolate* isolate, Local<Context> ctx, const std::string& name,
-                        const uint8_t* reply, size_t len, v8::ReturnValue<Value> rv) {
+// Turns a reply into a JS value. Returns false with a JS exception thrown for an error reply or
+// a malformed one. Kind 7 (an asynchronous call was started) gives the promise its reply will
+// settle; it is only valid as the immediate reply of a call.
+bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& name,
+                      const uint8_t* reply, size_t len, bool allow_pending, Local<Value>* value) {
   auto malformed = [&] {
     if (!isolate->IsExecutionTerminating())
       ThrowError(isolate, "host function `" + name + "` returned a malformed reply");
+    return false;
   };
   if (reply == nullptr || len == 0) return malformed();
   ReplyReader r{reply + 1, len - 1};
   switch (reply[0]) {
     case 0:
-      rv.SetUndefined();
-      return;
+      *value = v8::Undefined(isolate);
+      return true;
     case 1: {
       Local<String> s;
       if (!ReplyString(isolate, &r, &s)) return malformed();
-      rv.Set(s);
-      return;
+      *value = s;
+      return true;
     }
     case 2: {
       uint32_t n;
@@ -479,8 +491,8 @@ void DecodeBindingReply(Isolate* isolate, Local<Context> ctx, const std::string&
         Local<String> s;
         if (!ReplyString(isolate, &r, &s) || a->Set(ctx, i, s).IsNothing()) return malformed();
       }
-      rv.Set(a);
-      return;
+      *value = a;
+      return true;
     }
     case 3: {
       uint32_t n;
@@ -489,25 +501,24 @@ void DecodeBindingReply(Isolate* isolate, Local<Context> ctx, const std::string&
       for (uint32_t i = 0; i < n; i++) {
         Local<String> k, val;
         if (!ReplyString(isolate, &r, &k) || !ReplyString(isolate, &r, &val)) return malformed();
-        if (!m->Set(ctx, k, val).ToLocal(&m)) return;
+        if (!m->Set(ctx, k, val).ToLocal(&m)) return false;
       }
-      rv.Set(m);
-      return;
+      *value = m;
+      return true;
     }
     case 4: {
       const uint8_t* b;
       uint32_t n;
       if (!r.Bytes(&b, &n)) return malformed();
-      std::unique_ptr<v8::BackingStore> store =
-          v8::ArrayBuffer::NewBackingStore(isolate, n);
+      std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(isolate, n);
       if (!store || (n > 0 && store->Data() == nullptr)) {
         ThrowError(isolate, "host function `" + name + "`: reply too large for the heap");
-        return;
+        return false;
       }
       if (n > 0) std::memcpy(store->Data(), b, n);
       Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
-      rv.Set(v8::Uint8Array::New(ab, 0, n));
-      return;
+      *value = v8::Uint8Array::New(ab, 0, n);
+      return true;
     }
     case 5:
     case 6: {
@@ -520,11 +531,50 @@ void DecodeBindingReply(Isolate* isolate, Local<Context> ctx, const std::string&
       } else {
         ThrowError(isolate, msg);
       }
-      return;
+      return false;
+    }
+    case 7: {
+      uint32_t lo, hi;
+      if (!allow_pending || !r.U32(&lo) || !r.U32(&hi)) return malformed();
+      RomaVersion* v = VersionOf(isolate);
+      if (v == nullptr || v->current == nullptr) return malformed();
+      Local<v8::Promise::Resolver> resolver;
+      if (!v8::Promise::Resolver::New(ctx).ToLocal(&resolver)) return false;
+      uint64_t id = (uint64_t(hi) << 32) | lo;
+      v->current->pending.emplace_back(id, Global<v8::Promise::Resolver>(isolate, resolver));
+      *value = resolver->GetPromise();
+      return true;
     }
     default:
       return malformed();
   }
+}
+
+// Settles the promise of asynchronous host call `id` with its encoded reply: a value resolves
+// it, an error reply rejects it. Returns false if no such call is pending.
+bool SettleAsync(Isolate* isolate, Local<Context> ctx, ExecState* st, uint64_t id,
+                 const uint8_t* reply, size_t len) {
+  auto it = st->pending.begin();
+  while (it != st->pending.end() && it->first != id) ++it;
+  if (it == st->pending.end()) return false;
+  HandleScope hs(isolate);
+  Local<v8::Promise::Resolver> resolver = it->second.Get(isolate);
+  st->pending.erase(it);
+  Local<Value> value;
+  bool ok;
+  Local<Value> reason;
+  {
+    TryCatch tc(isolate);
+    ok = DecodeReplyValue(isolate, ctx, "async", reply, len, false, &value);
+    if (tc.HasTerminated() || isolate->IsExecutionTerminating()) {
+      tc.ReThrow();
+      return true;
+    }
+    if (!ok) reason = tc.HasCaught() ? tc.Exception() : v8::Undefined(isolate).As<Value>();
+  }
+  // Settling fails only when JS is being terminated; the request ends then anyway.
+  v8::Maybe<bool> settled = ok ? resolver->Resolve(ctx, value) : resolver->Reject(ctx, reason);
+  return settled.IsJust();
 }
 
 void BindingCallback(const FunctionCallbackInfo<Value>& info) {
@@ -552,7 +602,9 @@ void BindingCallback(const FunctionCallbackInfo<Value>& info) {
   st->binding_fn(st->binding_user, index, reinterpret_cast<const uint8_t*>(arg.data()),
                  arg.size(), &reply, &reply_len);
   if (isolate->IsExecutionTerminating()) return;
-  DecodeBindingReply(isolate, ctx, name, reply, reply_len, info.GetReturnValue());
+  Local<Value> value;
+  if (DecodeReplyValue(isolate, ctx, name, reply, reply_len, true, &value))
+    info.GetReturnValue().Set(value);
 }
 
 // Creates the host functions on a context's global; a dotted name makes nested objects.
@@ -1032,6 +1084,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   st.log_user = p->log_user;
   st.binding_fn = p->binding_fn;
   st.binding_user = p->binding_user;
+  st.await_fn = p->await_fn;
   st.time_origin_ms = NowMs();
   v->current = &st;
   struct Clear {
@@ -1204,8 +1257,26 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
     // There is no event loop: what can settle the promise is the microtask queue. Drain it;
     // a promise still pending after that can never settle.
     isolate->PerformMicrotaskCheckpoint();
+    // Asynchronous host calls settle promises from outside: wait for their replies one by one
+    // while the handler's promise is pending and some call is outstanding.
+    while (promise->State() == Promise::kPending && !st.pending.empty() && st.await_fn &&
+           !Terminating(isolate, tc) && !v->oom.load()) {
+      uint64_t id = 0;
+      const uint8_t* reply = nullptr;
+      size_t reply_len = 0;
+      if (st.await_fn(st.binding_user, &id, &reply, &reply_len) == 0) break;
+      if (isolate->IsExecutionTerminating()) break;
+      SettleAsync(isolate, ctx, &st, id, reply, reply_len);
+      isolate->PerformMicrotaskCheckpoint();
+    }
     if (Terminating(isolate, tc) || v->oom.load()) {
       ReportException(isolate, ctx, tc, out, ROMA_EXECUTION, "");
+      out->call_ms = NowMs() - t2;
+      return;
+    }
+    if (promise->State() == Promise::kPending && !st.pending.empty()) {
+      SetOut(out, ROMA_EXECUTION,
+             "the handler's promise waits on a host call whose reply did not come");
       out->call_ms = NowMs() - t2;
       return;
     }

@@ -338,6 +338,7 @@ impl Engine {
             wasm_return_type: RomaStr::new(ret),
             binding_fn: Some(binding_trampoline),
             binding_user: user,
+            await_fn: Some(await_trampoline),
         };
         let raw = version.raw;
         let isolate = version.isolate();
@@ -503,6 +504,13 @@ pub trait ExecHost {
     /// the argument in the shim's encoding (`roma-udf`'s `wire` module decodes it); the return
     /// value is the reply in the same encoding. The call counts against the request's timeout.
     fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8>;
+
+    /// Waits for the reply of one asynchronous host call this invocation started (a
+    /// `call_binding` that answered "pending", kind 7 with the call id): returns the call id and
+    /// its reply, or `None` when none can come (the request's time is up, the host is gone).
+    fn await_binding(&mut self) -> Option<(u64, Vec<u8>)> {
+        None
+    }
 }
 
 /// A host with console output only: a host-function call throws.
@@ -516,6 +524,36 @@ impl ExecHost for SinkHost<'_> {
     fn call_binding(&mut self, _index: usize, _arg: &[u8]) -> Vec<u8> {
         error_reply("no host functions are available to this engine")
     }
+}
+
+/// Waits for an asynchronous host call's reply on behalf of the shim.
+///
+/// # Safety
+/// As [`log_trampoline`]; the out-pointers are valid.
+unsafe extern "C" fn await_trampoline(
+    user: *mut c_void,
+    call_id: *mut u64,
+    reply: *mut *const u8,
+    reply_len: *mut usize,
+) -> i32 {
+    if user.is_null() || call_id.is_null() || reply.is_null() || reply_len.is_null() {
+        return 0;
+    }
+    // SAFETY: per the contract above.
+    let ctx = unsafe { &mut *user.cast::<HostCtx<'_>>() };
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.host.await_binding()));
+    let Ok(Some((id, bytes))) = got else {
+        return 0;
+    };
+    ctx.reply = bytes;
+    // SAFETY: out-pointers valid per the contract; the buffer lives in `ctx` until the next
+    // callback, after the shim has used it.
+    unsafe {
+        *call_id = id;
+        *reply = ctx.reply.as_ptr();
+        *reply_len = ctx.reply.len();
+    }
+    1
 }
 
 /// A reply that throws `Error(msg)` in JS (kind 5 of the shim's reply encoding).

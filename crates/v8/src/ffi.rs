@@ -86,7 +86,16 @@ pub(crate) struct RomaExecParams {
     pub wasm_return_type: RomaStr,
     pub binding_fn: Option<RomaBindingFn>,
     pub binding_user: *mut c_void,
+    pub await_fn: Option<RomaAwaitFn>,
 }
+
+/// See `RomaAwaitFn` in the shim: returns 0 when no reply can come.
+pub(crate) type RomaAwaitFn = unsafe extern "C" fn(
+    user: *mut c_void,
+    call_id: *mut u64,
+    reply: *mut *const u8,
+    reply_len: *mut usize,
+) -> i32;
 
 /// See `RomaBindingFn` in the shim: the reply must stay valid until the next call.
 pub(crate) type RomaBindingFn = unsafe extern "C" fn(

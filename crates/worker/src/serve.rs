@@ -149,7 +149,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             }
             HostToWorker::Shutdown => return Ok(()),
             // The late answer to a host call that timed out: nothing waits for it any more.
-            HostToWorker::BindingReply { .. } => continue,
+            HostToWorker::BindingReply { .. } | HostToWorker::BindingPending { .. } => continue,
             HostToWorker::Init { .. } => {
                 return Err(WorkerError::Protocol(format!(
                     "unexpected message {msg:?} between requests"
@@ -262,6 +262,10 @@ impl RequestHost<'_> {
                     let io = decode_io(&reply, self.max_frame).map_err(|e| e.to_string())?;
                     return Ok(wire::encode_reply(&io));
                 }
+                // An asynchronous function started: JS gets a promise (reply kind 7).
+                Ok(HostToWorker::BindingPending { call_id: id }) if id == call_id => {
+                    return Ok(wire::pending_reply(call_id));
+                }
                 // The late answer to a call that already timed out: drop it.
                 Ok(HostToWorker::BindingReply { call_id: id, .. }) if id < call_id => continue,
                 Ok(other) => {
@@ -304,6 +308,41 @@ impl ExecHost for RequestHost<'_> {
         match self.binding(index, arg) {
             Ok(reply) => reply,
             Err(msg) => wire::error_reply(wire::REPLY_ERROR, &msg),
+        }
+    }
+
+    fn await_binding(&mut self) -> Option<(u64, Vec<u8>)> {
+        if self.send_err.is_some() {
+            return None;
+        }
+        let msg = WorkerToHost::AwaitBindings {
+            request_id: self.request_id,
+        };
+        if let Err(e) = self.ep.send(&msg) {
+            self.failed(e);
+            return None;
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.ep.recv(left) {
+            Ok(HostToWorker::BindingReply { call_id, reply }) => {
+                let reply = match decode_io(&reply, self.max_frame) {
+                    Ok(io) => wire::encode_reply(&io),
+                    Err(e) => wire::error_reply(wire::REPLY_ERROR, &e.to_string()),
+                };
+                Some((call_id, reply))
+            }
+            Ok(other) => {
+                self.failed(IpcError::Malformed(format!(
+                    "expected an asynchronous host reply, got {other:?}"
+                )));
+                None
+            }
+            // Out of time: the watchdog ends the JS; nothing more to wait for.
+            Err(e) if e.is_timeout() => None,
+            Err(e) => {
+                self.failed(e);
+                None
+            }
         }
     }
 }

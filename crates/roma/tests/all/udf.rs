@@ -258,3 +258,65 @@ fn bad_binding_names_fail_new() {
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{names:?}");
     }
 }
+
+/// Three asynchronous lookups that each wait until all three have started: the handler's
+/// `Promise.all` completes only if they run at once (a sequential host would time out).
+#[test]
+fn async_bindings_run_concurrently_and_settle_promises() {
+    let mut c = config::<Meta>(1);
+    let barrier = Arc::new(std::sync::Barrier::new(3));
+    let b = Arc::clone(&barrier);
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "lookup",
+        move |io: roma::FunctionBindingIo, meta: &Meta| -> roma::BindingFuture {
+            let b = Arc::clone(&b);
+            let tenant = meta.tenant.clone();
+            Box::pin(async move {
+                let key = io.input_string().unwrap_or_default().to_owned();
+                b.wait();
+                let mut out = roma::FunctionBindingIo::default();
+                if key == "bad" {
+                    out.add_error("no such key");
+                } else {
+                    out.set_output_string(format!("{tenant}:{key}"));
+                }
+                out
+            })
+        },
+    ));
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "fail_async",
+        |_: roma::FunctionBindingIo, _: &Meta| -> roma::BindingFuture {
+            Box::pin(async {
+                let mut io = roma::FunctionBindingIo::default();
+                io.add_error("async failure");
+                io
+            })
+        },
+    ));
+    let svc = RomaService::new(c).unwrap();
+    load(
+        &svc,
+        code(
+            "v1",
+            r#"
+            async function FanOut() {
+              const p = lookup("a");
+              if (!(p instanceof Promise)) return "not a promise";
+              const r = await Promise.all([p, lookup("b"), lookup("c")]);
+              return r.join(",");
+            }
+            async function Rejects() {
+              try { await fail_async(); return "resolved"; } catch (e) { return "caught " + e.message; }
+            }
+            "#,
+        ),
+    )
+    .unwrap();
+    let mut r = request_with("acme", "FanOut", &[]);
+    r.timeout = Some(std::time::Duration::from_secs(20));
+    let out = exec(&svc, r).unwrap();
+    assert_eq!(out.resp, r#""acme:a,acme:b,acme:c""#);
+    let out = exec(&svc, request_with("t", "Rejects", &[])).unwrap();
+    assert_eq!(out.resp, r#""caught async failure""#);
+}
