@@ -1,0 +1,133 @@
+//! JS calling host functions: registers two bindings, loads `examples/udf.js`, and runs its
+//! `Handler` for two tenants. The request metadata (the tenant) reaches the bindings and the
+//! logging function, and never enters the sandbox.
+//!
+//! ```sh
+//! cargo build -p roma-worker && cargo run -p roma --example udf
+//! ```
+
+use roma::{
+    CodeObject, Config, FunctionBindingObject, FunctionBindingPayload, InvocationRequest,
+    ResponseObject, RomaError, RomaService,
+};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+/// The request metadata: stays in the host.
+#[derive(Debug, Default)]
+struct Tenant {
+    name: String,
+    discount_percent: u32,
+}
+
+fn config() -> Config<Tenant> {
+    let mut config: Config<Tenant> = Config::default();
+    config.number_of_workers = 1;
+    // `cool_function(string) -> string`, as in Roma's examples.
+    config.register_function_binding(FunctionBindingObject::new(
+        "cool_function",
+        |p: &mut FunctionBindingPayload<'_, Tenant>| {
+            let s = p.io.input_string().unwrap_or_default().to_owned();
+            let tenant = &p.metadata.name;
+            p.io.set_output_string(format!("{s} String from Rust, for {tenant}"));
+        },
+    ));
+    // `shop.prices(list of strings) -> Map`: a lookup with a per-tenant discount; an unknown
+    // fruit is a host error, thrown in JS.
+    config.register_function_binding(FunctionBindingObject::new(
+        "shop.prices",
+        |p: &mut FunctionBindingPayload<'_, Tenant>| {
+            let catalogue = [("apple", 50u32), ("kiwi", 40), ("mango", 120)];
+            let fruits = p.io.input_list().unwrap_or_default().to_vec();
+            let mut prices = BTreeMap::new();
+            for fruit in fruits {
+                match catalogue.iter().find(|(name, _)| *name == fruit) {
+                    Some((_, cents)) => {
+                        let cents = cents * (100 - p.metadata.discount_percent) / 100;
+                        prices.insert(fruit, cents.to_string());
+                    }
+                    None => {
+                        p.io.add_error(format!("no price for {fruit}"));
+                        return;
+                    }
+                }
+            }
+            p.io.set_output_map(prices);
+        },
+    ));
+    // console.log of the code, with the request's metadata.
+    config.set_logging_function(|level, tenant: &Tenant, msg| {
+        eprintln!("[{level:?}] ({}) {msg}", tenant.name);
+    });
+    config
+}
+
+/// Runs `examples/udf.js` for two tenants; returns their responses.
+fn run() -> Result<Vec<ResponseObject>, RomaError> {
+    let roma = RomaService::new(config())?;
+    let (tx, rx) = mpsc::channel();
+    roma.load_code_obj(
+        CodeObject {
+            id: "udf".into(),
+            version_string: "v1".into(),
+            js: include_str!("../../../examples/udf.js").into(),
+            ..Default::default()
+        },
+        move |r| {
+            let _ = tx.send(r);
+        },
+    )?;
+    rx.recv()
+        .map_err(|_| RomaError::internal("the load callback was dropped"))??;
+
+    let mut responses = Vec::new();
+    for (name, discount_percent) in [("acme", 0), ("globex", 10)] {
+        let (tx, rx) = mpsc::channel();
+        roma.execute(
+            InvocationRequest {
+                id: name.into(),
+                version_string: "v1".into(),
+                handler_name: "Handler".into(),
+                input: vec![r#""Hello""#.into(), r#"["apple", "kiwi"]"#.into()],
+                metadata: Tenant {
+                    name: name.into(),
+                    discount_percent,
+                },
+                ..Default::default()
+            },
+            move |r| {
+                let _ = tx.send(r);
+            },
+        )?;
+        responses.push(
+            rx.recv()
+                .map_err(|_| RomaError::internal("the execute callback was dropped"))??,
+        );
+    }
+    roma.stop()?;
+    Ok(responses)
+}
+
+fn main() -> Result<(), RomaError> {
+    for r in run()? {
+        println!("{}: {}", r.id, r.resp);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test -p roma --example udf` (and `cargo test -p roma`) runs the example.
+    #[test]
+    fn the_example_runs() {
+        let responses = super::run().unwrap();
+        let acme: serde_json::Value = serde_json::from_str(&responses[0].resp).unwrap();
+        assert_eq!(acme["greeting"], "Hello String from Rust, for acme");
+        assert_eq!(acme["prices"]["apple"], "50");
+        assert_eq!(acme["total"], 90);
+        assert_eq!(acme["refused"], "no price for durian");
+        let globex: serde_json::Value = serde_json::from_str(&responses[1].resp).unwrap();
+        assert_eq!(globex["greeting"], "Hello String from Rust, for globex");
+        assert_eq!(globex["total"], 81);
+    }
+}
