@@ -196,3 +196,48 @@ fn invalid_standalone_module_fails_the_load() {
     };
     assert_eq!(e.load(&c).unwrap_err().kind(), ErrorKind::Compile);
 }
+
+/// Console output works in every code kind: JS with WASM (console in the JS), and standalone
+/// WASM through its `roma.log` import.
+#[test]
+fn console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm() {
+    let mut e = engine();
+    e.load(&js_with_wasm(
+        "v1",
+        "const instance = new WebAssembly.Instance(new WebAssembly.Module(addModule));\n\
+         function Handler(a, b) { const r = instance.exports.add(a, b); console.warn('sum', r); return r; }",
+        ADD,
+    ))
+    .unwrap();
+    let (out, logs) = run_logged(&mut e, &inv("v1", "Handler", &["1", "2"]));
+    assert_eq!(out.unwrap().resp, "3");
+    assert_eq!(
+        logs,
+        vec![(roma_core::LogLevel::Warning, "sum 3".to_string())]
+    );
+
+    let logging = r#"
+    (module
+      (import "roma" "log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 64) "from wasm")
+      (func (export "roma_alloc") (param i32) (result i32) (i32.const 1024))
+      (func (export "Handler") (result i32)
+        (call $log (i32.const 3) (i32.const 64) (i32.const 9))
+        (i32.const 7)))"#;
+    let c = CodeObject {
+        id: "w".into(),
+        version_string: "w2".into(),
+        wasm: wasm(logging),
+        ..Default::default()
+    };
+    e.load(&c).unwrap();
+    let mut i = inv("w2", "Handler", &[]);
+    i.wasm_return_type = Some("i32".into());
+    let (out, logs) = run_logged(&mut e, &i);
+    assert_eq!(out.unwrap().resp, "7");
+    assert_eq!(
+        logs,
+        vec![(roma_core::LogLevel::Error, "from wasm".to_string())]
+    );
+}
