@@ -1,0 +1,493 @@
+//! Hostile code through `RomaService` with the default sandbox (namespaces): every case of
+//! issue 7's corpus ends with a typed outcome, and afterwards the service still serves hello
+//! world. Every test counts the requests it submitted and the callbacks delivered, and asserts
+//! they are equal. The JS lives in `tests/hostile/corpus.js`.
+
+#[path = "all/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::*;
+use roma::{
+    CodeObject, Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload,
+    InvocationRequest, OversizePolicy, ResponseObject, RomaError, RomaService, WASM_ARRAY_NAME_TAG,
+    WASM_RETURN_TYPE_TAG,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+const CORPUS: &str = include_str!("hostile/corpus.js");
+
+/// The short timeout the endless cases run under.
+const SHORT: Duration = Duration::from_millis(200);
+
+/// Requests submitted, callbacks delivered and each outcome, for one test.
+#[derive(Default)]
+struct Tally {
+    submitted: AtomicUsize,
+    delivered: AtomicUsize,
+    outcomes: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl Tally {
+    fn record(&self, r: &Result<ResponseObject, RomaError>) {
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        let kind = match r {
+            Ok(_) => "ok",
+            Err(e) => e.kind().as_str(),
+        };
+        *self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+}
+
+/// A service with the corpus loaded as `v1` and hello world as `hello`, counting every request.
+struct Harness<M: Send + Sync + 'static = ()> {
+    svc: RomaService<M>,
+    tally: Arc<Tally>,
+}
+
+impl<M: Default + Send + Sync + 'static> Harness<M> {
+    fn new(config: Config<M>) -> Self {
+        Self::with_code(config, code("v1", CORPUS))
+    }
+
+    fn with_code(config: Config<M>, v1: CodeObject) -> Self {
+        let h = Harness {
+            svc: RomaService::new(config).expect("service starts"),
+            tally: Arc::default(),
+        };
+        h.load(v1).expect("the corpus loads");
+        h.load(code("hello", HELLO)).expect("hello world loads");
+        h
+    }
+
+    fn load(&self, code: CodeObject) -> Result<ResponseObject, RomaError> {
+        let (tx, rx) = mpsc::channel();
+        let tally = Arc::clone(&self.tally);
+        self.svc.load_code_obj(code, move |r| {
+            tally.record(&r);
+            let _ = tx.send(r);
+        })?;
+        self.tally.submitted.fetch_add(1, Ordering::SeqCst);
+        rx.recv_timeout(PATIENCE).expect("load callback arrives")
+    }
+
+    fn exec(&self, req: InvocationRequest<M>) -> Result<ResponseObject, RomaError> {
+        let (tx, rx) = mpsc::channel();
+        let tally = Arc::clone(&self.tally);
+        self.svc.execute(req, move |r| {
+            tally.record(&r);
+            let _ = tx.send(r);
+        })?;
+        self.tally.submitted.fetch_add(1, Ordering::SeqCst);
+        rx.recv_timeout(PATIENCE).expect("execute callback arrives")
+    }
+
+    /// Runs `handler` of `v1` with a generous timeout.
+    fn call(&self, handler: &str, inputs: &[&str]) -> Result<ResponseObject, RomaError> {
+        self.call_within(handler, inputs, Duration::from_secs(30))
+    }
+
+    fn call_within(
+        &self,
+        handler: &str,
+        inputs: &[&str],
+        timeout: Duration,
+    ) -> Result<ResponseObject, RomaError> {
+        let mut req = request::<M>("v1", handler, inputs);
+        req.timeout = Some(timeout);
+        self.exec(req)
+    }
+
+    /// The error of a call that must fail with `kind`.
+    fn fails(&self, handler: &str, timeout: Duration, kind: ErrorKind) -> RomaError {
+        let e = self.call_within(handler, &[], timeout).expect_err(handler);
+        assert_eq!(e.kind(), kind, "{handler}: {e}");
+        e
+    }
+
+    /// The response of a call that must succeed.
+    fn ok(&self, handler: &str, inputs: &[&str]) -> String {
+        match self.call(handler, inputs) {
+            Ok(r) => r.resp,
+            Err(e) => panic!("{handler}: {e}"),
+        }
+    }
+
+    fn assert_hello(&self) {
+        let r = self
+            .exec(request::<M>("hello", "Handler", &[r#""Foobar""#]))
+            .expect("hello world after the hostile code");
+        assert_eq!(r.resp, r#""Hello world! \"Foobar\"""#);
+    }
+
+    /// Hello world still works, and every accepted request got its callback.
+    fn finish(self) {
+        self.assert_hello();
+        self.svc.stop().unwrap();
+        let submitted = self.tally.submitted.load(Ordering::SeqCst);
+        let delivered = self.tally.delivered.load(Ordering::SeqCst);
+        let outcomes = self.tally.outcomes.lock().unwrap().clone();
+        println!("submitted {submitted}, delivered {delivered}, outcomes {outcomes:?}");
+        assert_eq!(
+            submitted, delivered,
+            "lost or extra callbacks: {outcomes:?}"
+        );
+        assert_eq!(outcomes.values().sum::<usize>(), delivered);
+    }
+}
+
+fn harness() -> Harness {
+    Harness::new(config(1))
+}
+
+#[test]
+fn infinite_loops_time_out() {
+    let h = harness();
+    for handler in [
+        "LoopSync",
+        "LoopInPromiseChain",
+        "LoopInMicrotasks",
+        "LoopInResultGetter",
+    ] {
+        h.fails(handler, SHORT, ErrorKind::Timeout);
+        // The same version serves right after the watchdog stopped it.
+        assert_eq!(h.ok("Count", &[]), "1");
+    }
+    h.finish();
+}
+
+#[test]
+fn deep_recursion_is_a_range_error() {
+    let h = harness();
+    let e = h.fails("DeepRecursion", SHORT * 10, ErrorKind::Execution);
+    assert!(e.message().contains("RangeError"), "{e}");
+    assert!(
+        e.message().contains("Maximum call stack size exceeded"),
+        "{e}"
+    );
+    // A result nested too deeply for JSON.stringify's own recursion.
+    let e = h.fails("DeepResult", Duration::from_secs(30), ErrorKind::Execution);
+    assert!(e.message().contains("RangeError"), "{e}");
+    assert_eq!(h.ok("Count", &[]), "1");
+    h.finish();
+}
+
+/// Under a 15 MB heap (and the default ArrayBuffer cap, 4 x the heap), a bomb ends in one of two
+/// ways, both acceptable: V8 runs out of heap (`OutOfMemory`: the near-heap-limit callback
+/// fires, the engine terminates the call and rebuilds the version's isolate), or V8 refuses a
+/// single allocation above a hard size limit before the heap fills (`Execution` with
+/// `RangeError: Invalid string length` / `Array buffer allocation failed`). Which one a case
+/// gets is deterministic: growing many objects reaches the heap limit first; one string past
+/// V8's maximum string length (2^29 - 24 characters) is refused at once, whatever the heap.
+#[test]
+fn heap_bombs_are_typed_and_the_worker_recovers() {
+    let mut c = config::<()>(1);
+    c.configure_js_engine_resource_constraints(1, 15);
+    let h = Harness::new(c);
+    let acceptable = |handler: &str, e: &RomaError| {
+        let range = e.kind() == ErrorKind::Execution
+            && (e.message().contains("RangeError: Invalid string length")
+                || e.message().contains("Array buffer allocation failed"));
+        assert!(
+            e.kind() == ErrorKind::OutOfMemory || range,
+            "{handler}: neither out of memory nor a RangeError: {e}"
+        );
+    };
+    // Observed: many live objects fill the heap.
+    for handler in [
+        "BombArrays",
+        "BombStrings",
+        "BombArrayBuffers",
+        "BombRepeatFlat",
+    ] {
+        let e = h.call(handler, &[]).expect_err(handler);
+        acceptable(handler, &e);
+        assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{handler}: {e}");
+        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+    }
+    // Observed: one string past the maximum length (a doubled cons string costs no memory).
+    for handler in ["BombStringDoubling", "BombRepeat"] {
+        let e = h.call(handler, &[]).expect_err(handler);
+        acceptable(handler, &e);
+        assert_eq!(e.kind(), ErrorKind::Execution, "{handler}: {e}");
+        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+    }
+    h.finish();
+}
+
+fn wasm(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("valid wat")
+}
+
+fn wasm_call(h: &Harness, version: &str, export: &str, input: &str) -> Result<String, RomaError> {
+    let mut req = request::<()>(version, export, &[input]);
+    req.tags.insert(WASM_RETURN_TYPE_TAG.into(), "i32".into());
+    req.timeout = Some(Duration::from_secs(30));
+    h.exec(req).map(|r| r.resp)
+}
+
+#[test]
+fn wasm_memory_cannot_grow_past_the_page_cap() {
+    let mut c = config::<()>(1);
+    c.engine.max_wasm_memory_pages = 16;
+    let h = Harness::new(c);
+    let grow = CodeObject {
+        id: "grow".into(),
+        version_string: "grow".into(),
+        wasm: wasm(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+                 ;; grows one page at a time until refused; returns the final size in pages
+                 (func (export "greedy") (param i32) (result i32)
+                   (block $full (loop $more
+                     (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+                     (br $more)))
+                   (memory.size)))"#,
+        ),
+        ..Default::default()
+    };
+    h.load(grow).unwrap();
+    // memory.grow answers the old size in pages, or -1 when refused.
+    assert_eq!(wasm_call(&h, "grow", "grow", "10").unwrap(), "1");
+    assert_eq!(wasm_call(&h, "grow", "grow", "100").unwrap(), "-1");
+    assert_eq!(wasm_call(&h, "grow", "greedy", "0").unwrap(), "16");
+    // Each call gets a fresh instance: the pages of the last call are gone.
+    assert_eq!(wasm_call(&h, "grow", "grow", "15").unwrap(), "1");
+    // JS cannot make a bigger memory either.
+    let js = code(
+        "js-mem",
+        "function Big() { try { new WebAssembly.Memory({initial: 17}); return 'made'; } \
+         catch (e) { return e.name; } }",
+    );
+    h.load(js).unwrap();
+    let r = h.exec(request::<()>("js-mem", "Big", &[])).unwrap();
+    assert_eq!(r.resp, r#""RangeError""#);
+    h.finish();
+}
+
+const SPIN_WAT: &str = r#"(module
+  (func (export "spin") (param i32) (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+
+#[test]
+fn wasm_infinite_loops_time_out() {
+    let h = harness();
+    h.load(CodeObject {
+        id: "spin".into(),
+        version_string: "spin".into(),
+        wasm: wasm(SPIN_WAT),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut req = request::<()>("spin", "spin", &["0"]);
+    req.tags.insert(WASM_RETURN_TYPE_TAG.into(), "i32".into());
+    req.timeout = Some(SHORT);
+    let e = h.exec(req).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // The same loop called from JS (a module handed to JS as a Uint8Array).
+    h.load(CodeObject {
+        id: "js-spin".into(),
+        version_string: "js-spin".into(),
+        js: "function Spin() { \
+             const i = new WebAssembly.Instance(new WebAssembly.Module(spinBytes)); \
+             return i.exports.spin(0); }"
+            .into(),
+        wasm_bin: wasm(SPIN_WAT),
+        tags: HashMap::from([(WASM_ARRAY_NAME_TAG.to_string(), "spinBytes".to_string())]),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut req = request::<()>("js-spin", "Spin", &[]);
+    req.timeout = Some(SHORT);
+    let e = h.exec(req).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    h.finish();
+}
+
+/// With payloads capped at 1 MiB and `Reject`, a 4 MB result fails that request only: the worker
+/// drops the response it cannot send and answers `PayloadTooLarge`; the next requests run.
+#[test]
+fn a_result_too_large_for_the_channel_fails_only_that_request() {
+    let mut c = config::<()>(1);
+    c.max_payload_bytes = 1 << 20;
+    c.payload_fast_path_bytes = 1 << 20;
+    c.oversize_payloads = OversizePolicy::Reject;
+    let h = Harness::new(c);
+    for _ in 0..2 {
+        let e = h.call("ReturnBig", &[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
+        assert_eq!(h.ok("Count", &[]), "1");
+    }
+    // A request too large: refused before the worker sees it.
+    let big = format!("\"{}\"", "x".repeat(4 << 20));
+    let e = h.call("Count", &[&big]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
+    assert_eq!(h.ok("Count", &[]), "1");
+    h.finish();
+}
+
+#[test]
+fn prototype_pollution_and_globals_do_not_reach_the_next_call() {
+    let h = harness();
+    // Every call starts from the snapshot: the top-level counter is always fresh.
+    for _ in 0..3 {
+        assert_eq!(h.ok("Count", &[]), "1");
+    }
+    let clean = r#""{\"polluted\":true,\"push\":true,\"toJSON\":true,\"parse\":true,\"leak\":true,\"counter\":0}""#;
+    assert_eq!(h.ok("Inspect", &[]), clean);
+    // Pollute's own result is a primitive string, which JSON.stringify serialises without
+    // looking up the polluted Object.prototype.toJSON.
+    assert_eq!(h.ok("Pollute", &[]), r#""polluted""#);
+    for _ in 0..3 {
+        assert_eq!(h.ok("Inspect", &[]), clean);
+        assert_eq!(h.ok("Count", &[]), "1");
+    }
+    h.finish();
+}
+
+#[test]
+fn hostile_results_have_typed_outcomes() {
+    let h = harness();
+    // A transparent Proxy serialises as its target.
+    assert_eq!(h.ok("ReturnProxy", &[]), r#"{"a":1}"#);
+    // What JSON.stringify throws on is an Execution error naming the cause.
+    for (handler, cause) in [
+        ("ReturnTrappingProxy", "Error: trap"),
+        ("ReturnCycle", "Converting circular structure to JSON"),
+        ("ReturnBigInt", "Do not know how to serialize a BigInt"),
+    ] {
+        let e = h.fails(handler, SHORT * 10, ErrorKind::Execution);
+        assert!(
+            e.message().contains("the result cannot be serialised"),
+            "{e}"
+        );
+        assert!(e.message().contains(cause), "{handler}: {e}");
+    }
+    // What JSON.stringify turns into `undefined` (no JSON text at all) is Ok with the resp
+    // "undefined", as in Roma: callers must not assume `resp` parses as JSON.
+    for handler in ["ReturnSymbol", "ReturnUndefined", "ReturnFunction"] {
+        assert_eq!(h.ok(handler, &[]), "undefined", "{handler}");
+    }
+    h.finish();
+}
+
+#[test]
+fn throwing_non_errors_is_an_execution_error_with_the_value() {
+    let h = harness();
+    for (handler, message) in [
+        ("ThrowString", "Uncaught a string"),
+        ("ThrowNumber", "Uncaught 42"),
+        ("ThrowNull", "Uncaught null"),
+        ("ThrowObject", r#"Uncaught {"code":7}"#),
+        ("ThrowUndefined", "Uncaught undefined"),
+        ("RejectString", "Uncaught (in promise) rejected string"),
+    ] {
+        let e = h.fails(handler, SHORT * 10, ErrorKind::Execution);
+        assert_eq!(e.message(), message, "{handler}");
+    }
+    h.finish();
+}
+
+fn echo_config(calls: Arc<AtomicUsize>) -> Config<()> {
+    let mut c = config::<()>(1);
+    c.register_function_binding(FunctionBindingObject::new(
+        "echo",
+        move |p: &mut FunctionBindingPayload<'_, ()>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let size = match &p.io.input {
+                roma::BindingInput::None => "none".to_string(),
+                roma::BindingInput::String(s) => format!("string {}", s.len()),
+                roma::BindingInput::Bytes(b) => format!("bytes {}", b.len()),
+                other => format!("other {other:?}"),
+            };
+            p.io.set_output_string(size);
+        },
+    ));
+    c
+}
+
+#[test]
+fn a_host_function_called_with_hostile_arguments_throws_a_type_error_in_js() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let h = Harness::new(echo_config(Arc::clone(&calls)));
+    // Cases 0..=12 must be refused inside the worker with a TypeError the code can catch.
+    for i in 0..=12 {
+        let resp = h.ok("CallEcho", &[&i.to_string()]);
+        assert!(
+            resp.starts_with(r#""threw TypeError: host function `echo`"#),
+            "case {i}: {resp}"
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "a hostile argument reached the host"
+    );
+    // Large but valid arguments do reach it, intact.
+    assert_eq!(h.ok("CallEcho", &["13"]), r#""returned string 10485760""#);
+    assert_eq!(h.ok("CallEcho", &["14"]), r#""returned bytes 5242880""#);
+    assert_eq!(h.ok("CallEcho", &["15"]), r#""returned none""#);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    h.finish();
+}
+
+#[test]
+fn there_is_no_way_out_of_the_sandbox_from_js() {
+    let h = harness();
+    let globals: serde_json::Value = serde_json::from_str(&h.ok("Globals", &[])).unwrap();
+    for (name, kind) in globals.as_object().unwrap() {
+        match name.as_str() {
+            "viaFunction" => assert_eq!(kind, "undefined"),
+            "viaConstructor" => assert_eq!(kind, "ReferenceError"),
+            _ => assert_eq!(kind, "undefined", "{name} is reachable"),
+        }
+    }
+    // import() exists as syntax but every specifier rejects: there is no module loader.
+    assert_eq!(
+        h.ok("DynamicImport", &[]),
+        r#"["rejected","rejected","rejected","rejected"]"#
+    );
+    // Atomics.wait: refused on ordinary memory; on shared memory it blocks only this call's own
+    // thread, bounded by its timeout or the request's.
+    assert_eq!(h.ok("AtomicsWaitNotShared", &[]), r#""TypeError""#);
+    assert_eq!(h.ok("AtomicsWaitShort", &[]), r#""timed-out""#);
+    h.fails("AtomicsWaitForever", SHORT, ErrorKind::Timeout);
+    // SharedArrayBuffer exists, but no second thread can be started to build a timer with it.
+    assert_eq!(
+        h.ok("SharedTimer", &[]),
+        r#"{"sab":"function","worker":"undefined","started":"ReferenceError","counter":0}"#
+    );
+    h.finish();
+}
+
+/// A synchronous handler that queues a microtask returns without the microtask running; the
+/// microtask stays in the version's isolate and runs inside the *next* request that drains the
+/// queue (one whose handler returns a promise): it spends that request's time, and its host
+/// calls are served with that request's metadata.
+#[test]
+#[ignore = "bug: microtasks left by a synchronous handler run during the next request \
+            (roma-v8 shim: no microtask checkpoint or queue discard after a non-promise result)"]
+fn microtasks_left_by_one_call_never_run_in_the_next() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let h = Harness::new(echo_config(Arc::clone(&calls)));
+    assert_eq!(h.ok("LeaveMicrotask", &[]), r#""done""#);
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(h.ok("AsyncHello", &[]), r#""async hello""#);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "the previous request's microtask called a host function inside this request"
+    );
+    // An endless microtask chain left behind must not time out the next request.
+    assert_eq!(h.ok("LeaveMicrotaskLoop", &[]), r#""done""#);
+    let r = h.call_within("AsyncHello", &[], Duration::from_secs(2));
+    assert_eq!(r.map(|r| r.resp), Ok(r#""async hello""#.to_string()));
+    h.finish();
+}
