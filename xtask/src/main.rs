@@ -9,11 +9,16 @@
 //! - `cargo xtask test`: setup, then every check CI runs: fmt, clippy, the shim against newer
 //!   V8 headers, and every test.
 //! - `cargo xtask bench`: the benchmarks.
+//! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
+//! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
 
 use anyhow::{Context, Result, bail};
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod fuzz;
+mod soak;
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -25,6 +30,9 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench(rest),
         "shim-check" => shim_check(),
+        "fuzz" => fuzz::fuzz(rest),
+        "soak" => soak::soak(rest),
+        "soak-inner" => soak::soak_inner(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -32,7 +40,9 @@ fn main() -> Result<()> {
                  hello       setup, build, run examples/hello.js through roma\n  \
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
-                 shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)"
+                 shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)\n  \
+                 fuzz        run each fuzz target [--seconds N] (default 60)\n  \
+                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]"
             );
             if task == "help" {
                 Ok(())

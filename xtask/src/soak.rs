@@ -1,0 +1,521 @@
+//! `cargo xtask soak --minutes N [--fuzz-seconds S]`: a long run of a 2-worker service (namespaces
+//! sandbox) under a mix of healthy and hostile requests while workers are SIGKILLed, then a
+//! report; it fails if a callback is lost, an outcome is not one its category allows, or the
+//! host's RSS grew more than 10%.
+//!
+//! The outer task builds `roma-worker` and this soak in release, runs the fuzz targets for S
+//! seconds each first (default 60; 0 skips them), then runs `xtask soak-inner` (the soak itself)
+//! with `ROMA_WORKER_BIN` pointing at the release worker.
+
+use crate::{cargo, root, run};
+use anyhow::{Context, Result, bail};
+use roma::{
+    CodeObject, Config, ErrorKind, FunctionBindingObject, InvocationRequest, RomaError,
+    RomaService, SandboxKind,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Requests in flight at once.
+const IN_FLIGHT: usize = 8;
+/// Size of the big payloads, in and out.
+const BIG: usize = 256 * 1024;
+/// How long the end waits for outstanding callbacks before calling them lost.
+const PATIENCE: Duration = Duration::from_secs(120);
+/// Warm-up before the start RSS is taken.
+const WARM_UP: Duration = Duration::from_secs(10);
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn arg_value<T: std::str::FromStr>(rest: &[String], name: &str, default: T) -> Result<T> {
+    match rest.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => rest
+            .get(i + 1)
+            .with_context(|| format!("{name} needs a value"))?
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} takes a number")),
+    }
+}
+
+/// The outer task: builds, fuzzes, then runs the release soak.
+pub fn soak(rest: &[String]) -> Result<()> {
+    let minutes: f64 = arg_value(rest, "--minutes", 10.0)?;
+    let fuzz_seconds: u64 = arg_value(rest, "--fuzz-seconds", 60)?;
+    crate::setup()?;
+    if fuzz_seconds > 0 {
+        crate::fuzz::fuzz(&["--seconds".into(), fuzz_seconds.to_string()])?;
+    }
+    run(cargo().args(["build", "--release", "-p", "roma-worker", "--bins"]))?;
+    let worker = target_dir().join("release/roma-worker");
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--",
+            "soak-inner",
+        ])
+        .args(["--minutes", &minutes.to_string()])
+        .env("ROMA_WORKER_BIN", &worker))
+}
+
+/// What each category of request may end in. A worker SIGKILL may hit any request in flight,
+/// so every category also allows `WorkerCrashed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Category {
+    Hello,
+    Udf,
+    Big,
+    Throw,
+    Timeout,
+    HeapBomb,
+}
+
+impl Category {
+    const ALL: [Category; 6] = [
+        Category::Hello,
+        Category::Udf,
+        Category::Big,
+        Category::Throw,
+        Category::Timeout,
+        Category::HeapBomb,
+    ];
+
+    /// Relative frequency in the mix.
+    fn weight(self) -> u64 {
+        match self {
+            Category::Hello => 40,
+            Category::Udf => 20,
+            Category::Big => 10,
+            Category::Throw => 10,
+            Category::Timeout => 10,
+            Category::HeapBomb => 10,
+        }
+    }
+
+    /// The outcome this category must have when no kill interferes.
+    fn expected(self) -> &'static str {
+        match self {
+            Category::Hello | Category::Udf | Category::Big => "ok",
+            Category::Throw => ErrorKind::Execution.as_str(),
+            Category::Timeout => ErrorKind::Timeout.as_str(),
+            Category::HeapBomb => ErrorKind::OutOfMemory.as_str(),
+        }
+    }
+
+    fn allowed(self, outcome: &str) -> bool {
+        outcome == self.expected() || outcome == ErrorKind::WorkerCrashed.as_str()
+    }
+}
+
+const JS: &str = r#"
+function Hello(input) { return "Hello world! " + JSON.stringify(input); }
+function Udf(s) { return soak.echo(s); }
+function Big(s) { return s.toUpperCase(); }
+function Throw() { throw new Error("boom"); }
+function Spin() { while (true) {} }
+function Bomb() { let a = []; while (true) a.push('x'.repeat(1000) + a.length); }
+"#;
+
+fn request(cat: Category, n: u64, big: &str) -> InvocationRequest<()> {
+    let (handler, input) = match cat {
+        Category::Hello => ("Hello", format!("\"{n}\"")),
+        Category::Udf => ("Udf", format!("\"u{n}\"")),
+        Category::Big => ("Big", format!("\"{big}\"")),
+        Category::Throw => ("Throw", String::new()),
+        Category::Timeout => ("Spin", String::new()),
+        Category::HeapBomb => ("Bomb", String::new()),
+    };
+    InvocationRequest {
+        id: format!("soak-{n}"),
+        version_string: "v1".into(),
+        handler_name: handler.into(),
+        input: vec![input],
+        timeout: (cat == Category::Timeout).then_some(Duration::from_millis(50)),
+        ..Default::default()
+    }
+}
+
+/// Names the outcome of one request, checking an `Ok` result's content.
+fn outcome(cat: Category, n: u64, result: &Result<roma::ResponseObject, RomaError>) -> String {
+    match result {
+        Err(e) => e.kind().as_str().to_string(),
+        Ok(r) => {
+            let good = match cat {
+                Category::Hello => r.resp == format!("\"Hello world! \\\"{n}\\\"\""),
+                Category::Udf => r.resp == format!("\"echo:u{n}\""),
+                Category::Big => {
+                    r.resp.len() == BIG + 2
+                        && r.resp[1..r.resp.len() - 1].bytes().all(|b| b == b'X')
+                }
+                _ => false,
+            };
+            if good {
+                "ok".into()
+            } else {
+                format!("wrong-result({} bytes)", r.resp.len())
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    in_flight: usize,
+    submitted: u64,
+    delivered: u64,
+    outcomes: BTreeMap<(Category, String), u64>,
+    hello_latency_us: Vec<u64>,
+}
+
+struct Shared {
+    tally: Mutex<Tally>,
+    changed: Condvar,
+}
+
+fn rss_kb() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/self/status")
+}
+
+/// Pids of the `roma-worker*` processes descended from this one.
+fn worker_pids() -> Vec<i32> {
+    let mut parent = HashMap::new();
+    let mut comm = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat
+            .get(close + 2..)
+            .and_then(|s| s.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<i32>().ok())
+            .unwrap_or(0);
+        parent.insert(pid, ppid);
+        comm.insert(pid, stat[open + 1..close].to_string());
+    }
+    let me = std::process::id() as i32;
+    let descends = |mut p: i32| {
+        for _ in 0..64 {
+            match parent.get(&p) {
+                Some(&pp) if pp == me => return true,
+                Some(&pp) if pp > 1 => p = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut pids: Vec<i32> = comm
+        .iter()
+        .filter(|(pid, c)| c.starts_with("roma-worker") && descends(**pid))
+        .map(|(pid, _)| *pid)
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// A small xorshift generator: the mix needs no more.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn pick(rng: &mut Rng) -> Category {
+    let total: u64 = Category::ALL.iter().map(|c| c.weight()).sum();
+    let mut r = rng.next() % total;
+    for c in Category::ALL {
+        if r < c.weight() {
+            return c;
+        }
+        r -= c.weight();
+    }
+    Category::Hello
+}
+
+fn submit(svc: &RomaService, shared: &Arc<Shared>, cat: Category, n: u64, big: &str) -> Result<()> {
+    {
+        let mut t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
+        while t.in_flight >= IN_FLIGHT {
+            t = shared.changed.wait(t).unwrap_or_else(|p| p.into_inner());
+        }
+        t.in_flight += 1;
+        t.submitted += 1;
+    }
+    let start = Instant::now();
+    let s = Arc::clone(shared);
+    let sent = svc.execute(request(cat, n, big), move |result| {
+        let latency = start.elapsed();
+        let o = outcome(cat, n, &result);
+        let mut t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
+        if cat == Category::Hello && o == "ok" {
+            t.hello_latency_us
+                .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        }
+        *t.outcomes.entry((cat, o)).or_default() += 1;
+        t.delivered += 1;
+        t.in_flight -= 1;
+        s.changed.notify_all();
+    });
+    if let Err(e) = sent {
+        // Refused synchronously: no callback will come. Counted as an outcome of its own
+        // (never an allowed one) and not as submitted.
+        let mut t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
+        t.in_flight -= 1;
+        t.submitted -= 1;
+        *t.outcomes
+            .entry((cat, format!("refused-{}", e.kind().as_str())))
+            .or_default() += 1;
+        shared.changed.notify_all();
+    }
+    Ok(())
+}
+
+fn drain(shared: &Shared, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    let mut t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
+    while t.in_flight > 0 && Instant::now() < deadline {
+        t = shared
+            .changed
+            .wait_timeout(t, Duration::from_millis(200))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// The soak itself (run in release by [`soak`]).
+pub fn soak_inner(rest: &[String]) -> Result<()> {
+    let minutes: f64 = arg_value(rest, "--minutes", 10.0)?;
+    let run_for = Duration::from_secs_f64(minutes * 60.0);
+    let mut config = Config::<()>::default();
+    config.number_of_workers = 2;
+    config.sandbox = SandboxKind::Namespaces;
+    config.configure_js_engine_resource_constraints(1, 15);
+    config.register_function_binding(FunctionBindingObject::new("soak.echo", |p| {
+        let s = format!("echo:{}", p.io.input_string().unwrap_or("?"));
+        p.io.set_output_string(s);
+    }));
+    if let Some(w) = std::env::var_os("ROMA_WORKER_BIN") {
+        config.worker_binary = Some(PathBuf::from(w));
+    }
+    let svc = RomaService::new(config).context("starting the service")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    svc.load_code_obj(
+        CodeObject {
+            id: "soak".into(),
+            version_string: "v1".into(),
+            js: JS.into(),
+            ..Default::default()
+        },
+        move |r| {
+            let _ = tx.send(r);
+        },
+    )?;
+    rx.recv_timeout(PATIENCE)
+        .context("the load callback never came")?
+        .context("loading the soak code")?;
+
+    let big = "x".repeat(BIG);
+    let shared = Arc::new(Shared {
+        tally: Mutex::new(Tally::default()),
+        changed: Condvar::new(),
+    });
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    let mut rng = Rng(seed);
+    let mut n = 0u64;
+
+    // Warm-up: the full mix, no kills, so allocator pools and caches reach their steady size.
+    eprintln!("soak: warming up for {} s", WARM_UP.as_secs());
+    let warm_end = Instant::now() + WARM_UP;
+    while Instant::now() < warm_end {
+        n += 1;
+        submit(&svc, &shared, pick(&mut rng), n, &big)?;
+    }
+    drain(&shared, PATIENCE);
+    *shared.tally.lock().unwrap_or_else(|p| p.into_inner()) = Tally::default();
+    let rss_start = rss_kb()?;
+
+    // The killer: every 2-5 s, SIGKILL one random roma-worker descendant. It also records every
+    // worker pid it sees, to count respawns.
+    let stop = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicU64::new(0));
+    let initial: BTreeSet<i32> = worker_pids().into_iter().collect();
+    let killer = {
+        let stop = Arc::clone(&stop);
+        let kills = Arc::clone(&kills);
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        std::thread::spawn(move || {
+            let mut seen = BTreeSet::new();
+            let mut next_kill = Instant::now() + Duration::from_millis(2000 + rng.next() % 3000);
+            while !stop.load(Ordering::Relaxed) {
+                let pids = worker_pids();
+                seen.extend(pids.iter().copied());
+                if Instant::now() >= next_kill && !pids.is_empty() {
+                    let pid = pids[(rng.next() % pids.len() as u64) as usize];
+                    // SAFETY: kill(2) on a pid just read from /proc; at worst it is gone already.
+                    if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                        kills.fetch_add(1, Ordering::Relaxed);
+                    }
+                    next_kill = Instant::now() + Duration::from_millis(2000 + rng.next() % 3000);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        })
+    };
+
+    eprintln!("soak: running for {minutes} min with worker kills");
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    while started.elapsed() < run_for {
+        n += 1;
+        submit(&svc, &shared, pick(&mut rng), n, &big)?;
+        if last_report.elapsed() >= Duration::from_secs(30) {
+            last_report = Instant::now();
+            let t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
+            eprintln!(
+                "soak: {:>4.0} s: {} submitted, {} delivered, {} kills",
+                started.elapsed().as_secs_f64(),
+                t.submitted,
+                t.delivered,
+                kills.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    drain(&shared, PATIENCE);
+    stop.store(true, Ordering::Relaxed);
+    let seen = killer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the killer thread panicked"))?;
+    let rss_end = rss_kb()?;
+
+    // After the storm the service must still serve hello world.
+    let (tx, rx) = std::sync::mpsc::channel();
+    svc.execute(request(Category::Hello, 0, &big), move |r| {
+        let _ = tx.send(r);
+    })?;
+    let after = rx
+        .recv_timeout(PATIENCE)
+        .map(|r| outcome(Category::Hello, 0, &r))
+        .unwrap_or_else(|_| "lost".into());
+    svc.stop()?;
+    drop(svc);
+    let leftover_deadline = Instant::now() + Duration::from_secs(30);
+    let mut leftover = worker_pids();
+    while !leftover.is_empty() && Instant::now() < leftover_deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        leftover = worker_pids();
+    }
+
+    let t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
+    let lost = t.submitted.saturating_sub(t.delivered);
+    let mut lat = t.hello_latency_us.clone();
+    lat.sort_unstable();
+    let new_pids = seen.difference(&initial).count();
+    let growth = (rss_end as f64 - rss_start as f64) / rss_start as f64 * 100.0;
+    let mut unexpected = Vec::new();
+    println!("soak: {minutes} min, 2 workers (namespaces sandbox), {IN_FLIGHT} in flight");
+    println!(
+        "requests: {} submitted, {} delivered in {:.1} s ({:.0}/s)",
+        t.submitted,
+        t.delivered,
+        elapsed.as_secs_f64(),
+        t.delivered as f64 / elapsed.as_secs_f64()
+    );
+    println!("outcomes:");
+    for ((cat, o), count) in &t.outcomes {
+        let ok = cat.allowed(o);
+        if !ok {
+            unexpected.push(format!("{cat:?}: {o} x{count}"));
+        }
+        println!(
+            "  {:<9} {:<22} {count}{}",
+            format!("{cat:?}"),
+            o,
+            if ok { "" } else { "   <- UNEXPECTED" }
+        );
+    }
+    println!("lost callbacks: {lost}");
+    println!(
+        "worker kills: {}, new worker pids seen (respawns): {new_pids}",
+        kills.load(Ordering::Relaxed)
+    );
+    println!(
+        "hello latency during faults: p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        lat.len()
+    );
+    println!(
+        "host RSS: {rss_start} kB at start (after warm-up), {rss_end} kB at end ({growth:+.1}%)"
+    );
+    println!(
+        "hello world after the run: {after}; worker processes left after stop: {}",
+        leftover.len()
+    );
+
+    let mut failures = Vec::new();
+    if lost > 0 {
+        failures.push(format!("{lost} lost callbacks"));
+    }
+    if !unexpected.is_empty() {
+        failures.push(format!("unexpected outcomes: {}", unexpected.join(", ")));
+    }
+    if growth > 10.0 {
+        failures.push(format!("RSS grew {growth:.1}% (> 10%)"));
+    }
+    if after != "ok" {
+        failures.push(format!("hello world after the run: {after}"));
+    }
+    if !leftover.is_empty() {
+        failures.push(format!("worker processes left after stop: {leftover:?}"));
+    }
+    if !failures.is_empty() {
+        bail!("soak FAILED: {}", failures.join("; "));
+    }
+    println!("soak: PASS");
+    Ok(())
+}
