@@ -756,9 +756,10 @@ fn example_udf_js_needs_its_host_functions() {
         "--input",
         "[]",
     ]);
-    let err = run.failed();
+    let err = run.error();
+    assert!(err.starts_with("error: execution: "), "{err}");
     assert!(
-        err.contains("error: execution: Uncaught ReferenceError: cool_function is not defined"),
+        err.contains("ReferenceError: cool_function is not defined"),
         "{err}"
     );
 }

@@ -1,4 +1,4 @@
-//! JS calling host functions: registers two bindings, loads `examples/udf.js`, and runs its
+//! JS calling host functions: registers three bindings (one asynchronous), loads `examples/udf.js`, and runs its
 //! `Handler` for two tenants. The request metadata (the tenant) reaches the bindings and the
 //! logging function, and never enters the sandbox.
 //!
@@ -7,8 +7,8 @@
 //! ```
 
 use roma::{
-    CodeObject, Config, FunctionBindingObject, FunctionBindingPayload, InvocationRequest,
-    ResponseObject, RomaError, RomaService,
+    BindingFuture, CodeObject, Config, FunctionBindingIo, FunctionBindingObject,
+    FunctionBindingPayload, InvocationRequest, ResponseObject, RomaError, RomaService,
 };
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -53,6 +53,19 @@ fn config() -> Config<Tenant> {
                 }
             }
             p.io.set_output_map(prices);
+        },
+    ));
+    // `shop.stock(string) -> Promise<string>`: an asynchronous host function. It takes what
+    // it needs from the metadata now; the future runs on roma's binding executor.
+    config.register_function_binding(FunctionBindingObject::new_async(
+        "shop.stock",
+        |mut io: FunctionBindingIo, tenant: &Tenant| -> BindingFuture {
+            let warehouse = format!("{}-warehouse", tenant.name);
+            Box::pin(async move {
+                let fruit = io.input_string().unwrap_or_default().to_owned();
+                io.set_output_string(format!("{fruit}: in stock at {warehouse}"));
+                io
+            })
         },
     ));
     // console.log of the code, with the request's metadata.
@@ -126,6 +139,13 @@ mod tests {
         assert_eq!(acme["prices"]["apple"], "50");
         assert_eq!(acme["total"], 90);
         assert_eq!(acme["refused"], "no price for durian");
+        assert_eq!(
+            acme["stock"],
+            serde_json::json!([
+                "apple: in stock at acme-warehouse",
+                "kiwi: in stock at acme-warehouse"
+            ])
+        );
         let globex: serde_json::Value = serde_json::from_str(&responses[1].resp).unwrap();
         assert_eq!(globex["greeting"], "Hello String from Rust, for globex");
         assert_eq!(globex["total"], 81);
