@@ -763,3 +763,33 @@ fn example_udf_js_needs_its_host_functions() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- memory
+
+#[test]
+fn a_heap_bomb_is_out_of_memory_and_the_worker_goes_on() {
+    let dir = scratch("heap_bomb");
+    let js = write(
+        &dir,
+        "bomb.js",
+        "function Handler(n) {\n\
+           if (n === 0) return 'small';\n\
+           const a = [];\n\
+           while (true) a.push(new Array(100000).fill(1.5));\n\
+         }",
+    );
+    let run = roma(&["run", &js, "--heap-mb", "32", "--input", "1"]);
+    assert!(
+        run.error().starts_with("error: out_of_memory: "),
+        "{run:#?}"
+    );
+    // In a batch, the line after the bomb runs in the same worker.
+    let run = roma_with_stdin(
+        &["run", &js, "--heap-mb", "32", "--batch", "-"],
+        Some("[1]\n[0]\n"),
+    );
+    run.ok();
+    let lines = run.lines();
+    assert_eq!(lines[0]["error"]["kind"], "out_of_memory", "{run:#?}");
+    assert_eq!(lines[1]["ok"], "\"small\"", "{run:#?}");
+}
