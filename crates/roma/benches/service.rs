@@ -146,9 +146,10 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn binding_service() -> RomaService {
+fn binding_service(inline: bool) -> RomaService {
     let mut c: Config = Config::default();
     c.number_of_workers = 1;
+    c.host_functions_inline = inline;
     c.register_function_binding(FunctionBindingObject::new(
         "lookup",
         |p: &mut FunctionBindingPayload<'_, ()>| {
@@ -203,7 +204,7 @@ fn run(svc: &RomaService, handler: &str) -> roma::ResponseObject {
 }
 
 fn binding_benches(c: &mut Criterion) {
-    let svc = binding_service();
+    let svc = binding_service(false);
     let mut g = c.benchmark_group("bindings");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
@@ -221,6 +222,18 @@ fn binding_benches(c: &mut Criterion) {
         })
     });
     g.bench_function("async_fan_out_3x50ms", |b| b.iter(|| run(&svc, "FanOut")));
+    drop(svc);
+    let svc = binding_service(true);
+    g.bench_function("round_trip_inline_in_a_1000_call_handler", |b| {
+        b.iter_custom(|iters| {
+            let t0 = Instant::now();
+            for _ in 0..iters.div_ceil(1000).max(1) {
+                run(&svc, "Thousand");
+            }
+            let calls = iters.div_ceil(1000).max(1) * 1000;
+            t0.elapsed().mul_f64(iters as f64 / calls as f64)
+        })
+    });
     g.finish();
 }
 

@@ -74,6 +74,12 @@ pub struct Config<M = ()> {
     /// V8 reserves a lot of address space up front: keep it at 10 GiB or more, or `None`
     /// (default) for no limit beyond V8's own heap limits.
     pub worker_address_space_mb: Option<u64>,
+    /// Run synchronous host functions on the worker's slot thread itself instead of its UDF
+    /// handler thread. About 3x faster per call (two thread wake-ups fewer), but a host function
+    /// that blocks then holds its worker, and its request, until it returns: only for host
+    /// functions that never block. Default off: a blocking one is cut off at its request's
+    /// timeout.
+    pub host_functions_inline: bool,
     /// Threads that run asynchronous host functions (each drives one call's future at a
     /// time). 0: 16. Started only when an asynchronous binding is registered.
     pub async_binding_threads: usize,
@@ -101,6 +107,7 @@ impl<M> Default for Config<M> {
             prewarm: true,
             worker_address_space_mb: None,
             async_binding_threads: 0,
+            host_functions_inline: false,
             logger: None,
             bindings: Vec::new(),
         }

@@ -48,6 +48,7 @@ mod config;
 mod hooks;
 mod locate;
 mod service;
+mod udf_thread;
 mod worker_client;
 
 pub use check::{ProbeResult, check};

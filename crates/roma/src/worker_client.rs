@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::hooks::{Hooks, refuse};
 use crate::locate::WorkerBinary;
+use crate::udf_thread::UdfThread;
 use roma_core::LogLevel;
 use roma_core::{
     CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, RomaError, WorkerBackend, metrics,
@@ -39,6 +40,7 @@ pub(crate) struct WorkerSetup {
     /// Start workers in probe mode (`roma check`).
     pub probe_mode: bool,
     pub address_space_limit_mb: Option<u64>,
+    pub host_functions_inline: bool,
 }
 
 impl WorkerSetup {
@@ -70,6 +72,7 @@ impl WorkerSetup {
             grace: config.grace(),
             probe_mode,
             address_space_limit_mb: config.worker_address_space_mb,
+            host_functions_inline: config.host_functions_inline,
         })
     }
 }
@@ -86,6 +89,8 @@ pub(crate) struct WorkerClient<M> {
     alive: bool,
     /// The last request `cancel` interrupted (0: none).
     cancelled: Arc<AtomicU64>,
+    /// Where synchronous host functions run; started on the first call.
+    udf: Option<UdfThread<M>>,
 }
 
 impl<M: Send + Sync + 'static> WorkerClient<M> {
@@ -105,6 +110,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             process,
             alive: true,
             cancelled: Arc::new(AtomicU64::new(0)),
+            udf: None,
         };
         client.handshake()?;
         Ok(client)
@@ -149,6 +155,45 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                 Err(self.startup_failure(format!("unexpected first message {}", describe(&other))))
             }
             Err(e) => Err(self.startup_failure(e.to_string())),
+        }
+    }
+
+    /// Runs a host function on this worker's UDF thread, bounded by the request's deadline.
+    fn call_sync(
+        &mut self,
+        name: String,
+        payload: Vec<u8>,
+        meta: &Arc<M>,
+        limit: usize,
+        deadline: Instant,
+    ) -> BindingCall {
+        if self.setup.host_functions_inline {
+            return self.hooks.call_binding(&name, &payload, meta, limit);
+        }
+        if self.udf.is_none() {
+            match UdfThread::start(self.index, Arc::clone(&self.hooks)) {
+                Ok(t) => self.udf = Some(t),
+                Err(e) => {
+                    return BindingCall::Done(refuse(&format!(
+                        "host function `{name}` could not run: no thread ({e})"
+                    )));
+                }
+            }
+        }
+        let udf = self
+            .udf
+            .as_ref()
+            .map(|t| t.call(name.clone(), payload, meta, limit, deadline));
+        match udf.flatten() {
+            Some(call) => call,
+            None => {
+                // Still running (blocked?) or gone: abandon that thread; the next call gets a
+                // new one.
+                self.udf = None;
+                BindingCall::Done(refuse(&format!(
+                    "host function `{name}` did not return within the request's timeout"
+                )))
+            }
         }
     }
 
@@ -325,7 +370,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         &mut self,
         request_id: u64,
         inv: &Invocation,
-        meta: &M,
+        meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError> {
         self.respawn_if_dead()?;
         let started = Instant::now();
@@ -403,7 +448,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                             "host function `{name}` refused: the request timed out"
                         )))
                     } else {
-                        self.hooks.call_binding(&name, &payload, meta, limit)
+                        self.call_sync(name.clone(), payload, meta, limit, started + inv.timeout)
                     };
                     let msg = match call {
                         BindingCall::Done(io) => HostToWorker::BindingReply {

@@ -191,6 +191,7 @@ impl Worker {
             names: &self.binding_names,
             next_call_id: &mut self.next_call_id,
             send_err: None,
+            timed_out: false,
             max_frame: self.max_frame,
         };
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
@@ -198,6 +199,17 @@ impl Worker {
         if let Some(e) = host.send_err {
             return Err(e.into());
         }
+        let result = match result {
+            Err(e) if host.timed_out && e.kind() != ErrorKind::Cancelled => Err(RomaError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the invocation of {} ran past its {} timeout waiting for a host function",
+                    inv.handler_name,
+                    roma_core::format_duration(inv.timeout)
+                ),
+            )),
+            other => other,
+        };
         Ok(match result {
             Ok(ex) => Ok(ExecOutput {
                 resp: ex.resp,
@@ -228,6 +240,9 @@ struct RequestHost<'a> {
     next_call_id: &'a mut u64,
     /// The first failure to talk to the host; the request ends with it.
     send_err: Option<IpcError>,
+    /// A host call ran out of the request's time: the request ends as a timeout, whatever
+    /// the JS made of the error it got.
+    timed_out: bool,
     max_frame: usize,
 }
 
@@ -255,6 +270,7 @@ impl RequestHost<'_> {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.timed_out = true;
                 return Err(timed_out());
             }
             match self.ep.recv(left) {
@@ -274,7 +290,10 @@ impl RequestHost<'_> {
                     ));
                     return Err(self.failed(e));
                 }
-                Err(e) if e.is_timeout() => return Err(timed_out()),
+                Err(e) if e.is_timeout() => {
+                    self.timed_out = true;
+                    return Err(timed_out());
+                }
                 Err(e) => return Err(self.failed(e)),
             }
         }
@@ -338,7 +357,10 @@ impl ExecHost for RequestHost<'_> {
                 None
             }
             // Out of time: the watchdog ends the JS; nothing more to wait for.
-            Err(e) if e.is_timeout() => None,
+            Err(e) if e.is_timeout() => {
+                self.timed_out = true;
+                None
+            }
             Err(e) => {
                 self.failed(e);
                 None

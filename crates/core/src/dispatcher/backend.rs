@@ -59,11 +59,13 @@ pub trait WorkerBackend<M>: Send + 'static {
     fn load(&mut self, code: &CodeObject) -> Result<(), RomaError>;
 
     /// Runs one invocation. `request_id` is the id [`Interrupt::interrupt`] will be called with.
+    /// `meta` is the request's metadata; a backend may keep a clone of the `Arc` past the call
+    /// (a host function that outlives its request's timeout), which delays its drop until then.
     fn execute(
         &mut self,
         request_id: u64,
         inv: &Invocation,
-        meta: &M,
+        meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError>;
 
     /// Whether the worker is still usable. Checked after a failed call, when the slot runs

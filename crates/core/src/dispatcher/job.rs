@@ -38,7 +38,9 @@ pub(crate) struct Job<M> {
     /// The caller's id, echoed in the response.
     pub caller_id: String,
     pub invocation: Invocation,
-    pub metadata: M,
+    /// Shared with the backend while the request runs (a host function still running after
+    /// its request timed out may hold it a little longer); dropped after the callback.
+    pub metadata: Arc<M>,
     pub callback: ExecCallback,
     pub accepted: Instant,
 }

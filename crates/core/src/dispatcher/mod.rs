@@ -146,7 +146,7 @@ use worker::{Factory, SlotWorker};
 /// request's callback returns. The backend type is fixed by [`Dispatcher::new`]'s factory and
 /// does not appear in the dispatcher's type, so a service can hold a `Dispatcher<M>` whatever
 /// backend it runs.
-pub struct Dispatcher<M: Send + 'static> {
+pub struct Dispatcher<M: Send + Sync + 'static> {
     shared: Arc<Shared<M>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -179,7 +179,7 @@ pub struct DispatcherStats {
 
 static NEXT_DISPATCHER_ID: AtomicU64 = AtomicU64::new(1);
 
-impl<M: Send + 'static> Dispatcher<M> {
+impl<M: Send + Sync + 'static> Dispatcher<M> {
     /// Starts `config.number_of_workers` slots. Each slot calls `factory(index)` on its own
     /// thread, in parallel with the others, and calls it again whenever its backend must be
     /// replaced. Returns once every slot has a backend, or with the first factory error, in
@@ -592,7 +592,7 @@ impl<M: Send + 'static> Dispatcher<M> {
                 id,
                 caller_id: request.id,
                 invocation,
-                metadata: request.metadata,
+                metadata: Arc::new(request.metadata),
                 callback,
                 accepted: Instant::now(),
             },
@@ -608,13 +608,13 @@ impl<M: Send + 'static> Dispatcher<M> {
     }
 }
 
-impl<M: Send + 'static> Drop for Dispatcher<M> {
+impl<M: Send + Sync + 'static> Drop for Dispatcher<M> {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-impl<M: Send + 'static> fmt::Debug for Dispatcher<M> {
+impl<M: Send + Sync + 'static> fmt::Debug for Dispatcher<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatcher")
             .field("workers", &self.shared.config.workers)

@@ -372,7 +372,7 @@ mod tests {
             id,
             caller_id: String::new(),
             invocation: Invocation::new("v", "h", vec![]),
-            metadata: (),
+            metadata: Arc::new(()),
             callback: Box::new(|_| {}),
             accepted: Instant::now(),
         }

@@ -62,7 +62,7 @@ fn guarded<T>(
     }
 }
 
-impl<M: Send + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
+impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     /// The thread body: create the backend, report readiness on `ready`, then serve until stop.
     pub fn run(
         shared: Arc<Shared<M>>,

@@ -333,7 +333,12 @@ impl<M> WorkerBackend<M> for Fake {
         Ok(())
     }
 
-    fn execute(&mut self, id: u64, inv: &Invocation, _meta: &M) -> Result<ExecOutput, RomaError> {
+    fn execute(
+        &mut self,
+        id: u64,
+        inv: &Invocation,
+        _meta: &Arc<M>,
+    ) -> Result<ExecOutput, RomaError> {
         self.harness.push(Event::Exec {
             worker: self.worker,
             generation: self.generation,
@@ -499,7 +504,7 @@ pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
 }
 
 /// Loads `code` and waits for the load's callback.
-pub fn load_ok<M: Send + 'static>(d: &roma_core::Dispatcher<M>, c: CodeObject) {
+pub fn load_ok<M: Send + Sync + 'static>(d: &roma_core::Dispatcher<M>, c: CodeObject) {
     let (tx, rx) = mpsc::channel();
     d.load(c, sink(&tx)).expect("load accepted");
     recv(&rx).expect("load succeeded");

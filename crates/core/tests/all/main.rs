@@ -33,13 +33,13 @@ pub fn config(workers: usize, per: usize) -> DispatcherConfig {
 }
 
 /// A dispatcher over fakes from `h`.
-pub fn start<M: Send + 'static>(h: &Arc<Harness>, cfg: DispatcherConfig) -> Dispatcher<M> {
+pub fn start<M: Send + Sync + 'static>(h: &Arc<Harness>, cfg: DispatcherConfig) -> Dispatcher<M> {
     Dispatcher::new(cfg, h.factory()).expect("dispatcher starts")
 }
 
 /// Polls `stats` until `pred` holds. For states no callback or fake event announces (a slot
 /// marked down after its factory failed); a hang fails after `fake::PATIENCE`.
-pub fn wait_stats<M: Send + 'static>(
+pub fn wait_stats<M: Send + Sync + 'static>(
     d: &Dispatcher<M>,
     what: &str,
     pred: impl Fn(&DispatcherStats) -> bool,

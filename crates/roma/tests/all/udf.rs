@@ -417,3 +417,40 @@ fn no_metadata_is_left_after_ten_thousand_mixed_requests() {
     assert_eq!(delivered.load(Ordering::SeqCst), accepted);
     assert_eq!(drops.load(Ordering::SeqCst), created.load(Ordering::SeqCst));
 }
+
+/// A host function that blocks far past its request's timeout: the request still ends at its
+/// timeout, and the worker's next calls run on a fresh UDF thread.
+#[test]
+fn a_blocking_binding_is_bounded_by_the_request_timeout() {
+    let mut c = bindings_config();
+    let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let r2 = Arc::clone(&release);
+    c.register_function_binding(FunctionBindingObject::new(
+        "blocks",
+        move |_: &mut FunctionBindingPayload<'_, Meta>| {
+            let (lock, cv) = &*r2;
+            let mut released = lock.lock().unwrap();
+            while !*released {
+                released = cv.wait(released).unwrap();
+            }
+        },
+    ));
+    let svc = RomaService::new(c).unwrap();
+    load(
+        &svc,
+        code(
+            "v1",
+            &format!("{JS}\nfunction Block() {{ blocks(); return 'returned'; }}"),
+        ),
+    )
+    .unwrap();
+    let mut r = request_with("t", "Block", &[]);
+    r.timeout = Some(std::time::Duration::from_millis(300));
+    let e = exec(&svc, r).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let ok = exec(&svc, request_with("t", "Cool", &[r#""next""#])).unwrap();
+    assert_eq!(ok.resp, r#""next String from Rust for t""#);
+    // Let the stuck call finish so its thread exits.
+    *release.0.lock().unwrap() = true;
+    release.1.notify_all();
+}
