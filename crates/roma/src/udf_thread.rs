@@ -12,7 +12,7 @@
 use crate::hooks::Hooks;
 use roma_udf::BindingCall;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Instant;
 
 struct Job<M> {
@@ -71,9 +71,9 @@ impl<M: Send + Sync + 'static> UdfThread<M> {
 fn recv_until<T>(rx: &Receiver<T>, deadline: Option<Instant>) -> Option<T> {
     match deadline {
         None => rx.recv().ok(),
-        Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-            Ok(v) => Some(v),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        },
+        // A timeout and a vanished thread both mean: no answer in time.
+        Some(d) => rx
+            .recv_timeout(d.saturating_duration_since(Instant::now()))
+            .ok(),
     }
 }
