@@ -314,3 +314,48 @@ pub fn write_seeds(corpus: &Path) -> Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in seeds are what the current encoders produce (re-run
+    /// `cargo xtask fuzz --seeds-only` after a wire change), and the valid ones decode.
+    #[test]
+    fn checked_in_seeds_are_current_and_valid_seeds_decode() {
+        let fresh = std::env::temp_dir().join(format!("roma-seeds-{}", std::process::id()));
+        write_seeds(&fresh).unwrap();
+        let checked_in = root().join("fuzz/corpus");
+        let mut n = 0;
+        for t in TARGETS {
+            for f in std::fs::read_dir(fresh.join(t)).unwrap().flatten() {
+                let name = f.file_name();
+                let want = std::fs::read(f.path()).unwrap();
+                let have = std::fs::read(checked_in.join(t).join(&name))
+                    .unwrap_or_else(|_| panic!("fuzz/corpus/{t}/{name:?} is missing"));
+                assert_eq!(have, want, "fuzz/corpus/{t}/{name:?} is stale");
+                n += 1;
+            }
+        }
+        std::fs::remove_dir_all(&fresh).unwrap();
+        assert!(n >= 40, "only {n} seeds");
+        for name in ["ready", "executed-ok", "binding-call", "probe-report"] {
+            let b = std::fs::read(
+                checked_in.join("ipc_decode_worker_message/seed-".to_string() + name),
+            )
+            .unwrap();
+            roma_ipc::decode_worker_message(&b).unwrap();
+        }
+        for name in ["none", "string", "list", "map", "bytes", "json"] {
+            let b =
+                std::fs::read(checked_in.join("udf_decode_arg/seed-".to_string() + name)).unwrap();
+            roma_udf::wire::decode_arg(&b).unwrap();
+        }
+        for name in ["shm", "socket"] {
+            let s =
+                std::fs::read_to_string(checked_in.join("ipc_child_spec/seed-".to_string() + name))
+                    .unwrap();
+            ChildSpec::parse(&s).unwrap();
+        }
+    }
+}

@@ -175,7 +175,54 @@ struct Tally {
     submitted: u64,
     delivered: u64,
     outcomes: BTreeMap<(Category, String), u64>,
-    hello_latency_us: Vec<u64>,
+    hello_latency: Histogram,
+}
+
+/// Latencies in buckets 1% wide (fixed memory, so the tally itself does not grow the RSS).
+struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+}
+
+const HIST_STEP: f64 = 1.01;
+const HIST_BUCKETS: usize = 2048;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: vec![0; HIST_BUCKETS],
+            count: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn record(&mut self, d: Duration) {
+        let us = d.as_secs_f64() * 1e6;
+        let i = if us <= 1.0 {
+            0
+        } else {
+            ((us.ln() / HIST_STEP.ln()) as usize + 1).min(HIST_BUCKETS - 1)
+        };
+        self.buckets[i] += 1;
+        self.count += 1;
+    }
+
+    /// The upper edge of the bucket holding the `p` quantile, in ms (1% resolution).
+    fn quantile_ms(&self, p: f64) -> f64 {
+        if self.count == 0 {
+            return f64::NAN;
+        }
+        let rank = ((self.count as f64 * p).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return HIST_STEP.powi(i as i32) / 1000.0;
+            }
+        }
+        f64::INFINITY
+    }
 }
 
 struct Shared {
@@ -193,8 +240,9 @@ fn rss_kb() -> Result<u64> {
         .context("no VmRSS in /proc/self/status")
 }
 
-/// Pids of the `roma-worker*` processes descended from this one.
-fn worker_pids() -> Vec<i32> {
+/// Pids of the `roma-worker*` processes descended from this one, each with whether it is a
+/// direct child (one per worker slot: the jailed engine runs in a grandchild).
+fn worker_pids() -> Vec<(i32, bool)> {
     let mut parent = HashMap::new();
     let mut comm = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -230,13 +278,18 @@ fn worker_pids() -> Vec<i32> {
         }
         false
     };
-    let mut pids: Vec<i32> = comm
+    let mut pids: Vec<(i32, bool)> = comm
         .iter()
         .filter(|(pid, c)| c.starts_with("roma-worker") && descends(**pid))
-        .map(|(pid, _)| *pid)
+        .map(|(pid, _)| (*pid, parent.get(pid) == Some(&me)))
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// The direct children among `pids`.
+fn direct(pids: &[(i32, bool)]) -> BTreeSet<i32> {
+    pids.iter().filter(|p| p.1).map(|p| p.0).collect()
 }
 
 /// A small xorshift generator: the mix needs no more.
@@ -279,8 +332,7 @@ fn submit(svc: &RomaService, shared: &Arc<Shared>, cat: Category, n: u64, big: &
         let o = outcome(cat, n, &result);
         let mut t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
         if cat == Category::Hello && o == "ok" {
-            t.hello_latency_us
-                .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+            t.hello_latency.record(latency);
         }
         *t.outcomes.entry((cat, o)).or_default() += 1;
         t.delivered += 1;
@@ -311,14 +363,6 @@ fn drain(shared: &Shared, patience: Duration) {
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
 /// The soak itself (run in release by [`soak`]).
@@ -381,7 +425,7 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
     // worker pid it sees, to count respawns.
     let stop = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU64::new(0));
-    let initial: BTreeSet<i32> = worker_pids().into_iter().collect();
+    let initial = direct(&worker_pids());
     let killer = {
         let stop = Arc::clone(&stop);
         let kills = Arc::clone(&kills);
@@ -391,9 +435,9 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
             let mut next_kill = Instant::now() + Duration::from_millis(2000 + rng.next() % 3000);
             while !stop.load(Ordering::Relaxed) {
                 let pids = worker_pids();
-                seen.extend(pids.iter().copied());
+                seen.extend(direct(&pids));
                 if Instant::now() >= next_kill && !pids.is_empty() {
-                    let pid = pids[(rng.next() % pids.len() as u64) as usize];
+                    let pid = pids[(rng.next() % pids.len() as u64) as usize].0;
                     // SAFETY: kill(2) on a pid just read from /proc; at worst it is gone already.
                     if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
                         kills.fetch_add(1, Ordering::Relaxed);
@@ -452,8 +496,6 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
 
     let t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
     let lost = t.submitted.saturating_sub(t.delivered);
-    let mut lat = t.hello_latency_us.clone();
-    lat.sort_unstable();
     let new_pids = seen.difference(&initial).count();
     let growth = (rss_end as f64 - rss_start as f64) / rss_start as f64 * 100.0;
     let mut unexpected = Vec::new();
@@ -480,14 +522,14 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
     }
     println!("lost callbacks: {lost}");
     println!(
-        "worker kills: {}, new worker pids seen (respawns): {new_pids}",
+        "worker SIGKILLs: {}, respawns (new worker processes seen): {new_pids}",
         kills.load(Ordering::Relaxed)
     );
     println!(
         "hello latency during faults: p50 {:.2} ms, p99 {:.2} ms ({} samples)",
-        percentile(&lat, 0.50),
-        percentile(&lat, 0.99),
-        lat.len()
+        t.hello_latency.quantile_ms(0.50),
+        t.hello_latency.quantile_ms(0.99),
+        t.hello_latency.count
     );
     println!(
         "host RSS: {rss_start} kB at start (after warm-up), {rss_end} kB at end ({growth:+.1}%)"
@@ -518,4 +560,33 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
     }
     println!("soak: PASS");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_within_one_percent() {
+        let mut h = Histogram::default();
+        for ms in 1..=1000u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        for (p, want) in [(0.5, 500.0), (0.99, 990.0)] {
+            let got = h.quantile_ms(p);
+            assert!((got - want).abs() <= want * 0.011, "p{p}: {got} vs {want}");
+        }
+        assert!(Histogram::default().quantile_ms(0.5).is_nan());
+    }
+
+    #[test]
+    fn every_category_allows_its_outcome_and_a_crash_only() {
+        for c in Category::ALL {
+            assert!(c.allowed(c.expected()));
+            assert!(c.allowed("worker_crashed"));
+            assert!(!c.allowed("internal"));
+            assert!(!c.allowed("refused-queue_full"));
+        }
+        assert!(!Category::Hello.allowed("timeout"));
+    }
 }
