@@ -32,7 +32,44 @@ impl SandboxKind {
 /// How a [`crate::RomaService`] runs. `M` is the type of the metadata requests carry to the
 /// host functions; it never enters the sandbox.
 ///
-/// Zero values mean "the default" where a field says so, as in Roma's config.
+/// Zero values mean "the default" where a field says so, as in Roma's config. Every field,
+/// with its default, is listed in `docs/config.md`.
+///
+/// # Example
+///
+/// Two workers with a 128 MB heap and a 300 ms default timeout, one host function that reads
+/// the request's metadata, and console output sent to stderr:
+///
+/// ```no_run
+/// use roma::{Config, FunctionBindingObject, FunctionBindingPayload, RomaService, SandboxKind};
+/// use std::time::Duration;
+///
+/// /// Request metadata: it stays in the host.
+/// #[derive(Default)]
+/// struct Tenant {
+///     name: String,
+/// }
+///
+/// let mut config: Config<Tenant> = Config::default();
+/// config.number_of_workers = 2;
+/// config.sandbox = SandboxKind::Namespaces; // the default
+/// config.configure_js_engine_resource_constraints(0, 128);
+/// config.engine.default_timeout = Duration::from_millis(300);
+/// // In JS: `tenant_name()` returns the name of the calling request's tenant.
+/// config.register_function_binding(FunctionBindingObject::new(
+///     "tenant_name",
+///     |p: &mut FunctionBindingPayload<'_, Tenant>| {
+///         let name = p.metadata.name.clone();
+///         p.io.set_output_string(name);
+///     },
+/// ));
+/// config.set_logging_function(|level, tenant: &Tenant, msg| {
+///     eprintln!("[{}] {}: {msg}", level.as_str(), tenant.name);
+/// });
+/// let roma = RomaService::new(config)?;
+/// # roma.stop()?;
+/// # Ok::<(), roma::RomaError>(())
+/// ```
 pub struct Config<M = ()> {
     /// Worker processes. 0: one per available core.
     pub number_of_workers: usize,

@@ -33,6 +33,11 @@
 //! # Ok::<(), roma::RomaError>(())
 //! ```
 //!
+//! More examples, all run by `cargo test -p roma` (after `cargo build -p roma-worker`):
+//! `crates/roma/examples/hello.rs` (the snippet above) and `crates/roma/examples/udf.rs` (host
+//! functions, sync and async, with request metadata). [`Config`] documents each setting;
+//! `docs/config.md` lists them all with their defaults.
+//!
 //! # How a request travels
 //! [`RomaService`] hands requests to roma-core's dispatcher, which queues them (bounded, per
 //! worker) and gives each to the least busy worker slot. A slot owns one `roma-worker` process,
