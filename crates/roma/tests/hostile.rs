@@ -6,16 +6,19 @@
 #[path = "all/common.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "hostile/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
 use common::*;
+use harness::Harness;
 use roma::{
-    CodeObject, Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload,
-    InvocationRequest, OversizePolicy, ResponseObject, RomaError, RomaService, WASM_ARRAY_NAME_TAG,
-    WASM_RETURN_TYPE_TAG,
+    CodeObject, Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, OversizePolicy,
+    RomaError, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 const CORPUS: &str = include_str!("hostile/corpus.js");
@@ -23,129 +26,8 @@ const CORPUS: &str = include_str!("hostile/corpus.js");
 /// The short timeout the endless cases run under.
 const SHORT: Duration = Duration::from_millis(200);
 
-/// Requests submitted, callbacks delivered and each outcome, for one test.
-#[derive(Default)]
-struct Tally {
-    submitted: AtomicUsize,
-    delivered: AtomicUsize,
-    outcomes: Mutex<BTreeMap<&'static str, usize>>,
-}
-
-impl Tally {
-    fn record(&self, r: &Result<ResponseObject, RomaError>) {
-        self.delivered.fetch_add(1, Ordering::SeqCst);
-        let kind = match r {
-            Ok(_) => "ok",
-            Err(e) => e.kind().as_str(),
-        };
-        *self
-            .outcomes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(kind)
-            .or_default() += 1;
-    }
-}
-
-/// A service with the corpus loaded as `v1` and hello world as `hello`, counting every request.
-struct Harness<M: Send + Sync + 'static = ()> {
-    svc: RomaService<M>,
-    tally: Arc<Tally>,
-}
-
-impl<M: Default + Send + Sync + 'static> Harness<M> {
-    fn new(config: Config<M>) -> Self {
-        Self::with_code(config, code("v1", CORPUS))
-    }
-
-    fn with_code(config: Config<M>, v1: CodeObject) -> Self {
-        let h = Harness {
-            svc: RomaService::new(config).expect("service starts"),
-            tally: Arc::default(),
-        };
-        h.load(v1).expect("the corpus loads");
-        h.load(code("hello", HELLO)).expect("hello world loads");
-        h
-    }
-
-    fn load(&self, code: CodeObject) -> Result<ResponseObject, RomaError> {
-        let (tx, rx) = mpsc::channel();
-        let tally = Arc::clone(&self.tally);
-        self.svc.load_code_obj(code, move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })?;
-        self.tally.submitted.fetch_add(1, Ordering::SeqCst);
-        rx.recv_timeout(PATIENCE).expect("load callback arrives")
-    }
-
-    fn exec(&self, req: InvocationRequest<M>) -> Result<ResponseObject, RomaError> {
-        let (tx, rx) = mpsc::channel();
-        let tally = Arc::clone(&self.tally);
-        self.svc.execute(req, move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })?;
-        self.tally.submitted.fetch_add(1, Ordering::SeqCst);
-        rx.recv_timeout(PATIENCE).expect("execute callback arrives")
-    }
-
-    /// Runs `handler` of `v1` with a generous timeout.
-    fn call(&self, handler: &str, inputs: &[&str]) -> Result<ResponseObject, RomaError> {
-        self.call_within(handler, inputs, Duration::from_secs(30))
-    }
-
-    fn call_within(
-        &self,
-        handler: &str,
-        inputs: &[&str],
-        timeout: Duration,
-    ) -> Result<ResponseObject, RomaError> {
-        let mut req = request::<M>("v1", handler, inputs);
-        req.timeout = Some(timeout);
-        self.exec(req)
-    }
-
-    /// The error of a call that must fail with `kind`.
-    fn fails(&self, handler: &str, timeout: Duration, kind: ErrorKind) -> RomaError {
-        let e = self.call_within(handler, &[], timeout).expect_err(handler);
-        assert_eq!(e.kind(), kind, "{handler}: {e}");
-        e
-    }
-
-    /// The response of a call that must succeed.
-    fn ok(&self, handler: &str, inputs: &[&str]) -> String {
-        match self.call(handler, inputs) {
-            Ok(r) => r.resp,
-            Err(e) => panic!("{handler}: {e}"),
-        }
-    }
-
-    fn assert_hello(&self) {
-        let r = self
-            .exec(request::<M>("hello", "Handler", &[r#""Foobar""#]))
-            .expect("hello world after the hostile code");
-        assert_eq!(r.resp, r#""Hello world! \"Foobar\"""#);
-    }
-
-    /// Hello world still works, and every accepted request got its callback.
-    fn finish(self) {
-        self.assert_hello();
-        self.svc.stop().unwrap();
-        let submitted = self.tally.submitted.load(Ordering::SeqCst);
-        let delivered = self.tally.delivered.load(Ordering::SeqCst);
-        let outcomes = self.tally.outcomes.lock().unwrap().clone();
-        println!("submitted {submitted}, delivered {delivered}, outcomes {outcomes:?}");
-        assert_eq!(
-            submitted, delivered,
-            "lost or extra callbacks: {outcomes:?}"
-        );
-        assert_eq!(outcomes.values().sum::<usize>(), delivered);
-    }
-}
-
 fn harness() -> Harness {
-    Harness::new(config(1))
+    Harness::with_code(config(1), code("v1", CORPUS))
 }
 
 #[test]
@@ -161,7 +43,7 @@ fn infinite_loops_time_out() {
         // The same version serves right after the watchdog stopped it.
         assert_eq!(h.ok("Count", &[]), "1");
     }
-    h.finish();
+    h.done();
 }
 
 #[test]
@@ -177,7 +59,7 @@ fn deep_recursion_is_a_range_error() {
     let e = h.fails("DeepResult", Duration::from_secs(30), ErrorKind::Execution);
     assert!(e.message().contains("RangeError"), "{e}");
     assert_eq!(h.ok("Count", &[]), "1");
-    h.finish();
+    h.done();
 }
 
 /// Under a 15 MB heap (and the default ArrayBuffer cap, 4 x the heap), a bomb ends in one of two
@@ -191,7 +73,7 @@ fn deep_recursion_is_a_range_error() {
 fn heap_bombs_are_typed_and_the_worker_recovers() {
     let mut c = config::<()>(1);
     c.configure_js_engine_resource_constraints(1, 15);
-    let h = Harness::new(c);
+    let h = Harness::with_code(c, code("v1", CORPUS));
     let acceptable = |handler: &str, e: &RomaError| {
         let range = e.kind() == ErrorKind::Execution
             && (e.message().contains("RangeError: Invalid string length")
@@ -220,7 +102,7 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
         assert_eq!(e.kind(), ErrorKind::Execution, "{handler}: {e}");
         assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
     }
-    h.finish();
+    h.done();
 }
 
 fn wasm(text: &str) -> Vec<u8> {
@@ -238,7 +120,7 @@ fn wasm_call(h: &Harness, version: &str, export: &str, input: &str) -> Result<St
 fn wasm_memory_cannot_grow_past_the_page_cap() {
     let mut c = config::<()>(1);
     c.engine.max_wasm_memory_pages = 16;
-    let h = Harness::new(c);
+    let h = Harness::with_code(c, code("v1", CORPUS));
     let grow = CodeObject {
         id: "grow".into(),
         version_string: "grow".into(),
@@ -270,7 +152,7 @@ fn wasm_memory_cannot_grow_past_the_page_cap() {
     h.load(js).unwrap();
     let r = h.exec(request::<()>("js-mem", "Big", &[])).unwrap();
     assert_eq!(r.resp, r#""RangeError""#);
-    h.finish();
+    h.done();
 }
 
 const SPIN_WAT: &str = r#"(module
@@ -308,7 +190,7 @@ fn wasm_infinite_loops_time_out() {
     req.timeout = Some(SHORT);
     let e = h.exec(req).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    h.finish();
+    h.done();
 }
 
 /// With payloads capped at 1 MiB and `Reject`, a 4 MB result fails that request only: the worker
@@ -319,7 +201,7 @@ fn a_result_too_large_for_the_channel_fails_only_that_request() {
     c.max_payload_bytes = 1 << 20;
     c.payload_fast_path_bytes = 1 << 20;
     c.oversize_payloads = OversizePolicy::Reject;
-    let h = Harness::new(c);
+    let h = Harness::with_code(c, code("v1", CORPUS));
     for _ in 0..2 {
         let e = h.call("ReturnBig", &[]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
@@ -330,7 +212,7 @@ fn a_result_too_large_for_the_channel_fails_only_that_request() {
     let e = h.call("Count", &[&big]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
     assert_eq!(h.ok("Count", &[]), "1");
-    h.finish();
+    h.done();
 }
 
 #[test]
@@ -349,7 +231,7 @@ fn prototype_pollution_and_globals_do_not_reach_the_next_call() {
         assert_eq!(h.ok("Inspect", &[]), clean);
         assert_eq!(h.ok("Count", &[]), "1");
     }
-    h.finish();
+    h.done();
 }
 
 #[test]
@@ -375,7 +257,7 @@ fn hostile_results_have_typed_outcomes() {
     for handler in ["ReturnSymbol", "ReturnUndefined", "ReturnFunction"] {
         assert_eq!(h.ok(handler, &[]), "undefined", "{handler}");
     }
-    h.finish();
+    h.done();
 }
 
 #[test]
@@ -392,7 +274,7 @@ fn throwing_non_errors_is_an_execution_error_with_the_value() {
         let e = h.fails(handler, SHORT * 10, ErrorKind::Execution);
         assert_eq!(e.message(), message, "{handler}");
     }
-    h.finish();
+    h.done();
 }
 
 fn echo_config(calls: Arc<AtomicUsize>) -> Config<()> {
@@ -416,7 +298,7 @@ fn echo_config(calls: Arc<AtomicUsize>) -> Config<()> {
 #[test]
 fn a_host_function_called_with_hostile_arguments_throws_a_type_error_in_js() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let h = Harness::new(echo_config(Arc::clone(&calls)));
+    let h = Harness::with_code(echo_config(Arc::clone(&calls)), code("v1", CORPUS));
     // Cases 0..=12 must be refused inside the worker with a TypeError the code can catch.
     for i in 0..=12 {
         let resp = h.ok("CallEcho", &[&i.to_string()]);
@@ -435,7 +317,7 @@ fn a_host_function_called_with_hostile_arguments_throws_a_type_error_in_js() {
     assert_eq!(h.ok("CallEcho", &["14"]), r#""returned bytes 5242880""#);
     assert_eq!(h.ok("CallEcho", &["15"]), r#""returned none""#);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    h.finish();
+    h.done();
 }
 
 #[test]
@@ -464,7 +346,7 @@ fn there_is_no_way_out_of_the_sandbox_from_js() {
         h.ok("SharedTimer", &[]),
         r#"{"sab":"function","worker":"undefined","started":"ReferenceError","counter":0}"#
     );
-    h.finish();
+    h.done();
 }
 
 /// A synchronous handler that queues a microtask returns without the microtask running; the
@@ -476,7 +358,7 @@ fn there_is_no_way_out_of_the_sandbox_from_js() {
             (roma-v8 shim: no microtask checkpoint or queue discard after a non-promise result)"]
 fn microtasks_left_by_one_call_never_run_in_the_next() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let h = Harness::new(echo_config(Arc::clone(&calls)));
+    let h = Harness::with_code(echo_config(Arc::clone(&calls)), code("v1", CORPUS));
     assert_eq!(h.ok("LeaveMicrotask", &[]), r#""done""#);
     let before = calls.load(Ordering::SeqCst);
     assert_eq!(h.ok("AsyncHello", &[]), r#""async hello""#);
@@ -489,5 +371,5 @@ fn microtasks_left_by_one_call_never_run_in_the_next() {
     assert_eq!(h.ok("LeaveMicrotaskLoop", &[]), r#""done""#);
     let r = h.call_within("AsyncHello", &[], Duration::from_secs(2));
     assert_eq!(r.map(|r| r.resp), Ok(r#""async hello""#.to_string()));
-    h.finish();
+    h.done();
 }
