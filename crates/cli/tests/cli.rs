@@ -793,3 +793,49 @@ fn a_heap_bomb_is_out_of_memory_and_the_worker_goes_on() {
     assert_eq!(lines[0]["error"]["kind"], "out_of_memory", "{run:#?}");
     assert_eq!(lines[1]["ok"], "\"small\"", "{run:#?}");
 }
+
+// ---------------------------------------------------------------- bench
+
+#[test]
+fn bench_json_reports_consistent_figures() {
+    let run = roma(&["bench", "--workers", "1", "--requests", "200", "--json"]);
+    let report: Value = serde_json::from_str(run.ok().trim()).expect("one JSON object");
+    assert_eq!(report["requests"], 200, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["workers"], 1, "{report}");
+    let lat = &report["latency_ms"];
+    let p = |k: &str| {
+        lat[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {k} in {report}"))
+    };
+    assert!(p("p50") > 0.0, "{report}");
+    assert!(
+        p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"),
+        "{report}"
+    );
+    assert!(report["throughput_rps"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["worker_rss_mib"].as_f64().unwrap() > 0.0, "{report}");
+    for k in ["context_creation", "ipc", "handler"] {
+        assert!(report["share_pct"][k].as_f64().is_some(), "{report}");
+    }
+}
+
+#[test]
+fn bench_of_a_file_prints_its_table() {
+    let run = roma(&[
+        "bench",
+        "examples/hello.js",
+        "--input",
+        r#""Foobar""#,
+        "--workers",
+        "1",
+        "--requests",
+        "100",
+    ]);
+    let out = run.ok();
+    assert!(out.contains("requests      100 (0 errors)"), "{out}");
+    for word in ["throughput", "p50", "p99", "worker RSS", "time share"] {
+        assert!(out.contains(word), "no {word} in {out}");
+    }
+}
