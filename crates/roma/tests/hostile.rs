@@ -105,6 +105,45 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
     h.done();
 }
 
+/// One allocation much larger than the whole heap (a 256 MB string, a 128 MB array under a
+/// 15 MB heap) must not take the service down: the callback comes, and the next requests run.
+/// Observed: the worker dies (V8's fatal OOM, SIGTRAP) and the caller gets `WorkerCrashed`;
+/// the strict form of this test, which wants `OutOfMemory`, is ignored as a bug below.
+#[test]
+fn a_single_allocation_larger_than_the_heap_does_not_take_the_service_down() {
+    let mut c = config::<()>(1);
+    c.configure_js_engine_resource_constraints(1, 15);
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    for handler in ["BombOneHugeString", "BombOneHugeArray"] {
+        let e = h.call(handler, &[]).expect_err(handler);
+        assert!(
+            matches!(e.kind(), ErrorKind::OutOfMemory | ErrorKind::WorkerCrashed),
+            "{handler}: {e}"
+        );
+        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+    }
+    h.done();
+}
+
+/// docs/errors.md promises `OutOfMemory` with the worker recovering in place when the heap is
+/// exhausted. A single allocation past the near-heap-limit callback's headroom (the shim's
+/// `NearHeapLimit` gives max(current / 2, 64 MB)) is a fatal V8 OOM instead: the worker
+/// process dies and the request is reported as `WorkerCrashed`.
+#[test]
+#[ignore = "bug: one allocation larger than the heap limit + 64 MB kills the worker (V8 fatal \
+            OOM) and is reported as WorkerCrashed, not OutOfMemory"]
+fn a_single_allocation_larger_than_the_heap_is_out_of_memory() {
+    let mut c = config::<()>(1);
+    c.configure_js_engine_resource_constraints(1, 15);
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    for handler in ["BombOneHugeString", "BombOneHugeArray"] {
+        let e = h.call(handler, &[]).expect_err(handler);
+        assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{handler}: {e}");
+        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+    }
+    h.done();
+}
+
 fn wasm(text: &str) -> Vec<u8> {
     wat::parse_str(text).expect("valid wat")
 }

@@ -31,6 +31,9 @@ function BombRepeatFlat() {
   const keep = [];
   for (let i = 0; ; i++) keep.push(String(i % 10).repeat(1 << 22).toLowerCase());
 }
+// One allocation far larger than the whole heap (256 MB string, 128 MB double array).
+function BombOneHugeString() { return 'x'.repeat(2 ** 28).toLowerCase().length; }
+function BombOneHugeArray() { return new Array(2 ** 24).fill(1.5).length; }
 
 // --- Results that JSON cannot carry, or that lie about themselves. ---------------------------
 function ReturnProxy() { return new Proxy({ a: 1 }, {}); }
