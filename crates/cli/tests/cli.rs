@@ -299,6 +299,39 @@ fn byte_str_passes_the_input_raw() {
     assert_eq!(run.ok(), "string:3:abc\n");
 }
 
+#[test]
+fn service_options_still_give_the_same_answer() {
+    for extra in [
+        &["--transport", "socket"][..],
+        &["--transport", "shm", "--no-prewarm"][..],
+        &["--workers", "2", "--heap-mb", "64"][..],
+        &["--v8-flags", "--single-threaded-gc"][..],
+    ] {
+        let mut args = vec!["run", "examples/hello.js", "--input", r#""Foobar""#];
+        args.extend_from_slice(extra);
+        let run = roma(&args);
+        assert_eq!(run.ok(), format!("{HELLO_FOOBAR}\n"), "{extra:?}");
+    }
+}
+
+#[test]
+fn version_and_help() {
+    let run = roma(&["--version"]);
+    assert_eq!(run.ok(), format!("roma {}\n", env!("CARGO_PKG_VERSION")));
+    let run = roma(&["run", "--help"]);
+    for flag in [
+        "--handler",
+        "--input",
+        "--timeout",
+        "--batch",
+        "--metrics",
+        "--wasm-bin",
+        "--sandbox",
+    ] {
+        assert!(run.ok().contains(flag), "no {flag} in run --help");
+    }
+}
+
 // ---------------------------------------------------------------- failures in single mode
 
 #[test]
