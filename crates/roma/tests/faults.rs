@@ -39,6 +39,9 @@ fn a_killed_worker_is_replaced_and_its_versions_reloaded() {
     assert_eq!(r.resp, r#""Hello world! \"a\"""#);
     let r = exec(&svc, request::<()>("v2", "Handler", &[])).unwrap();
     assert_eq!(r.resp, "2");
+    workers_settle("while serving", |n| n == 2);
+    drop(svc);
+    workers_settle("after drop", |n| n == 0);
 }
 
 #[test]
@@ -82,6 +85,9 @@ fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_vers
     assert_eq!(rx2.recv_timeout(PATIENCE).unwrap().unwrap().resp, "2");
     let r = exec(&svc, request::<()>("v1", "Handler", &[r#""b""#])).unwrap();
     assert_eq!(r.resp, r#""Hello world! \"b\"""#);
+    workers_settle("while serving", |n| n == 2);
+    drop(svc);
+    workers_settle("after drop", |n| n == 0);
 }
 
 /// SIGKILLs every roma-worker process that is a child of this test process.
@@ -281,14 +287,21 @@ fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
 fn a_worker_that_ignores_its_timeout_is_killed_after_the_grace() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let h = harness(fault_config(Duration::from_millis(300)));
+    let before: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
     let mut req = request::<()>("v1", "__roma_fault_hang", &[]);
     req.timeout = Some(Duration::from_millis(200));
+    // Answered after 200 ms + 300 ms grace; the harness waits up to a minute as a safety net.
     let e = h.exec(req).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::Timeout | ErrorKind::WorkerCrashed),
         "{e}"
     );
     assert_eq!(h.ok("Count", &[]), "1");
+    let after: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "the hung worker was not replaced ({before:?} -> {after:?})"
+    );
     finish(h, 1);
 }
 
