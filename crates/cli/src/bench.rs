@@ -22,7 +22,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "Handler")]
     pub handler: String,
     /// One argument as JSON text; repeat for more. Default for hello world: "Foobar".
-    #[arg(long = "input")]
+    #[arg(long = "input", allow_hyphen_values = true)]
     pub inputs: Vec<String>,
     /// Requests to measure (after a warm-up). Ignored with --duration.
     #[arg(long, default_value_t = 10_000)]

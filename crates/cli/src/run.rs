@@ -21,7 +21,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "Handler")]
     pub handler: String,
     /// One argument as JSON text, e.g. --input '"Foobar"'. Repeat for more arguments.
-    #[arg(long = "input")]
+    #[arg(long = "input", allow_hyphen_values = true)]
     pub inputs: Vec<String>,
     /// The version string to load the code as.
     #[arg(long, default_value = "v1")]
@@ -218,10 +218,13 @@ fn parse_line(line: &str) -> Result<Vec<String>, RomaError> {
     let bad = |why: String| RomaError::new(ErrorKind::BadInput, why);
     let value: Value =
         serde_json::from_str(line).map_err(|e| bad(format!("the line is not JSON: {e}")))?;
-    let Value::Array(items) = value else {
+    if !value.is_array() {
         return Err(bad("the line must be a JSON array of arguments".into()));
-    };
-    Ok(items.iter().map(Value::to_string).collect())
+    }
+    // Each argument as the exact JSON text it was written as (object keys keep their order).
+    let items: Vec<Box<serde_json::value::RawValue>> =
+        serde_json::from_str(line).map_err(|e| bad(format!("the line is not JSON: {e}")))?;
+    Ok(items.iter().map(|v| v.get().to_owned()).collect())
 }
 
 fn render(line: &Line, with_metrics: bool) -> String {
@@ -241,8 +244,8 @@ mod tests {
 
     #[test]
     fn lines_become_json_inputs() {
-        let inputs = parse_line(r#"["Foobar", {"a": 1}, 3]"#).unwrap();
-        assert_eq!(inputs, vec![r#""Foobar""#, r#"{"a":1}"#, "3"]);
+        let inputs = parse_line(r#"["Foobar", {"b": 1, "a": 2}, 3]"#).unwrap();
+        assert_eq!(inputs, vec![r#""Foobar""#, r#"{"b": 1, "a": 2}"#, "3"]);
         assert_eq!(parse_line("{}").unwrap_err().kind(), ErrorKind::BadInput);
         assert_eq!(parse_line("[1,").unwrap_err().kind(), ErrorKind::BadInput);
     }

@@ -1,6 +1,6 @@
 //! Length-prefixed frames: a `u32` little-endian length, then that many bytes.
 //!
-//! [`FrameReader`] assembles frames from a byte stream that may deliver them in pieces and may
+//! `FrameReader` assembles frames from a byte stream that may deliver them in pieces and may
 //! stall. It keeps its progress across calls, so a receive that times out mid-frame loses nothing
 //! and the next receive continues where it stopped. A claimed length above the cap is rejected
 //! before anything is allocated, and the reader then skips that frame's body (in bounded chunks)

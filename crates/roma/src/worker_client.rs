@@ -91,6 +91,8 @@ pub(crate) struct WorkerClient<M> {
     cancelled: Arc<AtomicU64>,
     /// Where synchronous host functions run; started on the first call.
     udf: Option<UdfThread<M>>,
+    /// A host function of the running request was cut off at its timeout.
+    binding_timed_out: bool,
 }
 
 impl<M: Send + Sync + 'static> WorkerClient<M> {
@@ -111,6 +113,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             alive: true,
             cancelled: Arc::new(AtomicU64::new(0)),
             udf: None,
+            binding_timed_out: false,
         };
         client.handshake()?;
         Ok(client)
@@ -190,6 +193,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                 // Still running (blocked?) or gone: abandon that thread; the next call gets a
                 // new one.
                 self.udf = None;
+                self.binding_timed_out = true;
                 BindingCall::Done(refuse(&format!(
                     "host function `{name}` did not return within the request's timeout"
                 )))
@@ -373,6 +377,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError> {
         self.respawn_if_dead()?;
+        self.binding_timed_out = false;
         let started = Instant::now();
         let msg = HostToWorker::Execute {
             request_id,
@@ -401,6 +406,19 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                 } if id == request_id => {
                     let out = match result {
                         Ok(out) => out,
+                        // A host function was cut off at the request's timeout: whatever the JS
+                        // made of the error it got, the request timed out.
+                        Err(e) if self.binding_timed_out && e.kind() != ErrorKind::Cancelled => {
+                            return Err(RomaError::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "the invocation of {} ran past its {} timeout in a host function: {}",
+                                    inv.handler_name,
+                                    roma_core::format_duration(inv.timeout),
+                                    e.message()
+                                ),
+                            ));
+                        }
                         Err(e) => {
                             if e.kind() == ErrorKind::Execution {
                                 // Uncaught errors reach the logging function, with the stack.

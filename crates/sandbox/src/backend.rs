@@ -30,17 +30,15 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SandboxError>;
 }
 
-/// The sandbox named `name`: `namespaces` (the default, roma's own jail) or `none` (no jail;
-/// debugging only, warns on stderr).
+/// The sandbox named `name`: `namespaces` (the default, roma's own jail), `birdcage` (only
+/// with the `birdcage` cargo feature, which makes the binary GPL-3.0; otherwise
+/// [`SandboxError::BackendNotCompiled`]) or `none` (no jail; debugging only, warns on stderr).
 ///
-/// `birdcage` is recognised but not implemented yet: it returns
-/// [`SandboxError::BackendNotCompiled`] with or without the `birdcage` cargo feature (the
-/// birdcage crate is not vendored here). The plan for it is in the crate's notes: a
-/// single-threaded launcher that closes every descriptor but stdio and the channel, then calls
-/// `Birdcage::spawn`.
+/// The worker binary must be built with the same feature: the birdcage jail is built by its
+/// launcher stage (see `launcher/birdcage.rs`).
 pub fn sandbox_by_name(name: &str) -> Result<Box<dyn Sandbox>, SandboxError> {
     let kind = JailKind::from_name(name)?;
-    if kind == JailKind::Birdcage {
+    if kind == JailKind::Birdcage && !cfg!(feature = "birdcage") {
         return Err(SandboxError::BackendNotCompiled("birdcage"));
     }
     Ok(Box::new(LauncherSandbox { kind }))
@@ -151,10 +149,13 @@ mod tests {
     fn picks_backends_by_name() {
         assert_eq!(sandbox_by_name("namespaces").unwrap().name(), "namespaces");
         assert_eq!(sandbox_by_name("none").unwrap().name(), "none");
+        #[cfg(not(feature = "birdcage"))]
         assert!(matches!(
             sandbox_by_name("birdcage"),
             Err(SandboxError::BackendNotCompiled("birdcage"))
         ));
+        #[cfg(feature = "birdcage")]
+        assert_eq!(sandbox_by_name("birdcage").unwrap().name(), "birdcage");
         assert!(matches!(
             sandbox_by_name("docker"),
             Err(SandboxError::UnknownBackend(_))

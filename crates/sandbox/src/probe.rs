@@ -393,8 +393,11 @@ fn host_pids(name: &str) -> ProbeOutcome {
         None => "kill(1, 0) succeeded".to_owned(),
         Some(e) => format!("kill(1, 0): {}", errno_name(e)),
     };
-    // Pid 1 is this worker (its own pid namespace), or pid 1 does not exist for it.
-    let held = pid == 1 || err.is_some_and(|e| e.raw_os_error() == Some(libc::ESRCH));
+    // In a pid namespace of its own the worker is pid 1 (namespaces) or pid 2 under its jail's
+    // init, pid 1 (birdcage): host pids that low belong to the kernel, never to a spawned
+    // process. Or pid 1 does not exist for it at all.
+    let own_namespace = pid == 1 || (pid == 2 && ppid == 1);
+    let held = own_namespace || err.is_some_and(|e| e.raw_os_error() == Some(libc::ESRCH));
     ProbeOutcome::new(
         name,
         true,

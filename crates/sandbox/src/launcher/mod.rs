@@ -8,6 +8,8 @@
 //! returns the arguments untouched and reports no jail.
 
 pub(crate) mod args;
+#[cfg(feature = "birdcage")]
+mod birdcage_jail;
 mod fds;
 mod namespaces;
 mod privileges;
@@ -68,6 +70,9 @@ pub fn enter_jail_from_args(
     };
     let launched = match (jail.stage, jail.kind) {
         (JailStage::Launch, JailKind::Namespaces) => namespaces::launch(&jail).map(|n| match n {}),
+        #[cfg(feature = "birdcage")]
+        (JailStage::Launch, JailKind::Birdcage) => birdcage_jail::launch(&jail).map(|n| match n {}),
+        #[cfg(not(feature = "birdcage"))]
         (JailStage::Launch, JailKind::Birdcage) => {
             Err(SandboxError::BackendNotCompiled("birdcage"))
         }
