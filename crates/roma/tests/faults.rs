@@ -553,3 +553,76 @@ fn dropping_the_service_answers_everything_and_leaves_no_worker() {
     );
     workers_settle("after drop", |n| n == 0);
 }
+
+/// SIGKILLs and SIGSTOPs at pseudo-random moments (a fixed seed) while two workers serve a mix
+/// of hello world, throws and timeouts: every accepted request is answered exactly once, with
+/// its own outcome or `WorkerCrashed`/`Timeout` for the ones its worker's death or stop hit.
+#[test]
+fn random_kills_and_stops_lose_no_callback() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = fault_config(Duration::from_millis(300));
+    c.number_of_workers = 2;
+    let js = format!("{FAULT_JS} function Throw() {{ throw new Error('boom'); }}");
+    let h = Harness::with_code(c, code("v1", &js));
+    let mut seed: u64 = 0x5eed_1234_abcd_ef01;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut pending = Vec::new();
+    for round in 0..12 {
+        for _ in 0..10 {
+            let (handler, timeout) = match next(3) {
+                0 => ("Count", Duration::from_secs(30)),
+                1 => ("Throw", Duration::from_secs(30)),
+                _ => ("Spin", Duration::from_millis(100)),
+            };
+            let mut req = request::<()>("v1", handler, &[]);
+            req.timeout = Some(timeout);
+            pending.push((handler, submit(&h, req)));
+        }
+        std::thread::sleep(Duration::from_millis(next(150)));
+        let procs = worker_procs();
+        if let Some(victim) = procs.get(next(procs.len().max(1) as u64) as usize) {
+            if round % 3 == 2 {
+                // A stop: the host's deadline must end whatever runs there.
+                signal(&[*victim], libc::SIGSTOP);
+                std::thread::sleep(Duration::from_millis(next(100)));
+            } else {
+                signal(&[*victim], libc::SIGKILL);
+            }
+        }
+    }
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for (handler, rx) in pending {
+        let r = rx
+            .recv_timeout(PATIENCE)
+            .expect("every request is answered");
+        let kind = match &r {
+            Ok(_) => "ok",
+            Err(e) => e.kind().as_str(),
+        };
+        let expected = match handler {
+            "Count" => r.as_ref().is_ok_and(|r| r.resp == "1"),
+            "Throw" => r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Execution),
+            _ => r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout),
+        };
+        let casualty = r
+            .as_ref()
+            .is_err_and(|e| matches!(e.kind(), ErrorKind::WorkerCrashed | ErrorKind::Timeout));
+        assert!(expected || casualty, "{handler}: {r:?}");
+        *outcomes.entry(format!("{handler}:{kind}")).or_default() += 1;
+    }
+    println!("random faults: {outcomes:?}");
+    // Nothing stays stopped: the stopped workers were killed by the host at their deadline,
+    // or, if idle, are killed here.
+    for p in worker_procs() {
+        signal(&[p], libc::SIGCONT);
+    }
+    for _ in 0..4 {
+        h.assert_hello();
+    }
+    finish(h, 2);
+}
