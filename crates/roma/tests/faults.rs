@@ -626,3 +626,35 @@ fn random_kills_and_stops_lose_no_callback() {
     }
     finish(h, 2);
 }
+
+/// Failures the engine recovers from in place keep the worker process: a heap exhausted by
+/// many objects (`OutOfMemory`, the isolate is rebuilt), a result too large for the channel
+/// (`PayloadTooLarge`), a timeout, an uncaught throw.
+#[test]
+fn recoverable_failures_keep_the_same_worker_process() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = fault_config(Duration::ZERO);
+    c.configure_js_engine_resource_constraints(1, 15);
+    c.max_payload_bytes = 1 << 20;
+    c.payload_fast_path_bytes = 1 << 20;
+    c.oversize_payloads = roma::OversizePolicy::Reject;
+    let js = format!(
+        "{FAULT_JS} function Bomb() {{ const k = []; while (true) k.push(new Array(10000).fill({{a: 1}})); }} \
+         function Big() {{ return 'x'.repeat(4 << 20); }} function Throw() {{ throw new Error('boom'); }}"
+    );
+    let h = Harness::with_code(c, code("v1", &js));
+    let before: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+    for (handler, timeout, kind) in [
+        ("Bomb", Duration::from_secs(30), ErrorKind::OutOfMemory),
+        ("Big", Duration::from_secs(30), ErrorKind::PayloadTooLarge),
+        ("Spin", Duration::from_millis(200), ErrorKind::Timeout),
+        ("Throw", Duration::from_secs(30), ErrorKind::Execution),
+    ] {
+        h.fails(handler, timeout, kind);
+        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+        let now: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+        assert_eq!(now, before, "{handler} replaced the worker");
+    }
+    finish(h, 1);
+}
