@@ -362,6 +362,35 @@ fn a_host_function_called_with_hostile_arguments_throws_a_type_error_in_js() {
     h.done();
 }
 
+/// Console output is bounded per line (the worker truncates at 64 KiB, plus a note) and a flood of lines
+/// reaches the logging function in order without hurting the worker.
+#[test]
+fn a_console_flood_is_delivered_and_bounded() {
+    let lines = Arc::new(Mutex::new((0usize, 0usize, true)));
+    let mut c = config::<()>(1);
+    let seen = Arc::clone(&lines);
+    c.set_logging_function(move |_, _: &(), message| {
+        let mut s = seen.lock().unwrap();
+        if s.0 < 10_000 && message != format!("line {}", s.0) {
+            s.2 = false;
+        }
+        s.0 += 1;
+        s.1 = s.1.max(message.len());
+    });
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    assert_eq!(h.ok("LogFlood", &[]), r#""logged""#);
+    let (count, longest, in_order) = *lines.lock().unwrap();
+    assert_eq!(count, 10_001);
+    assert!(in_order, "the lines arrived out of order");
+    // 64 KiB of the line plus a short truncation note.
+    assert!(longest <= (64 << 10) + 128, "a log line of {longest} bytes");
+    assert!(
+        longest >= 60 << 10,
+        "the long line was dropped: {longest} bytes"
+    );
+    h.done();
+}
+
 #[test]
 fn there_is_no_way_out_of_the_sandbox_from_js() {
     let h = harness();

@@ -107,6 +107,13 @@ function CallEcho(i) {
   try { return 'returned ' + String(cases[i]()); } catch (e) { return 'threw ' + (e && e.name) + ': ' + (e && e.message); }
 }
 
+// --- Console abuse: many lines, and one line of 10 MB. ---------------------------------------
+function LogFlood() {
+  for (let i = 0; i < 10000; i++) console.log('line ' + i);
+  console.log('z'.repeat(10 << 20));
+  return 'logged';
+}
+
 // --- Ways out of the sandbox that must not exist. --------------------------------------------
 function Globals() {
   const names = ['process', 'require', 'module', 'exports', 'fetch', 'Buffer', 'setTimeout',
