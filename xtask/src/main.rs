@@ -1,13 +1,16 @@
 //! roma's project tasks.
 //!
 //! - `cargo xtask setup`: make a fresh Debian or Ubuntu machine ready to build roma: a C++
-//!   compiler and the system V8 (libnode). Where `apt-get install libnode-dev` is blocked (a
-//!   nodesource `nodejs` is preinstalled, as on our CI machines), it installs libnode's runtime
-//!   dependencies and unpacks `apt-get download`ed libnode + libnode-dev into `target/libnode/`,
-//!   which roma-v8's build script finds.
+//!   compiler and V8 (libnode). It uses `ROMA_V8_INCLUDE`/`ROMA_V8_LIB` when set, else a
+//!   `target/libnode/` already filled, else a system `libnode-dev` whose headers match its
+//!   library; otherwise it installs libnode's runtime dependencies with apt-get and unpacks
+//!   `apt-get download`ed libnode + libnode-dev into `target/libnode/` (never `apt-get install
+//!   libnode-dev`, which a preinstalled nodesource `nodejs` blocks), which roma-v8's build
+//!   script finds.
 //! - `cargo xtask hello`: setup, build, and run `examples/hello.js` through roma.
-//! - `cargo xtask test`: setup, then every check CI runs: fmt, clippy, the shim against newer
-//!   V8 headers, and every test.
+//! - `cargo xtask test`: setup, then every check CI runs, in order: fmt, the shim against newer
+//!   V8 headers, clippy, every test, rustdoc without warnings, and a smoke run of the birdcage
+//!   backend (built in `target/birdcage`).
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
@@ -325,7 +328,41 @@ fn test(rest: &[String]) -> Result<()> {
     // The service tests start real roma-worker processes: build the binary first.
     run(cargo().args(["build", "-p", "roma-worker", "--bins"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
+    // Every crate's rustdoc builds without warnings.
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    birdcage_smoke()?;
     Ok(())
+}
+
+/// The birdcage backend (a cargo feature, GPL-3.0) in its own target folder, so the main build
+/// stays free of it: `roma check` must find every protection held, and hello world must run.
+fn birdcage_smoke() -> Result<()> {
+    let target = root().join("target/birdcage");
+    run(cargo()
+        .args([
+            "build",
+            "-p",
+            "roma-worker",
+            "-p",
+            "roma-cli",
+            "--features",
+            "roma-worker/birdcage,roma-cli/birdcage",
+        ])
+        .env("CARGO_TARGET_DIR", &target))?;
+    let roma = target.join("debug/roma");
+    run(Command::new(&roma).args(["check", "--sandbox", "birdcage"]))?;
+    run(Command::new(&roma)
+        .args([
+            "run",
+            "examples/hello.js",
+            "--input",
+            "\"birdcage\"",
+            "--sandbox",
+            "birdcage",
+        ])
+        .current_dir(root()))
 }
 
 fn bench(rest: &[String]) -> Result<()> {
