@@ -14,7 +14,7 @@ use common::*;
 use harness::Harness;
 use roma::{
     CodeObject, Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, OversizePolicy,
-    RomaError, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG,
+    ResponseObject, RomaError, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -388,6 +388,59 @@ fn a_console_flood_is_delivered_and_bounded() {
         longest >= 60 << 10,
         "the long line was dropped: {longest} bytes"
     );
+    h.done();
+}
+
+/// Hostile code at load time: its top level runs once (into the version's snapshot), bounded
+/// by the engine's default timeout and heap, and what it changes stays in its own version.
+#[test]
+fn hostile_top_level_code_fails_its_load_only() {
+    let mut c = config::<()>(1);
+    c.engine.default_timeout = Duration::from_millis(500);
+    c.configure_js_engine_resource_constraints(1, 15);
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    let outcomes: Vec<(&str, Result<ResponseObject, RomaError>)> = [
+        ("loop", "while (true) {}"),
+        (
+            "bomb",
+            "const keep = []; while (true) keep.push(new Array(10000).fill({a: 1}));",
+        ),
+        ("throw", "throw 'top level string';"),
+        ("recursion", "(function r() { r(); })();"),
+    ]
+    .into_iter()
+    .map(|(v, js)| (v, h.load(code(v, js))))
+    .collect();
+    for (v, r) in &outcomes {
+        println!("load {v}: {r:?}");
+    }
+    let kind = |v: &str| {
+        outcomes
+            .iter()
+            .find(|(name, _)| *name == v)
+            .and_then(|(_, r)| r.as_ref().err())
+            .map(|e| e.kind())
+    };
+    assert_eq!(kind("loop"), Some(ErrorKind::Timeout));
+    assert_eq!(kind("bomb"), Some(ErrorKind::OutOfMemory));
+    assert_eq!(kind("throw"), Some(ErrorKind::Compile));
+    assert_eq!(kind("recursion"), Some(ErrorKind::Compile));
+    // None of them is left loaded.
+    for v in ["loop", "bomb", "throw", "recursion"] {
+        let e = h.exec(request::<()>(v, "Count", &[])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::VersionNotFound, "{v}: {e}");
+    }
+    // A version whose top level pollutes the builtins keeps the pollution to itself.
+    h.load(code(
+        "polluter",
+        "Object.prototype.polluted = 'yes'; globalThis.leak = 1; function P() { return ({}).polluted; }",
+    ))
+    .unwrap();
+    let r = h.exec(request::<()>("polluter", "P", &[])).unwrap();
+    assert_eq!(r.resp, r#""yes""#);
+    let clean = r#""{\"polluted\":true,\"push\":true,\"toJSON\":true,\"parse\":true,\"leak\":true,\"counter\":0}""#;
+    assert_eq!(h.ok("Inspect", &[]), clean);
+    assert_eq!(h.ok("Count", &[]), "1");
     h.done();
 }
 
