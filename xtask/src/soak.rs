@@ -1,4 +1,4 @@
-//! `cargo xtask soak --minutes N [--fuzz-seconds S]`: a long run of a 2-worker service (namespaces
+//! `cargo xtask soak --minutes N [--fuzz-seconds S] [--kill-every-s K]`: a long run of a 2-worker service (namespaces
 //! sandbox) under a mix of healthy and hostile requests while workers are SIGKILLed, then a
 //! report; it fails if a callback is lost, an outcome is not one its category allows, or the
 //! host's RSS grew more than 10%.
@@ -49,6 +49,7 @@ fn arg_value<T: std::str::FromStr>(rest: &[String], name: &str, default: T) -> R
 pub fn soak(rest: &[String]) -> Result<()> {
     let minutes: f64 = arg_value(rest, "--minutes", 10.0)?;
     let fuzz_seconds: u64 = arg_value(rest, "--fuzz-seconds", 60)?;
+    let kill_every_s: f64 = arg_value(rest, "--kill-every-s", 3.5)?;
     crate::setup()?;
     if fuzz_seconds > 0 {
         crate::fuzz::fuzz(&["--seconds".into(), fuzz_seconds.to_string()])?;
@@ -66,6 +67,7 @@ pub fn soak(rest: &[String]) -> Result<()> {
             "soak-inner",
         ])
         .args(["--minutes", &minutes.to_string()])
+        .args(["--kill-every-s", &kill_every_s.to_string()])
         .env("ROMA_WORKER_BIN", &worker))
 }
 
@@ -368,6 +370,9 @@ fn drain(shared: &Shared, patience: Duration) {
 /// The soak itself (run in release by [`soak`]).
 pub fn soak_inner(rest: &[String]) -> Result<()> {
     let minutes: f64 = arg_value(rest, "--minutes", 10.0)?;
+    // Diagnostics: `--kill-every-s 0` turns the killer off (to tell memory growth caused by
+    // respawns from the rest); default: a kill every 2-5 s.
+    let kill_every_s: f64 = arg_value(rest, "--kill-every-s", 3.5)?;
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     let mut config = Config::<()>::default();
     config.number_of_workers = 2;
@@ -421,7 +426,7 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
     *shared.tally.lock().unwrap_or_else(|p| p.into_inner()) = Tally::default();
     let rss_start = rss_kb()?;
 
-    // The killer: every 2-5 s, SIGKILL one random roma-worker descendant. It also records every
+    // The killer: every 2-5 s (by default), SIGKILL one random roma-worker descendant. It also records every
     // worker pid it sees, to count respawns.
     let stop = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU64::new(0));
@@ -430,19 +435,26 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
         let stop = Arc::clone(&stop);
         let kills = Arc::clone(&kills);
         let mut rng = Rng(seed.rotate_left(17) | 1);
+        // Uniform in [0.57, 1.43] x the mean: 2-5 s for the default 3.5 s.
+        let mean_ms = (kill_every_s * 1000.0) as u64;
+        let interval = move |rng: &mut Rng| {
+            (kill_every_s > 0.0).then(|| {
+                Duration::from_millis(mean_ms * 4 / 7 + rng.next() % (mean_ms * 6 / 7).max(1))
+            })
+        };
         std::thread::spawn(move || {
             let mut seen = BTreeSet::new();
-            let mut next_kill = Instant::now() + Duration::from_millis(2000 + rng.next() % 3000);
+            let mut next_kill = interval(&mut rng).map(|d| Instant::now() + d);
             while !stop.load(Ordering::Relaxed) {
                 let pids = worker_pids();
                 seen.extend(direct(&pids));
-                if Instant::now() >= next_kill && !pids.is_empty() {
+                if next_kill.is_some_and(|k| Instant::now() >= k) && !pids.is_empty() {
                     let pid = pids[(rng.next() % pids.len() as u64) as usize].0;
                     // SAFETY: kill(2) on a pid just read from /proc; at worst it is gone already.
                     if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
                         kills.fetch_add(1, Ordering::Relaxed);
                     }
-                    next_kill = Instant::now() + Duration::from_millis(2000 + rng.next() % 3000);
+                    next_kill = interval(&mut rng).map(|d| Instant::now() + d);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -460,11 +472,12 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
             last_report = Instant::now();
             let t = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
             eprintln!(
-                "soak: {:>4.0} s: {} submitted, {} delivered, {} kills",
+                "soak: {:>4.0} s: {} submitted, {} delivered, {} kills, RSS {} kB",
                 started.elapsed().as_secs_f64(),
                 t.submitted,
                 t.delivered,
-                kills.load(Ordering::Relaxed)
+                kills.load(Ordering::Relaxed),
+                rss_kb().unwrap_or(0)
             );
         }
     }
@@ -499,7 +512,9 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
     let new_pids = seen.difference(&initial).count();
     let growth = (rss_end as f64 - rss_start as f64) / rss_start as f64 * 100.0;
     let mut unexpected = Vec::new();
-    println!("soak: {minutes} min, 2 workers (namespaces sandbox), {IN_FLIGHT} in flight");
+    println!(
+        "soak: {minutes} min, 2 workers (namespaces sandbox), {IN_FLIGHT} in flight, a kill every ~{kill_every_s} s"
+    );
     println!(
         "requests: {} submitted, {} delivered in {:.1} s ({:.0}/s)",
         t.submitted,
