@@ -444,6 +444,96 @@ fn hostile_top_level_code_fails_its_load_only() {
     h.done();
 }
 
+/// Asynchronous host functions under abuse: a call left behind by a finished request never
+/// answers a later one, a fan-out past the per-request cap is refused call by call (the host
+/// spawns at most the cap), and hostile arguments are refused in JS as for synchronous ones.
+#[test]
+fn asynchronous_host_functions_under_abuse() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut c = config::<()>(1);
+    let n = Arc::clone(&started);
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "later",
+        move |io: roma::FunctionBindingIo, _: &()| -> roma::BindingFuture {
+            n.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let key = io.input_string().unwrap_or_default().to_owned();
+                let mut out = roma::FunctionBindingIo::default();
+                out.set_output_string(format!("reply for {key}"));
+                out
+            })
+        },
+    ));
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    assert_eq!(h.ok("FireAndForget", &[]), r#""fired""#);
+    for key in ["a", "b", "c"] {
+        let input = format!("\"{key}\"");
+        assert_eq!(
+            h.ok("AwaitLater", &[&input]),
+            format!("\"reply for {key}\""),
+            "a stale reply answered a later call"
+        );
+    }
+    let before = started.load(Ordering::SeqCst);
+    let r: serde_json::Value = serde_json::from_str(&h.ok("FanOutBomb", &[])).unwrap();
+    let count = |k: &str| r[k].as_u64().unwrap();
+    // The first 64 (MAX_PENDING_PER_REQUEST) run; every other call is refused (observed: by a
+    // synchronous throw, not a rejected promise; see the ignored test below).
+    assert_eq!(count("ok"), 64, "{r}");
+    assert_eq!(count("rejected") + count("threw"), 10_000 - 64, "{r}");
+    // Only 64 futures run at once; the host function itself runs for every call (see the
+    // ignored test below), bounded by the request's time.
+    assert!(started.load(Ordering::SeqCst) - before >= 64, "{r}");
+    assert_eq!(h.ok("AsyncHostileArgs", &[]), r#""TypeError""#);
+    assert_eq!(h.ok("AwaitLater", &[r#""d""#]), r#""reply for d""#);
+    h.done();
+}
+
+/// `FunctionBindingObject::new_async` promises that in JS the function "returns a Promise at
+/// once"; a call refused for exceeding the per-request cap throws synchronously instead, so
+/// `later(x).catch(...)` and `Promise.allSettled(keys.map(later))` blow up.
+#[test]
+#[ignore = "bug: an asynchronous host call refused by the per-request cap throws synchronously \
+            instead of returning a rejected promise"]
+fn a_refused_asynchronous_call_is_a_rejected_promise() {
+    let mut c = config::<()>(1);
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "later",
+        |_: roma::FunctionBindingIo, _: &()| -> roma::BindingFuture {
+            Box::pin(async { roma::FunctionBindingIo::default() })
+        },
+    ));
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    let r: serde_json::Value = serde_json::from_str(&h.ok("FanOutBomb", &[])).unwrap();
+    assert_eq!(r["threw"], 0, "{r}");
+    assert_eq!(r["rejected"], 10_000 - 64, "{r}");
+    h.done();
+}
+
+/// The per-request cap on asynchronous host calls is checked after the host function has run
+/// and built its future (worker_client.rs: `call_sync`/`call_binding` first, then
+/// `start_async` refuses): JS can make the host run a registered function without bound,
+/// only its future is dropped. The cap should be checked before the function is called.
+#[test]
+#[ignore = "bug: asynchronous host functions past the per-request cap still run on the host \
+            (their future is dropped afterwards)"]
+fn a_refused_asynchronous_call_never_runs_the_host_function() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut c = config::<()>(1);
+    let n = Arc::clone(&started);
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "later",
+        move |_: roma::FunctionBindingIo, _: &()| -> roma::BindingFuture {
+            n.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { roma::FunctionBindingIo::default() })
+        },
+    ));
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    h.ok("FanOutBomb", &[]);
+    assert_eq!(started.load(Ordering::SeqCst), 64);
+    h.done();
+}
+
 #[test]
 fn there_is_no_way_out_of_the_sandbox_from_js() {
     let h = harness();

@@ -114,6 +114,28 @@ function LogFlood() {
   return 'logged';
 }
 
+// --- Asynchronous host functions, abused. ---------------------------------------------------
+// Fire and forget: the call's reply comes after the request is over.
+function FireAndForget() { later('stale'); return 'fired'; }
+async function AwaitLater(key) { return await later(key); }
+// Far more outstanding calls than a request may have.
+async function FanOutBomb() {
+  let threw = 0;
+  const promises = [];
+  const thrown = new Set();
+  for (let i = 0; i < 10000; i++) {
+    try { promises.push(later('k' + i)); } catch (e) { threw++; thrown.add(e.message); }
+  }
+  const settled = await Promise.allSettled(promises);
+  const ok = settled.filter((s) => s.status === 'fulfilled').length;
+  const reasons = new Set(settled.filter((s) => s.status === 'rejected').map((s) => s.reason.message));
+  return { ok, rejected: settled.length - ok, threw, reasons: [...reasons], thrown: [...thrown] };
+}
+function AsyncHostileArgs() {
+  const cycle = {}; cycle.self = cycle;
+  try { later(cycle); return 'accepted'; } catch (e) { return e.name; }
+}
+
 // --- Ways out of the sandbox that must not exist. --------------------------------------------
 function Globals() {
   const names = ['process', 'require', 'module', 'exports', 'fetch', 'Buffer', 'setTimeout',
