@@ -222,8 +222,8 @@ function Count() { return 1; }
 function Block() { return blocker('x'); }
 "#;
 
-fn fault_config(grace: Duration) -> Config<()> {
-    let mut c = config::<()>(1);
+fn fault_config<M>(grace: Duration) -> Config<M> {
+    let mut c = config::<M>(1);
     c.worker_grace = grace;
     c
 }
@@ -242,9 +242,9 @@ fn until_running(h: &Harness) {
 }
 
 /// Submits `req` without waiting; the receiver gets its one callback.
-fn submit(
-    h: &Harness,
-    req: roma::InvocationRequest,
+fn submit<M: Default + Send + Sync + 'static>(
+    h: &Harness<M>,
+    req: roma::InvocationRequest<M>,
 ) -> mpsc::Receiver<Result<roma::ResponseObject, RomaError>> {
     let (tx, rx) = mpsc::channel();
     let tally = Arc::clone(&h.tally);
@@ -309,7 +309,7 @@ fn a_worker_that_ignores_its_timeout_is_killed_after_the_grace() {
 fn a_log_flood_is_delivered_and_the_service_serves() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let lines = Arc::new(AtomicUsize::new(0));
-    let mut c = fault_config(Duration::ZERO);
+    let mut c = fault_config::<()>(Duration::ZERO);
     let counter = Arc::clone(&lines);
     c.set_logging_function(move |_, _: &(), _| {
         counter.fetch_add(1, Ordering::SeqCst);
@@ -554,13 +554,33 @@ fn dropping_the_service_answers_everything_and_leaves_no_worker() {
     workers_settle("after drop", |n| n == 0);
 }
 
+/// Metadata values alive now (only `random_kills_and_stops_lose_no_callback` makes them).
+static LIVE_METADATA: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+/// Request metadata that counts its live values.
+struct Tracked;
+
+impl Default for Tracked {
+    fn default() -> Self {
+        LIVE_METADATA.fetch_add(1, Ordering::SeqCst);
+        Tracked
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        LIVE_METADATA.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// SIGKILLs and SIGSTOPs at pseudo-random moments (a fixed seed) while two workers serve a mix
 /// of hello world, throws and timeouts: every accepted request is answered exactly once, with
-/// its own outcome or `WorkerCrashed`/`Timeout` for the ones its worker's death or stop hit.
+/// its own outcome or `WorkerCrashed`/`Timeout` for the ones its worker's death or stop hit,
+/// and no request's metadata outlives the service.
 #[test]
 fn random_kills_and_stops_lose_no_callback() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut c = fault_config(Duration::from_millis(300));
+    let mut c = fault_config::<Tracked>(Duration::from_millis(300));
     c.number_of_workers = 2;
     let js = format!("{FAULT_JS} function Throw() {{ throw new Error('boom'); }}");
     let h = Harness::with_code(c, code("v1", &js));
@@ -579,7 +599,7 @@ fn random_kills_and_stops_lose_no_callback() {
                 1 => ("Throw", Duration::from_secs(30)),
                 _ => ("Spin", Duration::from_millis(100)),
             };
-            let mut req = request::<()>("v1", handler, &[]);
+            let mut req = request::<Tracked>("v1", handler, &[]);
             req.timeout = Some(timeout);
             pending.push((handler, submit(&h, req)));
         }
@@ -625,6 +645,16 @@ fn random_kills_and_stops_lose_no_callback() {
         h.assert_hello();
     }
     finish(h, 2);
+    // Every request's metadata was dropped, crashed or not.
+    let deadline = Instant::now() + PATIENCE;
+    while LIVE_METADATA.load(Ordering::SeqCst) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} metadata values left over",
+            LIVE_METADATA.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Failures the engine recovers from in place keep the worker process: a heap exhausted by
@@ -633,7 +663,7 @@ fn random_kills_and_stops_lose_no_callback() {
 #[test]
 fn recoverable_failures_keep_the_same_worker_process() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut c = fault_config(Duration::ZERO);
+    let mut c = fault_config::<()>(Duration::ZERO);
     c.configure_js_engine_resource_constraints(1, 15);
     c.max_payload_bytes = 1 << 20;
     c.payload_fast_path_bytes = 1 << 20;
