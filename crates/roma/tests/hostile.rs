@@ -319,6 +319,55 @@ fn throwing_non_errors_is_an_execution_error_with_the_value() {
     h.done();
 }
 
+/// The engine inspects what a handler threw (its name, message, stack, JSON) after the throw;
+/// hostile getters there must still be bounded by the request's timeout. All end typed and the
+/// service serves on; see the ignored test below for the ones that cost a worker.
+#[test]
+fn thrown_values_with_endless_getters_are_bounded() {
+    let mut c = config::<()>(1);
+    c.worker_grace = Duration::from_millis(500);
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    for handler in [
+        "ThrowStackLoop",
+        "ThrowNameLoop",
+        "RejectMessageLoop",
+        "ThrowToJSONLoop",
+        "ThrowProxyLoop",
+    ] {
+        h.fails(handler, SHORT, ErrorKind::Timeout);
+        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+    }
+    // A toString that loops or throws is not called for a plain thrown object: it is shown as
+    // JSON.
+    for handler in ["ThrowToStringLoop", "ThrowToStringThrows"] {
+        let e = h.fails(handler, SHORT, ErrorKind::Execution);
+        assert_eq!(e.message(), "Uncaught {}", "{handler}");
+    }
+    h.done();
+}
+
+/// Observed: an Error whose `name` getter loops, or a thrown Proxy whose `get` trap loops, spins
+/// past the watchdog until the host's deadline (timeout + grace) kills and replaces the worker,
+/// so each such request costs a worker process and the reload of every version. Likely cause:
+/// the shim's ReportException/FormatArg run JS more than once (ToString after JSON.stringify,
+/// then the stack); the watchdog's one termination ends the first, the next runs unbounded.
+#[test]
+#[ignore = "bug: exception formatting after a watchdog termination runs JS unbounded (an Error's \
+            name getter, a Proxy's get trap): the worker is killed at timeout + grace"]
+fn thrown_values_with_endless_getters_do_not_cost_the_worker() {
+    let mut c = config::<()>(1);
+    c.worker_grace = Duration::from_millis(500);
+    let h = Harness::with_code(c, code("v1", CORPUS));
+    for handler in ["ThrowNameLoop", "ThrowProxyLoop"] {
+        let e = h.fails(handler, SHORT, ErrorKind::Timeout);
+        assert!(
+            !e.message().contains("replaced"),
+            "{handler}: the worker was killed: {e}"
+        );
+    }
+    h.done();
+}
+
 fn echo_config(calls: Arc<AtomicUsize>) -> Config<()> {
     let mut c = config::<()>(1);
     c.register_function_binding(FunctionBindingObject::new(

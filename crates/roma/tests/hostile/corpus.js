@@ -53,6 +53,27 @@ function ThrowObject() { throw { code: 7 }; }
 function ThrowUndefined() { throw undefined; }
 async function RejectString() { throw 'rejected string'; }
 
+// --- Thrown values whose inspection never ends: the engine formats them after the throw. ------
+function ThrowStackLoop() {
+  const e = new Error('x');
+  Object.defineProperty(e, 'stack', { get() { while (true) {} } });
+  throw e;
+}
+function ThrowNameLoop() {
+  const e = new Error('x');
+  Object.defineProperty(e, 'name', { get() { while (true) {} } });
+  throw e;
+}
+async function RejectMessageLoop() {
+  const e = new Error('x');
+  Object.defineProperty(e, 'message', { get() { while (true) {} } });
+  throw e;
+}
+function ThrowToJSONLoop() { throw { toJSON() { while (true) {} } }; }
+function ThrowProxyLoop() { throw new Proxy({}, { get() { while (true) {} } }); }
+function ThrowToStringLoop() { throw { toString() { while (true) {} } }; }
+function ThrowToStringThrows() { throw { toString() { throw new Error('inner'); } }; }
+
 // --- State that must not survive into the next call. -----------------------------------------
 let counter = 0;
 function Count() { counter += 1; return counter; }
