@@ -333,6 +333,7 @@ fn thrown_values_with_endless_getters_are_bounded() {
         "RejectMessageLoop",
         "ThrowToJSONLoop",
         "ThrowProxyLoop",
+        "LogProxyLoop",
     ] {
         h.fails(handler, SHORT, ErrorKind::Timeout);
         assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
@@ -349,8 +350,10 @@ fn thrown_values_with_endless_getters_are_bounded() {
 /// Observed: an Error whose `name` getter loops, or a thrown Proxy whose `get` trap loops, spins
 /// past the watchdog until the host's deadline (timeout + grace) kills and replaces the worker,
 /// so each such request costs a worker process and the reload of every version. Likely cause:
-/// the shim's ReportException/FormatArg run JS more than once (ToString after JSON.stringify,
-/// then the stack); the watchdog's one termination ends the first, the next runs unbounded.
+/// the shim's ReportException/FormatArg run JS more than once after the handler has returned
+/// (ToString after JSON.stringify, then the stack); the watchdog's one termination ends the
+/// first, and with no JS frame left it is consumed, so the next runs unbounded. (The same
+/// Proxy passed to console.log, inside the handler, is bounded: `LogProxyLoop`.)
 #[test]
 #[ignore = "bug: exception formatting after a watchdog termination runs JS unbounded (an Error's \
             name getter, a Proxy's get trap): the worker is killed at timeout + grace"]

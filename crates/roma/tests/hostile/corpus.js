@@ -71,6 +71,7 @@ async function RejectMessageLoop() {
 }
 function ThrowToJSONLoop() { throw { toJSON() { while (true) {} } }; }
 function ThrowProxyLoop() { throw new Proxy({}, { get() { while (true) {} } }); }
+function LogProxyLoop() { console.log(new Proxy({}, { get() { while (true) {} } })); return 'logged'; }
 function ThrowToStringLoop() { throw { toString() { while (true) {} } }; }
 function ThrowToStringThrows() { throw { toString() { throw new Error('inner'); } }; }
 
