@@ -20,6 +20,11 @@ use crate::IpcError;
 /// probe can report. Such a worker accepts [`HostToWorker::Probe`] and is never given code.
 pub const PROBE_MODE_ARG: &str = "--probe-mode";
 
+/// The exit status of a worker that V8 could not keep alive through an out-of-memory (one
+/// allocation beyond its heap limit and headroom): the host reports the request it was running
+/// as `OutOfMemory`, not as a crash. Set by roma-v8's shim (`kFatalOomExitCode`).
+pub const WORKER_OOM_EXIT_CODE: i32 = 86;
+
 /// Longest name (binding, metric, probe) a worker may send.
 pub const MAX_NAME_BYTES: usize = 1024;
 /// Most metrics a worker may report for one execution.

@@ -15,9 +15,9 @@ use roma_core::{
 };
 use roma_ipc::{
     ChannelConfig, Control, ControlSender, HostEndpoint, HostToWorker, IpcError, PROBE_MODE_ARG,
-    ProbeResult, WorkerToHost, spawn_pair,
+    ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost, spawn_pair,
 };
-use roma_sandbox::{Sandbox, WorkerProcess, WorkerSpec};
+use roma_sandbox::{ExitReport, Sandbox, WorkerProcess, WorkerSpec};
 use roma_udf::{BindingCall, FunctionBindingIo, MAX_PENDING_PER_REQUEST, encode_io};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -210,9 +210,6 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         fut: roma_udf::BindingFuture,
         done: &mpsc::Sender<(u64, FunctionBindingIo)>,
     ) -> Result<(), &'static str> {
-        if *pending >= MAX_PENDING_PER_REQUEST {
-            return Err("too many asynchronous host calls outstanding in this request");
-        }
         let executor = self
             .hooks
             .executor
@@ -251,8 +248,16 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
 
     /// Kills the worker (if it still runs) and describes how it ended, for error messages.
     fn reap(&mut self) -> String {
+        match self.reap_report() {
+            Some(r) => format!("; the worker process {r}"),
+            None => String::new(),
+        }
+    }
+
+    /// Kills the worker (if it still runs) and returns how it ended, when that is known.
+    fn reap_report(&mut self) -> Option<ExitReport> {
         self.alive = false;
-        let report = match self.process.wait_timeout(Duration::from_millis(200)) {
+        match self.process.wait_timeout(Duration::from_millis(200)) {
             Ok(Some(r)) => Some(r),
             _ => {
                 let _ = self.process.kill();
@@ -261,17 +266,27 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                     .ok()
                     .flatten()
             }
-        };
-        match report {
-            Some(r) => format!("; the worker process {r}"),
-            None => String::new(),
         }
     }
 
     /// The error for a request whose worker broke: the worker is killed and replaced.
     fn broken(&mut self, e: IpcError) -> RomaError {
         let kind = e.kind();
-        let fate = self.reap();
+        let report = self.reap_report();
+        let fate = report
+            .as_ref()
+            .map(|r| format!("; the worker process {r}"))
+            .unwrap_or_default();
+        if report.as_ref().and_then(ExitReport::code) == Some(WORKER_OOM_EXIT_CODE) {
+            return RomaError::new(
+                ErrorKind::OutOfMemory,
+                format!(
+                    "the invocation exhausted worker {}'s memory beyond what V8 can recover \
+                     from (one allocation past the heap limit); the worker was replaced",
+                    self.index
+                ),
+            );
+        }
         match kind {
             ErrorKind::Timeout => RomaError::new(
                 ErrorKind::Timeout,
@@ -457,6 +472,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                     payload,
                 } if id == request_id => {
                     let limit = self.setup.channel.max_frame_bytes;
+                    let is_async = self.hooks.bindings.is_async(&name);
                     let call = if self.cancelled.load(Ordering::SeqCst) == request_id {
                         BindingCall::Done(refuse(&format!(
                             "host function `{name}` refused: the request was cancelled"
@@ -465,10 +481,25 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                         BindingCall::Done(refuse(&format!(
                             "host function `{name}` refused: the request timed out"
                         )))
+                    } else if is_async && pending >= MAX_PENDING_PER_REQUEST {
+                        // Checked before the function runs: past the cap it never runs.
+                        BindingCall::Done(refuse(&format!(
+                            "host function `{name}` refused: more than {MAX_PENDING_PER_REQUEST} \
+                             asynchronous host calls outstanding in this request"
+                        )))
+                    } else if is_async {
+                        self.hooks.call_binding(&name, &payload, meta, limit)
                     } else {
                         self.call_sync(name.clone(), payload, meta, limit, started + inv.timeout)
                     };
                     let msg = match call {
+                        // An asynchronous function answers with a promise, whatever happens:
+                        // a refusal or an immediate error rejects it rather than throwing.
+                        BindingCall::Done(io) if is_async => {
+                            let _ = done_tx.send((call_id, io));
+                            pending += 1;
+                            HostToWorker::BindingPending { call_id }
+                        }
                         BindingCall::Done(io) => HostToWorker::BindingReply {
                             call_id,
                             reply: encode_io(&io),
@@ -476,12 +507,14 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                         BindingCall::Pending(fut) => {
                             match self.start_async(&mut pending, call_id, fut, &done_tx) {
                                 Ok(()) => HostToWorker::BindingPending { call_id },
-                                Err(why) => HostToWorker::BindingReply {
-                                    call_id,
-                                    reply: encode_io(&refuse(&format!(
-                                        "host function `{name}` refused: {why}"
-                                    ))),
-                                },
+                                Err(why) => {
+                                    let _ = done_tx.send((
+                                        call_id,
+                                        refuse(&format!("host function `{name}` refused: {why}")),
+                                    ));
+                                    pending += 1;
+                                    HostToWorker::BindingPending { call_id }
+                                }
                             }
                         }
                     };

@@ -117,6 +117,13 @@ impl<M> Registry<M> {
         self.bindings.iter().map(|b| b.name().to_owned()).collect()
     }
 
+    /// Whether the binding `name` exists and is asynchronous.
+    pub fn is_async(&self, name: &str) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|&i| self.bindings[i].is_async())
+    }
+
     /// Whether any binding is asynchronous.
     pub fn has_async(&self) -> bool {
         self.bindings.iter().any(FunctionBindingObject::is_async)

@@ -19,6 +19,8 @@
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -224,6 +226,9 @@ struct RomaVersion {
   Global<UnboundScript> glue;        // kind 1: the WebAssembly patch; kind 2: the driver
   std::shared_ptr<v8::CompiledWasmModule> compiled;  // kinds 1 (if wasm) and 2
   Global<Context> prewarmed;
+  // The prepared context's own microtask queue (every invocation's context has one; see
+  // Execute). Destroyed before the isolate is disposed.
+  std::unique_ptr<v8::MicrotaskQueue> prewarmed_queue;
   Global<Context> raw_context;  // benchmark baseline only
   std::atomic<bool> oom{false};
   ExecState* current = nullptr;
@@ -760,6 +765,24 @@ void SnapshotGcEpilogue(Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void*
   }
 }
 
+// V8 cannot survive a fatal out-of-memory (one allocation larger than the heap limit plus the
+// headroom NearHeapLimit grants): the process must end. It ends with this exit status, which the
+// host reads as OutOfMemory rather than a crash. Mirrors WORKER_OOM_EXIT_CODE in roma-ipc.
+constexpr int kFatalOomExitCode = 86;
+
+[[noreturn]] void FatalOom(const char* location) {
+  static const char kMsg[] = "roma-v8: fatal out of memory in V8; the worker exits\n";
+  (void)!write(2, kMsg, sizeof(kMsg) - 1);
+  (void)location;
+  _exit(kFatalOomExitCode);
+}
+
+#if V8_MAJOR_VERSION >= 11
+void OnFatalOom(const char* location, const v8::OOMDetails&) { FatalOom(location); }
+#else
+void OnFatalOom(const char* location, bool) { FatalOom(location); }
+#endif
+
 Isolate* NewIsolate(RomaVersion* v, v8::StartupData* snapshot) {
   v->allocator = std::make_unique<CountingAllocator>(v->limits.max_array_buffer_bytes);
   Isolate::CreateParams params;
@@ -774,6 +797,7 @@ Isolate* NewIsolate(RomaVersion* v, v8::StartupData* snapshot) {
   isolate->SetData(0, v);
   isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
   isolate->AddNearHeapLimitCallback(NearHeapLimit, v);
+  isolate->SetOOMErrorHandler(OnFatalOom);
   isolate->SetCaptureStackTraceForUncaughtExceptions(true, 16);
   return isolate;
 }
@@ -976,14 +1000,27 @@ bool CompileWasm(RomaVersion* v, Local<Context> ctx, RomaOut* out) {
   return true;
 }
 
-// Creates a fresh context for a non-snapshot version with roma's globals installed.
-MaybeLocal<Context> NewPlainContext(RomaVersion* v) {
+// Creates a fresh context for a non-snapshot version with roma's globals installed, using
+// `queue` for its microtasks (null: the isolate's default queue).
+MaybeLocal<Context> NewPlainContext(RomaVersion* v, v8::MicrotaskQueue* queue = nullptr) {
   Isolate* isolate = v->isolate;
   EscapableHandleScope hs(isolate);
-  Local<Context> ctx = Context::New(isolate);
+  Local<Context> ctx = Context::New(isolate, nullptr, {}, {}, {}, queue);
   if (ctx.IsEmpty()) return MaybeLocal<Context>();
   if (!InstallGlobals(isolate, ctx)) return MaybeLocal<Context>();
   return hs.Escape(ctx);
+}
+
+// A fresh invocation context of `v` (from its snapshot, or plain with roma's globals) whose
+// microtasks go to `queue`. Each invocation gets its own queue, dropped with it: a microtask
+// that an invocation leaves queued (a synchronous handler that scheduled one, a throw, a
+// timeout) can never run in a later invocation, whose tenant and time it is not.
+Local<Context> FreshContext(RomaVersion* v, v8::MicrotaskQueue* queue) {
+  Isolate* isolate = v->isolate;
+  if (v->kind == KIND_SNAPSHOT_JS) return Context::New(isolate, nullptr, {}, {}, {}, queue);
+  Local<Context> ctx;
+  if (!NewPlainContext(v, queue).ToLocal(&ctx)) return Local<Context>();
+  return ctx;
 }
 
 // For a JS(+WASM) version without snapshot: exposes the wasm array, patches WebAssembly and runs
@@ -1094,14 +1131,15 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
 
   double t0 = NowMs();
   Local<Context> ctx;
-  if (!v->prewarmed.IsEmpty()) {
+  std::unique_ptr<v8::MicrotaskQueue> queue;
+  if (!v->prewarmed.IsEmpty() && v->prewarmed_queue) {
     ctx = v->prewarmed.Get(isolate);
     v->prewarmed.Reset();
+    queue = std::move(v->prewarmed_queue);
     out->prewarmed = 1;
-  } else if (v->kind == KIND_SNAPSHOT_JS) {
-    ctx = Context::New(isolate);
   } else {
-    if (!NewPlainContext(v).ToLocal(&ctx)) ctx = Local<Context>();
+    queue = v8::MicrotaskQueue::New(isolate, v8::MicrotasksPolicy::kExplicit);
+    ctx = FreshContext(v, queue.get());
   }
   if (ctx.IsEmpty()) {
     SetOut(out, v->oom.load() ? ROMA_OOM : ROMA_INTERNAL, "could not create a context");
@@ -1256,7 +1294,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
     Local<Promise> promise = result.As<Promise>();
     // There is no event loop: what can settle the promise is the microtask queue. Drain it;
     // a promise still pending after that can never settle.
-    isolate->PerformMicrotaskCheckpoint();
+    queue->PerformCheckpoint(isolate);
     // Asynchronous host calls settle promises from outside: wait for their replies one by one
     // while the handler's promise is pending and some call is outstanding.
     while (promise->State() == Promise::kPending && !st.pending.empty() && st.await_fn &&
@@ -1267,7 +1305,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
       if (st.await_fn(st.binding_user, &id, &reply, &reply_len) == 0) break;
       if (isolate->IsExecutionTerminating()) break;
       SettleAsync(isolate, ctx, &st, id, reply, reply_len);
-      isolate->PerformMicrotaskCheckpoint();
+      queue->PerformCheckpoint(isolate);
     }
     if (Terminating(isolate, tc) || v->oom.load()) {
       ReportException(isolate, ctx, tc, out, ROMA_EXECUTION, "");
@@ -1403,6 +1441,7 @@ RomaVersion* roma_v8_snapshot_begin(const RomaLimits* limits, v8::SnapshotCreato
   v->isolate->SetData(0, v);
   v->isolate->AddGCEpilogueCallback(SnapshotGcEpilogue, v);
   v->isolate->AddNearHeapLimitCallback(NearHeapLimit, v);
+  v->isolate->SetOOMErrorHandler(OnFatalOom);
   *creator_out = creator;
   return v;
 }
@@ -1560,14 +1599,12 @@ int32_t roma_v8_prewarm(RomaVersion* v) noexcept {
   Isolate* isolate = v->isolate;
   Isolate::Scope iscope(isolate);
   HandleScope hs(isolate);
-  Local<Context> ctx;
-  if (v->kind == KIND_SNAPSHOT_JS) {
-    ctx = Context::New(isolate);
-  } else {
-    if (!NewPlainContext(v).ToLocal(&ctx)) ctx = Local<Context>();
-  }
+  std::unique_ptr<v8::MicrotaskQueue> queue =
+      v8::MicrotaskQueue::New(isolate, v8::MicrotasksPolicy::kExplicit);
+  Local<Context> ctx = FreshContext(v, queue.get());
   if (ctx.IsEmpty()) return 1;
   v->prewarmed.Reset(isolate, ctx);
+  v->prewarmed_queue = std::move(queue);
   return 0;
 }
 
@@ -1579,6 +1616,7 @@ int32_t roma_v8_version_rebuild(RomaVersion* v) noexcept {
     {
       Isolate::Scope iscope(v->isolate);
       v->prewarmed.Reset();
+      v->prewarmed_queue.reset();
     }
     v->isolate->Dispose();
     v->isolate = nullptr;
@@ -1655,6 +1693,7 @@ void roma_v8_version_dispose(RomaVersion* v) noexcept {
     {
       Isolate::Scope iscope(v->isolate);
       v->prewarmed.Reset();
+      v->prewarmed_queue.reset();
       v->raw_context.Reset();
       v->script.Reset();
       v->glue.Reset();
