@@ -334,6 +334,9 @@ fn thrown_values_with_endless_getters_are_bounded() {
         "ThrowToJSONLoop",
         "ThrowProxyLoop",
         "LogProxyLoop",
+        "ResultGetterThrowsLoopy",
+        "ResultProxyKeysThrowLoopy",
+        "RejectProxyLoop",
     ] {
         h.fails(handler, SHORT, ErrorKind::Timeout);
         assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
@@ -347,7 +350,8 @@ fn thrown_values_with_endless_getters_are_bounded() {
     h.done();
 }
 
-/// Observed: an Error whose `name` getter loops, or a thrown Proxy whose `get` trap loops, spins
+/// Observed: an Error whose `name` getter loops, or a Proxy whose `get` trap loops, when thrown,
+/// rejected, or thrown while the result is serialised, spins
 /// past the watchdog until the host's deadline (timeout + grace) kills and replaces the worker,
 /// so each such request costs a worker process and the reload of every version. Likely cause:
 /// the shim's ReportException/FormatArg run JS more than once after the handler has returned
@@ -361,7 +365,13 @@ fn thrown_values_with_endless_getters_do_not_cost_the_worker() {
     let mut c = config::<()>(1);
     c.worker_grace = Duration::from_millis(500);
     let h = Harness::with_code(c, code("v1", CORPUS));
-    for handler in ["ThrowNameLoop", "ThrowProxyLoop"] {
+    for handler in [
+        "ThrowNameLoop",
+        "ThrowProxyLoop",
+        "ResultGetterThrowsLoopy",
+        "ResultProxyKeysThrowLoopy",
+        "RejectProxyLoop",
+    ] {
         let e = h.fails(handler, SHORT, ErrorKind::Timeout);
         assert!(
             !e.message().contains("replaced"),

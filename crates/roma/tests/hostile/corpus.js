@@ -71,6 +71,14 @@ async function RejectMessageLoop() {
 }
 function ThrowToJSONLoop() { throw { toJSON() { while (true) {} } }; }
 function ThrowProxyLoop() { throw new Proxy({}, { get() { while (true) {} } }); }
+function LoopyError() {
+  const e = new Error('x');
+  Object.defineProperty(e, 'name', { get() { while (true) {} } });
+  return e;
+}
+function ResultGetterThrowsLoopy() { return { get a() { throw LoopyError(); } }; }
+function ResultProxyKeysThrowLoopy() { return new Proxy({}, { ownKeys() { throw LoopyError(); } }); }
+async function RejectProxyLoop() { throw new Proxy({}, { get() { while (true) {} } }); }
 function LogProxyLoop() { console.log(new Proxy({}, { get() { while (true) {} } })); return 'logged'; }
 function ThrowToStringLoop() { throw { toString() { while (true) {} } }; }
 function ThrowToStringThrows() { throw { toString() { throw new Error('inner'); } }; }
