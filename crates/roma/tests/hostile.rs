@@ -257,6 +257,28 @@ fn a_result_too_large_for_the_channel_fails_only_that_request() {
     h.done();
 }
 
+/// Inputs are parsed as data: nesting a million deep parses, a `__proto__` key is an own
+/// property that pollutes nothing, and echoing a too-deep value back fails typed.
+#[test]
+fn hostile_inputs_are_only_data() {
+    let h = harness();
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert_eq!(h.ok("Depth", &[&deep(1_000_000)]), "1000000");
+    let e = h.call("Id", &[&deep(100_000)]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Execution, "{e}");
+    assert!(
+        e.message().contains("Maximum call stack size exceeded"),
+        "{e}"
+    );
+    assert_eq!(
+        h.ok("ProtoInput", &[r#"{"__proto__": {"polluted": 1}, "a": 1}"#]),
+        r#"[true,true,["__proto__","a"]]"#
+    );
+    let e = h.call("Id", &["[1, 2"]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+    h.done();
+}
+
 #[test]
 fn prototype_pollution_and_globals_do_not_reach_the_next_call() {
     let h = harness();

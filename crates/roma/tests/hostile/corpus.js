@@ -83,6 +83,11 @@ function LogProxyLoop() { console.log(new Proxy({}, { get() { while (true) {} } 
 function ThrowToStringLoop() { throw { toString() { while (true) {} } }; }
 function ThrowToStringThrows() { throw { toString() { throw new Error('inner'); } }; }
 
+// --- Hostile inputs (the inputs come from the caller's users, not from the code owner). -------
+function Id(x) { return x; }
+function Depth(x) { let d = 0; while (Array.isArray(x)) { x = x[0]; d++; } return d; }
+function ProtoInput(x) { return [({}).polluted === undefined, Object.getPrototypeOf(x) === Object.prototype, Object.keys(x)]; }
+
 // --- State that must not survive into the next call. -----------------------------------------
 let counter = 0;
 function Count() { counter += 1; return counter; }
