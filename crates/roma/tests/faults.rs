@@ -413,6 +413,50 @@ fn sigkill_mid_load_answers_the_load_exactly_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// A worker stopped in the middle of a load: the load is answered once, at the load timeout
+/// plus grace at the latest, and the stopped worker is replaced.
+#[test]
+fn sigstop_mid_load_answers_the_load_once_and_replaces_the_worker() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = fault_config::<()>(Duration::from_millis(300));
+    c.load_timeout = Duration::from_secs(1);
+    let h = harness(c);
+    let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} \
+                function Slow() { return 'slow'; }";
+    let (tx, rx) = mpsc::channel();
+    let tally = Arc::clone(&h.tally);
+    h.svc
+        .load_code_obj(code("slow", slow), move |r| {
+            tally.record(&r);
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    h.tally.submitted.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    let engine: Vec<Proc> = worker_procs().into_iter().filter(|p| p.engine).collect();
+    assert_eq!(engine.len(), 1, "{engine:?}");
+    signal(&engine, libc::SIGSTOP);
+    let r = rx.recv_timeout(PATIENCE).expect("the load is answered");
+    signal(&engine, libc::SIGCONT);
+    println!("load with a stopped worker: {r:?}");
+    let e = r.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Timeout | ErrorKind::WorkerCrashed),
+        "{e}"
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "a second answer"
+    );
+    assert_eq!(h.ok("Count", &[]), "1");
+    let now: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+    assert!(
+        !now.contains(&engine[0].pid),
+        "the stopped worker is still there"
+    );
+    finish(h, 1);
+}
+
 /// A host function `blocker` that signals when it starts, then blocks until the test drops
 /// the returned sender (at most 30 s).
 fn blocker_config() -> (Config<()>, mpsc::Receiver<()>, mpsc::Sender<()>) {
