@@ -110,8 +110,8 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
 
 /// One allocation much larger than the whole heap (a 256 MB string, a 128 MB array under a
 /// 15 MB heap) must not take the service down: the callback comes, and the next requests run.
-/// Observed: the worker dies (V8's fatal OOM, SIGTRAP) and the caller gets `WorkerCrashed`;
-/// the strict form of this test, which wants `OutOfMemory`, is ignored as a bug below.
+/// V8 cannot survive such an allocation: the worker exits with roma's fatal-OOM status and the
+/// caller gets `OutOfMemory` (the strict form below); either way the service serves on.
 #[test]
 fn a_single_allocation_larger_than_the_heap_does_not_take_the_service_down() {
     let mut c = config::<()>(1);
@@ -133,8 +133,6 @@ fn a_single_allocation_larger_than_the_heap_does_not_take_the_service_down() {
 /// `NearHeapLimit` gives max(current / 2, 64 MB)) is a fatal V8 OOM instead: the worker
 /// process dies and the request is reported as `WorkerCrashed`.
 #[test]
-#[ignore = "bug: one allocation larger than the heap limit + 64 MB kills the worker (V8 fatal \
-            OOM) and is reported as WorkerCrashed, not OutOfMemory"]
 fn a_single_allocation_larger_than_the_heap_is_out_of_memory() {
     let mut c = config::<()>(1);
     c.configure_js_engine_resource_constraints(1, 15);
@@ -343,7 +341,8 @@ fn throwing_non_errors_is_an_execution_error_with_the_value() {
 
 /// The engine inspects what a handler threw (its name, message, stack, JSON) after the throw;
 /// hostile getters there must still be bounded by the request's timeout. All end typed and the
-/// service serves on; see the ignored test below for the ones that cost a worker.
+/// service serves on (the watchdog keeps terminating until the engine is done, so none of
+/// them costs a worker).
 #[test]
 fn thrown_values_with_endless_getters_are_bounded() {
     let mut c = config::<()>(1);
@@ -381,8 +380,6 @@ fn thrown_values_with_endless_getters_are_bounded() {
 /// first, and with no JS frame left it is consumed, so the next runs unbounded. (The same
 /// Proxy passed to console.log, inside the handler, is bounded: `LogProxyLoop`.)
 #[test]
-#[ignore = "bug: exception formatting after a watchdog termination runs JS unbounded (an Error's \
-            name getter, a Proxy's get trap): the worker is killed at timeout + grace"]
 fn thrown_values_with_endless_getters_do_not_cost_the_worker() {
     let mut c = config::<()>(1);
     c.worker_grace = Duration::from_millis(500);
@@ -561,12 +558,11 @@ fn asynchronous_host_functions_under_abuse() {
     let before = started.load(Ordering::SeqCst);
     let r: serde_json::Value = serde_json::from_str(&h.ok("FanOutBomb", &[])).unwrap();
     let count = |k: &str| r[k].as_u64().unwrap();
-    // The first 64 (MAX_PENDING_PER_REQUEST) run; every other call is refused (observed: by a
-    // synchronous throw, not a rejected promise; see the ignored test below).
+    // The first 64 (MAX_PENDING_PER_REQUEST) run; every other call is refused, as a rejected
+    // promise (the strict form is below).
     assert_eq!(count("ok"), 64, "{r}");
     assert_eq!(count("rejected") + count("threw"), 10_000 - 64, "{r}");
-    // Only 64 futures run at once; the host function itself runs for every call (see the
-    // ignored test below), bounded by the request's time.
+    // Only 64 futures run at once; past the cap the host function does not run at all.
     assert!(started.load(Ordering::SeqCst) - before >= 64, "{r}");
     assert_eq!(h.ok("AsyncHostileArgs", &[]), r#""TypeError""#);
     assert_eq!(h.ok("AwaitLater", &[r#""d""#]), r#""reply for d""#);
@@ -577,8 +573,6 @@ fn asynchronous_host_functions_under_abuse() {
 /// once"; a call refused for exceeding the per-request cap throws synchronously instead, so
 /// `later(x).catch(...)` and `Promise.allSettled(keys.map(later))` blow up.
 #[test]
-#[ignore = "bug: an asynchronous host call refused by the per-request cap throws synchronously \
-            instead of returning a rejected promise"]
 fn a_refused_asynchronous_call_is_a_rejected_promise() {
     let mut c = config::<()>(1);
     c.register_function_binding(FunctionBindingObject::new_async(
@@ -599,8 +593,6 @@ fn a_refused_asynchronous_call_is_a_rejected_promise() {
 /// `start_async` refuses): JS can make the host run a registered function without bound,
 /// only its future is dropped. The cap should be checked before the function is called.
 #[test]
-#[ignore = "bug: asynchronous host functions past the per-request cap still run on the host \
-            (their future is dropped afterwards)"]
 fn a_refused_asynchronous_call_never_runs_the_host_function() {
     let started = Arc::new(AtomicUsize::new(0));
     let mut c = config::<()>(1);
@@ -653,8 +645,6 @@ fn there_is_no_way_out_of_the_sandbox_from_js() {
 /// request's time (an endless chain times it out), and its host calls are served with that
 /// request's metadata (observed: tenant-a's code called `echo` as tenant-b).
 #[test]
-#[ignore = "bug: microtasks left by a synchronous handler run during the next request, with its \
-            metadata (roma-v8 shim: no microtask checkpoint or discard after a non-promise result)"]
 fn microtasks_left_by_one_call_never_run_in_the_next() {
     // The host function records which tenant's request it was called in, and with what.
     let seen = Arc::new(Mutex::new(Vec::<(String, String)>::new()));

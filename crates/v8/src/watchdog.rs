@@ -23,6 +23,9 @@ pub enum TerminateReason {
     Cancelled,
 }
 
+/// How often a fired watchdog terminates again while the engine has not disarmed it.
+const REFIRE: std::time::Duration = std::time::Duration::from_millis(5);
+
 struct Armed {
     isolate: usize,
     deadline: Instant,
@@ -151,9 +154,20 @@ fn run(shared: &Shared) {
                 }
                 Some(deadline)
             }
+            // Fired but not yet disarmed: the engine is still finishing the request (formatting
+            // an error, serialising a result), which can run JS again (a throwing getter, a
+            // Proxy trap) after V8 has consumed the first termination. Terminate again every
+            // few milliseconds until the engine disarms, so no JS outlives its deadline.
+            Some(_) => {
+                if let Some(a) = &st.armed {
+                    // SAFETY: as in `Shared::fire`: armed (not disposed) and we hold the lock.
+                    unsafe { ffi::roma_v8_isolate_terminate(a.isolate as *mut std::ffi::c_void) };
+                }
+                Some(now + REFIRE)
+            }
             // Disarmed: keep the earlier wake-up time if it is still ahead, so that the next
             // arm (with a later deadline) need not notify us.
-            _ => st.sleeping_until.filter(|&t| t > now),
+            None => st.sleeping_until.filter(|&t| t > now),
         };
         st.sleeping_until = wake_at;
         st = match wake_at {
@@ -185,6 +199,9 @@ impl Terminator {
         let mut st = self.shared.lock();
         if st.armed.as_ref().is_some_and(|a| a.tag == tag) && st.fired.is_none() {
             self.shared.fire(&mut st, TerminateReason::Cancelled);
+            drop(st);
+            // The watchdog thread keeps terminating until the engine disarms.
+            self.shared.cv.notify_all();
             return true;
         }
         false
@@ -195,6 +212,8 @@ impl Terminator {
         let mut st = self.shared.lock();
         if st.armed.is_some() && st.fired.is_none() {
             self.shared.fire(&mut st, TerminateReason::Cancelled);
+            drop(st);
+            self.shared.cv.notify_all();
             return true;
         }
         false
