@@ -80,6 +80,13 @@ impl ShmTransport {
         ))
     }
 
+    /// Sets how long a wait may spin (cross-core only) before it sleeps on the futex. A caller
+    /// that expects a quick answer raises it to skip a wake-up; the default is
+    /// [`crate::ChannelConfig::cross_core_spin`].
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
     /// True once the peer has closed its socket. Does not wait.
     pub fn peer_gone(&self) -> Result<bool, IpcError> {
         self.socket.peer_gone()

@@ -39,6 +39,16 @@ pub enum AnyTransport {
     SharedMemory(ShmTransport),
 }
 
+impl AnyTransport {
+    /// Sets the spin budget of a shared-memory transport (see [`ShmTransport::set_spin`]); a
+    /// socket transport does not spin and ignores it.
+    pub fn set_spin(&mut self, spin: Duration) {
+        if let AnyTransport::SharedMemory(t) = self {
+            t.set_spin(spin);
+        }
+    }
+}
+
 impl Transport for AnyTransport {
     fn send(&mut self, payload: &[u8]) -> Result<(), IpcError> {
         match self {

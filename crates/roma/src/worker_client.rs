@@ -93,7 +93,14 @@ pub(crate) struct WorkerClient<M> {
     udf: Option<UdfThread<M>>,
     /// A host function of the running request was cut off at its timeout.
     binding_timed_out: bool,
+    /// How long the last successful request took from send to answer.
+    last_round_trip: Option<Duration>,
 }
+
+/// Below this, the last answer counts as quick and the next wait may spin for about as long.
+const QUICK_ANSWER: Duration = Duration::from_micros(150);
+/// The most a wait spins on the strength of a quick previous answer.
+const MAX_ADAPTIVE_SPIN: Duration = Duration::from_micros(80);
 
 impl<M: Send + Sync + 'static> WorkerClient<M> {
     /// Starts worker `index`, sends it `Init` and waits for `Ready`.
@@ -114,6 +121,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             cancelled: Arc::new(AtomicU64::new(0)),
             udf: None,
             binding_timed_out: false,
+            last_round_trip: None,
         };
         client.handshake()?;
         Ok(client)
@@ -405,6 +413,16 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             Err(e) => return Err(self.broken(e)),
         }
         let deadline = started + inv.timeout + self.setup.grace;
+        // Spin (cross-core only) about as long as the last answer took when that was quick: an
+        // idle worker with a pre-warmed context answers in tens of microseconds, and catching
+        // that answer without sleeping saves a futex wake-up. Under load answers take hundreds
+        // of microseconds and the spin stays at the configured few microseconds, because a
+        // spinning host thread would take CPU from the workers.
+        let spin = match self.last_round_trip {
+            Some(rt) if rt < QUICK_ANSWER => (rt + rt / 4).min(MAX_ADAPTIVE_SPIN),
+            _ => self.setup.channel.cross_core_spin,
+        };
+        self.endpoint.transport_mut().set_spin(spin);
         // Asynchronous host calls of this request: how many are running, and where they end.
         let mut pending = 0usize;
         let (done_tx, done_rx) = mpsc::channel::<(u64, FunctionBindingIo)>();
@@ -448,6 +466,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                             return Err(e);
                         }
                     };
+                    self.last_round_trip = Some(started.elapsed());
                     let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
                     m.insert(
                         metrics::IPC_ROUND_TRIP_MS.into(),
