@@ -16,7 +16,8 @@ use roma::{
     InvocationRequest, RomaService,
 };
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 const HELLO: &str =
@@ -52,6 +53,24 @@ fn service(workers: usize) -> RomaService {
     .expect("load accepted");
     rx.recv().expect("load answered").expect("load succeeds");
     svc
+}
+
+/// Submits one request whose callback submits the next, until `left` runs out; then reports
+/// on `done`.
+fn chain(svc: &Arc<RomaService>, left: &Arc<AtomicU64>, done: &mpsc::Sender<()>) {
+    if left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_err()
+    {
+        let _ = done.send(());
+        return;
+    }
+    let (svc2, left2, done2) = (Arc::clone(svc), Arc::clone(left), done.clone());
+    svc.execute(request(), move |r| {
+        assert!(r.is_ok());
+        chain(&svc2, &left2, &done2);
+    })
+    .expect("accepted");
 }
 
 fn worker_binary() -> std::path::PathBuf {
@@ -122,6 +141,24 @@ fn benches(c: &mut Criterion) {
             t0.elapsed()
         })
     });
+    // The same load, with each callback submitting the next request itself (the dispatcher
+    // allows calls from callbacks): no client thread between requests.
+    let svc = Arc::new(svc);
+    g.bench_function("service_saturated_2_workers_callback_chained", |b| {
+        b.iter_custom(|iters| {
+            let left = Arc::new(AtomicU64::new(iters));
+            let (done_tx, done_rx) = mpsc::channel();
+            let t0 = Instant::now();
+            for _ in 0..iters.min(4) {
+                chain(&svc, &left, &done_tx);
+            }
+            for _ in 0..iters.min(4) {
+                done_rx.recv().expect("chain ended");
+            }
+            t0.elapsed()
+        })
+    });
+    let svc = Arc::into_inner(svc).expect("no chain holds the service");
     drop(svc);
 
     let svc = service(1);
