@@ -307,7 +307,8 @@ impl Report {
              throughput    {:.0} req/s\n\
              latency ms    p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n\
              worker RSS    {:.1} MiB (all worker processes)\n\
-             time share    context creation {:.1}%  ipc {:.1}%  handler {:.1}%  (of mean latency)\n",
+             time share    context creation {:.1}%  ipc {:.1}%  handler {:.1}%  (of mean latency;\n\
+             \x20             ipc includes a request's wait while its worker pre-warms the next context)\n",
             self.requests,
             self.errors,
             self.elapsed.as_secs_f64(),
