@@ -1,16 +1,16 @@
 //! `roma run`: one invocation, or a batch streamed line by line.
 
 use crate::code::read_code;
-use crate::service::{ServiceArgs, describe_error, execute, load, start};
+use crate::service::{ServiceArgs, describe_error, execute, level_name, load, start};
 use anyhow::{Context, Result};
 use clap::Args;
-use roma::{ErrorKind, InvocationRequest, ResponseObject, RomaError, RomaService};
+use roma::{ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -60,6 +60,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         args.wasm_array_name.as_deref(),
     )?;
     let mut config = args.service.config(1);
+    // Single mode: error-level console lines wait for the result, so that the uncaught error
+    // the host also logs is not printed twice (once as a log line, once as the error line).
+    let held_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    if args.batch.is_none() {
+        let held = Arc::clone(&held_errors);
+        config.set_logging_function(move |level, _: &(), msg| {
+            if level == LogLevel::Error {
+                held.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(msg.to_owned());
+            } else {
+                eprintln!("[{}] {msg}", level_name(level));
+            }
+        });
+    }
     if let Some(t) = args.timeout {
         config.engine.default_timeout = t;
     }
@@ -69,7 +84,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let code = match &args.batch {
-        None => single(&svc, &args),
+        None => single(&svc, &args, &held_errors),
         Some(path) => batch(&svc, &args, path),
     };
     let _ = svc.stop();
@@ -88,9 +103,19 @@ fn request(args: &RunArgs, inputs: Vec<String>, id: String) -> InvocationRequest
     }
 }
 
-fn single(svc: &RomaService, args: &RunArgs) -> Result<ExitCode> {
+fn single(svc: &RomaService, args: &RunArgs, held_errors: &Mutex<Vec<String>>) -> Result<ExitCode> {
     let req = request(args, args.inputs.clone(), "roma-cli".into());
-    match execute(svc, req) {
+    let result = execute(svc, req);
+    let held = std::mem::take(&mut *held_errors.lock().unwrap_or_else(PoisonError::into_inner));
+    for line in held {
+        let repeats_the_error = result
+            .as_ref()
+            .is_err_and(|e| line.starts_with(e.message()));
+        if !repeats_the_error {
+            eprintln!("[{}] {line}", level_name(LogLevel::Error));
+        }
+    }
+    match result {
         Ok(r) => {
             if args.metrics {
                 for (k, v) in &r.metrics {
