@@ -1000,6 +1000,45 @@ bool CompileWasm(RomaVersion* v, Local<Context> ctx, RomaOut* out) {
   return true;
 }
 
+// A standalone module may import only what the driver provides (roma.log and WASI's
+// proc_exit): checked at load, so a module that cannot run fails its load, not every call.
+bool CheckWasmImports(RomaVersion* v, Local<Context> ctx, RomaOut* out) {
+  Isolate* isolate = v->isolate;
+  HandleScope hs(isolate);
+  TryCatch tc(isolate);
+  static const char kCheck[] =
+      "(function (mod) { for (const i of WebAssembly.Module.imports(mod)) {"
+      "  const ok = i.kind === 'function' && ((i.module === 'roma' && i.name === 'log') ||"
+      "    (i.module === 'wasi_snapshot_preview1' && i.name === 'proc_exit'));"
+      "  if (!ok) return i.module + '.' + i.name + ' (' + i.kind + ')'; } return ''; })";
+  Local<String> src;
+  Local<Script> script;
+  Local<Value> fn_v, result;
+  Local<v8::WasmModuleObject> mod;
+  if (!v->compiled ||
+      !v8::WasmModuleObject::FromCompiledModule(isolate, *v->compiled).ToLocal(&mod) ||
+      !NewString(isolate, kCheck, sizeof(kCheck) - 1).ToLocal(&src) ||
+      !Script::Compile(ctx, src).ToLocal(&script) || !script->Run(ctx).ToLocal(&fn_v) ||
+      !fn_v->IsFunction()) {
+    ReportException(isolate, ctx, tc, out, ROMA_INTERNAL, "checking the module's imports: ");
+    return false;
+  }
+  Local<Value> argv[] = {mod};
+  if (!fn_v.As<Function>()->Call(ctx, v8::Undefined(isolate), 1, argv).ToLocal(&result)) {
+    ReportException(isolate, ctx, tc, out, ROMA_INTERNAL, "checking the module's imports: ");
+    return false;
+  }
+  std::string bad = ToUtf8(isolate, result);
+  if (!bad.empty()) {
+    SetOut(out, ROMA_COMPILE,
+           "the module imports " + bad +
+               ", which roma does not provide (a module may import roma.log and "
+               "wasi_snapshot_preview1.proc_exit)");
+    return false;
+  }
+  return true;
+}
+
 // Creates a fresh context for a non-snapshot version with roma's globals installed, using
 // `queue` for its microtasks (null: the isolate's default queue).
 MaybeLocal<Context> NewPlainContext(RomaVersion* v, v8::MicrotaskQueue* queue = nullptr) {
@@ -1542,6 +1581,7 @@ int32_t roma_v8_version_compile(RomaVersion* v, RomaOut* out) noexcept {
   Context::Scope cscope(ctx);
   if (!v->wasm.empty() && !CompileWasm(v, ctx, out)) return out->code;
   if (v->kind == KIND_WASM) {
+    if (!CheckWasmImports(v, ctx, out)) return out->code;
     if (!CompileGlue(v, ctx, kWasmDriver, out)) return out->code;
     out->code = ROMA_OK;
     return ROMA_OK;

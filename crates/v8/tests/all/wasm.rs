@@ -241,3 +241,22 @@ fn console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm() {
         vec![(roma_core::LogLevel::Error, "from wasm".to_string())]
     );
 }
+
+/// A standalone module that imports what roma does not provide fails its load, naming the
+/// import, instead of loading and failing every call.
+#[test]
+fn a_standalone_module_with_an_unknown_import_fails_its_load() {
+    let mut e = engine();
+    let c = CodeObject {
+        id: "w".into(),
+        version_string: "w3".into(),
+        wasm: wasm(
+            r#"(module (import "env" "fetch" (func (param i32))) (func (export "Handler") (result i32) (i32.const 1)))"#,
+        ),
+        ..Default::default()
+    };
+    let err = e.load(&c).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Compile, "{err}");
+    assert!(err.message().contains("env.fetch"), "{err}");
+    assert!(!e.has_version("w3"));
+}
