@@ -9,8 +9,8 @@
 //!   script finds.
 //! - `cargo xtask hello`: setup, build, and run `examples/hello.js` through roma.
 //! - `cargo xtask test`: setup, then every check CI runs, in order: fmt, the shim against newer
-//!   V8 headers, clippy, every test, rustdoc without warnings, and a smoke run of the birdcage
-//!   backend (built in `target/birdcage`).
+//!   V8 headers, clippy, every test, rustdoc without warnings, and the birdcage backend (built
+//!   in `target/birdcage`): `roma check`, the service's integration tests, hello world.
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
@@ -337,7 +337,8 @@ fn test(rest: &[String]) -> Result<()> {
 }
 
 /// The birdcage backend (a cargo feature, GPL-3.0) in its own target folder, so the main build
-/// stays free of it: `roma check` must find every protection held, and hello world must run.
+/// stays free of it: `roma check` must find every protection held, the service's integration
+/// tests must pass with birdcage workers, and hello world must run.
 fn birdcage_smoke() -> Result<()> {
     let target = root().join("target/birdcage");
     run(cargo()
@@ -353,6 +354,12 @@ fn birdcage_smoke() -> Result<()> {
         .env("CARGO_TARGET_DIR", &target))?;
     let roma = target.join("debug/roma");
     run(Command::new(&roma).args(["check", "--sandbox", "birdcage"]))?;
+    // The service's integration suites (service, pool, host functions, hostile code, faults)
+    // with every worker in the birdcage jail.
+    run(cargo()
+        .args(["test", "-p", "roma", "--features", "birdcage", "--tests"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("ROMA_TEST_SANDBOX", "birdcage"))?;
     run(Command::new(&roma)
         .args([
             "run",

@@ -97,6 +97,9 @@ pub(crate) struct WorkerClient<M> {
     last_round_trip: Option<Duration>,
 }
 
+/// How long a wait on the worker goes before the worker process is checked.
+const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+
 /// Below this, the last answer counts as quick and the next wait may spin for about as long.
 const QUICK_ANSWER: Duration = Duration::from_micros(150);
 /// The most a wait spins on the strength of a quick previous answer.
@@ -232,6 +235,23 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         }
         *pending += 1;
         Ok(())
+    }
+
+    /// Receives the worker's next message by `deadline`, checking the worker process between
+    /// slices of the wait: if its launcher died (killed from outside) while part of the jail
+    /// lives on holding the channel (birdcage's init survives its parent), `try_wait` ends the
+    /// rest of the process group, and the channel then reports the end at once instead of at
+    /// the request's deadline.
+    fn recv_watching(&mut self, deadline: Instant) -> Result<WorkerToHost, IpcError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.endpoint.recv(left.min(LIVENESS_SLICE)) {
+                Err(e) if e.is_timeout() && left > LIVENESS_SLICE => {
+                    let _ = self.process.try_wait();
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Asks a probe-mode worker to run its probes.
@@ -380,8 +400,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         }
         let deadline = Instant::now() + self.setup.load_timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.endpoint.recv(left) {
+            match self.recv_watching(deadline) {
                 Ok(WorkerToHost::Loaded { result }) => return result,
                 // Console output of top-level code has no request to belong to.
                 Ok(WorkerToHost::Log { .. }) => continue,
@@ -427,8 +446,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         let mut pending = 0usize;
         let (done_tx, done_rx) = mpsc::channel::<(u64, FunctionBindingIo)>();
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let reply = match self.endpoint.recv(left) {
+            let reply = match self.recv_watching(deadline) {
                 Ok(r) => r,
                 Err(e) => return Err(self.broken(e)),
             };

@@ -98,7 +98,11 @@ impl Sandbox for LauncherSandbox {
         cmd.args(launch.to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .env_clear();
+            .env_clear()
+            // Its own process group, which the jail's other processes (the jailed worker,
+            // birdcage's init) share: `kill` signals the whole group, so no part of a worker
+            // outlives it even when the launcher died first.
+            .process_group(0);
         for key in ENV_ALLOW_LIST {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);

@@ -56,6 +56,20 @@ impl PidfdChild {
     }
 }
 
+impl PidfdChild {
+    /// SIGKILLs the child's process group (the launcher and what it started). Only while the
+    /// child is not reaped: until then its pid, which is the group id, cannot be reused.
+    fn kill_group(&self) {
+        if self.report.is_none()
+            && let Ok(pgid) = i32::try_from(self.child.id())
+        {
+            // SAFETY: kill(2) with a negative pid signals that process group; the group id is
+            // our unreaped child's pid (see above), so it names only the worker's processes.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+}
+
 impl WorkerProcess for PidfdChild {
     fn pid(&self) -> u32 {
         self.child.id()
@@ -64,6 +78,13 @@ impl WorkerProcess for PidfdChild {
     fn try_wait(&mut self) -> Result<Option<ExitReport>, SandboxError> {
         if let Some(r) = self.report {
             return Ok(Some(r));
+        }
+        // The launcher may have died (killed from outside) while the rest of its jail lives on
+        // (birdcage's init survives it): end the group while the launcher is still an unreaped
+        // zombie, which keeps its pid, and so the group id, from being reused.
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        if matches!(poll(&mut fds, Some(&rustix::event::Timespec::default())), Ok(n) if n > 0) {
+            self.kill_group();
         }
         let status = self.child.try_wait().map_err(SandboxError::at("waitpid"))?;
         self.report = status.map(ExitReport::from_status);
@@ -98,6 +119,7 @@ impl WorkerProcess for PidfdChild {
         if self.report.is_some() {
             return Ok(());
         }
+        self.kill_group();
         match pidfd_send_signal(&self.pidfd, Signal::KILL) {
             // ESRCH: it has already exited (a zombie waiting to be reaped).
             Ok(()) | Err(Errno::SRCH) => Ok(()),
