@@ -91,10 +91,17 @@ fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_vers
     workers_settle("after drop", |n| n == 0);
 }
 
-/// SIGKILLs every roma-worker process that is a child of this test process.
-fn kill_workers() -> usize {
-    let me = std::process::id();
-    let mut n = 0;
+/// One row of the process table: pid, parent pid, state letter, command name.
+struct ProcRow {
+    pid: i32,
+    ppid: i32,
+    zombie: bool,
+    comm: String,
+}
+
+/// Every process this test can see, read from `/proc/<pid>/stat` (`pid (comm) state ppid ...`).
+fn proc_table() -> Vec<ProcRow> {
+    let mut all = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -102,19 +109,34 @@ fn kill_workers() -> usize {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // pid (comm) state ppid ...
-        let Some(close) = stat.rfind(')') else {
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let comm = &stat[stat.find('(').unwrap_or(0) + 1..close];
-        let ppid: u32 = stat[close + 2..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if ppid == me && comm.starts_with("roma-worker") {
+        let mut rest = stat[close + 2..].split_whitespace();
+        let zombie = rest.next() == Some("Z");
+        let ppid = rest.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        all.push(ProcRow {
+            pid,
+            ppid,
+            zombie,
+            comm: stat[open + 1..close].to_string(),
+        });
+    }
+    all
+}
+
+fn is_worker(row: &ProcRow) -> bool {
+    row.comm.starts_with("roma-worker")
+}
+
+/// SIGKILLs every roma-worker process that is a child of this test process.
+fn kill_workers() -> usize {
+    let me = std::process::id() as i32;
+    let mut n = 0;
+    for row in proc_table() {
+        if row.ppid == me && is_worker(&row) {
             // SAFETY: kill(2) with a pid we just read; at worst the process is already gone.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::kill(row.pid, libc::SIGKILL) };
             n += 1;
         }
     }
@@ -132,45 +154,25 @@ struct Proc {
 
 /// Every `roma-worker` process descending from this test process (zombies excluded).
 fn worker_procs() -> Vec<Proc> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let mut rest = stat[close + 2..].split_whitespace();
-        let state = rest.next().unwrap_or("");
-        let ppid: i32 = rest.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if state != "Z" {
-            all.push((pid, ppid, comm));
-        }
-    }
+    let all: Vec<ProcRow> = proc_table().into_iter().filter(|r| !r.zombie).collect();
     let me = std::process::id() as i32;
     let descends = |mut pid: i32| {
         for _ in 0..64 {
-            let Some((_, ppid, _)) = all.iter().find(|(p, _, _)| *p == pid) else {
+            let Some(row) = all.iter().find(|r| r.pid == pid) else {
                 return false;
             };
-            if *ppid == me {
+            if row.ppid == me {
                 return true;
             }
-            pid = *ppid;
+            pid = row.ppid;
         }
         false
     };
     all.iter()
-        .filter(|(pid, _, comm)| comm.starts_with("roma-worker") && descends(*pid))
-        .map(|(pid, _, _)| Proc {
-            pid: *pid,
-            engine: !all
-                .iter()
-                .any(|(_, pp, c)| pp == pid && c.starts_with("roma-worker")),
+        .filter(|r| is_worker(r) && descends(r.pid))
+        .map(|r| Proc {
+            pid: r.pid,
+            engine: !all.iter().any(|c| c.ppid == r.pid && is_worker(c)),
         })
         .collect()
 }
