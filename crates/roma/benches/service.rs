@@ -37,13 +37,18 @@ fn service(workers: usize) -> RomaService {
     let mut c: Config = Config::default();
     c.number_of_workers = workers;
     c.worker_queue_max_items = 1000;
-    let svc = RomaService::new(c).expect("service starts (build roma-worker --release first)");
+    start(c, "hello", HELLO)
+}
+
+/// Starts a service and loads `js` as version v1 into it.
+fn start(config: Config, id: &str, js: &str) -> RomaService {
+    let svc = RomaService::new(config).expect("service starts (build roma-worker --release first)");
     let (tx, rx) = mpsc::channel();
     svc.load_code_obj(
         CodeObject {
-            id: "hello".into(),
+            id: id.into(),
             version_string: "v1".into(),
-            js: HELLO.into(),
+            js: js.into(),
             ..Default::default()
         },
         move |r| {
@@ -203,30 +208,18 @@ fn binding_service(inline: bool) -> RomaService {
             })
         },
     ));
-    let svc = RomaService::new(c).expect("service starts");
-    let (tx, rx) = mpsc::channel();
-    svc.load_code_obj(
-        CodeObject {
-            id: "udf".into(),
-            version_string: "v1".into(),
-            js: r#"
-                function One(x) { return lookup(x); }
-                function Thousand(x) { let n = 0; for (let i = 0; i < 1000; i++) n += lookup(x).length; return n; }
-                async function FanOut() {
-                  const r = await Promise.all([slow_lookup("a"), slow_lookup("b"), slow_lookup("c")]);
-                  return r.length;
-                }
-            "#
-            .into(),
-            ..Default::default()
-        },
-        move |r| {
-            let _ = tx.send(r);
-        },
+    start(
+        c,
+        "udf",
+        r#"
+            function One(x) { return lookup(x); }
+            function Thousand(x) { let n = 0; for (let i = 0; i < 1000; i++) n += lookup(x).length; return n; }
+            async function FanOut() {
+              const r = await Promise.all([slow_lookup("a"), slow_lookup("b"), slow_lookup("c")]);
+              return r.length;
+            }
+        "#,
     )
-    .expect("load accepted");
-    rx.recv().expect("load answered").expect("load succeeds");
-    svc
 }
 
 fn run(svc: &RomaService, handler: &str) -> roma::ResponseObject {
@@ -240,36 +233,32 @@ fn run(svc: &RomaService, handler: &str) -> roma::ResponseObject {
     rx.recv().expect("answered").expect("succeeds")
 }
 
+/// Time per binding round trip for `iters` calls: requests of 1 000 calls each, scaled to
+/// `iters` (the request's own fixed cost, ~0.3 ms, adds 0.3 µs per call).
+fn per_binding_call(svc: &RomaService, iters: u64) -> Duration {
+    let requests = iters.div_ceil(1000).max(1);
+    let t0 = Instant::now();
+    for _ in 0..requests {
+        run(svc, "Thousand");
+    }
+    t0.elapsed()
+        .mul_f64(iters as f64 / (requests * 1000) as f64)
+}
+
 fn binding_benches(c: &mut Criterion) {
     let svc = binding_service(false);
     let mut g = c.benchmark_group("bindings");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("one_call_end_to_end", |b| b.iter(|| run(&svc, "One")));
-    // Time per binding round trip: a request making 1 000 calls, divided by 1 000 (the
-    // request's own fixed cost, ~0.3 ms, adds 0.3 µs per call).
     g.bench_function("round_trip_in_a_1000_call_handler", |b| {
-        b.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for _ in 0..iters.div_ceil(1000).max(1) {
-                run(&svc, "Thousand");
-            }
-            let calls = iters.div_ceil(1000).max(1) * 1000;
-            t0.elapsed().mul_f64(iters as f64 / calls as f64)
-        })
+        b.iter_custom(|iters| per_binding_call(&svc, iters))
     });
     g.bench_function("async_fan_out_3x50ms", |b| b.iter(|| run(&svc, "FanOut")));
     drop(svc);
     let svc = binding_service(true);
     g.bench_function("round_trip_inline_in_a_1000_call_handler", |b| {
-        b.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for _ in 0..iters.div_ceil(1000).max(1) {
-                run(&svc, "Thousand");
-            }
-            let calls = iters.div_ceil(1000).max(1) * 1000;
-            t0.elapsed().mul_f64(iters as f64 / calls as f64)
-        })
+        b.iter_custom(|iters| per_binding_call(&svc, iters))
     });
     g.finish();
 }
