@@ -135,6 +135,42 @@ fn single(svc: &RomaService, args: &RunArgs, held_errors: &Mutex<Vec<String>>) -
 /// A line's outcome, ready to print.
 type Line = Result<ResponseObject, RomaError>;
 
+/// Batch output in input order: results arrive in any order and are printed as soon as every
+/// earlier line's result has been.
+struct Ordered<'a, W: Write> {
+    out: W,
+    pending: BTreeMap<usize, Line>,
+    next: usize,
+    all_ran: bool,
+    metrics: bool,
+    rx: &'a mpsc::Receiver<(usize, Line)>,
+    in_flight: usize,
+}
+
+impl<W: Write> Ordered<'_, W> {
+    /// Records line `index`'s result and prints what is now in order.
+    fn put(&mut self, index: usize, line: Line) -> Result<()> {
+        self.pending.insert(index, line);
+        while let Some(line) = self.pending.remove(&self.next) {
+            if let Err(e) = &line
+                && !ran(e.kind())
+            {
+                self.all_ran = false;
+            }
+            writeln!(self.out, "{}", render(&line, self.metrics))?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits for one submitted request's callback and records it.
+    fn take_one(&mut self) -> Result<()> {
+        let (i, r) = self.rx.recv().context("a batch callback was lost")?;
+        self.in_flight -= 1;
+        self.put(i, r)
+    }
+}
+
 /// Streams the batch: lines are read lazily, kept in flight up to the queue capacity, and
 /// answered in input order.
 fn batch(svc: &RomaService, args: &RunArgs, path: &str) -> Result<ExitCode> {
@@ -145,29 +181,15 @@ fn batch(svc: &RomaService, args: &RunArgs, path: &str) -> Result<ExitCode> {
         Box::new(std::io::BufReader::new(f))
     };
     let (tx, rx) = mpsc::channel::<(usize, Line)>();
-    let mut pending: BTreeMap<usize, Line> = BTreeMap::new();
-    let mut next_out = 0usize;
-    let mut in_flight = 0usize;
-    let mut all_ran = true;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let max_in_flight = svc.stats().capacity.max(1);
-
-    let emit = |pending: &mut BTreeMap<usize, Line>,
-                next_out: &mut usize,
-                out: &mut dyn Write,
-                all_ran: &mut bool|
-     -> Result<()> {
-        while let Some(line) = pending.remove(next_out) {
-            if let Err(e) = &line
-                && !ran(e.kind())
-            {
-                *all_ran = false;
-            }
-            writeln!(out, "{}", render(&line, args.metrics))?;
-            *next_out += 1;
-        }
-        Ok(())
+    let mut o = Ordered {
+        out: std::io::stdout().lock(),
+        pending: BTreeMap::new(),
+        next: 0,
+        all_ran: true,
+        metrics: args.metrics,
+        rx: &rx,
+        in_flight: 0,
     };
 
     for (index, line) in reader.lines().enumerate() {
@@ -175,50 +197,37 @@ fn batch(svc: &RomaService, args: &RunArgs, path: &str) -> Result<ExitCode> {
         let inputs = match parse_line(&line) {
             Ok(i) => i,
             Err(e) => {
-                pending.insert(index, Err(e));
-                emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+                o.put(index, Err(e))?;
                 continue;
             }
         };
         loop {
             let req = request(args, inputs.clone(), format!("line-{}", index + 1));
-            while in_flight >= max_in_flight {
-                let (i, r) = rx.recv().context("a batch callback was lost")?;
-                in_flight -= 1;
-                pending.insert(i, r);
-                emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+            while o.in_flight >= max_in_flight {
+                o.take_one()?;
             }
             let tx = tx.clone();
             match svc.execute(req, move |r| {
                 let _ = tx.send((index, r));
             }) {
                 Ok(_) => {
-                    in_flight += 1;
+                    o.in_flight += 1;
                     break;
                 }
                 // Full queues: wait for one answer, then submit again.
-                Err(e) if e.kind() == ErrorKind::QueueFull && in_flight > 0 => {
-                    let (i, r) = rx.recv().context("a batch callback was lost")?;
-                    in_flight -= 1;
-                    pending.insert(i, r);
-                    emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
-                }
+                Err(e) if e.kind() == ErrorKind::QueueFull && o.in_flight > 0 => o.take_one()?,
                 Err(e) => {
-                    pending.insert(index, Err(e));
-                    emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+                    o.put(index, Err(e))?;
                     break;
                 }
             }
         }
     }
-    while in_flight > 0 {
-        let (i, r) = rx.recv().context("a batch callback was lost")?;
-        in_flight -= 1;
-        pending.insert(i, r);
-        emit(&mut pending, &mut next_out, &mut out, &mut all_ran)?;
+    while o.in_flight > 0 {
+        o.take_one()?;
     }
-    out.flush()?;
-    Ok(if all_ran {
+    o.out.flush()?;
+    Ok(if o.all_ran {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
