@@ -80,6 +80,7 @@ mod region;
 mod shm;
 mod socket;
 mod sockio;
+mod spin;
 mod transport;
 
 pub use codec::{BincodeCodec, Codec, DEFAULT_DECODE_LIMIT};
@@ -98,4 +99,5 @@ pub use protocol::{
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;
 pub use sockio::clear_cloexec;
+pub use spin::{MAX_FOLLOW_UP_SPIN, MIN_FOLLOW_UP_SPIN, follow_up_spin};
 pub use transport::{AnyTransport, Transport};

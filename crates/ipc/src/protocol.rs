@@ -55,6 +55,8 @@ pub enum HostToWorker {
         binding_names: Vec<String>,
         /// Create a context ahead of the first request.
         prewarm: bool,
+        /// Busy-poll briefly (across cores only) for quick answers before sleeping.
+        spin: bool,
     },
     /// Compile and keep a code version.
     Load {

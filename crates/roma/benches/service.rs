@@ -7,6 +7,10 @@
 //!   inverse of throughput).
 //! - `service_idle_latency`: one request at a time with a pause before each, so the worker has
 //!   pre-warmed its next context: the latency a request meets at an idle service.
+//! - `bindings/*`: host functions: a one-call request end to end, the round trip of one call
+//!   inside a 1 000-call handler, an async fan-out, and 2 saturated workers whose requests make
+//!   10 calls each; in the default mode (UDF thread), `_inline` and `_no_spin` (`Config::spin`
+//!   off) in the same run.
 //!
 //! Needs the release worker binary: `cargo xtask bench` builds it first.
 
@@ -120,31 +124,7 @@ fn benches(c: &mut Criterion) {
 
     let svc = service(2);
     g.bench_function("service_saturated_2_workers", |b| {
-        b.iter_custom(|iters| {
-            let (tx, rx) = mpsc::channel();
-            let submit = |tx: &mpsc::Sender<()>| {
-                let tx = tx.clone();
-                svc.execute(request(), move |r| {
-                    assert!(r.is_ok());
-                    let _ = tx.send(());
-                })
-                .expect("accepted");
-            };
-            let t0 = Instant::now();
-            let mut sent = 0;
-            while sent < iters.min(4) {
-                submit(&tx);
-                sent += 1;
-            }
-            for _ in 0..iters {
-                rx.recv().expect("answered");
-                if sent < iters {
-                    submit(&tx);
-                    sent += 1;
-                }
-            }
-            t0.elapsed()
-        })
+        b.iter_custom(|iters| saturated(&svc, "Handler", iters))
     });
     // The same load, with each callback submitting the next request itself (the dispatcher
     // allows calls from callbacks): no client thread between requests.
@@ -188,10 +168,14 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn binding_service(inline: bool) -> RomaService {
+/// A service whose JS calls host functions; `workers` workers, `inline` and `spin` as in
+/// `Config`.
+fn binding_service(workers: usize, inline: bool, spin: bool) -> RomaService {
     let mut c: Config = Config::default();
-    c.number_of_workers = 1;
+    c.number_of_workers = workers;
+    c.worker_queue_max_items = 1000;
     c.host_functions_inline = inline;
+    c.spin = spin;
     c.register_function_binding(FunctionBindingObject::new(
         "lookup",
         |p: &mut FunctionBindingPayload<'_, ()>| {
@@ -214,6 +198,7 @@ fn binding_service(inline: bool) -> RomaService {
         r#"
             function One(x) { return lookup(x); }
             function Thousand(x) { let n = 0; for (let i = 0; i < 1000; i++) n += lookup(x).length; return n; }
+            function Ten(x) { let n = 0; for (let i = 0; i < 10; i++) n += lookup(x).length; return n; }
             async function FanOut() {
               const r = await Promise.all([slow_lookup("a"), slow_lookup("b"), slow_lookup("c")]);
               return r.length;
@@ -245,21 +230,62 @@ fn per_binding_call(svc: &RomaService, iters: u64) -> Duration {
         .mul_f64(iters as f64 / (requests * 1000) as f64)
 }
 
+/// Time per request for `iters` requests of `handler`, four in flight.
+fn saturated(svc: &RomaService, handler: &str, iters: u64) -> Duration {
+    let (tx, rx) = mpsc::channel();
+    let submit = |tx: &mpsc::Sender<()>| {
+        let tx = tx.clone();
+        let mut r = request();
+        r.handler_name = handler.into();
+        svc.execute(r, move |r| {
+            assert!(r.is_ok());
+            let _ = tx.send(());
+        })
+        .expect("accepted");
+    };
+    let t0 = Instant::now();
+    let mut sent = 0;
+    while sent < iters.min(4) {
+        submit(&tx);
+        sent += 1;
+    }
+    for _ in 0..iters {
+        rx.recv().expect("answered");
+        if sent < iters {
+            submit(&tx);
+            sent += 1;
+        }
+    }
+    t0.elapsed()
+}
+
 fn binding_benches(c: &mut Criterion) {
-    let svc = binding_service(false);
     let mut g = c.benchmark_group("bindings");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
-    g.bench_function("one_call_end_to_end", |b| b.iter(|| run(&svc, "One")));
-    g.bench_function("round_trip_in_a_1000_call_handler", |b| {
-        b.iter_custom(|iters| per_binding_call(&svc, iters))
-    });
-    g.bench_function("async_fan_out_3x50ms", |b| b.iter(|| run(&svc, "FanOut")));
-    drop(svc);
-    let svc = binding_service(true);
-    g.bench_function("round_trip_inline_in_a_1000_call_handler", |b| {
-        b.iter_custom(|iters| per_binding_call(&svc, iters))
-    });
+    // Each mode (default: UDF thread; inline; spinning off) in one run, for ratios.
+    for (name, inline, spin) in [
+        ("", false, true),
+        ("_inline", true, true),
+        ("_no_spin", false, false),
+    ] {
+        let svc = binding_service(1, inline, spin);
+        g.bench_function(format!("one_call_end_to_end{name}"), |b| {
+            b.iter(|| run(&svc, "One"))
+        });
+        g.bench_function(format!("round_trip_in_a_1000_call_handler{name}"), |b| {
+            b.iter_custom(|iters| per_binding_call(&svc, iters))
+        });
+        if name.is_empty() {
+            g.bench_function("async_fan_out_3x50ms", |b| b.iter(|| run(&svc, "FanOut")));
+        }
+        drop(svc);
+        // Throughput with host calls: does spinning cost the busy workers their CPU?
+        let svc = binding_service(2, inline, spin);
+        g.bench_function(format!("saturated_2_workers_10_calls{name}"), |b| {
+            b.iter_custom(|iters| saturated(&svc, "Ten", iters))
+        });
+    }
     g.finish();
 }
 

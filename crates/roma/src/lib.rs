@@ -50,6 +50,7 @@
 
 mod check;
 mod config;
+mod exchange;
 mod hooks;
 mod locate;
 mod service;

@@ -1,44 +1,60 @@
 //! The UDF handler thread of one worker: where that worker's synchronous host-function calls
-//! run, so that the slot thread can stop waiting for one when its request's time is up.
+//! run, so that the slot thread can take its request back when the request's time is up.
 //!
-//! A host function is user code and may block; run on the slot thread, a blocked one would
-//! hold the slot (and its request) hostage past every timeout. Here the slot thread hands the
-//! call over and waits with the request's deadline. A call that misses it is answered with an
-//! error, and its thread is abandoned (it exits when the call returns); the next call gets a
-//! fresh thread. Neither side spins: on two cores a spinning host thread starves the worker
-//! (measured: a 200 µs spin made a call 16x slower); the two extra wake-ups cost about 24 µs a
-//! call against running inline (`Config::host_functions_inline`).
+//! A host function is user code and may block; run on the slot thread, a blocked one would hold
+//! the slot (and its request) hostage past every timeout. So at a request's first synchronous
+//! call the slot thread hands the request's whole [`Exchange`] to this thread, which runs the
+//! call, answers the worker, and goes on driving the exchange (every later call runs here
+//! directly, with no further hand-off between host threads) until the worker answers the
+//! request; then it hands the exchange back. The slot thread waits with the request's deadline
+//! and, if this thread is stuck in a function past it, takes the exchange back (see
+//! `exchange`'s invariants): the thread is abandoned and exits when the function returns, and
+//! the next request gets a new one.
 
-use crate::hooks::Hooks;
-use roma_udf::BindingCall;
+use crate::exchange::{self, Context, Exchange, Mode, Outcome, SharedLink, SyncCall};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::Instant;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
 
+/// One request handed over: its exchange, the call that prompted the hand-over, and the link
+/// and generation it runs under.
 struct Job<M> {
-    name: String,
-    payload: Vec<u8>,
-    meta: Arc<M>,
-    limit: usize,
+    ex: Exchange<M>,
+    call: SyncCall,
+    link: SharedLink,
+    generation: u64,
 }
+
+/// What the thread hands back: the exchange and how it ended.
+pub(crate) type Handback<M> = (Exchange<M>, Outcome);
 
 /// The thread, from the slot's side.
 pub(crate) struct UdfThread<M> {
     jobs: Sender<Job<M>>,
-    results: Receiver<BindingCall>,
+    results: Receiver<Handback<M>>,
+}
+
+/// Why [`UdfThread::wait`] returned without a hand-back.
+pub(crate) enum Waiting {
+    /// Nothing yet within the slice.
+    Slice,
+    /// The thread is gone (it panicked): the exchange is lost.
+    Gone,
 }
 
 impl<M: Send + Sync + 'static> UdfThread<M> {
-    pub fn start(index: usize, hooks: Arc<Hooks<M>>) -> std::io::Result<Self> {
+    pub fn start(index: usize, ctx: Arc<Context<M>>) -> std::io::Result<Self> {
         let (jobs, job_rx) = mpsc::channel::<Job<M>>();
         let (result_tx, results) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("roma-udf-{index}"))
             .spawn(move || {
-                while let Some(job) = recv_until(&job_rx, None) {
-                    let call = hooks.call_binding(&job.name, &job.payload, &job.meta, job.limit);
-                    drop(job.meta);
-                    if result_tx.send(call).is_err() {
+                while let Ok(job) = job_rx.recv() {
+                    let Some(back) = serve(&ctx, job) else {
+                        // Abandoned: the slot thread answered the request without us.
+                        return;
+                    };
+                    if result_tx.send(back).is_err() {
                         return;
                     }
                 }
@@ -46,34 +62,50 @@ impl<M: Send + Sync + 'static> UdfThread<M> {
         Ok(UdfThread { jobs, results })
     }
 
-    /// Runs one call, waiting until `deadline`. `None`: the call did not finish in time (or the
-    /// thread is gone); this thread must not be used again.
-    pub fn call(
+    /// Hands a request over. `Err` gives the exchange back: the thread is gone.
+    pub fn hand_over(
         &self,
-        name: String,
-        payload: Vec<u8>,
-        meta: &Arc<M>,
-        limit: usize,
-        deadline: Instant,
-    ) -> Option<BindingCall> {
+        ex: Exchange<M>,
+        call: SyncCall,
+        link: SharedLink,
+        generation: u64,
+    ) -> Result<(), Box<(Exchange<M>, SyncCall)>> {
         let job = Job {
-            name,
-            payload,
-            meta: Arc::clone(meta),
-            limit,
+            ex,
+            call,
+            link,
+            generation,
         };
-        self.jobs.send(job).ok()?;
-        recv_until(&self.results, Some(deadline))
+        self.jobs
+            .send(job)
+            .map_err(|e| Box::new((e.0.ex, e.0.call)))
+    }
+
+    /// Waits up to `slice` for the request to come back.
+    pub fn wait(&self, slice: Duration) -> Result<Handback<M>, Waiting> {
+        self.results.recv_timeout(slice).map_err(|e| match e {
+            RecvTimeoutError::Timeout => Waiting::Slice,
+            RecvTimeoutError::Disconnected => Waiting::Gone,
+        })
     }
 }
 
-/// Receives, sleeping until `deadline` (`None`: forever).
-fn recv_until<T>(rx: &Receiver<T>, deadline: Option<Instant>) -> Option<T> {
-    match deadline {
-        None => rx.recv().ok(),
-        // A timeout and a vanished thread both mean: no answer in time.
-        Some(d) => rx
-            .recv_timeout(d.saturating_duration_since(Instant::now()))
-            .ok(),
+/// Runs the handed-over call, then drives the exchange to its end. `None`: abandoned.
+fn serve<M>(ctx: &Context<M>, job: Job<M>) -> Option<Handback<M>> {
+    let Job {
+        mut ex,
+        call,
+        link,
+        generation,
+    } = job;
+    let result = exchange::run_parked(ctx, &link, &ex, &call, generation)?;
+    let msg = exchange::reply_message(ctx, &mut ex, call.call_id, &call.name, false, result);
+    if let Err(e) = exchange::send(&link, &msg) {
+        return Some((ex, Outcome::Broken(e)));
+    }
+    ex.note_reply();
+    match exchange::drive(ctx, &link, &mut ex, Mode::Udf { generation }) {
+        Outcome::Abandoned => None,
+        outcome => Some((ex, outcome)),
     }
 }

@@ -6,9 +6,12 @@
 //! sends anything malformed is killed, and the dispatcher replaces it.
 
 use crate::config::Config;
+use crate::exchange::{
+    self, Context, Exchange, LIVENESS_SLICE, Mode, Outcome, SharedLink, SyncCall, describe,
+};
 use crate::hooks::{Hooks, refuse};
 use crate::locate::WorkerBinary;
-use crate::udf_thread::UdfThread;
+use crate::udf_thread::{UdfThread, Waiting};
 use roma_core::LogLevel;
 use roma_core::{
     CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, RomaError, WorkerBackend, metrics,
@@ -18,10 +21,9 @@ use roma_ipc::{
     ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost, spawn_pair,
 };
 use roma_sandbox::{ExitReport, Sandbox, WorkerProcess, WorkerSpec};
-use roma_udf::{BindingCall, FunctionBindingIo, MAX_PENDING_PER_REQUEST, encode_io};
+use roma_udf::encode_io;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -81,24 +83,27 @@ impl WorkerSetup {
 pub(crate) struct WorkerClient<M> {
     index: usize,
     setup: Arc<WorkerSetup>,
-    hooks: Arc<Hooks<M>>,
-    endpoint: HostEndpoint,
+    /// The hooks, the cancel mark and the channel's limits, shared with the UDF thread.
+    ctx: Arc<Context<M>>,
+    /// The channel, shared with the UDF thread while it holds a request. A respawn makes a new
+    /// one, so that a thread abandoned on the old worker can never touch the new one.
+    link: SharedLink,
     /// Shared with the interrupter, which must reach the current worker after a respawn.
     control: Arc<Mutex<ControlSender>>,
     process: Box<dyn WorkerProcess>,
     alive: bool,
-    /// The last request `cancel` interrupted (0: none).
-    cancelled: Arc<AtomicU64>,
     /// Where synchronous host functions run; started on the first call.
     udf: Option<UdfThread<M>>,
-    /// A host function of the running request was cut off at its timeout.
-    binding_timed_out: bool,
     /// How long the last successful request took from send to answer.
     last_round_trip: Option<Duration>,
 }
 
-/// How long a wait on the worker goes before the worker process is checked.
-const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+/// After a request's timeout, how often the slot thread checks whether the UDF thread is stuck
+/// in a host function.
+const RESCUE_POLL: Duration = Duration::from_millis(1);
+/// How long past a request's deadline the slot thread waits for its UDF thread to hand it back
+/// before it gives up on the worker (the UDF thread's own waits end at the deadline).
+const HANDBACK_SLACK: Duration = Duration::from_secs(1);
 
 /// Below this, the last answer counts as quick and the next wait may spin for about as long.
 const QUICK_ANSWER: Duration = Duration::from_micros(150);
@@ -113,17 +118,21 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         hooks: Arc<Hooks<M>>,
     ) -> Result<Self, RomaError> {
         let (endpoint, control, process) = spawn_worker(index, &setup)?;
+        let ctx = Arc::new(Context {
+            hooks,
+            cancelled: Arc::new(AtomicU64::new(0)),
+            limit: setup.channel.max_frame_bytes,
+            default_spin: setup.channel.cross_core_spin,
+        });
         let mut client = WorkerClient {
             index,
             setup,
-            hooks,
-            endpoint,
+            ctx,
+            link: SharedLink::new(endpoint),
             control: Arc::new(Mutex::new(control)),
             process,
             alive: true,
-            cancelled: Arc::new(AtomicU64::new(0)),
             udf: None,
-            binding_timed_out: false,
             last_round_trip: None,
         };
         client.handshake()?;
@@ -138,7 +147,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             return Ok(());
         }
         let (endpoint, control, process) = spawn_worker(self.index, &self.setup)?;
-        self.endpoint = endpoint;
+        self.link = SharedLink::new(endpoint);
         *self.control.lock().unwrap_or_else(PoisonError::into_inner) = control;
         self.process = process;
         self.alive = true;
@@ -152,11 +161,12 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             v8_flags: self.setup.v8_flags.clone(),
             binding_names: self.setup.binding_names.clone(),
             prewarm: self.setup.prewarm,
+            spin: !self.setup.channel.cross_core_spin.is_zero(),
         };
-        self.endpoint
-            .send(&init)
-            .map_err(|e| self.startup_failure(e.to_string()))?;
-        match self.endpoint.recv(self.setup.startup_timeout) {
+        let sent = self.link.lock().endpoint.send(&init);
+        sent.map_err(|e| self.startup_failure(e.to_string()))?;
+        let first = self.link.lock().endpoint.recv(self.setup.startup_timeout);
+        match first {
             Ok(WorkerToHost::Ready { .. }) => Ok(()),
             Ok(WorkerToHost::Loaded { result: Err(e) }) => {
                 self.reap();
@@ -172,69 +182,120 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         }
     }
 
-    /// Runs a host function on this worker's UDF thread, bounded by the request's deadline.
-    fn call_sync(
-        &mut self,
-        name: String,
-        payload: Vec<u8>,
-        meta: &Arc<M>,
-        limit: usize,
-        deadline: Instant,
-    ) -> BindingCall {
-        if self.setup.host_functions_inline {
-            return self.hooks.call_binding(&name, &payload, meta, limit);
-        }
+    /// Hands a request to the UDF thread at its first synchronous host call and waits for it
+    /// to come back. `None` in the result: the slot thread goes on driving the exchange itself
+    /// (the call was refused here, or the UDF thread was stuck in it past the request's
+    /// timeout and the exchange was taken back).
+    fn hand_off(&mut self, ex: Exchange<M>, call: SyncCall) -> (Exchange<M>, Option<Outcome>) {
+        let (request_id, started, timeout, meta) =
+            (ex.request_id, ex.started, ex.timeout, Arc::clone(&ex.meta));
+        let deadline = ex.deadline;
         if self.udf.is_none() {
-            match UdfThread::start(self.index, Arc::clone(&self.hooks)) {
+            match UdfThread::start(self.index, Arc::clone(&self.ctx)) {
                 Ok(t) => self.udf = Some(t),
                 Err(e) => {
-                    return BindingCall::Done(refuse(&format!(
-                        "host function `{name}` could not run: no thread ({e})"
-                    )));
+                    let why = format!("no thread ({e})");
+                    return self.refuse_here(ex, &call, &why);
                 }
             }
         }
-        let udf = self
-            .udf
-            .as_ref()
-            .map(|t| t.call(name.clone(), payload, meta, limit, deadline));
-        match udf.flatten() {
-            Some(call) => call,
-            None => {
-                // Still running (blocked?) or gone: abandon that thread; the next call gets a
-                // new one.
+        let Some(udf) = self.udf.as_ref() else {
+            return self.refuse_here(ex, &call, "no thread");
+        };
+        let generation = self.link.lock().generation;
+        if let Err(back) = udf.hand_over(ex, call, self.link.clone(), generation) {
+            let (ex, call) = *back;
+            self.udf = None;
+            return self.refuse_here(ex, &call, "its thread is gone");
+        }
+        let call_deadline = started + timeout;
+        loop {
+            let now = Instant::now();
+            let slice = if now < call_deadline {
+                (call_deadline - now).min(LIVENESS_SLICE)
+            } else {
+                RESCUE_POLL
+            };
+            let waited = self.udf.as_ref().map(|t| t.wait(slice));
+            match waited {
+                Some(Ok(back)) => return (back.0, Some(back.1)),
+                Some(Err(Waiting::Slice)) => {}
+                Some(Err(Waiting::Gone)) | None => {
+                    self.udf = None;
+                    let ex = Exchange::new(request_id, started, timeout, self.setup.grace, &meta);
+                    let e = IpcError::Malformed("the UDF thread of the request vanished".into());
+                    return (ex, Some(Outcome::Broken(e)));
+                }
+            }
+            let _ = self.process.try_wait();
+            if Instant::now() < call_deadline {
+                continue;
+            }
+            if let Some(taken) = self.take_back(request_id, started, timeout, &meta) {
+                return taken;
+            }
+            if Instant::now() > deadline + HANDBACK_SLACK {
+                // Cannot happen while the UDF thread keeps its deadlines; if it does, the
+                // worker is given up and the thread with it.
                 self.udf = None;
-                self.binding_timed_out = true;
-                BindingCall::Done(refuse(&format!(
-                    "host function `{name}` did not return within the request's timeout"
-                )))
+                let ex = Exchange::new(request_id, started, timeout, self.setup.grace, &meta);
+                let e = IpcError::Malformed("the request was not handed back in time".into());
+                return (ex, Some(Outcome::Broken(e)));
             }
         }
     }
 
-    /// Starts an asynchronous host function on the service's executor; its io goes to
-    /// `done` with the call id.
-    fn start_async(
-        &self,
-        pending: &mut usize,
-        call_id: u64,
-        fut: roma_udf::BindingFuture,
-        done: &mpsc::Sender<(u64, FunctionBindingIo)>,
-    ) -> Result<(), &'static str> {
-        let executor = self
-            .hooks
-            .executor
-            .as_ref()
-            .ok_or("no executor for asynchronous host functions")?;
-        let done = done.clone();
-        if !executor.spawn(fut, move |io| {
-            // The request may be over; its result is then dropped.
-            let _ = done.send((call_id, io));
-        }) {
-            return Err("the service is stopping");
+    /// Past the request's timeout: if the UDF thread is inside a host function, takes the
+    /// request back from it (see `exchange`'s invariants) and refuses that call.
+    fn take_back(
+        &mut self,
+        request_id: u64,
+        started: Instant,
+        timeout: Duration,
+        meta: &Arc<M>,
+    ) -> Option<(Exchange<M>, Option<Outcome>)> {
+        let sent = {
+            let mut link = self.link.try_lock()?;
+            if link.in_call == 0 {
+                return None;
+            }
+            let call_id = std::mem::take(&mut link.in_call);
+            link.generation += 1;
+            let io = refuse("a host function did not return within the request's timeout");
+            link.endpoint.send(&HostToWorker::BindingReply {
+                call_id,
+                reply: encode_io(&io),
+            })
+        };
+        // The thread is abandoned; it exits when its function returns.
+        self.udf = None;
+        let mut ex = Exchange::new(request_id, started, timeout, self.setup.grace, meta);
+        ex.binding_timed_out = true;
+        Some((ex, sent.err().map(Outcome::Broken)))
+    }
+
+    /// Refuses a synchronous call on the slot thread (its UDF thread could not take it).
+    fn refuse_here(
+        &mut self,
+        mut ex: Exchange<M>,
+        call: &SyncCall,
+        why: &str,
+    ) -> (Exchange<M>, Option<Outcome>) {
+        let io = refuse(&format!(
+            "host function `{}` could not run: {why}",
+            call.name
+        ));
+        let msg = HostToWorker::BindingReply {
+            call_id: call.call_id,
+            reply: encode_io(&io),
+        };
+        match exchange::send(&self.link, &msg) {
+            Ok(()) => {
+                ex.note_reply();
+                (ex, None)
+            }
+            Err(e) => (ex, Some(Outcome::Broken(e))),
         }
-        *pending += 1;
-        Ok(())
     }
 
     /// Receives the worker's next message by `deadline`, checking the worker process between
@@ -245,7 +306,8 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
     fn recv_watching(&mut self, deadline: Instant) -> Result<WorkerToHost, IpcError> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.endpoint.recv(left.min(LIVENESS_SLICE)) {
+            let r = self.link.lock().endpoint.recv(left.min(LIVENESS_SLICE));
+            match r {
                 Err(e) if e.is_timeout() && left > LIVENESS_SLICE => {
                     let _ = self.process.try_wait();
                 }
@@ -256,10 +318,11 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
 
     /// Asks a probe-mode worker to run its probes.
     pub fn probe(&mut self) -> Result<Vec<ProbeResult>, RomaError> {
-        if let Err(e) = self.endpoint.send(&HostToWorker::Probe) {
+        if let Err(e) = exchange::send(&self.link, &HostToWorker::Probe) {
             return Err(self.broken(e));
         }
-        match self.endpoint.recv(self.setup.startup_timeout) {
+        let report = self.link.lock().endpoint.recv(self.setup.startup_timeout);
+        match report {
             Ok(WorkerToHost::ProbeReport { results }) => Ok(results),
             Ok(other) => Err(self.protocol(&describe(&other))),
             Err(e) => Err(self.broken(e)),
@@ -392,7 +455,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
         self.respawn_if_dead()?;
         let msg = HostToWorker::Load { code: code.clone() };
-        match self.endpoint.send(&msg) {
+        match exchange::send(&self.link, &msg) {
             Ok(()) => {}
             // Too big for the channel: the worker never saw it and is fine.
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
@@ -419,176 +482,95 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError> {
         self.respawn_if_dead()?;
-        self.binding_timed_out = false;
         let started = Instant::now();
         let msg = HostToWorker::Execute {
             request_id,
             invocation: inv.clone(),
         };
-        match self.endpoint.send(&msg) {
+        match exchange::send(&self.link, &msg) {
             Ok(()) => {}
             // The request is too big for the channel: the worker never saw it and is fine.
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
             Err(e) => return Err(self.broken(e)),
         }
-        let deadline = started + inv.timeout + self.setup.grace;
         // Spin (cross-core only) about as long as the last answer took when that was quick: an
         // idle worker with a pre-warmed context answers in tens of microseconds, and catching
         // that answer without sleeping saves a futex wake-up. Under load answers take hundreds
         // of microseconds and the spin stays at the configured few microseconds, because a
         // spinning host thread would take CPU from the workers.
+        let configured = self.setup.channel.cross_core_spin;
         let spin = match self.last_round_trip {
-            Some(rt) if rt < QUICK_ANSWER => (rt + rt / 4).min(MAX_ADAPTIVE_SPIN),
-            _ => self.setup.channel.cross_core_spin,
-        };
-        self.endpoint.transport_mut().set_spin(spin);
-        // Asynchronous host calls of this request: how many are running, and where they end.
-        let mut pending = 0usize;
-        let (done_tx, done_rx) = mpsc::channel::<(u64, FunctionBindingIo)>();
-        loop {
-            let reply = match self.recv_watching(deadline) {
-                Ok(r) => r,
-                Err(e) => return Err(self.broken(e)),
-            };
-            match reply {
-                WorkerToHost::Executed {
-                    request_id: id,
-                    result,
-                } if id == request_id => {
-                    let out = match result {
-                        Ok(out) => out,
-                        // A host function was cut off at the request's timeout: whatever the JS
-                        // made of the error it got, the request timed out.
-                        Err(e) if self.binding_timed_out && e.kind() != ErrorKind::Cancelled => {
-                            return Err(RomaError::new(
-                                ErrorKind::Timeout,
-                                format!(
-                                    "the invocation of {} ran past its {} timeout in a host function: {}",
-                                    inv.handler_name,
-                                    roma_core::format_duration(inv.timeout),
-                                    e.message()
-                                ),
-                            ));
-                        }
-                        Err(e) => {
-                            if e.kind() == ErrorKind::Execution {
-                                // Uncaught errors reach the logging function, with the stack.
-                                let text = match e.stack() {
-                                    Some(stack) if !stack.is_empty() => {
-                                        format!("{}\n{stack}", e.message())
-                                    }
-                                    _ => e.message().to_owned(),
-                                };
-                                self.hooks.log(LogLevel::Error, meta, &text);
-                            }
-                            return Err(e);
-                        }
-                    };
-                    self.last_round_trip = Some(started.elapsed());
-                    let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
-                    m.insert(
-                        metrics::IPC_ROUND_TRIP_MS.into(),
-                        started.elapsed().as_secs_f64() * 1e3,
-                    );
-                    return Ok(ExecOutput {
-                        resp: out.resp,
-                        metrics: m,
-                    });
-                }
-                WorkerToHost::Log {
-                    request_id: id,
-                    level,
-                    message,
-                } if id == request_id => {
-                    self.hooks.log(level, meta, &message);
-                }
-                WorkerToHost::BindingCall {
-                    request_id: id,
-                    call_id,
-                    name,
-                    payload,
-                } if id == request_id => {
-                    let limit = self.setup.channel.max_frame_bytes;
-                    let is_async = self.hooks.bindings.is_async(&name);
-                    let call = if self.cancelled.load(Ordering::SeqCst) == request_id {
-                        BindingCall::Done(refuse(&format!(
-                            "host function `{name}` refused: the request was cancelled"
-                        )))
-                    } else if started.elapsed() > inv.timeout {
-                        BindingCall::Done(refuse(&format!(
-                            "host function `{name}` refused: the request timed out"
-                        )))
-                    } else if is_async && pending >= MAX_PENDING_PER_REQUEST {
-                        // Checked before the function runs: past the cap it never runs.
-                        BindingCall::Done(refuse(&format!(
-                            "host function `{name}` refused: more than {MAX_PENDING_PER_REQUEST} \
-                             asynchronous host calls outstanding in this request"
-                        )))
-                    } else if is_async {
-                        self.hooks.call_binding(&name, &payload, meta, limit)
-                    } else {
-                        self.call_sync(name.clone(), payload, meta, limit, started + inv.timeout)
-                    };
-                    let msg = match call {
-                        // An asynchronous function answers with a promise, whatever happens:
-                        // a refusal or an immediate error rejects it rather than throwing.
-                        BindingCall::Done(io) if is_async => {
-                            let _ = done_tx.send((call_id, io));
-                            pending += 1;
-                            HostToWorker::BindingPending { call_id }
-                        }
-                        BindingCall::Done(io) => HostToWorker::BindingReply {
-                            call_id,
-                            reply: encode_io(&io),
-                        },
-                        BindingCall::Pending(fut) => {
-                            match self.start_async(&mut pending, call_id, fut, &done_tx) {
-                                Ok(()) => HostToWorker::BindingPending { call_id },
-                                Err(why) => {
-                                    let _ = done_tx.send((
-                                        call_id,
-                                        refuse(&format!("host function `{name}` refused: {why}")),
-                                    ));
-                                    pending += 1;
-                                    HostToWorker::BindingPending { call_id }
-                                }
-                            }
-                        }
-                    };
-                    if let Err(e) = self.endpoint.send(&msg) {
-                        return Err(self.broken(e));
-                    }
-                }
-                WorkerToHost::AwaitBindings { request_id: id } if id == request_id => {
-                    // The worker has nothing to do until an asynchronous call finishes: wait
-                    // for one (within the request's time) and pass its reply on.
-                    let left = (started + inv.timeout).saturating_duration_since(Instant::now());
-                    let reply = if pending == 0 {
-                        Some((0, refuse("no asynchronous host call is outstanding")))
-                    } else {
-                        done_rx.recv_timeout(left).ok()
-                    };
-                    if let Some((call_id, io)) = reply {
-                        pending = pending.saturating_sub(1);
-                        let msg = HostToWorker::BindingReply {
-                            call_id,
-                            reply: encode_io(&io),
-                        };
-                        if let Err(e) = self.endpoint.send(&msg) {
-                            return Err(self.broken(e));
-                        }
-                    }
-                    // On timeout nothing is sent: the worker's own deadline ends the JS, and
-                    // its `Executed` (a timeout) arrives next.
-                }
-                other => {
-                    return Err(self.protocol(&format!(
-                        "{} while running request {request_id}",
-                        describe(&other)
-                    )));
-                }
+            Some(rt) if rt < QUICK_ANSWER && !configured.is_zero() => {
+                (rt + rt / 4).min(MAX_ADAPTIVE_SPIN)
             }
-        }
+            _ => configured,
+        };
+        self.link.lock().endpoint.transport_mut().set_spin(spin);
+        let mut ex = Exchange::new(request_id, started, inv.timeout, self.setup.grace, meta);
+        let inline = self.setup.host_functions_inline;
+        let outcome = loop {
+            let WorkerClient {
+                ctx, link, process, ..
+            } = self;
+            let mut watch = || {
+                let _ = process.try_wait();
+            };
+            let mode = Mode::Slot {
+                inline,
+                watch: &mut watch,
+            };
+            match exchange::drive(ctx, link, &mut ex, mode) {
+                Outcome::Handoff(call) => {
+                    let (back, outcome) = self.hand_off(ex, call);
+                    ex = back;
+                    if let Some(o) = outcome {
+                        break o;
+                    }
+                }
+                o => break o,
+            }
+        };
+        let result = match outcome {
+            Outcome::Executed(r) => r,
+            Outcome::Broken(e) => return Err(self.broken(e)),
+            Outcome::Protocol(what) => return Err(self.protocol(&what)),
+            Outcome::Handoff(_) | Outcome::Abandoned => {
+                return Err(self.protocol("an exchange ended out of turn"));
+            }
+        };
+        let out = match result {
+            Ok(out) => out,
+            // A host function was cut off at the request's timeout: whatever the JS made of the
+            // error it got, the request timed out.
+            Err(e) if ex.binding_timed_out && e.kind() != ErrorKind::Cancelled => {
+                return Err(exchange::binding_timeout(
+                    &inv.handler_name,
+                    inv.timeout,
+                    &e,
+                ));
+            }
+            Err(e) => {
+                if e.kind() == ErrorKind::Execution {
+                    // Uncaught errors reach the logging function, with the stack.
+                    let text = match e.stack() {
+                        Some(stack) if !stack.is_empty() => format!("{}\n{stack}", e.message()),
+                        _ => e.message().to_owned(),
+                    };
+                    self.ctx.hooks.log(LogLevel::Error, meta, &text);
+                }
+                return Err(e);
+            }
+        };
+        self.last_round_trip = Some(started.elapsed());
+        let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
+        m.insert(
+            metrics::IPC_ROUND_TRIP_MS.into(),
+            started.elapsed().as_secs_f64() * 1e3,
+        );
+        Ok(ExecOutput {
+            resp: out.resp,
+            metrics: m,
+        })
     }
 
     fn is_alive(&mut self) -> bool {
@@ -601,7 +583,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     fn interrupter(&self) -> Arc<dyn Interrupt> {
         Arc::new(ControlInterrupt(
             Arc::clone(&self.control),
-            Arc::clone(&self.cancelled),
+            Arc::clone(&self.ctx.cancelled),
         ))
     }
 }
@@ -609,26 +591,11 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
 impl<M> Drop for WorkerClient<M> {
     fn drop(&mut self) {
         // Ask politely; dropping the process handle kills and reaps whatever is left.
-        if self.alive {
-            let _ = self.endpoint.send(&HostToWorker::Shutdown);
+        // `try_lock`: a UDF thread given up on may still hold the channel.
+        if let (true, Some(mut link)) = (self.alive, self.link.try_lock()) {
+            let _ = link.endpoint.send(&HostToWorker::Shutdown);
+            drop(link);
             let _ = self.process.wait_timeout(Duration::from_millis(100));
-        }
-    }
-}
-
-/// A short description of a message, without its (untrusted, maybe huge) payload.
-fn describe(msg: &WorkerToHost) -> String {
-    match msg {
-        WorkerToHost::Ready { .. } => "Ready".into(),
-        WorkerToHost::Loaded { .. } => "Loaded".into(),
-        WorkerToHost::Executed { request_id, .. } => format!("Executed for request {request_id}"),
-        WorkerToHost::Log { request_id, .. } => format!("Log for request {request_id}"),
-        WorkerToHost::BindingCall { request_id, .. } => {
-            format!("BindingCall for request {request_id}")
-        }
-        WorkerToHost::ProbeReport { .. } => "ProbeReport".into(),
-        WorkerToHost::AwaitBindings { request_id } => {
-            format!("AwaitBindings for request {request_id}")
         }
     }
 }

@@ -4,8 +4,8 @@
 use crate::cancel::{CancelState, spawn_control_thread};
 use roma_core::{ErrorKind, LogLevel, RomaError, metrics};
 use roma_ipc::{
-    ChildSpec, ExecOutput, HostToWorker, IpcError, PROBE_MODE_ARG, ProbeResult, WorkerEndpoint,
-    WorkerLink, WorkerToHost,
+    ChannelConfig, ChildSpec, ExecOutput, HostToWorker, IpcError, PROBE_MODE_ARG, ProbeResult,
+    WorkerEndpoint, WorkerLink, WorkerToHost, follow_up_spin,
 };
 use roma_udf::{FunctionBindingIo, decode_io, encode_io, wire};
 use roma_v8::{Engine, ExecHost};
@@ -59,13 +59,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     let link = unsafe { WorkerLink::from_inherited_fds(&spec)? };
     let mut ep = WorkerEndpoint::new(link.transport);
 
-    let (limits, v8_flags, prewarm, binding_names) = match ep.recv(IDLE_WAIT)? {
+    let (limits, v8_flags, prewarm, binding_names, spin) = match ep.recv(IDLE_WAIT)? {
         HostToWorker::Init {
             limits,
             v8_flags,
             prewarm,
             binding_names,
-        } => (limits, v8_flags, prewarm, binding_names),
+            spin,
+        } => (limits, v8_flags, prewarm, binding_names, spin),
         HostToWorker::Shutdown => return Ok(()),
         other => {
             return Err(WorkerError::Protocol(format!(
@@ -103,7 +104,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         binding_names,
         max_frame: spec.max_frame_bytes,
         next_call_id: 0,
+        reply_wait: None,
+        // The channel's spin outside host calls: the default, or none when the host says so.
+        spin: if spin {
+            ChannelConfig::DEFAULT_CROSS_CORE_SPIN
+        } else {
+            Duration::ZERO
+        },
     };
+    ep.transport_mut().set_spin(worker.spin);
     loop {
         let msg = match ep.recv(IDLE_WAIT) {
             Ok(m) => m,
@@ -170,6 +179,10 @@ struct Worker {
     binding_names: Vec<String>,
     max_frame: usize,
     next_call_id: u64,
+    /// How long the last host-function reply took, for the next call's spin.
+    reply_wait: Option<Duration>,
+    /// The channel's spin outside host calls.
+    spin: Duration,
 }
 
 impl Worker {
@@ -190,11 +203,15 @@ impl Worker {
             deadline: Instant::now() + inv.timeout,
             names: &self.binding_names,
             next_call_id: &mut self.next_call_id,
+            reply_wait: &mut self.reply_wait,
+            spin: self.spin,
             send_err: None,
             timed_out: false,
             max_frame: self.max_frame,
         };
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
+        // Host calls may have raised the spin; waits between requests go back to the default.
+        host.ep.transport_mut().set_spin(self.spin);
         self.cancel.end();
         if let Some(e) = host.send_err {
             return Err(e.into());
@@ -238,6 +255,10 @@ struct RequestHost<'a> {
     /// Host call ids, unique over the worker's life so that a late reply is never mistaken
     /// for the answer to a newer call.
     next_call_id: &'a mut u64,
+    /// How long the last host-function reply took (kept across requests).
+    reply_wait: &'a mut Option<Duration>,
+    /// The channel's spin outside host calls.
+    spin: Duration,
     /// The first failure to talk to the host; the request ends with it.
     send_err: Option<IpcError>,
     /// A host call ran out of the request's time: the request ends as a timeout, whatever
@@ -266,6 +287,11 @@ impl RequestHost<'_> {
             payload,
         };
         self.ep.send(&msg).map_err(|e| self.failed(e))?;
+        let sent = Instant::now();
+        // The reply of a quick host function comes within microseconds: spin for it (across
+        // cores only) rather than sleep, as long as the last replies were that quick.
+        let spin = follow_up_spin(*self.reply_wait, self.spin);
+        self.ep.transport_mut().set_spin(spin);
         let timed_out = || format!("host function `{name}` ran past the request's timeout");
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
@@ -275,6 +301,7 @@ impl RequestHost<'_> {
             }
             match self.ep.recv(left) {
                 Ok(HostToWorker::BindingReply { call_id: id, reply }) if id == call_id => {
+                    *self.reply_wait = Some(sent.elapsed());
                     let io = decode_io(&reply, self.max_frame).map_err(|e| e.to_string())?;
                     return Ok(wire::encode_reply(&io));
                 }

@@ -321,6 +321,69 @@ fn async_bindings_run_concurrently_and_settle_promises() {
     assert_eq!(out.resp, r#""caught async failure""#);
 }
 
+/// Once a request's first synchronous call has moved it to the UDF thread, everything else
+/// the worker sends for it (more calls, console lines, asynchronous calls and awaits, an
+/// uncaught error) is still handled, with the request's metadata.
+#[test]
+fn a_request_mixing_every_kind_of_message_after_its_first_sync_call() {
+    let mut c = bindings_config();
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "later",
+        |io: roma::FunctionBindingIo, meta: &Meta| -> roma::BindingFuture {
+            let tenant = meta.tenant.clone();
+            Box::pin(async move {
+                let mut out = roma::FunctionBindingIo::default();
+                let key = io.input_string().unwrap_or_default().to_owned();
+                out.set_output_string(format!("{tenant}/{key}"));
+                out
+            })
+        },
+    ));
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&logs);
+    c.set_logging_function(move |_, meta: &Meta, msg| {
+        sink.lock().unwrap().push(format!("{}: {msg}", meta.tenant));
+    });
+    let svc = RomaService::new(c).unwrap();
+    let js = format!(
+        "{JS}\n\
+         async function Mixed() {{\n\
+           const a = cool_function('1');\n\
+           console.log('after sync');\n\
+           const p = later('x');\n\
+           const b = cool_function('2');\n\
+           const [x, y] = await Promise.all([p, later('y')]);\n\
+           console.log('after await');\n\
+           return [a, b, x, y, cool_function('3')].join('|');\n\
+         }}\n\
+         function SyncThenThrow() {{ cool_function('1'); throw new Error('late boom'); }}"
+    );
+    load(&svc, code("v1", &js)).unwrap();
+    for _ in 0..3 {
+        let out = exec(&svc, request_with("acme", "Mixed", &[])).unwrap();
+        assert_eq!(
+            out.resp,
+            "\"1 String from Rust for acme|2 String from Rust for acme|acme/x|acme/y|\
+             3 String from Rust for acme\""
+        );
+    }
+    let e = exec(&svc, request_with("globex", "SyncThenThrow", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Execution, "{e}");
+    assert!(e.message().contains("late boom"), "{e}");
+    let logs = logs.lock().unwrap();
+    let acme: Vec<_> = logs.iter().filter(|l| l.starts_with("acme: ")).collect();
+    assert_eq!(acme.len(), 6, "{logs:?}");
+    assert!(
+        acme[0].ends_with("after sync") && acme[1].ends_with("after await"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("globex: ") && l.contains("late boom")),
+        "{logs:?}"
+    );
+}
+
 /// Ten requests in flight at once on two workers: each binding call sees only its own
 /// request's metadata.
 #[test]
@@ -440,7 +503,13 @@ fn a_blocking_binding_is_bounded_by_the_request_timeout() {
         &svc,
         code(
             "v1",
-            &format!("{JS}\nfunction Block() {{ blocks(); return 'returned'; }}"),
+            &format!(
+                "{JS}\nfunction Block() {{ blocks(); return 'returned'; }}\n\
+                 function CallsThenBlocks() {{ cool_function('a'); cool_function('b'); \
+                 blocks(); return 'returned'; }}\n\
+                 function Many() {{ let n = 0; for (let i = 0; i < 500; i++) \
+                 if (cool_function('x' + i).endsWith('for u')) n++; return n; }}"
+            ),
         ),
     )
     .unwrap();
@@ -450,6 +519,15 @@ fn a_blocking_binding_is_bounded_by_the_request_timeout() {
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     let ok = exec(&svc, request_with("t", "Cool", &[r#""next""#])).unwrap();
     assert_eq!(ok.resp, r#""next String from Rust for t""#);
+    // Blocking after several calls of the same request went through the UDF thread: the
+    // request is taken back from the stuck thread mid-way.
+    let mut r = request_with("t", "CallsThenBlocks", &[]);
+    r.timeout = Some(std::time::Duration::from_millis(300));
+    let e = exec(&svc, r).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // A fresh UDF thread serves many calls in one request afterwards.
+    let ok = exec(&svc, request_with("u", "Many", &[])).unwrap();
+    assert_eq!(ok.resp, "500");
     // Let the stuck call finish so its thread exits.
     *release.0.lock().unwrap() = true;
     release.1.notify_all();
