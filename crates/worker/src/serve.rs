@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// early when the host closes the channel, so this only paces an idle loop.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
+/// A wait for the host's next message at least this long means the worker was idle, not kept
+/// busy by a queue of requests.
+const IDLE_GAP: Duration = Duration::from_micros(200);
+
 /// Why a worker stopped other than by the host closing its channel.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -114,7 +118,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     };
     ep.transport_mut().set_spin(worker.spin);
     loop {
-        let msg = match ep.recv(IDLE_WAIT) {
+        let waiting_since = Instant::now();
+        let received = ep.recv(IDLE_WAIT);
+        // Whether the worker sat idle before this message: the service is not saturated.
+        let was_idle = waiting_since.elapsed() >= IDLE_GAP;
+        let msg = match received {
             Ok(m) => m,
             Err(e) if e.is_closed() => return Ok(()),
             Err(e) if e.is_timeout() => continue,
@@ -166,6 +174,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             }
         }
         if worker.prewarm {
+            if was_idle {
+                // The host thread taking our answer may have been woken on this core, where
+                // it would wait behind the prewarm (~0.3 ms: the scheduler does not preempt us
+                // for it). Let it run first. Not under saturation: there the next request is
+                // already on its way and the prewarm overlaps the host's turnaround.
+                std::thread::yield_now();
+            }
             // The host is busy with our answer: prepare the next context meanwhile.
             worker.engine.prewarm(1);
         }
