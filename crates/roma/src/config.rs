@@ -127,6 +127,7 @@ pub struct Config<M = ()> {
     /// time). 0: 16. Started only when an asynchronous binding is registered.
     pub async_binding_threads: usize,
     pub(crate) logger: Option<Box<crate::LogFn<M>>>,
+    pub(crate) worker_output: Option<std::sync::Arc<crate::WorkerOutputFn>>,
     pub(crate) bindings: Vec<roma_udf::FunctionBindingObject<M>>,
 }
 
@@ -153,6 +154,7 @@ impl<M> Default for Config<M> {
             host_functions_inline: false,
             spin: true,
             logger: None,
+            worker_output: None,
             bindings: Vec::new(),
         }
     }
@@ -198,6 +200,18 @@ impl<M> Config<M> {
         F: Fn(roma_core::LogLevel, &M, &str) + Send + Sync + 'static,
     {
         self.logger = Some(Box::new(f));
+    }
+
+    /// Sets where what workers write to their stderr goes (V8's fatal-error reports, jail
+    /// setup failures): the worker's index and one line, already cut to 4 KiB, with control
+    /// characters escaped, at most 100 lines per second per worker (the rest are counted and
+    /// the count reported). A worker runs untrusted code, so treat the lines as its data.
+    /// Default: the host's stderr, each line prefixed with `roma-worker N:`.
+    pub fn set_worker_output_function<F>(&mut self, f: F)
+    where
+        F: Fn(usize, &str) + Send + Sync + 'static,
+    {
+        self.worker_output = Some(std::sync::Arc::new(f));
     }
 
     pub(crate) fn workers(&self) -> usize {

@@ -56,6 +56,7 @@ mod locate;
 mod service;
 mod udf_thread;
 mod worker_client;
+mod worker_stderr;
 
 pub use check::{ProbeResult, check};
 pub use config::{Config, SandboxKind};
@@ -72,3 +73,4 @@ pub use roma_udf::{
     FunctionBindingPayload,
 };
 pub use service::RomaService;
+pub use worker_stderr::{MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn};

@@ -43,6 +43,8 @@ pub(crate) struct WorkerSetup {
     pub probe_mode: bool,
     pub address_space_limit_mb: Option<u64>,
     pub host_functions_inline: bool,
+    /// Where the workers' stderr lines go.
+    pub output: Arc<crate::WorkerOutputFn>,
 }
 
 impl WorkerSetup {
@@ -75,6 +77,10 @@ impl WorkerSetup {
             probe_mode,
             address_space_limit_mb: config.worker_address_space_mb,
             host_functions_inline: config.host_functions_inline,
+            output: config
+                .worker_output
+                .clone()
+                .unwrap_or_else(|| Arc::new(crate::worker_stderr::to_host_stderr)),
         })
     }
 }
@@ -423,17 +429,27 @@ fn spawn_worker(
         inherited_fds: handoff.spec().fds(),
         extra_read_only_paths: setup.binary.read_only_paths.clone(),
         address_space_limit_mb: setup.address_space_limit_mb,
+        capture_stderr: true,
     };
     let spawned = setup.sandbox.spawn(&spec);
     // The host closes its copies of the worker's descriptors, so that the worker's death reads
     // as end-of-file on our side.
     drop(handoff);
-    let process = spawned.map_err(|e| {
+    let mut process = spawned.map_err(|e| {
         RomaError::internal(format!(
             "cannot start worker {index} in the {} sandbox: {e}",
             setup.sandbox.name()
         ))
     })?;
+    if let Some(stderr) = process.take_stderr() {
+        // Without its reader the worker would block on a full stderr pipe: no worker then.
+        if let Err(e) = crate::worker_stderr::relay(index, stderr, Arc::clone(&setup.output)) {
+            let _ = process.kill();
+            return Err(RomaError::internal(format!(
+                "cannot start the stderr reader of worker {index}: {e}"
+            )));
+        }
+    }
     Ok((HostEndpoint::new(link.transport), link.control, process))
 }
 

@@ -94,10 +94,16 @@ impl Sandbox for LauncherSandbox {
         };
         let mut cmd = Command::new(&spec.program);
         // stdout is not the worker's to write (a compromised worker could forge the host's
-        // output); stderr stays, for the worker's own diagnostics.
+        // output); stderr, for the worker's own diagnostics, is a pipe the host reads when the
+        // spec asks for it, else the host's.
         cmd.args(launch.to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(if spec.capture_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .env_clear()
             // Its own process group, which the jail's other processes (the jailed worker,
             // birdcage's init) share: `kill` signals the whole group, so no part of a worker

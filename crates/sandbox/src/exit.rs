@@ -108,7 +108,7 @@ impl fmt::Display for ExitReport {
         match *self {
             ExitReport::Exited { code } if code == JAIL_SETUP_FAILED_EXIT_CODE => write!(
                 f,
-                "exited with code {code} (the jail could not be set up; see the worker's stderr)"
+                "exited with code {code} (the jail could not be set up; see the worker's stderr output)"
             ),
             ExitReport::Exited { code } => write!(f, "exited with code {code}"),
             ExitReport::Signaled { signal } => {

@@ -22,6 +22,12 @@ pub trait WorkerProcess: Send + std::fmt::Debug {
     fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitReport>, SandboxError>;
     /// Sends `SIGKILL` (a no-op once it has ended). Reap it with `try_wait`/`wait_timeout`.
     fn kill(&mut self) -> Result<(), SandboxError>;
+    /// The read end of the worker's stderr pipe, once, when the spec asked for
+    /// [`crate::WorkerSpec::capture_stderr`]. Keep reading it until end-of-file: a worker whose
+    /// stderr fills up blocks, and one whose stderr is closed fails its writes.
+    fn take_stderr(&mut self) -> Option<OwnedFd> {
+        None
+    }
 }
 
 /// A `std::process::Child` plus a pidfd on it.
@@ -73,6 +79,10 @@ impl PidfdChild {
 impl WorkerProcess for PidfdChild {
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    fn take_stderr(&mut self) -> Option<OwnedFd> {
+        self.child.stderr.take().map(OwnedFd::from)
     }
 
     fn try_wait(&mut self) -> Result<Option<ExitReport>, SandboxError> {

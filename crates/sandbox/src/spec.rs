@@ -25,6 +25,10 @@ pub struct WorkerSpec {
     /// `RLIMIT_AS` for the worker in MiB. V8 reserves a lot of virtual memory: keep this at
     /// 10 GiB or more, or leave it unset.
     pub address_space_limit_mb: Option<u64>,
+    /// Give the worker a pipe as its stderr, whose read end the host takes with
+    /// [`crate::WorkerProcess::take_stderr`], instead of the host's own stderr. A jailed worker
+    /// is untrusted: what it writes should reach the host's log as data, not its terminal.
+    pub capture_stderr: bool,
 }
 
 impl WorkerSpec {

@@ -8,7 +8,9 @@
 //! - `__roma_fault_exit`: exits at once with status 3;
 //! - `__roma_fault_abort`: aborts (SIGABRT);
 //! - `__roma_fault_hang`: sleeps forever, ignoring cancel and timeouts;
-//! - `__roma_fault_log_flood`: sends 10 000 log lines, then answers.
+//! - `__roma_fault_log_flood`: sends 10 000 log lines, then answers;
+//! - `__roma_fault_stderr`: writes to its stderr a plain line, a line with terminal escapes, a
+//!   10 000-byte line and 1 000 more lines at once, then answers.
 
 use roma_core::LogLevel;
 use roma_ipc::{ExecOutput, IpcError, Transport, WorkerEndpoint, WorkerToHost};
@@ -52,6 +54,25 @@ pub(crate) fn inject(
                 request_id,
                 result: Ok(ExecOutput {
                     resp: "\"flooded\"".into(),
+                    metrics: Vec::new(),
+                }),
+            })?;
+            Ok(true)
+        }
+        "__roma_fault_stderr" => {
+            use std::io::Write;
+            let mut text = b"plain line\n\x1b[2J\x1b[31mforged\x1b[0m\n".to_vec();
+            text.extend(std::iter::repeat_n(b'x', 10_000));
+            text.push(b'\n');
+            for i in 0..1000 {
+                text.extend_from_slice(format!("spam {i}\n").as_bytes());
+            }
+            // One write, so the lines arrive within the same second.
+            let _ = std::io::stderr().write_all(&text);
+            ep.send(&WorkerToHost::Executed {
+                request_id,
+                result: Ok(ExecOutput {
+                    resp: "\"written\"".into(),
                     metrics: Vec::new(),
                 }),
             })?;

@@ -100,3 +100,12 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park_timeout(std::time::Duration::from_millis(100));
     }
 }
+
+/// Waits until `cond` holds (at most [`PATIENCE`]).
+pub fn wait_for(cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "condition never held");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

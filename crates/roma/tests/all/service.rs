@@ -1,8 +1,8 @@
 //! The basic contract: load, execute, errors, timeouts, cancel, recovery.
 
 use crate::common::*;
-use roma::{ErrorKind, InvocationRequest};
-use std::sync::mpsc;
+use roma::{ErrorKind, InvocationRequest, MAX_LINE_BYTES, MAX_LINES_PER_SECOND, RomaService};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 #[test]
@@ -140,4 +140,62 @@ fn missing_worker_binary_fails_new_clearly() {
     let e = roma::RomaService::new(c).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.message().contains("/nonexistent/roma-worker"), "{e}");
+}
+
+/// What a worker writes to its stderr (here a debug worker's injected fault: a plain line,
+/// terminal escapes, a 10 000-byte line, 1 000 lines at once) reaches the worker output
+/// function as escaped, cut, rate-limited lines, and the worker goes on serving.
+#[test]
+fn worker_stderr_reaches_the_output_function_escaped_cut_and_limited() {
+    let lines: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let sink = Arc::clone(&lines);
+    let mut c = config::<()>(1);
+    c.set_worker_output_function(move |i, l| sink.lock().unwrap().push((i, l.to_owned())));
+    let svc = RomaService::new(c).unwrap();
+    load(&svc, code("v1", HELLO)).unwrap();
+    let r = exec(&svc, request::<()>("v1", "__roma_fault_stderr", &[])).unwrap();
+    assert_eq!(r.resp, r#""written""#);
+    let r = exec(&svc, request::<()>("v1", "Handler", &[r#""after""#])).unwrap();
+    assert_eq!(r.resp, r#""Hello world! \"after\"""#);
+    // The worker exits; its relay passes on the count of dropped lines at end-of-file.
+    svc.stop().unwrap();
+    drop(svc);
+    let dropped = |l: &str| -> Option<u64> {
+        l.strip_prefix("[roma: ")?
+            .split_once(" more lines dropped")?
+            .0
+            .parse()
+            .ok()
+    };
+    wait_for(|| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, l)| dropped(l).is_some())
+    });
+    let lines = lines.lock().unwrap();
+    assert!(lines.iter().all(|(i, _)| *i == 0), "{lines:?}");
+    let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(text.contains(&"plain line"), "{text:?}");
+    assert!(text.iter().all(|l| !l.contains('\x1b')), "{text:?}");
+    assert!(
+        text.contains(&"\\u{1b}[2J\\u{1b}[31mforged\\u{1b}[0m"),
+        "{text:?}"
+    );
+    let cut = format!(
+        "{} [roma: line cut at {MAX_LINE_BYTES} bytes]",
+        "x".repeat(MAX_LINE_BYTES)
+    );
+    assert!(text.contains(&cut.as_str()));
+    let spam = text.iter().filter(|l| l.starts_with("spam ")).count();
+    let dropped: u64 = text.iter().filter_map(|l| dropped(l)).sum();
+    assert!(
+        spam <= MAX_LINES_PER_SECOND as usize,
+        "{spam} spam lines passed"
+    );
+    assert!(
+        spam as u64 + dropped >= 1000,
+        "{spam} passed + {dropped} dropped"
+    );
 }

@@ -192,14 +192,6 @@ fn metadata_is_dropped_once_after_its_callback_on_every_path() {
     assert_eq!(drops.load(Ordering::SeqCst), n + 1);
 }
 
-fn wait_for(cond: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "condition never held");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
-
 #[test]
 fn console_and_uncaught_errors_reach_the_logging_function_with_metadata() {
     let logs: Arc<Mutex<Vec<(LogLevel, String, String)>>> = Arc::default();
