@@ -13,7 +13,8 @@ use roma::{
     CodeObject, Config, ErrorKind, FunctionBindingObject, InvocationRequest, RomaError,
     RomaService, SandboxKind,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use roma_sandbox::procfs;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -232,61 +233,24 @@ struct Shared {
     changed: Condvar,
 }
 
+/// This process's resident memory, in KiB.
 fn rss_kb() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/self/status")
+    let me = procfs::process(std::process::id())?.context("this process is not in /proc")?;
+    Ok(me.rss_kb)
 }
 
 /// Pids of the `roma-worker*` processes descended from this one, each with whether it is a
 /// direct child (one per worker slot: the jailed engine runs in a grandchild).
 fn worker_pids() -> Vec<(i32, bool)> {
-    let mut parent = HashMap::new();
-    let mut comm = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let me = std::process::id();
+    let Ok(workers) = procfs::descendants_named(me, roma::WORKER_BINARY_NAME) else {
         return Vec::new();
     };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let ppid = stat
-            .get(close + 2..)
-            .and_then(|s| s.split_whitespace().nth(1))
-            .and_then(|s| s.parse::<i32>().ok())
-            .unwrap_or(0);
-        parent.insert(pid, ppid);
-        comm.insert(pid, stat[open + 1..close].to_string());
-    }
-    let me = std::process::id() as i32;
-    let descends = |mut p: i32| {
-        for _ in 0..64 {
-            match parent.get(&p) {
-                Some(&pp) if pp == me => return true,
-                Some(&pp) if pp > 1 => p = pp,
-                _ => return false,
-            }
-        }
-        false
-    };
-    let mut pids: Vec<(i32, bool)> = comm
+    // Sorted by pid already.
+    workers
         .iter()
-        .filter(|(pid, c)| c.starts_with("roma-worker") && descends(**pid))
-        .map(|(pid, _)| (*pid, parent.get(pid) == Some(&me)))
-        .collect();
-    pids.sort_unstable();
-    pids
+        .map(|p| (p.pid as i32, p.ppid == me))
+        .collect()
 }
 
 /// The direct children among `pids`.

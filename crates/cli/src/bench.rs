@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use roma::{CodeObject, InvocationRequest, RomaService, metrics};
+use roma_sandbox::procfs;
 use serde_json::json;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -347,58 +347,10 @@ impl Report {
     }
 }
 
-/// Resident memory of every `roma-worker` process descended from this one, in KiB.
+/// Resident memory of every `roma-worker` process descended from this one, in KiB (0 when
+/// `/proc` cannot be read).
 fn worker_rss_kib() -> u64 {
-    let mut parent: HashMap<u32, u32> = HashMap::new();
-    let mut is_worker: HashMap<u32, bool> = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let ppid = stat
-            .get(close + 2..)
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        parent.insert(pid, ppid);
-        is_worker.insert(pid, comm.starts_with("roma-worker"));
-    }
-    let me = std::process::id();
-    let descends = |mut pid: u32| {
-        for _ in 0..64 {
-            match parent.get(&pid) {
-                Some(&p) if p == me => return true,
-                Some(&p) if p > 1 => pid = p,
-                _ => return false,
-            }
-        }
-        false
-    };
-    is_worker
-        .iter()
-        .filter(|&(&pid, &w)| w && descends(pid))
-        .map(|(&pid, _)| rss_of(pid))
-        .sum()
-}
-
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
+    procfs::descendants_named(std::process::id(), roma::WORKER_BINARY_NAME)
+        .map(|workers| workers.iter().map(|p| p.rss_kb).sum())
         .unwrap_or(0)
 }

@@ -18,6 +18,7 @@ mod harness;
 use common::*;
 use harness::Harness;
 use roma::{Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, RomaError};
+use roma_sandbox::procfs::{self, ProcInfo};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -91,52 +92,19 @@ fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_vers
     workers_settle("after drop", |n| n == 0);
 }
 
-/// One row of the process table: pid, parent pid, state letter, command name.
-struct ProcRow {
-    pid: i32,
-    ppid: i32,
-    zombie: bool,
-    comm: String,
-}
-
-/// Every process this test can see, read from `/proc/<pid>/stat` (`pid (comm) state ppid ...`).
-fn proc_table() -> Vec<ProcRow> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let mut rest = stat[close + 2..].split_whitespace();
-        let zombie = rest.next() == Some("Z");
-        let ppid = rest.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        all.push(ProcRow {
-            pid,
-            ppid,
-            zombie,
-            comm: stat[open + 1..close].to_string(),
-        });
-    }
-    all
-}
-
-fn is_worker(row: &ProcRow) -> bool {
-    row.comm.starts_with("roma-worker")
+/// Every `roma-worker` process descending from this test process (zombies included).
+fn worker_rows() -> Vec<ProcInfo> {
+    procfs::descendants_named(std::process::id(), roma::WORKER_BINARY_NAME).expect("read /proc")
 }
 
 /// SIGKILLs every roma-worker process that is a child of this test process.
 fn kill_workers() -> usize {
-    let me = std::process::id() as i32;
+    let me = std::process::id();
     let mut n = 0;
-    for row in proc_table() {
-        if row.ppid == me && is_worker(&row) {
+    for row in worker_rows() {
+        if row.ppid == me {
             // SAFETY: kill(2) with a pid we just read; at worst the process is already gone.
-            unsafe { libc::kill(row.pid, libc::SIGKILL) };
+            unsafe { libc::kill(row.pid as i32, libc::SIGKILL) };
             n += 1;
         }
     }
@@ -154,25 +122,14 @@ struct Proc {
 
 /// Every `roma-worker` process descending from this test process (zombies excluded).
 fn worker_procs() -> Vec<Proc> {
-    let all: Vec<ProcRow> = proc_table().into_iter().filter(|r| !r.zombie).collect();
-    let me = std::process::id() as i32;
-    let descends = |mut pid: i32| {
-        for _ in 0..64 {
-            let Some(row) = all.iter().find(|r| r.pid == pid) else {
-                return false;
-            };
-            if row.ppid == me {
-                return true;
-            }
-            pid = row.ppid;
-        }
-        false
-    };
-    all.iter()
-        .filter(|r| is_worker(r) && descends(r.pid))
+    let live: Vec<ProcInfo> = worker_rows()
+        .into_iter()
+        .filter(|r| !r.is_zombie())
+        .collect();
+    live.iter()
         .map(|r| Proc {
-            pid: r.pid,
-            engine: !all.iter().any(|c| c.ppid == r.pid && is_worker(c)),
+            pid: r.pid as i32,
+            engine: !live.iter().any(|c| c.ppid == r.pid),
         })
         .collect()
 }

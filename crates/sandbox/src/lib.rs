@@ -43,6 +43,7 @@ mod kind;
 mod launcher;
 pub mod probe;
 mod process;
+pub mod procfs;
 mod rlimits;
 pub mod seccomp;
 mod spec;
