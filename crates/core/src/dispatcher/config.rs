@@ -22,10 +22,13 @@ pub struct DispatcherConfig {
     pub load_timeout: Duration,
     /// Timeout of an invocation that sets none. 0 means [`crate::DEFAULT_TIMEOUT`].
     pub default_timeout: Duration,
-    /// First wait before retrying a failed respawn; doubles up to `respawn_backoff_max`.
+    /// First wait before retrying a failed respawn, and before replacing a backend that died
+    /// before proving healthy (a crash loop; see the dispatcher's "Crash recovery" docs);
+    /// doubles up to `respawn_backoff_max`, and starts over once a backend proves healthy.
     /// 0 means 10 ms.
     pub respawn_backoff_initial: Duration,
-    /// Longest wait between respawn attempts. 0 means 5 s.
+    /// Longest wait between respawn attempts. Also how long a backend that has not completed
+    /// an execution must live for its death to be replaced at once. 0 means 5 s.
     pub respawn_backoff_max: Duration,
 }
 

@@ -90,13 +90,28 @@
 //! answers the request it was running with that error. A backend found dead just before it
 //! would be given an execution (killed from outside while idle) is replaced first, and the
 //! execution goes back to its place in the queue, so it runs on the new backend instead of
-//! failing. A panic in any backend method or in a backend's `Drop` counts as a crash. It then creates a new backend through
-//! the factory, replays every cached version in load order, and only then takes new work. The
-//! other slots are not affected. If the factory (or the replay) fails, the slot is marked
-//! **down**. Its queued requests move to live slots, or fail with `WorkerCrashed` when there
-//! are none. Its pending loads count as done, because it replays the whole cache when it comes
-//! back. It retries with exponential backoff (`respawn_backoff_initial` to
-//! `respawn_backoff_max`) until it succeeds or the dispatcher stops.
+//! failing. A panic in any backend method or in a backend's `Drop` counts as a crash. It then
+//! creates a new backend through the factory, replays every cached version in load order, and
+//! only then takes new work. The other slots are not affected. If the factory (or the replay)
+//! fails, the slot is marked **down**. Its queued requests move to live slots, or fail with
+//! `WorkerCrashed` when there are none. Its pending loads count as done, because it replays the
+//! whole cache when it comes back. It retries with exponential backoff
+//! (`respawn_backoff_initial`, doubling up to `respawn_backoff_max`) until it succeeds or the
+//! dispatcher stops.
+//!
+//! **Crash loops.** Every new backend is a new worker process, so one that dies again right away
+//! (in its pre-warm, or on every request) must not be replaced in a tight loop. A replay that kills
+//! it is already a failed attempt (above). A backend **proves healthy** by completing one execution
+//! and still being alive afterwards (whatever the request's result), or by living
+//! `respawn_backoff_max`. The death of a backend that proved healthy is replaced at once and resets
+//! the backoff: a healthy worker that one bad request crashes now and then costs nothing more than
+//! the respawn. A backend that dies before proving healthy died **early**: the slot first waits out
+//! the next step of the same backoff schedule that failed attempts climb. While it waits the slot
+//! is respawning: its queue waits for it or is stolen by other slots, it gets new executions only
+//! when no slot is up, and `stop` ends the wait. Living `respawn_backoff_max` counts as proof
+//! because such a backend cost no more spawns than a crash loop at the longest wait: a slot whose
+//! backends never complete an execution creates at most about one per `respawn_backoff_max` once
+//! its schedule has climbed.
 //!
 //! # Timeouts
 //! Execution timeouts are enforced by the backend (the engine terminates the script, and the
@@ -113,6 +128,7 @@
 //! joins them. Dropping the dispatcher stops it.
 
 mod backend;
+mod backoff;
 mod config;
 mod future;
 mod job;

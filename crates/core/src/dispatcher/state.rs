@@ -18,8 +18,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 pub enum WorkerHealth {
     /// Serving.
     Up,
-    /// Its backend died or panicked; a new one is being created and loaded. Its queue waits (or
-    /// is stolen by idle slots); it gets new work only when no slot is up; it is sent loads.
+    /// Its backend died or panicked; a new one is being created and loaded, after a backoff
+    /// wait when the dead one had not proved healthy (a crash loop). Its queue waits (or is
+    /// stolen by idle slots); it gets new work only when no slot is up; it is sent loads.
     Respawning,
     /// Creating a backend failed; retrying with backoff. It gets no executions and no loads
     /// (when it comes back it replays the whole version cache).

@@ -1,7 +1,8 @@
 //! The slot thread: owns one backend, takes loads then executions, answers them, and replaces
-//! the backend when it dies.
+//! the backend when it dies (at once, or after a backoff wait in a crash loop; see `backoff.rs`).
 
 use super::backend::{Interrupt, WorkerBackend};
+use super::backoff::{Backoff, Lifetime};
 use super::job::{Job, LoadJob, call_guarded, millis};
 use super::state::{LoadReply, Shared, Work, WorkerHealth};
 use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
@@ -19,6 +20,10 @@ pub(crate) struct SlotWorker<M, B> {
     index: usize,
     factory: Arc<Factory<B>>,
     backend: Option<B>,
+    /// How the current backend has fared: whether its death would be early.
+    life: Lifetime,
+    /// The slot's respawn waits, shared by failed attempts and early deaths.
+    backoff: Backoff,
 }
 
 /// Whether `result` means the backend must be replaced.
@@ -92,11 +97,14 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         }
         let _ = ready.send(Ok(()));
         drop(ready);
+        let backoff = Backoff::new(shared.config.backoff_initial, shared.config.backoff_max);
         let mut worker = SlotWorker {
             shared,
             index,
             factory,
             backend: Some(backend),
+            life: Lifetime::starting_at(Instant::now()),
+            backoff,
         };
         worker.serve();
         discard(worker.backend.take());
@@ -216,6 +224,10 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
             })
         };
         job.finish(result);
+        if !fatal && !self.life.proven() && self.backend.as_mut().is_some_and(|b| alive(b)) {
+            // Checked once per backend: one that returns and then dies (a zombie) is no proof.
+            self.life.prove();
+        }
         fatal
     }
 
@@ -274,9 +286,14 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     }
 
     /// Replaces the dead backend: create a new one, replay the cached versions in load order,
-    /// mark the slot up. Retries with backoff; after the first failed attempt the slot is down
-    /// (its queue moves to other slots or fails). Returns false when the dispatcher stopped.
+    /// mark the slot up. A backend that died early (see `backoff.rs`) is replaced only after
+    /// the next backoff wait, during which the slot is respawning (its queue waits or is
+    /// stolen). Retries with backoff; after the first failed attempt the slot is down (its
+    /// queue moves to other slots or fails). Returns false when the dispatcher stopped.
     fn respawn(&mut self) -> bool {
+        let early = self
+            .life
+            .died_early(Instant::now(), self.shared.config.backoff_max);
         discard(self.backend.take()); // drop the old one first: it may hold a process to reap
         {
             let mut st = self.shared.lock();
@@ -288,8 +305,11 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         }
         // Idle slots may steal what is queued here meanwhile.
         self.shared.wake_all();
-        let cfg = &self.shared.config;
-        let mut delay = cfg.backoff_initial;
+        if !early {
+            self.backoff.reset();
+        } else if !self.back_off() {
+            return false;
+        }
         loop {
             let replay = {
                 let mut st = self.shared.lock();
@@ -308,6 +328,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     st.slots[self.index].active = false;
                     drop(st);
                     self.backend = Some(b);
+                    self.life = Lifetime::starting_at(Instant::now());
                     return true;
                 }
                 Err(e) => {
@@ -327,10 +348,9 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     }
                 }
             }
-            if !self.sleep(delay) {
+            if !self.back_off() {
                 return false;
             }
-            delay = (delay * 2).min(cfg.backoff_max);
         }
     }
 
@@ -371,22 +391,37 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         }
     }
 
-    /// Waits `d` unless the dispatcher stops first; false when it stopped.
+    /// Waits out the next step of the backoff schedule unless the dispatcher stops first; false
+    /// when it stopped.
+    fn back_off(&mut self) -> bool {
+        let wait = self.backoff.next_wait();
+        self.sleep(wait)
+    }
+
+    /// Waits `d` unless the dispatcher stops first; false when it stopped. A wait too long for
+    /// the clock to represent lasts until stop.
     fn sleep(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        let deadline = Instant::now().checked_add(d);
         let mut st = self.shared.lock();
         loop {
             if st.stopping {
                 return false;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            st = self.shared.slot_cv[self.index]
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            let cv = &self.shared.slot_cv[self.index];
+            st = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return true;
+                    }
+                    cv.wait_timeout(st, deadline - now)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+                None => cv
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            };
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - `echo`: answers `"<version>|<js>|<inputs joined by ,>"` from the fake's loaded versions,
 //!   or `VersionNotFound` when the version was never loaded into this backend;
 //! - `block:<gate>`: reports it started, then waits until the test opens `<gate>`;
+//! - `crash-after:<gate>`: as `block:<gate>`, then dies (`WorkerCrashed`);
 //! - `loop`: reports it started, then runs until interrupted, and returns `Cancelled`;
 //! - `fail`: an `Execution` error; `crash`: dies (`WorkerCrashed`, `is_alive` false);
 //! - `panic`: panics; `forget`: drops every loaded version (an engine-side eviction);
@@ -13,7 +14,8 @@
 //!   `crash-panic-drop`: dies, and dropping the backend then panics.
 //!
 //! A dead fake answers every call with `WorkerCrashed`. [`Harness::kill`] kills a worker from
-//! outside, as a SIGKILL would.
+//! outside, as a SIGKILL would. After [`Harness::die_in_idle`], every backend of that worker
+//! dies in `idle` (a worker that cannot even pre-warm: a crash loop).
 //!
 //! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`;
 //! js `crash-on-<n>` kills worker `n` (`WorkerCrashed`).
@@ -22,7 +24,7 @@ use roma_core::{
     CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, InvocationRequest, RomaError,
     WorkerBackend,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -78,6 +80,8 @@ pub struct Harness {
     pub panic_interrupters: AtomicUsize,
     /// The liveness flag of each worker's latest backend.
     alive: Mutex<HashMap<usize, Arc<AtomicBool>>>,
+    /// Workers whose backends die in `idle`.
+    idle_deaths: Mutex<HashSet<usize>>,
     generations: Mutex<HashMap<usize, usize>>,
 }
 
@@ -94,6 +98,7 @@ impl Harness {
             fail_spawns: AtomicUsize::new(0),
             panic_interrupters: AtomicUsize::new(0),
             alive: Mutex::new(HashMap::new()),
+            idle_deaths: Mutex::new(HashSet::new()),
             generations: Mutex::new(HashMap::new()),
         })
     }
@@ -229,7 +234,6 @@ impl Harness {
             .collect()
     }
 
-    /// Successful factory calls for `worker` (its backend generations so far).
     /// Whether every backend created so far has been dropped.
     pub fn all_dropped(&self) -> bool {
         let events = self.events();
@@ -251,6 +255,12 @@ impl Harness {
         }
     }
 
+    /// Makes every backend of `worker`, the current one included, die when it is next idle.
+    pub fn die_in_idle(&self, worker: usize) {
+        self.idle_deaths.lock().unwrap().insert(worker);
+    }
+
+    /// Successful factory calls for `worker` (its backend generations so far).
     pub fn spawns(&self, worker: usize) -> usize {
         self.events()
             .iter()
@@ -363,6 +373,12 @@ impl<M> WorkerBackend<M> for Fake {
                 Err(RomaError::new(ErrorKind::Timeout, "gate never opened"))
             };
         }
+        if let Some(gate) = handler.strip_prefix("crash-after:") {
+            self.started(id);
+            self.harness.pass(gate);
+            self.die();
+            return Err(RomaError::new(ErrorKind::WorkerCrashed, "fake worker died"));
+        }
         match handler {
             "echo" => {
                 let js = self.versions.get(&inv.version_string).ok_or_else(|| {
@@ -431,6 +447,18 @@ impl<M> WorkerBackend<M> for Fake {
     fn is_alive(&mut self) -> bool {
         assert!(!self.panic_alive, "fake is_alive bug");
         !self.dead()
+    }
+
+    fn idle(&mut self) {
+        if self
+            .harness
+            .idle_deaths
+            .lock()
+            .unwrap()
+            .contains(&self.worker)
+        {
+            self.die();
+        }
     }
 
     fn interrupter(&self) -> Arc<dyn Interrupt> {

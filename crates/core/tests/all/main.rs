@@ -1,7 +1,9 @@
 //! Integration tests of roma-core's dispatcher, driven through the fake backend in `fake.rs`.
 //!
 //! Tests synchronise on the fake's events, gates and "started" reports, never on sleeps, and
-//! assert no timings. `fake::PATIENCE` only turns a hang into a failure.
+//! assert no timings. `fake::PATIENCE` only turns a hang into a failure. One test sleeps to
+//! open an observation window (`crashloop.rs`, counting respawns): its bound only a tight
+//! respawn loop can break, and a slow machine makes it easier to meet.
 #![allow(
     missing_debug_implementations,
     reason = "test harness types are never printed"
@@ -11,6 +13,7 @@ mod api;
 mod batch;
 mod cancel;
 mod contain;
+mod crashloop;
 mod exec;
 mod fake;
 mod load;
@@ -18,9 +21,12 @@ mod recovery;
 mod stop;
 mod stress;
 
-use fake::Harness;
-use roma_core::{Dispatcher, DispatcherConfig, DispatcherStats, WorkerHealth};
+use fake::{Harness, Meta, MetaLog, req};
+use roma_core::{
+    Dispatcher, DispatcherConfig, DispatcherStats, ResponseObject, RomaError, WorkerHealth,
+};
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// `workers` slots with `per` queued executions each (0 = the default).
@@ -29,6 +35,15 @@ pub fn config(workers: usize, per: usize) -> DispatcherConfig {
         number_of_workers: workers,
         worker_queue_max_items: per,
         ..Default::default()
+    }
+}
+
+/// `workers` slots whose respawn backoff starts at `initial` and climbs to `max`.
+pub fn with_backoff(workers: usize, initial: Duration, max: Duration) -> DispatcherConfig {
+    DispatcherConfig {
+        respawn_backoff_initial: initial,
+        respawn_backoff_max: max,
+        ..config(workers, 0)
     }
 }
 
@@ -65,3 +80,18 @@ pub fn health_is(s: &DispatcherStats, i: usize, health: WorkerHealth) -> bool {
 
 /// A backoff long enough that a failed respawn is not retried during a test (stop ends it).
 pub const NO_RETRY: Duration = Duration::from_secs(3600);
+
+/// Submits request `tag` of version `v1` with a handler that reports its start (`block:<gate>`,
+/// `crash-after:<gate>`, `loop`), answering to `tx`, and checks it started on slot `worker`.
+pub fn run_on(
+    h: &Harness,
+    d: &Dispatcher<Meta>,
+    log: &Arc<MetaLog>,
+    (tag, handler): (u32, &str),
+    tx: &mpsc::Sender<Result<ResponseObject, RomaError>>,
+    worker: usize,
+) {
+    d.execute(log.req(tag, req("v1", handler, &[])), log.sink(tag, tx))
+        .unwrap();
+    assert_eq!(h.wait_started().0, worker, "slot of request {tag}");
+}

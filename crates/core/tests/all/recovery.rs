@@ -1,7 +1,7 @@
 //! Worker crashes, panicking backends, respawn with replay, and factory failures.
 
 use crate::fake::{Event, Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
-use crate::{NO_RETRY, config, health_is, start, wait_stats};
+use crate::{NO_RETRY, config, health_is, run_on, start, wait_stats, with_backoff};
 use roma_core::{DispatcherConfig, ErrorKind, WorkerHealth, metrics};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -111,21 +111,12 @@ fn a_version_the_engine_dropped_is_reloaded_from_the_host_cache() {
 #[test]
 fn a_failed_respawn_marks_the_slot_down_and_moves_its_queue() {
     let h = Harness::new();
-    let cfg = DispatcherConfig {
-        respawn_backoff_initial: NO_RETRY,
-        respawn_backoff_max: NO_RETRY,
-        ..config(2, 0)
-    };
-    let d = start::<Meta>(&h, cfg);
+    let d = start::<Meta>(&h, with_backoff(2, NO_RETRY, NO_RETRY));
     load_ok(&d, code("v1", "js"));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "block:a", &[])), log.sink(1, &tx))
-        .unwrap();
-    assert_eq!(h.wait_started().0, 0);
-    d.execute(log.req(2, req("v1", "block:b", &[])), log.sink(2, &tx))
-        .unwrap();
-    assert_eq!(h.wait_started().0, 1);
+    run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
+    run_on(&h, &d, &log, (2, "block:b"), &tx, 1);
     // Slot 0 queue: crash, 4; slot 1 queue: 3.
     d.execute(log.req(10, req("v1", "crash", &[])), log.sink(10, &tx))
         .unwrap();
