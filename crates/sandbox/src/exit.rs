@@ -118,7 +118,12 @@ impl fmt::Display for ExitReport {
                 write!(f, "seccomp violation: forbidden system call {n} (SIGSYS)")
             }
             ExitReport::SeccompViolation { syscall: None } => {
-                write!(f, "seccomp violation: forbidden system call (SIGSYS)")
+                // The wait status does not carry the call; the kernel logs every seccomp kill.
+                write!(
+                    f,
+                    "seccomp violation: forbidden system call (SIGSYS; the kernel log names it: \
+                     `dmesg` or the audit log, type=1326 SECCOMP, syscall=N)"
+                )
             }
         }
     }
