@@ -318,6 +318,25 @@ pub(crate) fn run_parked<M>(
     Some(result)
 }
 
+/// The slot thread's side of the hand-back invariant: if a UDF thread is inside a host function
+/// (the link is free and records the call), abandons that thread (a new generation), and
+/// refuses the call to the worker. `None`: no function is running (or the link is busy with a
+/// send or receive); `Some` holds the refused call's id, or the error of sending the refusal.
+pub(crate) fn take_back(link: &SharedLink) -> Option<Result<u64, IpcError>> {
+    let mut l = link.try_lock()?;
+    if l.in_call == 0 {
+        return None;
+    }
+    let call_id = std::mem::take(&mut l.in_call);
+    l.generation += 1;
+    let io = refuse("a host function did not return within the request's timeout");
+    let sent = l.endpoint.send(&HostToWorker::BindingReply {
+        call_id,
+        reply: encode_io(&io),
+    });
+    Some(sent.map(|()| call_id))
+}
+
 /// The message that answers host call `call_id` with `result`.
 pub(crate) fn reply_message<M>(
     ctx: &Context<M>,
@@ -432,5 +451,180 @@ pub(crate) fn describe(msg: &WorkerToHost) -> String {
         WorkerToHost::AwaitBindings { request_id } => {
             format!("AwaitBindings for request {request_id}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hand-over invariants, over an in-process socket pair: the test plays the worker.
+
+    use super::*;
+    use roma_ipc::{AnyTransport, ChannelConfig, SocketTransport, WorkerEndpoint};
+    use roma_udf::{BindingInput, FunctionBindingObject, FunctionBindingPayload, Registry};
+    use std::sync::mpsc::{Receiver, Sender};
+
+    const REQUEST: u64 = 7;
+    const SHORT: Duration = Duration::from_millis(50);
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    fn pair() -> (SharedLink, WorkerEndpoint) {
+        let (host, worker) = SocketTransport::pair(&ChannelConfig::socket()).expect("socketpair");
+        let link = SharedLink::new(HostEndpoint::new(AnyTransport::Socket(host)));
+        (link, WorkerEndpoint::new(AnyTransport::Socket(worker)))
+    }
+
+    /// `echo` answers its input; `blocks` says it started, then waits for a release.
+    fn context(entered: Sender<()>, release: Receiver<()>) -> Context<()> {
+        let entered = Mutex::new(entered);
+        let release = Mutex::new(release);
+        let bindings = vec![
+            FunctionBindingObject::new("echo", |p: &mut FunctionBindingPayload<'_, ()>| {
+                let s = p.io.input_string().unwrap_or_default().to_owned();
+                p.io.set_output_string(s);
+            }),
+            FunctionBindingObject::new("blocks", move |p: &mut FunctionBindingPayload<'_, ()>| {
+                let _ = entered.lock().map(|t| t.send(()));
+                let _ = release.lock().map(|r| r.recv_timeout(PATIENCE));
+                p.io.set_output_string("late");
+            }),
+        ];
+        Context {
+            hooks: Arc::new(Hooks {
+                logger: None,
+                bindings: Registry::new(bindings).expect("valid bindings"),
+                executor: None,
+            }),
+            cancelled: Arc::new(AtomicU64::new(0)),
+            limit: 1 << 20,
+            default_spin: Duration::ZERO,
+        }
+    }
+
+    fn exchange() -> Exchange<()> {
+        let timeout = Duration::from_secs(30);
+        Exchange::new(REQUEST, Instant::now(), timeout, timeout, &Arc::new(()))
+    }
+
+    fn call(call_id: u64, name: &str, input: &str) -> WorkerToHost {
+        let io = FunctionBindingIo {
+            input: BindingInput::String(input.into()),
+            ..Default::default()
+        };
+        WorkerToHost::BindingCall {
+            request_id: REQUEST,
+            call_id,
+            name: name.into(),
+            payload: encode_io(&io),
+        }
+    }
+
+    fn executed() -> WorkerToHost {
+        WorkerToHost::Executed {
+            request_id: REQUEST,
+            result: Ok(ExecOutput::default()),
+        }
+    }
+
+    /// The worker's next message: the reply to `call_id`, decoded.
+    fn reply(worker: &mut WorkerEndpoint, call_id: u64) -> FunctionBindingIo {
+        match worker.recv(PATIENCE) {
+            Ok(HostToWorker::BindingReply { call_id: id, reply }) if id == call_id => {
+                roma_udf::decode_io(&reply, 1 << 20).expect("a valid reply")
+            }
+            other => panic!("expected the reply to call {call_id}, got {other:?}"),
+        }
+    }
+
+    fn string(s: &str) -> roma_udf::BindingOutput {
+        roma_udf::BindingOutput::String(s.into())
+    }
+
+    fn nothing_more(worker: &mut WorkerEndpoint) {
+        let next = worker.recv(SHORT);
+        assert!(next.as_ref().is_err_and(IpcError::is_timeout), "{next:?}");
+    }
+
+    #[test]
+    fn the_slot_hands_over_the_first_sync_call_and_the_udf_thread_serves_the_rest() {
+        let (link, mut worker) = pair();
+        let (entered, _) = mpsc::channel();
+        let (_release, release_rx) = mpsc::channel();
+        let ctx = context(entered, release_rx);
+        let mut ex = exchange();
+        worker.send(&call(1, "echo", "first")).expect("send");
+        let mut watch = || {};
+        let mode = Mode::Slot {
+            inline: false,
+            watch: &mut watch,
+        };
+        let first = match drive(&ctx, &link, &mut ex, mode) {
+            Outcome::Handoff(c) => c,
+            _ => panic!("the first synchronous call is handed over"),
+        };
+        assert_eq!(first.call_id, 1);
+        // The slot thread answered nothing: the call is the UDF thread's.
+        nothing_more(&mut worker);
+        // The UDF thread's turn, as `udf_thread::serve` does it.
+        let done = run_parked(&ctx, &link, &ex, &first, 0).expect("not abandoned");
+        let msg = reply_message(&ctx, &mut ex, first.call_id, &first.name, false, done);
+        send(&link, &msg).expect("reply sent");
+        assert_eq!(reply(&mut worker, 1).output, string("first"));
+        worker.send(&call(2, "echo", "second")).expect("send");
+        worker.send(&executed()).expect("send");
+        let outcome = drive(&ctx, &link, &mut ex, Mode::Udf { generation: 0 });
+        assert!(matches!(outcome, Outcome::Executed(Ok(_))));
+        assert_eq!(reply(&mut worker, 2).output, string("second"));
+        nothing_more(&mut worker);
+    }
+
+    #[test]
+    fn a_stuck_function_is_taken_back_and_its_thread_never_touches_the_link_again() {
+        let (link, mut worker) = pair();
+        let (entered, entered_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let ctx = Arc::new(context(entered, release_rx));
+        // Nothing runs: nothing to take back.
+        assert!(take_back(&link).is_none());
+        let stuck = {
+            let (ctx, link) = (Arc::clone(&ctx), link.clone());
+            std::thread::spawn(move || {
+                let ex = exchange();
+                let blocked = SyncCall {
+                    call_id: 5,
+                    name: "blocks".into(),
+                    payload: encode_io(&FunctionBindingIo::default()),
+                };
+                run_parked(&ctx, &link, &ex, &blocked, 0).is_none()
+            })
+        };
+        entered_rx
+            .recv_timeout(PATIENCE)
+            .expect("the function starts");
+        // While someone holds the link (a send or receive), it is not taken.
+        {
+            let _busy = link.lock();
+            let l2 = link.clone();
+            let during = std::thread::spawn(move || take_back(&l2).is_none());
+            assert!(during.join().expect("no panic"));
+        }
+        let taken = take_back(&link).expect("a function is running");
+        assert_eq!(taken.expect("the refusal was sent"), 5);
+        let refusal = reply(&mut worker, 5);
+        assert!(
+            refusal
+                .errors
+                .iter()
+                .any(|e| e.contains("did not return within")),
+            "{refusal:?}"
+        );
+        // Taken once only; the thread, released, sees the new generation and leaves.
+        assert!(take_back(&link).is_none());
+        release.send(()).expect("release");
+        assert!(
+            stuck.join().expect("no panic"),
+            "the abandoned call must not answer"
+        );
+        nothing_more(&mut worker);
+        assert_eq!(link.lock().generation, 1);
     }
 }

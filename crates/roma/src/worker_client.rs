@@ -260,19 +260,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         timeout: Duration,
         meta: &Arc<M>,
     ) -> Option<(Exchange<M>, Option<Outcome>)> {
-        let sent = {
-            let mut link = self.link.try_lock()?;
-            if link.in_call == 0 {
-                return None;
-            }
-            let call_id = std::mem::take(&mut link.in_call);
-            link.generation += 1;
-            let io = refuse("a host function did not return within the request's timeout");
-            link.endpoint.send(&HostToWorker::BindingReply {
-                call_id,
-                reply: encode_io(&io),
-            })
-        };
+        let sent = exchange::take_back(&self.link)?;
         // The thread is abandoned; it exits when its function returns.
         self.udf = None;
         let mut ex = Exchange::new(request_id, started, timeout, self.setup.grace, meta);
