@@ -46,6 +46,9 @@ pub struct ServiceArgs {
     /// Do not prepare the next context while a worker is idle.
     #[arg(long = "no-prewarm")]
     pub no_prewarm: bool,
+    /// Never busy-poll for quick answers (fewer CPU cycles, more latency per hand-off).
+    #[arg(long = "no-spin")]
+    pub no_spin: bool,
 }
 
 impl ServiceArgs {
@@ -69,6 +72,7 @@ impl ServiceArgs {
             c.v8_flags = f.split_whitespace().map(str::to_owned).collect();
         }
         c.prewarm = !self.no_prewarm;
+        c.spin = !self.no_spin;
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));

@@ -304,6 +304,7 @@ fn service_options_still_give_the_same_answer() {
     for extra in [
         &["--transport", "socket"][..],
         &["--transport", "shm", "--no-prewarm"][..],
+        &["--no-spin"][..],
         &["--workers", "2", "--heap-mb", "64"][..],
         &["--v8-flags", "--single-threaded-gc"][..],
     ] {
