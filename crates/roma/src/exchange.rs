@@ -128,6 +128,19 @@ impl<M> Exchange<M> {
         }
     }
 
+    /// A fresh exchange for the same request (no asynchronous call outstanding): what the slot
+    /// thread goes on with when this one is lost with its UDF thread.
+    pub fn successor(&self) -> Self {
+        let grace = self.deadline - (self.started + self.timeout);
+        Exchange::new(
+            self.request_id,
+            self.started,
+            self.timeout,
+            grace,
+            &self.meta,
+        )
+    }
+
     /// Marks a host-function reply just sent: the next receive may spin.
     pub fn note_reply(&mut self) {
         self.replied_at = Some(Instant::now());
@@ -205,14 +218,9 @@ pub(crate) fn drive<M>(
                     name,
                     payload,
                 };
-                let msg = match answer(ctx, link, ex, call, &mut mode) {
-                    Ok(msg) => msg,
-                    Err(stop) => return stop,
-                };
-                if let Err(e) = send(link, &msg) {
-                    return Outcome::Broken(e);
+                if let Err(stop) = serve_call(ctx, link, ex, call, &mut mode) {
+                    return stop;
                 }
-                ex.note_reply();
             }
             WorkerToHost::AwaitBindings { request_id } if request_id == ex.request_id => {
                 // The worker has nothing to do until an asynchronous call finishes: wait for one
@@ -245,6 +253,36 @@ pub(crate) fn drive<M>(
             }
         }
     }
+}
+
+/// UDF mode: serves `first`, the synchronous call the slot thread handed over with the
+/// exchange, then drives the exchange on like [`drive`].
+pub(crate) fn drive_handed_over<M>(
+    ctx: &Context<M>,
+    link: &SharedLink,
+    ex: &mut Exchange<M>,
+    first: SyncCall,
+    generation: u64,
+) -> Outcome {
+    let mut mode = Mode::Udf { generation };
+    match serve_call(ctx, link, ex, first, &mut mode) {
+        Ok(()) => drive(ctx, link, ex, mode),
+        Err(stop) => stop,
+    }
+}
+
+/// Answers one host call and sends the answer. `Err` stops [`drive`].
+fn serve_call<M>(
+    ctx: &Context<M>,
+    link: &SharedLink,
+    ex: &mut Exchange<M>,
+    call: SyncCall,
+    mode: &mut Mode<'_>,
+) -> Result<(), Outcome> {
+    let msg = answer(ctx, link, ex, call, mode)?;
+    send(link, &msg).map_err(Outcome::Broken)?;
+    ex.note_reply();
+    Ok(())
 }
 
 /// Decides a host call and builds the message that answers it. `Err` stops [`drive`].
@@ -293,7 +331,7 @@ fn answer<M>(
 /// UDF mode: runs a synchronous host function with the link unlocked and the call recorded in
 /// it, so that the slot thread can take the exchange over if the function outlives the
 /// request. `None`: it did (the generation moved); the caller must leave the link alone.
-pub(crate) fn run_parked<M>(
+fn run_parked<M>(
     ctx: &Context<M>,
     link: &SharedLink,
     ex: &Exchange<M>,
@@ -329,16 +367,23 @@ pub(crate) fn take_back(link: &SharedLink) -> Option<Result<u64, IpcError>> {
     }
     let call_id = std::mem::take(&mut l.in_call);
     l.generation += 1;
-    let io = refuse("a host function did not return within the request's timeout");
-    let sent = l.endpoint.send(&HostToWorker::BindingReply {
+    let refusal = refusal(
         call_id,
-        reply: encode_io(&io),
-    });
-    Some(sent.map(|()| call_id))
+        "a host function did not return within the request's timeout",
+    );
+    Some(l.endpoint.send(&refusal).map(|()| call_id))
+}
+
+/// The reply that refuses host call `call_id`: JS gets an `Error` with `why`.
+pub(crate) fn refusal(call_id: u64, why: &str) -> HostToWorker {
+    HostToWorker::BindingReply {
+        call_id,
+        reply: encode_io(&refuse(why)),
+    }
 }
 
 /// The message that answers host call `call_id` with `result`.
-pub(crate) fn reply_message<M>(
+fn reply_message<M>(
     ctx: &Context<M>,
     ex: &mut Exchange<M>,
     call_id: u64,
@@ -564,15 +609,12 @@ mod tests {
         assert_eq!(first.call_id, 1);
         // The slot thread answered nothing: the call is the UDF thread's.
         nothing_more(&mut worker);
-        // The UDF thread's turn, as `udf_thread::serve` does it.
-        let done = run_parked(&ctx, &link, &ex, &first, 0).expect("not abandoned");
-        let msg = reply_message(&ctx, &mut ex, first.call_id, &first.name, false, done);
-        send(&link, &msg).expect("reply sent");
-        assert_eq!(reply(&mut worker, 1).output, string("first"));
+        // The UDF thread's turn: the handed-over call, then the rest of the request.
         worker.send(&call(2, "echo", "second")).expect("send");
         worker.send(&executed()).expect("send");
-        let outcome = drive(&ctx, &link, &mut ex, Mode::Udf { generation: 0 });
+        let outcome = drive_handed_over(&ctx, &link, &mut ex, first, 0);
         assert!(matches!(outcome, Outcome::Executed(Ok(_))));
+        assert_eq!(reply(&mut worker, 1).output, string("first"));
         assert_eq!(reply(&mut worker, 2).output, string("second"));
         nothing_more(&mut worker);
     }

@@ -11,7 +11,7 @@
 //! `exchange`'s invariants): the thread is abandoned and exits when the function returns, and
 //! the next request gets a new one.
 
-use crate::exchange::{self, Context, Exchange, Mode, Outcome, SharedLink, SyncCall};
+use crate::exchange::{self, Context, Exchange, Outcome, SharedLink, SyncCall};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -98,13 +98,7 @@ fn serve<M>(ctx: &Context<M>, job: Job<M>) -> Option<Handback<M>> {
         link,
         generation,
     } = job;
-    let result = exchange::run_parked(ctx, &link, &ex, &call, generation)?;
-    let msg = exchange::reply_message(ctx, &mut ex, call.call_id, &call.name, false, result);
-    if let Err(e) = exchange::send(&link, &msg) {
-        return Some((ex, Outcome::Broken(e)));
-    }
-    ex.note_reply();
-    match exchange::drive(ctx, &link, &mut ex, Mode::Udf { generation }) {
+    match exchange::drive_handed_over(ctx, &link, &mut ex, call, generation) {
         Outcome::Abandoned => None,
         outcome => Some((ex, outcome)),
     }

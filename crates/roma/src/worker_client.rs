@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::exchange::{
     self, Context, Exchange, LIVENESS_SLICE, Mode, Outcome, SharedLink, SyncCall, describe,
 };
-use crate::hooks::{Hooks, refuse};
+use crate::hooks::Hooks;
 use crate::locate::WorkerBinary;
 use crate::udf_thread::{UdfThread, Waiting};
 use roma_core::LogLevel;
@@ -21,7 +21,6 @@ use roma_ipc::{
     ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost, spawn_pair,
 };
 use roma_sandbox::{ExitReport, Sandbox, WorkerProcess, WorkerSpec};
-use roma_udf::encode_io;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -193,9 +192,9 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
     /// (the call was refused here, or the UDF thread was stuck in it past the request's
     /// timeout and the exchange was taken back).
     fn hand_off(&mut self, ex: Exchange<M>, call: SyncCall) -> (Exchange<M>, Option<Outcome>) {
-        let (request_id, started, timeout, meta) =
-            (ex.request_id, ex.started, ex.timeout, Arc::clone(&ex.meta));
-        let deadline = ex.deadline;
+        // What the slot thread goes on with if the exchange does not come back.
+        let successor = ex.successor();
+        let (call_deadline, deadline) = (ex.call_deadline(), ex.deadline);
         if self.udf.is_none() {
             match UdfThread::start(self.index, Arc::clone(&self.ctx)) {
                 Ok(t) => self.udf = Some(t),
@@ -214,7 +213,6 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             self.udf = None;
             return self.refuse_here(ex, &call, "its thread is gone");
         }
-        let call_deadline = started + timeout;
         loop {
             let now = Instant::now();
             let slice = if now < call_deadline {
@@ -228,44 +226,31 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                 Some(Err(Waiting::Slice)) => {}
                 Some(Err(Waiting::Gone)) | None => {
                     self.udf = None;
-                    let ex = Exchange::new(request_id, started, timeout, self.setup.grace, &meta);
                     let e = IpcError::Malformed("the UDF thread of the request vanished".into());
-                    return (ex, Some(Outcome::Broken(e)));
+                    return (successor, Some(Outcome::Broken(e)));
                 }
             }
             let _ = self.process.try_wait();
             if Instant::now() < call_deadline {
                 continue;
             }
-            if let Some(taken) = self.take_back(request_id, started, timeout, &meta) {
-                return taken;
+            // Past the request's timeout: if the UDF thread is inside a host function, take
+            // the request back from it (see `exchange`'s invariants); that call is refused.
+            if let Some(sent) = exchange::take_back(&self.link) {
+                // The thread is abandoned; it exits when its function returns.
+                self.udf = None;
+                let mut ex = successor;
+                ex.binding_timed_out = true;
+                return (ex, sent.err().map(Outcome::Broken));
             }
             if Instant::now() > deadline + HANDBACK_SLACK {
                 // Cannot happen while the UDF thread keeps its deadlines; if it does, the
                 // worker is given up and the thread with it.
                 self.udf = None;
-                let ex = Exchange::new(request_id, started, timeout, self.setup.grace, &meta);
                 let e = IpcError::Malformed("the request was not handed back in time".into());
-                return (ex, Some(Outcome::Broken(e)));
+                return (successor, Some(Outcome::Broken(e)));
             }
         }
-    }
-
-    /// Past the request's timeout: if the UDF thread is inside a host function, takes the
-    /// request back from it (see `exchange`'s invariants) and refuses that call.
-    fn take_back(
-        &mut self,
-        request_id: u64,
-        started: Instant,
-        timeout: Duration,
-        meta: &Arc<M>,
-    ) -> Option<(Exchange<M>, Option<Outcome>)> {
-        let sent = exchange::take_back(&self.link)?;
-        // The thread is abandoned; it exits when its function returns.
-        self.udf = None;
-        let mut ex = Exchange::new(request_id, started, timeout, self.setup.grace, meta);
-        ex.binding_timed_out = true;
-        Some((ex, sent.err().map(Outcome::Broken)))
     }
 
     /// Refuses a synchronous call on the slot thread (its UDF thread could not take it).
@@ -275,15 +260,8 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         call: &SyncCall,
         why: &str,
     ) -> (Exchange<M>, Option<Outcome>) {
-        let io = refuse(&format!(
-            "host function `{}` could not run: {why}",
-            call.name
-        ));
-        let msg = HostToWorker::BindingReply {
-            call_id: call.call_id,
-            reply: encode_io(&io),
-        };
-        match exchange::send(&self.link, &msg) {
+        let why = format!("host function `{}` could not run: {why}", call.name);
+        match exchange::send(&self.link, &exchange::refusal(call.call_id, &why)) {
             Ok(()) => {
                 ex.note_reply();
                 (ex, None)
