@@ -56,15 +56,12 @@ impl Default for ChannelConfig {
             oversize: OversizePolicy::SlowPath,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             send_timeout: Duration::from_secs(5),
-            cross_core_spin: Self::DEFAULT_CROSS_CORE_SPIN,
+            cross_core_spin: Duration::from_micros(3),
         }
     }
 }
 
 impl ChannelConfig {
-    /// The default [`ChannelConfig::cross_core_spin`].
-    pub const DEFAULT_CROSS_CORE_SPIN: Duration = Duration::from_micros(3);
-
     /// The default configuration with the socket transport.
     pub fn socket() -> Self {
         ChannelConfig {

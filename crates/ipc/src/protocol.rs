@@ -55,8 +55,9 @@ pub enum HostToWorker {
         binding_names: Vec<String>,
         /// Create a context ahead of the first request.
         prewarm: bool,
-        /// Busy-poll briefly (across cores only) for quick answers before sleeping.
-        spin: bool,
+        /// The channel's `cross_core_spin` on the host: how long the worker's waits busy-poll
+        /// (across cores only) before sleeping; zero turns its spinning off.
+        cross_core_spin: std::time::Duration,
     },
     /// Compile and keep a code version.
     Load {

@@ -166,7 +166,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             v8_flags: self.setup.v8_flags.clone(),
             binding_names: self.setup.binding_names.clone(),
             prewarm: self.setup.prewarm,
-            spin: !self.setup.channel.cross_core_spin.is_zero(),
+            cross_core_spin: self.setup.channel.cross_core_spin,
         };
         let sent = self.link.lock().endpoint.send(&init);
         sent.map_err(|e| self.startup_failure(e.to_string()))?;

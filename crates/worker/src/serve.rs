@@ -4,8 +4,8 @@
 use crate::cancel::{CancelState, spawn_control_thread};
 use roma_core::{ErrorKind, LogLevel, RomaError, metrics};
 use roma_ipc::{
-    ChannelConfig, ChildSpec, ExecOutput, HostToWorker, IpcError, PROBE_MODE_ARG, ProbeResult,
-    WorkerEndpoint, WorkerLink, WorkerToHost, follow_up_spin,
+    ChildSpec, ExecOutput, HostToWorker, IpcError, PROBE_MODE_ARG, ProbeResult, WorkerEndpoint,
+    WorkerLink, WorkerToHost, follow_up_spin,
 };
 use roma_udf::{FunctionBindingIo, decode_io, encode_io, wire};
 use roma_v8::{Engine, ExecHost};
@@ -69,8 +69,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             v8_flags,
             prewarm,
             binding_names,
-            spin,
-        } => (limits, v8_flags, prewarm, binding_names, spin),
+            cross_core_spin,
+        } => (limits, v8_flags, prewarm, binding_names, cross_core_spin),
         HostToWorker::Shutdown => return Ok(()),
         other => {
             return Err(WorkerError::Protocol(format!(
@@ -109,12 +109,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         max_frame: spec.max_frame_bytes,
         next_call_id: 0,
         reply_wait: None,
-        // The channel's spin outside host calls: the default, or none when the host says so.
-        spin: if spin {
-            ChannelConfig::DEFAULT_CROSS_CORE_SPIN
-        } else {
-            Duration::ZERO
-        },
+        spin,
     };
     ep.transport_mut().set_spin(worker.spin);
     loop {
