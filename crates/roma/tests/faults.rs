@@ -49,15 +49,7 @@ fn a_killed_worker_is_replaced_and_its_versions_reloaded() {
 #[test]
 fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_version() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let svc = service(1);
-    load(
-        &svc,
-        code(
-            "v1",
-            &format!("function Spin() {{ while (true) {{}} }} {HELLO}"),
-        ),
-    )
-    .unwrap();
+    let svc = spin_and_hello_service(1);
     load(&svc, code("v2", "function Handler() { return 2; }")).unwrap();
     let (tx, rx) = mpsc::channel();
     let mut spin = request::<()>("v1", "Spin", &[]);
@@ -227,6 +219,23 @@ fn submit<M: Default + Send + Sync + 'static>(
     rx
 }
 
+/// Loads version `slow`, whose top-level code runs for 1.5 s (then `Slow` returns "slow"),
+/// counted in the tally; the receiver gets the load's answer.
+fn submit_slow_load(h: &Harness<()>) -> mpsc::Receiver<Result<roma::ResponseObject, RomaError>> {
+    let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} \
+                function Slow() { return 'slow'; }";
+    let (tx, rx) = mpsc::channel();
+    let tally = Arc::clone(&h.tally);
+    h.svc
+        .load_code_obj(code("slow", slow), move |r| {
+            tally.record(&r);
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    h.tally.submitted.fetch_add(1, Ordering::SeqCst);
+    rx
+}
+
 #[test]
 fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,17 +349,7 @@ fn sigkill_while_idle_is_survived() {
 fn sigkill_mid_load_answers_the_load_exactly_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let h = harness(fault_config(Duration::ZERO));
-    let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} \
-                function Slow() { return 'slow'; }";
-    let (tx, rx) = mpsc::channel();
-    let tally = Arc::clone(&h.tally);
-    h.svc
-        .load_code_obj(code("slow", slow), move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })
-        .unwrap();
-    h.tally.submitted.fetch_add(1, Ordering::SeqCst);
+    let rx = submit_slow_load(&h);
     // Not a timing assertion: the kill lands during the 1.5 s top-level loop, or (on a very
     // slow machine) before or after it; every case must still answer the load once.
     std::thread::sleep(Duration::from_millis(400));
@@ -378,17 +377,7 @@ fn sigstop_mid_load_answers_the_load_once_and_replaces_the_worker() {
     let mut c = fault_config::<()>(Duration::from_millis(300));
     c.load_timeout = Duration::from_secs(1);
     let h = harness(c);
-    let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} \
-                function Slow() { return 'slow'; }";
-    let (tx, rx) = mpsc::channel();
-    let tally = Arc::clone(&h.tally);
-    h.svc
-        .load_code_obj(code("slow", slow), move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })
-        .unwrap();
-    h.tally.submitted.fetch_add(1, Ordering::SeqCst);
+    let rx = submit_slow_load(&h);
     std::thread::sleep(Duration::from_millis(300));
     let engine: Vec<Proc> = worker_procs().into_iter().filter(|p| p.engine).collect();
     assert_eq!(engine.len(), 1, "{engine:?}");

@@ -34,6 +34,15 @@ pub fn service(workers: usize) -> RomaService {
     RomaService::new(config(workers)).expect("service starts")
 }
 
+/// A service of `workers` workers with version `v1`: `Spin` (loops forever) and `Handler`
+/// (hello world).
+pub fn spin_and_hello_service(workers: usize) -> RomaService {
+    let svc = service(workers);
+    let js = format!("function Spin() {{ while (true) {{}} }} {HELLO}");
+    load(&svc, code("v1", &js)).expect("v1 loads");
+    svc
+}
+
 pub fn code(version: &str, js: &str) -> CodeObject {
     CodeObject {
         id: format!("load-{version}"),

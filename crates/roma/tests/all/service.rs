@@ -52,15 +52,7 @@ fn execution_errors_are_typed() {
 
 #[test]
 fn timeout_ends_the_request_and_the_worker_goes_on() {
-    let svc = service(1);
-    load(
-        &svc,
-        code(
-            "v1",
-            &format!("function Spin() {{ while (true) {{}} }} {HELLO}"),
-        ),
-    )
-    .unwrap();
+    let svc = spin_and_hello_service(1);
     let mut req = request::<()>("v1", "Spin", &[]);
     req.tags.insert("TimeoutDuration".into(), "100ms".into());
     let e = exec(&svc, req).unwrap_err();
@@ -90,15 +82,7 @@ fn out_of_memory_is_typed_and_the_worker_recovers() {
 
 #[test]
 fn cancel_stops_a_running_request() {
-    let svc = service(1);
-    load(
-        &svc,
-        code(
-            "v1",
-            &format!("function Spin() {{ while (true) {{}} }} {HELLO}"),
-        ),
-    )
-    .unwrap();
+    let svc = spin_and_hello_service(1);
     let (tx, rx) = mpsc::channel();
     let mut req: InvocationRequest = request("v1", "Spin", &[]);
     req.timeout = Some(Duration::from_secs(30));
