@@ -24,6 +24,14 @@
 //! `memfd_create`, `userfaultfd`, `perf_event_open`, `seccomp`, `setuid` and friends, `bind`,
 //! `listen`, `accept`.
 //!
+//! Some of V8's paths depend on the CPU or the kernel, and each is on the list so that no machine
+//! kills a worker another machine lets live: memory protection keys (`pkey_alloc`, `pkey_mprotect`,
+//! `pkey_free`) are used only where the CPU has PKU (Intel since Skylake-SP, AMD since Zen 3), and
+//! lazily, at the first WebAssembly compile, long after the filter is installed; `MADV_FREE` falls
+//! back to `MADV_DONTNEED` on old kernels; glibc's `clone3` falls back to `clone`. The sandbox
+//! tests make each of these calls under the installed filter on every machine (a CPU without PKU
+//! answers `pkey_alloc` with an errno, but the filter still decides first).
+//!
 //! V8 10.2 (libnode 18) was measured (notes §4: JS, GC, JSON, WebAssembly, Intl, a 64 MiB
 //! ArrayBuffer, run after a post-init filter with default KILL) to need exactly: read, write,
 //! close, mmap, munmap, mprotect, madvise, mremap, brk, futex, sched_yield, clock_gettime,
@@ -71,6 +79,19 @@ pub const ALLOWED: &[(i64, &str)] = &[
     (
         libc::SYS_madvise,
         "V8 and malloc returning pages (MADV_DONTNEED/FREE)",
+    ),
+    (
+        libc::SYS_pkey_mprotect,
+        "V8's write protection of WebAssembly code with memory protection keys (CPUs with PKU); \
+         the same rule as mprotect",
+    ),
+    (
+        libc::SYS_pkey_alloc,
+        "V8 allocates its protection key lazily, at the first WebAssembly compile",
+    ),
+    (
+        libc::SYS_pkey_free,
+        "V8 frees a key it allocated (its PKU support test)",
     ),
     (libc::SYS_mremap, "realloc of large blocks"),
     (libc::SYS_brk, "malloc's main arena"),
@@ -150,6 +171,22 @@ pub const ALLOWED: &[(i64, &str)] = &[
     (libc::SYS_set_robust_list, "new threads (glibc)"),
     (libc::SYS_rseq, "new threads (glibc restartable sequences)"),
     (libc::SYS_getrlimit, "stack size queries (glibc pthread)"),
+    (
+        libc::SYS_getrusage,
+        "V8's CPU-time and peak-memory queries (OS::GetUserTime, GC tracing)",
+    ),
+    (
+        libc::SYS_sysinfo,
+        "glibc's sysconf(_SC_PHYS_PAGES), which V8 reads to size a new isolate's heap",
+    ),
+    (
+        libc::SYS_sched_getparam,
+        "pthread scheduling queries when V8 starts a platform thread",
+    ),
+    (
+        libc::SYS_sched_getscheduler,
+        "pthread scheduling queries when V8 starts a platform thread",
+    ),
     (
         libc::SYS_getcpu,
         "CPU placement for the IPC spin decision (rustix sched_getcpu)",

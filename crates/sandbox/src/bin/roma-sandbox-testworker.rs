@@ -8,6 +8,9 @@
 //! - `probe`: run the probes and write one `probe ...` line each, then `done`;
 //! - `violate`: call `fork` (forbidden), which the `kill` filter answers with SIGSYS;
 //! - `thread`: start a named thread after the filter, join it, write `thread ok`;
+//! - `v8-calls`: make each system call V8, glibc and the worker may make after the filter is in
+//!   (the CPU- and kernel-dependent ones included: memory protection keys, `MADV_FREE`,
+//!   `clone3`), writing `call NAME ok` or `call NAME errno N` for each, then `done`;
 //! - `fds`: write `fds N N ...`, every open descriptor (found with `fcntl`, no /proc needed);
 //! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N` (soft limits, `-` for none);
 //! - `no-userns`: (unjailed, `off`) forbid user namespaces for itself (a user namespace of its
@@ -110,6 +113,17 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 .spawn(|| 6 * 7)?;
             let v = t.join().map_err(|_| "the thread panicked")?;
             out.write_all(format!("thread ok {v}\n").as_bytes())?;
+        }
+        "v8-calls" => {
+            let mut text = String::new();
+            for (name, result) in v8_calls() {
+                match result {
+                    Ok(()) => text.push_str(&format!("call {name} ok\n")),
+                    Err(errno) => text.push_str(&format!("call {name} errno {errno}\n")),
+                }
+            }
+            text.push_str("done\n");
+            out.write_all(text.as_bytes())?;
         }
         "fds" => {
             let mut text = String::from("fds");
@@ -223,4 +237,207 @@ fn spawn_without_userns() -> Result<(), roma_sandbox::SandboxError> {
     roma_sandbox::sandbox_by_name("namespaces")?
         .spawn(&spec)
         .map(drop)
+}
+
+/// The raw result of a system call: `Ok` for a non-negative return, else the errno.
+fn checked(ret: libc::c_long) -> Result<(), i32> {
+    if ret < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(-1))
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes, with the arguments V8 and glibc use, each call the worker may make after the filter is
+/// installed. A call the filter kills ends the process here, so a test that reads `done` knows
+/// every one of them was let through (or answered with the filter's errno).
+fn v8_calls() -> Vec<(&'static str, Result<(), i32>)> {
+    const PAGE: usize = 4096;
+    let mut calls = Vec::new();
+    // SAFETY: every call below either takes no pointer, or pointers to locals that outlive the
+    // call, or the anonymous mapping made here, which is used only within its length and
+    // unmapped last.
+    unsafe {
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let page = libc::mmap(std::ptr::null_mut(), 2 * PAGE, rw, flags, -1, 0);
+        calls.push((
+            "mmap",
+            if page == libc::MAP_FAILED {
+                checked(-1)
+            } else {
+                Ok(())
+            },
+        ));
+        if page == libc::MAP_FAILED {
+            return calls;
+        }
+        let addr = page as libc::c_long;
+        let exec = libc::PROT_READ | libc::PROT_EXEC;
+        calls.push((
+            "mprotect",
+            checked(libc::syscall(libc::SYS_mprotect, addr, PAGE, exec)),
+        ));
+        // V8's PKU support test allocates and frees a key; its WASM code space then gets the key
+        // with pkey_mprotect. Without PKU, pkey_alloc fails with an errno and V8 falls back to
+        // mprotect; pkey -1 is plain mprotect on any kernel with the call.
+        let key = libc::syscall(libc::SYS_pkey_alloc, 0, 0);
+        calls.push(("pkey_alloc", checked(key)));
+        let pkey = if key >= 0 { key } else { -1 };
+        calls.push((
+            "pkey_mprotect",
+            checked(libc::syscall(libc::SYS_pkey_mprotect, addr, PAGE, rw, pkey)),
+        ));
+        if key >= 0 {
+            calls.push((
+                "pkey_free",
+                checked(libc::syscall(libc::SYS_pkey_free, key)),
+            ));
+        } else {
+            // An unallocated key: the kernel answers EINVAL, the filter lets it ask.
+            calls.push(("pkey_free", checked(libc::syscall(libc::SYS_pkey_free, 15))));
+        }
+        for (name, advice) in [
+            ("madvise(MADV_DONTNEED)", libc::MADV_DONTNEED),
+            ("madvise(MADV_FREE)", libc::MADV_FREE),
+        ] {
+            calls.push((
+                name,
+                checked(libc::syscall(libc::SYS_madvise, addr, PAGE, advice)),
+            ));
+        }
+        calls.push((
+            "mremap",
+            checked(libc::syscall(libc::SYS_mremap, addr, 2 * PAGE, PAGE, 0)),
+        ));
+        calls.push((
+            "munmap",
+            checked(libc::syscall(libc::SYS_munmap, addr, PAGE)),
+        ));
+
+        let mut usage: libc::rusage = std::mem::zeroed();
+        calls.push((
+            "getrusage",
+            checked(libc::syscall(
+                libc::SYS_getrusage,
+                libc::RUSAGE_SELF,
+                &mut usage,
+            )),
+        ));
+        let mut info: libc::sysinfo = std::mem::zeroed();
+        calls.push((
+            "sysinfo",
+            checked(libc::syscall(libc::SYS_sysinfo, &mut info)),
+        ));
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        calls.push((
+            "sched_getaffinity",
+            checked(libc::syscall(
+                libc::SYS_sched_getaffinity,
+                0,
+                std::mem::size_of::<libc::cpu_set_t>(),
+                &mut set,
+            )),
+        ));
+        let mut param: libc::sched_param = std::mem::zeroed();
+        calls.push((
+            "sched_getparam",
+            checked(libc::syscall(libc::SYS_sched_getparam, 0, &mut param)),
+        ));
+        calls.push((
+            "sched_getscheduler",
+            checked(libc::syscall(libc::SYS_sched_getscheduler, 0)),
+        ));
+        calls.push(("sched_yield", checked(libc::syscall(libc::SYS_sched_yield))));
+        let mut ts: libc::timespec = std::mem::zeroed();
+        for (name, nr) in [
+            ("clock_gettime", libc::SYS_clock_gettime),
+            ("clock_getres", libc::SYS_clock_getres),
+        ] {
+            calls.push((
+                name,
+                checked(libc::syscall(nr, libc::CLOCK_MONOTONIC, &mut ts)),
+            ));
+        }
+        let mut random = [0u8; 16];
+        calls.push((
+            "getrandom",
+            checked(libc::syscall(
+                libc::SYS_getrandom,
+                random.as_mut_ptr(),
+                16,
+                0,
+            )),
+        ));
+        calls.push(("gettid", checked(libc::syscall(libc::SYS_gettid))));
+        let name = c"v8-calls";
+        calls.push((
+            "prctl(PR_SET_NAME)",
+            checked(libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NAME,
+                name.as_ptr(),
+            )),
+        ));
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        calls.push((
+            "prlimit64(read)",
+            checked(libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                libc::RLIMIT_STACK,
+                std::ptr::null::<libc::rlimit>(),
+                &mut limit,
+            )),
+        ));
+        // The WASM trap handler and Rust's stack-overflow handler: query (and so may install)
+        // the SIGSEGV action; query the alternate stack.
+        let mut old: libc::sigaction = std::mem::zeroed();
+        calls.push((
+            "rt_sigaction(SIGSEGV)",
+            checked(libc::syscall(
+                libc::SYS_rt_sigaction,
+                libc::SIGSEGV,
+                std::ptr::null::<libc::sigaction>(),
+                &mut old,
+                8,
+            )),
+        ));
+        let mut stack: libc::stack_t = std::mem::zeroed();
+        calls.push((
+            "sigaltstack",
+            checked(libc::syscall(
+                libc::SYS_sigaltstack,
+                std::ptr::null::<libc::stack_t>(),
+                &mut stack,
+            )),
+        ));
+        // Answered by the filter's errno rules: glibc falls back to clone, ICU and V8 to their
+        // defaults.
+        calls.push((
+            "clone3",
+            checked(libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0)),
+        ));
+        let path = c"/proc/self/maps";
+        calls.push((
+            "openat",
+            checked(libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::O_RDONLY,
+            )),
+        ));
+        let mut buf = [0u8; 64];
+        calls.push((
+            "readlink",
+            checked(libc::syscall(
+                libc::SYS_readlink,
+                path.as_ptr(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )),
+        ));
+    }
+    calls
 }

@@ -174,6 +174,83 @@ fn threads_can_start_under_the_filter() {
     }
 }
 
+/// Whether this CPU (and kernel) offer memory protection keys, so `pkey_alloc` must succeed.
+fn cpu_has_pku() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|text| {
+        text.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| {
+                let flags: BTreeSet<&str> = l.split_whitespace().collect();
+                flags.contains("pku") && flags.contains("ospke")
+            })
+    })
+}
+
+/// Every call V8 may make after the filter (memory protection keys among them, which only a CPU
+/// with PKU makes for real) is let through by the production filter on any machine: the worker
+/// lives to write `done`, and the errno-answered calls get their errno.
+#[test]
+fn every_call_v8_may_make_survives_the_filter() {
+    for backend in ["none", "namespaces"] {
+        let Some(Worker {
+            mut process,
+            channel,
+            ..
+        }) = spawn(backend, "kill", "v8-calls")
+        else {
+            continue;
+        };
+        let lines = read_lines(channel);
+        let report = process.wait_timeout(END).unwrap();
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("done"),
+            "{backend}: the worker died under the filter ({report:?}) after {lines:?}"
+        );
+        assert_eq!(report, Some(ExitReport::Exited { code: 0 }), "{backend}");
+        let result = |name: &str| {
+            let prefix = format!("call {name} ");
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("{backend}: no result for {name}: {lines:?}"))
+                .to_owned()
+        };
+        for name in [
+            "mmap",
+            "mprotect",
+            "pkey_mprotect",
+            "madvise(MADV_DONTNEED)",
+            "munmap",
+            "getrusage",
+            "sysinfo",
+            "sched_getaffinity",
+            "sched_getparam",
+            "sched_getscheduler",
+            "clock_gettime",
+            "getrandom",
+            "prctl(PR_SET_NAME)",
+            "prlimit64(read)",
+            "rt_sigaction(SIGSEGV)",
+            "sigaltstack",
+        ] {
+            assert_eq!(result(name), "ok", "{backend}: {name}");
+        }
+        assert_eq!(result("clone3"), format!("errno {}", libc::ENOSYS));
+        assert_eq!(result("openat"), format!("errno {}", libc::EACCES));
+        assert_eq!(result("readlink"), format!("errno {}", libc::EACCES));
+        let pkey_alloc = result("pkey_alloc");
+        if cpu_has_pku() {
+            assert_eq!(pkey_alloc, "ok", "{backend}: this CPU has PKU");
+            assert_eq!(result("pkey_free"), "ok", "{backend}");
+        } else {
+            // The kernel, not the filter, refuses: no PKU (EINVAL/ENOSPC) or no pkeys (ENOSYS).
+            assert_ne!(pkey_alloc, "ok", "{backend}: pkey_alloc without PKU");
+            assert_ne!(pkey_alloc, format!("errno {}", libc::EPERM), "{backend}");
+        }
+    }
+}
+
 #[test]
 fn kill_and_wait_timeout() {
     for backend in ["none", "namespaces"] {
