@@ -339,15 +339,15 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
     let kill_every_s: f64 = arg_value(rest, "--kill-every-s", 3.5)?;
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     let mut config = Config::<()>::default();
-    config.number_of_workers = 2;
-    config.sandbox = SandboxKind::Namespaces;
+    config.number_of_workers(2);
+    config.sandbox(SandboxKind::Namespaces);
     config.configure_js_engine_resource_constraints(1, 15);
     config.register_function_binding(FunctionBindingObject::new("soak.echo", |p| {
         let s = format!("echo:{}", p.io.input_string().unwrap_or("?"));
         p.io.set_output_string(s);
     }));
     if let Some(w) = std::env::var_os("ROMA_WORKER_BIN") {
-        config.worker_binary = Some(PathBuf::from(w));
+        config.worker_binary(PathBuf::from(w));
     }
     let svc = RomaService::new(config).context("starting the service")?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -462,7 +462,7 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
         .recv_timeout(PATIENCE)
         .map(|r| outcome(Category::Hello, 0, &r))
         .unwrap_or_else(|_| "lost".into());
-    svc.stop()?;
+    svc.stop();
     drop(svc);
     let leftover_deadline = Instant::now() + Duration::from_secs(30);
     let mut leftover = worker_pids();

@@ -127,7 +127,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let rss_kib = worker_rss_kib();
-    let _ = svc.stop();
+    svc.stop();
 
     let report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
     if args.json {

@@ -76,7 +76,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         });
     }
     if let Some(t) = args.timeout {
-        config.engine.default_timeout = t;
+        config.default_timeout(t);
     }
     let svc = start(config)?;
     if let Err(e) = load(&svc, code) {
@@ -87,7 +87,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         None => single(&svc, &args, &held_errors),
         Some(path) => batch(&svc, &args, path),
     };
-    let _ = svc.stop();
+    svc.stop();
     code
 }
 

@@ -54,25 +54,25 @@ pub struct ServiceArgs {
 impl ServiceArgs {
     /// A config from these options; `default_workers` when `--workers` is absent.
     pub fn config(&self, default_workers: usize) -> Config {
-        let mut c: Config = Config::default();
-        c.number_of_workers = self.workers.unwrap_or(default_workers);
+        let mut c = Config::default();
+        c.number_of_workers(self.workers.unwrap_or(default_workers));
         if let Some(mb) = self.heap_mb {
             c.configure_js_engine_resource_constraints(0, mb);
         }
-        c.sandbox = match self.sandbox {
+        c.sandbox(match self.sandbox {
             SandboxArg::Namespaces => SandboxKind::Namespaces,
             SandboxArg::Birdcage => SandboxKind::Birdcage,
             SandboxArg::None => SandboxKind::None,
-        };
-        c.transport = match self.transport {
+        });
+        c.transport(match self.transport {
             TransportArg::Shm => TransportKind::SharedMemory,
             TransportArg::Socket => TransportKind::Socket,
-        };
+        });
         if let Some(f) = &self.v8_flags {
-            c.v8_flags = f.split_whitespace().map(str::to_owned).collect();
+            c.v8_flags(f.split_whitespace());
         }
-        c.prewarm = !self.no_prewarm;
-        c.spin = !self.no_spin;
+        c.prewarm(!self.no_prewarm);
+        c.spin(!self.no_spin);
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));

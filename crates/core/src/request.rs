@@ -56,6 +56,30 @@ pub struct CodeObject {
     pub tags: HashMap<String, String>,
 }
 
+impl CodeObject {
+    /// JavaScript source `js`, to load as `version_string` (its id is the version too).
+    pub fn js(version_string: impl Into<String>, js: impl Into<String>) -> Self {
+        let version_string = version_string.into();
+        CodeObject {
+            id: version_string.clone(),
+            version_string,
+            js: js.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A standalone WASM module, to load as `version_string` (its id is the version too).
+    pub fn wasm(version_string: impl Into<String>, wasm: Vec<u8>) -> Self {
+        let version_string = version_string.into();
+        CodeObject {
+            id: version_string.clone(),
+            version_string,
+            wasm,
+            ..Default::default()
+        }
+    }
+}
+
 /// A request to run a handler of a loaded version, with caller metadata `M` that stays in the
 /// host (bindings see it; the worker never does).
 #[derive(Clone, Debug, Default)]
@@ -80,7 +104,69 @@ pub struct InvocationRequest<M = ()> {
     pub metadata: M,
 }
 
+impl InvocationRequest {
+    /// A request to run `handler_name` of loaded version `version_string` with `input` (one
+    /// JSON text per argument), every other field at its default and no metadata. Give it
+    /// metadata with [`with_metadata`](InvocationRequest::with_metadata), whatever its type:
+    /// the metadata type needs no `Default`.
+    ///
+    /// ```
+    /// use roma_core::InvocationRequest;
+    /// struct Db; // no Default, no Clone
+    /// let r = InvocationRequest::new("v1", "Handler", vec![r#""Foobar""#.into()])
+    ///     .with_id("req-1")
+    ///     .with_metadata(std::sync::Arc::new(Db));
+    /// assert_eq!(r.handler_name, "Handler");
+    /// ```
+    pub fn new(
+        version_string: impl Into<String>,
+        handler_name: impl Into<String>,
+        input: Vec<String>,
+    ) -> Self {
+        InvocationRequest {
+            version_string: version_string.into(),
+            handler_name: handler_name.into(),
+            input,
+            ..Default::default()
+        }
+    }
+}
+
 impl<M> InvocationRequest<M> {
+    /// The same request carrying `metadata` instead.
+    pub fn with_metadata<N>(self, metadata: N) -> InvocationRequest<N> {
+        InvocationRequest {
+            id: self.id,
+            version_string: self.version_string,
+            handler_name: self.handler_name,
+            tags: self.tags,
+            input: self.input,
+            treat_input_as_byte_str: self.treat_input_as_byte_str,
+            timeout: self.timeout,
+            min_log_level: self.min_log_level,
+            metadata,
+        }
+    }
+
+    /// The same request with caller id `id` (echoed in the response).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// The same request with tag `key` set to `value` ([`TIMEOUT_DURATION_TAG`],
+    /// [`WASM_RETURN_TYPE_TAG`]).
+    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// The same request with a typed timeout (wins over the tag).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// The metadata-free form that crosses into a worker. `default_timeout` applies when neither
     /// the typed timeout nor the tag sets one; a tag that does not parse is an error.
     pub fn to_invocation(&self, default_timeout: Duration) -> Result<Invocation, crate::RomaError> {

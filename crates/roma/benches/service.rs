@@ -38,9 +38,9 @@ fn request() -> InvocationRequest {
 }
 
 fn service(workers: usize) -> RomaService {
-    let mut c: Config = Config::default();
-    c.number_of_workers = workers;
-    c.worker_queue_max_items = 1000;
+    let mut c = Config::default();
+    c.number_of_workers(workers);
+    c.worker_queue_max_items(1000);
     start(c, "hello", HELLO)
 }
 
@@ -171,11 +171,11 @@ fn benches(c: &mut Criterion) {
 /// A service whose JS calls host functions; `workers` workers, `inline` and `spin` as in
 /// `Config`.
 fn binding_service(workers: usize, inline: bool, spin: bool) -> RomaService {
-    let mut c: Config = Config::default();
-    c.number_of_workers = workers;
-    c.worker_queue_max_items = 1000;
-    c.host_functions_inline = inline;
-    c.spin = spin;
+    let mut c = Config::default();
+    c.number_of_workers(workers);
+    c.worker_queue_max_items(1000);
+    c.host_functions_inline(inline);
+    c.spin(spin);
     c.register_function_binding(FunctionBindingObject::new(
         "lookup",
         |p: &mut FunctionBindingPayload<'_, ()>| {

@@ -7,54 +7,47 @@
 //! ```
 
 use roma::{
-    BindingFuture, CodeObject, Config, FunctionBindingIo, FunctionBindingObject,
-    FunctionBindingPayload, InvocationRequest, ResponseObject, RomaError, RomaService,
+    BindingFuture, CodeObject, Config, FunctionBindingIo, FunctionBindingObject, InvocationRequest,
+    ResponseObject, RomaError, RomaService,
 };
 use std::collections::BTreeMap;
-use std::sync::mpsc;
 
-/// The request metadata: stays in the host.
-#[derive(Debug, Default)]
+/// The request metadata: stays in the host. It needs neither `Default` nor `Clone`.
+#[derive(Debug)]
 struct Tenant {
     name: String,
     discount_percent: u32,
 }
 
 fn config() -> Config<Tenant> {
-    let mut config: Config<Tenant> = Config::default();
-    config.number_of_workers = 1;
+    let mut config = Config::<Tenant>::new();
+    config.number_of_workers(1);
     // `cool_function(string) -> string`, as in Roma's examples.
-    config.register_function_binding(FunctionBindingObject::new(
-        "cool_function",
-        |p: &mut FunctionBindingPayload<'_, Tenant>| {
-            let s = p.io.input_string().unwrap_or_default().to_owned();
-            let tenant = &p.metadata.name;
-            p.io.set_output_string(format!("{s} String from Rust, for {tenant}"));
-        },
-    ));
+    config.register_function("cool_function", |p| {
+        let s = p.io.input_string().unwrap_or_default().to_owned();
+        let tenant = &p.metadata.name;
+        p.io.set_output_string(format!("{s} String from Rust, for {tenant}"));
+    });
     // `shop.prices(list of strings) -> Map`: a lookup with a per-tenant discount; an unknown
     // fruit is a host error, thrown in JS.
-    config.register_function_binding(FunctionBindingObject::new(
-        "shop.prices",
-        |p: &mut FunctionBindingPayload<'_, Tenant>| {
-            let catalogue = [("apple", 50u32), ("kiwi", 40), ("mango", 120)];
-            let fruits = p.io.input_list().unwrap_or_default().to_vec();
-            let mut prices = BTreeMap::new();
-            for fruit in fruits {
-                match catalogue.iter().find(|(name, _)| *name == fruit) {
-                    Some((_, cents)) => {
-                        let cents = cents * (100 - p.metadata.discount_percent) / 100;
-                        prices.insert(fruit, cents.to_string());
-                    }
-                    None => {
-                        p.io.add_error(format!("no price for {fruit}"));
-                        return;
-                    }
+    config.register_function_binding(FunctionBindingObject::<Tenant>::new("shop.prices", |p| {
+        let catalogue = [("apple", 50u32), ("kiwi", 40), ("mango", 120)];
+        let fruits = p.io.input_list().unwrap_or_default().to_vec();
+        let mut prices = BTreeMap::new();
+        for fruit in fruits {
+            match catalogue.iter().find(|(name, _)| *name == fruit) {
+                Some((_, cents)) => {
+                    let cents = cents * (100 - p.metadata.discount_percent) / 100;
+                    prices.insert(fruit, cents.to_string());
+                }
+                None => {
+                    p.io.add_error(format!("no price for {fruit}"));
+                    return;
                 }
             }
-            p.io.set_output_map(prices);
-        },
-    ));
+        }
+        p.io.set_output_map(prices);
+    }));
     // `shop.stock(string) -> Promise<string>`: an asynchronous host function. It takes what
     // it needs from the metadata now; the future runs on roma's binding executor.
     config.register_function_binding(FunctionBindingObject::new_async(
@@ -78,46 +71,23 @@ fn config() -> Config<Tenant> {
 /// Runs `examples/udf.js` for two tenants; returns their responses.
 fn run() -> Result<Vec<ResponseObject>, RomaError> {
     let roma = RomaService::new(config())?;
-    let (tx, rx) = mpsc::channel();
-    roma.load_code_obj(
-        CodeObject {
-            id: "udf".into(),
-            version_string: "v1".into(),
-            js: include_str!("../../../examples/udf.js").into(),
-            ..Default::default()
-        },
-        move |r| {
-            let _ = tx.send(r);
-        },
-    )?;
-    rx.recv()
-        .map_err(|_| RomaError::internal("the load callback was dropped"))??;
+    roma.load_blocking(CodeObject::js(
+        "v1",
+        include_str!("../../../examples/udf.js"),
+    ))?;
 
     let mut responses = Vec::new();
     for (name, discount_percent) in [("acme", 0), ("globex", 10)] {
-        let (tx, rx) = mpsc::channel();
-        roma.execute(
-            InvocationRequest {
-                id: name.into(),
-                version_string: "v1".into(),
-                handler_name: "Handler".into(),
-                input: vec![r#""Hello""#.into(), r#"["apple", "kiwi"]"#.into()],
-                metadata: Tenant {
-                    name: name.into(),
-                    discount_percent,
-                },
-                ..Default::default()
-            },
-            move |r| {
-                let _ = tx.send(r);
-            },
-        )?;
-        responses.push(
-            rx.recv()
-                .map_err(|_| RomaError::internal("the execute callback was dropped"))??,
-        );
+        let input = vec![r#""Hello""#.into(), r#"["apple", "kiwi"]"#.into()];
+        let request = InvocationRequest::new("v1", "Handler", input)
+            .with_id(name)
+            .with_metadata(Tenant {
+                name: name.into(),
+                discount_percent,
+            });
+        responses.push(roma.execute_blocking(request)?);
     }
-    roma.stop()?;
+    roma.stop();
     Ok(responses)
 }
 

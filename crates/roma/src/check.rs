@@ -13,10 +13,8 @@ pub use roma_ipc::ProbeResult;
 /// Starts a worker in `sandbox` in probe mode and returns what each probe found. A probe whose
 /// `held` is false names a protection the sandbox did not give on this machine.
 pub fn check(sandbox: SandboxKind) -> Result<Vec<ProbeResult>, RomaError> {
-    let config: Config = Config {
-        sandbox,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.sandbox(sandbox);
     let setup = WorkerSetup::from_config(&config, find_worker(None)?, true)?;
     let hooks = Arc::new(Hooks::<()> {
         logger: None,

@@ -1,7 +1,13 @@
 //! [`Config`]: everything a [`crate::RomaService`] is built from.
 
-use roma_core::{DEFAULT_TIMEOUT, DispatcherConfig, EngineLimits};
-use roma_ipc::{ChannelConfig, OversizePolicy, TransportKind};
+use roma_core::{
+    DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig,
+    EngineLimits, RomaError,
+};
+use roma_ipc::{
+    ChannelConfig, DEFAULT_MAX_FRAME_BYTES, DEFAULT_REGION_PAYLOAD_BYTES, OversizePolicy,
+    TransportKind,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,11 +35,15 @@ impl SandboxKind {
     }
 }
 
-/// How a [`crate::RomaService`] runs. `M` is the type of the metadata requests carry to the
-/// host functions; it never enters the sandbox.
+/// How a [`crate::RomaService`] runs, built in the manner of Wasmtime's `Config`: start from
+/// [`Config::new`] (every default, listed in [`Config::new`] and `docs/config.md`), change what
+/// you need with the setters (each returns `&mut Self`, so calls chain), and hand it to
+/// [`crate::RomaService::new`], which checks it: a setting out of range fails there with
+/// `InvalidArgument` and a message that names the setting. The setters keep Roma's names.
 ///
-/// Zero values mean "the default" where a field says so, as in Roma's config. Every field,
-/// with its default, is listed in `docs/config.md`.
+/// `M` is the type of the metadata requests carry to the host functions and the logging
+/// function; it never enters the sandbox. It defaults to `()`: `Config::default()` is a
+/// `Config<()>`, and `Config::new()` takes `M` from how the config is used.
 ///
 /// # Example
 ///
@@ -41,129 +51,75 @@ impl SandboxKind {
 /// the request's metadata, and console output sent to stderr:
 ///
 /// ```no_run
-/// use roma::{Config, FunctionBindingObject, FunctionBindingPayload, RomaService, SandboxKind};
+/// use roma::{Config, FunctionBindingObject, RomaService, SandboxKind};
 /// use std::time::Duration;
 ///
-/// /// Request metadata: it stays in the host.
-/// #[derive(Default)]
+/// /// Request metadata: it stays in the host, and needs no `Default`.
 /// struct Tenant {
 ///     name: String,
 /// }
 ///
-/// let mut config: Config<Tenant> = Config::default();
-/// config.number_of_workers = 2;
-/// config.sandbox = SandboxKind::Namespaces; // the default
-/// config.configure_js_engine_resource_constraints(0, 128);
-/// config.engine.default_timeout = Duration::from_millis(300);
+/// let mut config = Config::<Tenant>::new();
+/// config
+///     .number_of_workers(2)
+///     .sandbox(SandboxKind::Namespaces) // the default
+///     .configure_js_engine_resource_constraints(0, 128)
+///     .default_timeout(Duration::from_millis(300));
 /// // In JS: `tenant_name()` returns the name of the calling request's tenant.
-/// config.register_function_binding(FunctionBindingObject::new(
-///     "tenant_name",
-///     |p: &mut FunctionBindingPayload<'_, Tenant>| {
-///         let name = p.metadata.name.clone();
-///         p.io.set_output_string(name);
-///     },
-/// ));
-/// config.set_logging_function(|level, tenant: &Tenant, msg| {
+/// config.register_function("tenant_name", |p| {
+///     let name = p.metadata.name.clone();
+///     p.io.set_output_string(name);
+/// });
+/// // The same, as a binding object: name the metadata type.
+/// config.register_function_binding(FunctionBindingObject::<Tenant>::new("tenant", |p| {
+///     p.io.set_output_string(p.metadata.name.clone());
+/// }));
+/// config.set_logging_function(|level, tenant, msg| {
 ///     eprintln!("[{}] {}: {msg}", level.as_str(), tenant.name);
 /// });
 /// let roma = RomaService::new(config)?;
-/// # roma.stop()?;
+/// roma.stop();
 /// # Ok::<(), roma::RomaError>(())
 /// ```
 pub struct Config<M = ()> {
-    /// Worker processes. 0: one per available core.
-    pub number_of_workers: usize,
-    /// Queued executions allowed per worker; the total is `number_of_workers *
-    /// worker_queue_max_items`. 0: 100.
-    pub worker_queue_max_items: usize,
-    /// Compiled versions each worker keeps, and source versions the host keeps to reload a
-    /// respawned worker (both LRU). 0: 64.
-    pub code_version_cache_size: usize,
-    /// Engine limits (heap, WASM pages, default timeout); set the heap with
-    /// [`Config::configure_js_engine_resource_constraints`].
-    pub engine: EngineLimits,
-    /// How long a load may take until every worker has it. 0: 30 s.
-    pub load_timeout: Duration,
-    /// How long a worker may take to start. 0: 30 s.
-    pub worker_startup_timeout: Duration,
-    /// Added to a request's timeout before the host gives up on a worker that does not answer
-    /// (a worker stopped by a signal, say) and replaces it. 0: 2 s.
-    pub worker_grace: Duration,
-    /// The jail.
-    pub sandbox: SandboxKind,
-    /// How requests and responses travel: shared memory (default) or a socket.
-    pub transport: TransportKind,
-    /// Payload size that takes the fast path (the shared-memory region size). 0: 1 MiB.
-    pub payload_fast_path_bytes: usize,
-    /// What happens to a payload larger than `payload_fast_path_bytes`: it takes the socket
-    /// (slow path, default), or fails with `PayloadTooLarge`.
-    pub oversize_payloads: OversizePolicy,
-    /// Largest message either side may send at all. 0: 64 MiB.
-    pub max_payload_bytes: usize,
-    /// The `roma-worker` binary. `None`: `$ROMA_WORKER_BIN`, else next to the current
-    /// executable (or its parent folder, for test binaries in `target/*/deps`).
-    pub worker_binary: Option<PathBuf>,
-    /// Extra V8 flags, for every worker.
-    pub v8_flags: Vec<String>,
-    /// Prepare the next context while idle (default on).
-    pub prewarm: bool,
-    /// `RLIMIT_AS` of each worker process in MiB (Roma's `max_worker_virtual_memory_mb`).
-    /// V8 reserves a lot of address space up front: keep it at 10 GiB or more, or `None`
-    /// (default) for no limit beyond V8's own heap limits.
-    pub worker_address_space_mb: Option<u64>,
-    /// Run synchronous host functions on the worker's slot thread itself instead of its UDF
-    /// handler thread. Saves two thread wake-ups per request that calls them (the hand-over to
-    /// the UDF thread and back; the calls themselves cost the same), but a host function that
-    /// blocks then holds its worker, and its request, until it returns: only for host
-    /// functions that never block. Default off: a blocking one is cut off at its request's
-    /// timeout.
-    pub host_functions_inline: bool,
-    /// Let the host and the workers busy-poll briefly for an answer expected within
-    /// microseconds (a host-function reply, the next call, a quick response) instead of
-    /// sleeping at once, and only while the two sides run on different cores (default on).
-    /// Off: every wait sleeps on the futex; fewer CPU cycles, about 10 µs more per hand-off.
-    pub spin: bool,
-    /// Threads that run asynchronous host functions (each drives one call's future at a
-    /// time). 0: 16. Started only when an asynchronous binding is registered.
-    pub async_binding_threads: usize,
+    pub(crate) number_of_workers: Option<usize>,
+    pub(crate) worker_queue_max_items: usize,
+    pub(crate) code_version_cache_size: usize,
+    pub(crate) engine: EngineLimits,
+    pub(crate) max_array_buffer_mb: Option<usize>,
+    pub(crate) max_wasm_memory_pages: Option<u32>,
+    pub(crate) load_timeout: Duration,
+    pub(crate) worker_startup_timeout: Duration,
+    pub(crate) worker_grace: Duration,
+    pub(crate) queue_wait_timeout: Duration,
+    pub(crate) sandbox: SandboxKind,
+    pub(crate) transport: TransportKind,
+    pub(crate) payload_fast_path_bytes: usize,
+    pub(crate) oversize_payloads: OversizePolicy,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) worker_binary: Option<PathBuf>,
+    pub(crate) v8_flags: Vec<String>,
+    pub(crate) prewarm: bool,
+    pub(crate) worker_address_space_mb: Option<u64>,
+    pub(crate) host_functions_inline: bool,
+    pub(crate) spin: bool,
+    pub(crate) async_binding_threads: usize,
     pub(crate) logger: Option<Box<crate::LogFn<M>>>,
     pub(crate) worker_output: Option<std::sync::Arc<crate::WorkerOutputFn>>,
     pub(crate) bindings: Vec<roma_udf::FunctionBindingObject<M>>,
 }
 
-impl<M> Default for Config<M> {
+impl Default for Config {
+    /// [`Config::new`] for requests without metadata.
     fn default() -> Self {
-        Config {
-            number_of_workers: 0,
-            worker_queue_max_items: 0,
-            code_version_cache_size: 0,
-            engine: EngineLimits::default(),
-            load_timeout: Duration::ZERO,
-            worker_startup_timeout: Duration::ZERO,
-            worker_grace: Duration::ZERO,
-            sandbox: SandboxKind::default(),
-            transport: TransportKind::SharedMemory,
-            payload_fast_path_bytes: 0,
-            oversize_payloads: OversizePolicy::SlowPath,
-            max_payload_bytes: 0,
-            worker_binary: None,
-            v8_flags: Vec::new(),
-            prewarm: true,
-            worker_address_space_mb: None,
-            async_binding_threads: 0,
-            host_functions_inline: false,
-            spin: true,
-            logger: None,
-            worker_output: None,
-            bindings: Vec::new(),
-        }
+        Config::new()
     }
 }
 
 impl<M> std::fmt::Debug for Config<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("number_of_workers", &self.number_of_workers)
+            .field("number_of_workers", &self.workers())
             .field("worker_queue_max_items", &self.worker_queue_max_items)
             .field("code_version_cache_size", &self.code_version_cache_size)
             .field("engine", &self.engine)
@@ -174,32 +130,278 @@ impl<M> std::fmt::Debug for Config<M> {
 }
 
 impl<M> Config<M> {
-    /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap, in MB.
+    /// Every setting at its default; the one place the defaults live:
+    ///
+    /// | setting | default |
+    /// | --- | --- |
+    /// | `number_of_workers` | one per available core |
+    /// | `worker_queue_max_items` | 100 |
+    /// | `code_version_cache_size` | 64 |
+    /// | `configure_js_engine_resource_constraints` | V8's own heap sizes |
+    /// | `max_array_buffer_mb` | 4 x the maximum heap, or 1024 without one |
+    /// | `max_wasm_memory_pages` | V8's maximum |
+    /// | `default_timeout` | 5 s |
+    /// | `load_timeout` | 30 s |
+    /// | `worker_startup_timeout` | 30 s |
+    /// | `worker_grace` | 2 s |
+    /// | `queue_wait_timeout` | 30 s |
+    /// | `sandbox` | [`SandboxKind::Namespaces`] |
+    /// | `transport` | [`TransportKind::SharedMemory`] |
+    /// | `payload_fast_path_bytes` | 1 MiB |
+    /// | `oversize_payloads` | [`OversizePolicy::SlowPath`] |
+    /// | `max_payload_bytes` | 64 MiB |
+    /// | `worker_binary` | `$ROMA_WORKER_BIN`, else next to the executable |
+    /// | `v8_flags` | none |
+    /// | `prewarm` | on |
+    /// | `worker_address_space_mb` | no limit |
+    /// | `host_functions_inline` | off |
+    /// | `spin` | on |
+    /// | `async_binding_threads` | 16 |
+    pub fn new() -> Self {
+        Config {
+            number_of_workers: None,
+            worker_queue_max_items: DEFAULT_WORKER_QUEUE_MAX_ITEMS,
+            code_version_cache_size: EngineLimits::default().effective_version_cache_size(),
+            engine: EngineLimits {
+                default_timeout: DEFAULT_TIMEOUT,
+                ..EngineLimits::default()
+            },
+            max_array_buffer_mb: None,
+            max_wasm_memory_pages: None,
+            load_timeout: DEFAULT_LOAD_TIMEOUT,
+            worker_startup_timeout: Duration::from_secs(30),
+            worker_grace: Duration::from_secs(2),
+            queue_wait_timeout: Duration::from_secs(30),
+            sandbox: SandboxKind::default(),
+            transport: TransportKind::SharedMemory,
+            payload_fast_path_bytes: DEFAULT_REGION_PAYLOAD_BYTES,
+            oversize_payloads: OversizePolicy::SlowPath,
+            max_payload_bytes: DEFAULT_MAX_FRAME_BYTES,
+            worker_binary: None,
+            v8_flags: Vec::new(),
+            prewarm: true,
+            worker_address_space_mb: None,
+            host_functions_inline: false,
+            spin: true,
+            async_binding_threads: 16,
+            logger: None,
+            worker_output: None,
+            bindings: Vec::new(),
+        }
+    }
+
+    /// Worker processes (at least 1).
+    pub fn number_of_workers(&mut self, n: usize) -> &mut Self {
+        self.number_of_workers = Some(n);
+        self
+    }
+
+    /// Queued executions allowed per worker (at least 1); the queues hold
+    /// `number_of_workers * worker_queue_max_items` requests, not counting running ones.
+    /// `execute` fails with `QueueFull` past it; the `_waiting` and `_blocking` forms wait for
+    /// room instead.
+    pub fn worker_queue_max_items(&mut self, n: usize) -> &mut Self {
+        self.worker_queue_max_items = n;
+        self
+    }
+
+    /// Compiled versions each worker keeps, and source versions the host keeps to reload a
+    /// respawned worker, both LRU (at least 1).
+    pub fn code_version_cache_size(&mut self, n: usize) -> &mut Self {
+        self.code_version_cache_size = n;
+        self
+    }
+
+    /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
+    /// worker's isolate, in MB; 0 keeps V8's own size (as in Roma). Each worker runs one
+    /// isolate, so this is also the heap per worker. A request that exhausts it fails with
+    /// `OutOfMemory` and the worker recovers.
     pub fn configure_js_engine_resource_constraints(
         &mut self,
         initial_heap_mb: usize,
         max_heap_mb: usize,
-    ) {
+    ) -> &mut Self {
         self.engine.initial_heap_mb = initial_heap_mb;
         self.engine.max_heap_mb = max_heap_mb;
+        self
+    }
+
+    /// Cap on `ArrayBuffer` backing memory per isolate, in MB (at least 1).
+    pub fn max_array_buffer_mb(&mut self, mb: usize) -> &mut Self {
+        self.max_array_buffer_mb = Some(mb);
+        self
+    }
+
+    /// Cap on WebAssembly memory per module instance, in pages of 64 KiB (at least 1).
+    pub fn max_wasm_memory_pages(&mut self, pages: u32) -> &mut Self {
+        self.max_wasm_memory_pages = Some(pages);
+        self
+    }
+
+    /// Timeout of an invocation that sets none, and of a load's top-level run (more than 0).
+    pub fn default_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.engine.default_timeout = timeout;
+        self
+    }
+
+    /// How long a load may take until every worker has it (more than 0).
+    pub fn load_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.load_timeout = timeout;
+        self
+    }
+
+    /// How long a worker may take to start (more than 0).
+    pub fn worker_startup_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.worker_startup_timeout = timeout;
+        self
+    }
+
+    /// Added to a request's timeout before the host gives up on a worker that does not answer
+    /// (a worker stopped by a signal, say) and replaces it (more than 0).
+    pub fn worker_grace(&mut self, grace: Duration) -> &mut Self {
+        self.worker_grace = grace;
+        self
+    }
+
+    /// How long the submit forms that wait for room (`execute_waiting`, `execute_blocking`,
+    /// the batch forms) wait while the queues are full before they give up with `QueueFull`.
+    /// A batch waits this long at most for each piece that fits. Zero: they never wait.
+    pub fn queue_wait_timeout(&mut self, wait: Duration) -> &mut Self {
+        self.queue_wait_timeout = wait;
+        self
+    }
+
+    /// The jail the workers run in.
+    pub fn sandbox(&mut self, kind: SandboxKind) -> &mut Self {
+        self.sandbox = kind;
+        self
+    }
+
+    /// How requests and responses travel: shared memory or a socket.
+    pub fn transport(&mut self, kind: TransportKind) -> &mut Self {
+        self.transport = kind;
+        self
+    }
+
+    /// Payload size that takes the fast path: the shared-memory region size (at least 1).
+    pub fn payload_fast_path_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.payload_fast_path_bytes = bytes;
+        self
+    }
+
+    /// What happens to a payload larger than `payload_fast_path_bytes`: it takes the socket
+    /// (the slow path), or fails with `PayloadTooLarge`.
+    pub fn oversize_payloads(&mut self, policy: OversizePolicy) -> &mut Self {
+        self.oversize_payloads = policy;
+        self
+    }
+
+    /// Largest message either side may send at all (at least 1).
+    pub fn max_payload_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// The `roma-worker` binary, instead of `$ROMA_WORKER_BIN` or the one next to the current
+    /// executable (or its parent folder, for test binaries in `target/*/deps`).
+    pub fn worker_binary(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.worker_binary = Some(path.into());
+        self
+    }
+
+    /// Extra V8 flags, for every worker.
+    pub fn v8_flags<I, S>(&mut self, flags: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.v8_flags = flags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Prepare the next context while a worker is idle.
+    pub fn prewarm(&mut self, on: bool) -> &mut Self {
+        self.prewarm = on;
+        self
+    }
+
+    /// `RLIMIT_AS` of each worker process in MiB (Roma's `max_worker_virtual_memory_mb`).
+    /// V8 reserves a lot of address space up front: keep it at 10 GiB or more. `None`: no
+    /// limit beyond V8's own heap limits.
+    pub fn worker_address_space_mb(&mut self, mb: Option<u64>) -> &mut Self {
+        self.worker_address_space_mb = mb;
+        self
+    }
+
+    /// Run synchronous host functions on the worker's slot thread itself instead of its UDF
+    /// handler thread. Saves two thread wake-ups per request that calls them (the hand-over to
+    /// the UDF thread and back; the calls themselves cost the same), but a host function that
+    /// blocks then holds its worker, and its request, until it returns: only for host
+    /// functions that never block. Off: a blocking one is cut off at its request's timeout.
+    pub fn host_functions_inline(&mut self, on: bool) -> &mut Self {
+        self.host_functions_inline = on;
+        self
+    }
+
+    /// Let the host and the workers busy-poll briefly for an answer expected within
+    /// microseconds (a host-function reply, the next call, a quick response) instead of
+    /// sleeping at once, and only while the two sides run on different cores. Off: every wait
+    /// sleeps on the futex; fewer CPU cycles, about 10 µs more per hand-off.
+    pub fn spin(&mut self, on: bool) -> &mut Self {
+        self.spin = on;
+        self
+    }
+
+    /// Threads that run asynchronous host functions, each driving one call's future at a time
+    /// (at least 1). Started only when an asynchronous binding is registered.
+    pub fn async_binding_threads(&mut self, n: usize) -> &mut Self {
+        self.async_binding_threads = n;
+        self
     }
 
     /// Registers a host function JS can call by `binding.name()` (a dotted name creates nested
     /// objects). Names are checked by [`crate::RomaService::new`]: a name registered twice, one
     /// that is not a JS identifier path, or one that clashes with a JS global the sandbox needs
     /// fails it.
-    pub fn register_function_binding(&mut self, binding: roma_udf::FunctionBindingObject<M>) {
+    pub fn register_function_binding(
+        &mut self,
+        binding: roma_udf::FunctionBindingObject<M>,
+    ) -> &mut Self {
         self.bindings.push(binding);
+        self
+    }
+
+    /// Registers the host function `name` running `func`: [`register_function_binding`]
+    /// (Self::register_function_binding) with a [`FunctionBindingObject::new`]
+    /// (roma_udf::FunctionBindingObject::new) of it. The closure's argument type comes from
+    /// the config, so `|p| ...` needs no annotation (with `FunctionBindingObject::new` alone,
+    /// name the metadata type: `FunctionBindingObject::<Tenant>::new`).
+    pub fn register_function<F>(&mut self, name: impl Into<String>, func: F) -> &mut Self
+    where
+        F: Fn(&mut roma_udf::FunctionBindingPayload<'_, M>) + Send + Sync + 'static,
+    {
+        self.register_function_binding(roma_udf::FunctionBindingObject::new(name, func))
+    }
+
+    /// Registers the asynchronous host function `name`: [`register_function`]
+    /// (Self::register_function) for [`FunctionBindingObject::new_async`]
+    /// (roma_udf::FunctionBindingObject::new_async).
+    pub fn register_async_function<F>(&mut self, name: impl Into<String>, func: F) -> &mut Self
+    where
+        F: Fn(roma_udf::FunctionBindingIo, &M) -> roma_udf::BindingFuture + Send + Sync + 'static,
+    {
+        self.register_function_binding(roma_udf::FunctionBindingObject::new_async(name, func))
     }
 
     /// Where console output of the code goes: `console.log/info/warn/error` and uncaught
     /// errors, with the request's metadata. Messages below a request's `min_log_level` never
     /// leave the sandbox. Without a logging function, console output is dropped.
-    pub fn set_logging_function<F>(&mut self, f: F)
+    pub fn set_logging_function<F>(&mut self, f: F) -> &mut Self
     where
         F: Fn(roma_core::LogLevel, &M, &str) + Send + Sync + 'static,
     {
         self.logger = Some(Box::new(f));
+        self
     }
 
     /// Sets where what workers write to their stderr goes (V8's fatal-error reports, jail
@@ -207,34 +409,84 @@ impl<M> Config<M> {
     /// characters escaped, at most 100 lines per second per worker (the rest are counted and
     /// the count reported). A worker runs untrusted code, so treat the lines as its data.
     /// Default: the host's stderr, each line prefixed with `roma-worker N:`.
-    pub fn set_worker_output_function<F>(&mut self, f: F)
+    pub fn set_worker_output_function<F>(&mut self, f: F) -> &mut Self
     where
         F: Fn(usize, &str) + Send + Sync + 'static,
     {
         self.worker_output = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Checks every setting; the error names the one out of range.
+    pub(crate) fn validate(&self) -> Result<(), RomaError> {
+        let at_least_one = [
+            ("number_of_workers", self.workers()),
+            ("worker_queue_max_items", self.worker_queue_max_items),
+            ("code_version_cache_size", self.code_version_cache_size),
+            ("payload_fast_path_bytes", self.payload_fast_path_bytes),
+            ("max_payload_bytes", self.max_payload_bytes),
+            ("async_binding_threads", self.async_binding_threads),
+        ];
+        for (name, value) in at_least_one {
+            if value == 0 {
+                return Err(RomaError::invalid_argument(format!(
+                    "{name} must be at least 1"
+                )));
+            }
+        }
+        if self
+            .workers()
+            .checked_mul(self.worker_queue_max_items)
+            .is_none()
+        {
+            return Err(RomaError::invalid_argument(
+                "number_of_workers x worker_queue_max_items overflows",
+            ));
+        }
+        let positive = [
+            ("default_timeout", self.engine.default_timeout),
+            ("load_timeout", self.load_timeout),
+            ("worker_startup_timeout", self.worker_startup_timeout),
+            ("worker_grace", self.worker_grace),
+        ];
+        for (name, value) in positive {
+            if value.is_zero() {
+                return Err(RomaError::invalid_argument(format!(
+                    "{name} must be more than 0"
+                )));
+            }
+        }
+        if self.max_array_buffer_mb == Some(0) {
+            return Err(RomaError::invalid_argument(
+                "max_array_buffer_mb must be at least 1",
+            ));
+        }
+        if self.max_wasm_memory_pages == Some(0) {
+            return Err(RomaError::invalid_argument(
+                "max_wasm_memory_pages must be at least 1",
+            ));
+        }
+        if self.max_payload_bytes < self.payload_fast_path_bytes {
+            return Err(RomaError::invalid_argument(format!(
+                "max_payload_bytes ({}) must be at least payload_fast_path_bytes ({})",
+                self.max_payload_bytes, self.payload_fast_path_bytes
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn workers(&self) -> usize {
-        if self.number_of_workers > 0 {
-            return self.number_of_workers;
-        }
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-
-    pub(crate) fn cache_size(&self) -> usize {
-        if self.code_version_cache_size > 0 {
-            self.code_version_cache_size
-        } else {
-            self.engine.effective_version_cache_size()
-        }
+        self.number_of_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     pub(crate) fn engine_limits(&self) -> EngineLimits {
         let mut limits = self.engine.clone();
-        limits.version_cache_size = self.cache_size();
-        if limits.default_timeout.is_zero() {
-            limits.default_timeout = DEFAULT_TIMEOUT;
-        }
+        limits.version_cache_size = self.code_version_cache_size;
+        // The engine's 0 means "derived from the heap" (array buffers) or "V8's maximum"
+        // (WASM pages): what an unset cap is.
+        limits.max_array_buffer_mb = self.max_array_buffer_mb.unwrap_or(0);
+        limits.max_wasm_memory_pages = self.max_wasm_memory_pages.unwrap_or(0);
         limits
     }
 
@@ -242,9 +494,9 @@ impl<M> Config<M> {
         DispatcherConfig {
             number_of_workers: self.workers(),
             worker_queue_max_items: self.worker_queue_max_items,
-            code_version_cache_size: self.cache_size(),
+            code_version_cache_size: self.code_version_cache_size,
             load_timeout: self.load_timeout,
-            default_timeout: self.engine_limits().default_timeout,
+            default_timeout: self.engine.default_timeout,
             ..DispatcherConfig::default()
         }
     }
@@ -254,12 +506,8 @@ impl<M> Config<M> {
             TransportKind::Socket => ChannelConfig::socket(),
             TransportKind::SharedMemory => ChannelConfig::shared_memory(),
         };
-        if self.payload_fast_path_bytes > 0 {
-            c.region_payload_bytes = self.payload_fast_path_bytes;
-        }
-        if self.max_payload_bytes > 0 {
-            c.max_frame_bytes = self.max_payload_bytes;
-        }
+        c.region_payload_bytes = self.payload_fast_path_bytes;
+        c.max_frame_bytes = self.max_payload_bytes;
         c.oversize = self.oversize_payloads;
         if !self.spin {
             c.cross_core_spin = Duration::ZERO;
@@ -268,20 +516,90 @@ impl<M> Config<M> {
     }
 
     pub(crate) fn startup_timeout(&self) -> Duration {
-        nonzero(self.worker_startup_timeout, Duration::from_secs(30))
+        self.worker_startup_timeout
     }
 
     pub(crate) fn grace(&self) -> Duration {
-        nonzero(self.worker_grace, Duration::from_secs(2))
+        self.worker_grace
     }
 
     pub(crate) fn load_deadline(&self) -> Duration {
         // A worker takes a load after its running request, and its top-level run is bounded by
         // the default timeout; the dispatcher's own load timeout answers the caller earlier.
-        nonzero(self.load_timeout, Duration::from_secs(30)) + self.grace()
+        self.load_timeout + self.worker_grace
     }
 }
 
-fn nonzero(d: Duration, default: Duration) -> Duration {
-    if d.is_zero() { default } else { d }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roma_core::ErrorKind;
+
+    #[test]
+    fn defaults_are_valid_and_need_no_annotation() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert!(config.workers() >= 1);
+        assert_eq!(config.dispatcher().worker_queue_max_items, 100);
+        assert_eq!(config.engine_limits().default_timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn setters_chain_and_errors_name_the_setting() {
+        let mut config = Config::new();
+        config.number_of_workers(3).worker_queue_max_items(7);
+        let _: &Config = &config;
+        assert_eq!(config.dispatcher().number_of_workers, 3);
+        assert_eq!(config.dispatcher().worker_queue_max_items, 7);
+        for (set, name) in [
+            (
+                (|c: &mut Config| {
+                    c.number_of_workers(0);
+                }) as fn(&mut Config),
+                "number_of_workers",
+            ),
+            (
+                |c| {
+                    c.worker_queue_max_items(0);
+                },
+                "worker_queue_max_items",
+            ),
+            (
+                |c| {
+                    c.code_version_cache_size(0);
+                },
+                "code_version_cache_size",
+            ),
+            (
+                |c| {
+                    c.default_timeout(Duration::ZERO);
+                },
+                "default_timeout",
+            ),
+            (
+                |c| {
+                    c.load_timeout(Duration::ZERO);
+                },
+                "load_timeout",
+            ),
+            (
+                |c| {
+                    c.max_payload_bytes(16);
+                },
+                "max_payload_bytes",
+            ),
+            (
+                |c| {
+                    c.async_binding_threads(0);
+                },
+                "async_binding_threads",
+            ),
+        ] {
+            let mut c = Config::new();
+            set(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().starts_with(name), "{name}: {e}");
+        }
+    }
 }

@@ -8,7 +8,8 @@ use roma_core::{
     CodeObject, DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken, InvocationRequest,
     ResponseObject, RomaError,
 };
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// Runs untrusted JavaScript and WebAssembly in a pool of jailed worker processes.
 ///
@@ -21,12 +22,15 @@ use std::sync::Arc;
 /// ordering rules.
 pub struct RomaService<M: Send + Sync + 'static = ()> {
     dispatcher: Dispatcher<M>,
+    /// `Config::queue_wait_timeout`.
+    queue_wait: Duration,
 }
 
 impl<M: Send + Sync + 'static> RomaService<M> {
     /// Starts and warms `config.number_of_workers` workers, in parallel. Fails (and leaves
     /// nothing running) if the worker binary, V8 or the sandbox cannot start.
     pub fn new(mut config: Config<M>) -> Result<Self, RomaError> {
+        config.validate()?;
         let binary = find_worker(config.worker_binary.as_deref())?;
         let bindings = roma_udf::Registry::new(std::mem::take(&mut config.bindings))
             .map_err(|e| RomaError::invalid_argument(e.to_string()))?;
@@ -34,14 +38,11 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         setup.binding_names = bindings.names();
         let setup = Arc::new(setup);
         let executor = if bindings.has_async() {
-            let threads = if config.async_binding_threads == 0 {
-                16
-            } else {
-                config.async_binding_threads
-            };
-            Some(roma_udf::Executor::new(threads).map_err(|e| {
-                RomaError::internal(format!("cannot start the binding executor: {e}"))
-            })?)
+            Some(
+                roma_udf::Executor::new(config.async_binding_threads).map_err(|e| {
+                    RomaError::internal(format!("cannot start the binding executor: {e}"))
+                })?,
+            )
         } else {
             None
         };
@@ -50,10 +51,14 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             bindings,
             executor,
         });
+        let queue_wait = config.queue_wait_timeout;
         let dispatcher = Dispatcher::new(config.dispatcher(), move |index| {
             WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
         })?;
-        Ok(RomaService { dispatcher })
+        Ok(RomaService {
+            dispatcher,
+            queue_wait,
+        })
     }
 
     /// Loads a code object into every worker. `callback` runs once every worker has it, with
@@ -79,7 +84,51 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         self.dispatcher.execute(request, callback)
     }
 
-    /// Runs every request, or refuses them all at once if they do not all fit in the queues.
+    /// [`execute`](Self::execute), but while the queues are full it waits for room, up to
+    /// [`Config::queue_wait_timeout`], instead of failing at once: many threads can submit
+    /// more requests than the queues hold without a retry loop. `QueueFull` only once the
+    /// queues stayed full that long. Called from a callback (on one of roma's threads), it
+    /// does not wait.
+    pub fn execute_waiting<F>(
+        &self,
+        request: InvocationRequest<M>,
+        callback: F,
+    ) -> Result<ExecutionToken, RomaError>
+    where
+        F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
+    {
+        self.dispatcher
+            .execute_waiting(request, self.queue_wait, callback)
+    }
+
+    /// Runs a request and waits for its response on the calling thread: waits for room in the
+    /// queues as [`execute_waiting`](Self::execute_waiting) does, then for the answer (which
+    /// the request's own timeout bounds). Do not call it from a callback or a host function:
+    /// the thread it blocks may be the one that would run the request.
+    pub fn execute_blocking(
+        &self,
+        request: InvocationRequest<M>,
+    ) -> Result<ResponseObject, RomaError> {
+        let (tx, rx) = mpsc::channel();
+        self.execute_waiting(request, move |r| {
+            let _ = tx.send(r);
+        })?;
+        answer(rx.recv())
+    }
+
+    /// Loads a code object into every worker and waits until every worker has it (or for
+    /// the first failure, or the load timeout).
+    pub fn load_blocking(&self, code: CodeObject) -> Result<ResponseObject, RomaError> {
+        let (tx, rx) = mpsc::channel();
+        self.load_code_obj(code, move |r| {
+            let _ = tx.send(r);
+        })?;
+        answer(rx.recv())
+    }
+
+    /// Runs every request, or refuses them all at once if they do not all fit in the queues
+    /// now (`QueueFull`, naming `worker_queue_max_items`). For a batch of any size, use
+    /// [`batch_execute_waiting`](Self::batch_execute_waiting).
     /// `callback` runs once, with one result per request, in request order.
     pub fn batch_execute<F>(
         &self,
@@ -92,6 +141,37 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         self.dispatcher.batch_execute(requests, callback)
     }
 
+    /// A batch of any size, as Roma's `BatchExecute`: the requests are enqueued in order as
+    /// room frees in the queues (a batch larger than the queues runs in pieces), waiting up to
+    /// [`Config::queue_wait_timeout`] whenever they are full; returns once all are enqueued.
+    /// `callback` runs once, with one result per request, in request order. `Err` (and no
+    /// callback) when the batch is refused before any request is enqueued; a later piece that
+    /// cannot be enqueued is answered in the callback, each of its requests with the error.
+    pub fn batch_execute_waiting<F>(
+        &self,
+        requests: Vec<InvocationRequest<M>>,
+        callback: F,
+    ) -> Result<Vec<ExecutionToken>, RomaError>
+    where
+        F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
+    {
+        self.dispatcher
+            .batch_execute_waiting(requests, self.queue_wait, callback)
+    }
+
+    /// [`batch_execute_waiting`](Self::batch_execute_waiting), then waits for every result,
+    /// on the calling thread.
+    pub fn batch_execute_blocking(
+        &self,
+        requests: Vec<InvocationRequest<M>>,
+    ) -> Result<Vec<Result<ResponseObject, RomaError>>, RomaError> {
+        let (tx, rx) = mpsc::channel();
+        self.batch_execute_waiting(requests, move |r| {
+            let _ = tx.send(Ok(r));
+        })?;
+        answer(rx.recv())
+    }
+
     /// Cancels an accepted execution: a queued one is answered `Cancelled` at once, a running
     /// one is stopped inside the worker and answered `Cancelled`. Returns false if it had
     /// already finished.
@@ -99,7 +179,10 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         self.dispatcher.cancel(token)
     }
 
-    /// [`load_code_obj`](Self::load_code_obj) as a future, for any executor.
+    /// [`load_code_obj`](Self::load_code_obj) as a future. The futures of roma need no
+    /// particular runtime: a roma thread completes them and wakes their task through the
+    /// `Waker` they were polled with, so they work under tokio, async-std, smol or
+    /// `futures::executor::block_on` alike.
     pub fn load_code_obj_async(&self, code: CodeObject) -> DispatchFuture<ResponseObject> {
         self.dispatcher.load_async(code)
     }
@@ -119,10 +202,12 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     }
 
     /// Stops the service: queued requests and unanswered loads get `Cancelled`, running ones
-    /// finish and answer, workers exit. Later calls are refused. Also done on drop.
-    pub fn stop(&self) -> Result<(), RomaError> {
+    /// finish and answer, workers exit. Later calls are refused. Also done on drop, so a
+    /// service must outlive the requests it is to run: drop it (or call `stop`) only after
+    /// their callbacks ran, or use the `_blocking` forms, which return with the answer.
+    /// Stopping cannot fail: every worker is ended whatever state it is in.
+    pub fn stop(&self) {
         self.dispatcher.stop();
-        Ok(())
     }
 
     /// The queues and workers, as they are now.
@@ -137,4 +222,14 @@ impl<M: Send + Sync + 'static> std::fmt::Debug for RomaService<M> {
             .field("dispatcher", &self.dispatcher)
             .finish()
     }
+}
+
+/// The answer a callback sent: every accepted request gets exactly one callback, so a closed
+/// channel means it was dropped unanswered, a bug in roma.
+fn answer<T>(r: Result<Result<T, RomaError>, mpsc::RecvError>) -> Result<T, RomaError> {
+    r.unwrap_or_else(|_| {
+        Err(RomaError::internal(
+            "the request's callback was dropped without being called",
+        ))
+    })
 }

@@ -171,7 +171,7 @@ fn per_worker() -> usize {
 fn finish<M: Default + Send + Sync + 'static>(h: Harness<M>, workers: usize) {
     h.finish();
     workers_settle("while serving", |n| n == per_worker() * workers);
-    h.svc.stop().unwrap();
+    h.svc.stop();
     workers_settle("after stop", |n| n <= per_worker() * workers);
     drop(h);
     workers_settle("after drop", |n| n == 0);
@@ -185,7 +185,7 @@ function Block() { return blocker('x'); }
 
 fn fault_config<M>(grace: Duration) -> Config<M> {
     let mut c = config::<M>(1);
-    c.worker_grace = grace;
+    c.worker_grace(grace);
     c
 }
 
@@ -375,7 +375,7 @@ fn sigkill_mid_load_answers_the_load_exactly_once() {
 fn sigstop_mid_load_answers_the_load_once_and_replaces_the_worker() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = fault_config::<()>(Duration::from_millis(300));
-    c.load_timeout = Duration::from_secs(1);
+    c.load_timeout(Duration::from_secs(1));
     let h = harness(c);
     let rx = submit_slow_load(&h);
     std::thread::sleep(Duration::from_millis(300));
@@ -592,7 +592,7 @@ impl Drop for Tracked {
 fn random_kills_and_stops_lose_no_callback() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = fault_config::<Tracked>(Duration::from_millis(300));
-    c.number_of_workers = 2;
+    c.number_of_workers(2);
     let js = format!("{FAULT_JS} function Throw() {{ throw new Error('boom'); }}");
     let h = Harness::with_code(c, code("v1", &js));
     let mut seed: u64 = 0x5eed_1234_abcd_ef01;
@@ -676,9 +676,9 @@ fn recoverable_failures_keep_the_same_worker_process() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = fault_config::<()>(Duration::ZERO);
     c.configure_js_engine_resource_constraints(1, 15);
-    c.max_payload_bytes = 1 << 20;
-    c.payload_fast_path_bytes = 1 << 20;
-    c.oversize_payloads = roma::OversizePolicy::Reject;
+    c.max_payload_bytes(1 << 20);
+    c.payload_fast_path_bytes(1 << 20);
+    c.oversize_payloads(roma::OversizePolicy::Reject);
     let js = format!(
         "{FAULT_JS} function Bomb() {{ const k = []; while (true) k.push(new Array(10000).fill({{a: 1}})); }} \
          function Big() {{ return 'x'.repeat(4 << 20); }} function Throw() {{ throw new Error('boom'); }}"

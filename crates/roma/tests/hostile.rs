@@ -159,7 +159,7 @@ fn wasm_call(h: &Harness, version: &str, export: &str, input: &str) -> Result<St
 #[test]
 fn wasm_memory_cannot_grow_past_the_page_cap() {
     let mut c = config::<()>(1);
-    c.engine.max_wasm_memory_pages = 16;
+    c.max_wasm_memory_pages(16);
     let h = Harness::with_code(c, code("v1", CORPUS));
     let grow = CodeObject {
         id: "grow".into(),
@@ -238,9 +238,9 @@ fn wasm_infinite_loops_time_out() {
 #[test]
 fn a_result_too_large_for_the_channel_fails_only_that_request() {
     let mut c = config::<()>(1);
-    c.max_payload_bytes = 1 << 20;
-    c.payload_fast_path_bytes = 1 << 20;
-    c.oversize_payloads = OversizePolicy::Reject;
+    c.max_payload_bytes(1 << 20);
+    c.payload_fast_path_bytes(1 << 20);
+    c.oversize_payloads(OversizePolicy::Reject);
     let h = Harness::with_code(c, code("v1", CORPUS));
     for _ in 0..2 {
         let e = h.call("ReturnBig", &[]).unwrap_err();
@@ -346,7 +346,7 @@ fn throwing_non_errors_is_an_execution_error_with_the_value() {
 #[test]
 fn thrown_values_with_endless_getters_are_bounded() {
     let mut c = config::<()>(1);
-    c.worker_grace = Duration::from_millis(500);
+    c.worker_grace(Duration::from_millis(500));
     let h = Harness::with_code(c, code("v1", CORPUS));
     for handler in [
         "ThrowStackLoop",
@@ -382,7 +382,7 @@ fn thrown_values_with_endless_getters_are_bounded() {
 #[test]
 fn thrown_values_with_endless_getters_do_not_cost_the_worker() {
     let mut c = config::<()>(1);
-    c.worker_grace = Duration::from_millis(500);
+    c.worker_grace(Duration::from_millis(500));
     let h = Harness::with_code(c, code("v1", CORPUS));
     for handler in [
         "ThrowNameLoop",
@@ -477,7 +477,7 @@ fn a_console_flood_is_delivered_and_bounded() {
 #[test]
 fn hostile_top_level_code_fails_its_load_only() {
     let mut c = config::<()>(1);
-    c.engine.default_timeout = Duration::from_millis(500);
+    c.default_timeout(Duration::from_millis(500));
     c.configure_js_engine_resource_constraints(1, 15);
     let h = Harness::with_code(c, code("v1", CORPUS));
     let outcomes: Vec<(&str, Result<ResponseObject, RomaError>)> = [

@@ -150,10 +150,11 @@ use crate::{
 use job::{BatchCollector, Job, LoadAggregate, LoadJob, call_guarded};
 use state::{Shared, State};
 use std::fmt;
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use worker::{Factory, SlotWorker};
 
 /// Runs loads and executions on a pool of worker slots, each owning one [`WorkerBackend`].
@@ -375,15 +376,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
     where
         F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
     {
-        let invocations = requests
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                self.prepare(r).map_err(|e| {
-                    RomaError::new(e.kind(), format!("batch request {i}: {}", e.message()))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let invocations = self.prepare_batch(&requests)?;
         if requests.is_empty() {
             let mut st = self.shared.lock();
             admit(&mut st, std::iter::empty(), 0)?;
@@ -420,6 +413,169 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         Ok(tokens)
     }
 
+    /// [`execute`](Self::execute), but when the queues are full it waits up to `wait` for room
+    /// instead of failing at once, as Roma's `BatchExecute` blocks until its requests are
+    /// enqueued. Errors as `execute`; `QueueFull` only once the queues stayed full for `wait`.
+    ///
+    /// Called on a dispatcher thread (from a callback) it does not wait, since the thread it
+    /// would wait for may be its own.
+    pub fn execute_waiting<F>(
+        &self,
+        request: InvocationRequest<M>,
+        wait: Duration,
+        callback: F,
+    ) -> Result<ExecutionToken, RomaError>
+    where
+        F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
+    {
+        let invocation = self.prepare(&request)?;
+        let deadline = self.room_deadline(wait);
+        let st = self.shared.lock();
+        let mut st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
+        let placed = self.enqueue(&mut st, request, invocation, Box::new(callback));
+        drop(st);
+        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
+        self.shared.wake(slot);
+        Ok(self.token(id))
+    }
+
+    /// [`batch_execute`](Self::batch_execute) for a batch of any size: the requests are
+    /// enqueued in order as room frees in the queues (a batch larger than the queues runs in
+    /// pieces), waiting up to `wait` each time the queues are full. Returns once every request
+    /// is enqueued. `callback` runs once, with one result per request, in request order.
+    ///
+    /// Errors: a request that fails validation refuses the whole batch before anything runs;
+    /// so does a first piece that finds no room within `wait` (or any other refusal of the
+    /// first piece). A later piece that is refused (the queues stayed full for `wait`, the
+    /// dispatcher stopped, the version was evicted) is answered in the batch callback, each of
+    /// its requests with that error, while the requests already enqueued run.
+    pub fn batch_execute_waiting<F>(
+        &self,
+        requests: Vec<InvocationRequest<M>>,
+        wait: Duration,
+        callback: F,
+    ) -> Result<Vec<ExecutionToken>, RomaError>
+    where
+        F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
+    {
+        let invocations = self.prepare_batch(&requests)?;
+        if requests.is_empty() {
+            return self.batch_execute(requests, callback);
+        }
+        let n = requests.len();
+        let collector = BatchCollector::new(n, Box::new(callback));
+        let mut tokens = Vec::with_capacity(n);
+        let mut pending = requests.into_iter().zip(invocations).enumerate().peekable();
+        while let Some((first, (_, inv))) = pending.peek() {
+            let first = *first;
+            let version = inv.version_string.clone();
+            let deadline = self.room_deadline(wait);
+            let st = self.shared.lock();
+            let mut st = match self.wait_for_room(st, &version, 1, deadline, wait) {
+                Ok(st) => st,
+                Err(e) if first == 0 => return Err(e),
+                Err(e) => {
+                    for (i, _) in pending {
+                        collector.complete(i, Err(e.clone()));
+                    }
+                    break;
+                }
+            };
+            // Everything that fits now, up to the next request of another version (whose
+            // cache entry `admit` checks afresh).
+            let room = st.capacity - st.queued;
+            let mut unplaced = Vec::new();
+            let mut placed = 0;
+            while placed < room {
+                let Some((i, (request, invocation))) =
+                    pending.next_if(|(_, (_, inv))| inv.version_string == version)
+                else {
+                    break;
+                };
+                let collector = Arc::clone(&collector);
+                let callback: ExecCallback = Box::new(move |r| collector.complete(i, r));
+                match self.enqueue(&mut st, request, invocation, callback) {
+                    Ok((_, id)) => tokens.push(self.token(id)),
+                    Err(refused) => unplaced.push(refused),
+                }
+                placed += 1;
+            }
+            drop(st);
+            self.shared.wake_all();
+            for (e, callback, metadata) in unplaced {
+                call_guarded(move || callback(Err(e)));
+                call_guarded(move || drop(metadata));
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// When a wait for room that starts now ends (far in the future for a huge `wait`); now
+    /// on a dispatcher thread, which must not wait.
+    fn room_deadline(&self, wait: Duration) -> Instant {
+        let now = Instant::now();
+        if self.shared.on_own_thread() {
+            return now;
+        }
+        now.checked_add(wait)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+    }
+
+    /// Admits `n` requests of `version`, waiting until `deadline` while the queues are full.
+    fn wait_for_room<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<M>>,
+        version: &str,
+        n: usize,
+        deadline: Instant,
+        wait: Duration,
+    ) -> Result<MutexGuard<'a, State<M>>, RomaError> {
+        loop {
+            match admit(&mut st, std::iter::once(version), n) {
+                Ok(()) => return Ok(st),
+                Err(e) if e.kind() == ErrorKind::QueueFull && n <= st.capacity => {
+                    let (guard, passed) = self.shared.wait_for_room(st, deadline);
+                    st = guard;
+                    if passed {
+                        return admit(&mut st, std::iter::once(version), n)
+                            .map(|()| st)
+                            .map_err(|e| {
+                                if e.kind() == ErrorKind::QueueFull {
+                                    RomaError::new(
+                                        ErrorKind::QueueFull,
+                                        format!(
+                                            "waited {} for room: {}",
+                                            crate::format_duration(wait),
+                                            e.message()
+                                        ),
+                                    )
+                                } else {
+                                    e
+                                }
+                            });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Each request's invocation, validated; the first failure names its request's index.
+    fn prepare_batch(
+        &self,
+        requests: &[InvocationRequest<M>],
+    ) -> Result<Vec<Invocation>, RomaError> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.prepare(r).map_err(|e| {
+                    RomaError::new(e.kind(), format!("batch request {i}: {}", e.message()))
+                })
+            })
+            .collect()
+    }
+
     /// Cancels an execution. A queued one is removed and answered with `Cancelled` before this
     /// returns, on this thread. A running one is flagged and its backend is interrupted. Its
     /// slot thread then answers `Cancelled`, whatever the backend returned.
@@ -435,6 +591,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         let queued = st.slots.iter_mut().find_map(|slot| slot.queue.remove(&id));
         if let Some(job) = queued {
             st.queued -= 1;
+            self.shared.room_freed(&st);
             drop(st);
             job.finish(Err(RomaError::new(
                 ErrorKind::Cancelled,
@@ -494,6 +651,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         };
         self.shared.wake_all();
         self.shared.timer_cv.notify_all();
+        self.shared.room_cv.notify_all();
         for job in jobs {
             job.finish(Err(RomaError::new(
                 ErrorKind::Cancelled,
@@ -643,6 +801,27 @@ fn no_worker() -> RomaError {
     RomaError::new(ErrorKind::WorkerCrashed, "every worker is down")
 }
 
+/// The `QueueFull` error for `n` more requests: it names the setting that sizes the queues and
+/// the submit forms that wait for room instead.
+fn queue_full<M>(st: &State<M>, n: usize) -> RomaError {
+    let message = if n > st.capacity {
+        format!(
+            "a batch of {n} requests is larger than the queues ({} requests: number_of_workers \
+             x worker_queue_max_items); raise worker_queue_max_items, or submit it with \
+             batch_execute_waiting (or batch_execute_blocking), which enqueues it as room frees",
+            st.capacity
+        )
+    } else {
+        format!(
+            "the queues hold {} of {} requests (number_of_workers x worker_queue_max_items); \
+             {n} more do not fit: raise worker_queue_max_items, or submit with a wait for room \
+             (execute_waiting, execute_blocking)",
+            st.queued, st.capacity
+        )
+    };
+    RomaError::new(ErrorKind::QueueFull, message)
+}
+
 fn check_running<M>(st: &State<M>) -> Result<(), RomaError> {
     if st.stopping {
         Err(RomaError::new(
@@ -671,13 +850,7 @@ fn admit<'a, M>(
         }
     }
     if st.queued.saturating_add(n) > st.capacity {
-        return Err(RomaError::new(
-            ErrorKind::QueueFull,
-            format!(
-                "the queues hold {} of {} requests; {n} more do not fit",
-                st.queued, st.capacity
-            ),
-        ));
+        return Err(queue_full(st, n));
     }
     if n > 0 && st.pick_slot().is_none() {
         return Err(no_worker());

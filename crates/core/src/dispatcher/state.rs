@@ -34,6 +34,8 @@ pub(crate) struct Shared<M> {
     pub slot_cv: Vec<Condvar>,
     /// Wakes the load-timeout thread.
     pub timer_cv: Condvar,
+    /// Wakes submitters waiting for room in the queues (`State::room_waiters` of them).
+    pub room_cv: Condvar,
     pub config: Resolved,
     /// Distinguishes this dispatcher's tokens from another's.
     pub dispatcher_id: u64,
@@ -77,9 +79,11 @@ impl<M> Shared<M> {
                 cache: VersionCache::new(config.cache_size),
                 loads: HashMap::new(),
                 stopping: false,
+                room_waiters: 0,
             }),
             slot_cv: (0..config.workers).map(|_| Condvar::new()).collect(),
             timer_cv: Condvar::new(),
+            room_cv: Condvar::new(),
             config,
             dispatcher_id,
             live_threads: Mutex::new(0),
@@ -135,6 +139,35 @@ impl<M> Shared<M> {
         for cv in &self.slot_cv {
             cv.notify_all();
         }
+    }
+
+    /// Tells submitters waiting for room that a queued request left the queues (or that the
+    /// dispatcher stops). Costs nothing when none waits, so the hot path pays no wake-up.
+    pub fn room_freed(&self, st: &State<M>) {
+        if st.room_waiters > 0 {
+            self.room_cv.notify_all();
+        }
+    }
+
+    /// Waits on `room_cv` until `deadline`, counted as a waiter meanwhile; returns the guard
+    /// and whether the deadline has passed.
+    pub fn wait_for_room<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<M>>,
+        deadline: std::time::Instant,
+    ) -> (MutexGuard<'a, State<M>>, bool) {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return (st, true);
+        }
+        st.room_waiters += 1;
+        let (mut st, _) = self
+            .room_cv
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner);
+        st.room_waiters -= 1;
+        let passed = std::time::Instant::now() >= deadline;
+        (st, passed)
     }
 
     /// Wakes slot `i`.
@@ -203,6 +236,8 @@ pub(crate) struct State<M> {
     /// Loads not yet answered by every enlisted worker, by sequence number.
     pub loads: HashMap<u64, LoadAggregate>,
     pub stopping: bool,
+    /// Submitters blocked in `Shared::wait_for_room`.
+    pub room_waiters: usize,
 }
 
 impl<M> State<M> {

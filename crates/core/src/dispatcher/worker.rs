@@ -121,6 +121,9 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                         return;
                     }
                     if let Some(w) = st.take_work(self.index) {
+                        if matches!(w, Work::Exec(_)) {
+                            self.shared.room_freed(&st);
+                        }
                         break Some(w);
                     }
                     if !idled {

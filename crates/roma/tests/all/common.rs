@@ -24,9 +24,9 @@ pub fn sandbox() -> SandboxKind {
 }
 
 pub fn config<M>(workers: usize) -> Config<M> {
-    let mut c = Config::default();
-    c.number_of_workers = workers;
-    c.sandbox = sandbox();
+    let mut c = Config::new();
+    c.number_of_workers(workers);
+    c.sandbox(sandbox());
     c
 }
 

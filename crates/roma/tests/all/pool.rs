@@ -18,7 +18,7 @@ fn spin_request(timeout: Duration) -> InvocationRequest {
 /// token (or its 30 s timeout).
 fn busy_service(queue: usize) -> (RomaService, roma::ExecutionToken, mpsc::Receiver<ErrorKind>) {
     let mut c = config::<()>(1);
-    c.worker_queue_max_items = queue;
+    c.worker_queue_max_items(queue);
     let svc = RomaService::new(c).unwrap();
     load(&svc, code("v1", &format!("{SPIN} {HELLO}"))).unwrap();
     let (tx, rx) = mpsc::channel();
@@ -57,7 +57,7 @@ fn hello_world_async() {
 #[test]
 fn ten_thousand_executions_from_eight_threads_each_answered_once() {
     let mut c = config::<()>(2);
-    c.worker_queue_max_items = 10_000;
+    c.worker_queue_max_items(10_000);
     let svc = Arc::new(RomaService::new(c).unwrap());
     load(&svc, code("v1", HELLO)).unwrap();
     let delivered = Arc::new(AtomicUsize::new(0));
@@ -95,7 +95,7 @@ fn ten_thousand_executions_from_eight_threads_each_answered_once() {
             .recv_timeout(PATIENCE)
             .expect("a callback never came");
     }
-    svc.stop().unwrap();
+    svc.stop();
     assert_eq!(delivered.load(Ordering::SeqCst), 10_000);
     assert_eq!(ok.load(Ordering::SeqCst), 10_000);
 }
@@ -182,7 +182,7 @@ fn stop_with_a_thousand_queued_requests_cancels_every_one() {
     let svc = Arc::new(svc);
     let stopper = {
         let svc = Arc::clone(&svc);
-        std::thread::spawn(move || svc.stop().unwrap())
+        std::thread::spawn(move || svc.stop())
     };
     let deadline = std::time::Instant::now() + PATIENCE;
     while delivered.load(Ordering::SeqCst) < 1000 {
@@ -203,7 +203,7 @@ fn stop_with_a_thousand_queued_requests_cancels_every_one() {
 #[test]
 fn versions_past_the_cache_size_are_evicted_least_recently_used_first() {
     let mut c = config::<()>(1);
-    c.code_version_cache_size = 2;
+    c.code_version_cache_size(2);
     let svc = RomaService::new(c).unwrap();
     for v in ["v1", "v2"] {
         load(

@@ -14,7 +14,7 @@ fn hello_world_through_two_sandboxed_workers() {
         assert_eq!(r.resp, r#""Hello world! \"Foobar\"""#);
         assert_eq!(r.id, "req");
     }
-    svc.stop().unwrap();
+    svc.stop();
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn cancel_stops_a_running_request() {
 fn stop_refuses_new_work() {
     let svc = service(1);
     load(&svc, code("v1", HELLO)).unwrap();
-    svc.stop().unwrap();
+    svc.stop();
     let e = exec(&svc, request::<()>("v1", "Handler", &[])).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Cancelled);
 }
@@ -120,7 +120,7 @@ fn stop_refuses_new_work() {
 #[test]
 fn missing_worker_binary_fails_new_clearly() {
     let mut c = config::<()>(1);
-    c.worker_binary = Some("/nonexistent/roma-worker".into());
+    c.worker_binary("/nonexistent/roma-worker");
     let e = roma::RomaService::new(c).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.message().contains("/nonexistent/roma-worker"), "{e}");
@@ -142,7 +142,7 @@ fn worker_stderr_reaches_the_output_function_escaped_cut_and_limited() {
     let r = exec(&svc, request::<()>("v1", "Handler", &[r#""after""#])).unwrap();
     assert_eq!(r.resp, r#""Hello world! \"after\"""#);
     // The worker exits; its relay passes on the count of dropped lines at end-of-file.
-    svc.stop().unwrap();
+    svc.stop();
     drop(svc);
     let dropped = |l: &str| -> Option<u64> {
         l.strip_prefix("[roma: ")?

@@ -381,7 +381,7 @@ fn a_request_mixing_every_kind_of_message_after_its_first_sync_call() {
 #[test]
 fn concurrent_requests_each_see_only_their_own_metadata() {
     let mut c = bindings_config();
-    c.number_of_workers = 2;
+    c.number_of_workers(2);
     let svc = RomaService::new(c).unwrap();
     load(&svc, code("v1", JS)).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -408,8 +408,8 @@ fn concurrent_requests_each_see_only_their_own_metadata() {
 #[test]
 fn no_metadata_is_left_after_ten_thousand_mixed_requests() {
     let mut c = bindings_config();
-    c.number_of_workers = 2;
-    c.worker_queue_max_items = 200;
+    c.number_of_workers(2);
+    c.worker_queue_max_items(200);
     let svc = RomaService::new(c).unwrap();
     load(
         &svc,
@@ -467,7 +467,7 @@ fn no_metadata_is_left_after_ten_thousand_mixed_requests() {
         }
     }
     wait_for(|| delivered.load(Ordering::SeqCst) >= accepted);
-    svc.stop().unwrap();
+    svc.stop();
     wait_for(|| drops.load(Ordering::SeqCst) >= created.load(Ordering::SeqCst));
     assert_eq!(delivered.load(Ordering::SeqCst), accepted);
     assert_eq!(drops.load(Ordering::SeqCst), created.load(Ordering::SeqCst));

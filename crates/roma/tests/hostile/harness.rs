@@ -129,6 +129,6 @@ impl<M: Default + Send + Sync + 'static> Harness<M> {
     /// [`Harness::finish`], then stop the service.
     pub fn done(self) {
         self.finish();
-        self.svc.stop().unwrap();
+        self.svc.stop();
     }
 }
