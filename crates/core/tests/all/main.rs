@@ -10,6 +10,7 @@
 )]
 
 mod api;
+mod backpressure;
 mod batch;
 mod cancel;
 mod contain;
