@@ -7,7 +7,9 @@
 //!   `apt-get download`ed libnode + libnode-dev into `target/libnode/` (never `apt-get install
 //!   libnode-dev`, which a preinstalled nodesource `nodejs` blocks), which roma-v8's build
 //!   script finds.
-//! - `cargo xtask hello`: setup, build, and run `examples/hello.js` through roma.
+//! - `cargo xtask hello [--verbose]`: setup, build, and run `examples/hello.js` through roma.
+//!   What setup installs system-wide is said in one line each; apt's own output shows only
+//!   with `--verbose` (or when apt fails). `setup` and `test` take `--verbose` too.
 //! - `cargo xtask test`: setup, then every check CI runs, in order: fmt, the shim against newer
 //!   V8 headers, clippy, every test, rustdoc without warnings, and the birdcage backend (built
 //!   in `target/birdcage`): `roma check`, the service's integration tests, hello world.
@@ -19,12 +21,24 @@ use anyhow::{Context, Result, bail};
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 mod fuzz;
 mod soak;
 
+/// Whether apt's output is shown (`--verbose`); otherwise it shows only when apt fails.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
 fn main() -> Result<()> {
-    let args: Vec<String> = env::args().skip(1).collect();
+    let mut args: Vec<String> = env::args().skip(1).collect();
+    if matches!(
+        args.first().map(String::as_str),
+        Some("setup" | "hello" | "test")
+    ) {
+        let before = args.len();
+        args.retain(|a| a != "--verbose" && a != "-v");
+        VERBOSE.store(args.len() != before, Ordering::Relaxed);
+    }
     let task = args.first().map(String::as_str).unwrap_or("help");
     let rest = &args[args.len().min(1)..];
     match task {
@@ -40,7 +54,7 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  setup       install what a fresh machine needs (C++ compiler, system V8)\n  \
-                 hello       setup, build, run examples/hello.js through roma\n  \
+                 hello       setup, build, run examples/hello.js through roma [--verbose]\n  \
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
                  shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)\n  \
@@ -72,6 +86,31 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+/// Runs a package-manager command: with `--verbose` as [`run`] does; otherwise its output is
+/// kept and shown only if it fails, so that what the task prints stays the task's result.
+fn run_quiet(cmd: &mut Command) -> Result<()> {
+    if VERBOSE.load(Ordering::Relaxed) {
+        return run(cmd);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!("{cmd:?} failed with {}", out.status);
+    }
+    Ok(())
+}
+
+/// Whether a package-manager command succeeds, its output shown only with `--verbose`.
+fn succeeds_quietly(cmd: &mut Command) -> bool {
+    if VERBOSE.load(Ordering::Relaxed) {
+        return cmd.status().is_ok_and(|s| s.success());
+    }
+    cmd.output().is_ok_and(|o| o.status.success())
 }
 
 fn have(program: &str) -> bool {
@@ -135,11 +174,16 @@ fn setup() -> Result<()> {
     // with a preinstalled nodesource nodejs.
     let deps = runtime_deps(&pkg)?;
     if !deps.is_empty() {
+        eprintln!(
+            "xtask: installing system-wide with apt-get: {} (the shared libraries {pkg} links \
+             against; roma's V8 in target/libnode loads them at run time)",
+            deps.join(" ")
+        );
         let mut args = vec!["install", "-y", "--no-install-recommends"];
         args.extend(deps.iter().map(String::as_str));
-        if apt(&args).status().map(|s| !s.success()).unwrap_or(true) {
-            run(&mut apt(&["update"]))?;
-            run(&mut apt(&args))?;
+        if !succeeds_quietly(&mut apt(&args)) {
+            run_quiet(&mut apt(&["update"]))?;
+            run_quiet(&mut apt(&args))?;
         }
     }
     let dl = root.join("target/libnode-debs");
@@ -148,15 +192,14 @@ fn setup() -> Result<()> {
         let _ = std::fs::remove_file(f.path());
     }
     let download = |dl: &Path| {
-        Command::new("apt-get")
-            .current_dir(dl)
-            .args(["download", &pkg, "libnode-dev"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        succeeds_quietly(Command::new("apt-get").current_dir(dl).args([
+            "download",
+            &pkg,
+            "libnode-dev",
+        ]))
     };
     if !download(&dl) {
-        run(&mut apt(&["update"]))?;
+        run_quiet(&mut apt(&["update"]))?;
         if !download(&dl) {
             bail!("apt-get download {pkg} libnode-dev failed");
         }
@@ -164,7 +207,7 @@ fn setup() -> Result<()> {
     std::fs::create_dir_all(&dest)?;
     for f in std::fs::read_dir(&dl)?.flatten() {
         if f.path().extension().is_some_and(|e| e == "deb") {
-            run(Command::new("dpkg-deb").arg("-x").arg(f.path()).arg(&dest))?;
+            run_quiet(Command::new("dpkg-deb").arg("-x").arg(f.path()).arg(&dest))?;
         }
     }
     if find_libnode(&dest.join("usr/lib")).is_none() {
@@ -184,10 +227,13 @@ fn ensure_compiler() -> Result<()> {
     if !have("apt-get") {
         bail!("no C++ compiler (g++) and no apt-get to install one");
     }
+    eprintln!(
+        "xtask: installing system-wide with apt-get: g++ (roma-v8 compiles its C++ shim over V8)"
+    );
     let args = ["install", "-y", "--no-install-recommends", "g++"];
-    if apt(&args).status().map(|s| !s.success()).unwrap_or(true) {
-        run(&mut apt(&["update"]))?;
-        run(&mut apt(&args))?;
+    if !succeeds_quietly(&mut apt(&args)) {
+        run_quiet(&mut apt(&["update"]))?;
+        run_quiet(&mut apt(&args))?;
     }
     Ok(())
 }
@@ -233,7 +279,7 @@ fn libnode_package() -> Result<String> {
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
     if names.is_empty() {
-        run(&mut apt(&["update"]))?;
+        run_quiet(&mut apt(&["update"]))?;
         let out = Command::new("apt-cache")
             .args(["search", "--names-only", "^libnode[0-9]+$"])
             .output()?;

@@ -6,7 +6,7 @@ use crate::service::{ServiceArgs, describe_error, load, start};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use roma::{CodeObject, InvocationRequest, RomaService, metrics};
+use roma::{CodeObject, ErrorKind, InvocationRequest, RomaError, RomaService, metrics};
 use roma_sandbox::procfs;
 use serde_json::json;
 use std::path::PathBuf;
@@ -37,7 +37,8 @@ pub struct BenchArgs {
     /// worker gives), e.g. 2ms.
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// Machine-readable output.
+    /// Machine-readable output. Either way, the code's console output is dropped and failed
+    /// requests are summed up by error kind, with the first message of each kind.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -53,6 +54,37 @@ struct Sample {
     latency: Duration,
     ok: bool,
     metrics: std::collections::BTreeMap<String, f64>,
+    /// The error of a failed request.
+    error: Option<RomaError>,
+}
+
+/// Failures of one kind: how many, and the first one's message.
+#[derive(Debug, PartialEq)]
+struct ErrorSummary {
+    kind: ErrorKind,
+    count: usize,
+    first_message: String,
+}
+
+/// The failures of `samples` by kind, most frequent first (ties in kind order).
+fn summarize_errors(samples: &[Sample]) -> Vec<ErrorSummary> {
+    let mut by_kind: Vec<ErrorSummary> = Vec::new();
+    for e in samples.iter().filter_map(|s| s.error.as_ref()) {
+        match by_kind.iter_mut().find(|s| s.kind == e.kind()) {
+            Some(s) => s.count += 1,
+            None => by_kind.push(ErrorSummary {
+                kind: e.kind(),
+                count: 1,
+                first_message: e.message().to_owned(),
+            }),
+        }
+    }
+    by_kind.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.kind.as_str().cmp(b.kind.as_str()))
+    });
+    by_kind
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -74,7 +106,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
     };
     let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config = args.service.config(default_workers);
+    let mut config = args.service.config(default_workers);
+    // Console output and uncaught errors of thousands of requests would flood the terminal
+    // and slow the measurement: failures are summed up by kind after the figures instead.
+    config.set_logging_function(|_, _: &(), _| {});
     let svc = start(config)?;
     let workers = svc.stats().workers.len();
     if let Err(e) = load(&svc, code) {
@@ -177,11 +212,13 @@ fn drive(
                     latency,
                     ok: true,
                     metrics: resp.metrics,
+                    error: None,
                 },
-                Err(_) => Sample {
+                Err(e) => Sample {
                     latency,
                     ok: false,
                     metrics: Default::default(),
+                    error: Some(e),
                 },
             });
         })
@@ -236,6 +273,11 @@ struct Report {
     context_ms: f64,
     handler_ms: f64,
     ipc_ms: f64,
+    /// The failures by kind.
+    error_kinds: Vec<ErrorSummary>,
+    /// The CPU model and the cores the figures were measured on.
+    cpu: String,
+    cores: usize,
 }
 
 impl Report {
@@ -290,6 +332,9 @@ impl Report {
             context_ms: mean_of(metrics::CONTEXT_CREATION_MS),
             handler_ms: mean_of(metrics::HANDLER_CALL_MS),
             ipc_ms: (rt - run).max(0.0),
+            error_kinds: summarize_errors(samples),
+            cpu: cpu_model(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -302,6 +347,20 @@ impl Report {
     }
 
     fn text(&self) -> String {
+        let mut text = format!("machine       {}, {} cores\n", self.cpu, self.cores);
+        text.push_str(&self.figures());
+        for e in &self.error_kinds {
+            text.push_str(&format!(
+                "error         {} x{}: {}\n",
+                e.kind.as_str(),
+                e.count,
+                first_line(&e.first_message)
+            ));
+        }
+        text
+    }
+
+    fn figures(&self) -> String {
         format!(
             "requests      {} ({} errors) in {:.2} s, {} workers, {} in flight\n\
              throughput    {:.0} req/s\n\
@@ -334,10 +393,16 @@ impl Report {
             "seconds": self.elapsed.as_secs_f64(),
             "workers": self.workers,
             "concurrency": self.concurrency,
+            "machine": {"cpu": self.cpu, "cores": self.cores},
             "throughput_rps": self.throughput,
             "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max, "mean": self.mean},
             "worker_rss_mib": self.rss_mib,
             "mean_ms": {"context_creation": self.context_ms, "ipc": self.ipc_ms, "handler": self.handler_ms},
+            "error_kinds": self.error_kinds.iter().map(|e| json!({
+                "kind": e.kind.as_str(),
+                "count": e.count,
+                "first_message": e.first_message,
+            })).collect::<Vec<_>>(),
             "share_pct": {
                 "context_creation": self.share(self.context_ms),
                 "ipc": self.share(self.ipc_ms),
@@ -347,10 +412,86 @@ impl Report {
     }
 }
 
+/// The CPU model as `/proc/cpuinfo` names it ("unknown CPU" where it does not).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The first line of a message, cut to 200 characters: the summary of a kind stays one line.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or("");
+    match line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_owned(),
+    }
+}
+
 /// Resident memory of every `roma-worker` process descended from this one, in KiB (0 when
 /// `/proc` cannot be read).
 fn worker_rss_kib() -> u64 {
     procfs::descendants_named(std::process::id(), roma::WORKER_BINARY_NAME)
         .map(|workers| workers.iter().map(|p| p.rss_kb).sum())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(kind: ErrorKind, message: &str) -> Sample {
+        Sample {
+            latency: Duration::from_millis(1),
+            ok: false,
+            metrics: Default::default(),
+            error: Some(RomaError::new(kind, message)),
+        }
+    }
+
+    #[test]
+    fn errors_are_counted_by_kind_with_the_first_message() {
+        let samples = [
+            failed(
+                ErrorKind::Execution,
+                "Uncaught Error: first\n    at Handler",
+            ),
+            failed(ErrorKind::Timeout, "too slow"),
+            failed(ErrorKind::Execution, "Uncaught Error: second"),
+        ];
+        let report = Report::new(&samples, Duration::from_secs(1), 0, 1, 1);
+        assert_eq!(report.errors, 3);
+        assert_eq!(
+            report.error_kinds,
+            [
+                ErrorSummary {
+                    kind: ErrorKind::Execution,
+                    count: 2,
+                    first_message: "Uncaught Error: first\n    at Handler".into(),
+                },
+                ErrorSummary {
+                    kind: ErrorKind::Timeout,
+                    count: 1,
+                    first_message: "too slow".into(),
+                },
+            ]
+        );
+        let text = report.text();
+        assert!(
+            text.contains("error         execution x2: Uncaught Error: first\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("error         timeout x1: too slow\n"),
+            "{text}"
+        );
+        assert_eq!(report.json()["error_kinds"][0]["count"], 2);
+    }
 }

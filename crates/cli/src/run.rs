@@ -3,8 +3,10 @@
 use crate::code::read_code;
 use crate::service::{ServiceArgs, describe_error, execute, level_name, load, start};
 use anyhow::{Context, Result};
-use clap::Args;
-use roma::{ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService};
+use clap::{Args, ValueEnum};
+use roma::{
+    ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService, metrics,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -23,8 +25,8 @@ pub struct RunArgs {
     /// One argument as JSON text, e.g. --input '"Foobar"'. Repeat for more arguments.
     #[arg(long = "input", allow_hyphen_values = true)]
     pub inputs: Vec<String>,
-    /// The version string to load the code as.
-    #[arg(long, default_value = "v1")]
+    /// The version string to load the code as (`roma --version` is the tool's own version).
+    #[arg(long = "code-version", default_value = "v1")]
     pub version: String,
     /// Bound on each invocation and on the load's top-level run, e.g. 300ms, 2s.
     #[arg(long, value_parser = parse_timeout)]
@@ -44,12 +46,70 @@ pub struct RunArgs {
     /// Print the response metrics (stderr, or a "metrics" field in batch mode).
     #[arg(long)]
     pub metrics: bool,
+    /// A request tag, KEY=VALUE (repeat for more), e.g. --tag TimeoutDuration=300ms or
+    /// --tag roma.wasm.return_type=i32.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// How a standalone WASM export's i32 result is read: a pointer to a string in the
+    /// module's memory (default), to a list of strings, the plain number, or nothing
+    /// (the tag roma.wasm.return_type).
+    #[arg(long = "wasm-return-type", value_enum)]
+    pub wasm_return_type: Option<WasmReturnType>,
+    /// Console messages below this level are dropped inside the sandbox.
+    #[arg(long = "min-log-level", value_enum, default_value = "info")]
+    pub min_log_level: LevelArg,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     roma::parse_duration(s)
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// Values of the `roma.wasm.return_type` tag (docs/wasm-abi.md).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WasmReturnType {
+    String,
+    ListOfString,
+    I32,
+    Void,
+}
+
+impl WasmReturnType {
+    fn tag_value(self) -> &'static str {
+        match self {
+            WasmReturnType::String => "string",
+            WasmReturnType::ListOfString => "list_of_string",
+            WasmReturnType::I32 => "i32",
+            WasmReturnType::Void => "void",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LevelArg {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl From<LevelArg> for LogLevel {
+    fn from(l: LevelArg) -> LogLevel {
+        match l {
+            LevelArg::Debug => LogLevel::Debug,
+            LevelArg::Info => LogLevel::Info,
+            LevelArg::Warn => LogLevel::Warning,
+            LevelArg::Error => LogLevel::Error,
+        }
+    }
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -78,13 +138,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(t) = args.timeout {
         config.default_timeout(t);
     }
+    let standalone_wasm = !code.wasm.is_empty();
     let svc = start(config)?;
     if let Err(e) = load(&svc, code) {
         eprintln!("{}", describe_error(&e));
         return Ok(ExitCode::FAILURE);
     }
     let code = match &args.batch {
-        None => single(&svc, &args, &held_errors),
+        None => single(&svc, &args, &held_errors, standalone_wasm),
         Some(path) => batch(&svc, &args, path),
     };
     svc.stop();
@@ -92,18 +153,54 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn request(args: &RunArgs, inputs: Vec<String>, id: String) -> InvocationRequest {
+    let mut tags: std::collections::HashMap<String, String> = args.tags.iter().cloned().collect();
+    if let Some(t) = args.wasm_return_type {
+        tags.insert(roma::WASM_RETURN_TYPE_TAG.into(), t.tag_value().into());
+    }
     InvocationRequest {
         id,
         version_string: args.version.clone(),
         handler_name: args.handler.clone(),
+        tags,
         input: inputs,
         treat_input_as_byte_str: args.byte_str,
         timeout: args.timeout,
-        ..Default::default()
+        min_log_level: args.min_log_level.into(),
+        metadata: (),
     }
 }
 
-fn single(svc: &RomaService, args: &RunArgs, held_errors: &Mutex<Vec<String>>) -> Result<ExitCode> {
+/// Metrics as `key: value`, the worker's index as the integer it is.
+pub fn metric_line(key: &str, value: f64) -> String {
+    if key == metrics::WORKER_INDEX {
+        format!("{key}: {value:.0}")
+    } else {
+        format!("{key}: {value:.3}")
+    }
+}
+
+/// The metrics as JSON, the worker's index as an integer.
+fn metrics_json(m: &BTreeMap<String, f64>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, &v)| {
+                let v = if k == metrics::WORKER_INDEX && v >= 0.0 && v.fract() == 0.0 {
+                    json!(v as u64)
+                } else {
+                    json!(v)
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
+}
+
+fn single(
+    svc: &RomaService,
+    args: &RunArgs,
+    held_errors: &Mutex<Vec<String>>,
+    standalone_wasm: bool,
+) -> Result<ExitCode> {
     let req = request(args, args.inputs.clone(), "roma-cli".into());
     let result = execute(svc, req);
     let held = std::mem::take(&mut *held_errors.lock().unwrap_or_else(PoisonError::into_inner));
@@ -119,7 +216,7 @@ fn single(svc: &RomaService, args: &RunArgs, held_errors: &Mutex<Vec<String>>) -
         Ok(r) => {
             if args.metrics {
                 for (k, v) in &r.metrics {
-                    eprintln!("{k}: {v:.3}");
+                    eprintln!("{}", metric_line(k, *v));
                 }
             }
             println!("{}", r.resp);
@@ -127,9 +224,26 @@ fn single(svc: &RomaService, args: &RunArgs, held_errors: &Mutex<Vec<String>>) -
         }
         Err(e) => {
             eprintln!("{}", describe_error(&e));
+            if let Some(hint) = wasm_hint(&e, args, standalone_wasm) {
+                eprintln!("{hint}");
+            }
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// For a standalone WASM export whose input or result could not be read the default way (a
+/// string through the module's memory): how to read a plain i32 result instead.
+fn wasm_hint(e: &RomaError, args: &RunArgs, standalone_wasm: bool) -> Option<&'static str> {
+    let return_type_set = args.wasm_return_type.is_some()
+        || args
+            .tags
+            .iter()
+            .any(|(k, _)| k == roma::WASM_RETURN_TYPE_TAG);
+    (standalone_wasm && e.kind() == ErrorKind::BadInput && !return_type_set).then_some(
+        "hint: an export that returns a plain i32 needs --wasm-return-type i32 \
+         (the tag roma.wasm.return_type=i32); see docs/wasm-abi.md",
+    )
 }
 
 /// A line's outcome, ready to print.
@@ -267,7 +381,7 @@ fn render(line: &Line, with_metrics: bool) -> String {
         Err(e) => json!({ "error": { "kind": e.kind().as_str(), "message": e.message() } }),
     };
     if with_metrics && let (Ok(r), Value::Object(map)) = (line, &mut v) {
-        map.insert("metrics".into(), json!(r.metrics));
+        map.insert("metrics".into(), metrics_json(&r.metrics));
     }
     v.to_string()
 }
@@ -282,6 +396,25 @@ mod tests {
         assert_eq!(inputs, vec![r#""Foobar""#, r#"{"b": 1, "a": 2}"#, "3"]);
         assert_eq!(parse_line("{}").unwrap_err().kind(), ErrorKind::BadInput);
         assert_eq!(parse_line("[1,").unwrap_err().kind(), ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn tags_are_key_value_and_the_worker_index_an_integer() {
+        assert_eq!(parse_tag("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(parse_tag("=x").is_err() && parse_tag("novalue").is_err());
+        assert_eq!(
+            metric_line(metrics::WORKER_INDEX, 1.0),
+            format!("{}: 1", metrics::WORKER_INDEX)
+        );
+        assert_eq!(
+            metric_line(metrics::DURATION_MS, 1.0),
+            format!("{}: 1.000", metrics::DURATION_MS)
+        );
+        let m = BTreeMap::from([(metrics::WORKER_INDEX.to_owned(), 0.0)]);
+        assert_eq!(
+            metrics_json(&m).to_string(),
+            format!(r#"{{"{}":0}}"#, metrics::WORKER_INDEX)
+        );
     }
 
     #[test]

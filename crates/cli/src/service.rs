@@ -28,10 +28,11 @@ pub enum TransportArg {
 
 #[derive(Args, Debug)]
 pub struct ServiceArgs {
-    /// Worker processes (0: one per core).
+    /// Worker processes, at least 1 (default: 1 for run, one per core for bench).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Maximum V8 heap per worker, in MB.
+    /// Maximum V8 heap of each isolate, in MB: a worker holds one isolate per loaded version,
+    /// so this is the heap of one version's requests (docs/config.md).
     #[arg(long = "heap-mb")]
     pub heap_mb: Option<usize>,
     /// The jail the workers run in.

@@ -279,7 +279,7 @@ fn dotted_handler_and_version() {
         &js,
         "--handler",
         "api.v2.Handler",
-        "--version",
+        "--code-version",
         "v7",
         "--input",
         "21",
@@ -328,6 +328,10 @@ fn version_and_help() {
         "--metrics",
         "--wasm-bin",
         "--sandbox",
+        "--code-version",
+        "--tag",
+        "--min-log-level",
+        "--wasm-return-type",
     ] {
         assert!(run.ok().contains(flag), "no {flag} in run --help");
     }
@@ -872,4 +876,105 @@ fn bench_of_a_file_prints_its_table() {
     for word in ["throughput", "p50", "p99", "worker RSS", "time share"] {
         assert!(out.contains(word), "no {word} in {out}");
     }
+}
+
+// ---------------------------------------------------------------- what a newcomer hits
+
+#[test]
+fn bench_of_a_throwing_handler_counts_the_errors_by_kind() {
+    let dir = scratch("bench_throws");
+    let js = write(
+        &dir,
+        "throws.js",
+        "function Handler() { throw new Error('no luck'); }",
+    );
+    let run = roma(&["bench", &js, "--workers", "1", "--requests", "5"]);
+    assert_eq!(run.code(), Some(1), "{run:#?}");
+    assert!(run.stdout.contains("(5 errors)"), "{run:#?}");
+    assert!(run.stdout.contains("error         execution x"), "{run:#?}");
+    assert!(run.stdout.contains("no luck"), "{run:#?}");
+    assert!(run.stdout.starts_with("machine       "), "{run:#?}");
+    assert!(
+        !run.stderr.contains("at Handler"),
+        "no stack traces: {run:#?}"
+    );
+}
+
+#[test]
+fn code_version_tags_and_min_log_level_are_flags() {
+    let dir = scratch("flags");
+    let js = write(
+        &dir,
+        "logs.js",
+        "function Handler() { console.log('chatty'); console.warn('careful'); return 1; }",
+    );
+    let run = roma(&[
+        "run",
+        &js,
+        "--code-version",
+        "v9",
+        "--min-log-level",
+        "warn",
+    ]);
+    assert_eq!(run.ok(), "1\n");
+    assert_eq!(run.stderr, "[warn] careful\n");
+    // The timeout tag reaches the request.
+    let spin = write(&dir, "spin.js", "function Handler() { while (true) {} }");
+    let run = roma(&["run", &spin, "--tag", "TimeoutDuration=100ms"]);
+    let err = run.error();
+    assert!(err.starts_with("error: timeout: "), "{err}");
+    assert!(err.contains("100ms"), "{err}");
+    let run = roma(&["run", &spin, "--tag", "novalue"]);
+    assert_eq!(run.code(), Some(2), "a usage error: {run:#?}");
+    assert!(run.stderr.contains("KEY=VALUE"), "{run:#?}");
+}
+
+#[test]
+fn a_plain_i32_wasm_export_needs_its_return_type_and_the_error_says_so() {
+    let dir = scratch("wasm_i32");
+    let wasm =
+        wat::parse_str(r#"(module (func (export "answer") (result i32) i32.const 42))"#).unwrap();
+    let path = write(&dir, "answer.wasm", wasm);
+    let run = roma(&["run", &path, "--handler", "answer"]);
+    assert!(run.stderr.starts_with("error: bad_input: "), "{run:#?}");
+    assert!(
+        run.stderr.contains("--wasm-return-type i32"),
+        "the error names the flag: {run:#?}"
+    );
+    let run = roma(&[
+        "run",
+        &path,
+        "--handler",
+        "answer",
+        "--wasm-return-type",
+        "i32",
+    ]);
+    assert_eq!(run.ok(), "42\n");
+    let run = roma(&[
+        "run",
+        &path,
+        "--handler",
+        "answer",
+        "--tag",
+        "roma.wasm.return_type=i32",
+    ]);
+    assert_eq!(run.ok(), "42\n");
+}
+
+#[test]
+fn the_worker_index_metric_is_an_integer() {
+    let run = roma(&[
+        "run",
+        "examples/hello.js",
+        "--input",
+        r#""Foobar""#,
+        "--metrics",
+    ]);
+    run.ok();
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l == "roma.execution.worker_index: 0"),
+        "{run:#?}"
+    );
 }

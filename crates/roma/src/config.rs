@@ -213,9 +213,10 @@ impl<M> Config<M> {
     }
 
     /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
-    /// worker's isolate, in MB; 0 keeps V8's own size (as in Roma). Each worker runs one
-    /// isolate, so this is also the heap per worker. A request that exhausts it fails with
-    /// `OutOfMemory` and the worker recovers.
+    /// isolate, in MB; 0 keeps V8's own size (as in Roma). A worker holds one isolate per
+    /// loaded version (up to `code_version_cache_size`), so a worker's heaps can add up to
+    /// that many times this. A request that exhausts it fails with `OutOfMemory` and the
+    /// worker recovers.
     pub fn configure_js_engine_resource_constraints(
         &mut self,
         initial_heap_mb: usize,

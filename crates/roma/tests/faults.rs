@@ -183,6 +183,9 @@ function Count() { return 1; }
 function Block() { return blocker('x'); }
 "#;
 
+/// `Config::worker_grace`'s default.
+const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+
 fn fault_config<M>(grace: Duration) -> Config<M> {
     let mut c = config::<M>(1);
     c.worker_grace(grace);
@@ -239,7 +242,7 @@ fn submit_slow_load(h: &Harness<()>) -> mpsc::Receiver<Result<roma::ResponseObje
 #[test]
 fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let h = harness(fault_config(Duration::ZERO));
+    let h = harness(fault_config(DEFAULT_GRACE));
     for fault in [
         "__roma_fault_garbage",
         "__roma_fault_wrong_id",
@@ -287,7 +290,7 @@ fn a_worker_that_ignores_its_timeout_is_killed_after_the_grace() {
 fn a_log_flood_is_delivered_and_the_service_serves() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let lines = Arc::new(AtomicUsize::new(0));
-    let mut c = fault_config::<()>(Duration::ZERO);
+    let mut c = fault_config::<()>(DEFAULT_GRACE);
     let counter = Arc::clone(&lines);
     c.set_logging_function(move |_, _: &(), _| {
         counter.fetch_add(1, Ordering::SeqCst);
@@ -336,7 +339,7 @@ fn a_stopped_worker_fails_its_request_after_the_grace_and_is_replaced() {
 #[test]
 fn sigkill_while_idle_is_survived() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let h = harness(fault_config(Duration::ZERO));
+    let h = harness(fault_config(DEFAULT_GRACE));
     kill_workers_and_wait();
     // A worker that died while idle costs no request: the slot sees the death before it sends
     // the next request, and starts a new worker for it.
@@ -348,7 +351,7 @@ fn sigkill_while_idle_is_survived() {
 #[test]
 fn sigkill_mid_load_answers_the_load_exactly_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let h = harness(fault_config(Duration::ZERO));
+    let h = harness(fault_config(DEFAULT_GRACE));
     let rx = submit_slow_load(&h);
     // Not a timing assertion: the kill lands during the 1.5 s top-level loop, or (on a very
     // slow machine) before or after it; every case must still answer the load once.
@@ -514,7 +517,7 @@ fn a_blocking_host_function_is_bounded_by_the_request_timeout() {
 #[test]
 fn a_panicking_callback_does_not_stop_later_requests() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let h = harness(fault_config(Duration::ZERO));
+    let h = harness(fault_config(DEFAULT_GRACE));
     for _ in 0..3 {
         let tally = Arc::clone(&h.tally);
         h.svc
@@ -536,7 +539,7 @@ fn a_panicking_callback_does_not_stop_later_requests() {
 #[test]
 fn dropping_the_service_answers_everything_and_leaves_no_worker() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let h = harness(fault_config(Duration::ZERO));
+    let h = harness(fault_config(DEFAULT_GRACE));
     let mut spin = request::<()>("v1", "Spin", &[]);
     spin.timeout = Some(Duration::from_millis(500));
     let mut receivers = vec![submit(&h, spin)];
@@ -674,7 +677,7 @@ fn random_kills_and_stops_lose_no_callback() {
 #[test]
 fn recoverable_failures_keep_the_same_worker_process() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut c = fault_config::<()>(Duration::ZERO);
+    let mut c = fault_config::<()>(DEFAULT_GRACE);
     c.configure_js_engine_resource_constraints(1, 15);
     c.max_payload_bytes(1 << 20);
     c.payload_fast_path_bytes(1 << 20);

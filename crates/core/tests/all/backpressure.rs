@@ -55,7 +55,8 @@ fn queue_full_names_the_setting_and_a_wait_ends_at_its_deadline() {
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     h.wait_started();
-    d.execute(req("v1", "echo", &["queued"]), sink(&tx)).unwrap();
+    d.execute(req("v1", "echo", &["queued"]), sink(&tx))
+        .unwrap();
     let full = d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap_err();
     assert_eq!(full.kind(), ErrorKind::QueueFull);
     assert!(full.message().contains("worker_queue_max_items"), "{full}");
@@ -63,8 +64,14 @@ fn queue_full_names_the_setting_and_a_wait_ends_at_its_deadline() {
         .execute_waiting(req("v1", "echo", &[]), Duration::from_millis(20), sink(&tx))
         .unwrap_err();
     assert_eq!(waited.kind(), ErrorKind::QueueFull);
-    assert!(waited.message().starts_with("waited 20ms for room"), "{waited}");
-    assert!(waited.message().contains("worker_queue_max_items"), "{waited}");
+    assert!(
+        waited.message().starts_with("waited 20ms for room"),
+        "{waited}"
+    );
+    assert!(
+        waited.message().contains("worker_queue_max_items"),
+        "{waited}"
+    );
     h.open("g");
     recv(&rx).unwrap();
     recv(&rx).unwrap();
@@ -90,7 +97,10 @@ fn a_waiting_submit_takes_the_room_a_started_request_frees() {
     // `block:b` leaves the queue when `block:a` finishes: that frees the waiter's room.
     h.open("a");
     h.wait_started();
-    waiter.join().unwrap().expect("the waiter got the freed room");
+    waiter
+        .join()
+        .unwrap()
+        .expect("the waiter got the freed room");
     h.open("b");
     let mut resps: Vec<String> = (0..3).map(|_| recv(&rx).unwrap().resp).collect();
     resps.sort();
@@ -167,7 +177,9 @@ fn a_later_piece_that_finds_no_room_is_answered_in_the_batch_callback() {
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     h.wait_started();
     let (btx, brx) = mpsc::channel();
-    let batch: Vec<_> = (0..4).map(|i| req("v1", "echo", &[&i.to_string()])).collect();
+    let batch: Vec<_> = (0..4)
+        .map(|i| req("v1", "echo", &[&i.to_string()]))
+        .collect();
     let tokens = d
         .batch_execute_waiting(batch, Duration::from_millis(20), batch_sink(&btx))
         .unwrap();
@@ -190,7 +202,8 @@ fn a_callback_does_not_wait_for_room_on_its_own_thread() {
     let d = Arc::new(start::<()>(&h, config(1, 1)));
     load_ok(&d, code("v1", "js"));
     let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "echo", &["queued"]), sink(&tx)).unwrap();
+    d.execute(req("v1", "echo", &["queued"]), sink(&tx))
+        .unwrap();
     recv(&rx).unwrap();
     // From the slot thread, with the queue held full by `block:g` queued behind this
     // callback's own request, a waiting submit refuses at once instead of waiting for its

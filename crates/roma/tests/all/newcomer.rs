@@ -25,7 +25,9 @@ fn a_thousand_requests_from_four_threads_need_no_retry() {
     let svc = Arc::new(RomaService::new(config).expect("service starts"));
     let js = "function Handler(i) { return db_name() + ':' + i; }";
     svc.load_blocking(CodeObject::js("v1", js)).unwrap();
-    let db = Arc::new(Db { name: "orders".into() });
+    let db = Arc::new(Db {
+        name: "orders".into(),
+    });
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let svc = Arc::clone(&svc);

@@ -509,6 +509,11 @@ fn a_blocking_binding_is_bounded_by_the_request_timeout() {
     r.timeout = Some(std::time::Duration::from_millis(300));
     let e = exec(&svc, r).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(
+        e.message(),
+        "the invocation of Block ran past its 300ms timeout in a host function",
+        "the timeout is said once"
+    );
     let ok = exec(&svc, request_with("t", "Cool", &[r#""next""#])).unwrap();
     assert_eq!(ok.resp, r#""next String from Rust for t""#);
     // Blocking after several calls of the same request went through the UDF thread: the
