@@ -11,8 +11,11 @@
 //!   What setup installs system-wide is said in one line each; apt's own output shows only
 //!   with `--verbose` (or when apt fails). `setup` and `test` take `--verbose` too.
 //! - `cargo xtask test`: setup, then every check CI runs, in order: fmt, the shim against newer
-//!   V8 headers, clippy, every test, rustdoc without warnings, and the birdcage backend (built
+//!   V8 headers, clippy, every test, the docs' runnable commands, rustdoc without warnings, and
+//!   the birdcage backend (built
 //!   in `target/birdcage`): `roma check`, the service's integration tests, hello world.
+//! - `cargo xtask docs-check`: every command README.md, examples/README.md and docs/ mark
+//!   runnable runs as shown (run by `cargo xtask test` too).
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod docs;
 mod fuzz;
 mod soak;
 
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench(rest),
         "shim-check" => shim_check(),
+        "docs-check" => docs_check(),
         "fuzz" => fuzz::fuzz(rest),
         "soak" => soak::soak(rest),
         "soak-inner" => soak::soak_inner(rest),
@@ -58,6 +63,7 @@ fn main() -> Result<()> {
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
                  shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)\n  \
+                 docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
                  soak        release soak under faults [--minutes N] [--fuzz-seconds S]"
             );
@@ -324,6 +330,12 @@ fn hello(rest: &[String]) -> Result<()> {
     run(&mut c)
 }
 
+/// Builds the debug `roma` and its worker, then runs the docs' runnable commands with them.
+fn docs_check() -> Result<()> {
+    run(cargo().args(["build", "-p", "roma-cli", "-p", "roma-worker", "--bins"]))?;
+    docs::check(&root())
+}
+
 fn shim_check() -> Result<()> {
     let header = Path::new("/usr/include/node/v8-version.h");
     if !header.exists() {
@@ -374,6 +386,7 @@ fn test(rest: &[String]) -> Result<()> {
     // The service tests start real roma-worker processes: build the binary first.
     run(cargo().args(["build", "-p", "roma-worker", "--bins"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
+    docs_check()?;
     // Every crate's rustdoc builds without warnings.
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
