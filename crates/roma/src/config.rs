@@ -372,11 +372,12 @@ impl<M> Config<M> {
         self
     }
 
-    /// Registers the host function `name` running `func`: [`register_function_binding`]
-    /// (Self::register_function_binding) with a [`FunctionBindingObject::new`]
-    /// (roma_udf::FunctionBindingObject::new) of it. The closure's argument type comes from
-    /// the config, so `|p| ...` needs no annotation (with `FunctionBindingObject::new` alone,
-    /// name the metadata type: `FunctionBindingObject::<Tenant>::new`).
+    /// Registers the host function `name` running `func`: a
+    /// [`register_function_binding`](Self::register_function_binding) of
+    /// [`FunctionBindingObject::new`](roma_udf::FunctionBindingObject::new)`(name, func)`. The
+    /// closure's argument type comes from the config, so `|p| ...` needs no annotation (with
+    /// `FunctionBindingObject::new` alone, name the metadata type:
+    /// `FunctionBindingObject::<Tenant>::new`).
     pub fn register_function<F>(&mut self, name: impl Into<String>, func: F) -> &mut Self
     where
         F: Fn(&mut roma_udf::FunctionBindingPayload<'_, M>) + Send + Sync + 'static,
@@ -384,9 +385,9 @@ impl<M> Config<M> {
         self.register_function_binding(roma_udf::FunctionBindingObject::new(name, func))
     }
 
-    /// Registers the asynchronous host function `name`: [`register_function`]
-    /// (Self::register_function) for [`FunctionBindingObject::new_async`]
-    /// (roma_udf::FunctionBindingObject::new_async).
+    /// Registers the asynchronous host function `name`: as
+    /// [`register_function`](Self::register_function), for
+    /// [`FunctionBindingObject::new_async`](roma_udf::FunctionBindingObject::new_async).
     pub fn register_async_function<F>(&mut self, name: impl Into<String>, func: F) -> &mut Self
     where
         F: Fn(roma_udf::FunctionBindingIo, &M) -> roma_udf::BindingFuture + Send + Sync + 'static,

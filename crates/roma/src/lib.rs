@@ -6,32 +6,23 @@
 //!
 //! ```no_run
 //! use roma::{CodeObject, Config, InvocationRequest, RomaService};
-//! use std::sync::mpsc;
 //!
-//! let mut config: Config = Config::default();
-//! config.number_of_workers = 2;
+//! let mut config = Config::default();
+//! config.number_of_workers(2);
 //! let roma = RomaService::new(config)?;
-//! let code = CodeObject {
-//!     id: "foo".into(),
-//!     version_string: "v1".into(),
-//!     js: r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#.into(),
-//!     ..Default::default()
-//! };
-//! let (tx, rx) = mpsc::channel();
-//! roma.load_code_obj(code, move |r| tx.send(r).unwrap())?;
-//! rx.recv().unwrap()?;
-//! let (tx, rx) = mpsc::channel();
-//! roma.execute(InvocationRequest {
-//!     id: "foo".into(),
-//!     version_string: "v1".into(),
-//!     handler_name: "Handler".into(),
-//!     input: vec![r#""Foobar""#.into()],
-//!     ..Default::default()
-//! }, move |r| tx.send(r).unwrap())?;
-//! assert_eq!(rx.recv().unwrap()?.resp, r#""Hello world! \"Foobar\"""#);
-//! roma.stop()?;
+//! let js = r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#;
+//! roma.load_blocking(CodeObject::js("v1", js))?;
+//! let input = vec![r#""Foobar""#.to_string()];
+//! let response = roma.execute_blocking(InvocationRequest::new("v1", "Handler", input))?;
+//! assert_eq!(response.resp, r#""Hello world! \"Foobar\"""#);
 //! # Ok::<(), roma::RomaError>(())
 //! ```
+//!
+//! Beside the blocking forms, every submit has a callback form (`execute`, `load_code_obj`,
+//! `batch_execute`), a future for any executor (`execute_async`, ...), and a form that waits
+//! for room in the queues instead of failing with `QueueFull` (`execute_waiting`,
+//! `batch_execute_waiting` for a batch of any size). The service stops when it is dropped:
+//! requests still queued then are answered `Cancelled`, so keep it until the answers are in.
 //!
 //! More examples, all run by `cargo test -p roma` (after `cargo build -p roma-worker`):
 //! `crates/roma/examples/hello.rs` (the snippet above) and `crates/roma/examples/udf.rs` (host
