@@ -28,6 +28,11 @@
 //!   ones. Past the bound, `execute` fails at once with `QueueFull`: the callback is not called
 //!   and the request, metadata included, is dropped before `execute` returns. A batch is
 //!   admitted whole or refused whole.
+//! - **Waiting for room.** `execute_waiting` and `batch_execute_waiting` wait on `room_cv`
+//!   (under the same mutex) while the queues are full, up to a deadline, instead of failing; a
+//!   slot that takes a queued execution, `cancel` and `stop` notify it, and only while someone
+//!   waits. A waiting batch is enqueued in pieces, so it may be larger than the queues. On a
+//!   dispatcher thread they do not wait: the room they wait for may be the thread's own to free.
 //!
 //! # Placement policy
 //! 1. A new execution goes to the **least busy** slot that is up. Busy means queued plus
