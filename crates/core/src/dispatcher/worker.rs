@@ -335,7 +335,13 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     return true;
                 }
                 Err(e) => {
-                    let (orphans, replies) = self.shared.lock().mark_down(self.index);
+                    let (orphans, replies) = {
+                        let mut st = self.shared.lock();
+                        let down = st.mark_down(self.index);
+                        // Orphans left the queues, and a waiter may now find every slot down.
+                        self.shared.room_freed(&st);
+                        down
+                    };
                     self.shared.wake_all();
                     for job in orphans {
                         job.finish(Err(RomaError::new(
