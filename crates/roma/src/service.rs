@@ -103,12 +103,14 @@ impl<M: Send + Sync + 'static> RomaService<M> {
 
     /// Runs a request and waits for its response on the calling thread: waits for room in the
     /// queues as [`execute_waiting`](Self::execute_waiting) does, then for the answer (which
-    /// the request's own timeout bounds). Do not call it from a callback or a host function:
-    /// the thread it blocks may be the one that would run the request.
+    /// the request's own timeout bounds). From a callback (on one of roma's threads) it is
+    /// refused with `InvalidArgument`: the thread it would block may be the one to run the
+    /// request. A host function that blocks on it holds its own request until that answer.
     pub fn execute_blocking(
         &self,
         request: InvocationRequest<M>,
     ) -> Result<ResponseObject, RomaError> {
+        self.refuse_on_own_thread("execute_blocking")?;
         let (tx, rx) = mpsc::channel();
         self.execute_waiting(request, move |r| {
             let _ = tx.send(r);
@@ -119,6 +121,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// Loads a code object into every worker and waits until every worker has it (or for
     /// the first failure, or the load timeout).
     pub fn load_blocking(&self, code: CodeObject) -> Result<ResponseObject, RomaError> {
+        self.refuse_on_own_thread("load_blocking")?;
         let (tx, rx) = mpsc::channel();
         self.load_code_obj(code, move |r| {
             let _ = tx.send(r);
@@ -165,6 +168,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         &self,
         requests: Vec<InvocationRequest<M>>,
     ) -> Result<Vec<Result<ResponseObject, RomaError>>, RomaError> {
+        self.refuse_on_own_thread("batch_execute_blocking")?;
         let (tx, rx) = mpsc::channel();
         self.batch_execute_waiting(requests, move |r| {
             let _ = tx.send(Ok(r));
@@ -208,6 +212,18 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// Stopping cannot fail: every worker is ended whatever state it is in.
     pub fn stop(&self) {
         self.dispatcher.stop();
+    }
+
+    /// A blocking form called from a callback would block the roma thread that may be the one
+    /// to run its request: refused, so it cannot hang.
+    fn refuse_on_own_thread(&self, what: &str) -> Result<(), RomaError> {
+        if self.dispatcher.on_dispatcher_thread() {
+            return Err(RomaError::invalid_argument(format!(
+                "{what} was called from a callback, on one of roma's own threads, where it could \
+                 wait for itself; submit with a callback there instead"
+            )));
+        }
+        Ok(())
     }
 
     /// The queues and workers, as they are now.

@@ -277,6 +277,12 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         }
     }
 
+    /// Whether the calling thread is one of this dispatcher's (a callback runs on one): a
+    /// call there that waited for one of its requests could wait for itself.
+    pub fn on_dispatcher_thread(&self) -> bool {
+        self.shared.on_own_thread()
+    }
+
     /// The number of worker slots.
     pub fn worker_count(&self) -> usize {
         self.shared.config.workers

@@ -99,3 +99,24 @@ fn a_setting_out_of_range_is_named() {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.message().contains("number_of_workers"), "{e}");
 }
+
+#[test]
+fn a_blocking_call_from_a_callback_is_refused_instead_of_hanging() {
+    let mut config = Config::default();
+    config.number_of_workers(1).sandbox(sandbox());
+    let svc = Arc::new(RomaService::new(config).expect("service starts"));
+    svc.load_blocking(CodeObject::js("v1", HELLO)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inner = Arc::clone(&svc);
+    svc.execute(
+        InvocationRequest::new("v1", "Handler", vec!["1".into()]),
+        move |_| {
+            let nested =
+                inner.execute_blocking(InvocationRequest::new("v1", "Handler", vec!["2".into()]));
+            let _ = tx.send(nested.map(|r| r.resp).map_err(|e| e.kind()));
+        },
+    )
+    .unwrap();
+    let nested = rx.recv_timeout(crate::common::PATIENCE).unwrap();
+    assert_eq!(nested, Err(ErrorKind::InvalidArgument));
+}
