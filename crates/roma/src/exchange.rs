@@ -470,24 +470,21 @@ fn receive<M>(
 }
 
 /// The error a request gets when a host function of it was cut off at its timeout, whatever
-/// the JS made of the refusal it got. The timeout is said once: the worker's own report of a
-/// timeout repeats it and is dropped; another error the code raised after the refusal (a
-/// catch that threw something else) is kept after the reason, with its kind.
+/// the JS made of the refusal it got: the worker's own report (a timeout, or the refusal
+/// rethrown as an uncaught error) only repeats the timeout, so the message says it once; the
+/// JS stack of the cut-off call is kept.
 pub(crate) fn binding_timeout(handler: &str, timeout: Duration, e: &RomaError) -> RomaError {
-    let reason = format!(
-        "the invocation of {handler} ran past its {} timeout in a host function",
-        roma_core::format_duration(timeout)
-    );
-    let message = if e.kind() == ErrorKind::Timeout {
-        reason
-    } else {
+    let err = RomaError::new(
+        ErrorKind::Timeout,
         format!(
-            "{reason}; the code then failed with {}: {}",
-            e.kind(),
-            e.message()
-        )
-    };
-    RomaError::new(ErrorKind::Timeout, message)
+            "the invocation of {handler} ran past its {} timeout in a host function",
+            roma_core::format_duration(timeout)
+        ),
+    );
+    match e.stack() {
+        Some(stack) => err.with_stack(stack),
+        None => err,
+    }
 }
 
 /// A short description of a message, without its (untrusted, maybe huge) payload.
