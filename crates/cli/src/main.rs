@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod code;
 mod run;
+mod serve;
 mod service;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Start a worker in the sandbox and report which protections hold on this machine.
     Check(check::CheckArgs),
+    /// Serve roma over HTTP/JSON: load code and run it from any language.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Bench(a) => bench::bench(a),
         Command::Check(a) => check::check(a),
+        Command::Serve(a) => serve::serve(a),
     };
     match result {
         Ok(code) => code,

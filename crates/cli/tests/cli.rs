@@ -978,3 +978,96 @@ fn the_worker_index_metric_is_an_integer() {
         "{run:#?}"
     );
 }
+
+// ---------------------------------------------------------------- serve
+
+#[test]
+fn serve_refuses_a_bad_config_naming_the_key() {
+    let dir = scratch("serve_bad_config");
+    let cfg = write(
+        &dir,
+        "roma.toml",
+        "[server]\nhttp = \"127.0.0.1:0\"\nload_token_file = \"l\"\nexecute_token_file = \"e\"\n\
+         [limits]\nmax_connections = 0\n",
+    );
+    let err = roma(&["serve", "--config", &cfg]).failed().to_string();
+    assert!(err.contains("limits.max_connections"), "{err}");
+    let err = roma(&["serve", "--http", "127.0.0.1:0"])
+        .failed()
+        .to_string();
+    assert!(err.contains("--load-token-file"), "{err}");
+}
+
+/// One HTTP/1.1 request on a new connection; the whole answer as text.
+fn http(addr: &str, path: &str, token: &str, body: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connects to roma serve");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_with_flags_answers_and_drains_on_sigterm() {
+    require_worker();
+    let dir = scratch("serve_flags");
+    let load = write(&dir, "load.tok", "load-secret\n");
+    let exec = write(&dir, "exec.tok", "exec-secret\n");
+    let mut cmd = Command::new(roma_bin());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--workers", "1"])
+        .args(["--load-token-file", &load, "--execute-token-file", &exec])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if sandbox() == "none" {
+        cmd.arg("--no-sandbox");
+    }
+    let mut child = cmd.spawn().expect("roma serve starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let code = serde_json::json!({"version_string": "v1", "js": MULTI_JS}).to_string();
+    let r = http(&addr, "/v1/code", "exec-secret", &code);
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    let r = http(&addr, "/v1/code", "load-secret", &code);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let run = r#"{"version_string":"v1","handler_name":"Handler","input":["\"hi\""]}"#;
+    let r = http(&addr, "/v1/execute", "exec-secret", run);
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains(r#""resp":"\"hi\"""#),
+        "{r}"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roma serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("draining"), "{err}");
+}

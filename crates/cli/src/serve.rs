@@ -1,0 +1,94 @@
+//! `roma serve`: roma as a network service (HTTP/JSON), from a config file or flags.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use roma_serve::{RequestMetadata, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A TOML config file (docs/serve.md lists its keys); the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the HTTP/JSON API listens, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// The file holding the bearer token that may load code.
+    #[arg(long = "load-token-file")]
+    pub load_token_file: Option<PathBuf>,
+    /// The file holding the bearer token that may execute.
+    #[arg(long = "execute-token-file")]
+    pub execute_token_file: Option<PathBuf>,
+    /// Worker processes (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// The timeout of an execution that sets none, e.g. 5s.
+    #[arg(long = "default-timeout", value_parser = roma::parse_duration)]
+    pub default_timeout: Option<std::time::Duration>,
+    /// How long requests in flight may take to finish after SIGTERM, e.g. 10s.
+    #[arg(long = "drain-grace", value_parser = roma::parse_duration)]
+    pub drain_grace: Option<std::time::Duration>,
+    /// Run the workers without a jail (debugging only).
+    #[arg(long = "no-sandbox")]
+    pub no_sandbox: bool,
+}
+
+pub fn serve(a: ServeArgs) -> Result<ExitCode> {
+    let mut s = match &a.config {
+        Some(path) => Settings::from_file(path)?,
+        None => {
+            let (Some(http), Some(l), Some(e)) = (
+                a.http,
+                a.load_token_file.clone(),
+                a.execute_token_file.clone(),
+            ) else {
+                bail!(
+                    "without --config, --http, --load-token-file and --execute-token-file are required"
+                );
+            };
+            Settings::new(http, l, e)
+        }
+    };
+    if let Some(h) = a.http {
+        s.http = h;
+    }
+    if let Some(p) = a.load_token_file {
+        s.load_token_file = p;
+    }
+    if let Some(p) = a.execute_token_file {
+        s.execute_token_file = p;
+    }
+    if a.workers.is_some() {
+        s.service.workers = a.workers;
+    }
+    if let Some(t) = a.default_timeout {
+        s.service.default_timeout = t;
+    }
+    if let Some(g) = a.drain_grace {
+        s.drain_grace = g;
+    }
+    if a.no_sandbox {
+        s.service.sandbox = roma::SandboxKind::None;
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let mut config = roma::Config::<RequestMetadata>::new();
+    // Console output of the code: stderr, with the request it came from.
+    config.set_logging_function(|level, meta: &RequestMetadata, msg| {
+        eprintln!(
+            "[{}] request {}: {msg}",
+            crate::service::level_name(level),
+            meta.request_id
+        );
+    });
+    roma_serve::serve_until_signalled(s, config, |addr| {
+        // The one line a script waits for; the real port when the settings asked for 0.
+        println!("listening on http://{addr}");
+    })
+    .context("roma serve")?;
+    Ok(ExitCode::SUCCESS)
+}
