@@ -56,10 +56,20 @@ async fn load_execute_batch_health_and_request_ids() {
     assert_eq!(j["responses"][1]["error"]["kind"], "execution");
 }
 
+/// Version, handler, inputs, headers, and the status and kind expected.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a [&'a str],
+    &'a [(&'a str, &'a str)],
+    StatusCode,
+    &'a str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_kinds_map_to_statuses() {
     let t = TestServer::with_code(settings()).await;
-    let cases: &[(&str, &str, &[&str], &[(&str, &str)], StatusCode, &str)] = &[
+    let cases: &[Case] = &[
         (
             "v2",
             "Handler",
