@@ -1,7 +1,8 @@
 //! roma's project tasks.
 //!
 //! - `cargo xtask setup`: make a fresh Debian or Ubuntu machine ready to build roma: a C++
-//!   compiler and V8 (libnode). It uses `ROMA_V8_INCLUDE`/`ROMA_V8_LIB` when set, else a
+//!   compiler, `protoc` (Debian's protobuf-compiler, for roma-serve's gRPC code) and V8
+//!   (libnode). It uses `ROMA_V8_INCLUDE`/`ROMA_V8_LIB` when set, else a
 //!   `target/libnode/` already filled, else a system `libnode-dev` whose headers match its
 //!   library; otherwise it installs libnode's runtime dependencies with apt-get and unpacks
 //!   `apt-get download`ed libnode + libnode-dev into `target/libnode/` (never `apt-get install
@@ -151,11 +152,12 @@ fn apt(args: &[&str]) -> Command {
 fn setup() -> Result<()> {
     let root = root();
     let dest = root.join("target/libnode");
+    ensure_compiler()?;
+    ensure_protoc()?;
     if env::var_os("ROMA_V8_INCLUDE").is_some() && env::var_os("ROMA_V8_LIB").is_some() {
         eprintln!("xtask: ROMA_V8_INCLUDE/ROMA_V8_LIB are set; using them");
-        return ensure_compiler();
+        return Ok(());
     }
-    ensure_compiler()?;
     if dest.join("usr/include/node/v8.h").exists() && find_libnode(&dest.join("usr/lib")).is_some()
     {
         eprintln!("xtask: V8 is ready in {}", dest.display());
@@ -237,6 +239,32 @@ fn ensure_compiler() -> Result<()> {
         "xtask: installing system-wide with apt-get: g++ (roma-v8 compiles its C++ shim over V8)"
     );
     let args = ["install", "-y", "--no-install-recommends", "g++"];
+    if !succeeds_quietly(&mut apt(&args)) {
+        run_quiet(&mut apt(&["update"]))?;
+        run_quiet(&mut apt(&args))?;
+    }
+    Ok(())
+}
+
+/// `protoc`, which roma-serve's build script runs on its `.proto` (Debian's
+/// protobuf-compiler; `PROTOC` names another).
+fn ensure_protoc() -> Result<()> {
+    if env::var_os("PROTOC").is_some() || have("protoc") {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("no protoc and no apt-get to install it: install protobuf-compiler, or set PROTOC");
+    }
+    eprintln!(
+        "xtask: installing system-wide with apt-get: protobuf-compiler (roma-serve generates its \
+         gRPC code from crates/serve/proto)"
+    );
+    let args = [
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "protobuf-compiler",
+    ];
     if !succeeds_quietly(&mut apt(&args)) {
         run_quiet(&mut apt(&["update"]))?;
         run_quiet(&mut apt(&args))?;

@@ -30,7 +30,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Start a worker in the sandbox and report which protections hold on this machine.
     Check(check::CheckArgs),
-    /// Serve roma over HTTP/JSON: load code and run it from any language.
+    /// Serve roma over HTTP/JSON and gRPC: load code and run it from any language.
     Serve(serve::ServeArgs),
 }
 

@@ -1,4 +1,4 @@
-//! `roma serve`: roma as a network service (HTTP/JSON), from a config file or flags.
+//! `roma serve`: roma as a network service (HTTP/JSON and gRPC), from a config file or flags.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -15,6 +15,9 @@ pub struct ServeArgs {
     /// Where the HTTP/JSON API listens, e.g. 127.0.0.1:8080.
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Where the gRPC API (roma.v1.Roma, health, reflection) listens, e.g. 127.0.0.1:8081.
+    #[arg(long)]
+    pub grpc: Option<SocketAddr>,
     /// The file holding the bearer token that may load code.
     #[arg(long = "load-token-file")]
     pub load_token_file: Option<PathBuf>,
@@ -54,6 +57,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     if let Some(h) = a.http {
         s.http = h;
     }
+    if a.grpc.is_some() {
+        s.grpc = a.grpc;
+    }
     if let Some(p) = a.load_token_file {
         s.load_token_file = p;
     }
@@ -85,9 +91,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             meta.request_id
         );
     });
-    roma_serve::serve_until_signalled(s, config, |addr| {
-        // The one line a script waits for; the real port when the settings asked for 0.
-        println!("listening on http://{addr}");
+    roma_serve::serve_until_signalled(s, config, |http, grpc| {
+        // The lines a script waits for; the real ports when the settings asked for 0.
+        println!("listening on http://{http}");
+        if let Some(grpc) = grpc {
+            println!("listening on grpc://{grpc}");
+        }
     })
     .context("roma serve")?;
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,5 @@
 //! roma as a network service: `roma serve` holds one [`roma::RomaService`] and serves it over
-//! HTTP/JSON, so code in any language can load and run untrusted JavaScript and WebAssembly.
+//! HTTP/JSON and gRPC (`roma.v1.Roma`), so code in any language can load and run untrusted JavaScript and WebAssembly.
 //!
 //! The server stands between roma and clients it does not trust either: loading code needs
 //! one bearer token and executing another (read from files, re-read on `SIGHUP`), every body,
@@ -10,6 +10,7 @@
 mod api;
 mod auth;
 mod error;
+mod grpc;
 mod http;
 mod metrics;
 mod server;
@@ -22,6 +23,7 @@ pub use api::{
 };
 pub use auth::{MAX_TOKEN_BYTES, Role};
 pub use error::{ApiError, RETRY_AFTER_SECS, ServeError, http_status};
+pub use grpc::{ERROR_KIND_METADATA, grpc_code, parse_grpc_timeout, pb};
 pub use http::{DEADLINE_HEADER, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 pub use metrics::MAX_CODE_ID_LABELS;
 pub use server::{MAX_HEAD_BYTES, RunningServer, start};

@@ -30,6 +30,7 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct RunningServer {
     http: SocketAddr,
+    grpc: Option<SocketAddr>,
     state: Arc<AppState>,
     drain: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -39,6 +40,11 @@ impl RunningServer {
     /// Where the HTTP/JSON API listens (the real port when the settings asked for port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// Where the gRPC API listens, if it does.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
     }
 
     /// Starts a graceful drain: readiness goes false, new requests get 503, requests in
@@ -88,6 +94,24 @@ pub async fn start(
         what: "cannot read the listener's address".into(),
         source,
     })?;
+    let grpc_listener = match settings.grpc {
+        None => None,
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Io {
+                    what: format!("cannot listen on {addr}"),
+                    source,
+                })?,
+        ),
+    };
+    let grpc = match &grpc_listener {
+        None => None,
+        Some(l) => Some(l.local_addr().map_err(|source| ServeError::Io {
+            what: "cannot read the gRPC listener's address".into(),
+            source,
+        })?),
+    };
     let service = tokio::task::spawn_blocking(move || roma::RomaService::new(config))
         .await
         .map_err(|e| roma::RomaError::internal(format!("the start-up thread failed: {e}")))??;
@@ -98,10 +122,17 @@ pub async fn start(
         s.default_timeout,
     ));
     let (drain, drain_rx) = watch::channel(false);
-    let task = tokio::spawn(run(listener, Arc::clone(&state), settings, drain_rx));
-    tracing::info!(%http, "roma serve: listening");
+    let task = tokio::spawn(run(
+        listener,
+        grpc_listener,
+        Arc::clone(&state),
+        settings,
+        drain_rx,
+    ));
+    tracing::info!(%http, ?grpc, "roma serve: listening");
     Ok(RunningServer {
         http,
+        grpc,
         state,
         drain,
         task,
@@ -111,6 +142,7 @@ pub async fn start(
 /// Accepts connections until the drain has finished.
 async fn run(
     listener: TcpListener,
+    grpc_listener: Option<TcpListener>,
     state: Arc<AppState>,
     settings: Settings,
     mut drain_rx: watch::Receiver<bool>,
@@ -119,6 +151,14 @@ async fn run(
     let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
     // Tells every connection to finish its current request and close.
     let (close_tx, close_rx) = watch::channel(false);
+    let grpc_task = grpc_listener.map(|l| {
+        tokio::spawn(crate::grpc::serve(
+            l,
+            Arc::clone(&state),
+            drain_rx.clone(),
+            close_rx.clone(),
+        ))
+    });
     let drained = {
         let state = Arc::clone(&state);
         let grace = settings.drain_grace;
@@ -164,6 +204,9 @@ async fn run(
         }
     }
     drop(listener);
+    if let Some(t) = grpc_task {
+        let _ = tokio::time::timeout(CLOSE_PATIENCE, t).await;
+    }
     // Let connections write their last answers, then stop the workers.
     let until = Instant::now() + CLOSE_PATIENCE;
     while permits.available_permits() < settings.limits.max_connections && Instant::now() < until {

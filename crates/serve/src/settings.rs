@@ -84,6 +84,8 @@ impl Default for ServiceSettings {
 pub struct Settings {
     /// `server.http`: where the HTTP/JSON API listens.
     pub http: SocketAddr,
+    /// `server.grpc`: where the gRPC API listens, if anywhere (default: nowhere).
+    pub grpc: Option<SocketAddr>,
     /// `server.load_token_file`: the bearer token that may load code.
     pub load_token_file: PathBuf,
     /// `server.execute_token_file`: the bearer token that may execute.
@@ -102,6 +104,7 @@ impl Settings {
     pub fn new(http: SocketAddr, load_token_file: PathBuf, execute_token_file: PathBuf) -> Self {
         Settings {
             http,
+            grpc: None,
             load_token_file,
             execute_token_file,
             drain_grace: Duration::from_secs(10),
@@ -140,6 +143,12 @@ impl Settings {
             token(server.load_token_file, "server.load_token_file")?,
             token(server.execute_token_file, "server.execute_token_file")?,
         );
+        if let Some(g) = server.grpc {
+            s.grpc = Some(
+                g.parse()
+                    .map_err(|e| bad("server.grpc", format!("{g:?}: {e}")))?,
+            );
+        }
         if let Some(g) = server.drain_grace {
             s.drain_grace = duration(&g, "server.drain_grace")?;
         }
@@ -249,6 +258,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct ServerTable {
     http: Option<String>,
+    grpc: Option<String>,
     load_token_file: Option<String>,
     execute_token_file: Option<String>,
     drain_grace: Option<String>,

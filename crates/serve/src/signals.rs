@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 pub fn serve_until_signalled(
     settings: Settings,
     config: roma::Config<RequestMetadata>,
-    on_listening: impl FnOnce(std::net::SocketAddr),
+    on_listening: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
 ) -> Result<(), ServeError> {
     let io = |what: &str| {
         let what = what.to_string();
@@ -27,7 +27,7 @@ pub fn serve_until_signalled(
         let mut int = signal(SignalKind::interrupt()).map_err(io("cannot catch SIGINT"))?;
         let mut hup = signal(SignalKind::hangup()).map_err(io("cannot catch SIGHUP"))?;
         let server = crate::server::start(settings, config).await?;
-        on_listening(server.http_addr());
+        on_listening(server.http_addr(), server.grpc_addr());
         loop {
             tokio::select! {
                 _ = term.recv() => break,

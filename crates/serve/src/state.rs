@@ -31,6 +31,22 @@ pub struct AppState {
     answered: Notify,
     next_id: AtomicU64,
     id_prefix: String,
+    /// Executions a client named (gRPC `request_id`), for `Cancel`; each entry lives while
+    /// its execution is in flight, so the map is bounded by the queues.
+    named: std::sync::Mutex<std::collections::HashMap<String, ExecutionToken>>,
+}
+
+/// Removes a named execution from the map when its call ends, however it ends.
+#[derive(Debug)]
+pub struct Named<'a> {
+    state: &'a AppState,
+    id: String,
+}
+
+impl Drop for Named<'_> {
+    fn drop(&mut self) {
+        self.state.named_map().remove(&self.id);
+    }
 }
 
 /// Held while a request is being served; dropping it counts the request answered.
@@ -90,6 +106,7 @@ impl AppState {
             answered: Notify::new(),
             next_id: AtomicU64::new(1),
             id_prefix: format!("{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff),
+            named: Default::default(),
         }
     }
 
@@ -111,6 +128,31 @@ impl AppState {
             service: &self.service,
             tokens,
         }
+    }
+
+    fn named_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ExecutionToken>> {
+        self.named.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Names an accepted execution `id` until the guard drops; `None` if that name is taken.
+    pub fn name_execution(&self, id: &str, token: ExecutionToken) -> Option<Named<'_>> {
+        let mut map = self.named_map();
+        if map.contains_key(id) {
+            return None;
+        }
+        map.insert(id.to_string(), token);
+        Some(Named {
+            state: self,
+            id: id.to_string(),
+        })
+    }
+
+    /// Cancels the execution named `id`; false if none is in flight.
+    pub fn cancel_named(&self, id: &str) -> bool {
+        let token = self.named_map().get(id).cloned();
+        token.is_some_and(|t| self.service.cancel(&t))
     }
 
     /// A new request id.

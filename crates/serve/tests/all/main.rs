@@ -3,4 +3,5 @@
 mod api;
 mod common;
 mod drain;
+mod grpc;
 mod limits;
