@@ -1021,12 +1021,20 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     let load = write(&dir, "load.tok", "load-secret\n");
     let exec = write(&dir, "exec.tok", "exec-secret\n");
     let mut cmd = Command::new(roma_bin());
-    cmd.args(["serve", "--http", "127.0.0.1:0", "--workers", "1"])
-        .args(["--load-token-file", &load, "--execute-token-file", &exec])
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--grpc",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+    ])
+    .args(["--load-token-file", &load, "--execute-token-file", &exec])
+    .current_dir(repo_root())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if sandbox() == "none" {
         cmd.arg("--no-sandbox");
     }
@@ -1039,6 +1047,17 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
+    let mut grpc = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut grpc).unwrap();
+    let grpc = grpc
+        .trim()
+        .strip_prefix("listening on grpc://")
+        .unwrap_or_else(|| panic!("no gRPC address in {grpc:?}"))
+        .to_string();
+    assert!(
+        std::net::TcpStream::connect(&grpc).is_ok(),
+        "gRPC listens on {grpc}"
+    );
     let code = serde_json::json!({"version_string": "v1", "js": MULTI_JS}).to_string();
     let r = http(&addr, "/v1/code", "exec-secret", &code);
     assert!(r.starts_with("HTTP/1.1 401"), "{r}");

@@ -190,29 +190,6 @@ fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
         })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_and_leave_a_margin() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
-        for bad in ["", "m", "10", "10x", "123456789S", "-1S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
-        }
-        let mut m = tonic::metadata::MetadataMap::new();
-        m.insert("grpc-timeout", "2S".parse().unwrap());
-        assert_eq!(deadline(&m), Some(Duration::from_millis(1800)));
-        m.insert("grpc-timeout", "60S".parse().unwrap());
-        assert_eq!(deadline(&m), Some(Duration::from_millis(59_500)));
-        m.insert("grpc-timeout", "1n".parse().unwrap());
-        assert_eq!(deadline(&m), Some(Duration::from_millis(1)));
-    }
-}
-
 fn response(r: roma::ResponseObject) -> pb::ExecuteResponse {
     pb::ExecuteResponse {
         id: r.id,
@@ -443,5 +420,28 @@ pub async fn serve(
         .await;
     if let Err(e) = r {
         tracing::error!(error = %e, "the gRPC server stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_and_leave_a_margin() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        for bad in ["", "m", "10", "10x", "123456789S", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("grpc-timeout", "2S".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(1800)));
+        m.insert("grpc-timeout", "60S".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(59_500)));
+        m.insert("grpc-timeout", "1n".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(1)));
     }
 }
