@@ -283,13 +283,20 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let mut closing: Option<Instant> = None;
+    // When to look at the connection's idleness next: while a request runs it is not idle,
+    // so the next look is a whole idle period later (never a busy loop).
+    let mut next_look = activity.last() + limits.idle_timeout;
     loop {
-        let idle_at = activity.last() + limits.idle_timeout;
         let give_up_at = closing.map(|c| c + limits.header_read_timeout);
         tokio::select! {
             _ = conn.as_mut() => return,
-            () = tokio::time::sleep_until(idle_at), if closing.is_none() => {
-                if activity.active.load(Ordering::SeqCst) == 0 && activity.last() + limits.idle_timeout <= Instant::now() {
+            () = tokio::time::sleep_until(next_look), if closing.is_none() => {
+                let idle_at = activity.last() + limits.idle_timeout;
+                if activity.active.load(Ordering::SeqCst) > 0 {
+                    next_look = Instant::now() + limits.idle_timeout;
+                } else if idle_at > Instant::now() {
+                    next_look = idle_at;
+                } else {
                     conn.as_mut().graceful_shutdown();
                     closing = Some(Instant::now());
                 }
