@@ -20,6 +20,17 @@ use crate::IpcError;
 /// probe can report. Such a worker accepts [`HostToWorker::Probe`] and is never given code.
 pub const PROBE_MODE_ARG: &str = "--probe-mode";
 
+/// The worker argument that asks a worker for its build instead of serving: it prints
+/// [`BUILD_ID`], its V8 version and its Node version, one a line, and exits. The host asks
+/// before it starts workers and refuses a worker whose build id is not its own.
+pub const BUILD_QUERY_ARG: &str = "--roma-build";
+
+/// This build of the host-worker protocol: the workspace version and a hash of this crate's
+/// sources (the wire types and their framing), computed by the build script. A host and a
+/// worker built from different sources have different ids, so a worker from another build is
+/// refused by name rather than misread frame by frame.
+pub const BUILD_ID: &str = concat!(env!("CARGO_PKG_VERSION"), "+wire.", env!("ROMA_IPC_WIRE_HASH"));
+
 /// The exit status of a worker that V8 could not keep alive through an out-of-memory (one
 /// allocation beyond its heap limit and headroom): the host reports the request it was running
 /// as `OutOfMemory`, not as a crash. Set by roma-v8's shim (`kFatalOomExitCode`).

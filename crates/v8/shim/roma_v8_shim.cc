@@ -1,7 +1,10 @@
-// roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and the system V8 (libnode).
+// roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and V8 14.6, the V8 inside the
+// pinned official Node.js build (crates/v8/node_pin.rs).
 //
-// Why C++ at all: the `v8` crate cannot build here, so roma binds the V8 that Debian ships in
-// libnode. V8's API is C++ with handle scopes; rather than mirror it handle by handle, this shim
+// Why C++ at all: the `v8` crate cannot build on roma's machines, so roma binds the V8 that the
+// `node` executable exports (as it does for native addons); the shared library carrying this
+// shim runs inside that executable. V8's API is C++ with handle scopes; rather than mirror it
+// handle by handle, this shim
 // exposes a handful of coarse operations (platform, isolates from snapshots, contexts, calls,
 // console callbacks, limits) as flat `extern "C"` functions, and the Rust side keeps ownership,
 // caching and timeouts.
@@ -13,12 +16,13 @@
 //   (pointer, length) pairs valid for the duration of the call.
 // - A RomaVersion (one loaded version: an isolate plus what it was compiled from) is used by one
 //   thread at a time; only roma_v8_isolate_terminate may be called from another thread.
-// - The code compiles against the V8 10.2 headers it links with and against newer (11.x)
-//   headers; version differences are isolated in the ROMA_V8_11 blocks.
+// - The code compiles against the pinned build's headers (C++20) only: it runs inside that
+//   build's V8, whose object layout those headers describe.
 
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,10 +34,6 @@
 #include <new>
 #include <string>
 #include <vector>
-
-#if V8_MAJOR_VERSION >= 11
-#define ROMA_V8_11 1
-#endif
 
 namespace {
 
@@ -752,8 +752,8 @@ size_t NearHeapLimit(void* data, size_t current, size_t initial) {
   return current + headroom;
 }
 
-// After every GC of a snapshot-creating isolate (which V8 10.2 lets us configure no heap
-// limit on): enforce the max heap by hand.
+// After every GC of a snapshot-creating isolate (created without heap constraints, so that
+// the snapshot holds no limit of its own): enforce the max heap by hand.
 void SnapshotGcEpilogue(Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void* data) {
   RomaVersion* version = static_cast<RomaVersion*>(data);
   if (version->limits.max_heap_bytes == 0) return;
@@ -777,11 +777,7 @@ constexpr int kFatalOomExitCode = 86;
   _exit(kFatalOomExitCode);
 }
 
-#if V8_MAJOR_VERSION >= 11
 void OnFatalOom(const char* location, const v8::OOMDetails&) { FatalOom(location); }
-#else
-void OnFatalOom(const char* location, bool) { FatalOom(location); }
-#endif
 
 Isolate* NewIsolate(RomaVersion* v, v8::StartupData* snapshot) {
   v->allocator = std::make_unique<CountingAllocator>(v->limits.max_array_buffer_bytes);
@@ -1413,6 +1409,19 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   out->code = ROMA_OK;
 }
 
+// Whether the address space allows the WebAssembly trap handler: no RLIMIT_AS, or one with room
+// for kTrapHandlerMemories full-size 32-bit memories (each reserves its guard regions) besides
+// the heaps.
+constexpr size_t kTrapHandlerMemories = 4;
+bool TrapHandlerFits() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_AS, &lim) != 0) return false;
+  if (lim.rlim_cur == RLIM_INFINITY) return true;
+  size_t one = v8::V8::GetWasmMemoryReservationSizeInBytes(v8::V8::WasmMemoryType::kMemory32,
+                                                           size_t{4} << 30);
+  return lim.rlim_cur / kTrapHandlerMemories > one;
+}
+
 }  // namespace
 
 extern "C" {
@@ -1428,6 +1437,13 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
     return 1;
   }
   if (flags_len) v8::V8::SetFlagsFromString(flags, flags_len);
+  // What node's own start-up would have set up and roma needs: WebAssembly bounds checks by
+  // guard regions and V8's own SIGSEGV handler (the trap handler) rather than an explicit
+  // check on every memory access. It must be enabled before V8::Initialize. Each memory then
+  // reserves several GiB of address space, so under an RLIMIT_AS too small for a few of them
+  // it stays off and V8 compiles explicit bounds checks: slower, as safe.
+  if (TrapHandlerFits()) v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
+  // ICU: the build carries its full data in the executable (full-icu), so no data file is read.
   v8::V8::InitializeICU();
   g_platform = v8::platform::NewDefaultPlatform();
   v8::V8::InitializePlatform(g_platform.get());
@@ -1436,7 +1452,7 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
   return 0;
 }
 
-// The V8 version string ("10.2.154.26-node.36"). Static storage; never freed.
+// The V8 version string ("14.6.202.34-node.40"). Static storage; never freed.
 const char* roma_v8_version() noexcept { return v8::V8::GetVersion(); }
 
 // Frees a string the shim returned.
