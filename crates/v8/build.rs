@@ -26,7 +26,10 @@ fn main() {
         None => manifest.join("../../target/node"),
     };
     let dir = dir.canonicalize().unwrap_or(dir);
-    println!("cargo:rerun-if-changed={}", dir.join("include/node").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        dir.join("include/node").display()
+    );
     let include = dir.join("include/node");
     let version_h = include.join("node_version.h");
     let found = match std::fs::read_to_string(&version_h) {
@@ -46,7 +49,11 @@ fn main() {
         .file("shim/roma_v8_shim.cc")
         // -isystem: V8's own headers are not the shim's to keep warning-free.
         .flag("-isystem")
-        .flag(include.to_str().unwrap_or_else(|| fail("the include path is not UTF-8")))
+        .flag(
+            include
+                .to_str()
+                .unwrap_or_else(|| fail("the include path is not UTF-8")),
+        )
         .flag("-fno-rtti")
         .warnings(true)
         .compile("roma_v8_shim");

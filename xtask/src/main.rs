@@ -144,8 +144,10 @@ fn ensure_compiler() -> Result<()> {
 }
 
 /// The shared libraries the pinned `node` executable loads besides glibc.
-const NODE_RUNTIME_LIBRARIES: [(&str, &str); 2] =
-    [("libstdc++.so.6", "libstdc++6"), ("libatomic.so.1", "libatomic1")];
+const NODE_RUNTIME_LIBRARIES: [(&str, &str); 2] = [
+    ("libstdc++.so.6", "libstdc++6"),
+    ("libatomic.so.1", "libatomic1"),
+];
 
 fn ensure_runtime_libraries() -> Result<()> {
     let cache = Command::new("ldconfig")
@@ -195,7 +197,13 @@ fn hello(rest: &[String]) -> Result<()> {
 fn shim_check() -> Result<()> {
     let include = root().join("target/node/include/node");
     run(Command::new("c++")
-        .args(["-std=c++20", "-fno-rtti", "-fsyntax-only", "-Wall", "-Werror"])
+        .args([
+            "-std=c++20",
+            "-fno-rtti",
+            "-fsyntax-only",
+            "-Wall",
+            "-Werror",
+        ])
         .arg("-isystem")
         .arg(&include)
         .arg(root().join("crates/v8/shim/roma_v8_shim.cc")))
@@ -213,8 +221,8 @@ fn test(rest: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The service tests start real roma-worker processes: build the binary first.
-    run(cargo().args(["build", "-p", "roma-worker", "--bins"]))?;
+    // The service tests start real workers: build the worker library first.
+    run(cargo().args(["build", "-p", "roma-worker"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
     // Every crate's rustdoc builds without warnings.
     run(cargo()
@@ -262,6 +270,6 @@ fn birdcage_smoke() -> Result<()> {
 
 fn bench(rest: &[String]) -> Result<()> {
     setup()?;
-    run(cargo().args(["build", "--release", "-p", "roma-worker", "--bins"]))?;
+    run(cargo().args(["build", "--release", "-p", "roma-worker"]))?;
     run(cargo().args(["bench", "--workspace"]).args(rest))
 }

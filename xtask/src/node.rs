@@ -37,13 +37,19 @@ pub fn is_ready(dir: &Path) -> bool {
 pub fn ensure(target: &Path) -> Result<PathBuf> {
     let dest = target.join("node");
     if is_ready(&dest) {
-        eprintln!("xtask: Node {NODE_VERSION} (roma's V8) is ready in {}", dest.display());
+        eprintln!(
+            "xtask: Node {NODE_VERSION} (roma's V8) is ready in {}",
+            dest.display()
+        );
         return Ok(dest);
     }
     std::fs::create_dir_all(target)?;
     let tarball = download(target)?;
     unpack(target, &tarball, &dest)?;
-    eprintln!("xtask: Node {NODE_VERSION} (roma's V8) unpacked into {}", dest.display());
+    eprintln!(
+        "xtask: Node {NODE_VERSION} (roma's V8) unpacked into {}",
+        dest.display()
+    );
     Ok(dest)
 }
 

@@ -29,7 +29,11 @@ pub const BUILD_QUERY_ARG: &str = "--roma-build";
 /// sources (the wire types and their framing), computed by the build script. A host and a
 /// worker built from different sources have different ids, so a worker from another build is
 /// refused by name rather than misread frame by frame.
-pub const BUILD_ID: &str = concat!(env!("CARGO_PKG_VERSION"), "+wire.", env!("ROMA_IPC_WIRE_HASH"));
+pub const BUILD_ID: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "+wire.",
+    env!("ROMA_IPC_WIRE_HASH")
+);
 
 /// The exit status of a worker that V8 could not keep alive through an out-of-memory (one
 /// allocation beyond its heap limit and headroom): the host reports the request it was running

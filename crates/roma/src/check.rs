@@ -17,7 +17,7 @@ pub fn check(sandbox: SandboxKind) -> Result<Vec<ProbeResult>, RomaError> {
         sandbox,
         ..Config::default()
     };
-    let setup = WorkerSetup::from_config(&config, find_worker(None)?, true)?;
+    let setup = WorkerSetup::from_config(&config, find_worker(None, None)?, true)?;
     let hooks = Arc::new(Hooks::<()> {
         logger: None,
         bindings: roma_udf::Registry::new(Vec::new())

@@ -100,9 +100,14 @@ pub struct Config<M = ()> {
     pub oversize_payloads: OversizePolicy,
     /// Largest message either side may send at all. 0: 64 MiB.
     pub max_payload_bytes: usize,
-    /// The `roma-worker` binary. `None`: `$ROMA_WORKER_BIN`, else next to the current
-    /// executable (or its parent folder, for test binaries in `target/*/deps`).
-    pub worker_binary: Option<PathBuf>,
+    /// The worker library (`libroma_worker.so`), which each worker's `node` preloads. `None`:
+    /// `$ROMA_WORKER_LIB`, else next to the current executable (or in its parent folder, for
+    /// test binaries in `target/*/deps`).
+    pub worker_library: Option<PathBuf>,
+    /// The `node` executable of the pinned Node.js build, whose V8 the workers run. `None`:
+    /// `$ROMA_NODE`, else the one `cargo xtask setup` unpacked into the workspace's
+    /// `target/node/` (docs/config.md).
+    pub node_binary: Option<PathBuf>,
     /// Extra V8 flags, for every worker.
     pub v8_flags: Vec<String>,
     /// Prepare the next context while idle (default on).
@@ -146,7 +151,8 @@ impl<M> Default for Config<M> {
             payload_fast_path_bytes: 0,
             oversize_payloads: OversizePolicy::SlowPath,
             max_payload_bytes: 0,
-            worker_binary: None,
+            worker_library: None,
+            node_binary: None,
             v8_flags: Vec::new(),
             prewarm: true,
             worker_address_space_mb: None,

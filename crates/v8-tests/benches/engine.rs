@@ -14,14 +14,21 @@ fn main() -> ExitCode {
         .into_iter()
         .find(|p| p.is_file())
     else {
-        eprintln!("roma-v8-tests: {LIBRARY} was not built next to {}", exe.display());
+        eprintln!(
+            "roma-v8-tests: {LIBRARY} was not built next to {}",
+            exe.display()
+        );
         return ExitCode::from(101);
     };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         args.push("--bench".into());
     }
-    match Command::new(node).env("LD_PRELOAD", &lib).args(&args).status() {
+    match Command::new(node)
+        .env("LD_PRELOAD", &lib)
+        .args(&args)
+        .status()
+    {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => {
             eprintln!("roma-v8-tests: the engine bench failed: {s}");

@@ -167,13 +167,34 @@ fn cancel_from_another_thread() {
 
 /// The tests of this module, by name.
 pub const TESTS: &[(&str, fn())] = &[
-    ("errors::compile_error_has_message_and_line", compile_error_has_message_and_line),
-    ("errors::top_level_throw_fails_the_load", top_level_throw_fails_the_load),
-    ("errors::handler_throw_is_execution_with_stack", handler_throw_is_execution_with_stack),
-    ("errors::non_error_throws_and_rejections", non_error_throws_and_rejections),
+    (
+        "errors::compile_error_has_message_and_line",
+        compile_error_has_message_and_line,
+    ),
+    (
+        "errors::top_level_throw_fails_the_load",
+        top_level_throw_fails_the_load,
+    ),
+    (
+        "errors::handler_throw_is_execution_with_stack",
+        handler_throw_is_execution_with_stack,
+    ),
+    (
+        "errors::non_error_throws_and_rejections",
+        non_error_throws_and_rejections,
+    ),
     ("errors::unserialisable_results", unserialisable_results),
-    ("errors::handler_not_found_names_what_exists", handler_not_found_names_what_exists),
+    (
+        "errors::handler_not_found_names_what_exists",
+        handler_not_found_names_what_exists,
+    ),
     ("errors::bad_json_input", bad_json_input),
-    ("errors::version_not_found_and_invalid_arguments", version_not_found_and_invalid_arguments),
-    ("errors::cancel_from_another_thread", cancel_from_another_thread),
+    (
+        "errors::version_not_found_and_invalid_arguments",
+        version_not_found_and_invalid_arguments,
+    ),
+    (
+        "errors::cancel_from_another_thread",
+        cancel_from_another_thread,
+    ),
 ];

@@ -151,13 +151,25 @@ fn prewarmed_context_is_fresh() {
 /// The tests of this module, by name.
 pub const TESTS: &[(&str, fn())] = &[
     ("js::hello_world", hello_world),
-    ("js::globals_do_not_survive_between_calls", globals_do_not_survive_between_calls),
-    ("js::inputs_are_json_and_missing_are_undefined", inputs_are_json_and_missing_are_undefined),
-    ("js::undefined_result_is_roma_text", undefined_result_is_roma_text),
+    (
+        "js::globals_do_not_survive_between_calls",
+        globals_do_not_survive_between_calls,
+    ),
+    (
+        "js::inputs_are_json_and_missing_are_undefined",
+        inputs_are_json_and_missing_are_undefined,
+    ),
+    (
+        "js::undefined_result_is_roma_text",
+        undefined_result_is_roma_text,
+    ),
     ("js::async_handlers_are_awaited", async_handlers_are_awaited),
     ("js::dotted_handlers", dotted_handlers),
     ("js::byte_string_mode", byte_string_mode),
-    ("js::console_levels_and_min_level_filter", console_levels_and_min_level_filter),
+    (
+        "js::console_levels_and_min_level_filter",
+        console_levels_and_min_level_filter,
+    ),
     ("js::performance_now_advances", performance_now_advances),
     ("js::prewarmed_context_is_fresh", prewarmed_context_is_fresh),
 ];

@@ -119,7 +119,10 @@ fn main() -> i32 {
 
 /// Runs `tests` on a few threads, each test's panic its failure; libtest-style report.
 fn run(group: &str, tests: &[Test], threads: Option<usize>) -> i32 {
-    println!("\nrunning {} tests (group {group}, inside node)", tests.len());
+    println!(
+        "\nrunning {} tests (group {group}, inside node)",
+        tests.len()
+    );
     let threads = threads
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1)

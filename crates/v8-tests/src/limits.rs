@@ -150,11 +150,32 @@ fn timeout_tag_style_durations() {
 
 /// The tests of this module, by name.
 pub const TESTS: &[(&str, fn())] = &[
-    ("limits::infinite_loop_times_out_and_engine_recovers", infinite_loop_times_out_and_engine_recovers),
-    ("limits::timeouts_in_promises_and_microtasks", timeouts_in_promises_and_microtasks),
-    ("limits::top_level_infinite_loop_fails_the_load_within_the_timeout", top_level_infinite_loop_fails_the_load_within_the_timeout),
-    ("limits::heap_exhaustion_is_out_of_memory_and_the_engine_recovers", heap_exhaustion_is_out_of_memory_and_the_engine_recovers),
-    ("limits::array_buffers_and_strings_past_the_cap", array_buffers_and_strings_past_the_cap),
-    ("limits::deep_recursion_is_an_execution_error", deep_recursion_is_an_execution_error),
-    ("limits::timeout_tag_style_durations", timeout_tag_style_durations),
+    (
+        "limits::infinite_loop_times_out_and_engine_recovers",
+        infinite_loop_times_out_and_engine_recovers,
+    ),
+    (
+        "limits::timeouts_in_promises_and_microtasks",
+        timeouts_in_promises_and_microtasks,
+    ),
+    (
+        "limits::top_level_infinite_loop_fails_the_load_within_the_timeout",
+        top_level_infinite_loop_fails_the_load_within_the_timeout,
+    ),
+    (
+        "limits::heap_exhaustion_is_out_of_memory_and_the_engine_recovers",
+        heap_exhaustion_is_out_of_memory_and_the_engine_recovers,
+    ),
+    (
+        "limits::array_buffers_and_strings_past_the_cap",
+        array_buffers_and_strings_past_the_cap,
+    ),
+    (
+        "limits::deep_recursion_is_an_execution_error",
+        deep_recursion_is_an_execution_error,
+    ),
+    (
+        "limits::timeout_tag_style_durations",
+        timeout_tag_style_durations,
+    ),
 ];

@@ -38,7 +38,16 @@ fn lru_evicts_the_least_recently_used() {
 
 /// The tests of this module, by name.
 pub const TESTS: &[(&str, fn())] = &[
-    ("versions::two_versions_coexist_and_overwrite_replaces_only_its_own", two_versions_coexist_and_overwrite_replaces_only_its_own),
-    ("versions::a_failed_reload_keeps_the_old_version", a_failed_reload_keeps_the_old_version),
-    ("versions::lru_evicts_the_least_recently_used", lru_evicts_the_least_recently_used),
+    (
+        "versions::two_versions_coexist_and_overwrite_replaces_only_its_own",
+        two_versions_coexist_and_overwrite_replaces_only_its_own,
+    ),
+    (
+        "versions::a_failed_reload_keeps_the_old_version",
+        a_failed_reload_keeps_the_old_version,
+    ),
+    (
+        "versions::lru_evicts_the_least_recently_used",
+        lru_evicts_the_least_recently_used,
+    ),
 ];

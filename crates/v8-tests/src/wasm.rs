@@ -252,15 +252,48 @@ fn a_standalone_module_with_an_unknown_import_fails_its_load() {
 
 /// The tests of this module, by name.
 pub const TESTS: &[(&str, fn())] = &[
-    ("wasm::js_with_wasm_add_returns_3_and_is_not_recompiled_per_call", js_with_wasm_add_returns_3_and_is_not_recompiled_per_call),
-    ("wasm::js_with_wasm_async_instantiate", js_with_wasm_async_instantiate),
-    ("wasm::js_with_bad_wasm_fails_the_load", js_with_bad_wasm_fails_the_load),
-    ("wasm::top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script", top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script),
-    ("wasm::webassembly_inside_a_snapshot_handler", webassembly_inside_a_snapshot_handler),
-    ("wasm::standalone_wasm_string_in_string_out", standalone_wasm_string_in_string_out),
-    ("wasm::standalone_wasm_ints_and_lists", standalone_wasm_ints_and_lists),
-    ("wasm::standalone_wasm_errors_are_typed", standalone_wasm_errors_are_typed),
-    ("wasm::invalid_standalone_module_fails_the_load", invalid_standalone_module_fails_the_load),
-    ("wasm::console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm", console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm),
-    ("wasm::a_standalone_module_with_an_unknown_import_fails_its_load", a_standalone_module_with_an_unknown_import_fails_its_load),
+    (
+        "wasm::js_with_wasm_add_returns_3_and_is_not_recompiled_per_call",
+        js_with_wasm_add_returns_3_and_is_not_recompiled_per_call,
+    ),
+    (
+        "wasm::js_with_wasm_async_instantiate",
+        js_with_wasm_async_instantiate,
+    ),
+    (
+        "wasm::js_with_bad_wasm_fails_the_load",
+        js_with_bad_wasm_fails_the_load,
+    ),
+    (
+        "wasm::top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script",
+        top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script,
+    ),
+    (
+        "wasm::webassembly_inside_a_snapshot_handler",
+        webassembly_inside_a_snapshot_handler,
+    ),
+    (
+        "wasm::standalone_wasm_string_in_string_out",
+        standalone_wasm_string_in_string_out,
+    ),
+    (
+        "wasm::standalone_wasm_ints_and_lists",
+        standalone_wasm_ints_and_lists,
+    ),
+    (
+        "wasm::standalone_wasm_errors_are_typed",
+        standalone_wasm_errors_are_typed,
+    ),
+    (
+        "wasm::invalid_standalone_module_fails_the_load",
+        invalid_standalone_module_fails_the_load,
+    ),
+    (
+        "wasm::console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm",
+        console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm,
+    ),
+    (
+        "wasm::a_standalone_module_with_an_unknown_import_fails_its_load",
+        a_standalone_module_with_an_unknown_import_fails_its_load,
+    ),
 ];

@@ -55,6 +55,7 @@ fn memory_growth_past_the_page_cap_fails() {
 }
 
 /// The tests of this module, by name.
-pub const TESTS: &[(&str, fn())] = &[
-    ("wasm_pages::memory_growth_past_the_page_cap_fails", memory_growth_past_the_page_cap_fails),
-];
+pub const TESTS: &[(&str, fn())] = &[(
+    "wasm_pages::memory_growth_past_the_page_cap_fails",
+    memory_growth_past_the_page_cap_fails,
+)];

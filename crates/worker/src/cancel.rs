@@ -29,7 +29,9 @@ pub fn spawn_control_thread(
         .spawn(move || {
             loop {
                 match control.recv(None) {
-                    Ok(Control::Cancel { request_id }) => state.cancel(request_id, |id| terminator.cancel(id)),
+                    Ok(Control::Cancel { request_id }) => {
+                        state.cancel(request_id, |id| terminator.cancel(id))
+                    }
                     // A malformed frame from the host is dropped; closing ends the thread.
                     Err(e) if e.is_closed() => return,
                     Err(_) => continue,

@@ -118,12 +118,37 @@ fn stop_refuses_new_work() {
 }
 
 #[test]
-fn missing_worker_binary_fails_new_clearly() {
+fn missing_worker_library_or_node_fails_new_clearly() {
     let mut c = config::<()>(1);
-    c.worker_binary = Some("/nonexistent/roma-worker".into());
+    c.worker_library = Some("/nonexistent/libroma_worker.so".into());
     let e = roma::RomaService::new(c).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(e.message().contains("/nonexistent/roma-worker"), "{e}");
+    assert!(
+        e.message().contains("/nonexistent/libroma_worker.so"),
+        "{e}"
+    );
+    assert!(e.message().contains("cargo build -p roma-worker"), "{e}");
+    let mut c = config::<()>(1);
+    c.node_binary = Some("/nonexistent/bin/node".into());
+    let e = roma::RomaService::new(c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("/nonexistent/bin/node"), "{e}");
+    assert!(e.message().contains("cargo xtask setup"), "{e}");
+}
+
+/// A node that does not carry the worker (here /bin/true in its place) fails `new` naming both
+/// files, before any worker is started.
+#[test]
+fn a_node_that_does_not_answer_as_a_worker_fails_new() {
+    let mut c = config::<()>(1);
+    c.node_binary = Some("/bin/true".into());
+    let e = roma::RomaService::new(c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("/bin/true"), "{e}");
+    assert!(
+        e.message().contains("does not answer as a roma worker"),
+        "{e}"
+    );
 }
 
 /// What a worker writes to its stderr (here a debug worker's injected fault: a plain line,
