@@ -22,10 +22,12 @@
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -1413,6 +1415,22 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
 // for kTrapHandlerMemories full-size 32-bit memories (each reserves its guard regions) besides
 // the heaps.
 constexpr size_t kTrapHandlerMemories = 4;
+
+// V8's entropy (Math.random seeds, hash seeds, heap placement): getrandom(2), which the
+// worker's seccomp allow-list permits. Without a source V8 opens /dev/urandom, which the jail
+// does not have, and falls back to seeding from the clock.
+bool GetEntropy(unsigned char* buffer, size_t length) {
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = getrandom(buffer + done, length - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
 bool TrapHandlerFits() {
   struct rlimit lim;
   if (getrlimit(RLIMIT_AS, &lim) != 0) return false;
@@ -1443,6 +1461,7 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
   // reserves several GiB of address space, so under an RLIMIT_AS too small for a few of them
   // it stays off and V8 compiles explicit bounds checks: slower, as safe.
   if (TrapHandlerFits()) v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
+  v8::V8::SetEntropySource(GetEntropy);
   // ICU: the build carries its full data in the executable (full-icu), so no data file is read.
   v8::V8::InitializeICU();
   g_platform = v8::platform::NewDefaultPlatform();
