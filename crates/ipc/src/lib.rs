@@ -93,8 +93,8 @@ pub use endpoint::{Endpoint, HostEndpoint, WorkerEndpoint, decode_worker_message
 pub use error::IpcError;
 pub use handoff::{ChildHandoff, ChildSpec, HostLink, WorkerLink, spawn_pair};
 pub use protocol::{
-    BUILD_ID, BUILD_QUERY_ARG, Control, ExecOutput, HostToWorker, Message, PROBE_MODE_ARG,
-    ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost,
+    BUILD_ID, BUILD_QUERY_ARG, Control, ExecOutput, HOST_BUILD_ARG_PREFIX, HostToWorker, Message,
+    PROBE_MODE_ARG, ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost,
 };
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;

@@ -25,6 +25,11 @@ pub const PROBE_MODE_ARG: &str = "--probe-mode";
 /// before it starts workers and refuses a worker whose build id is not its own.
 pub const BUILD_QUERY_ARG: &str = "--roma-build";
 
+/// The worker argument prefix by which the host tells every worker it starts the host's
+/// [`BUILD_ID`] (`--roma-host-build=<id>`): a worker of another build refuses to serve before it
+/// reads a single frame, since frames of another build may not decode the same.
+pub const HOST_BUILD_ARG_PREFIX: &str = "--roma-host-build=";
+
 /// This build of the host-worker protocol: the workspace version and a hash of this crate's
 /// sources (the wire types and their framing), computed by the build script. A host and a
 /// worker built from different sources have different ids, so a worker from another build is

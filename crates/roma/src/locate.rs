@@ -9,7 +9,9 @@
 //!
 //! Search order (first hit wins), documented in docs/config.md:
 //! - the library: `Config::worker_library`, `$ROMA_WORKER_LIB`, then `libroma_worker.so` next to
-//!   the current executable or in its parent folder (test binaries live in `target/*/deps`);
+//!   the current executable or in its parent folder (test binaries live in `target/*/deps`),
+//!   then in `target/release/` and `target/debug/` of the roma workspace this crate was built in
+//!   (for a program outside that workspace that depends on roma by path);
 //! - `node`: `Config::node_binary`, `$ROMA_NODE`, then the pinned build this crate was compiled
 //!   beside (`target/node/bin/node` of the workspace, or `$ROMA_NODE_DIR/bin/node` at build
 //!   time).
@@ -32,7 +34,14 @@ const DEFAULT_NODE: &str = env!("ROMA_DEFAULT_NODE");
 const INSTALL_NODE: &str = "`cargo xtask setup` in the roma workspace";
 
 /// The command that builds the worker library.
-const BUILD_LIBRARY: &str = "`cargo build -p roma-worker` in the roma workspace";
+const BUILD_LIBRARY: &str = concat!(
+    "`cargo build --release -p roma-worker` in the roma workspace (",
+    env!("ROMA_WORKSPACE"),
+    ")"
+);
+
+/// The roma workspace this crate was built in.
+const WORKSPACE: &str = env!("ROMA_WORKSPACE");
 
 /// The answer to the build query is three short lines; only this much of it is looked at.
 const MAX_QUERY_OUTPUT: usize = 1024;
@@ -86,12 +95,14 @@ fn find_library(configured: Option<&Path>) -> Result<PathBuf, RomaError> {
     let exe = std::env::current_exe()
         .map_err(|e| RomaError::internal(format!("cannot find the current executable: {e}")))?;
     let mut tried = Vec::new();
-    for dir in exe
+    let beside = exe
         .parent()
         .into_iter()
         .flat_map(|d| [Some(d), d.parent()])
         .flatten()
-    {
+        .map(Path::to_path_buf);
+    let workspace = ["release", "debug"].map(|p| Path::new(WORKSPACE).join("target").join(p));
+    for dir in beside.chain(workspace) {
         let candidate = dir.join(WORKER_LIBRARY_NAME);
         if candidate.is_file() {
             return Ok(candidate);

@@ -388,10 +388,15 @@ fn spawn_worker(
     let spec = WorkerSpec {
         program: setup.binary.node.clone(),
         preload: Some(setup.binary.library.clone()),
-        args: if setup.probe_mode {
-            vec![handoff.arg().into(), PROBE_MODE_ARG.into()]
-        } else {
-            vec![handoff.arg().into()]
+        args: {
+            let mut a = vec![
+                handoff.arg().into(),
+                format!("{}{}", roma_ipc::HOST_BUILD_ARG_PREFIX, roma_ipc::BUILD_ID).into(),
+            ];
+            if setup.probe_mode {
+                a.push(PROBE_MODE_ARG.into());
+            }
+            a
         },
         inherited_fds: handoff.spec().fds(),
         extra_read_only_paths: Vec::new(),

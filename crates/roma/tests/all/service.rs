@@ -208,3 +208,21 @@ fn worker_stderr_reaches_the_output_function_escaped_cut_and_limited() {
         "{spam} passed + {dropped} dropped"
     );
 }
+
+/// A worker started by a host of another build refuses to serve, before it reads a frame, and
+/// says which builds differ.
+#[test]
+fn a_worker_refuses_a_host_of_another_build() {
+    let out = roma::unjailed_worker_command(None, None)
+        .expect("the worker library and node")
+        .args([
+            "roma-ipc1:kind=socket",
+            "--roma-host-build=0.0.0+wire.other",
+        ])
+        .output()
+        .expect("the worker runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the host is build 0.0.0+wire.other"), "{err}");
+    assert!(err.contains("cargo build -p roma-worker"), "{err}");
+}
