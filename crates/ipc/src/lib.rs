@@ -94,7 +94,8 @@ pub use error::IpcError;
 pub use handoff::{ChildHandoff, ChildSpec, HostLink, WorkerLink, spawn_pair};
 pub use protocol::{
     BUILD_ID, BUILD_QUERY_ARG, Control, ExecOutput, HOST_BUILD_ARG_PREFIX, HostToWorker, Message,
-    PROBE_MODE_ARG, ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost,
+    PROBE_MODE_ARG, ProbeResult, WORKER_OOM_EXIT_CODE, WORKER_PROCESS_NAME, WORKER_PROCESS_NAME_C,
+    WorkerToHost,
 };
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;

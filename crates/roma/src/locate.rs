@@ -25,7 +25,7 @@ pub const WORKER_LIBRARY_NAME: &str = "libroma_worker.so";
 
 /// The name worker processes give themselves (their `comm`, what `ps` and `/proc/*/stat`
 /// show), though their executable is `node`.
-pub const WORKER_PROCESS_NAME: &str = "roma-worker";
+pub const WORKER_PROCESS_NAME: &str = roma_ipc::WORKER_PROCESS_NAME;
 
 /// The `node` this crate was built beside (see the build script).
 const DEFAULT_NODE: &str = env!("ROMA_DEFAULT_NODE");

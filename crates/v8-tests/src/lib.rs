@@ -20,7 +20,7 @@ mod wasm_pages;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-roma_v8::node_main!(main);
+roma_v8::node_main!(main, c"roma-v8-tests");
 
 type Test = (&'static str, fn());
 

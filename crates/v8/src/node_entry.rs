@@ -11,10 +11,6 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 
-/// The name every roma process started this way gives itself (its `comm`, what `ps` shows),
-/// so that it does not read as `node`.
-pub const PROCESS_NAME: &std::ffi::CStr = c"roma-worker";
-
 type CMain = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 type StartMain = unsafe extern "C" fn(
     CMain,
@@ -52,6 +48,7 @@ unsafe extern "C" fn trampoline(_: c_int, _: *mut *mut c_char, _: *mut *mut c_ch
 #[doc(hidden)]
 pub unsafe fn start(
     main: fn() -> i32,
+    name: &std::ffi::CStr,
     argc: c_int,
     argv: *mut *mut c_char,
     init: *mut c_void,
@@ -71,8 +68,9 @@ pub unsafe fn start(
             libc::_exit(70)
         }
     }
-    // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
-    unsafe { libc::prctl(libc::PR_SET_NAME, PROCESS_NAME.as_ptr()) };
+    // The process's `comm` (what `ps` and /proc/<pid>/stat show), so that it does not read as
+    // `node`. SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
     // SAFETY: `real` is glibc's __libc_start_main, whose type StartMain is; the arguments are
     // the ones the start code passed to this function, with only `main` replaced.
     unsafe {
@@ -82,11 +80,12 @@ pub unsafe fn start(
 }
 
 /// Makes the shared library being built run `$main` (a `fn() -> i32`, the exit status) when it
-/// is preloaded into `node`, in place of node's own `main` (see the module docs). Use it once,
-/// in the crate that is built as the `cdylib`. `std::env::args_os` works as in any program.
+/// is preloaded into `node`, in place of node's own `main` (see the module docs), in a process
+/// named `$name` (a `&CStr` of at most 15 bytes, e.g. `c"roma-worker"`). Use it once, in the
+/// crate that is built as the `cdylib`. `std::env::args_os` works as in any program.
 #[macro_export]
 macro_rules! node_main {
-    ($main:path) => {
+    ($main:path, $name:expr) => {
         /// glibc's entry into `main`, interposed: runs this library's `main` instead of node's.
         ///
         /// # Safety
@@ -103,7 +102,9 @@ macro_rules! node_main {
         ) -> ::std::ffi::c_int {
             // SAFETY: this is __libc_start_main, called by the start code with its arguments.
             unsafe {
-                $crate::node_entry::start($main, argc, argv, init, fini, rtld_fini, stack_end)
+                $crate::node_entry::start(
+                    $main, $name, argc, argv, init, fini, rtld_fini, stack_end,
+                )
             }
         }
     };

@@ -34,7 +34,7 @@ mod serve;
 
 pub use serve::{WorkerError, run};
 
-roma_v8::node_main!(main);
+roma_v8::node_main!(main, roma_ipc::WORKER_PROCESS_NAME_C);
 
 /// The worker process's `main`, run by `node` in place of its own.
 ///

@@ -127,7 +127,7 @@ fn missing_worker_library_or_node_fails_new_clearly() {
         e.message().contains("/nonexistent/libroma_worker.so"),
         "{e}"
     );
-    assert!(e.message().contains("cargo build -p roma-worker"), "{e}");
+    assert!(e.message().contains("-p roma-worker"), "{e}");
     let mut c = config::<()>(1);
     c.node_binary = Some("/nonexistent/bin/node".into());
     let e = roma::RomaService::new(c).unwrap_err();
