@@ -14,7 +14,7 @@
 
 use anyhow::{Context, Result, bail};
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 mod fuzz;

@@ -19,7 +19,6 @@ use roma::{
     CodeObject, Config, FunctionBindingIo, FunctionBindingObject, FunctionBindingPayload,
     InvocationRequest, RomaService,
 };
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};

@@ -146,7 +146,7 @@ fn query(node: PathBuf, library: PathBuf) -> Result<WorkerBinary, RomaError> {
     let status = output.status;
     let out = &output.stdout[..output.stdout.len().min(MAX_QUERY_OUTPUT)];
     let err = &output.stderr[..output.stderr.len().min(MAX_QUERY_OUTPUT)];
-    let text = String::from_utf8_lossy(&out);
+    let text = String::from_utf8_lossy(out);
     let mut lines = text.lines();
     let (build, v8, node_version) = (lines.next(), lines.next(), lines.next());
     let (Some(build), Some(v8), Some(node_version), true) =

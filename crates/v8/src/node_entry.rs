@@ -2,7 +2,7 @@
 //!
 //! An executable cannot be linked as a library, so a program that uses roma-v8 is a shared
 //! library that `node` loads before it starts (`LD_PRELOAD`). The library defines
-//! `__libc_start_main` ([`node_main!`]): the dynamic loader binds node's call to it instead of
+//! `__libc_start_main` ([`crate::node_main!`]): the dynamic loader binds node's call to it instead of
 //! glibc's, and it hands glibc's real one the library's `main` in place of node's. glibc then
 //! runs every static initialiser (node's included; V8 needs its own) and calls that `main`;
 //! node's runtime (its platform, libuv loop, bootstrap JS) never starts. roma-v8 sets V8 up
@@ -33,11 +33,8 @@ unsafe extern "C" fn trampoline(_: c_int, _: *mut *mut c_char, _: *mut *mut c_ch
         eprintln!("roma-v8: started without a main");
         70
     });
-    match std::panic::catch_unwind(main) {
-        Ok(code) => code,
-        // The panic message is already on stderr; unwinding into glibc is not allowed.
-        Err(_) => 101,
-    }
+    // A panic's message is already on stderr; unwinding into glibc is not allowed.
+    std::panic::catch_unwind(main).unwrap_or(101)
 }
 
 /// The body of [`node_main!`]'s `__libc_start_main`: records `main` and starts glibc's real
@@ -46,6 +43,10 @@ unsafe extern "C" fn trampoline(_: c_int, _: *mut *mut c_char, _: *mut *mut c_ch
 /// # Safety
 /// Call only as `__libc_start_main`, with the arguments the process's start code passed.
 #[doc(hidden)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "glibc's __libc_start_main arguments, passed on as they came"
+)]
 pub unsafe fn start(
     main: fn() -> i32,
     name: &std::ffi::CStr,

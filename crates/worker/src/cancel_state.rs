@@ -65,5 +65,13 @@ mod tests {
         s.cancel(8, |_| tries.fetch_add(1, Ordering::SeqCst) == 2);
         assert_eq!(tries.load(Ordering::SeqCst), 3);
         assert!(s.is_cancelled(8));
+        // Once the request has ended, a late cancel tries the terminator once and gives up.
+        s.end();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        s.cancel(8, |_| {
+            tries.fetch_add(1, Ordering::SeqCst);
+            false
+        });
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
     }
 }
