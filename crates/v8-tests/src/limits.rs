@@ -61,6 +61,25 @@ fn top_level_infinite_loop_fails_the_load_within_the_timeout() {
     );
 }
 
+/// A top-level timeout leaves the watchdog re-terminating the snapshot creator's isolate every
+/// few milliseconds until the engine disarms it; the creator (and its isolate) may only be
+/// deleted after that. Many timed-out loads in a row give a use after free every chance to show
+/// (it crashed a jailed worker once: a corrupt mutex inside V8).
+fn repeated_top_level_timeouts_never_touch_a_disposed_isolate() {
+    let mut e = engine_with(|l| l.default_timeout = Duration::from_millis(20));
+    for i in 0..100 {
+        let err = e
+            .load(&js(&format!("loop{i}"), "let x = 0; while (true) { x++; }"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "load {i}: {err}");
+    }
+    e.load(&js("v1", HELLO)).unwrap();
+    assert_eq!(
+        run_ok(&mut e, "v1", "Handler", &["1"]),
+        r#""Hello world! 1""#
+    );
+}
+
 fn heap_exhaustion_is_out_of_memory_and_the_engine_recovers() {
     let mut e = engine_with(|l| {
         l.initial_heap_mb = 1;
@@ -161,6 +180,10 @@ pub const TESTS: &[(&str, fn())] = &[
     (
         "limits::top_level_infinite_loop_fails_the_load_within_the_timeout",
         top_level_infinite_loop_fails_the_load_within_the_timeout,
+    ),
+    (
+        "limits::repeated_top_level_timeouts_never_touch_a_disposed_isolate",
+        repeated_top_level_timeouts_never_touch_a_disposed_isolate,
     ),
     (
         "limits::heap_exhaustion_is_out_of_memory_and_the_engine_recovers",

@@ -1520,9 +1520,11 @@ RomaVersion* roma_v8_snapshot_begin(const RomaLimits* limits, v8::SnapshotCreato
   return v;
 }
 
-// See roma_v8_snapshot_begin. On failure out->code says why (ROMA_COMPILE for a compile error
-// or top-level throw, ROMA_TERMINATED, ROMA_OOM) and the version is left without an isolate;
-// the caller disposes it. `creator` is consumed in every case.
+// See roma_v8_snapshot_begin. Runs the top level under the caller's watchdog and returns
+// ROMA_OK (the default context is set) or why not in out->code (ROMA_COMPILE for a compile error
+// or top-level throw, ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
+// watchdog may still terminate it until the caller disarms, so the caller disarms first and
+// then calls roma_v8_snapshot_finish, which consumes `creator`.
 int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const char* src,
                              size_t len, RomaOut* out) noexcept {
   bool ok = false;
@@ -1560,7 +1562,20 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     }
     v->current = nullptr;
   }
-  if (!ok) {
+  if (!ok) return out->code;
+  out->code = ROMA_OK;
+  return ROMA_OK;
+}
+
+// Ends a snapshot load begun with roma_v8_snapshot_begin, after roma_v8_snapshot_run returned
+// `run_code` and the caller disarmed its watchdog (invariant: nothing can terminate the
+// creator's isolate any more, since this disposes it). On ROMA_OK it makes the blob and starts the
+// version's isolate from it; otherwise it drops the creator and leaves the version without an
+// isolate for the caller to dispose. `creator` is consumed in every case. Returns ROMA_OK or the
+// failure, also in out->code.
+int32_t roma_v8_snapshot_finish(RomaVersion* v, v8::SnapshotCreator* creator, int32_t run_code,
+                                RomaOut* out) noexcept {
+  if (run_code != ROMA_OK) {
     // Deleting a creator that never made a blob is fine as long as no context was added to it
     // (its destructor would reset their handles after disposing the isolate): none was.
     v->isolate->CancelTerminateExecution();
@@ -1568,6 +1583,9 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     v->isolate = nullptr;
     return out->code;
   }
+  // A watchdog that fired after the top level had finished (and before the disarm) left a
+  // termination pending; the load succeeded, so it must not abort making the blob.
+  v->isolate->CancelTerminateExecution();
   v8::StartupData blob = creator->CreateBlob(v8::SnapshotCreator::FunctionCodeHandling::kKeep);
   delete creator;
   v->isolate = nullptr;
