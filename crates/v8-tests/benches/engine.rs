@@ -24,11 +24,16 @@ fn main() -> ExitCode {
     if !args.iter().any(|a| a == "--bench") {
         args.push("--bench".into());
     }
-    match Command::new(node)
-        .env("LD_PRELOAD", &lib)
-        .args(&args)
-        .status()
+    // Criterion's reports go where they would for an ordinary bench (`target/criterion`), not
+    // into the package folder, which is the working directory here.
+    let mut cmd = Command::new(node);
+    cmd.env("LD_PRELOAD", &lib).args(&args);
+    if std::env::var_os("CRITERION_HOME").is_none()
+        && let Some(target) = deps.parent().and_then(|profile| profile.parent())
     {
+        cmd.env("CRITERION_HOME", target.join("criterion"));
+    }
+    match cmd.status() {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => {
             eprintln!("roma-v8-tests: the engine bench failed: {s}");
