@@ -23,6 +23,9 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         SandboxArg::Birdcage => SandboxKind::Birdcage,
         SandboxArg::None => SandboxKind::None,
     };
+    if !args.json {
+        println!("{}", crate::engine_versions());
+    }
     let results =
         roma::check(kind).map_err(|e| anyhow::anyhow!("{}: {}", e.kind().as_str(), e.message()))?;
     let mut all_held = true;

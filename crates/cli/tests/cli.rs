@@ -74,19 +74,21 @@ fn repo_root() -> PathBuf {
         .expect("the repository root")
 }
 
+include!("../../v8/node_pin.rs");
+
 fn roma_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_roma"))
 }
 
-/// Fails with what to do when the worker binary is not where the `roma` binary will look.
+/// Fails with what to do when the worker library is not where the `roma` binary will look.
 fn require_worker() {
-    if std::env::var_os("ROMA_WORKER_BIN").is_some() {
+    if std::env::var_os("ROMA_WORKER_LIB").is_some() {
         return;
     }
-    let worker = roma_bin().with_file_name("roma-worker");
+    let worker = roma_bin().with_file_name(roma::WORKER_LIBRARY_NAME);
     assert!(
         worker.is_file(),
-        "{} is missing: the roma binary starts its workers from there. Run \
+        "{} is missing: the roma binary starts its workers with it. Run \
          `cargo build -p roma-worker` (same profile and target dir as this test) first, or \
          `cargo xtask test`, which does.",
         worker.display()
@@ -317,8 +319,19 @@ fn service_options_still_give_the_same_answer() {
 
 #[test]
 fn version_and_help() {
+    require_worker();
     let run = roma(&["--version"]);
-    assert_eq!(run.ok(), format!("roma {}\n", env!("CARGO_PKG_VERSION")));
+    let text = run.ok();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("roma {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let engine = lines.next().unwrap_or_default();
+    assert!(
+        engine.starts_with("V8 14.") && engine.contains(&format!(", Node {NODE_VERSION} ")),
+        "{text}"
+    );
     let run = roma(&["run", "--help"]);
     for flag in [
         "--handler",

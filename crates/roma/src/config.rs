@@ -97,7 +97,8 @@ pub struct Config<M = ()> {
     pub(crate) payload_fast_path_bytes: usize,
     pub(crate) oversize_payloads: OversizePolicy,
     pub(crate) max_payload_bytes: usize,
-    pub(crate) worker_binary: Option<PathBuf>,
+    pub(crate) worker_library: Option<PathBuf>,
+    pub(crate) node_binary: Option<PathBuf>,
     pub(crate) v8_flags: Vec<String>,
     pub(crate) prewarm: bool,
     pub(crate) worker_address_space_mb: Option<u64>,
@@ -150,7 +151,8 @@ impl<M> Config<M> {
     /// | `payload_fast_path_bytes` | 1 MiB |
     /// | `oversize_payloads` | [`OversizePolicy::SlowPath`] |
     /// | `max_payload_bytes` | 64 MiB |
-    /// | `worker_binary` | `$ROMA_WORKER_BIN`, else next to the executable |
+    /// | `worker_library` | `$ROMA_WORKER_LIB`, else next to the executable |
+    /// | `node_binary` | `$ROMA_NODE`, else the pinned build `cargo xtask setup` unpacked |
     /// | `v8_flags` | none |
     /// | `prewarm` | on |
     /// | `worker_address_space_mb` | no limit |
@@ -177,7 +179,8 @@ impl<M> Config<M> {
             payload_fast_path_bytes: DEFAULT_REGION_PAYLOAD_BYTES,
             oversize_payloads: OversizePolicy::SlowPath,
             max_payload_bytes: DEFAULT_MAX_FRAME_BYTES,
-            worker_binary: None,
+            worker_library: None,
+            node_binary: None,
             v8_flags: Vec::new(),
             prewarm: true,
             worker_address_space_mb: None,
@@ -303,10 +306,19 @@ impl<M> Config<M> {
         self
     }
 
-    /// The `roma-worker` binary, instead of `$ROMA_WORKER_BIN` or the one next to the current
-    /// executable (or its parent folder, for test binaries in `target/*/deps`).
-    pub fn worker_binary(&mut self, path: impl Into<PathBuf>) -> &mut Self {
-        self.worker_binary = Some(path.into());
+    /// The worker library (`libroma_worker.so`), which each worker's `node` preloads, instead of
+    /// `$ROMA_WORKER_LIB` or the one next to the current executable (or in its parent folder,
+    /// for test binaries in `target/*/deps`).
+    pub fn worker_library(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.worker_library = Some(path.into());
+        self
+    }
+
+    /// The `node` executable of the pinned Node.js build, whose V8 the workers run, instead of
+    /// `$ROMA_NODE` or the one `cargo xtask setup` unpacked into the roma workspace's
+    /// `target/node/` (docs/setup.md gives the whole search order).
+    pub fn node_binary(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.node_binary = Some(path.into());
         self
     }
 

@@ -28,10 +28,13 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
 
 impl<M: Send + Sync + 'static> RomaService<M> {
     /// Starts and warms `config.number_of_workers` workers, in parallel. Fails (and leaves
-    /// nothing running) if the worker binary, V8 or the sandbox cannot start.
+    /// nothing running) if the worker (node and the worker library), V8 or the sandbox cannot start.
     pub fn new(mut config: Config<M>) -> Result<Self, RomaError> {
         config.validate()?;
-        let binary = find_worker(config.worker_binary.as_deref())?;
+        let binary = find_worker(
+            config.worker_library.as_deref(),
+            config.node_binary.as_deref(),
+        )?;
         let bindings = roma_udf::Registry::new(std::mem::take(&mut config.bindings))
             .map_err(|e| RomaError::invalid_argument(e.to_string()))?;
         let mut setup = WorkerSetup::from_config(&config, binary, false)?;

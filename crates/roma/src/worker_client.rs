@@ -386,14 +386,20 @@ fn spawn_worker(
         RomaError::internal(format!("cannot create the channel to worker {index}: {e}"))
     })?;
     let spec = WorkerSpec {
-        program: setup.binary.path.clone(),
-        args: if setup.probe_mode {
-            vec![handoff.arg().into(), PROBE_MODE_ARG.into()]
-        } else {
-            vec![handoff.arg().into()]
+        program: setup.binary.node.clone(),
+        preload: Some(setup.binary.library.clone()),
+        args: {
+            let mut a = vec![
+                handoff.arg().into(),
+                format!("{}{}", roma_ipc::HOST_BUILD_ARG_PREFIX, roma_ipc::BUILD_ID).into(),
+            ];
+            if setup.probe_mode {
+                a.push(PROBE_MODE_ARG.into());
+            }
+            a
         },
         inherited_fds: handoff.spec().fds(),
-        extra_read_only_paths: setup.binary.read_only_paths.clone(),
+        extra_read_only_paths: Vec::new(),
         address_space_limit_mb: setup.address_space_limit_mb,
         capture_stderr: true,
     };

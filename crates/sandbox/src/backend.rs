@@ -22,6 +22,9 @@ const JAIL_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variables passed from the host to a worker; every other one is dropped.
 pub const ENV_ALLOW_LIST: [&str; 3] = ["RUST_BACKTRACE", "RUST_LOG", "LD_LIBRARY_PATH"];
 
+/// The variable that carries [`WorkerSpec::preload`] to the worker (never the host's own).
+pub(crate) const PRELOAD_VAR: &str = "LD_PRELOAD";
+
 /// A way to start jailed worker processes.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// The backend's name, as `sandbox_by_name` takes it.
@@ -87,7 +90,12 @@ impl Sandbox for LauncherSandbox {
             stage: JailStage::Launch,
             kind: self.kind,
             channel_fds: spec.inherited_fds.clone(),
-            read_only_paths: spec.extra_read_only_paths.clone(),
+            read_only_paths: spec
+                .extra_read_only_paths
+                .iter()
+                .chain(&spec.preload)
+                .cloned()
+                .collect(),
             address_space_limit_mb: spec.address_space_limit_mb,
             status_fd: status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
             rest: spec.args.clone(),
@@ -113,6 +121,9 @@ impl Sandbox for LauncherSandbox {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);
             }
+        }
+        if let Some(lib) = &spec.preload {
+            cmd.env(PRELOAD_VAR, lib);
         }
         let mut fds = spec.inherited_fds.clone();
         fds.extend(status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()));

@@ -42,6 +42,13 @@
 //! of [`ALLOWED`] is for the Rust side: threads started after the filter (clone with thread
 //! flags, set_robust_list, rseq, sched_getaffinity, prlimit64, prctl(PR_SET_NAME)), and the
 //! socket and shared-memory channel (recvfrom/sendto, fcntl, fstat, getcpu, epoll).
+//!
+//! V8 14.6 (Node 26.12.1, in `node` carrying the worker library) was re-derived the same way:
+//! strace of jailed workers running hello world, JS with WASM, standalone WASM, timeouts, Intl,
+//! async handlers and host functions. Past the filter it made no call outside [`ALLOWED`]; it
+//! opens `/proc/self/maps` (glibc's main-thread stack query), answered `EACCES` like the other
+//! file calls. It would also open `/dev/urandom` for its entropy, which roma-v8 avoids by giving
+//! V8 a `getrandom` source.
 
 use crate::SandboxError;
 use seccompiler::{

@@ -9,18 +9,23 @@ use std::path::PathBuf;
 /// How to start one worker process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkerSpec {
-    /// The worker binary (roma-worker). It must call
-    /// [`crate::launcher::enter_jail_from_args`] first thing in `main`.
+    /// The worker program: the `node` executable when [`WorkerSpec::preload`] names roma's
+    /// worker library, or any binary. Its `main` must call
+    /// [`crate::launcher::enter_jail_from_args`] first thing.
     pub program: PathBuf,
+    /// A shared library the program loads before it starts (`LD_PRELOAD`): roma's worker
+    /// library, which makes `node` run roma's worker instead of node. It is bound read-only
+    /// into the jail, and the launcher stage passes it on to the jailed stage.
+    pub preload: Option<PathBuf>,
     /// Arguments for the worker itself, handed back by `enter_jail_from_args`.
     pub args: Vec<OsString>,
     /// Channel descriptors (host-side numbers) that must be open in the worker at the same
     /// numbers. They may be close-on-exec in the host: only the spawned child clears the flag.
     /// Every other descriptor of the host is closed in the worker.
     pub inherited_fds: Vec<RawFd>,
-    /// Extra absolute paths the worker may read and execute (bound read-only into its root),
-    /// such as the folder holding `libnode.so.108`. `/lib`, `/lib64`, `/usr/lib`, `/usr/lib64`
-    /// and the worker binary are always bound.
+    /// Extra absolute paths the worker may read and execute (bound read-only into its root).
+    /// `/lib`, `/lib64`, `/usr/lib`, `/usr/lib64`, the program and the preloaded library are
+    /// always bound.
     pub extra_read_only_paths: Vec<PathBuf>,
     /// `RLIMIT_AS` for the worker in MiB. V8 reserves a lot of virtual memory: keep this at
     /// 10 GiB or more, or leave it unset.
@@ -58,7 +63,7 @@ impl WorkerSpec {
                 )));
             }
         }
-        for p in &self.extra_read_only_paths {
+        for p in self.extra_read_only_paths.iter().chain(&self.preload) {
             if !p.is_absolute() {
                 return Err(SandboxError::InvalidSpec(format!(
                     "read-only path {} is not absolute",
@@ -103,6 +108,10 @@ mod tests {
             },
             WorkerSpec {
                 address_space_limit_mb: Some(0),
+                ..ok.clone()
+            },
+            WorkerSpec {
+                preload: Some("libroma_worker.so".into()),
                 ..ok.clone()
             },
         ] {

@@ -1,7 +1,10 @@
-// roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and the system V8 (libnode).
+// roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and V8 14.6, the V8 inside the
+// pinned official Node.js build (crates/v8/node_pin.rs).
 //
-// Why C++ at all: the `v8` crate cannot build here, so roma binds the V8 that Debian ships in
-// libnode. V8's API is C++ with handle scopes; rather than mirror it handle by handle, this shim
+// Why C++ at all: the `v8` crate cannot build on roma's machines, so roma binds the V8 that the
+// `node` executable exports (as it does for native addons); the shared library carrying this
+// shim runs inside that executable. V8's API is C++ with handle scopes; rather than mirror it
+// handle by handle, this shim
 // exposes a handful of coarse operations (platform, isolates from snapshots, contexts, calls,
 // console callbacks, limits) as flat `extern "C"` functions, and the Rust side keeps ownership,
 // caching and timeouts.
@@ -13,15 +16,18 @@
 //   (pointer, length) pairs valid for the duration of the call.
 // - A RomaVersion (one loaded version: an isolate plus what it was compiled from) is used by one
 //   thread at a time; only roma_v8_isolate_terminate may be called from another thread.
-// - The code compiles against the V8 10.2 headers it links with and against newer (11.x)
-//   headers; version differences are isolated in the ROMA_V8_11 blocks.
+// - The code compiles against the pinned build's headers (C++20) only: it runs inside that
+//   build's V8, whose object layout those headers describe.
 
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -30,10 +36,6 @@
 #include <new>
 #include <string>
 #include <vector>
-
-#if V8_MAJOR_VERSION >= 11
-#define ROMA_V8_11 1
-#endif
 
 namespace {
 
@@ -752,8 +754,8 @@ size_t NearHeapLimit(void* data, size_t current, size_t initial) {
   return current + headroom;
 }
 
-// After every GC of a snapshot-creating isolate (which V8 10.2 lets us configure no heap
-// limit on): enforce the max heap by hand.
+// After every GC of a snapshot-creating isolate (created without heap constraints, so that
+// the snapshot holds no limit of its own): enforce the max heap by hand.
 void SnapshotGcEpilogue(Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void* data) {
   RomaVersion* version = static_cast<RomaVersion*>(data);
   if (version->limits.max_heap_bytes == 0) return;
@@ -777,11 +779,7 @@ constexpr int kFatalOomExitCode = 86;
   _exit(kFatalOomExitCode);
 }
 
-#if V8_MAJOR_VERSION >= 11
 void OnFatalOom(const char* location, const v8::OOMDetails&) { FatalOom(location); }
-#else
-void OnFatalOom(const char* location, bool) { FatalOom(location); }
-#endif
 
 Isolate* NewIsolate(RomaVersion* v, v8::StartupData* snapshot) {
   v->allocator = std::make_unique<CountingAllocator>(v->limits.max_array_buffer_bytes);
@@ -1413,6 +1411,35 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   out->code = ROMA_OK;
 }
 
+// Whether the address space allows the WebAssembly trap handler: no RLIMIT_AS, or one with room
+// for kTrapHandlerMemories full-size 32-bit memories (each reserves its guard regions) besides
+// the heaps.
+constexpr size_t kTrapHandlerMemories = 4;
+
+// V8's entropy (Math.random seeds, hash seeds, heap placement): getrandom(2), which the
+// worker's seccomp allow-list permits. Without a source V8 opens /dev/urandom, which the jail
+// does not have, and falls back to seeding from the clock.
+bool GetEntropy(unsigned char* buffer, size_t length) {
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = getrandom(buffer + done, length - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+bool TrapHandlerFits() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_AS, &lim) != 0) return false;
+  if (lim.rlim_cur == RLIM_INFINITY) return true;
+  size_t one = v8::V8::GetWasmMemoryReservationSizeInBytes(v8::V8::WasmMemoryType::kMemory32,
+                                                           size_t{4} << 30);
+  return lim.rlim_cur / kTrapHandlerMemories > one;
+}
+
 }  // namespace
 
 extern "C" {
@@ -1428,6 +1455,14 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
     return 1;
   }
   if (flags_len) v8::V8::SetFlagsFromString(flags, flags_len);
+  // What node's own start-up would have set up and roma needs: WebAssembly bounds checks by
+  // guard regions and V8's own SIGSEGV handler (the trap handler) rather than an explicit
+  // check on every memory access. It must be enabled before V8::Initialize. Each memory then
+  // reserves several GiB of address space, so under an RLIMIT_AS too small for a few of them
+  // it stays off and V8 compiles explicit bounds checks: slower, as safe.
+  if (TrapHandlerFits()) v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
+  v8::V8::SetEntropySource(GetEntropy);
+  // ICU: the build carries its full data in the executable (full-icu), so no data file is read.
   v8::V8::InitializeICU();
   g_platform = v8::platform::NewDefaultPlatform();
   v8::V8::InitializePlatform(g_platform.get());
@@ -1436,7 +1471,7 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
   return 0;
 }
 
-// The V8 version string ("10.2.154.26-node.36"). Static storage; never freed.
+// The V8 version string ("14.6.202.34-node.40"). Static storage; never freed.
 const char* roma_v8_version() noexcept { return v8::V8::GetVersion(); }
 
 // Frees a string the shim returned.
@@ -1485,9 +1520,11 @@ RomaVersion* roma_v8_snapshot_begin(const RomaLimits* limits, v8::SnapshotCreato
   return v;
 }
 
-// See roma_v8_snapshot_begin. On failure out->code says why (ROMA_COMPILE for a compile error
-// or top-level throw, ROMA_TERMINATED, ROMA_OOM) and the version is left without an isolate;
-// the caller disposes it. `creator` is consumed in every case.
+// See roma_v8_snapshot_begin. Runs the top level under the caller's watchdog and returns
+// ROMA_OK (the default context is set) or why not in out->code (ROMA_COMPILE for a compile error
+// or top-level throw, ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
+// watchdog may still terminate it until the caller disarms, so the caller disarms first and
+// then calls roma_v8_snapshot_finish, which consumes `creator`.
 int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const char* src,
                              size_t len, RomaOut* out) noexcept {
   bool ok = false;
@@ -1525,7 +1562,20 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     }
     v->current = nullptr;
   }
-  if (!ok) {
+  if (!ok) return out->code;
+  out->code = ROMA_OK;
+  return ROMA_OK;
+}
+
+// Ends a snapshot load begun with roma_v8_snapshot_begin, after roma_v8_snapshot_run returned
+// `run_code` and the caller disarmed its watchdog (invariant: nothing can terminate the
+// creator's isolate any more, since this disposes it). On ROMA_OK it makes the blob and starts the
+// version's isolate from it; otherwise it drops the creator and leaves the version without an
+// isolate for the caller to dispose. `creator` is consumed in every case. Returns ROMA_OK or the
+// failure, also in out->code.
+int32_t roma_v8_snapshot_finish(RomaVersion* v, v8::SnapshotCreator* creator, int32_t run_code,
+                                RomaOut* out) noexcept {
+  if (run_code != ROMA_OK) {
     // Deleting a creator that never made a blob is fine as long as no context was added to it
     // (its destructor would reset their handles after disposing the isolate): none was.
     v->isolate->CancelTerminateExecution();
@@ -1533,6 +1583,9 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     v->isolate = nullptr;
     return out->code;
   }
+  // A watchdog that fired after the top level had finished (and before the disarm) left a
+  // termination pending; the load succeeded, so it must not abort making the blob.
+  v->isolate->CancelTerminateExecution();
   v8::StartupData blob = creator->CreateBlob(v8::SnapshotCreator::FunctionCodeHandling::kKeep);
   delete creator;
   v->isolate = nullptr;

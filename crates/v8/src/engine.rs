@@ -180,13 +180,13 @@ impl Engine {
         };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
-        // SAFETY: the creator's isolate lives until roma_v8_snapshot_run returns, and we disarm
-        // right after it.
+        // SAFETY: the creator's isolate lives until roma_v8_snapshot_finish, which runs only
+        // after the disarm below.
         unsafe { self.watchdog.arm(version.isolate(), deadline, tag) };
         let mut out = Out::new();
-        // SAFETY: `raw` and `creator` come from snapshot_begin and are consumed here once; the
-        // source pointer/length describe `code.js`, alive for the call.
-        let rc = unsafe {
+        // SAFETY: `raw` and `creator` come from snapshot_begin; run leaves the creator alive;
+        // the source pointer/length describe `code.js`, alive for the call.
+        let run = unsafe {
             ffi::roma_v8_snapshot_run(
                 raw,
                 creator,
@@ -196,6 +196,9 @@ impl Engine {
             )
         };
         let fired = self.watchdog.disarm();
+        // SAFETY: the watchdog is disarmed, so nothing terminates the creator's isolate while
+        // finish disposes it; `creator` is consumed here, once.
+        let rc = unsafe { ffi::roma_v8_snapshot_finish(raw, creator, run, &mut out.0) };
         if rc == ffi::code::OK {
             return Ok(version);
         }

@@ -129,6 +129,12 @@ unsafe extern "C" {
         len: usize,
         out: *mut RomaOut,
     ) -> i32;
+    pub(crate) fn roma_v8_snapshot_finish(
+        v: *mut RomaVersion,
+        creator: *mut SnapshotCreator,
+        run_code: i32,
+        out: *mut RomaOut,
+    ) -> i32;
     pub(crate) fn roma_v8_version_new(
         kind: i32,
         limits: *const RomaLimits,

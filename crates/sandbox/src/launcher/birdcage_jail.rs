@@ -15,7 +15,7 @@
 use super::args::JailArgs;
 use super::{fds, relay, rootfs, status};
 use crate::SandboxError;
-use crate::backend::ENV_ALLOW_LIST;
+use crate::backend::{ENV_ALLOW_LIST, PRELOAD_VAR};
 use birdcage::process::{Command, Stdio};
 use birdcage::{Birdcage, Exception, Sandbox};
 use std::convert::Infallible;
@@ -45,7 +45,9 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
                 .map_err(bc)?;
         }
     }
-    for var in ENV_ALLOW_LIST {
+    // The preloaded worker library (the host set it, and bound its path above) must reach
+    // the jailed stage too: without it `node` would run as node.
+    for var in ENV_ALLOW_LIST.iter().chain([&PRELOAD_VAR]) {
         cage.add_exception(Exception::Environment(var.to_string()))
             .map_err(bc)?;
     }

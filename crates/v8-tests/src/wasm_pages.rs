@@ -1,8 +1,8 @@
-//! The WASM memory page cap (a process-wide V8 flag, hence its own test binary).
+//! The WASM memory page cap: a process-wide V8 flag, hence run in a `node` process of its own
+//! (the `wasm_pages` group).
 
 use roma_core::{CodeObject, EngineLimits, ErrorKind, Invocation};
 
-#[test]
 fn memory_growth_past_the_page_cap_fails() {
     let limits = EngineLimits {
         max_wasm_memory_pages: 16,
@@ -53,3 +53,9 @@ fn memory_growth_past_the_page_cap_fails() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+/// The tests of this module, by name.
+pub const TESTS: &[(&str, fn())] = &[(
+    "wasm_pages::memory_growth_past_the_page_cap_fails",
+    memory_growth_past_the_page_cap_fails,
+)];

@@ -47,7 +47,6 @@ fn js_with_wasm(version: &str, src: &str, module: &str) -> CodeObject {
     c
 }
 
-#[test]
 fn js_with_wasm_add_returns_3_and_is_not_recompiled_per_call() {
     let mut e = engine();
     e.load(&js_with_wasm(
@@ -69,7 +68,6 @@ fn js_with_wasm_add_returns_3_and_is_not_recompiled_per_call() {
     );
 }
 
-#[test]
 fn js_with_wasm_async_instantiate() {
     let mut e = engine();
     e.load(&js_with_wasm(
@@ -81,7 +79,6 @@ fn js_with_wasm_async_instantiate() {
     assert_eq!(run_ok(&mut e, "v1", "Handler", &["40", "2"]), "42");
 }
 
-#[test]
 fn js_with_bad_wasm_fails_the_load() {
     let mut e = engine();
     let mut c = js("v1", "function H() {}");
@@ -90,7 +87,6 @@ fn js_with_bad_wasm_fails_the_load() {
     assert_eq!(e.load(&c).unwrap_err().kind(), ErrorKind::Compile);
 }
 
-#[test]
 fn top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script() {
     let mut e = engine();
     let bytes = wasm(ADD);
@@ -103,7 +99,6 @@ fn top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script() {
     assert_eq!(run_ok(&mut e, "v1", "Handler", &["2", "5"]), "7");
 }
 
-#[test]
 fn webassembly_inside_a_snapshot_handler() {
     let mut e = engine();
     let bytes = wasm(ADD);
@@ -127,7 +122,6 @@ fn standalone(e: &mut roma_v8::Engine) {
     assert_eq!(e.version_mode("w1"), Some(VersionMode::Wasm));
 }
 
-#[test]
 fn standalone_wasm_string_in_string_out() {
     let mut e = engine();
     standalone(&mut e);
@@ -144,7 +138,6 @@ fn standalone_wasm_string_in_string_out() {
     assert_eq!(e.wasm_stats("w1").unwrap().0, 1, "compiled once");
 }
 
-#[test]
 fn standalone_wasm_ints_and_lists() {
     let mut e = engine();
     standalone(&mut e);
@@ -157,7 +150,6 @@ fn standalone_wasm_ints_and_lists() {
     let _ = WASM_RETURN_TYPE_TAG;
 }
 
-#[test]
 fn standalone_wasm_errors_are_typed() {
     let mut e = engine();
     standalone(&mut e);
@@ -186,7 +178,6 @@ fn standalone_wasm_errors_are_typed() {
     );
 }
 
-#[test]
 fn invalid_standalone_module_fails_the_load() {
     let mut e = engine();
     let c = CodeObject {
@@ -199,7 +190,6 @@ fn invalid_standalone_module_fails_the_load() {
 
 /// Console output works in every code kind: JS with WASM (console in the JS), and standalone
 /// WASM through its `roma.log` import.
-#[test]
 fn console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm() {
     let mut e = engine();
     e.load(&js_with_wasm(
@@ -244,7 +234,6 @@ fn console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm() {
 
 /// A standalone module that imports what roma does not provide fails its load, naming the
 /// import, instead of loading and failing every call.
-#[test]
 fn a_standalone_module_with_an_unknown_import_fails_its_load() {
     let mut e = engine();
     let c = CodeObject {
@@ -260,3 +249,51 @@ fn a_standalone_module_with_an_unknown_import_fails_its_load() {
     assert!(err.message().contains("env.fetch"), "{err}");
     assert!(!e.has_version("w3"));
 }
+
+/// The tests of this module, by name.
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "wasm::js_with_wasm_add_returns_3_and_is_not_recompiled_per_call",
+        js_with_wasm_add_returns_3_and_is_not_recompiled_per_call,
+    ),
+    (
+        "wasm::js_with_wasm_async_instantiate",
+        js_with_wasm_async_instantiate,
+    ),
+    (
+        "wasm::js_with_bad_wasm_fails_the_load",
+        js_with_bad_wasm_fails_the_load,
+    ),
+    (
+        "wasm::top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script",
+        top_level_webassembly_without_wasm_bin_falls_back_to_unbound_script,
+    ),
+    (
+        "wasm::webassembly_inside_a_snapshot_handler",
+        webassembly_inside_a_snapshot_handler,
+    ),
+    (
+        "wasm::standalone_wasm_string_in_string_out",
+        standalone_wasm_string_in_string_out,
+    ),
+    (
+        "wasm::standalone_wasm_ints_and_lists",
+        standalone_wasm_ints_and_lists,
+    ),
+    (
+        "wasm::standalone_wasm_errors_are_typed",
+        standalone_wasm_errors_are_typed,
+    ),
+    (
+        "wasm::invalid_standalone_module_fails_the_load",
+        invalid_standalone_module_fails_the_load,
+    ),
+    (
+        "wasm::console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm",
+        console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm,
+    ),
+    (
+        "wasm::a_standalone_module_with_an_unknown_import_fails_its_load",
+        a_standalone_module_with_an_unknown_import_fails_its_load,
+    ),
+];

@@ -3,7 +3,6 @@
 use crate::common::*;
 use roma_core::ErrorKind;
 
-#[test]
 fn two_versions_coexist_and_overwrite_replaces_only_its_own() {
     let mut e = engine();
     e.load(&js("v1", "function H() { return 'one'; }")).unwrap();
@@ -15,7 +14,6 @@ fn two_versions_coexist_and_overwrite_replaces_only_its_own() {
     assert_eq!(run_ok(&mut e, "v2", "H", &[]), r#""two""#);
 }
 
-#[test]
 fn a_failed_reload_keeps_the_old_version() {
     let mut e = engine();
     e.load(&js("v1", "function H() { return 'one'; }")).unwrap();
@@ -23,7 +21,6 @@ fn a_failed_reload_keeps_the_old_version() {
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), r#""one""#);
 }
 
-#[test]
 fn lru_evicts_the_least_recently_used() {
     let mut e = engine_with(|l| l.version_cache_size = 2);
     e.load(&js("a", "function H() { return 'a'; }")).unwrap();
@@ -38,3 +35,19 @@ fn lru_evicts_the_least_recently_used() {
     assert_eq!(run_ok(&mut e, "a", "H", &[]), r#""a""#);
     assert_eq!(e.versions(), vec!["a".to_string(), "c".to_string()]);
 }
+
+/// The tests of this module, by name.
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "versions::two_versions_coexist_and_overwrite_replaces_only_its_own",
+        two_versions_coexist_and_overwrite_replaces_only_its_own,
+    ),
+    (
+        "versions::a_failed_reload_keeps_the_old_version",
+        a_failed_reload_keeps_the_old_version,
+    ),
+    (
+        "versions::lru_evicts_the_least_recently_used",
+        lru_evicts_the_least_recently_used,
+    ),
+];

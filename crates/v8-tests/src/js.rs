@@ -3,7 +3,6 @@
 use crate::common::*;
 use roma_core::LogLevel;
 
-#[test]
 fn hello_world() {
     let mut e = engine();
     e.load(&js("v1", HELLO)).unwrap();
@@ -13,7 +12,6 @@ fn hello_world() {
     );
 }
 
-#[test]
 fn globals_do_not_survive_between_calls() {
     let mut e = engine();
     e.load(&js(
@@ -33,7 +31,6 @@ fn globals_do_not_survive_between_calls() {
     );
 }
 
-#[test]
 fn inputs_are_json_and_missing_are_undefined() {
     let mut e = engine();
     e.load(&js(
@@ -51,14 +48,12 @@ fn inputs_are_json_and_missing_are_undefined() {
     );
 }
 
-#[test]
 fn undefined_result_is_roma_text() {
     let mut e = engine();
     e.load(&js("v1", "function H() {}")).unwrap();
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), "undefined");
 }
 
-#[test]
 fn async_handlers_are_awaited() {
     let mut e = engine();
     e.load(&js(
@@ -71,7 +66,6 @@ fn async_handlers_are_awaited() {
     assert_eq!(run_ok(&mut e, "v1", "Then", &["4"]), "40");
 }
 
-#[test]
 fn dotted_handlers() {
     let mut e = engine();
     e.load(&js(
@@ -87,7 +81,6 @@ fn dotted_handlers() {
     assert_eq!(run_ok(&mut e, "v1", "K.m", &[]), r#""static""#);
 }
 
-#[test]
 fn byte_string_mode() {
     let mut e = engine();
     e.load(&js(
@@ -104,7 +97,6 @@ fn byte_string_mode() {
     assert!(err.message().contains("must return a string"), "{err}");
 }
 
-#[test]
 fn console_levels_and_min_level_filter() {
     let mut e = engine();
     e.load(&js(
@@ -135,14 +127,12 @@ fn console_levels_and_min_level_filter() {
     );
 }
 
-#[test]
 fn performance_now_advances() {
     let mut e = engine();
     e.load(&js("v1", "function H() { const a = performance.now(); let x = 0; for (let i = 0; i < 3e6; i++) x += i; return performance.now() >= a && a >= 0; }")).unwrap();
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), "true");
 }
 
-#[test]
 fn prewarmed_context_is_fresh() {
     let mut e = engine();
     e.load(&js("v1", "var n = 0; function H() { return ++n; }"))
@@ -157,3 +147,29 @@ fn prewarmed_context_is_fresh() {
     assert!(!cold.prewarmed);
     assert_eq!(cold.resp, "1");
 }
+
+/// The tests of this module, by name.
+pub const TESTS: &[(&str, fn())] = &[
+    ("js::hello_world", hello_world),
+    (
+        "js::globals_do_not_survive_between_calls",
+        globals_do_not_survive_between_calls,
+    ),
+    (
+        "js::inputs_are_json_and_missing_are_undefined",
+        inputs_are_json_and_missing_are_undefined,
+    ),
+    (
+        "js::undefined_result_is_roma_text",
+        undefined_result_is_roma_text,
+    ),
+    ("js::async_handlers_are_awaited", async_handlers_are_awaited),
+    ("js::dotted_handlers", dotted_handlers),
+    ("js::byte_string_mode", byte_string_mode),
+    (
+        "js::console_levels_and_min_level_filter",
+        console_levels_and_min_level_filter,
+    ),
+    ("js::performance_now_advances", performance_now_advances),
+    ("js::prewarmed_context_is_fresh", prewarmed_context_is_fresh),
+];

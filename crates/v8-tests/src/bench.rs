@@ -1,4 +1,5 @@
-//! Hello world through the engine, beside raw V8 doing the same work, in one run.
+//! Hello world through the engine, beside raw V8 doing the same work, in one run (`cargo bench
+//! -p roma-v8-tests`; it runs inside `node` like the tests).
 //!
 //! - `raw_v8/context_new`: `Context::New` from the version's snapshot, nothing else.
 //! - `raw_v8/fresh_call`: `Context::New` + JSON.parse + call + JSON.stringify (bare V8).
@@ -8,7 +9,7 @@
 //! - `engine/prewarmed_execute`: `Engine::execute` after `Engine::prewarm` (context made while
 //!   idle, outside the timed part).
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use roma_core::{CodeObject, EngineLimits, Invocation};
 use roma_v8::{Engine, Raw};
 use std::hint::black_box;
@@ -76,4 +77,9 @@ criterion_group! {
     config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
     targets = bench
 }
-criterion_main!(benches);
+
+/// `criterion_main!` as a function: the bench runs inside `node`, started by `benches/engine.rs`.
+pub fn run() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -3,7 +3,6 @@
 use crate::common::*;
 use roma_core::{CodeObject, ErrorKind};
 
-#[test]
 fn compile_error_has_message_and_line() {
     let mut e = engine();
     let err = e
@@ -14,7 +13,6 @@ fn compile_error_has_message_and_line() {
     assert!(!e.has_version("v1"));
 }
 
-#[test]
 fn top_level_throw_fails_the_load() {
     let mut e = engine();
     let err = e
@@ -27,7 +25,6 @@ fn top_level_throw_fails_the_load() {
     );
 }
 
-#[test]
 fn handler_throw_is_execution_with_stack() {
     let mut e = engine();
     e.load(&js(
@@ -45,7 +42,6 @@ fn handler_throw_is_execution_with_stack() {
     );
 }
 
-#[test]
 fn non_error_throws_and_rejections() {
     let mut e = engine();
     e.load(&js(
@@ -70,7 +66,6 @@ fn non_error_throws_and_rejections() {
     assert!(p.message().contains("never settles"), "{p}");
 }
 
-#[test]
 fn unserialisable_results() {
     let mut e = engine();
     e.load(&js(
@@ -88,7 +83,6 @@ fn unserialisable_results() {
     );
 }
 
-#[test]
 fn handler_not_found_names_what_exists() {
     let mut e = engine();
     e.load(&js("v1", "function Handler() {}\nvar notfn = 1;"))
@@ -109,7 +103,6 @@ fn handler_not_found_names_what_exists() {
     );
 }
 
-#[test]
 fn bad_json_input() {
     let mut e = engine();
     e.load(&js("v1", "function H(x) { return x; }")).unwrap();
@@ -122,7 +115,6 @@ fn bad_json_input() {
     assert_eq!(run_ok(&mut e, "v1", "H", &["1"]), "1");
 }
 
-#[test]
 fn version_not_found_and_invalid_arguments() {
     let mut e = engine();
     assert_eq!(
@@ -145,7 +137,6 @@ fn version_not_found_and_invalid_arguments() {
     );
 }
 
-#[test]
 fn cancel_from_another_thread() {
     let mut e = engine();
     e.load(&js(
@@ -173,3 +164,37 @@ fn cancel_from_another_thread() {
     // A cancel for a request that is not running does nothing.
     assert!(!e.terminator().cancel(77));
 }
+
+/// The tests of this module, by name.
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "errors::compile_error_has_message_and_line",
+        compile_error_has_message_and_line,
+    ),
+    (
+        "errors::top_level_throw_fails_the_load",
+        top_level_throw_fails_the_load,
+    ),
+    (
+        "errors::handler_throw_is_execution_with_stack",
+        handler_throw_is_execution_with_stack,
+    ),
+    (
+        "errors::non_error_throws_and_rejections",
+        non_error_throws_and_rejections,
+    ),
+    ("errors::unserialisable_results", unserialisable_results),
+    (
+        "errors::handler_not_found_names_what_exists",
+        handler_not_found_names_what_exists,
+    ),
+    ("errors::bad_json_input", bad_json_input),
+    (
+        "errors::version_not_found_and_invalid_arguments",
+        version_not_found_and_invalid_arguments,
+    ),
+    (
+        "errors::cancel_from_another_thread",
+        cancel_from_another_thread,
+    ),
+];
