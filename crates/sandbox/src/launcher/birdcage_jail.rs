@@ -26,9 +26,11 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
     let mut keep = jail.channel_fds.clone();
     keep.extend(jail.status_fd);
+    keep.extend(jail.violation_fd);
     fds::close_all_except(&keep)?;
-    // The worker inherits the channel across birdcage's exec.
+    // The worker inherits the channel and the violation pipe across birdcage's exec.
     fds::keep_across_exec(&jail.channel_fds)?;
+    fds::keep_across_exec(jail.violation_fd.as_slice())?;
 
     let mut cage = Birdcage::new();
     let bc = |e: birdcage::error::Error| SandboxError::Birdcage(e.to_string());
