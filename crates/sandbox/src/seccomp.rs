@@ -2,8 +2,8 @@
 //!
 //! V8 starts its platform threads during initialisation, and the filter must cover them, so it
 //! is installed with `SECCOMP_FILTER_FLAG_TSYNC` (seccompiler's `apply_filter_all_threads`),
-//! which also sets `no_new_privs`. Four filters are stacked; for each call the kernel applies
-//! the most restrictive answer of all of them (kill > errno > allow):
+//! which also sets `no_new_privs`. Five filters are stacked; for each call the kernel applies
+//! the most restrictive answer of all of them (trap > errno > allow):
 //!
 //! 1. `clone3` fails with `ENOSYS`, so glibc falls back to `clone`, whose flags a filter can
 //!    inspect (clone3 passes them in memory);
@@ -49,7 +49,8 @@
 //! ArrayBuffer, run after a post-init filter with default KILL) to need exactly: read, write,
 //! close, mmap, munmap, mprotect, madvise, mremap, brk, futex, sched_yield, clock_gettime,
 //! clock_nanosleep, nanosleep, getpid, gettid, rt_sigreturn, rt_sigprocmask, sigaltstack, exit,
-//! exit_group, getrandom, recvmsg, sendmsg, poll, ppoll; with openat, newfstatat, readlink,
+//! exit_group, getrandom, recvmsg, sendmsg, poll, ppoll (sendmsg was libnode's own channel; roma's
+//! sends with sendto); with openat, newfstatat, readlink,
 //! readlinkat, statx and access answered `EACCES` (without that, `Context::New` is killed on
 //! `newfstatat`). Its steady state is mprotect, munmap, futex, madvise, mmap and brk. The rest
 //! of [`ALLOWED`] is for the Rust side: threads started after the filter (clone with thread
