@@ -156,14 +156,15 @@ pub fn escape_control(text: &str) -> String {
     out
 }
 
-/// [`escape_control`] for JSON text: the same characters written as JSON escapes (`\u001b`),
-/// so the text stays the same JSON value. Compact JSON has control characters only inside
-/// strings; serializers escape C0 there but leave DEL and C1 (`\u{9b}`, a one-character CSI for
-/// some terminals) as they are.
+/// [`escape_control`] for JSON text: the control characters written as JSON escapes
+/// (`\u009b`), so the text stays the same JSON value. JSON may hold control characters raw only
+/// as whitespace between tokens (tab, line feed, carriage return, which stay) and as DEL and C1
+/// characters inside strings, which serializers leave as they are (`\u{9b}` is a
+/// one-character CSI for some terminals); it escapes C0 in strings itself.
 pub fn escape_control_json(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if c.is_control() && c != '\t' {
+        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             out.push(c);
@@ -212,10 +213,18 @@ mod tests {
 
     #[test]
     fn json_escaping_keeps_the_value() {
-        let text = "{\"a\":\"x\u{9b}31m\u{7f}\u{1b}\tz\"}";
-        let safe = escape_control_json(text);
-        assert!(!safe.chars().any(|c| c.is_control() && c != '\t'), "{safe}");
-        let before: serde_json::Value = serde_json::from_str(text).unwrap();
+        // What a serializer writes: C0 escaped, DEL and C1 raw.
+        let text =
+            serde_json::to_string(&serde_json::json!({"a": "x\u{9b}31m\u{7f}\u{1b}\tz"})).unwrap();
+        assert!(text.contains('\u{9b}'), "{text}");
+        let safe = escape_control_json(&text);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert_eq!(
+            escape_control_json("[1,\n2]"),
+            "[1,\n2]",
+            "whitespace stays"
+        );
+        let before: serde_json::Value = serde_json::from_str(&text).unwrap();
         let after: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(before, after);
         assert_eq!(escape_control("a\nb\u{9b}"), "a\\u{a}b\\u{9b}");
