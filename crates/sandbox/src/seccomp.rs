@@ -46,16 +46,16 @@
 //! answers `pkey_alloc` with an errno, but the filter still decides first).
 //!
 //! V8 10.2 (libnode 18) was measured (notes §4: JS, GC, JSON, WebAssembly, Intl, a 64 MiB
-//! ArrayBuffer, run after a post-init filter with default KILL) to need exactly: read, write, close,
-//! mmap, munmap, mprotect, madvise, mremap, brk, futex, sched_yield, clock_gettime, clock_nanosleep,
-//! nanosleep, getpid, gettid, rt_sigreturn, rt_sigprocmask, sigaltstack, exit, exit_group,
-//! getrandom, recvmsg, sendmsg, poll, ppoll (sendmsg is no longer allowed: roma's channel sends with
-//! sendto, and the whole test suite runs without it); with openat, newfstatat, readlink, readlinkat,
-//! statx and access answered `EACCES` (without that, `Context::New` is killed on `newfstatat`). Its
-//! steady state is mprotect, munmap, futex, madvise, mmap and brk. The rest of [`ALLOWED`] is for
-//! the Rust side: threads started after the filter (clone with thread flags, set_robust_list, rseq,
-//! sched_getaffinity, prlimit64, prctl(PR_SET_NAME)), and the socket and shared-memory channel
-//! (recvfrom/sendto, fcntl, fstat, getcpu, epoll).
+//! ArrayBuffer, run after a post-init filter with default KILL) to need exactly: read, write,
+//! close, mmap, munmap, mprotect, madvise, mremap, brk, futex, sched_yield, clock_gettime,
+//! clock_nanosleep, nanosleep, getpid, gettid, rt_sigreturn, rt_sigprocmask, sigaltstack, exit,
+//! exit_group, getrandom, recvmsg, sendmsg, poll, ppoll (sendmsg is no longer allowed: roma's
+//! channel sends with sendto, and the whole test suite runs without it); with openat, newfstatat,
+//! readlink, readlinkat, statx and access answered `EACCES` (without that, `Context::New` is killed
+//! on `newfstatat`). Its steady state is mprotect, munmap, futex, madvise, mmap and brk. The rest
+//! of [`ALLOWED`] is for the Rust side: threads started after the filter (clone with thread flags,
+//! set_robust_list, rseq, sched_getaffinity, prlimit64, prctl(PR_SET_NAME)), and the socket and
+//! shared-memory channel (recvfrom/sendto, fcntl, fstat, getcpu, epoll).
 
 use crate::{SandboxError, violation};
 use seccompiler::{
