@@ -10,7 +10,8 @@
 //! killed it outright (pid 1 of a pid namespace included: a forced signal clears its
 //! protection). JavaScript cannot catch or block a signal, and the filter refuses
 //! `rt_sigaction` on `SIGSYS`, so no code in the worker can replace the handler after the filter
-//! is in.
+//! is in. A call made while `SIGSYS` is blocked (glibc blocks every signal inside `posix_spawn`)
+//! cannot reach the handler: the kernel resets the action and kills the process unnamed.
 //!
 //! What the host may believe: that the worker died of `SIGSYS` comes from the kernel (the wait
 //! status). The number comes from the worker. A compromised worker can write any record at any

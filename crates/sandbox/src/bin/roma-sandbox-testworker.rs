@@ -8,6 +8,8 @@
 //! - `probe`: run the probes and write one `probe ...` line each, then `done`;
 //! - `violate`: call `fork` (forbidden: glibc's fork is `clone` without `CLONE_THREAD`), which
 //!   the `kill` filter traps: the process dies of SIGSYS after naming the call to the host;
+//! - `violate-blocked`: the same with SIGSYS blocked, so the handler cannot run and the kernel
+//!   kills the process unnamed;
 //! - `forbidden FORM`: make one forbidden form of an argument-checked call (see
 //!   [`forbidden_call`]), which the `kill` filter traps the same way; writes `survived ...` if
 //!   it did not;
@@ -112,6 +114,22 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 // SAFETY: _exit ends the child without running the parent's exit handlers.
                 unsafe { libc::_exit(0) };
             }
+            out.write_all(format!("survived fork() = {pid}\n").as_bytes())?;
+        }
+        "violate-blocked" => {
+            // SAFETY: sigprocmask changes only this thread's mask, from a set initialised by
+            // sigemptyset/sigaddset; the fork is as in `violate`.
+            let pid = unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGSYS);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                pid
+            };
             out.write_all(format!("survived fork() = {pid}\n").as_bytes())?;
         }
         "forbidden" => {

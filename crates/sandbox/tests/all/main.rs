@@ -172,6 +172,32 @@ fn a_seccomp_violation_kills_the_worker_with_sigsys() {
     }
 }
 
+/// With SIGSYS blocked the handler cannot run: the kernel still kills the worker with SIGSYS,
+/// and the report says honestly that the worker did not name the call.
+#[test]
+fn a_violation_with_sigsys_blocked_still_kills_but_unnamed() {
+    let Some(Worker {
+        mut process,
+        channel,
+        ..
+    }) = spawn("namespaces", "kill", "violate-blocked")
+    else {
+        return;
+    };
+    let lines = read_lines(channel);
+    assert!(lines.is_empty(), "the worker survived: {lines:?}");
+    let report = process.wait_timeout(END).unwrap().unwrap();
+    assert_eq!(
+        report,
+        ExitReport::SeccompViolation { syscall: None },
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("did not report which"),
+        "{report}"
+    );
+}
+
 /// Each forbidden form of an argument-checked call is trapped, and the error names the call.
 #[test]
 fn forbidden_argument_forms_are_trapped_and_named() {
