@@ -489,10 +489,14 @@ pub const ARG_RULES_ERRNO: &[SoftArgRule] = &[SoftArgRule {
         libc::MADV_DODUMP as u64,
         libc::MADV_HUGEPAGE as u64,
         libc::MADV_NOHUGEPAGE as u64,
+        // V8's heap pages get MADV_DONTFORK (over a hundred calls in a GC-heavy request); the
+        // worker cannot fork anyway.
+        libc::MADV_DONTFORK as u64,
+        libc::MADV_DOFORK as u64,
     ],
     errno: libc::EPERM,
-    why: "V8 and malloc return pages (MADV_FREE, falling back to MADV_DONTNEED on old kernels) \
-          and tune access hints; not MADV_REMOVE (it would zero the shared channel memory), \
+    why: "V8 and malloc return pages (MADV_FREE, falling back to MADV_DONTNEED on old kernels), \
+          V8 marks heap pages MADV_DONTFORK, and access hints; not MADV_REMOVE (it would zero the shared channel memory), \
           MADV_MERGEABLE, MADV_PAGEOUT/COLD, MADV_HWPOISON, MADV_WIPEONFORK, MADV_POPULATE_*",
 }];
 

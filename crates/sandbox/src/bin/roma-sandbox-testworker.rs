@@ -726,6 +726,8 @@ fn allowed_forms() -> Vec<(&'static str, Result<(), i32>)> {
             ("madvise(DONTNEED)", libc::MADV_DONTNEED),
             ("madvise(FREE)", libc::MADV_FREE),
             ("madvise(DONTDUMP)", libc::MADV_DONTDUMP),
+            ("madvise(DONTFORK)", libc::MADV_DONTFORK),
+            ("madvise(DOFORK)", libc::MADV_DOFORK),
             ("madvise(MERGEABLE)", libc::MADV_MERGEABLE),
             ("madvise(PAGEOUT)", libc::MADV_PAGEOUT),
             ("madvise(REMOVE)", libc::MADV_REMOVE),
