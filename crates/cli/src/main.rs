@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod code;
+mod console;
 mod run;
 mod service;
 

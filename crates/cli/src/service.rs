@@ -1,5 +1,6 @@
 //! Options every subcommand that starts a service shares, and the helpers that wait on it.
 
+use crate::console::{console_line, escaped_lines};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use roma::{
@@ -119,11 +120,17 @@ pub fn execute(svc: &RomaService, req: InvocationRequest) -> Result<ResponseObje
 }
 
 /// `error: KIND: MESSAGE` and the JS stack, for stderr.
+/// The message and stack come from the worker (a JS error's text): both are escaped and the
+/// message is cut like a console line.
 pub fn describe_error(e: &RomaError) -> String {
-    let mut s = format!("error: {}: {}", e.kind().as_str(), e.message());
+    let mut s = format!(
+        "error: {}: {}",
+        e.kind().as_str(),
+        console_line(e.message())
+    );
     if let Some(stack) = e.stack().filter(|s| !s.is_empty()) {
         s.push('\n');
-        s.push_str(stack);
+        s.push_str(&escaped_lines(stack));
     }
     s
 }

@@ -483,6 +483,95 @@ fn console_output_goes_to_stderr_with_its_level() {
     );
 }
 
+/// A handler that floods console.error: `roma run` holds at most 1000 of those lines until the
+/// result is known (and says how many it dropped), and cuts an oversize line itself.
+#[test]
+fn a_console_flood_is_bounded_and_long_lines_are_cut_on_the_host() {
+    let dir = scratch("console-flood");
+    let js = write(
+        &dir,
+        "flood.js",
+        r#"
+function Handler() {
+  for (let i = 0; i < 3000; i++) console.error("e" + i + " " + "x".repeat(200));
+  return "done";
+}
+function Long() { console.log("y".repeat(100000)); return "long"; }
+"#,
+    );
+    let run = roma(&["run", &js]);
+    assert_eq!(run.ok(), "\"done\"\n");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1001,
+        "1000 lines and the marker: {:?}",
+        &lines[..3]
+    );
+    assert!(lines[999].starts_with("[error] e999 "), "{}", lines[999]);
+    assert_eq!(
+        lines[1000],
+        "[error] ... 2000 more lines dropped (roma run holds at most 1000 error lines, 1024 KiB)"
+    );
+
+    let run = roma(&["run", &js, "--handler", "Long"]);
+    assert_eq!(run.ok(), "\"long\"\n");
+    let line = run.stderr.trim_end();
+    // The worker cuts at 64 KiB (and marks the cut); the host keeps 16 KiB of that.
+    let (kept, note) = line
+        .rsplit_once(" [roma: line cut at 16384 bytes of ")
+        .unwrap_or_else(|| panic!("not cut on the host: ...{}", &line[line.len() - 80..]));
+    assert_eq!(kept, format!("[info] {}", "y".repeat(16384)));
+    let sent: usize = note.trim_end_matches(']').parse().unwrap();
+    assert!((65536..70000).contains(&sent), "{note}");
+}
+
+/// Terminal control characters from the worker (console, results, errors, batch lines) reach
+/// the terminal escaped.
+#[test]
+fn control_characters_from_the_worker_are_escaped() {
+    let dir = scratch("console-escape");
+    let js = write(
+        &dir,
+        "esc.js",
+        r#"
+function Handler() {
+  console.log("\x1b]0;title\x07");
+  console.error("\x1b[31mred\nforged line");
+  return "\u009b2J\x1b";
+}
+function Raw(s) { return "\x1b[2J" + s; }
+function Throw() { throw new Error("bad \x1b[5m blink"); }
+"#,
+    );
+    let raw_control = |text: &str| {
+        text.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    };
+
+    let run = roma(&["run", &js]);
+    let out = run.ok();
+    assert!(!raw_control(out) && !raw_control(&run.stderr), "{run:#?}");
+    assert_eq!(out, "\"\\u{9b}2J\\u001b\"\n");
+    assert_eq!(
+        run.stderr,
+        "[info] \\u{1b}]0;title\\u{7}\n[error] \\u{1b}[31mred\\u{a}forged line\n"
+    );
+
+    let run = roma(&["run", &js, "--handler", "Raw", "--byte-str", "--input", "x"]);
+    assert_eq!(run.ok(), "\\u{1b}[2Jx\n");
+
+    let run = roma(&["run", &js, "--handler", "Throw"]);
+    let err = run.failed();
+    assert!(!raw_control(err), "{err:?}");
+    assert!(err.contains("bad \\u{1b}[5m blink"), "{err}");
+
+    let run = roma_with_stdin(&["run", &js, "--batch", "-"], Some("[]\n"));
+    let out = run.ok();
+    assert!(!raw_control(out), "{out:?}");
+    assert_eq!(run.lines()[0]["ok"], "\"\u{9b}2J\\u001b\"");
+}
+
 #[test]
 fn metrics_go_to_stderr_in_single_mode() {
     let run = roma(&[

@@ -67,4 +67,6 @@ pub use roma_udf::{
     FunctionBindingPayload,
 };
 pub use service::RomaService;
-pub use worker_stderr::{MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn};
+pub use worker_stderr::{
+    MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn, escape_control, escape_control_json,
+};

@@ -86,6 +86,10 @@ impl Sandbox for LauncherSandbox {
                     .map_err(SandboxError::at("pipe for the jail status"))?,
             ),
         };
+        // The pipe on which the worker's SIGSYS handler names a refused call (see
+        // `violation`). Non-blocking, so that neither the handler nor the host's read can hang.
+        let (violation_r, violation_w) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(SandboxError::at("pipe for seccomp violation reports"))?;
         let launch = JailArgs {
             stage: JailStage::Launch,
             kind: self.kind,
@@ -98,6 +102,7 @@ impl Sandbox for LauncherSandbox {
                 .collect(),
             address_space_limit_mb: spec.address_space_limit_mb,
             status_fd: status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
+            violation_fd: Some(violation_w.as_raw_fd()),
             rest: spec.args.clone(),
         };
         let mut cmd = Command::new(&spec.program);
@@ -127,6 +132,7 @@ impl Sandbox for LauncherSandbox {
         }
         let mut fds = spec.inherited_fds.clone();
         fds.extend(status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()));
+        fds.push(violation_w.as_raw_fd());
         // SAFETY: the closure runs in the forked child of a possibly multi-threaded process, so
         // it may only make async-signal-safe calls: it reads a Vec allocated before the fork and
         // calls fcntl, nothing else (no allocation, no locks).
@@ -144,7 +150,9 @@ impl Sandbox for LauncherSandbox {
             "spawn {}",
             spec.program.display()
         )))?;
-        let mut worker = PidfdChild::new(child)?;
+        // Only the worker may write reports: the host keeps the read end alone.
+        drop(violation_w);
+        let mut worker = PidfdChild::new(child, Some(violation_r))?;
         if let Some((read_end, write_end)) = status_pipe {
             drop(write_end);
             let failure = match status::read(&read_end, JAIL_SETUP_TIMEOUT) {

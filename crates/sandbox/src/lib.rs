@@ -47,6 +47,8 @@ pub mod procfs;
 mod rlimits;
 pub mod seccomp;
 mod spec;
+mod syscall_names;
+mod violation;
 
 pub use backend::{ENV_ALLOW_LIST, Sandbox, sandbox_by_name};
 pub use error::SandboxError;
@@ -61,3 +63,4 @@ pub use rlimits::{
 };
 pub use seccomp::{FilterMode, install_worker_filter, install_worker_filter_for_probe};
 pub use spec::WorkerSpec;
+pub use syscall_names::syscall_name;

@@ -1,11 +1,13 @@
 //! The command-line protocol between the host, the launcher and the jailed worker.
 //!
 //! The host starts `worker --jail <kind> [--jail-fd N]... [--jail-ro PATH]... [--jail-as-mb N]
-//! [--jail-status-fd N] -- <worker args>`. The status descriptor is the write end of a pipe on
-//! which the launcher reports a setup failure (see `launcher::status`); it is closed by the
-//! successful `exec` into the jail. The launcher re-executes the worker inside the jail as `worker
-//! --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] -- <worker args>`. Everything after
-//! `--` belongs to the worker and is passed through untouched.
+//! [--jail-status-fd N] [--jail-violation-fd N] -- <worker args>`. The status descriptor is the
+//! write end of a pipe on which the launcher reports a setup failure (see `launcher::status`); it
+//! is closed by the successful `exec` into the jail. The violation descriptor is the write end of
+//! the pipe on which the worker's `SIGSYS` handler names a refused call (see `violation`); it
+//! stays open in the worker. The launcher re-executes the worker inside the jail as `worker
+//! --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] [--jail-violation-fd N] -- <worker
+//! args>`. Everything after `--` belongs to the worker and is passed through untouched.
 
 use crate::{JailKind, SandboxError};
 use std::ffi::{OsStr, OsString};
@@ -19,6 +21,7 @@ const FD: &str = "--jail-fd";
 const RO: &str = "--jail-ro";
 const AS_MB: &str = "--jail-as-mb";
 const STATUS: &str = "--jail-status-fd";
+const VIOLATION: &str = "--jail-violation-fd";
 const END: &str = "--";
 
 /// Bounds on what the parser accepts, so a corrupt command line cannot make it allocate much.
@@ -49,6 +52,8 @@ pub struct JailArgs {
     pub address_space_limit_mb: Option<u64>,
     /// Where the launcher reports a setup failure to the host (launch stage only).
     pub status_fd: Option<RawFd>,
+    /// Where the worker's `SIGSYS` handler reports a refused system call (both stages).
+    pub violation_fd: Option<RawFd>,
     /// The worker's own arguments.
     pub rest: Vec<OsString>,
 }
@@ -71,6 +76,7 @@ impl JailArgs {
             read_only_paths: Vec::new(),
             address_space_limit_mb: None,
             status_fd: None,
+            violation_fd: None,
             rest: Vec::new(),
         };
         loop {
@@ -101,6 +107,16 @@ impl JailArgs {
                         return Err(bad(format!("{STATUS} {fd} is stdio or repeated")));
                     }
                     out.status_fd = Some(fd);
+                }
+                Some(VIOLATION) => {
+                    let v = value(&mut it, VIOLATION)?;
+                    let fd: RawFd = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{VIOLATION} {v:?} is not a number")))?;
+                    if fd < 3 || out.violation_fd.is_some() {
+                        return Err(bad(format!("{VIOLATION} {fd} is stdio or repeated")));
+                    }
+                    out.violation_fd = Some(fd);
                 }
                 Some(RO) => {
                     let p = PathBuf::from(value(&mut it, RO)?);
@@ -151,6 +167,10 @@ impl JailArgs {
         }
         if let Some(fd) = self.status_fd {
             v.push(STATUS.into());
+            v.push(fd.to_string().into());
+        }
+        if let Some(fd) = self.violation_fd {
+            v.push(VIOLATION.into());
             v.push(fd.to_string().into());
         }
         v.push(END.into());
@@ -211,6 +231,8 @@ mod tests {
             "16384",
             "--jail-status-fd",
             "9",
+            "--jail-violation-fd",
+            "11",
             "--",
             "serve",
             "--jail-fd",
@@ -223,11 +245,17 @@ mod tests {
         assert_eq!(a.read_only_paths, vec![PathBuf::from("/opt/lib")]);
         assert_eq!(a.address_space_limit_mb, Some(16384));
         assert_eq!(a.status_fd, Some(9));
+        assert_eq!(a.violation_fd, Some(11));
         assert_eq!(a.rest, os(&["serve", "--jail-fd"]));
         let e = a.entered();
         assert_eq!(e.stage, JailStage::Entered);
         assert!(e.read_only_paths.is_empty());
         assert_eq!(e.status_fd, None);
+        assert_eq!(
+            e.violation_fd,
+            Some(11),
+            "the worker keeps its violation pipe"
+        );
     }
 
     #[test]
@@ -243,6 +271,16 @@ mod tests {
             &["--jail", "none", "--jail-as-mb", "0", "--"],
             &["--jail", "none", "--bogus", "--"],
             &["--jail", "none", "--jail-status-fd", "2", "--"],
+            &["--jail", "none", "--jail-violation-fd", "1", "--"],
+            &[
+                "--jail",
+                "none",
+                "--jail-violation-fd",
+                "5",
+                "--jail-violation-fd",
+                "6",
+                "--",
+            ],
             &[
                 "--jail",
                 "none",
@@ -265,17 +303,21 @@ mod tests {
             prop::collection::vec("/[a-z0-9/._ -]{0,20}", 0..4),
             prop::option::of(1..1_000_000u64),
             prop::option::of(3..1000i32),
+            prop::option::of(3..1000i32),
             prop::collection::vec("\\PC{0,12}", 0..6),
         )
-            .prop_map(|(stage, kind, fds, paths, mb, status, rest)| JailArgs {
-                stage,
-                kind,
-                channel_fds: fds,
-                read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
-                address_space_limit_mb: mb,
-                status_fd: status,
-                rest: rest.into_iter().map(OsString::from).collect(),
-            })
+            .prop_map(
+                |(stage, kind, fds, paths, mb, status, violation, rest)| JailArgs {
+                    stage,
+                    kind,
+                    channel_fds: fds,
+                    read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
+                    address_space_limit_mb: mb,
+                    status_fd: status,
+                    violation_fd: violation,
+                    rest: rest.into_iter().map(OsString::from).collect(),
+                },
+            )
     }
 
     proptest! {

@@ -19,6 +19,7 @@ use crate::backend::{ENV_ALLOW_LIST, PRELOAD_VAR};
 use birdcage::process::{Command, Stdio};
 use birdcage::{Birdcage, Exception, Sandbox};
 use std::convert::Infallible;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 /// Builds birdcage's jail and runs the worker in it; never returns on success.
@@ -26,9 +27,11 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
     let mut keep = jail.channel_fds.clone();
     keep.extend(jail.status_fd);
+    keep.extend(jail.violation_fd);
     fds::close_all_except(&keep)?;
-    // The worker inherits the channel across birdcage's exec.
+    // The worker inherits the channel and the violation pipe across birdcage's exec.
     fds::keep_across_exec(&jail.channel_fds)?;
+    fds::keep_across_exec(jail.violation_fd.as_slice())?;
 
     let mut cage = Birdcage::new();
     let bc = |e: birdcage::error::Error| SandboxError::Birdcage(e.to_string());
@@ -62,7 +65,16 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
         unsafe { libc::close(fd) };
     }
     match cage.spawn(cmd) {
-        Ok(child) => relay::wait_and_relay(child.id() as libc::pid_t),
+        // birdcage's init exits with code 1 when the worker dies of a signal and passes the
+        // signal on a pipe that `Child::wait` reads: relay what `wait` says, so that the host
+        // sees a worker's SIGSYS (and reads its violation report) as with the namespaces jail.
+        Ok(mut child) => match child.wait() {
+            Ok(status) => relay::end_as(status.into_raw()),
+            Err(e) => {
+                eprintln!("roma-sandbox launcher: waiting for the birdcage jail failed: {e}");
+                std::process::exit(crate::exit::JAIL_SETUP_FAILED_EXIT_CODE)
+            }
+        },
         Err(e) => {
             let err = SandboxError::Birdcage(e.to_string());
             status::report(None, &err);

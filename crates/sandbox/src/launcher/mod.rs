@@ -35,6 +35,9 @@ pub struct JailInfo {
     pub channel_fds: Vec<RawFd>,
     /// `RLIMIT_AS` applied, in MiB.
     pub address_space_limit_mb: Option<u64>,
+    /// The write end of the pipe on which a seccomp violation is reported to the host (open),
+    /// when the host passed one.
+    pub violation_fd: Option<RawFd>,
 }
 
 /// The worker's own arguments, and the jail it is in (if any).
@@ -115,6 +118,8 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
         kind: jail.kind,
         channel_fds: jail.channel_fds,
         address_space_limit_mb: jail.address_space_limit_mb,
+        // A report the worker cannot send only loses the name of a refused call.
+        violation_fd: jail.violation_fd.filter(|&fd| fds::is_open(fd)),
     };
     let _ = CURRENT.set(info.clone());
     Ok(RemainingArgs {

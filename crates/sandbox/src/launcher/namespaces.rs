@@ -33,6 +33,7 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
     let mut keep = jail.channel_fds.clone();
     keep.extend(jail.status_fd);
+    keep.extend(jail.violation_fd);
     fds::close_all_except(&keep)?;
     for &fd in &keep {
         if !fds::is_open(fd) {
@@ -105,7 +106,8 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
         child => {
             drop(alive_r);
             // Keep no copy of the channel (the worker must see EOF when the host closes its
-            // end) nor of the status pipe (the host must see EOF when the child execs).
+            // end) nor of the status pipe (the host must see EOF when the child execs), nor of
+            // the violation pipe (the worker's alone).
             if let Err(e) = fds::close_all_except(&[alive_w.as_raw_fd()]) {
                 // The child is already running with the channel: it is the one to report.
                 eprintln!("roma-sandbox launcher: {e}");
@@ -151,6 +153,7 @@ fn jailed_child(
     rootfs::build_and_enter(exe, &jail.read_only_paths)?;
     rustix::system::sethostname(JAIL_HOSTNAME).map_err(SandboxError::at("sethostname"))?;
     fds::keep_across_exec(&jail.channel_fds)?;
+    fds::keep_across_exec(jail.violation_fd.as_slice())?;
     privileges::drop_all()?;
 
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();

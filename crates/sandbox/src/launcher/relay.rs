@@ -22,6 +22,12 @@ pub(crate) fn wait_and_relay(child: libc::pid_t) -> ! {
         );
         std::process::exit(JAIL_SETUP_FAILED_EXIT_CODE);
     }
+    end_as(status)
+}
+
+/// Ends this process as a process with wait status `status` ended: the same exit code, or death
+/// by the same signal. Never returns.
+pub(crate) fn end_as(status: libc::c_int) -> ! {
     if libc::WIFEXITED(status) {
         std::process::exit(libc::WEXITSTATUS(status));
     }
