@@ -60,4 +60,4 @@ pub use rlimits::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PROCESSES, WorkerRlimits, apply_worker_rlimits,
 };
 pub use seccomp::{FilterMode, install_worker_filter, install_worker_filter_for_probe};
-pub use spec::WorkerSpec;
+pub use spec::{DEFAULT_WORKER_UID, WorkerSpec};

@@ -19,6 +19,12 @@
 //! - `read PATH` / `write PATH`: write `ok <content>` / `ok`, or `err <io error>`;
 //! - `env`: write `env KEY` for each environment variable;
 //! - `info`: write `info pid=.. ppid=.. jail=..`.
+//! - `hang`: write `hanging`, then ignore end-of-file and run forever, as a compromised worker
+//!   would (it sleeps, so that it costs no CPU while a test waits on it);
+//! - `threads N`: start up to N threads that park, write `threads started=K error=E` (E the
+//!   first spawn error or `-`), then exit;
+//! - `host BACKEND`: (unjailed) be a host: spawn a `BACKEND` worker running `kill hang`, wait for
+//!   its `hanging`, write `host launcher=PID`, then wait forever without reaping it.
 
 use roma_sandbox::probe::run_probes;
 use std::fs::File;
@@ -198,6 +204,62 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 std::process::id(),
                 std::os::unix::process::parent_id()
             );
+            out.write_all(line.as_bytes())?;
+        }
+        "hang" => {
+            out.write_all(b"hanging\n")?;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        "threads" => {
+            let n: usize = path.parse().map_err(|_| format!("threads {path:?}"))?;
+            let mut started = 0usize;
+            let mut error = "-".to_owned();
+            let mut handles = Vec::new();
+            for _ in 0..n {
+                match std::thread::Builder::new().spawn(std::thread::park) {
+                    Ok(h) => {
+                        started += 1;
+                        handles.push(h);
+                    }
+                    Err(e) => {
+                        error = e.raw_os_error().map_or(e.to_string(), |n| n.to_string());
+                        break;
+                    }
+                }
+            }
+            out.write_all(format!("threads started={started} error={error}\n").as_bytes())?;
+            // Exit without joining: the parked threads end with the process.
+            std::process::exit(0);
+        }
+        "host" => {
+            let backend = roma_sandbox::sandbox_by_name(path)?;
+            let (host_end, worker_end) = std::os::unix::net::UnixStream::pair()?;
+            let worker_fd = std::os::fd::AsRawFd::as_raw_fd(&worker_end);
+            let spec = roma_sandbox::WorkerSpec {
+                args: vec!["kill".into(), "hang".into()],
+                inherited_fds: vec![worker_fd],
+                ..roma_sandbox::WorkerSpec::new(std::env::current_exe()?)
+            };
+            let line = match backend.spawn(&spec) {
+                Ok(worker) => {
+                    drop(worker_end);
+                    let mut reader = BufReader::new(&host_end);
+                    let mut hello = String::new();
+                    reader.read_line(&mut hello)?;
+                    if hello.trim_end() != "hanging" {
+                        return Err(format!("the worker said {hello:?}").into());
+                    }
+                    out.write_all(format!("host launcher={}\n", worker.pid()).as_bytes())?;
+                    // Keep the worker (and the channel) and never reap: only a SIGKILL ends this.
+                    let _keep = (worker, host_end);
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(3600));
+                    }
+                }
+                Err(e) => format!("error {e:?}\n"),
+            };
             out.write_all(line.as_bytes())?;
         }
         other => return Err(format!("unknown action {other}").into()),

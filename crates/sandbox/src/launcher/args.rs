@@ -1,11 +1,14 @@
 //! The command-line protocol between the host, the launcher and the jailed worker.
 //!
 //! The host starts `worker --jail <kind> [--jail-fd N]... [--jail-ro PATH]... [--jail-as-mb N]
-//! [--jail-status-fd N] -- <worker args>`. The status descriptor is the write end of a pipe on
-//! which the launcher reports a setup failure (see `launcher::status`); it is closed by the
-//! successful `exec` into the jail. The launcher re-executes the worker inside the jail as `worker
-//! --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] -- <worker args>`. Everything after
-//! `--` belongs to the worker and is passed through untouched.
+//! [--jail-status-fd N] [--jail-host-fd N] [--jail-uid N] -- <worker args>`. The status
+//! descriptor is the write end of a pipe on which the launcher reports a setup failure (see
+//! `launcher::status`); it is closed by the successful `exec` into the jail. The host descriptor
+//! is the read end of the host's lifeline pipe, whose write end only the host holds: it reads
+//! end-of-file once the host is gone, however it died (see `launcher::relay`). The uid is the
+//! unprivileged host uid the worker runs as when the host is root. The launcher re-executes the
+//! worker inside the jail as `worker --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] --
+//! <worker args>`. Everything after `--` belongs to the worker and is passed through untouched.
 
 use crate::{JailKind, SandboxError};
 use std::ffi::{OsStr, OsString};
@@ -19,6 +22,8 @@ const FD: &str = "--jail-fd";
 const RO: &str = "--jail-ro";
 const AS_MB: &str = "--jail-as-mb";
 const STATUS: &str = "--jail-status-fd";
+const HOST: &str = "--jail-host-fd";
+const UID: &str = "--jail-uid";
 const END: &str = "--";
 
 /// Bounds on what the parser accepts, so a corrupt command line cannot make it allocate much.
@@ -49,6 +54,12 @@ pub struct JailArgs {
     pub address_space_limit_mb: Option<u64>,
     /// Where the launcher reports a setup failure to the host (launch stage only).
     pub status_fd: Option<RawFd>,
+    /// The read end of the host's lifeline pipe (launch stage only): end-of-file there means
+    /// the host is gone and the launcher ends the jail.
+    pub host_fd: Option<RawFd>,
+    /// The host uid (and gid) the jail runs as when the launcher starts as root (launch stage
+    /// only); `None`: [`crate::DEFAULT_WORKER_UID`]. Ignored for a launcher that is not root.
+    pub worker_uid: Option<u32>,
     /// The worker's own arguments.
     pub rest: Vec<OsString>,
 }
@@ -71,6 +82,8 @@ impl JailArgs {
             read_only_paths: Vec::new(),
             address_space_limit_mb: None,
             status_fd: None,
+            host_fd: None,
+            worker_uid: None,
             rest: Vec::new(),
         };
         loop {
@@ -101,6 +114,27 @@ impl JailArgs {
                         return Err(bad(format!("{STATUS} {fd} is stdio or repeated")));
                     }
                     out.status_fd = Some(fd);
+                }
+                Some(HOST) => {
+                    let v = value(&mut it, HOST)?;
+                    let fd: RawFd = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{HOST} {v:?} is not a number")))?;
+                    if fd < 3 || out.host_fd.is_some() {
+                        return Err(bad(format!("{HOST} {fd} is stdio or repeated")));
+                    }
+                    out.host_fd = Some(fd);
+                }
+                Some(UID) => {
+                    let v = value(&mut it, UID)?;
+                    let uid: u32 = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{UID} {v:?} is not a number")))?;
+                    // 0 is host root, and u32::MAX is the kernel's "no uid".
+                    if uid == 0 || uid == u32::MAX || out.worker_uid.is_some() {
+                        return Err(bad(format!("{UID} {uid} is root, invalid or repeated")));
+                    }
+                    out.worker_uid = Some(uid);
                 }
                 Some(RO) => {
                     let p = PathBuf::from(value(&mut it, RO)?);
@@ -153,6 +187,14 @@ impl JailArgs {
             v.push(STATUS.into());
             v.push(fd.to_string().into());
         }
+        if let Some(fd) = self.host_fd {
+            v.push(HOST.into());
+            v.push(fd.to_string().into());
+        }
+        if let Some(uid) = self.worker_uid {
+            v.push(UID.into());
+            v.push(uid.to_string().into());
+        }
         v.push(END.into());
         v.extend(self.rest.iter().cloned());
         v
@@ -164,6 +206,8 @@ impl JailArgs {
             stage: JailStage::Entered,
             read_only_paths: Vec::new(),
             status_fd: None,
+            host_fd: None,
+            worker_uid: None,
             ..self.clone()
         }
     }
@@ -211,6 +255,10 @@ mod tests {
             "16384",
             "--jail-status-fd",
             "9",
+            "--jail-host-fd",
+            "10",
+            "--jail-uid",
+            "65534",
             "--",
             "serve",
             "--jail-fd",
@@ -223,11 +271,15 @@ mod tests {
         assert_eq!(a.read_only_paths, vec![PathBuf::from("/opt/lib")]);
         assert_eq!(a.address_space_limit_mb, Some(16384));
         assert_eq!(a.status_fd, Some(9));
+        assert_eq!(a.host_fd, Some(10));
+        assert_eq!(a.worker_uid, Some(65534));
         assert_eq!(a.rest, os(&["serve", "--jail-fd"]));
         let e = a.entered();
         assert_eq!(e.stage, JailStage::Entered);
         assert!(e.read_only_paths.is_empty());
         assert_eq!(e.status_fd, None);
+        assert_eq!(e.host_fd, None);
+        assert_eq!(e.worker_uid, None);
     }
 
     #[test]
@@ -252,6 +304,19 @@ mod tests {
                 "6",
                 "--",
             ],
+            &["--jail", "none", "--jail-host-fd", "1", "--"],
+            &[
+                "--jail",
+                "none",
+                "--jail-host-fd",
+                "5",
+                "--jail-host-fd",
+                "6",
+                "--",
+            ],
+            &["--jail", "none", "--jail-uid", "0", "--"],
+            &["--jail", "none", "--jail-uid", "-3", "--"],
+            &["--jail", "none", "--jail-uid", "4294967295", "--"],
         ] {
             assert!(JailArgs::parse(os(bad)).is_err(), "{bad:?}");
         }
@@ -265,17 +330,23 @@ mod tests {
             prop::collection::vec("/[a-z0-9/._ -]{0,20}", 0..4),
             prop::option::of(1..1_000_000u64),
             prop::option::of(3..1000i32),
+            prop::option::of(3..1000i32),
+            prop::option::of(1..u32::MAX),
             prop::collection::vec("\\PC{0,12}", 0..6),
         )
-            .prop_map(|(stage, kind, fds, paths, mb, status, rest)| JailArgs {
-                stage,
-                kind,
-                channel_fds: fds,
-                read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
-                address_space_limit_mb: mb,
-                status_fd: status,
-                rest: rest.into_iter().map(OsString::from).collect(),
-            })
+            .prop_map(
+                |(stage, kind, fds, paths, mb, status, host, uid, rest)| JailArgs {
+                    stage,
+                    kind,
+                    channel_fds: fds,
+                    read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
+                    address_space_limit_mb: mb,
+                    status_fd: status,
+                    host_fd: host,
+                    worker_uid: uid,
+                    rest: rest.into_iter().map(OsString::from).collect(),
+                },
+            )
     }
 
     proptest! {

@@ -26,7 +26,9 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
     let mut keep = jail.channel_fds.clone();
     keep.extend(jail.status_fd);
+    keep.extend(jail.host_fd);
     fds::close_all_except(&keep)?;
+    let host = fds::take_host_fd(jail.host_fd)?;
     // The worker inherits the channel across birdcage's exec.
     fds::keep_across_exec(&jail.channel_fds)?;
 
@@ -60,7 +62,7 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
         unsafe { libc::close(fd) };
     }
     match cage.spawn(cmd) {
-        Ok(child) => relay::wait_and_relay(child.id() as libc::pid_t),
+        Ok(child) => relay::wait_and_relay(child.id() as libc::pid_t, host),
         Err(e) => {
             let err = SandboxError::Birdcage(e.to_string());
             status::report(None, &err);

@@ -93,6 +93,8 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
         // in the process owns it.
         drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     }
+    // Only a launcher watches the host's lifeline; a worker without one keeps no copy.
+    drop(fds::take_host_fd(jail.host_fd)?);
     for &fd in &jail.channel_fds {
         if !fds::is_open(fd) {
             return Err(SandboxError::InvalidSpec(format!(
