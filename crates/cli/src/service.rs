@@ -49,6 +49,9 @@ pub struct ServiceArgs {
     /// Never busy-poll for quick answers (fewer CPU cycles, more latency per hand-off).
     #[arg(long = "no-spin")]
     pub no_spin: bool,
+    /// The host uid the jails run as when roma runs as root (default 65534; never 0).
+    #[arg(long = "worker-uid")]
+    pub worker_uid: Option<u32>,
 }
 
 impl ServiceArgs {
@@ -73,6 +76,7 @@ impl ServiceArgs {
         }
         c.prewarm = !self.no_prewarm;
         c.spin = !self.no_spin;
+        c.worker_uid = self.worker_uid;
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));

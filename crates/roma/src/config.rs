@@ -111,6 +111,11 @@ pub struct Config<M = ()> {
     /// V8 reserves a lot of address space up front: keep it at 10 GiB or more, or `None`
     /// (default) for no limit beyond V8's own heap limits.
     pub worker_address_space_mb: Option<u64>,
+    /// The host uid (and gid) the jail runs as when the host is root, so that no worker is
+    /// host root. `None`: 65534 (`nobody`). Best a uid no other process uses. Ignored when the
+    /// host is not root (its jails run as its own uid) and for `SandboxKind::None`. The worker
+    /// binary and the V8 library folder must be readable by it. 0 is refused.
+    pub worker_uid: Option<u32>,
     /// Run synchronous host functions on the worker's slot thread itself instead of its UDF
     /// handler thread. Saves two thread wake-ups per request that calls them (the hand-over to
     /// the UDF thread and back; the calls themselves cost the same), but a host function that
@@ -150,6 +155,7 @@ impl<M> Default for Config<M> {
             v8_flags: Vec::new(),
             prewarm: true,
             worker_address_space_mb: None,
+            worker_uid: None,
             async_binding_threads: 0,
             host_functions_inline: false,
             spin: true,

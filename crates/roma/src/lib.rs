@@ -63,8 +63,8 @@ pub use config::{Config, SandboxKind};
 pub use hooks::LogFn;
 pub use locate::WORKER_BINARY_NAME;
 pub use roma_core::{
-    CodeObject, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind, ExecutionToken,
-    InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
+    CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
+    ExecutionToken, InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
     WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics, parse_duration,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};

@@ -41,6 +41,7 @@ pub(crate) struct WorkerSetup {
     /// Start workers in probe mode (`roma check`).
     pub probe_mode: bool,
     pub address_space_limit_mb: Option<u64>,
+    pub worker_uid: Option<u32>,
     pub host_functions_inline: bool,
     /// Where the workers' stderr lines go.
     pub output: Arc<crate::WorkerOutputFn>,
@@ -75,6 +76,7 @@ impl WorkerSetup {
             grace: config.grace(),
             probe_mode,
             address_space_limit_mb: config.worker_address_space_mb,
+            worker_uid: config.worker_uid,
             host_functions_inline: config.host_functions_inline,
             output: config
                 .worker_output
@@ -295,7 +297,21 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         }
         let report = self.link.lock().endpoint.recv(self.setup.startup_timeout);
         match report {
-            Ok(WorkerToHost::ProbeReport { results }) => Ok(results),
+            Ok(WorkerToHost::ProbeReport { mut results }) => {
+                // What the worker cannot see from inside: its host uid, and the tie to the host.
+                let pid = self.process.pid();
+                results.extend(
+                    roma_sandbox::host_checks::check_started_worker(pid)
+                        .into_iter()
+                        .map(|p| ProbeResult {
+                            name: p.name,
+                            attempted: if p.attempted { "yes" } else { "no" }.into(),
+                            held: p.held,
+                            detail: p.detail,
+                        }),
+                );
+                Ok(results)
+            }
             Ok(other) => Err(self.protocol(&describe(&other))),
             Err(e) => Err(self.broken(e)),
         }
@@ -396,6 +412,7 @@ fn spawn_worker(
         extra_read_only_paths: setup.binary.read_only_paths.clone(),
         address_space_limit_mb: setup.address_space_limit_mb,
         capture_stderr: true,
+        worker_uid: setup.worker_uid,
     };
     let spawned = setup.sandbox.spawn(&spec);
     // The host closes its copies of the worker's descriptors, so that the worker's death reads

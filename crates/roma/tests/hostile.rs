@@ -108,6 +108,21 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
     h.done();
 }
 
+/// With no heap limit configured, a handler that allocates in a loop meets the default limit
+/// ([`roma::DEFAULT_MAX_HEAP_MB`]) and ends with `OutOfMemory` well within the default
+/// timeout, instead of growing its worker by gigabytes until the timeout ends it.
+#[test]
+fn the_default_heap_limit_ends_an_allocation_loop_with_out_of_memory() {
+    let h = harness();
+    // The default request timeout: without a heap limit the loop reached it first.
+    let e = h
+        .call_within("BombArrays", &[], Duration::from_secs(5))
+        .expect_err("an endless allocation loop");
+    assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
+    assert_eq!(h.ok("Count", &[]), "1");
+    h.done();
+}
+
 /// One allocation much larger than the whole heap (a 256 MB string, a 128 MB array under a
 /// 15 MB heap) must not take the service down: the callback comes, and the next requests run.
 /// V8 cannot survive such an allocation: the worker exits with roma's fatal-OOM status and the

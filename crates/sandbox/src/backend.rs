@@ -35,6 +35,14 @@ fn lifeline_read_end() -> Result<std::os::fd::RawFd, SandboxError> {
     }
 }
 
+/// The read end of [`LIFELINE`] if a spawn has made it.
+pub(crate) fn lifeline_read_end_made() -> Option<std::os::fd::RawFd> {
+    match LIFELINE.get() {
+        Some(Ok((read_end, _))) => Some(read_end.as_raw_fd()),
+        _ => None,
+    }
+}
+
 /// A way to start jailed worker processes.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// The backend's name, as `sandbox_by_name` takes it.

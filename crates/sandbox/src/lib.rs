@@ -39,6 +39,7 @@
 mod backend;
 mod error;
 mod exit;
+pub mod host_checks;
 mod kind;
 mod launcher;
 pub mod probe;
