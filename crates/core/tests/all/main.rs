@@ -18,6 +18,7 @@ mod exec;
 mod fake;
 mod load;
 mod recovery;
+mod recycle;
 mod stop;
 mod stress;
 
