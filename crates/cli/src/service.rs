@@ -52,6 +52,9 @@ pub struct ServiceArgs {
     /// The host uid the jails run as when roma runs as root (default 65534; never 0).
     #[arg(long = "worker-uid")]
     pub worker_uid: Option<u32>,
+    /// Replace each worker process after it has run N requests (0: never).
+    #[arg(long = "recycle-after-requests", default_value_t = 0)]
+    pub recycle_after_requests: u64,
 }
 
 impl ServiceArgs {
@@ -77,6 +80,7 @@ impl ServiceArgs {
         c.prewarm = !self.no_prewarm;
         c.spin = !self.no_spin;
         c.worker_uid = self.worker_uid;
+        c.recycle_after_requests = self.recycle_after_requests;
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));

@@ -5,6 +5,11 @@ use roma_ipc::{ChannelConfig, OversizePolicy, TransportKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// [`Config::recycle_idle_cpu_per_sec`]'s default: half a core, well above what an idle worker
+/// uses (V8's background threads finishing a request's garbage collection), well below one
+/// thread spinning.
+pub const DEFAULT_RECYCLE_IDLE_CPU_PER_SEC: Duration = Duration::from_millis(500);
+
 /// The sandbox backend workers run in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SandboxKind {
@@ -116,6 +121,18 @@ pub struct Config<M = ()> {
     /// host is not root (its jails run as its own uid) and for `SandboxKind::None`. The worker
     /// binary and the V8 library folder must be readable by it. 0 is refused.
     pub worker_uid: Option<u32>,
+    /// Recycling: replace each worker process after it has run this many requests. 0 (default):
+    /// never. Recycling bounds how long a worker that an exploit took over keeps serving; it
+    /// is invisible to callers (the new worker gets every loaded version before it takes a
+    /// request, and no request fails because of it).
+    pub recycle_after_requests: u64,
+    /// Recycling: replace each worker process once it is this old. Zero (default): never.
+    pub recycle_after_age: Duration,
+    /// Recycling: replace a worker process that used more CPU time than this per second while
+    /// it had no request (its own threads at work between requests, which an honest worker
+    /// never does for long). Judged over idle stretches of at least a second, from `/proc`.
+    /// Default `Some(500 ms)`; `None`: never.
+    pub recycle_idle_cpu_per_sec: Option<Duration>,
     /// Run synchronous host functions on the worker's slot thread itself instead of its UDF
     /// handler thread. Saves two thread wake-ups per request that calls them (the hand-over to
     /// the UDF thread and back; the calls themselves cost the same), but a host function that
@@ -156,6 +173,9 @@ impl<M> Default for Config<M> {
             prewarm: true,
             worker_address_space_mb: None,
             worker_uid: None,
+            recycle_after_requests: 0,
+            recycle_after_age: Duration::ZERO,
+            recycle_idle_cpu_per_sec: Some(DEFAULT_RECYCLE_IDLE_CPU_PER_SEC),
             async_binding_threads: 0,
             host_functions_inline: false,
             spin: true,
@@ -251,6 +271,9 @@ impl<M> Config<M> {
             code_version_cache_size: self.cache_size(),
             load_timeout: self.load_timeout,
             default_timeout: self.engine_limits().default_timeout,
+            recycle_after_requests: self.recycle_after_requests,
+            recycle_after_age: self.recycle_after_age,
+            recycle_idle_cpu_per_sec: self.recycle_idle_cpu_per_sec.unwrap_or(Duration::ZERO),
             ..DispatcherConfig::default()
         }
     }

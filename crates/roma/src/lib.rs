@@ -59,7 +59,7 @@ mod worker_client;
 mod worker_stderr;
 
 pub use check::{ProbeResult, check};
-pub use config::{Config, SandboxKind};
+pub use config::{Config, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, SandboxKind};
 pub use hooks::LogFn;
 pub use locate::WORKER_BINARY_NAME;
 pub use roma_core::{

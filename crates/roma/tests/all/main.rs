@@ -2,5 +2,6 @@
 mod check;
 mod common;
 mod pool;
+mod recycle;
 mod service;
 mod udf;
