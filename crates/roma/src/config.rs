@@ -5,6 +5,11 @@ use roma_ipc::{ChannelConfig, OversizePolicy, TransportKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// [`Config::worker_data_limit_mb`]'s default, in MiB: room for the default heaps of a few
+/// dozen isolates plus their `ArrayBuffer`s, far below what a compromised worker could otherwise
+/// take from the host.
+pub const DEFAULT_WORKER_DATA_LIMIT_MB: u64 = 4096;
+
 /// [`Config::recycle_idle_cpu_per_sec`]'s default: half a core, well above what an idle worker
 /// uses (V8's background threads finishing a request's garbage collection), well below one
 /// thread spinning.
@@ -116,6 +121,14 @@ pub struct Config<M = ()> {
     /// V8 reserves a lot of address space up front: keep it at 10 GiB or more, or `None`
     /// (default) for no limit beyond V8's own heap limits.
     pub worker_address_space_mb: Option<u64>,
+    /// `RLIMIT_DATA` of each worker process in MiB: the private writable memory it may use
+    /// (V8's heaps, `ArrayBuffer`s and WebAssembly memories of every isolate it holds, and any
+    /// memory native code inside it maps), not the address space V8 only reserves. It bounds
+    /// what a worker that an exploit took over can take, which V8's own limits do not. Default
+    /// `Some(DEFAULT_WORKER_DATA_LIMIT_MB)` (4 GiB); raise it on purpose for code that needs more
+    /// (large WebAssembly memories, many big versions), `None` for no limit. A worker that
+    /// reaches it ends with `out_of_memory` (or `worker_crashed`) and is replaced.
+    pub worker_data_limit_mb: Option<u64>,
     /// The host uid (and gid) the jail runs as when the host is root, so that no worker is
     /// host root. `None`: 65534 (`nobody`). Best a uid no other process uses. Ignored when the
     /// host is not root (its jails run as its own uid) and for `SandboxKind::None`. The worker
@@ -172,6 +185,7 @@ impl<M> Default for Config<M> {
             v8_flags: Vec::new(),
             prewarm: true,
             worker_address_space_mb: None,
+            worker_data_limit_mb: Some(DEFAULT_WORKER_DATA_LIMIT_MB),
             worker_uid: None,
             recycle_after_requests: 0,
             recycle_after_age: Duration::ZERO,

@@ -59,7 +59,9 @@ mod worker_client;
 mod worker_stderr;
 
 pub use check::{ProbeResult, check};
-pub use config::{Config, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, SandboxKind};
+pub use config::{
+    Config, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB, SandboxKind,
+};
 pub use hooks::LogFn;
 pub use locate::WORKER_BINARY_NAME;
 pub use roma_core::{

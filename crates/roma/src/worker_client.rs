@@ -41,6 +41,7 @@ pub(crate) struct WorkerSetup {
     /// Start workers in probe mode (`roma check`).
     pub probe_mode: bool,
     pub address_space_limit_mb: Option<u64>,
+    pub data_limit_mb: Option<u64>,
     pub worker_uid: Option<u32>,
     pub host_functions_inline: bool,
     /// Where the workers' stderr lines go.
@@ -76,6 +77,7 @@ impl WorkerSetup {
             grace: config.grace(),
             probe_mode,
             address_space_limit_mb: config.worker_address_space_mb,
+            data_limit_mb: config.worker_data_limit_mb,
             worker_uid: config.worker_uid,
             host_functions_inline: config.host_functions_inline,
             output: config
@@ -415,6 +417,7 @@ fn spawn_worker(
         inherited_fds: handoff.spec().fds(),
         extra_read_only_paths: setup.binary.read_only_paths.clone(),
         address_space_limit_mb: setup.address_space_limit_mb,
+        data_limit_mb: setup.data_limit_mb,
         capture_stderr: true,
         worker_uid: setup.worker_uid,
     };

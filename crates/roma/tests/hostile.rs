@@ -108,16 +108,24 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
     h.done();
 }
 
-/// With no heap limit configured, a handler that allocates in a loop meets the default limit
-/// ([`roma::DEFAULT_MAX_HEAP_MB`]) and ends with `OutOfMemory` well within the default
-/// timeout, instead of growing its worker by gigabytes until the timeout ends it.
+/// With no heap limit configured, a handler that keeps 400 MB of objects alive meets the default
+/// limit ([`roma::DEFAULT_MAX_HEAP_MB`], 128) and ends with `OutOfMemory`, where without a
+/// default it succeeded (V8's own limit is gigabytes) and an endless allocation loop grew its
+/// worker until the timeout. The worker recovers in place.
 #[test]
-fn the_default_heap_limit_ends_an_allocation_loop_with_out_of_memory() {
-    let h = harness();
-    // The default request timeout: without a heap limit the loop reached it first.
+fn the_default_heap_limit_ends_a_400_mb_handler_with_out_of_memory() {
+    const KEEP_400_MB: &str = r#"
+        function Keep400() {
+            const keep = [];
+            for (let i = 0; i < 5000; i++) keep.push(new Array(10000).fill(i));
+            return keep.length;
+        }
+        function Count() { return 1; }
+    "#;
+    let h: Harness = Harness::with_code(config(1), code("v1", KEEP_400_MB));
     let e = h
-        .call_within("BombArrays", &[], Duration::from_secs(5))
-        .expect_err("an endless allocation loop");
+        .call_within("Keep400", &[], GENEROUS)
+        .expect_err("400 MB of live objects under the default heap limit");
     assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
     assert_eq!(h.ok("Count", &[]), "1");
     h.done();

@@ -115,6 +115,7 @@ impl Sandbox for LauncherSandbox {
             channel_fds: spec.inherited_fds.clone(),
             read_only_paths: spec.extra_read_only_paths.clone(),
             address_space_limit_mb: spec.address_space_limit_mb,
+            data_limit_mb: spec.data_limit_mb,
             status_fd: status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
             host_fd,
             worker_uid: spec.worker_uid,

@@ -29,6 +29,11 @@ pub struct WorkerRlimits {
     pub max_open_files: u64,
     /// `RLIMIT_NPROC` (tasks, threads included); `None` leaves it alone.
     pub max_processes: Option<u64>,
+    /// `RLIMIT_DATA` in bytes; `None` leaves it alone. Counts private writable memory (heap,
+    /// anonymous mappings, committed parts of V8's reservations), not reserved-but-inaccessible
+    /// address space, so unlike `RLIMIT_AS` it bounds what the worker can touch without
+    /// tripping over V8's large reservations.
+    pub data_bytes: Option<u64>,
 }
 
 impl Default for WorkerRlimits {
@@ -37,6 +42,7 @@ impl Default for WorkerRlimits {
             address_space_bytes: None,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
             max_processes: Some(DEFAULT_MAX_PROCESSES),
+            data_bytes: None,
         }
     }
 }
@@ -67,6 +73,9 @@ pub fn apply_worker_rlimits(limits: &WorkerRlimits) -> Result<(), SandboxError> 
     }
     if let Some(bytes) = limits.address_space_bytes {
         set(Resource::As, "RLIMIT_AS", bytes)?;
+    }
+    if let Some(bytes) = limits.data_bytes {
+        set(Resource::Data, "RLIMIT_DATA", bytes)?;
     }
     // SAFETY: setting a signal to SIG_IGN installs no handler code; it is process-wide state
     // that nothing else in the worker relies on.

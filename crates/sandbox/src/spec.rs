@@ -31,6 +31,9 @@ pub struct WorkerSpec {
     /// `RLIMIT_AS` for the worker in MiB. V8 reserves a lot of virtual memory: keep this at
     /// 10 GiB or more, or leave it unset.
     pub address_space_limit_mb: Option<u64>,
+    /// `RLIMIT_DATA` for the worker in MiB: its private writable memory (what it can touch),
+    /// unlike `RLIMIT_AS` not counting V8's reservations.
+    pub data_limit_mb: Option<u64>,
     /// Give the worker a pipe as its stderr, whose read end the host takes with
     /// [`crate::WorkerProcess::take_stderr`], instead of the host's own stderr. A jailed worker
     /// is untrusted: what it writes should reach the host's log as data, not its terminal.
@@ -82,6 +85,11 @@ impl WorkerSpec {
             return Err(SandboxError::InvalidSpec(
                 "worker_uid 0 would run untrusted code as host root (and u32::MAX is no uid)"
                     .into(),
+            ));
+        }
+        if self.data_limit_mb == Some(0) {
+            return Err(SandboxError::InvalidSpec(
+                "data_limit_mb of 0 would stop the worker from starting".into(),
             ));
         }
         if self.address_space_limit_mb == Some(0) {

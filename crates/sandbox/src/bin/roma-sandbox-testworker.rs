@@ -12,13 +12,16 @@
 //!   (the CPU- and kernel-dependent ones included: memory protection keys, `MADV_FREE`,
 //!   `clone3`), writing `call NAME ok` or `call NAME errno N` for each, then `done`;
 //! - `fds`: write `fds N N ...`, every open descriptor (found with `fcntl`, no /proc needed);
-//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N` (soft limits, `-` for none);
+//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N data=N` (soft limits, `-`
+//!   for none);
 //! - `no-userns`: (unjailed, `off`) forbid user namespaces for itself (a user namespace of its
 //!   own with `user.max_user_namespaces` 0), try to spawn a `namespaces` worker, write `error
 //!   <Debug of the SandboxError>` or `spawned`;
 //! - `read PATH` / `write PATH`: write `ok <content>` / `ok`, or `err <io error>`;
 //! - `env`: write `env KEY` for each environment variable;
 //! - `info`: write `info pid=.. ppid=.. jail=..`.
+//! - `touch MB`: map MB MiB of private memory and write to every page, as native code that
+//!   hoards memory would; write `touch ok` or `touch errno N`;
 //! - `hang`: write `hanging`, then ignore end-of-file and run forever, as a compromised worker
 //!   would (it sleeps, so that it costs no CPU while a test waits on it);
 //! - `threads N`: start up to N threads that park, write `threads started=K error=E` (E the
@@ -150,6 +153,7 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 ("nofile", libc::RLIMIT_NOFILE),
                 ("nproc", libc::RLIMIT_NPROC),
                 ("as", libc::RLIMIT_AS),
+                ("data", libc::RLIMIT_DATA),
             ] {
                 let mut r = libc::rlimit {
                     rlim_cur: 0,
@@ -204,6 +208,33 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 std::process::id(),
                 std::os::unix::process::parent_id()
             );
+            out.write_all(line.as_bytes())?;
+        }
+        "touch" => {
+            let mb: usize = path.parse().map_err(|_| format!("touch {path:?}"))?;
+            let len = mb << 20;
+            // SAFETY: a fresh anonymous private mapping, written only within its length and
+            // unmapped before the process goes on.
+            let line = unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+                    format!("touch errno {errno}\n")
+                } else {
+                    for off in (0..len).step_by(4096) {
+                        *p.cast::<u8>().add(off) = 1;
+                    }
+                    libc::munmap(p, len);
+                    "touch ok\n".to_owned()
+                }
+            };
             out.write_all(line.as_bytes())?;
         }
         "hang" => {

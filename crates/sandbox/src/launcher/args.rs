@@ -1,13 +1,14 @@
 //! The command-line protocol between the host, the launcher and the jailed worker.
 //!
 //! The host starts `worker --jail <kind> [--jail-fd N]... [--jail-ro PATH]... [--jail-as-mb N]
-//! [--jail-status-fd N] [--jail-host-fd N] [--jail-uid N] -- <worker args>`. The status
+//! [--jail-data-mb N] [--jail-status-fd N] [--jail-host-fd N] [--jail-uid N] -- <worker args>`. The status
 //! descriptor is the write end of a pipe on which the launcher reports a setup failure (see
 //! `launcher::status`); it is closed by the successful `exec` into the jail. The host descriptor
 //! is the read end of the host's lifeline pipe, whose write end only the host holds: it reads
 //! end-of-file once the host is gone, however it died (see `launcher::relay`). The uid is the
 //! unprivileged host uid the worker runs as when the host is root. The launcher re-executes the
-//! worker inside the jail as `worker --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] --
+//! worker inside the jail as `worker --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N]
+//! [--jail-data-mb N] --
 //! <worker args>`. Everything after `--` belongs to the worker and is passed through untouched.
 
 use crate::{JailKind, SandboxError};
@@ -21,6 +22,7 @@ const ENTERED: &str = "--jail-entered";
 const FD: &str = "--jail-fd";
 const RO: &str = "--jail-ro";
 const AS_MB: &str = "--jail-as-mb";
+const DATA_MB: &str = "--jail-data-mb";
 const STATUS: &str = "--jail-status-fd";
 const HOST: &str = "--jail-host-fd";
 const UID: &str = "--jail-uid";
@@ -52,6 +54,8 @@ pub struct JailArgs {
     pub read_only_paths: Vec<PathBuf>,
     /// `RLIMIT_AS` in MiB.
     pub address_space_limit_mb: Option<u64>,
+    /// `RLIMIT_DATA` in MiB.
+    pub data_limit_mb: Option<u64>,
     /// Where the launcher reports a setup failure to the host (launch stage only).
     pub status_fd: Option<RawFd>,
     /// The read end of the host's lifeline pipe (launch stage only): end-of-file there means
@@ -81,6 +85,7 @@ impl JailArgs {
             channel_fds: Vec::new(),
             read_only_paths: Vec::new(),
             address_space_limit_mb: None,
+            data_limit_mb: None,
             status_fd: None,
             host_fd: None,
             worker_uid: None,
@@ -156,6 +161,16 @@ impl JailArgs {
                     }
                     out.address_space_limit_mb = Some(mb);
                 }
+                Some(DATA_MB) => {
+                    let v = value(&mut it, DATA_MB)?;
+                    let mb: u64 = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{DATA_MB} {v:?} is not a number")))?;
+                    if mb == 0 || mb > (u64::MAX >> 20) {
+                        return Err(bad(format!("{DATA_MB} {mb} is out of range")));
+                    }
+                    out.data_limit_mb = Some(mb);
+                }
                 _ => return Err(bad(format!("unknown jail option {flag:?}"))),
             }
         }
@@ -181,6 +196,10 @@ impl JailArgs {
         }
         if let Some(mb) = self.address_space_limit_mb {
             v.push(AS_MB.into());
+            v.push(mb.to_string().into());
+        }
+        if let Some(mb) = self.data_limit_mb {
+            v.push(DATA_MB.into());
             v.push(mb.to_string().into());
         }
         if let Some(fd) = self.status_fd {
@@ -293,6 +312,7 @@ mod tests {
             &["--jail", "none", "--jail-fd"],
             &["--jail", "none", "--jail-ro", "rel", "--"],
             &["--jail", "none", "--jail-as-mb", "0", "--"],
+            &["--jail", "none", "--jail-data-mb", "0", "--"],
             &["--jail", "none", "--bogus", "--"],
             &["--jail", "none", "--jail-status-fd", "2", "--"],
             &[
@@ -329,18 +349,20 @@ mod tests {
             prop::collection::vec(3..100_000i32, 0..5),
             prop::collection::vec("/[a-z0-9/._ -]{0,20}", 0..4),
             prop::option::of(1..1_000_000u64),
+            prop::option::of(1..1_000_000u64),
             prop::option::of(3..1000i32),
             prop::option::of(3..1000i32),
             prop::option::of(1..u32::MAX),
             prop::collection::vec("\\PC{0,12}", 0..6),
         )
             .prop_map(
-                |(stage, kind, fds, paths, mb, status, host, uid, rest)| JailArgs {
+                |(stage, kind, fds, paths, mb, data, status, host, uid, rest)| JailArgs {
                     stage,
                     kind,
                     channel_fds: fds,
                     read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
                     address_space_limit_mb: mb,
+                    data_limit_mb: data,
                     status_fd: status,
                     host_fd: host,
                     worker_uid: uid,

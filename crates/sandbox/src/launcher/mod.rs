@@ -35,6 +35,8 @@ pub struct JailInfo {
     pub channel_fds: Vec<RawFd>,
     /// `RLIMIT_AS` applied, in MiB.
     pub address_space_limit_mb: Option<u64>,
+    /// `RLIMIT_DATA` applied, in MiB.
+    pub data_limit_mb: Option<u64>,
 }
 
 /// The worker's own arguments, and the jail it is in (if any).
@@ -110,6 +112,7 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
     if limit {
         apply_worker_rlimits(&WorkerRlimits {
             address_space_bytes: jail.address_space_limit_mb.map(|mb| mb << 20),
+            data_bytes: jail.data_limit_mb.map(|mb| mb << 20),
             ..WorkerRlimits::default()
         })?;
     }
@@ -117,6 +120,7 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
         kind: jail.kind,
         channel_fds: jail.channel_fds,
         address_space_limit_mb: jail.address_space_limit_mb,
+        data_limit_mb: jail.data_limit_mb,
     };
     let _ = CURRENT.set(info.clone());
     Ok(RemainingArgs {

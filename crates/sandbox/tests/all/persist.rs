@@ -151,6 +151,32 @@ fn a_root_host_runs_the_jail_as_the_configured_uid() {
 }
 
 #[test]
+fn the_data_limit_bounds_what_native_code_can_touch() {
+    let run = |mb: &str| -> String {
+        let spec = roma_sandbox::WorkerSpec {
+            args: vec!["kill".into(), "touch".into(), mb.into()],
+            data_limit_mb: Some(64),
+            ..worker_spec(&[], "kill", "touch")
+        };
+        let Some(Worker {
+            process: _process,
+            channel,
+            ..
+        }) = spawn_spec("namespaces", spec)
+        else {
+            return "skipped".into();
+        };
+        crate::util::read_lines(channel).join("|")
+    };
+    let small = run("16");
+    if small == "skipped" {
+        return;
+    }
+    assert_eq!(small, "touch ok");
+    assert_eq!(run("128"), format!("touch errno {}", libc::ENOMEM));
+}
+
+#[test]
 fn the_task_limit_holds_in_the_jail_whoever_the_host_is() {
     let spec = roma_sandbox::WorkerSpec {
         args: vec!["kill".into(), "threads".into(), "1000".into()],
