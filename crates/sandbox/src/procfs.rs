@@ -337,6 +337,13 @@ fn descendants_matching(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn cpu_tick_parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse_stat_cpu_ticks(&bytes);
+        }
+    }
+
     #[test]
     fn cpu_ticks_are_counted_after_a_hostile_name() {
         let line = b"42 (a) b) 1 2 3) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 1 0 0\n";

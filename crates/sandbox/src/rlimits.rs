@@ -1,11 +1,12 @@
 //! Resource limits for a jailed worker: no core files, no file writes, few descriptors, a cap on
-//! tasks, and optionally a cap on virtual memory.
+//! tasks, and optionally caps on virtual memory and on private writable memory.
 //!
 //! `RLIMIT_NPROC` counts *threads* as well as processes, so it is set to a value that leaves
 //! room for V8's platform threads and the worker's own, not to 0. Since Linux 5.14 the count is
 //! kept per user namespace, and every `namespaces` jail has its own, so the limit bounds that
 //! jail alone (on older kernels it counted every task of the host uid: raise it there). The
-//! kernel does not enforce it for tasks whose real uid is the host's root. seccomp forbids
+//! kernel does not enforce it for tasks whose real uid is the host's root, which is why a root
+//! host's jail runs as an unprivileged uid (`WorkerSpec::worker_uid`). seccomp forbids
 //! `fork` and thread-less `clone` anyway; the limit is the second line.
 
 use crate::SandboxError;
