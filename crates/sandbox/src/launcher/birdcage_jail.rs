@@ -13,7 +13,7 @@
 //! apply together, so the stricter rule wins.
 
 use super::args::JailArgs;
-use super::{fds, relay, rootfs, status};
+use super::{fds, privileges, relay, rootfs, status};
 use crate::SandboxError;
 use crate::backend::ENV_ALLOW_LIST;
 use birdcage::process::{Command, Stdio};
@@ -29,6 +29,12 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     keep.extend(jail.host_fd);
     fds::close_all_except(&keep)?;
     let host = fds::take_host_fd(jail.host_fd)?;
+    // birdcage maps the caller's own uid into its namespace: be an unprivileged one first.
+    if rustix::process::getuid().as_raw() == 0 && privileges::zero_is_parent_root() {
+        let target = jail.worker_uid.unwrap_or(crate::DEFAULT_WORKER_UID);
+        privileges::become_unprivileged(target)?;
+        privileges::check_access_as(target, &exe, &jail.read_only_paths)?;
+    }
     // The worker inherits the channel across birdcage's exec.
     fds::keep_across_exec(&jail.channel_fds)?;
 

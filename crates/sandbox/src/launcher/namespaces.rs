@@ -52,10 +52,10 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let host = fds::take_host_fd(jail.host_fd)?;
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    if uid == 0 && zero_is_parent_root() {
+    if uid == 0 && privileges::zero_is_parent_root() {
         let target = jail.worker_uid.unwrap_or(DEFAULT_WORKER_UID);
         enter_user_namespace_as(target)?;
-        check_access_as(target, &exe, &jail.read_only_paths)?;
+        privileges::check_access_as(target, &exe, &jail.read_only_paths)?;
     } else {
         unshare_user_namespace()?;
         write_id_maps(uid, gid)?;
@@ -242,49 +242,6 @@ fn enter_user_namespace_as(target: u32) -> Result<(), SandboxError> {
                 "setresuid(0) in the jail",
                 io::Error::last_os_error(),
             ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether uid 0 of this process's user namespace is uid 0 of its parent too (always so in the
-/// initial namespace), so that running the jail as this uid would run it as root. A rootless
-/// container's uid 0 is an ordinary uid outside, and keeps the plain mapping. Unreadable maps
-/// count as root.
-fn zero_is_parent_root() -> bool {
-    let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
-        return true;
-    };
-    map.lines().any(|line| {
-        let mut f = line.split_whitespace();
-        f.next() == Some("0") && f.next() == Some("0")
-    })
-}
-
-/// After [`enter_user_namespace_as`]: the worker binary must be executable, and each read-only
-/// path readable, by host uid `target`, which can no longer read root's private folders. Says
-/// so plainly instead of failing later inside the jail with a bare `EACCES`.
-fn check_access_as(
-    target: u32,
-    exe: &Path,
-    paths: &[std::path::PathBuf],
-) -> Result<(), SandboxError> {
-    use rustix::fs::{Access, access};
-    let checks = std::iter::once((exe, Access::READ_OK | Access::EXEC_OK))
-        .chain(paths.iter().map(|p| (p.as_path(), Access::READ_OK)));
-    for (path, mode) in checks {
-        if let Err(e) = access(path, mode) {
-            return Err(SandboxError::JailSetup(format!(
-                "the jail runs as host uid {target} (the host is root), which cannot {} {}: {e}; \
-                 put it where uid {target} can (every folder above it searchable by others), or \
-                 choose a worker uid that can",
-                if mode.contains(Access::EXEC_OK) {
-                    "execute"
-                } else {
-                    "read"
-                },
-                path.display()
-            )));
         }
     }
     Ok(())
