@@ -51,6 +51,12 @@ pub struct ServiceArgs {
     /// Never busy-poll for quick answers (fewer CPU cycles, more latency per hand-off).
     #[arg(long = "no-spin")]
     pub no_spin: bool,
+    /// The host uid the jails run as when roma runs as root (default 65534; never 0).
+    #[arg(long = "worker-uid")]
+    pub worker_uid: Option<u32>,
+    /// Replace each worker process after it has run N requests (at least 1; default never).
+    #[arg(long = "recycle-after-requests")]
+    pub recycle_after_requests: Option<u64>,
 }
 
 impl ServiceArgs {
@@ -75,6 +81,12 @@ impl ServiceArgs {
         }
         c.prewarm(!self.no_prewarm);
         c.spin(!self.no_spin);
+        if let Some(uid) = self.worker_uid {
+            c.worker_uid(uid);
+        }
+        if let Some(n) = self.recycle_after_requests {
+            c.recycle_after_requests(n);
+        }
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));

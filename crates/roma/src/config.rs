@@ -11,6 +11,16 @@ use roma_ipc::{
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// [`Config::worker_data_limit_mb`]'s default, in MiB: room for the default heaps of a few
+/// dozen isolates plus their `ArrayBuffer`s, far below what a compromised worker could otherwise
+/// take from the host.
+pub const DEFAULT_WORKER_DATA_LIMIT_MB: u64 = 4096;
+
+/// [`Config::recycle_idle_cpu_per_sec`]'s default: half a core, well above what an idle worker
+/// uses (V8's background threads finishing a request's garbage collection), well below one
+/// thread spinning.
+pub const DEFAULT_RECYCLE_IDLE_CPU_PER_SEC: Duration = Duration::from_millis(500);
+
 /// The sandbox backend workers run in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SandboxKind {
@@ -102,6 +112,11 @@ pub struct Config<M = ()> {
     pub(crate) v8_flags: Vec<String>,
     pub(crate) prewarm: bool,
     pub(crate) worker_address_space_mb: Option<u64>,
+    pub(crate) worker_data_limit_mb: Option<u64>,
+    pub(crate) worker_uid: Option<u32>,
+    pub(crate) recycle_after_requests: Option<u64>,
+    pub(crate) recycle_after_age: Option<Duration>,
+    pub(crate) recycle_idle_cpu_per_sec: Option<Duration>,
     pub(crate) host_functions_inline: bool,
     pub(crate) spin: bool,
     pub(crate) async_binding_threads: usize,
@@ -156,6 +171,11 @@ impl<M> Config<M> {
     /// | `v8_flags` | none |
     /// | `prewarm` | on |
     /// | `worker_address_space_mb` | no limit |
+    /// | `worker_data_limit_mb` | [`DEFAULT_WORKER_DATA_LIMIT_MB`] (4 GiB) |
+    /// | `worker_uid` | 65534 when the host is root |
+    /// | `recycle_after_requests` | never |
+    /// | `recycle_after_age` | never |
+    /// | `recycle_idle_cpu_per_sec` | [`DEFAULT_RECYCLE_IDLE_CPU_PER_SEC`] (500 ms) |
     /// | `host_functions_inline` | off |
     /// | `spin` | on |
     /// | `async_binding_threads` | 16 |
@@ -184,6 +204,11 @@ impl<M> Config<M> {
             v8_flags: Vec::new(),
             prewarm: true,
             worker_address_space_mb: None,
+            worker_data_limit_mb: Some(DEFAULT_WORKER_DATA_LIMIT_MB),
+            worker_uid: None,
+            recycle_after_requests: None,
+            recycle_after_age: None,
+            recycle_idle_cpu_per_sec: Some(DEFAULT_RECYCLE_IDLE_CPU_PER_SEC),
             host_functions_inline: false,
             spin: true,
             async_binding_threads: 16,
@@ -346,6 +371,53 @@ impl<M> Config<M> {
         self
     }
 
+    /// `RLIMIT_DATA` of each worker process in MiB: the private writable memory it may use
+    /// (V8's heaps, `ArrayBuffer`s and WebAssembly memories of every isolate it holds, and any
+    /// memory native code inside it maps), not the address space V8 only reserves. It bounds
+    /// what a worker that an exploit took over can take, which V8's own limits do not. Default
+    /// `Some(DEFAULT_WORKER_DATA_LIMIT_MB)` (4 GiB); raise it on purpose for code that needs more
+    /// (large WebAssembly memories, many big versions), `None` for no limit (at least 1 when
+    /// set). A worker that reaches it ends with `out_of_memory` (or `worker_crashed`) and is
+    /// replaced.
+    pub fn worker_data_limit_mb(&mut self, mb: Option<u64>) -> &mut Self {
+        self.worker_data_limit_mb = mb;
+        self
+    }
+
+    /// The host uid (and gid) the jail runs as when the host is root, so that no worker is host
+    /// root; without it, 65534 (`nobody`). Best a uid no other process uses. Ignored when the
+    /// host is not root (its jails run as its own uid) and for `SandboxKind::None`. The worker
+    /// library and `node` must be readable by it. 0 is refused.
+    pub fn worker_uid(&mut self, uid: u32) -> &mut Self {
+        self.worker_uid = Some(uid);
+        self
+    }
+
+    /// Recycling: replace each worker process after it has run this many requests (at least 1).
+    /// Without it, never. Recycling bounds how long a worker that an exploit took over keeps
+    /// serving; it is invisible to callers (the new worker gets every loaded version before it
+    /// takes a request, and no request fails because of it).
+    pub fn recycle_after_requests(&mut self, requests: u64) -> &mut Self {
+        self.recycle_after_requests = Some(requests);
+        self
+    }
+
+    /// Recycling: replace each worker process once it is this old (more than 0). Without it,
+    /// never.
+    pub fn recycle_after_age(&mut self, age: Duration) -> &mut Self {
+        self.recycle_after_age = Some(age);
+        self
+    }
+
+    /// Recycling: replace a worker process that used more CPU time than this per second while
+    /// it had no request (its own threads at work between requests, which an honest worker
+    /// never does for long). Judged over idle stretches of at least a second, from `/proc`.
+    /// Default `Some(500 ms)`; `None`: never (more than 0 when set).
+    pub fn recycle_idle_cpu_per_sec(&mut self, cpu: Option<Duration>) -> &mut Self {
+        self.recycle_idle_cpu_per_sec = cpu;
+        self
+    }
+
     /// Run synchronous host functions on the worker's slot thread itself instead of its UDF
     /// handler thread. Saves two thread wake-ups per request that calls them (the hand-over to
     /// the UDF thread and back; the calls themselves cost the same), but a host function that
@@ -441,6 +513,18 @@ impl<M> Config<M> {
             ("max_payload_bytes", self.max_payload_bytes),
             ("async_binding_threads", self.async_binding_threads),
         ];
+        let optional_at_least_one = [
+            ("worker_uid", self.worker_uid.map(u64::from)),
+            ("worker_data_limit_mb", self.worker_data_limit_mb),
+            ("recycle_after_requests", self.recycle_after_requests),
+        ];
+        for (name, value) in optional_at_least_one {
+            if value == Some(0) {
+                return Err(RomaError::invalid_argument(format!(
+                    "{name} must be at least 1"
+                )));
+            }
+        }
         for (name, value) in at_least_one {
             if value == 0 {
                 return Err(RomaError::invalid_argument(format!(
@@ -463,6 +547,17 @@ impl<M> Config<M> {
             ("worker_startup_timeout", self.worker_startup_timeout),
             ("worker_grace", self.worker_grace),
         ];
+        let optional_positive = [
+            ("recycle_after_age", self.recycle_after_age),
+            ("recycle_idle_cpu_per_sec", self.recycle_idle_cpu_per_sec),
+        ];
+        for (name, value) in optional_positive {
+            if value.is_some_and(|v| v.is_zero()) {
+                return Err(RomaError::invalid_argument(format!(
+                    "{name} must be more than 0"
+                )));
+            }
+        }
         for (name, value) in positive {
             if value.is_zero() {
                 return Err(RomaError::invalid_argument(format!(
@@ -511,6 +606,10 @@ impl<M> Config<M> {
             code_version_cache_size: self.code_version_cache_size,
             load_timeout: self.load_timeout,
             default_timeout: self.engine.default_timeout,
+            // The dispatcher's zero is "never", which an unset setting is.
+            recycle_after_requests: self.recycle_after_requests.unwrap_or(0),
+            recycle_after_age: self.recycle_after_age.unwrap_or(Duration::ZERO),
+            recycle_idle_cpu_per_sec: self.recycle_idle_cpu_per_sec.unwrap_or(Duration::ZERO),
             ..DispatcherConfig::default()
         }
     }

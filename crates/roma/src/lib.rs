@@ -51,14 +51,16 @@ mod worker_client;
 mod worker_stderr;
 
 pub use check::{ProbeResult, check};
-pub use config::{Config, SandboxKind};
+pub use config::{
+    Config, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB, SandboxKind,
+};
 pub use hooks::LogFn;
 pub use locate::{
     WORKER_LIBRARY_NAME, WORKER_PROCESS_NAME, unjailed_worker_command, worker_versions,
 };
 pub use roma_core::{
-    CodeObject, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind, ExecutionToken,
-    InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
+    CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
+    ExecutionToken, InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
     WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics, parse_duration,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};

@@ -41,6 +41,8 @@ pub(crate) struct WorkerSetup {
     /// Start workers in probe mode (`roma check`).
     pub probe_mode: bool,
     pub address_space_limit_mb: Option<u64>,
+    pub data_limit_mb: Option<u64>,
+    pub worker_uid: Option<u32>,
     pub host_functions_inline: bool,
     /// Where the workers' stderr lines go.
     pub output: Arc<crate::WorkerOutputFn>,
@@ -75,6 +77,8 @@ impl WorkerSetup {
             grace: config.grace(),
             probe_mode,
             address_space_limit_mb: config.worker_address_space_mb,
+            data_limit_mb: config.worker_data_limit_mb,
+            worker_uid: config.worker_uid,
             host_functions_inline: config.host_functions_inline,
             output: config
                 .worker_output
@@ -101,6 +105,9 @@ pub(crate) struct WorkerClient<M> {
     udf: Option<UdfThread<M>>,
     /// How long the last successful request took from send to answer.
     last_round_trip: Option<Duration>,
+    /// The host pids of the worker's processes (launcher first), for `cpu_time`; looked up
+    /// again when the launcher's pid changes.
+    jail_pids: Vec<u32>,
 }
 
 /// After a request's timeout, how often the slot thread checks whether the UDF thread is stuck
@@ -139,6 +146,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             alive: true,
             udf: None,
             last_round_trip: None,
+            jail_pids: Vec::new(),
         };
         client.handshake()?;
         Ok(client)
@@ -295,7 +303,21 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         }
         let report = self.link.lock().endpoint.recv(self.setup.startup_timeout);
         match report {
-            Ok(WorkerToHost::ProbeReport { results }) => Ok(results),
+            Ok(WorkerToHost::ProbeReport { mut results }) => {
+                // What the worker cannot see from inside: its host uid, and the tie to the host.
+                let pid = self.process.pid();
+                results.extend(
+                    roma_sandbox::host_checks::check_started_worker(pid)
+                        .into_iter()
+                        .map(|p| ProbeResult {
+                            name: p.name,
+                            attempted: if p.attempted { "yes" } else { "no" }.into(),
+                            held: p.held,
+                            detail: p.detail,
+                        }),
+                );
+                Ok(results)
+            }
             Ok(other) => Err(self.protocol(&describe(&other))),
             Err(e) => Err(self.broken(e)),
         }
@@ -401,7 +423,9 @@ fn spawn_worker(
         inherited_fds: handoff.spec().fds(),
         extra_read_only_paths: Vec::new(),
         address_space_limit_mb: setup.address_space_limit_mb,
+        data_limit_mb: setup.data_limit_mb,
         capture_stderr: true,
+        worker_uid: setup.worker_uid,
     };
     let spawned = setup.sandbox.spawn(&spec);
     // The host closes its copies of the worker's descriptors, so that the worker's death reads
@@ -559,6 +583,24 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             resp: out.resp,
             metrics: m,
         })
+    }
+
+    fn cpu_time(&mut self) -> Option<Duration> {
+        // The launcher and what it started (the jailed worker); their pids live as long as the
+        // worker does, so they are looked up once per process.
+        let host_pid = self.process.pid();
+        if self.jail_pids.first() != Some(&host_pid) {
+            let below = roma_sandbox::procfs::descendants_of(host_pid).ok()?;
+            self.jail_pids = std::iter::once(host_pid)
+                .chain(below.iter().map(|p| p.pid))
+                .collect();
+        }
+        let mut total = Duration::ZERO;
+        for &pid in &self.jail_pids {
+            // A process gone: the worker is ending, and `is_alive` will say so.
+            total = total.saturating_add(roma_sandbox::procfs::cpu_time(pid).ok()??);
+        }
+        Some(total)
     }
 
     fn is_alive(&mut self) -> bool {

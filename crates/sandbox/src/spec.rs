@@ -6,6 +6,12 @@ use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+/// The host uid (and gid) a jail runs as when the host is root and
+/// [`WorkerSpec::worker_uid`] is unset: `nobody` (and `nogroup`) on Debian. A uid of its own,
+/// that no other process on the host uses, is better: processes of the same uid may signal
+/// (and, where Yama allows, trace) each other.
+pub const DEFAULT_WORKER_UID: u32 = 65534;
+
 /// How to start one worker process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkerSpec {
@@ -30,10 +36,19 @@ pub struct WorkerSpec {
     /// `RLIMIT_AS` for the worker in MiB. V8 reserves a lot of virtual memory: keep this at
     /// 10 GiB or more, or leave it unset.
     pub address_space_limit_mb: Option<u64>,
+    /// `RLIMIT_DATA` for the worker in MiB: its private writable memory (what it can touch),
+    /// unlike `RLIMIT_AS` not counting V8's reservations.
+    pub data_limit_mb: Option<u64>,
     /// Give the worker a pipe as its stderr, whose read end the host takes with
     /// [`crate::WorkerProcess::take_stderr`], instead of the host's own stderr. A jailed worker
     /// is untrusted: what it writes should reach the host's log as data, not its terminal.
     pub capture_stderr: bool,
+    /// The host uid and gid the jail runs as when the host is root (never host uid 0, so that
+    /// `RLIMIT_NPROC` applies and a worker that escapes its namespaces owns nothing). `None`:
+    /// [`crate::DEFAULT_WORKER_UID`]. A host that is not root runs its jails as itself, and this
+    /// is ignored. The worker binary and every read-only path must be readable (and the binary
+    /// executable) by this uid. Not 0.
+    pub worker_uid: Option<u32>,
 }
 
 impl WorkerSpec {
@@ -70,6 +85,17 @@ impl WorkerSpec {
                     p.display()
                 )));
             }
+        }
+        if matches!(self.worker_uid, Some(0 | u32::MAX)) {
+            return Err(SandboxError::InvalidSpec(
+                "worker_uid 0 would run untrusted code as host root (and u32::MAX is no uid)"
+                    .into(),
+            ));
+        }
+        if self.data_limit_mb == Some(0) {
+            return Err(SandboxError::InvalidSpec(
+                "data_limit_mb of 0 would stop the worker from starting".into(),
+            ));
         }
         if self.address_space_limit_mb == Some(0) {
             return Err(SandboxError::InvalidSpec(
@@ -112,6 +138,7 @@ mod tests {
             },
             WorkerSpec {
                 preload: Some("libroma_worker.so".into()),
+                worker_uid: Some(0),
                 ..ok.clone()
             },
         ] {

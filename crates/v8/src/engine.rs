@@ -122,7 +122,7 @@ impl Engine {
     fn raw_limits(&self) -> RomaLimits {
         RomaLimits {
             initial_heap_bytes: self.limits.initial_heap_mb.saturating_mul(1 << 20),
-            max_heap_bytes: self.limits.max_heap_mb.saturating_mul(1 << 20),
+            max_heap_bytes: self.limits.effective_max_heap_mb().saturating_mul(1 << 20),
             max_array_buffer_bytes: self.limits.effective_array_buffer_bytes(),
         }
     }

@@ -118,6 +118,22 @@
 //! backends never complete an execution creates at most about one per `respawn_backoff_max` once
 //! its schedule has climbed.
 //!
+//! # Recycling
+//! A backend may be replaced while healthy, by rules in [`DispatcherConfig`] (all off by
+//! default): after `recycle_after_requests` executions, at `recycle_after_age`, or when it used
+//! more than `recycle_idle_cpu_per_sec` of CPU per second while the slot had nothing for it
+//! (sampled through [`WorkerBackend::cpu_time`] once a second while idle, and before the next
+//! execution). A worker taken over by an exploit answers on time and never crashes; these rules
+//! bound how long it keeps serving. The slot checks them between requests and, when the age or
+//! CPU rule is on, wakes while idle to check them. A recycle is invisible to callers: the slot
+//! creates the new backend and replays every cached version into it while the old one stays
+//! alive, and swaps them only then. Meanwhile it counts as respawning, so new executions prefer
+//! other slots and idle slots may steal its queue; what waits on it runs on the new backend.
+//! A request never fails because of a recycle. If the new backend cannot be made, the old one
+//! serves on and the next attempt waits `respawn_backoff_max`. A worker found over the CPU rule
+//! when it is about to be given a request does not get it: the request goes back to its place
+//! in the queue and runs on the successor. `WorkerStats::recycled` counts the replacements.
+//!
 //! # Timeouts
 //! Execution timeouts are enforced by the backend (the engine terminates the script, and the
 //! process backend waits on its worker with a deadline). The dispatcher trusts every backend
@@ -138,6 +154,7 @@ mod config;
 mod future;
 mod job;
 mod oneshot;
+mod recycle;
 mod state;
 mod timer;
 mod worker;
@@ -184,6 +201,8 @@ pub struct WorkerStats {
     pub running: bool,
     /// Loads waiting in its control queue.
     pub pending_loads: usize,
+    /// Planned replacements of its backend so far (recycling; crashes not counted).
+    pub recycled: u64,
 }
 
 /// A snapshot of the dispatcher's queues.
@@ -706,6 +725,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
                     queued: s.queue.len(),
                     running: s.running.is_some(),
                     pending_loads: s.loads.len(),
+                    recycled: s.recycled,
                 })
                 .collect(),
             queued: st.queued,

@@ -1,6 +1,8 @@
 //! RomaService end to end: real worker processes, real V8.
+mod check;
 mod common;
 mod newcomer;
 mod pool;
+mod recycle;
 mod service;
 mod udf;

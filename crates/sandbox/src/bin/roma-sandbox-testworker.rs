@@ -21,13 +21,22 @@
 //!   `clone3`), writing `call NAME ok` or `call NAME errno N` for each, then `done`;
 //! - `fds`: write `fds N N ... violation=N`, every open descriptor (found with `fcntl`, no /proc
 //!   needed) and which of them is the violation pipe;
-//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N` (soft limits, `-` for none);
+//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N data=N` (soft limits, `-`
+//!   for none);
 //! - `no-userns`: (unjailed, `off`) forbid user namespaces for itself (a user namespace of its
 //!   own with `user.max_user_namespaces` 0), try to spawn a `namespaces` worker, write `error
 //!   <Debug of the SandboxError>` or `spawned`;
 //! - `read PATH` / `write PATH`: write `ok <content>` / `ok`, or `err <io error>`;
 //! - `env`: write `env KEY` for each environment variable;
 //! - `info`: write `info pid=.. ppid=.. jail=..`.
+//! - `touch MB`: map MB MiB of private memory and write to every page, as native code that
+//!   hoards memory would; write `touch ok` or `touch errno N`;
+//! - `hang`: write `hanging`, then ignore end-of-file and run forever, as a compromised worker
+//!   would (it sleeps, so that it costs no CPU while a test waits on it);
+//! - `threads N`: start up to N threads that park, write `threads started=K error=E` (E the
+//!   first spawn error or `-`), then exit;
+//! - `host BACKEND`: (unjailed) be a host: spawn a `BACKEND` worker running `kill hang`, wait for
+//!   its `hanging`, write `host launcher=PID`, then wait forever without reaping it.
 
 use roma_sandbox::probe::run_probes;
 use std::fs::File;
@@ -188,6 +197,7 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 ("nofile", libc::RLIMIT_NOFILE),
                 ("nproc", libc::RLIMIT_NPROC),
                 ("as", libc::RLIMIT_AS),
+                ("data", libc::RLIMIT_DATA),
             ] {
                 let mut r = libc::rlimit {
                     rlim_cur: 0,
@@ -242,6 +252,89 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 std::process::id(),
                 std::os::unix::process::parent_id()
             );
+            out.write_all(line.as_bytes())?;
+        }
+        "touch" => {
+            let mb: usize = path.parse().map_err(|_| format!("touch {path:?}"))?;
+            let len = mb << 20;
+            // SAFETY: a fresh anonymous private mapping, written only within its length and
+            // unmapped before the process goes on.
+            let line = unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+                    format!("touch errno {errno}\n")
+                } else {
+                    for off in (0..len).step_by(4096) {
+                        *p.cast::<u8>().add(off) = 1;
+                    }
+                    libc::munmap(p, len);
+                    "touch ok\n".to_owned()
+                }
+            };
+            out.write_all(line.as_bytes())?;
+        }
+        "hang" => {
+            out.write_all(b"hanging\n")?;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        "threads" => {
+            let n: usize = path.parse().map_err(|_| format!("threads {path:?}"))?;
+            let mut started = 0usize;
+            let mut error = "-".to_owned();
+            let mut handles = Vec::new();
+            for _ in 0..n {
+                match std::thread::Builder::new().spawn(std::thread::park) {
+                    Ok(h) => {
+                        started += 1;
+                        handles.push(h);
+                    }
+                    Err(e) => {
+                        error = e.raw_os_error().map_or(e.to_string(), |n| n.to_string());
+                        break;
+                    }
+                }
+            }
+            out.write_all(format!("threads started={started} error={error}\n").as_bytes())?;
+            // Exit without joining: the parked threads end with the process.
+            std::process::exit(0);
+        }
+        "host" => {
+            let backend = roma_sandbox::sandbox_by_name(path)?;
+            let (host_end, worker_end) = std::os::unix::net::UnixStream::pair()?;
+            let worker_fd = std::os::fd::AsRawFd::as_raw_fd(&worker_end);
+            let spec = roma_sandbox::WorkerSpec {
+                args: vec!["kill".into(), "hang".into()],
+                inherited_fds: vec![worker_fd],
+                ..roma_sandbox::WorkerSpec::new(std::env::current_exe()?)
+            };
+            let line = match backend.spawn(&spec) {
+                Ok(worker) => {
+                    drop(worker_end);
+                    let mut reader = BufReader::new(&host_end);
+                    let mut hello = String::new();
+                    reader.read_line(&mut hello)?;
+                    if hello.trim_end() != "hanging" {
+                        return Err(format!("the worker said {hello:?}").into());
+                    }
+                    out.write_all(format!("host launcher={}\n", worker.pid()).as_bytes())?;
+                    // Keep the worker (and the channel) and never reap: only a SIGKILL ends this.
+                    let _keep = (worker, host_end);
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(3600));
+                    }
+                }
+                Err(e) => format!("error {e:?}\n"),
+            };
             out.write_all(line.as_bytes())?;
         }
         other => return Err(format!("unknown action {other}").into()),

@@ -13,7 +13,7 @@
 //! apply together, so the stricter rule wins.
 
 use super::args::JailArgs;
-use super::{fds, relay, rootfs, status};
+use super::{fds, privileges, relay, rootfs, status};
 use crate::SandboxError;
 use crate::backend::{ENV_ALLOW_LIST, PRELOAD_VAR};
 use birdcage::process::{Command, Stdio};
@@ -28,7 +28,15 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let mut keep = jail.channel_fds.clone();
     keep.extend(jail.status_fd);
     keep.extend(jail.violation_fd);
+    keep.extend(jail.host_fd);
     fds::close_all_except(&keep)?;
+    let host = fds::take_host_fd(jail.host_fd)?;
+    // birdcage maps the caller's own uid into its namespace: be an unprivileged one first.
+    if rustix::process::getuid().as_raw() == 0 && privileges::zero_is_parent_root() {
+        let target = jail.worker_uid.unwrap_or(crate::DEFAULT_WORKER_UID);
+        privileges::become_unprivileged(target)?;
+        privileges::check_access_as(target, &exe, &jail.read_only_paths)?;
+    }
     // The worker inherits the channel and the violation pipe across birdcage's exec.
     fds::keep_across_exec(&jail.channel_fds)?;
     fds::keep_across_exec(jail.violation_fd.as_slice())?;
@@ -68,13 +76,19 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
         // birdcage's init exits with code 1 when the worker dies of a signal and passes the
         // signal on a pipe that `Child::wait` reads: relay what `wait` says, so that the host
         // sees a worker's SIGSYS (and reads its violation report) as with the namespaces jail.
-        Ok(mut child) => match child.wait() {
-            Ok(status) => relay::end_as(status.into_raw()),
-            Err(e) => {
-                eprintln!("roma-sandbox launcher: waiting for the birdcage jail failed: {e}");
-                std::process::exit(crate::exit::JAIL_SETUP_FAILED_EXIT_CODE)
+        Ok(mut child) => {
+            // Until the jail ends, end it if the host goes first.
+            if let Some(host) = &host {
+                relay::watch_host_until_child_ends(child.id() as libc::pid_t, host);
             }
-        },
+            match child.wait() {
+                Ok(status) => relay::end_as(status.into_raw()),
+                Err(e) => {
+                    eprintln!("roma-sandbox launcher: waiting for the birdcage jail failed: {e}");
+                    std::process::exit(crate::exit::JAIL_SETUP_FAILED_EXIT_CODE)
+                }
+            }
+        }
         Err(e) => {
             let err = SandboxError::Birdcage(e.to_string());
             status::report(None, &err);

@@ -4,6 +4,7 @@
 //! Tests that need user namespaces fail with a clear message where the kernel refuses them,
 //! unless `ROMA_TEST_ALLOW_NO_USERNS=1` is set, in which case they print a note and pass.
 
+mod persist;
 mod util;
 
 use roma_sandbox::probe::{PROBE_NAMES, ProbeOutcome};
@@ -450,6 +451,7 @@ fn rlimits_are_applied_inside_the_jail() {
     }) = spawn_spec("namespaces", {
         let mut spec = worker_spec(&[], "kill", "limits");
         spec.address_space_limit_mb = Some(64 * 1024);
+        spec.data_limit_mb = Some(3 * 1024);
         spec
     })
     else {
@@ -458,10 +460,11 @@ fn rlimits_are_applied_inside_the_jail() {
     assert_eq!(
         read_lines(channel),
         [format!(
-            "limits core=0 fsize=0 nofile={} nproc={} as={}",
+            "limits core=0 fsize=0 nofile={} nproc={} as={} data={}",
             roma_sandbox::DEFAULT_MAX_OPEN_FILES,
             roma_sandbox::DEFAULT_MAX_PROCESSES,
-            64u64 << 30
+            64u64 << 30,
+            3u64 << 30
         )]
     );
     assert_eq!(
