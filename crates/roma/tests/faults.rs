@@ -273,7 +273,7 @@ fn a_forbidden_system_call_is_named_in_the_error() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let h = harness(fault_config(Duration::ZERO));
+    let h = harness(fault_config(DEFAULT_GRACE));
     let e = h
         .exec(request::<()>("v1", "__roma_fault_forbidden_call", &[]))
         .unwrap_err();
