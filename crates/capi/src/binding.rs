@@ -38,6 +38,15 @@ struct Env {
     delete: Option<roma_user_delete_t>,
 }
 
+impl Env {
+    /// The pointer, through a method on the whole `Env`: a closure that calls it owns the
+    /// `Env` (and so runs its deleter only when the closure is dropped), where reading the
+    /// field would capture that field alone and drop the `Env` at once.
+    fn ptr(&self) -> *mut c_void {
+        self.ptr.get()
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(delete) = self.delete {
@@ -65,7 +74,7 @@ pub(crate) fn register_host_function(
         };
         // SAFETY: `function` is the user's host function with the documented signature; `io`
         // lives across the call and the pointers handed out through it live as long as it.
-        unsafe { function(env.ptr.get(), &mut io, p.metadata.get()) };
+        unsafe { function(env.ptr(), &mut io, p.metadata.get()) };
         p.io = io.io;
     });
 }
@@ -92,7 +101,7 @@ pub(crate) fn set_logging(
         // across the call.
         unsafe {
             function(
-                env.ptr.get(),
+                env.ptr(),
                 level,
                 text.out(std::ptr::null_mut()),
                 msg.len(),
