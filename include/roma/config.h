@@ -67,7 +67,9 @@ roma_error_t *roma_config_set_worker_binary(roma_config_t *config, const char *p
 /** Registers a host function that JS calls by name (copied; a dotted name creates nested
  *  objects). It runs on roma's threads, several calls possibly at once, with env and the
  *  calling request's metadata pointer. env_delete (may be NULL) is called once with env when
- *  the service (or this configuration, if never used) is freed. Names are checked by
+ *  nothing uses it any more: when this configuration is freed unused, or once the service's
+ *  threads have let go of it, which may be shortly after roma_service_delete returns, on a
+ *  roma thread. Names are checked by
  *  roma_service_new. The function must not unwind (no C++ exception may leave it). */
 roma_error_t *roma_config_register_function(roma_config_t *config, const char *name,
                                             size_t name_len, roma_host_function_t function,

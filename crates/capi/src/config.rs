@@ -245,7 +245,8 @@ pub unsafe extern "C" fn roma_config_set_worker_binary(
 /// Registers a host function JS calls by `name` (a dotted name creates nested objects). It
 /// runs on roma's threads, possibly several at once, with the calling request's metadata
 /// pointer. `env` is passed to every call; `env_delete` (may be null) is called once with
-/// `env` when the service (or this configuration, if it is never used) is freed. Names are
+/// `env` when nothing uses it any more: when this configuration is freed unused, or once the
+/// service's threads have let go of it (possibly just after `roma_service_delete` returns). Names are
 /// checked by `roma_service_new`.
 ///
 /// # Safety

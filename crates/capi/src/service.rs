@@ -167,13 +167,11 @@ pub unsafe extern "C" fn roma_service_execute(
         let t = s
             .inner
             .execute(r.inner.clone(), answer(cb, UserPtr(user_data)))?;
-        // SAFETY: the caller's contract: null or writable.
-        unsafe {
-            write_out(
-                token,
-                Box::into_raw(Box::new(roma_execution_token_t { inner: t })),
-            )
-        };
+        if !token.is_null() {
+            let t = Box::into_raw(Box::new(roma_execution_token_t { inner: t }));
+            // SAFETY: non-null, and the caller's contract makes it writable.
+            unsafe { token.write(t) };
+        }
         Ok(())
     })
 }
