@@ -1,6 +1,7 @@
 //! Host functions and the logging function: C function pointers behind roma's closures, and
 //! `roma_host_io_t`, the input and output of one host-function call.
 
+use crate::codes;
 use crate::error::roma_error_t;
 use crate::ffi::{
     CText, UserPtr, arg_mut, arg_ref, bytes_arg, guard, guard_value, str_arg, write_out,
@@ -91,10 +92,10 @@ pub(crate) fn set_logging(
     };
     config.set_logging_function(move |level, meta, msg| {
         let level = match level {
-            LogLevel::Debug => 0,
-            LogLevel::Info => 1,
-            LogLevel::Warning => 2,
-            LogLevel::Error => 3,
+            LogLevel::Debug => codes::LOG_DEBUG,
+            LogLevel::Info => codes::LOG_INFO,
+            LogLevel::Warning => codes::LOG_WARNING,
+            LogLevel::Error => codes::LOG_ERROR,
         };
         let text = CText::new(msg);
         // SAFETY: the user's logging function with the documented signature; the text lives
@@ -132,12 +133,12 @@ pub unsafe extern "C" fn roma_host_io_input_kind(io: *const roma_host_io_t) -> r
     guard_value(0, || {
         // SAFETY: the caller's contract.
         match unsafe { io.as_ref() }.map(|io| &io.io.input) {
-            None | Some(BindingInput::None) => 0,
-            Some(BindingInput::String(_)) => 1,
-            Some(BindingInput::List(_)) => 2,
-            Some(BindingInput::Map(_)) => 3,
-            Some(BindingInput::Bytes(_)) => 4,
-            Some(BindingInput::Json(_)) => 5,
+            None | Some(BindingInput::None) => codes::INPUT_NONE,
+            Some(BindingInput::String(_)) => codes::INPUT_STRING,
+            Some(BindingInput::List(_)) => codes::INPUT_LIST,
+            Some(BindingInput::Map(_)) => codes::INPUT_MAP,
+            Some(BindingInput::Bytes(_)) => codes::INPUT_BYTES,
+            Some(BindingInput::Json(_)) => codes::INPUT_JSON,
         }
     })
 }

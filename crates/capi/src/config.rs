@@ -2,6 +2,7 @@
 
 use crate::binding::{CMeta, register_host_function, set_logging};
 use crate::binding::{roma_host_function_t, roma_log_function_t, roma_user_delete_t};
+use crate::codes;
 use crate::error::roma_error_t;
 use crate::ffi::{arg_mut, guard, str_arg};
 use roma::{Config, RomaError, SandboxKind, TransportKind};
@@ -159,9 +160,9 @@ pub unsafe extern "C" fn roma_config_set_sandbox(
     unsafe {
         set(config, |c| {
             let kind = match kind {
-                0 => SandboxKind::Namespaces,
-                1 => SandboxKind::Birdcage,
-                2 => SandboxKind::None,
+                codes::SANDBOX_NAMESPACES => SandboxKind::Namespaces,
+                codes::SANDBOX_BIRDCAGE => SandboxKind::Birdcage,
+                codes::SANDBOX_NONE => SandboxKind::None,
                 k => {
                     return Err(RomaError::invalid_argument(format!(
                         "unknown sandbox kind {k}"
@@ -187,8 +188,8 @@ pub unsafe extern "C" fn roma_config_set_transport(
     unsafe {
         set(config, |c| {
             let kind = match kind {
-                0 => TransportKind::SharedMemory,
-                1 => TransportKind::Socket,
+                codes::TRANSPORT_SHARED_MEMORY => TransportKind::SharedMemory,
+                codes::TRANSPORT_SOCKET => TransportKind::Socket,
                 k => {
                     return Err(RomaError::invalid_argument(format!(
                         "unknown transport kind {k}"

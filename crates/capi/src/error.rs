@@ -89,6 +89,7 @@ pub unsafe extern "C" fn roma_error_message(
     guard_value(c"".as_ptr(), || {
         // SAFETY: the caller's contract: null or live, `len` null or writable.
         match unsafe { error.as_ref() } {
+            // SAFETY: `len` is null or writable.
             Some(e) => unsafe { e.message.out(len) },
             None => {
                 // SAFETY: `len` is null or writable.
@@ -111,6 +112,7 @@ pub unsafe extern "C" fn roma_error_stack(
     guard_value(std::ptr::null(), || {
         // SAFETY: the caller's contract: null or live, `len` null or writable.
         match unsafe { error.as_ref() }.and_then(|e| e.stack.as_ref()) {
+            // SAFETY: `len` is null or writable.
             Some(s) => unsafe { s.out(len) },
             None => std::ptr::null(),
         }

@@ -29,3 +29,58 @@ pub use error::*;
 pub use request::*;
 pub use response::*;
 pub use service::*;
+
+/// The `#define`d codes of the headers besides the error kinds (those are in
+/// [`ERROR_KIND_CODES`]): the one Rust definition, which the code matches on and
+/// `tests/header_matches.rs` checks the headers against.
+pub mod codes {
+    /// `ROMA_SANDBOX_NAMESPACES`.
+    pub const SANDBOX_NAMESPACES: u32 = 0;
+    /// `ROMA_SANDBOX_BIRDCAGE`.
+    pub const SANDBOX_BIRDCAGE: u32 = 1;
+    /// `ROMA_SANDBOX_NONE`.
+    pub const SANDBOX_NONE: u32 = 2;
+    /// `ROMA_TRANSPORT_SHARED_MEMORY`.
+    pub const TRANSPORT_SHARED_MEMORY: u32 = 0;
+    /// `ROMA_TRANSPORT_SOCKET`.
+    pub const TRANSPORT_SOCKET: u32 = 1;
+    /// `ROMA_INPUT_NONE`.
+    pub const INPUT_NONE: u32 = 0;
+    /// `ROMA_INPUT_STRING`.
+    pub const INPUT_STRING: u32 = 1;
+    /// `ROMA_INPUT_LIST`.
+    pub const INPUT_LIST: u32 = 2;
+    /// `ROMA_INPUT_MAP`.
+    pub const INPUT_MAP: u32 = 3;
+    /// `ROMA_INPUT_BYTES`.
+    pub const INPUT_BYTES: u32 = 4;
+    /// `ROMA_INPUT_JSON`.
+    pub const INPUT_JSON: u32 = 5;
+    /// `ROMA_LOG_DEBUG`.
+    pub const LOG_DEBUG: u32 = 0;
+    /// `ROMA_LOG_INFO`.
+    pub const LOG_INFO: u32 = 1;
+    /// `ROMA_LOG_WARNING`.
+    pub const LOG_WARNING: u32 = 2;
+    /// `ROMA_LOG_ERROR`.
+    pub const LOG_ERROR: u32 = 3;
+
+    /// Every code above with its header name.
+    pub const ALL: &[(&str, u32)] = &[
+        ("ROMA_SANDBOX_NAMESPACES", SANDBOX_NAMESPACES),
+        ("ROMA_SANDBOX_BIRDCAGE", SANDBOX_BIRDCAGE),
+        ("ROMA_SANDBOX_NONE", SANDBOX_NONE),
+        ("ROMA_TRANSPORT_SHARED_MEMORY", TRANSPORT_SHARED_MEMORY),
+        ("ROMA_TRANSPORT_SOCKET", TRANSPORT_SOCKET),
+        ("ROMA_INPUT_NONE", INPUT_NONE),
+        ("ROMA_INPUT_STRING", INPUT_STRING),
+        ("ROMA_INPUT_LIST", INPUT_LIST),
+        ("ROMA_INPUT_MAP", INPUT_MAP),
+        ("ROMA_INPUT_BYTES", INPUT_BYTES),
+        ("ROMA_INPUT_JSON", INPUT_JSON),
+        ("ROMA_LOG_DEBUG", LOG_DEBUG),
+        ("ROMA_LOG_INFO", LOG_INFO),
+        ("ROMA_LOG_WARNING", LOG_WARNING),
+        ("ROMA_LOG_ERROR", LOG_ERROR),
+    ];
+}

@@ -78,8 +78,8 @@ unsafe fn text(
 /// `response` is null or a live response.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_response_metrics_len(response: *const roma_response_t) -> usize {
-    // SAFETY: the caller's contract.
     guard_value(0, || {
+        // SAFETY: the caller's contract: null or live.
         unsafe { response.as_ref() }.map_or(0, |r| r.metrics.len())
     })
 }
