@@ -1,7 +1,7 @@
 //! roma's project tasks.
 //!
 //! - `cargo xtask setup`: make a fresh Debian or Ubuntu machine ready to build roma: a C++
-//!   compiler and V8 (libnode). It uses `ROMA_V8_INCLUDE`/`ROMA_V8_LIB` when set, else a
+//!   compiler, pkg-config (the C API's tests build their programs through it) and V8 (libnode). It uses `ROMA_V8_INCLUDE`/`ROMA_V8_LIB` when set, else a
 //!   `target/libnode/` already filled, else a system `libnode-dev` whose headers match its
 //!   library; otherwise it installs libnode's runtime dependencies with apt-get and unpacks
 //!   `apt-get download`ed libnode + libnode-dev into `target/libnode/` (never `apt-get install
@@ -19,6 +19,8 @@
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
+//! - `cargo xtask install-capi --prefix DIR`: the C API, its headers, the worker, a pkg-config
+//!   file and a CMake package config under DIR (docs/c-api.md).
 
 use anyhow::{Context, Result, bail};
 use std::env;
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod capi;
 mod docs;
 mod fuzz;
 mod soak;
@@ -55,6 +58,7 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::fuzz(rest),
         "soak" => soak::soak(rest),
         "soak-inner" => soak::soak_inner(rest),
+        "install-capi" => capi::install(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -65,7 +69,8 @@ fn main() -> Result<()> {
                  shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
-                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]"
+                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
+                 install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR"
             );
             if task == "help" {
                 Ok(())
@@ -227,6 +232,7 @@ fn setup() -> Result<()> {
 }
 
 fn ensure_compiler() -> Result<()> {
+    ensure_pkg_config()?;
     if have("g++") || have("c++") {
         return Ok(());
     }
@@ -237,6 +243,25 @@ fn ensure_compiler() -> Result<()> {
         "xtask: installing system-wide with apt-get: g++ (roma-v8 compiles its C++ shim over V8)"
     );
     let args = ["install", "-y", "--no-install-recommends", "g++"];
+    if !succeeds_quietly(&mut apt(&args)) {
+        run_quiet(&mut apt(&["update"]))?;
+        run_quiet(&mut apt(&args))?;
+    }
+    Ok(())
+}
+
+/// The C API's tests build their C and C++ programs through `pkg-config --cflags --libs roma`.
+fn ensure_pkg_config() -> Result<()> {
+    if have("pkg-config") {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("no pkg-config and no apt-get to install it");
+    }
+    eprintln!(
+        "xtask: installing system-wide with apt-get: pkg-config (the C API's tests build with it)"
+    );
+    let args = ["install", "-y", "--no-install-recommends", "pkg-config"];
     if !succeeds_quietly(&mut apt(&args)) {
         run_quiet(&mut apt(&["update"]))?;
         run_quiet(&mut apt(&args))?;

@@ -52,6 +52,7 @@ fn pkg_config_dir(name: &str) -> PathBuf {
             "@INCLUDEDIR@",
             &repo().join("include").display().to_string(),
         )
+        .replace("@WORKER@", &worker().display().to_string())
         .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
     std::fs::write(dir.join("roma.pc"), pc).expect("roma.pc");
     dir
