@@ -469,6 +469,7 @@ class RomaService {
   template <typename F>
   Status LoadCodeObj(std::unique_ptr<CodeObject> code, F&& callback) {
     if (code == nullptr) return Status(StatusCode::kInvalidArgument, "code object is null");
+    if (service_ == nullptr) return NotStarted();
     roma_code_object_t* c = roma_code_object_new();
     Status s = Status::FromC(roma_code_object_set_id(c, code->id.data(), code->id.size()));
     if (s.ok()) s = Status::FromC(roma_code_object_set_version(c, code->version_string.data(), code->version_string.size()));
@@ -492,6 +493,7 @@ class RomaService {
   template <typename F>
   StatusOr<ExecutionToken> Execute(std::unique_ptr<InvocationStrRequest<TMetadata>> request, F&& callback) {
     if (request == nullptr) return Status(StatusCode::kInvalidArgument, "request is null");
+    if (service_ == nullptr) return NotStarted();
     detail::RequestPtr c(roma_request_new());
     Status s = detail::ToRequest(*request, c.get());
     if (!s.ok()) return s;
@@ -514,6 +516,7 @@ class RomaService {
   /// one result per request, in order.
   template <typename F>
   Status BatchExecute(std::vector<InvocationStrRequest<TMetadata>>& batch, F&& callback) {
+    if (service_ == nullptr) return NotStarted();
     auto* pending = new BatchPending{BatchCallback(std::forward<F>(callback)), {}};
     std::vector<detail::RequestPtr> owned;
     std::vector<const roma_request_t*> ptrs;
@@ -556,6 +559,10 @@ class RomaService {
   };
 
   static void Check(roma_error_t* e) { roma_error_delete(e); }
+  static Status NotStarted() {
+    return Status(StatusCode::kFailedPrecondition, "Init was not called, or failed",
+                  ROMA_ERROR_INVALID_ARGUMENT);
+  }
 
   static void Answer(void* data, roma_response_t* r, roma_error_t* e) noexcept {
     std::unique_ptr<Pending> p(static_cast<Pending*>(data));

@@ -1,7 +1,8 @@
 //! The C and C++ programs in `tests/c/`, built with the system compilers through the
 //! pkg-config file (`roma.pc.in`, filled for this build) against `libroma_c`, and run under the
-//! default jail: Roma's Getting Started (`getting_started.cpp`) and the C API's edges
-//! (`edges.c`), each also under AddressSanitizer and UndefinedBehaviorSanitizer.
+//! default jail: Roma's Getting Started (`getting_started.cpp`), the C API's edges (`edges.c`)
+//! and the C++ layer's (`cpp_edges.cpp`), each also under AddressSanitizer and
+//! UndefinedBehaviorSanitizer.
 //!
 //! They need `roma-worker` built (`cargo build -p roma-worker`, as the service tests do) and a
 //! C/C++ compiler and pkg-config (`cargo xtask setup` installs them).
@@ -194,4 +195,33 @@ fn the_c_api_edges_hold() {
 #[test]
 fn the_c_api_edges_hold_under_sanitizers() {
     check_edges(&run(&build("edges.c", "edges_san", SANITIZE)));
+}
+
+fn check_cpp_edges(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "ok execute_before_init",
+        "ok host_function_errors",
+        "ok metadata",
+        "ok list_map_bytes",
+        "ok logging",
+        "ok error_kinds",
+        "ok use_after_stop",
+        "all ok",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == check),
+            "no {check:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_cpp_layer_edges_hold() {
+    check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges", &[])));
+}
+
+#[test]
+fn the_cpp_layer_edges_hold_under_sanitizers() {
+    check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges_san", SANITIZE)));
 }
