@@ -41,8 +41,8 @@ fn worker() -> PathBuf {
 /// Fills `roma.pc.in` for this build into a folder of program `name`'s own (tests run in
 /// parallel) and returns that folder.
 fn pkg_config_dir(name: &str) -> PathBuf {
-    let dir = deps_dir().join("capi-tests").join(name);
-    std::fs::create_dir_all(&dir).expect("the capi-tests folder");
+    let dir = deps_dir().join("capi-programs").join(name);
+    std::fs::create_dir_all(&dir).expect("the capi-programs folder");
     let template =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("roma.pc.in"))
             .expect("roma.pc.in");
