@@ -43,6 +43,9 @@ roma_error_t *roma_config_set_code_version_cache_size(roma_config_t *config, siz
 roma_error_t *roma_config_set_js_engine_resource_constraints(roma_config_t *config,
                                                              size_t initial_heap_size_in_mb,
                                                              size_t maximum_heap_size_in_mb);
+/** RLIMIT_AS of each worker process, in MiB (Roma's max_worker_virtual_memory_mb); keep it at
+ *  10240 or more, as V8 reserves much address space up front. Default: no limit. */
+roma_error_t *roma_config_set_worker_address_space_mb(roma_config_t *config, uint64_t value);
 /** The cap on ArrayBuffer memory per isolate, in MB (at least 1). */
 roma_error_t *roma_config_set_max_array_buffer_mb(roma_config_t *config, size_t value);
 /** The cap on WebAssembly memory, in 64 KiB pages (at least 1). */

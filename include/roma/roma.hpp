@@ -268,6 +268,7 @@ class Config {
   size_t worker_queue_max_items = 0;
   size_t code_version_cache_size = 0;
   size_t max_wasm_memory_number_of_pages = 0;
+  size_t max_worker_virtual_memory_mb = 0;
   /// roma's own settings beyond Roma's.
   std::uint64_t default_timeout_ms = 0;
   std::uint64_t load_timeout_ms = 0;
@@ -439,6 +440,8 @@ class RomaService {
     if (config_.max_wasm_memory_number_of_pages)
       set(roma_config_set_max_wasm_memory_pages(
           c, static_cast<std::uint32_t>(config_.max_wasm_memory_number_of_pages)));
+    if (config_.max_worker_virtual_memory_mb)
+      set(roma_config_set_worker_address_space_mb(c, config_.max_worker_virtual_memory_mb));
     if (config_.default_timeout_ms) set(roma_config_set_default_timeout_ms(c, config_.default_timeout_ms));
     if (config_.load_timeout_ms) set(roma_config_set_load_timeout_ms(c, config_.load_timeout_ms));
     if (config_.sandbox) set(roma_config_set_sandbox(c, *config_.sandbox));

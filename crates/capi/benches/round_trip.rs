@@ -32,14 +32,20 @@ fn ok(e: *mut roma_error_t) {
 }
 
 unsafe extern "C" fn answered(data: *mut c_void, r: *mut roma_response_t, e: *mut roma_error_t) {
-    // SAFETY: `data` is the `Sender` that `c_call` passed, alive until it has its answer.
-    let tx = unsafe { &*(data as *const mpsc::Sender<bool>) };
+    // SAFETY: `data` is the boxed `Sender` that `sender` made for this one callback, which
+    // owns it: the submitter cannot free it while `send` still runs.
+    let tx = unsafe { Box::from_raw(data.cast::<mpsc::Sender<bool>>()) };
     let _ = tx.send(!r.is_null());
     // SAFETY: the callback owns both; null is ignored.
     unsafe {
         roma_response_delete(r);
         roma_error_delete(e);
     }
+}
+
+/// A sender for one callback, owned by it.
+fn sender(tx: &mpsc::Sender<bool>) -> *mut c_void {
+    Box::into_raw(Box::new(tx.clone())).cast()
 }
 
 struct CService(*mut roma_service_t);
@@ -58,12 +64,7 @@ impl CService {
             ok(roma_code_object_set_version(code, c"v1".as_ptr(), 2));
             ok(roma_code_object_set_js(code, JS.as_ptr().cast(), JS.len()));
             let (tx, rx) = mpsc::channel::<bool>();
-            ok(roma_service_load(
-                s,
-                code,
-                Some(answered),
-                (&tx as *const mpsc::Sender<bool>).cast_mut().cast(),
-            ));
+            ok(roma_service_load(s, code, Some(answered), sender(&tx)));
             assert!(rx.recv().expect("the load's answer"));
             roma_code_object_delete(code);
             CService(s)
@@ -87,7 +88,7 @@ impl CService {
                 self.0,
                 r,
                 Some(answered),
-                (&tx as *const mpsc::Sender<bool>).cast_mut().cast(),
+                sender(&tx),
                 std::ptr::null_mut(),
             ));
             roma_request_delete(r);

@@ -122,6 +122,13 @@ setter!(
     |c, v| c.inner.queue_wait_timeout(Duration::from_millis(v))
 );
 
+setter!(
+    /// `RLIMIT_AS` of each worker process, in MiB (Roma's `max_worker_virtual_memory_mb`); V8
+    /// reserves much address space up front, so keep it at 10240 or more. Default: no limit.
+    roma_config_set_worker_address_space_mb, u64,
+    |c, v| c.inner.worker_address_space_mb(Some(v))
+);
+
 /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
 /// isolate, in MB; 0 keeps V8's size.
 ///
