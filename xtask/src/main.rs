@@ -1,7 +1,7 @@
 //! roma's project tasks.
 //!
 //! - `cargo xtask setup`: make a fresh Debian or Ubuntu machine ready to build roma: a C++20
-//!   compiler, the libraries `node` loads (libstdc++6, libatomic1), and V8: the official Node.js
+//!   compiler, pkg-config (the C API's tests build their programs through it), the libraries `node` loads (libstdc++6, libatomic1), and V8: the official Node.js
 //!   build pinned in `crates/v8/node_pin.rs`, fetched with npm, checked against its sha512 and
 //!   unpacked into `target/node/` (see [`node`]).
 //! - `cargo xtask hello [--verbose]`: setup, build, and run `examples/hello.js` through roma.
@@ -16,6 +16,8 @@
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
+//! - `cargo xtask install-capi --prefix DIR`: the C API, its headers, the worker, a pkg-config
+//!   file and a CMake package config under DIR (docs/c-api.md).
 
 use anyhow::{Context, Result, bail};
 use std::env;
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod capi;
 mod docs;
 mod fuzz;
 mod node;
@@ -53,6 +56,7 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::fuzz(rest),
         "soak" => soak::soak(rest),
         "soak-inner" => soak::soak_inner(rest),
+        "install-capi" => capi::install(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -63,7 +67,8 @@ fn main() -> Result<()> {
                  shim-check  compile the V8 shim with -Wall -Wextra -Werror\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
-                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]"
+                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
+                 install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR"
             );
             if task == "help" {
                 Ok(())
@@ -187,6 +192,7 @@ fn ensure_program(program: &str, package: &str) -> Result<()> {
 
 /// A C++ compiler that speaks C++20 (V8 14's headers need it; Debian 12's g++ 12 does).
 fn ensure_compiler() -> Result<()> {
+    ensure_pkg_config()?;
     if !have("c++") && !have("g++") {
         ensure_program("g++", "g++")?;
     }
@@ -205,6 +211,17 @@ const NODE_RUNTIME_LIBRARIES: [(&str, &str); 2] = [
     ("libstdc++.so.6", "libstdc++6"),
     ("libatomic.so.1", "libatomic1"),
 ];
+
+/// The C API's tests build their C and C++ programs through `pkg-config --cflags --libs roma`.
+fn ensure_pkg_config() -> Result<()> {
+    if have("pkg-config") {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("no pkg-config and no apt-get to install it");
+    }
+    apt_install(&["pkg-config"], "the C API's tests build with it")
+}
 
 fn ensure_runtime_libraries() -> Result<()> {
     let cache = Command::new("ldconfig")
