@@ -46,14 +46,15 @@ mod exchange;
 mod hooks;
 mod locate;
 mod service;
-mod udf_thread;
 mod tenant;
+mod udf_thread;
 mod worker_client;
 mod worker_stderr;
 
 pub use check::{ProbeResult, check};
 pub use config::{
-    Config, DEFAULT_MAX_TENANTS, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB, SandboxKind,
+    Config, DEFAULT_MAX_TENANTS, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB,
+    SandboxKind,
 };
 pub use hooks::LogFn;
 pub use locate::{
