@@ -30,7 +30,8 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
 /// Where requests run: one pool for all, or one per tenant ([`Config::tenant_pools`]).
 enum Pools<M: Send + Sync + 'static> {
     Shared(Dispatcher<M>),
-    Tenants(Tenants<M>),
+    /// Boxed: the shared variant, the common one, stays small.
+    Tenants(Box<Tenants<M>>),
 }
 
 impl<M: Send + Sync + 'static> RomaService<M> {
@@ -69,7 +70,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             Some(per_tenant) => {
                 let mut dc = config.dispatcher();
                 dc.number_of_workers = per_tenant;
-                Pools::Tenants(Tenants::new(
+                Pools::Tenants(Box::new(Tenants::new(
                     dc,
                     config.max_tenants,
                     Box::new(move |dc| {
@@ -78,7 +79,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
                             WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
                         })
                     }),
-                ))
+                )))
             }
         };
         Ok(RomaService { pools, queue_wait })
