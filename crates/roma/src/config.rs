@@ -689,6 +689,33 @@ mod tests {
     }
 
     #[test]
+    fn tenant_pool_settings_are_checked() {
+        for (set, name) in [
+            (
+                (|c: &mut Config| {
+                    c.tenant_pools(0);
+                }) as fn(&mut Config),
+                "tenant_pools",
+            ),
+            (
+                |c: &mut Config| {
+                    c.tenant_pools(1).max_tenants(0);
+                },
+                "max_tenants",
+            ),
+        ] {
+            let mut c = Config::new();
+            set(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().contains(name), "{e}");
+        }
+        let mut c: Config = Config::new();
+        c.tenant_pools(2).max_tenants(3);
+        c.validate().unwrap();
+    }
+
+    #[test]
     fn setters_chain_and_errors_name_the_setting() {
         let mut config = Config::new();
         config.number_of_workers(3).worker_queue_max_items(7);

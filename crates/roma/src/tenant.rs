@@ -144,6 +144,9 @@ impl<M: Send + Sync + 'static> Tenants<M> {
         &self,
         requests: &[InvocationRequest<M>],
     ) -> Result<Option<Arc<Dispatcher<M>>>, RomaError> {
+        if self.lock().stopped {
+            return Err(stopped());
+        }
         let mut chosen: Option<Arc<Dispatcher<M>>> = None;
         for r in requests {
             let pool = self.for_request(r)?;

@@ -155,8 +155,17 @@ fn routing_rules_batches_limits_and_stop() {
         .load_code_obj(code("v9", "function Handler() {}"), |_| {})
         .expect_err("a third tenant");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // The async forms route the same way.
+    let r = block_on(svc.execute_async(tagged("t2"))).expect("t2, async");
+    assert_eq!(r.resp, "\"t2\"");
+    let e = block_on(svc.execute_async(req("nope", "x"))).expect_err("unknown, async");
+    assert_eq!(e.kind(), ErrorKind::VersionNotFound, "{e}");
+    let out = block_on(svc.batch_execute_async(Vec::new())).expect("an empty batch");
+    assert!(out.is_empty());
     // Stop ends every pool; nothing is accepted after.
     svc.stop();
+    let e = svc.batch_execute(Vec::new(), |_| {}).expect_err("stopped");
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
     for t in ["t1", "t2"] {
         let e = svc.execute(tagged(t), |_| {}).expect_err("stopped");
         assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
