@@ -16,6 +16,10 @@ use std::time::Duration;
 /// take from the host.
 pub const DEFAULT_WORKER_DATA_LIMIT_MB: u64 = 4096;
 
+/// [`Config::max_tenants`]'s default: each tenant costs its own worker processes, so the
+/// number of pools is bounded unless the service owner raises it on purpose.
+pub const DEFAULT_MAX_TENANTS: usize = 16;
+
 /// [`Config::recycle_idle_cpu_per_sec`]'s default: half a core, well above what an idle worker
 /// uses (V8's background threads finishing a request's garbage collection), well below one
 /// thread spinning.
@@ -117,6 +121,8 @@ pub struct Config<M = ()> {
     pub(crate) recycle_after_requests: Option<u64>,
     pub(crate) recycle_after_age: Option<Duration>,
     pub(crate) recycle_idle_cpu_per_sec: Option<Duration>,
+    pub(crate) tenant_pools: Option<usize>,
+    pub(crate) max_tenants: usize,
     pub(crate) host_functions_inline: bool,
     pub(crate) spin: bool,
     pub(crate) async_binding_threads: usize,
@@ -176,6 +182,8 @@ impl<M> Config<M> {
     /// | `recycle_after_requests` | never |
     /// | `recycle_after_age` | never |
     /// | `recycle_idle_cpu_per_sec` | [`DEFAULT_RECYCLE_IDLE_CPU_PER_SEC`] (500 ms) |
+    /// | `tenant_pools` | off (one pool for every code object) |
+    /// | `max_tenants` | [`DEFAULT_MAX_TENANTS`] (16) |
     /// | `host_functions_inline` | off |
     /// | `spin` | on |
     /// | `async_binding_threads` | 16 |
@@ -209,6 +217,8 @@ impl<M> Config<M> {
             recycle_after_requests: None,
             recycle_after_age: None,
             recycle_idle_cpu_per_sec: Some(DEFAULT_RECYCLE_IDLE_CPU_PER_SEC),
+            tenant_pools: None,
+            max_tenants: DEFAULT_MAX_TENANTS,
             host_functions_inline: false,
             spin: true,
             async_binding_threads: 16,
@@ -409,6 +419,25 @@ impl<M> Config<M> {
         self
     }
 
+    /// Tenant pools: every tenant gets its own `workers_per_tenant` worker processes (and
+    /// queues), started on that tenant's first load, so a worker compromised by one tenant's
+    /// code never receives another tenant's requests, inputs or metadata, and its host calls
+    /// only ever run with its own tenant's metadata. A code object's tenant is its
+    /// [`crate::TENANT_TAG`] tag, else its `id`; a request's is its [`crate::TENANT_TAG`] tag,
+    /// else the tenant that loaded its version. `number_of_workers` is then unused. Costs
+    /// `workers_per_tenant` processes per tenant (see `docs/security.md`); at least 1.
+    pub fn tenant_pools(&mut self, workers_per_tenant: usize) -> &mut Self {
+        self.tenant_pools = Some(workers_per_tenant);
+        self
+    }
+
+    /// With [`tenant_pools`](Self::tenant_pools), how many tenants may have a pool; a load for
+    /// one more is refused with `InvalidArgument` (at least 1).
+    pub fn max_tenants(&mut self, n: usize) -> &mut Self {
+        self.max_tenants = n;
+        self
+    }
+
     /// Recycling: replace a worker process that used more CPU time than this per second while
     /// it had no request (its own threads at work between requests, which an honest worker
     /// never does for long). Judged over idle stretches of at least a second, from `/proc`.
@@ -512,11 +541,13 @@ impl<M> Config<M> {
             ("payload_fast_path_bytes", self.payload_fast_path_bytes),
             ("max_payload_bytes", self.max_payload_bytes),
             ("async_binding_threads", self.async_binding_threads),
+            ("max_tenants", self.max_tenants),
         ];
         let optional_at_least_one = [
             ("worker_uid", self.worker_uid.map(u64::from)),
             ("worker_data_limit_mb", self.worker_data_limit_mb),
             ("recycle_after_requests", self.recycle_after_requests),
+            ("tenant_pools", self.tenant_pools.map(|n| n as u64)),
         ];
         for (name, value) in optional_at_least_one {
             if value == Some(0) {
@@ -655,6 +686,33 @@ mod tests {
         assert!(config.workers() >= 1);
         assert_eq!(config.dispatcher().worker_queue_max_items, 100);
         assert_eq!(config.engine_limits().default_timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn tenant_pool_settings_are_checked() {
+        for (set, name) in [
+            (
+                (|c: &mut Config| {
+                    c.tenant_pools(0);
+                }) as fn(&mut Config),
+                "tenant_pools",
+            ),
+            (
+                |c: &mut Config| {
+                    c.tenant_pools(1).max_tenants(0);
+                },
+                "max_tenants",
+            ),
+        ] {
+            let mut c = Config::new();
+            set(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().contains(name), "{e}");
+        }
+        let mut c: Config = Config::new();
+        c.tenant_pools(2).max_tenants(3);
+        c.validate().unwrap();
     }
 
     #[test]

@@ -46,13 +46,15 @@ mod exchange;
 mod hooks;
 mod locate;
 mod service;
+mod tenant;
 mod udf_thread;
 mod worker_client;
 mod worker_stderr;
 
 pub use check::{ProbeResult, check};
 pub use config::{
-    Config, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB, SandboxKind,
+    Config, DEFAULT_MAX_TENANTS, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB,
+    SandboxKind,
 };
 pub use hooks::LogFn;
 pub use locate::{
@@ -69,6 +71,7 @@ pub use roma_udf::{
     FunctionBindingPayload,
 };
 pub use service::RomaService;
+pub use tenant::TENANT_TAG;
 pub use worker_stderr::{
     MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn, escape_control, escape_control_json,
 };

@@ -5,4 +5,5 @@ mod newcomer;
 mod pool;
 mod recycle;
 mod service;
+mod tenant;
 mod udf;
