@@ -239,9 +239,8 @@ fn single(
             if let Some(path) = &args.profile {
                 // The worker's bytes, bounded by the host (MAX_PROFILE_BYTES), go only to the
                 // file the user named, never to the terminal.
-                std::fs::write(path, &r.profiler_output).with_context(|| {
-                    format!("writing the CPU profile to {}", path.display())
-                })?;
+                std::fs::write(path, &r.profiler_output)
+                    .with_context(|| format!("writing the CPU profile to {}", path.display()))?;
             }
             // The result is the handler's: JSON text (whose strings escape C0 controls) or, with
             // --byte-str, a raw string; either way no control character reaches the terminal.

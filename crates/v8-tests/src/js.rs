@@ -196,7 +196,11 @@ fn profiled_call_that_throws_still_profiles() {
     // The engine is still usable, profiled or not, after a profiled failure.
     i.handler_name = "SpinHandler".into();
     let x = e.execute(&i, &mut |_, _| {}).unwrap();
-    assert!(profile_functions(&x.profile).iter().any(|n| n == "busyLoop"));
+    assert!(
+        profile_functions(&x.profile)
+            .iter()
+            .any(|n| n == "busyLoop")
+    );
 }
 
 pub const TESTS: &[(&str, fn())] = &[
