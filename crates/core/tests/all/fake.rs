@@ -536,6 +536,7 @@ pub fn with_meta<M>(r: InvocationRequest, m: M) -> InvocationRequest<M> {
         treat_input_as_byte_str: r.treat_input_as_byte_str,
         timeout: r.timeout,
         min_log_level: r.min_log_level,
+        profile: r.profile,
         metadata: m,
     }
 }
