@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// (the tag roma.wasm.return_type).
     #[arg(long = "wasm-return-type", value_enum)]
     pub wasm_return_type: Option<WasmReturnType>,
+    /// Write a V8 CPU profile of the handler call to FILE, as `.cpuprofile` JSON (Chrome
+    /// DevTools' Performance panel loads it). A single invocation only.
+    #[arg(long, value_name = "FILE", conflicts_with = "batch")]
+    pub profile: Option<PathBuf>,
     /// Console messages below this level are dropped inside the sandbox.
     #[arg(long = "min-log-level", value_enum, default_value = "info")]
     pub min_log_level: LevelArg,
@@ -141,6 +145,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(t) = args.timeout {
         config.default_timeout(t);
     }
+    if args.profile.is_some() {
+        config.enable_profilers(true);
+    }
     let standalone_wasm = !code.wasm.is_empty();
     let svc = start(config)?;
     if let Err(e) = load(&svc, code) {
@@ -169,6 +176,7 @@ fn request(args: &RunArgs, inputs: Vec<String>, id: String) -> InvocationRequest
         treat_input_as_byte_str: args.byte_str,
         timeout: args.timeout,
         min_log_level: args.min_log_level.into(),
+        profile: args.profile.is_some(),
         metadata: (),
     }
 }
@@ -227,6 +235,12 @@ fn single(
                 for (k, v) in &r.metrics {
                     eprintln!("{}", escape_control(&metric_line(k, *v)));
                 }
+            }
+            if let Some(path) = &args.profile {
+                // The worker's bytes, bounded by the host (MAX_PROFILE_BYTES), go only to the
+                // file the user named, never to the terminal.
+                std::fs::write(path, &r.profiler_output)
+                    .with_context(|| format!("writing the CPU profile to {}", path.display()))?;
             }
             // The result is the handler's: JSON text (whose strings escape C0 controls) or, with
             // --byte-str, a raw string; either way no control character reaches the terminal.

@@ -353,6 +353,35 @@ fn version_and_help() {
 // ---------------------------------------------------------------- failures in single mode
 
 #[test]
+fn profile_writes_a_cpuprofile_naming_the_handler() {
+    let dir = scratch("profile");
+    let js = write(
+        &dir,
+        "spin.js",
+        "function busyLoop(ms) { const end = Date.now() + ms; let n = 0;\n\
+           while (Date.now() < end) { n++; } return n; }\n\
+         function SpinHandler() { return busyLoop(30) > 0; }",
+    );
+    let out = dir.join("run.cpuprofile");
+    let out_arg = out.to_str().expect("UTF-8 path");
+    let run = roma(&["run", &js, "--handler", "SpinHandler", "--profile", out_arg]);
+    assert_eq!(run.ok(), "true\n");
+    let text = std::fs::read_to_string(&out).expect("the profile file is written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the profile is JSON");
+    let names: Vec<&str> = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["callFrame"]["functionName"].as_str())
+        .collect();
+    assert!(names.contains(&"SpinHandler"), "{names:?}");
+    // With --batch it is a usage error, not a silent no-op.
+    let run = roma(&["run", &js, "--batch", "-", "--profile", out_arg]);
+    assert_eq!(run.code(), Some(2), "{run:#?}");
+    assert!(run.stderr.contains("--profile"), "{run:#?}");
+}
+
+#[test]
 fn a_throw_is_an_execution_error_with_the_stack() {
     let dir = scratch("throw");
     let js = write(&dir, "t.js", MULTI_JS);

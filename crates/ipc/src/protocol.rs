@@ -126,6 +126,10 @@ pub struct ExecOutput {
     pub resp: String,
     /// Engine-side metrics (name, value).
     pub metrics: Vec<(String, f64)>,
+    /// The CPU profile of a profiled request (JSON text, at most
+    /// [`MAX_PROFILE_BYTES`](roma_core::MAX_PROFILE_BYTES)), else empty.
+    #[serde(default)]
+    pub profiler_output: String,
 }
 
 /// One forbidden action a probing worker tried.
@@ -229,6 +233,11 @@ impl Message for WorkerToHost {
             WorkerToHost::Executed { result, .. } => match result {
                 Ok(out) => {
                     bound("Executed.metrics", out.metrics.len(), MAX_METRICS)?;
+                    bound(
+                        "Executed.profiler_output",
+                        out.profiler_output.len(),
+                        roma_core::MAX_PROFILE_BYTES,
+                    )?;
                     out.metrics
                         .iter()
                         .try_for_each(|(name, _)| bound("metric name", name.len(), MAX_NAME_BYTES))
@@ -293,9 +302,18 @@ mod tests {
             result: Ok(ExecOutput {
                 resp: String::new(),
                 metrics: vec![("m".into(), 1.0); MAX_METRICS + 1],
+                ..Default::default()
             }),
         };
         assert!(metrics.check_bounds().is_err());
+        let profile = WorkerToHost::Executed {
+            request_id: 1,
+            result: Ok(ExecOutput {
+                profiler_output: "x".repeat(roma_core::MAX_PROFILE_BYTES + 1),
+                ..Default::default()
+            }),
+        };
+        assert!(profile.check_bounds().is_err());
         let probes = WorkerToHost::ProbeReport {
             results: vec![ProbeResult::default(); MAX_PROBE_RESULTS + 1],
         };

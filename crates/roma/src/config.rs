@@ -115,6 +115,7 @@ pub struct Config<M = ()> {
     pub(crate) node_binary: Option<PathBuf>,
     pub(crate) v8_flags: Vec<String>,
     pub(crate) prewarm: bool,
+    pub(crate) enable_profilers: bool,
     pub(crate) worker_address_space_mb: Option<u64>,
     pub(crate) worker_data_limit_mb: Option<u64>,
     pub(crate) worker_uid: Option<u32>,
@@ -176,6 +177,7 @@ impl<M> Config<M> {
     /// | `node_binary` | `$ROMA_NODE`, else the pinned build `cargo xtask setup` unpacked |
     /// | `v8_flags` | none |
     /// | `prewarm` | on |
+    /// | `enable_profilers` | off |
     /// | `worker_address_space_mb` | no limit |
     /// | `worker_data_limit_mb` | [`DEFAULT_WORKER_DATA_LIMIT_MB`] (4 GiB) |
     /// | `worker_uid` | 65534 when the host is root |
@@ -211,6 +213,7 @@ impl<M> Config<M> {
             node_binary: None,
             v8_flags: Vec::new(),
             prewarm: true,
+            enable_profilers: false,
             worker_address_space_mb: None,
             worker_data_limit_mb: Some(DEFAULT_WORKER_DATA_LIMIT_MB),
             worker_uid: None,
@@ -370,6 +373,15 @@ impl<M> Config<M> {
     /// Prepare the next context while a worker is idle.
     pub fn prewarm(&mut self, on: bool) -> &mut Self {
         self.prewarm = on;
+        self
+    }
+
+    /// Let requests ask for a V8 CPU profile of their handler call
+    /// ([`InvocationRequest::profile`](roma_core::InvocationRequest::profile), returned in
+    /// [`ResponseObject::profiler_output`](roma_core::ResponseObject::profiler_output); Roma's
+    /// `enable_profilers`). Off, a request that asks for one fails with `InvalidArgument`.
+    pub fn enable_profilers(&mut self, on: bool) -> &mut Self {
+        self.enable_profilers = on;
         self
     }
 

@@ -62,8 +62,9 @@ pub use locate::{
 };
 pub use roma_core::{
     CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
-    ExecutionToken, InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
-    WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics, parse_duration,
+    ExecutionToken, InvocationRequest, LogLevel, MAX_PROFILE_BYTES, ResponseObject, RomaError,
+    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics,
+    parse_duration,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{

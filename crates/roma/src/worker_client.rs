@@ -35,6 +35,7 @@ pub(crate) struct WorkerSetup {
     pub v8_flags: Vec<String>,
     pub binding_names: Vec<String>,
     pub prewarm: bool,
+    pub enable_profilers: bool,
     pub startup_timeout: Duration,
     pub load_timeout: Duration,
     pub grace: Duration,
@@ -72,6 +73,7 @@ impl WorkerSetup {
             v8_flags: config.v8_flags.clone(),
             binding_names: Vec::new(),
             prewarm: config.prewarm,
+            enable_profilers: config.enable_profilers,
             startup_timeout: config.startup_timeout(),
             load_timeout: config.load_deadline(),
             grace: config.grace(),
@@ -493,6 +495,12 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         inv: &Invocation,
         meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError> {
+        if inv.profile && !self.setup.enable_profilers {
+            return Err(RomaError::invalid_argument(
+                "the request asks for a CPU profile but profilers are off; build the service \
+                 with Config::enable_profilers(true)",
+            ));
+        }
         self.respawn_if_dead()?;
         let started = Instant::now();
         let msg = HostToWorker::Execute {
@@ -582,6 +590,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         Ok(ExecOutput {
             resp: out.resp,
             metrics: m,
+            profiler_output: out.profiler_output,
         })
     }
 

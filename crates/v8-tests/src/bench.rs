@@ -57,6 +57,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fresh_context_execute", |b| {
         b.iter(|| black_box(e.execute(&inv, &mut |_, _| {}).is_ok()))
     });
+    // The cost of a profile when a request asks for one; `fresh_context_execute` beside
+    // `raw_v8/fresh_call` is the cost of the feature when off.
+    let mut profiled = inv.clone();
+    profiled.profile = true;
+    g.bench_function("profiled_execute", |b| {
+        b.iter(|| black_box(e.execute(&profiled, &mut |_, _| {}).is_ok()))
+    });
     g.bench_function("prewarmed_execute", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -149,7 +149,69 @@ fn prewarmed_context_is_fresh() {
 }
 
 /// The tests of this module, by name.
+/// A handler that keeps the CPU busy for about 30 ms inside a named function.
+const SPIN: &str = "function busyLoop(ms) { const end = Date.now() + ms; let n = 0;\n\
+       while (Date.now() < end) { n++; } return n; }\n\
+     function SpinHandler() { return busyLoop(30) > 0; }";
+
+/// The function names of a `.cpuprofile` JSON text's nodes.
+fn profile_functions(profile: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(profile).expect("the profile is JSON");
+    v["nodes"]
+        .as_array()
+        .expect("the profile has nodes")
+        .iter()
+        .filter_map(|n| n["callFrame"]["functionName"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn profiled_call_names_the_handler() {
+    let mut e = engine();
+    e.load(&js("v1", SPIN)).unwrap();
+    let mut i = inv("v1", "SpinHandler", &[]);
+    i.profile = true;
+    let x = e.execute(&i, &mut |_, _| {}).unwrap();
+    assert_eq!(x.resp, "true");
+    assert!(x.profile.len() <= roma_core::MAX_PROFILE_BYTES);
+    let names = profile_functions(&x.profile);
+    assert!(
+        names.iter().any(|n| n == "SpinHandler") && names.iter().any(|n| n == "busyLoop"),
+        "{names:?}"
+    );
+    // The next call without the flag carries no profile: no profiler outlives its call.
+    let plain = run(&mut e, "v1", "SpinHandler", &[]).unwrap();
+    assert_eq!(plain.profile, "");
+}
+
+fn profiled_call_that_throws_still_profiles() {
+    let mut e = engine();
+    e.load(&js(
+        "v1",
+        &format!("{SPIN}\nfunction Thrower() {{ busyLoop(10); throw new Error('boom'); }}"),
+    ))
+    .unwrap();
+    let mut i = inv("v1", "Thrower", &[]);
+    i.profile = true;
+    assert!(e.execute(&i, &mut |_, _| {}).is_err());
+    // The engine is still usable, profiled or not, after a profiled failure.
+    i.handler_name = "SpinHandler".into();
+    let x = e.execute(&i, &mut |_, _| {}).unwrap();
+    assert!(
+        profile_functions(&x.profile)
+            .iter()
+            .any(|n| n == "busyLoop")
+    );
+}
+
 pub const TESTS: &[(&str, fn())] = &[
+    (
+        "js::profiled_call_names_the_handler",
+        profiled_call_names_the_handler,
+    ),
+    (
+        "js::profiled_call_that_throws_still_profiles",
+        profiled_call_that_throws_still_profiles,
+    ),
     ("js::hello_world", hello_world),
     (
         "js::globals_do_not_survive_between_calls",

@@ -20,6 +20,7 @@
 //   build's V8, whose object layout those headers describe.
 
 #include <libplatform/libplatform.h>
+#include <v8-profiler.h>
 #include <v8.h>
 
 #include <sys/random.h>
@@ -173,6 +174,8 @@ struct RomaOut {
   double parse_ms;
   double call_ms;
   int32_t prewarmed;  // 1 when a pre-warmed context served the call
+  char* profile;      // CPU profile (.cpuprofile JSON) of a profiled call, malloc'd or null
+  size_t profile_len;
 };
 
 struct RomaStr {
@@ -192,6 +195,8 @@ struct RomaExecParams {
   RomaBindingFn binding_fn;  // null: host functions throw
   void* binding_user;
   RomaAwaitFn await_fn;  // null: asynchronous host calls cannot complete
+  int32_t profile;       // 1: record a CPU profile of the handler call into out->profile
+  size_t profile_max;    // the most bytes of profile; a larger one becomes {"truncated":true}
 };
 
 }  // extern "C"
@@ -1148,6 +1153,84 @@ std::string GlobalFunctionNames(Isolate* isolate, Local<Context> ctx) {
   return names;
 }
 
+// Collects a serialized CPU profile, refusing to grow past a byte cap.
+class ProfileSink final : public v8::OutputStream {
+ public:
+  explicit ProfileSink(size_t max) : max_(max) {}
+  void EndOfStream() override {}
+  int GetChunkSize() override { return 64 * 1024; }
+  WriteResult WriteAsciiChunk(char* data, int size) override {
+    if (size < 0 || text_.size() + static_cast<size_t>(size) > max_) {
+      over_ = true;
+      return kAbort;
+    }
+    text_.append(data, static_cast<size_t>(size));
+    return kContinue;
+  }
+  bool over() const { return over_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  size_t max_;
+  std::string text_;
+  bool over_ = false;
+};
+
+// Profiles the handler call of one request (RomaExecParams::profile): a CpuProfiler made for
+// the call starts on construction, and on destruction, whichever way the call ends, stops,
+// serializes the profile into out->profile and is disposed, so no profiler outlives the call
+// and an unprofiled call pays only the flag check. Invariant: constructed and destroyed on the
+// isolate's thread inside its Isolate::Scope.
+class ProfileGuard {
+ public:
+  ProfileGuard(Isolate* isolate, const RomaExecParams* p, RomaOut* out)
+      : isolate_(isolate), out_(out), max_(p->profile_max) {
+    if (p->profile == 0) return;
+    profiler_ = v8::CpuProfiler::New(isolate);
+    if (profiler_ == nullptr) return;
+    // Handlers run for milliseconds: sample every 100 us, at most 100,000 samples.
+    profiler_->SetSamplingInterval(100);
+    HandleScope hs(isolate);
+    v8::CpuProfilingOptions opts(v8::kLeafNodeLineNumbers, 100000, 100);
+    profiler_->StartProfiling(Title(), std::move(opts));
+  }
+  ProfileGuard(const ProfileGuard&) = delete;
+  ProfileGuard& operator=(const ProfileGuard&) = delete;
+  ~ProfileGuard() {
+    if (profiler_ == nullptr) return;
+    {
+      HandleScope hs(isolate_);
+      v8::CpuProfile* profile = profiler_->StopProfiling(Title());
+      if (profile != nullptr) {
+        ProfileSink sink(max_);
+        profile->Serialize(&sink, v8::CpuProfile::kJSON);
+        profile->Delete();
+        static const char kTruncated[] = "{\"truncated\":true}";
+        const std::string& text = sink.over() ? std::string(kTruncated) : sink.text();
+        Store(text);
+      }
+    }
+    profiler_->Dispose();
+  }
+
+ private:
+  Local<String> Title() { return String::NewFromUtf8Literal(isolate_, "roma.request"); }
+  void Store(const std::string& text) {
+    std::free(out_->profile);
+    out_->profile = static_cast<char*>(std::malloc(text.size() + 1));
+    out_->profile_len = 0;
+    if (out_->profile == nullptr) return;
+    std::memcpy(out_->profile, text.data(), text.size());
+    out_->profile[text.size()] = '\0';
+    out_->profile_len = text.size();
+  }
+
+  Isolate* isolate_;
+  RomaOut* out_;
+  size_t max_;
+  v8::CpuProfiler* profiler_ = nullptr;
+};
+
 void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   Isolate* isolate = v->isolate;
   Isolate::Scope iscope(isolate);
@@ -1234,6 +1317,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
     }
     Local<Value> args[] = {mod, name, inputs, ret, log_fn};
     out->parse_ms = NowMs() - t1;
+    ProfileGuard profile(isolate, p, out);
     double t2 = NowMs();
     Local<Value> result;
     if (!driver->Call(ctx, v8::Undefined(isolate), 5, args).ToLocal(&result)) {
@@ -1320,6 +1404,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   }
   out->parse_ms = NowMs() - t1;
 
+  ProfileGuard profile(isolate, p, out);
   double t2 = NowMs();
   Local<Value> result;
   if (!fn->Call(ctx, receiver, static_cast<int>(argv.size()), argv.data()).ToLocal(&result)) {
@@ -1482,7 +1567,9 @@ void roma_v8_out_clear(RomaOut* out) noexcept {
   std::free(out->data);
   std::free(out->message);
   std::free(out->stack);
-  out->data = out->message = out->stack = nullptr;
+  std::free(out->profile);
+  out->data = out->message = out->stack = out->profile = nullptr;
+  out->profile_len = 0;
 }
 
 // The isolate of a version, for roma_v8_isolate_terminate. Invariant: `v` is live.

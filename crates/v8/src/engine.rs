@@ -27,6 +27,10 @@ pub struct Execution {
     pub total_ms: f64,
     /// Whether a pre-warmed context served the call.
     pub prewarmed: bool,
+    /// For a profiled invocation: V8's CPU profile of the handler call as `.cpuprofile` JSON
+    /// (at most [`roma_core::MAX_PROFILE_BYTES`]; a larger one is replaced by
+    /// `{"truncated":true}`). Empty otherwise.
+    pub profile: String,
 }
 
 /// What [`Engine::raw_baseline`] measures.
@@ -342,6 +346,8 @@ impl Engine {
             binding_fn: Some(binding_trampoline),
             binding_user: user,
             await_fn: Some(await_trampoline),
+            profile: i32::from(inv.profile),
+            profile_max: roma_core::MAX_PROFILE_BYTES,
         };
         let raw = version.raw;
         let isolate = version.isolate();
@@ -380,6 +386,7 @@ impl Engine {
                 call_ms: out.0.call_ms,
                 total_ms: started.elapsed().as_secs_f64() * 1e3,
                 prewarmed: out.0.prewarmed != 0,
+                profile: out.profile(),
             });
         }
         Err(match (out.0.code, fired) {

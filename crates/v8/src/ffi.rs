@@ -53,6 +53,8 @@ pub(crate) struct RomaOut {
     pub parse_ms: f64,
     pub call_ms: f64,
     pub prewarmed: i32,
+    pub profile: *mut c_char,
+    pub profile_len: usize,
 }
 
 #[repr(C)]
@@ -87,6 +89,8 @@ pub(crate) struct RomaExecParams {
     pub binding_fn: Option<RomaBindingFn>,
     pub binding_user: *mut c_void,
     pub await_fn: Option<RomaAwaitFn>,
+    pub profile: i32,
+    pub profile_max: usize,
 }
 
 /// See `RomaAwaitFn` in the shim: returns 0 when no reply can come.

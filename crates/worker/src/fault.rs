@@ -58,6 +58,7 @@ pub(crate) fn inject(
                 result: Ok(ExecOutput {
                     resp: "\"flooded\"".into(),
                     metrics: Vec::new(),
+                    ..Default::default()
                 }),
             })?;
             Ok(true)
@@ -77,6 +78,7 @@ pub(crate) fn inject(
                 result: Ok(ExecOutput {
                     resp: "\"written\"".into(),
                     metrics: Vec::new(),
+                    ..Default::default()
                 }),
             })?;
             Ok(true)

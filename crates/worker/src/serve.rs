@@ -259,6 +259,7 @@ impl Worker {
                     (metrics::HANDLER_CALL_MS.into(), ex.call_ms),
                     (metrics::CODE_RUN_DURATION_MS.into(), ex.total_ms),
                 ],
+                profiler_output: ex.profile,
             }),
             Err(e) if e.kind() != ErrorKind::Cancelled && self.cancel.is_cancelled(request_id) => {
                 Err(cancelled())

@@ -16,6 +16,8 @@ pub struct ExecOutput {
     /// The backend's own metrics (keys in [`crate::metrics`]); the dispatcher adds the host-side
     /// ones (wait time, total duration, worker index) and overwrites those keys.
     pub metrics: BTreeMap<String, f64>,
+    /// The CPU profile of a profiled request (JSON text), else empty.
+    pub profiler_output: String,
 }
 
 /// Stops a running execution from another thread (the dispatcher's `cancel`).

@@ -334,6 +334,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     id: job.caller_id.clone(),
                     resp: out.resp,
                     metrics,
+                    profiler_output: out.profiler_output,
                 }
             })
         };

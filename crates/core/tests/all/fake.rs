@@ -382,6 +382,7 @@ impl<M> WorkerBackend<M> for Fake {
                 Ok(ExecOutput {
                     resp: format!("released {gate}"),
                     metrics: BTreeMap::new(),
+                    profiler_output: String::new(),
                 })
             } else {
                 Err(RomaError::new(ErrorKind::Timeout, "gate never opened"))
@@ -403,6 +404,7 @@ impl<M> WorkerBackend<M> for Fake {
                 Ok(ExecOutput {
                     resp: format!("{}|{}|{}", inv.version_string, js, inv.input.join(",")),
                     metrics,
+                    profiler_output: String::new(),
                 })
             }
             "loop" => {
@@ -534,6 +536,7 @@ pub fn with_meta<M>(r: InvocationRequest, m: M) -> InvocationRequest<M> {
         treat_input_as_byte_str: r.treat_input_as_byte_str,
         timeout: r.timeout,
         min_log_level: r.min_log_level,
+        profile: r.profile,
         metadata: m,
     }
 }

@@ -3,6 +3,7 @@ mod check;
 mod common;
 mod newcomer;
 mod pool;
+mod profile;
 mod recycle;
 mod service;
 mod tenant;
