@@ -1,0 +1,154 @@
+//! Bearer tokens: loading code and executing need different ones, each read from its own file
+//! and read again on `SIGHUP`, so an operator rotates a token without a restart.
+
+use crate::error::{ApiError, ServeError};
+use axum::http::{HeaderMap, header};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// The longest token file read, in bytes: a token is a short secret, not a document.
+pub const MAX_TOKEN_BYTES: u64 = 4096;
+
+/// Which credential a request needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `POST /v1/code`.
+    Load,
+    /// `POST /v1/execute`, `POST /v1/batch`.
+    Execute,
+}
+
+/// The two tokens and where they come from.
+#[derive(Debug)]
+pub struct Tokens {
+    load_file: PathBuf,
+    execute_file: PathBuf,
+    current: RwLock<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Tokens {
+    /// Reads both files; fails if either is missing, empty, too long, or they hold the same
+    /// token (the two roles would then be one).
+    pub fn load(load_file: &Path, execute_file: &Path) -> Result<Self, ServeError> {
+        let pair = read_pair(load_file, execute_file)?;
+        Ok(Tokens {
+            load_file: load_file.to_path_buf(),
+            execute_file: execute_file.to_path_buf(),
+            current: RwLock::new(pair),
+        })
+    }
+
+    /// Reads both files again. On an error the old tokens stay in force.
+    pub fn reload(&self) -> Result<(), ServeError> {
+        let pair = read_pair(&self.load_file, &self.execute_file)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = pair;
+        Ok(())
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <token>` for `role`.
+    pub fn check(&self, headers: &HeaderMap, role: Role) -> Result<(), ApiError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthenticated("no Authorization header"));
+        };
+        let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
+            return Err(ApiError::Unauthenticated(
+                "Authorization is not a Bearer token",
+            ));
+        };
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let wanted = match role {
+            Role::Load => &current.0,
+            Role::Execute => &current.1,
+        };
+        if constant_time_eq(given, wanted) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthenticated(match role {
+                Role::Load => "this token may not load code",
+                Role::Execute => "this token may not execute",
+            }))
+        }
+    }
+}
+
+fn read_pair(load: &Path, execute: &Path) -> Result<(Vec<u8>, Vec<u8>), ServeError> {
+    let l = read_token(load)?;
+    let e = read_token(execute)?;
+    if l == e {
+        return Err(ServeError::Token {
+            path: execute.display().to_string(),
+            message: "holds the same token as the load token file".into(),
+        });
+    }
+    Ok((l, e))
+}
+
+fn read_token(path: &Path) -> Result<Vec<u8>, ServeError> {
+    use std::io::Read;
+    let err = |message: String| ServeError::Token {
+        path: path.display().to_string(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > MAX_TOKEN_BYTES {
+        return Err(err(format!("longer than {MAX_TOKEN_BYTES} bytes")));
+    }
+    let token = bytes.trim_ascii().to_vec();
+    if token.is_empty() {
+        return Err(err("is empty".into()));
+    }
+    if token.iter().any(|b| !b.is_ascii_graphic()) {
+        return Err(err("holds a space or a non-printable byte".into()));
+    }
+    Ok(token)
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess
+/// matched (only whether its length is right).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn roles_are_separate_and_reload_rotates() {
+        let dir = std::env::temp_dir().join(format!("roma-serve-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (l, e) = (dir.join("l"), dir.join("e"));
+        std::fs::write(&l, "load-1\n").unwrap();
+        std::fs::write(&e, "exec-1").unwrap();
+        let t = Tokens::load(&l, &e).unwrap();
+        assert!(t.check(&headers("Bearer load-1"), Role::Load).is_ok());
+        assert!(t.check(&headers("Bearer load-1"), Role::Execute).is_err());
+        assert!(t.check(&headers("Bearer exec-1"), Role::Execute).is_ok());
+        assert!(t.check(&headers("Bearer exec-"), Role::Execute).is_err());
+        assert!(t.check(&headers("Bearer exec-11"), Role::Execute).is_err());
+        assert!(t.check(&headers("exec-1"), Role::Execute).is_err());
+        assert!(t.check(&HeaderMap::new(), Role::Execute).is_err());
+        std::fs::write(&e, "exec-2").unwrap();
+        t.reload().unwrap();
+        assert!(t.check(&headers("Bearer exec-1"), Role::Execute).is_err());
+        assert!(t.check(&headers("Bearer exec-2"), Role::Execute).is_ok());
+        // A bad file keeps the old tokens.
+        std::fs::write(&e, "").unwrap();
+        assert!(t.reload().is_err());
+        assert!(t.check(&headers("Bearer exec-2"), Role::Execute).is_ok());
+        std::fs::write(&e, "load-1").unwrap();
+        assert!(matches!(t.reload(), Err(ServeError::Token { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

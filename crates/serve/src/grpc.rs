@@ -1,0 +1,447 @@
+//! The gRPC API (`roma.v1.Roma` from `proto/roma/v1/roma.proto`), `grpc.health.v1.Health`
+//! and server reflection, on their own port. It shares the HTTP API's state: the same
+//! tokens, limits, metrics and drain, and the same error kinds, mapped to gRPC codes.
+
+use crate::api::{ExecuteBody, RequestMetadata};
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::state::AppState;
+use roma::{ErrorKind, InvocationRequest, RomaError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::{Code, Request, Response, Status};
+
+/// The generated messages and service.
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("roma.v1");
+    /// The encoded descriptors of `roma.v1`, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("roma_v1_descriptor");
+}
+
+use pb::roma_server::{Roma, RomaServer};
+
+/// The trailer that carries roma's error kind name.
+pub const ERROR_KIND_METADATA: &str = "roma-error-kind";
+
+/// The gRPC code of each roma error kind.
+pub fn grpc_code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidArgument | ErrorKind::BadInput => Code::InvalidArgument,
+        ErrorKind::Compile => Code::FailedPrecondition,
+        ErrorKind::Execution => Code::Aborted,
+        ErrorKind::HandlerNotFound | ErrorKind::VersionNotFound => Code::NotFound,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::OutOfMemory | ErrorKind::QueueFull | ErrorKind::PayloadTooLarge => {
+            Code::ResourceExhausted
+        }
+        ErrorKind::WorkerCrashed => Code::Unavailable,
+        ErrorKind::Cancelled => Code::Cancelled,
+        _ => Code::Internal,
+    }
+}
+
+fn status(e: &ApiError) -> Status {
+    let (code, kind, message) = match e {
+        ApiError::Roma(e) => (
+            grpc_code(e.kind()),
+            e.kind().as_str(),
+            e.message().to_string(),
+        ),
+        ApiError::Unauthenticated(m) => (Code::Unauthenticated, "unauthenticated", m.to_string()),
+        ApiError::Draining => (
+            Code::Unavailable,
+            "unavailable",
+            "the server is shutting down; retry on another instance".to_string(),
+        ),
+    };
+    let mut s = Status::with_details(code, message, kind.as_bytes().to_vec().into());
+    if let Ok(v) = kind.parse() {
+        s.metadata_mut().insert(ERROR_KIND_METADATA, v);
+    }
+    s
+}
+
+/// Parses a `grpc-timeout` value (`100m`, `5S`: up to 8 digits and a unit).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The gRPC service over the shared state.
+#[derive(Debug, Clone)]
+pub struct GrpcApi {
+    state: Arc<AppState>,
+}
+
+impl GrpcApi {
+    /// The service, its message size bounded by `limits.max_body_bytes`.
+    pub fn server(state: Arc<AppState>) -> RomaServer<GrpcApi> {
+        let max = state.limits.max_body_bytes;
+        RomaServer::new(GrpcApi { state })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    /// Admission, auth, metrics and the log line around one call.
+    async fn call<T, F>(
+        &self,
+        endpoint: &'static str,
+        role: Role,
+        metadata: &tonic::metadata::MetadataMap,
+        handle: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: AsyncFnOnce(&str) -> (String, Result<T, ApiError>),
+    {
+        let st = &self.state;
+        let started = Instant::now();
+        let rid = metadata
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= crate::http::MAX_REQUEST_ID_BYTES
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| st.next_request_id());
+        let (code_id, result) = match st.admit() {
+            None => (String::new(), Err(ApiError::Draining)),
+            Some(_admission) => {
+                let headers = metadata.clone().into_headers();
+                match st.tokens.check(&headers, role) {
+                    Err(e) => (String::new(), Err(e)),
+                    Ok(()) => handle(&rid).await,
+                }
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.status_and_kind().1,
+        };
+        st.metrics
+            .record(endpoint, &code_id, outcome, started.elapsed());
+        tracing::info!(request_id = %rid, endpoint, outcome, micros = started.elapsed().as_micros() as u64, "grpc");
+        let mut r = result.map(Response::new).map_err(|e| status(&e));
+        let rid = rid.parse().ok();
+        match (&mut r, rid) {
+            (Ok(resp), Some(v)) => {
+                resp.metadata_mut().insert("x-request-id", v);
+            }
+            (Err(s), Some(v)) => {
+                s.metadata_mut().insert("x-request-id", v);
+            }
+            _ => {}
+        }
+        r
+    }
+
+    fn request(
+        &self,
+        r: pb::ExecuteRequest,
+        rid: &str,
+        deadline: Option<Duration>,
+    ) -> Result<InvocationRequest<RequestMetadata>, ApiError> {
+        ExecuteBody {
+            id: r.id,
+            version_string: r.version_string,
+            handler_name: r.handler_name,
+            input: r.input,
+            tags: r.tags,
+            metadata: r.metadata.into_iter().collect(),
+            treat_input_as_byte_str: r.treat_input_as_byte_str,
+        }
+        .into_request(
+            &self.state.limits,
+            rid,
+            self.state.default_timeout,
+            deadline,
+        )
+    }
+}
+
+/// The invocation's cap from the call's deadline. tonic's server ends a call at its deadline
+/// with a bare `CANCELLED` (and the dropped call cancels the invocation); the invocation
+/// stops a tenth earlier (at most 500 ms), so the client gets roma's own `DEADLINE_EXCEEDED`,
+/// kind `timeout`, in time.
+fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .map(|d| {
+            d.saturating_sub((d / 10).min(Duration::from_millis(500)))
+                .max(Duration::from_millis(1))
+        })
+}
+
+fn response(r: roma::ResponseObject) -> pb::ExecuteResponse {
+    pb::ExecuteResponse {
+        id: r.id,
+        resp: r.resp,
+        metrics: r.metrics.into_iter().collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl Roma for GrpcApi {
+    async fn load_code_obj(
+        &self,
+        request: Request<pb::LoadCodeObjRequest>,
+    ) -> Result<Response<pb::LoadCodeObjResponse>, Status> {
+        let (meta, _, r) = request.into_parts();
+        let st = Arc::clone(&self.state);
+        self.call("grpc_load", Role::Load, &meta, async move |_rid| {
+            let code = crate::api::CodeBody {
+                id: (!r.id.is_empty()).then_some(r.id),
+                version_string: r.version_string,
+                js: (!r.js.is_empty()).then_some(r.js),
+                wasm: None,
+                wasm_bin: None,
+                tags: r.tags,
+            };
+            let mut code = match code.into_code(&st.limits) {
+                Ok(c) => c,
+                Err(e) => return (String::new(), Err(e)),
+            };
+            code.wasm = r.wasm;
+            code.wasm_bin = r.wasm_bin;
+            let size = code.js.len() + code.wasm.len() + code.wasm_bin.len();
+            let version = code.version_string.clone();
+            if size > st.limits.max_code_bytes {
+                return (
+                    version,
+                    Err(ApiError::Roma(RomaError::new(
+                        ErrorKind::PayloadTooLarge,
+                        format!(
+                            "the code object holds {size} bytes, more than limits.max_code_bytes ({})",
+                            st.limits.max_code_bytes
+                        ),
+                    ))),
+                );
+            }
+            let result = st.service.load_code_obj_async(code).await;
+            st.metrics.record_load(
+                &version,
+                match &result {
+                    Ok(_) => "ok",
+                    Err(e) => e.kind().as_str(),
+                },
+            );
+            (version, result.map(|r| pb::LoadCodeObjResponse { id: r.id }).map_err(ApiError::Roma))
+        })
+        .await
+    }
+
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let (meta, _, r) = request.into_parts();
+        let st = Arc::clone(&self.state);
+        let deadline = deadline(&meta);
+        self.call("grpc_execute", Role::Execute, &meta, async move |rid| {
+            let code_id = r.version_string.clone();
+            let cancel_id = r.request_id.clone();
+            let req = match self.request(r, rid, deadline) {
+                Ok(req) => req,
+                Err(e) => return (code_id, Err(e)),
+            };
+            let fut = st.service.execute_async(req);
+            let _named = match fut.token() {
+                Some(t) if !cancel_id.is_empty() => {
+                    match st.name_execution(&cancel_id, t.clone()) {
+                        Some(n) => Some(n),
+                        None => {
+                            st.service.cancel(t);
+                            return (
+                                code_id,
+                                Err(ApiError::Roma(RomaError::invalid_argument(format!(
+                                    "request_id {cancel_id:?} is already in flight"
+                                )))),
+                            );
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
+            let result = fut.await;
+            guard.disarm();
+            (code_id, result.map(response).map_err(ApiError::Roma))
+        })
+        .await
+    }
+
+    async fn batch_execute(
+        &self,
+        request: Request<pb::BatchExecuteRequest>,
+    ) -> Result<Response<pb::BatchExecuteResponse>, Status> {
+        let (meta, _, r) = request.into_parts();
+        let st = Arc::clone(&self.state);
+        let deadline = deadline(&meta);
+        self.call("grpc_batch", Role::Execute, &meta, async move |rid| {
+            let code_id = r
+                .requests
+                .first()
+                .map(|r| r.version_string.clone())
+                .unwrap_or_default();
+            let fail = |e: RomaError| (code_id.clone(), Err(ApiError::Roma(e)));
+            if r.requests.is_empty() {
+                return fail(RomaError::invalid_argument("the batch holds no requests"));
+            }
+            if r.requests.len() > st.limits.max_batch {
+                return fail(RomaError::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!(
+                        "{} requests, more than limits.max_batch ({})",
+                        r.requests.len(),
+                        st.limits.max_batch
+                    ),
+                ));
+            }
+            let requests = match r
+                .requests
+                .into_iter()
+                .map(|q| self.request(q, rid, deadline))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(v) => v,
+                Err(e) => return (code_id, Err(e)),
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let tokens = match st.service.batch_execute(requests, move |results| {
+                let _ = tx.send(results);
+            }) {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
+            let guard = st.cancel_on_drop(tokens);
+            let Ok(results) = rx.await else {
+                return fail(RomaError::internal(
+                    "the batch's callback was dropped without being called",
+                ));
+            };
+            guard.disarm();
+            let results = results
+                .into_iter()
+                .map(|r| pb::BatchExecuteResult {
+                    result: Some(match r {
+                        Ok(r) => pb::batch_execute_result::Result::Response(response(r)),
+                        Err(e) => pb::batch_execute_result::Result::Error(pb::Error {
+                            kind: e.kind().as_str().to_string(),
+                            message: e.message().to_string(),
+                        }),
+                    }),
+                })
+                .collect();
+            (code_id, Ok(pb::BatchExecuteResponse { results }))
+        })
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::CancelResponse>, Status> {
+        let (meta, _, r) = request.into_parts();
+        let st = Arc::clone(&self.state);
+        self.call("grpc_cancel", Role::Execute, &meta, async move |_rid| {
+            let cancelled = st.cancel_named(&r.request_id);
+            (String::new(), Ok(pb::CancelResponse { cancelled }))
+        })
+        .await
+    }
+}
+
+/// Serves gRPC on `listener` until `close` turns true; health turns `NOT_SERVING` when the
+/// drain starts.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+    mut close: tokio::sync::watch::Receiver<bool>,
+) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<RomaServer<GrpcApi>>().await;
+    tokio::spawn(async move {
+        while !*drain.borrow_and_update() {
+            if drain.changed().await.is_err() {
+                return;
+            }
+        }
+        reporter.set_not_serving::<RomaServer<GrpcApi>>().await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    });
+    let reflection = match tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "gRPC reflection does not build; gRPC is off");
+            return;
+        }
+    };
+    let shutdown = async move {
+        while !*close.borrow_and_update() {
+            if close.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let r = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(256)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(GrpcApi::server(Arc::clone(&state)))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "the gRPC server stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_and_leave_a_margin() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        for bad in ["", "m", "10", "10x", "123456789S", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("grpc-timeout", "2S".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(1800)));
+        m.insert("grpc-timeout", "60S".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(59_500)));
+        m.insert("grpc-timeout", "1n".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(1)));
+    }
+}

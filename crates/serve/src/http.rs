@@ -1,0 +1,284 @@
+//! The HTTP/JSON API: routes, and the path of each request through admission (drain), auth,
+//! the body limit, parsing, and roma, to exactly one answer that carries the request id.
+
+use crate::api::{BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, parse};
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use roma::{ErrorKind, RomaError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The header a client names its remaining time budget with, in whole milliseconds; it caps
+/// the invocation's timeout.
+pub const DEADLINE_HEADER: &str = "x-roma-deadline-ms";
+/// The request id header: taken from the client when it is a short token, made up otherwise,
+/// and always sent back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The longest client request id kept, in bytes.
+pub const MAX_REQUEST_ID_BYTES: usize = 64;
+
+/// The routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/code", post(load))
+        .route("/v1/execute", post(execute))
+        .route("/v1/batch", post(batch))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// What a request's handling produced: the code id for the metrics, and the answer.
+struct Outcome {
+    code_id: String,
+    result: Result<Response, ApiError>,
+}
+
+async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    answer(&st, "code", &headers, async |rid| {
+        let mut code_id = String::new();
+        let result = async {
+            st.tokens.check(&headers, Role::Load)?;
+            let bytes = read_body(&st, &headers, body).await?;
+            let code = parse::<CodeBody>(&bytes)?.into_code(&st.limits)?;
+            code_id = code.version_string.clone();
+            let version = code.version_string.clone();
+            let r = st.service.load_code_obj_async(code).await;
+            st.metrics.record_load(
+                &version,
+                match &r {
+                    Ok(_) => "ok",
+                    Err(e) => e.kind().as_str(),
+                },
+            );
+            tracing::info!(request_id = %rid, version = %version, ok = r.is_ok(), "load");
+            Ok(Json(ResponseBody::from(r?)).into_response())
+        }
+        .await;
+        Outcome { code_id, result }
+    })
+    .await
+}
+
+async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    answer(&st, "execute", &headers, async |rid| {
+        let mut code_id = String::new();
+        let result = async {
+            st.tokens.check(&headers, Role::Execute)?;
+            let deadline = deadline(&headers)?;
+            let bytes = read_body(&st, &headers, body).await?;
+            let b = parse::<ExecuteBody>(&bytes)?;
+            code_id = b.version_string.clone();
+            let req = b.into_request(&st.limits, rid, st.default_timeout, deadline)?;
+            let fut = st.service.execute_async(req);
+            let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
+            let r = fut.await;
+            guard.disarm();
+            Ok(Json(ResponseBody::from(r?)).into_response())
+        }
+        .await;
+        Outcome { code_id, result }
+    })
+    .await
+}
+
+async fn batch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    answer(&st, "batch", &headers, async |rid| {
+        let mut code_id = String::new();
+        let result = async {
+            st.tokens.check(&headers, Role::Execute)?;
+            let deadline = deadline(&headers)?;
+            let bytes = read_body(&st, &headers, body).await?;
+            let b = parse::<BatchBody>(&bytes)?;
+            if b.requests.is_empty() {
+                return Err(RomaError::invalid_argument("the batch holds no requests").into());
+            }
+            if b.requests.len() > st.limits.max_batch {
+                return Err(RomaError::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!(
+                        "{} requests, more than limits.max_batch ({})",
+                        b.requests.len(),
+                        st.limits.max_batch
+                    ),
+                )
+                .into());
+            }
+            code_id = b.requests[0].version_string.clone();
+            let requests = b
+                .requests
+                .into_iter()
+                .map(|r| r.into_request(&st.limits, rid, st.default_timeout, deadline))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let tokens = st.service.batch_execute(requests, move |results| {
+                let _ = tx.send(results);
+            })?;
+            let guard = st.cancel_on_drop(tokens);
+            let results = rx.await.map_err(|_| {
+                RomaError::internal("the batch's callback was dropped without being called")
+            })?;
+            guard.disarm();
+            let responses: Vec<BatchEntry> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(r) => BatchEntry::Ok(r.into()),
+                    Err(e) => BatchEntry::Err {
+                        error: BatchError {
+                            kind: e.kind().as_str(),
+                            message: e.message().to_string(),
+                        },
+                    },
+                })
+                .collect();
+            Ok(Json(serde_json::json!({ "responses": responses })).into_response())
+        }
+        .await;
+        Outcome { code_id, result }
+    })
+    .await
+}
+
+/// Admits the request (or refuses it while draining), runs `handle`, records the metrics,
+/// logs, and adds the request id: the one place every API answer passes.
+async fn answer<F>(
+    st: &AppState,
+    endpoint: &'static str,
+    headers: &HeaderMap,
+    handle: F,
+) -> Response
+where
+    F: AsyncFnOnce(&str) -> Outcome,
+{
+    let started = Instant::now();
+    let rid = request_id(st, headers);
+    let outcome = match st.admit() {
+        Some(_admission) => handle(&rid).await,
+        None => Outcome {
+            code_id: String::new(),
+            result: Err(ApiError::Draining),
+        },
+    };
+    let (mut response, kind) = match outcome.result {
+        Ok(r) => (r, "ok"),
+        Err(e) => {
+            let kind = e.status_and_kind().1;
+            (e.into_response(), kind)
+        }
+    };
+    st.metrics
+        .record(endpoint, &outcome.code_id, kind, started.elapsed());
+    tracing::info!(
+        request_id = %rid,
+        endpoint,
+        status = response.status().as_u16(),
+        outcome = kind,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// The client's request id if it is a short token of `[A-Za-z0-9._-]`, else a new one.
+fn request_id(st: &AppState, headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_BYTES
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| st.next_request_id())
+}
+
+/// The client's deadline; one already passed (0 ms) is a timeout at once.
+fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(v) = headers.get(DEADLINE_HEADER) else {
+        return Ok(None);
+    };
+    let ms: u64 = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| {
+            ApiError::Roma(RomaError::invalid_argument(format!(
+                "{DEADLINE_HEADER} must be a whole number of milliseconds"
+            )))
+        })?;
+    if ms == 0 {
+        return Err(ApiError::Roma(RomaError::new(
+            ErrorKind::Timeout,
+            format!("the client's deadline ({DEADLINE_HEADER}: 0) had passed on arrival"),
+        )));
+    }
+    Ok(Some(Duration::from_millis(ms)))
+}
+
+/// Reads the body, at most `limits.max_body_bytes` (a larger `Content-Length` is refused
+/// before anything is read). Called after auth, so an unauthenticated client never makes the
+/// server buffer a body.
+async fn read_body(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let max = st.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::Roma(RomaError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("the body is larger than limits.max_body_bytes ({max})"),
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            too_large()
+        } else {
+            ApiError::Roma(RomaError::invalid_argument(format!(
+                "cannot read the body: {inner}"
+            )))
+        }
+    })
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match st.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        st.metrics.render(&st.figures()),
+    )
+        .into_response()
+}

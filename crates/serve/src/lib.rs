@@ -1,0 +1,33 @@
+//! roma as a network service: `roma serve` holds one [`roma::RomaService`] and serves it over
+//! HTTP/JSON and gRPC (`roma.v1.Roma`), so code in any language can load and run untrusted JavaScript and WebAssembly.
+//!
+//! The server stands between roma and clients it does not trust either: loading code needs
+//! one bearer token and executing another (read from files, re-read on `SIGHUP`), every body,
+//! batch, code object and connection is bounded, a slow client is cut off, and a drain
+//! (`SIGTERM`) answers every accepted request exactly once. roma's error kind decides the HTTP
+//! status ([`http_status`]). docs/serve.md describes the API.
+
+mod api;
+mod auth;
+mod error;
+mod grpc;
+mod http;
+mod metrics;
+mod server;
+mod settings;
+mod signals;
+mod state;
+
+pub use api::{
+    BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, RequestMetadata, ResponseBody,
+};
+pub use auth::{MAX_TOKEN_BYTES, Role};
+pub use error::{ApiError, RETRY_AFTER_SECS, ServeError, http_status};
+pub use grpc::{ERROR_KIND_METADATA, grpc_code, parse_grpc_timeout, pb};
+pub use http::{DEADLINE_HEADER, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
+pub use metrics::MAX_CODE_ID_LABELS;
+pub use server::{MAX_HEAD_BYTES, RunningServer, start};
+pub use settings::{
+    Limits, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, ServiceSettings, Settings,
+};
+pub use signals::serve_until_signalled;

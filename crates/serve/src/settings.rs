@@ -1,0 +1,345 @@
+//! The server's settings: every default in one place, read from a TOML file or built in code,
+//! and checked at start so a bad value fails with an error that names its key.
+
+use crate::error::ServeError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Bounds on what one client may send or hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `limits.max_body_bytes`: the largest request body (default 16 MiB). Past it: 413.
+    pub max_body_bytes: usize,
+    /// `limits.max_inputs`: the most inputs of one execution (default 1024). Past it: 413.
+    pub max_inputs: usize,
+    /// `limits.max_batch`: the most requests in one batch (default 1024). Past it: 413.
+    pub max_batch: usize,
+    /// `limits.max_code_bytes`: the largest code object, JS and WASM together (default 8 MiB).
+    pub max_code_bytes: usize,
+    /// `limits.max_metadata_entries`: the most metadata entries of one request (default 64);
+    /// each key holds at most 128 bytes and each value 4096.
+    pub max_metadata_entries: usize,
+    /// `limits.max_connections`: connections open at once (default 1024); one more is closed
+    /// as soon as it is accepted.
+    pub max_connections: usize,
+    /// `limits.header_read_timeout`: how long a client may take to send a request's headers
+    /// (default 10 s); a slower one is cut off.
+    pub header_read_timeout: Duration,
+    /// `limits.idle_timeout`: how long a connection may stay open with no request (default
+    /// 60 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_inputs: 1024,
+            max_batch: 1024,
+            max_code_bytes: 8 << 20,
+            max_metadata_entries: 64,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The longest metadata key, in bytes.
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+/// The longest metadata value, in bytes.
+pub const MAX_METADATA_VALUE_BYTES: usize = 4096;
+
+/// The service behind the server: the `[service]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// `service.workers`: worker processes (default: one per core).
+    pub workers: Option<usize>,
+    /// `service.heap_mb`: the maximum V8 heap of each isolate, in MB (default: V8's).
+    pub heap_mb: Option<usize>,
+    /// `service.queue_max_items`: executions that may wait per worker (default: roma's, 100).
+    pub queue_max_items: Option<usize>,
+    /// `service.default_timeout`: the timeout of an execution that sets none (default 5 s).
+    pub default_timeout: Duration,
+    /// `service.sandbox`: `namespaces` (default), `birdcage` or `none` (debugging only).
+    pub sandbox: roma::SandboxKind,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            workers: None,
+            heap_mb: None,
+            queue_max_items: None,
+            default_timeout: Duration::from_secs(5),
+            sandbox: roma::SandboxKind::Namespaces,
+        }
+    }
+}
+
+/// Everything `roma serve` needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// `server.http`: where the HTTP/JSON API listens.
+    pub http: SocketAddr,
+    /// `server.grpc`: where the gRPC API listens, if anywhere (default: nowhere).
+    pub grpc: Option<SocketAddr>,
+    /// `server.load_token_file`: the bearer token that may load code.
+    pub load_token_file: PathBuf,
+    /// `server.execute_token_file`: the bearer token that may execute.
+    pub execute_token_file: PathBuf,
+    /// `server.drain_grace`: how long requests in flight may take to finish once a drain
+    /// starts (default 10 s); those still running then are cancelled and answered 503.
+    pub drain_grace: Duration,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[service]`.
+    pub service: ServiceSettings,
+}
+
+impl Settings {
+    /// Settings with every default, listening on `http`, with the two token files.
+    pub fn new(http: SocketAddr, load_token_file: PathBuf, execute_token_file: PathBuf) -> Self {
+        Settings {
+            http,
+            grpc: None,
+            load_token_file,
+            execute_token_file,
+            drain_grace: Duration::from_secs(10),
+            limits: Limits::default(),
+            service: ServiceSettings::default(),
+        }
+    }
+
+    /// Reads and checks a TOML file. Relative token paths are taken from the file's folder.
+    pub fn from_file(path: &Path) -> Result<Self, ServeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Io {
+            what: format!("cannot read the config file {}", path.display()),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base)
+    }
+
+    /// Parses and checks TOML text; `base` is the folder relative token paths start from.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ServeError> {
+        let file: File = toml::from_str(text).map_err(|e| ServeError::Config {
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        let server = file.server.unwrap_or_default();
+        let http = required(server.http, "server.http")?;
+        let http = http
+            .parse()
+            .map_err(|e| bad("server.http", format!("{http:?}: {e}")))?;
+        let token = |p: Option<String>, key: &str| -> Result<PathBuf, ServeError> {
+            let p = PathBuf::from(required(p, key)?);
+            Ok(if p.is_relative() { base.join(p) } else { p })
+        };
+        let mut s = Settings::new(
+            http,
+            token(server.load_token_file, "server.load_token_file")?,
+            token(server.execute_token_file, "server.execute_token_file")?,
+        );
+        if let Some(g) = server.grpc {
+            s.grpc = Some(
+                g.parse()
+                    .map_err(|e| bad("server.grpc", format!("{g:?}: {e}")))?,
+            );
+        }
+        if let Some(g) = server.drain_grace {
+            s.drain_grace = duration(&g, "server.drain_grace")?;
+        }
+        let l = file.limits.unwrap_or_default();
+        let d = &mut s.limits;
+        set(&mut d.max_body_bytes, l.max_body_bytes);
+        set(&mut d.max_inputs, l.max_inputs);
+        set(&mut d.max_batch, l.max_batch);
+        set(&mut d.max_code_bytes, l.max_code_bytes);
+        set(&mut d.max_metadata_entries, l.max_metadata_entries);
+        set(&mut d.max_connections, l.max_connections);
+        if let Some(t) = l.header_read_timeout {
+            d.header_read_timeout = duration(&t, "limits.header_read_timeout")?;
+        }
+        if let Some(t) = l.idle_timeout {
+            d.idle_timeout = duration(&t, "limits.idle_timeout")?;
+        }
+        let v = file.service.unwrap_or_default();
+        s.service.workers = v.workers;
+        s.service.heap_mb = v.heap_mb;
+        s.service.queue_max_items = v.queue_max_items;
+        if let Some(t) = v.default_timeout {
+            s.service.default_timeout = duration(&t, "service.default_timeout")?;
+        }
+        if let Some(k) = v.sandbox {
+            s.service.sandbox = match k.as_str() {
+                "namespaces" => roma::SandboxKind::Namespaces,
+                "birdcage" => roma::SandboxKind::Birdcage,
+                "none" => roma::SandboxKind::None,
+                other => {
+                    return Err(bad(
+                        "service.sandbox",
+                        format!("{other:?} is not one of namespaces, birdcage, none"),
+                    ));
+                }
+            };
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_inputs", l.max_inputs),
+            ("limits.max_batch", l.max_batch),
+            ("limits.max_code_bytes", l.max_code_bytes),
+            ("limits.max_connections", l.max_connections),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        for (key, v) in [
+            ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.idle_timeout", l.idle_timeout),
+            ("server.drain_grace", self.drain_grace),
+            ("service.default_timeout", self.service.default_timeout),
+        ] {
+            if v.is_zero() {
+                return Err(bad(key, "must be more than 0".into()));
+            }
+        }
+        if self.service.workers == Some(0) {
+            return Err(bad("service.workers", "must be at least 1".into()));
+        }
+        if self.service.queue_max_items == Some(0) {
+            return Err(bad("service.queue_max_items", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+fn required(v: Option<String>, key: &str) -> Result<String, ServeError> {
+    v.ok_or_else(|| bad(key, "is required".into()))
+}
+
+fn set(slot: &mut usize, v: Option<usize>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn duration(text: &str, key: &str) -> Result<Duration, ServeError> {
+    roma::parse_duration(text).map_err(|e| bad(key, format!("{text:?}: {e}")))
+}
+
+fn bad(key: &str, message: String) -> ServeError {
+    ServeError::Config {
+        key: key.to_string(),
+        message,
+    }
+}
+
+/// The file as written: every field optional, unknown keys refused (toml names them).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    server: Option<ServerTable>,
+    limits: Option<LimitsTable>,
+    service: Option<ServiceTable>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerTable {
+    http: Option<String>,
+    grpc: Option<String>,
+    load_token_file: Option<String>,
+    execute_token_file: Option<String>,
+    drain_grace: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsTable {
+    max_body_bytes: Option<usize>,
+    max_inputs: Option<usize>,
+    max_batch: Option<usize>,
+    max_code_bytes: Option<usize>,
+    max_metadata_entries: Option<usize>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServiceTable {
+    workers: Option<usize>,
+    heap_mb: Option<usize>,
+    queue_max_items: Option<usize>,
+    default_timeout: Option<String>,
+    sandbox: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str =
+        "[server]\nhttp = \"127.0.0.1:0\"\nload_token_file = \"l\"\nexecute_token_file = \"/e\"\n";
+
+    fn key_of(text: &str) -> String {
+        match Settings::from_toml(text, Path::new("/base")) {
+            Err(ServeError::Config { key, message }) => format!("{key}: {message}"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_file_takes_defaults_and_resolves_relative_paths() {
+        let s = Settings::from_toml(MIN, Path::new("/base")).unwrap();
+        assert_eq!(s.load_token_file, PathBuf::from("/base/l"));
+        assert_eq!(s.execute_token_file, PathBuf::from("/e"));
+        assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let t = format!(
+            "{MIN}drain_grace = \"2s\"\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
+             [service]\nworkers = 2\nsandbox = \"none\"\n"
+        );
+        let s = Settings::from_toml(&t, Path::new("/")).unwrap();
+        assert_eq!(s.drain_grace, Duration::from_secs(2));
+        assert_eq!(s.limits.max_inputs, 3);
+        assert_eq!(s.limits.idle_timeout, Duration::from_millis(150));
+        assert_eq!(s.service.workers, Some(2));
+        assert_eq!(s.service.sandbox, roma::SandboxKind::None);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(key_of("[server]\n").starts_with("server.http: is required"));
+        assert!(
+            key_of(&format!("{MIN}[limits]\nmax_connections = 0\n"))
+                .starts_with("limits.max_connections")
+        );
+        assert!(
+            key_of(&format!("{MIN}[limits]\nidle_timeout = \"soon\"\n"))
+                .starts_with("limits.idle_timeout")
+        );
+        assert!(
+            key_of(&format!("{MIN}[service]\nsandbox = \"chroot\"\n"))
+                .starts_with("service.sandbox")
+        );
+        assert!(key_of("[server]\nhttp = \"nowhere\"\n").starts_with("server.http"));
+        // toml names an unknown key itself.
+        assert!(key_of(&format!("{MIN}[limits]\nmax_bodybytes = 1\n")).contains("max_bodybytes"));
+    }
+}

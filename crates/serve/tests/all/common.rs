@@ -1,0 +1,254 @@
+//! The test server and client: a server per test, on 127.0.0.1 with a port the OS picks, and
+//! a small HTTP/1.1 client over hyper.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use roma::SandboxKind;
+use roma_serve::{RequestMetadata, RunningServer, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+pub const LOAD: &str = "load-token-0123";
+pub const EXEC: &str = "exec-token-4567";
+
+/// How long a test waits for something that must happen: a safety net, not a timing
+/// assertion.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Hello world, a handler that reads the metadata through host functions, one that throws,
+/// one that spins forever and one that signals it started and then spins.
+pub const JS: &str = r#"
+function Handler(input) { return "Hello world! " + JSON.stringify(input); }
+function Meta() { return meta.get("tenant") + "/" + (meta.rid().length > 0); }
+function Throw() { throw new Error("boom"); }
+function Spin() { while (true) {} }
+function Signal() { test.started(); while (true) {} }
+function SignalThenWork(ms) { test.started(); const t = Date.now(); while (Date.now() - t < ms) {} return "done"; }
+"#;
+
+/// The sandbox the tests use: `ROMA_TEST_SANDBOX` (namespaces, birdcage, none), else the
+/// default (namespaces).
+pub fn sandbox() -> SandboxKind {
+    match std::env::var("ROMA_TEST_SANDBOX").as_deref() {
+        Ok("none") => SandboxKind::None,
+        Ok("birdcage") => SandboxKind::Birdcage,
+        _ => SandboxKind::Namespaces,
+    }
+}
+
+/// A running server and what the tests observe of it.
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    /// How many times `test.started()` ran.
+    pub started: Arc<AtomicUsize>,
+    pub started_notify: Arc<Notify>,
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// Settings for a test: 127.0.0.1:0, fresh token files, one worker.
+pub fn settings() -> Settings {
+    let dir = std::env::temp_dir().join(format!(
+        "roma-serve-test-{}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("load.tok"), LOAD).unwrap();
+    std::fs::write(dir.join("exec.tok"), format!("{EXEC}\n")).unwrap();
+    let mut s = Settings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("load.tok"),
+        dir.join("exec.tok"),
+    );
+    s.service.workers = Some(1);
+    s.service.sandbox = sandbox();
+    s
+}
+
+impl TestServer {
+    pub async fn start(settings: Settings) -> TestServer {
+        let started = Arc::new(AtomicUsize::new(0));
+        let started_notify = Arc::new(Notify::new());
+        let mut config = roma::Config::<RequestMetadata>::new();
+        config.register_function("meta.get", |p| {
+            let key = p.io.input_string().unwrap_or_default().to_string();
+            p.io.output = roma::BindingOutput::String(
+                p.metadata.values.get(&key).cloned().unwrap_or_default(),
+            );
+        });
+        config.register_function("meta.rid", |p| {
+            p.io.output = roma::BindingOutput::String(p.metadata.request_id.clone());
+        });
+        {
+            let started = Arc::clone(&started);
+            let notify = Arc::clone(&started_notify);
+            config.register_function("test.started", move |_| {
+                started.fetch_add(1, Ordering::SeqCst);
+                notify.notify_waiters();
+            });
+        }
+        let dir = settings.load_token_file.parent().unwrap().to_path_buf();
+        let server = roma_serve::start(settings, config)
+            .await
+            .expect("server starts");
+        TestServer {
+            addr: server.http_addr(),
+            server: Some(server),
+            dir,
+            started,
+            started_notify,
+        }
+    }
+
+    /// A server with `JS` loaded as `v1`.
+    pub async fn with_code(settings: Settings) -> TestServer {
+        let t = TestServer::start(settings).await;
+        let r = t.load("v1", JS).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        t
+    }
+
+    /// Waits until `test.started()` has run `n` times.
+    pub async fn wait_started(&self, n: usize) {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let notified = self.started_notify.notified();
+                if self.started.load(Ordering::SeqCst) >= n {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("the handler started");
+    }
+
+    pub async fn load(&self, version: &str, js: &str) -> Reply {
+        let body = serde_json::json!({"version_string": version, "js": js}).to_string();
+        self.post("/v1/code", Some(LOAD), &[], body).await
+    }
+
+    pub async fn execute(&self, handler: &str, input: &[&str], extra: &[(&str, &str)]) -> Reply {
+        let body = serde_json::json!({
+            "id": "r1", "version_string": "v1", "handler_name": handler, "input": input,
+        })
+        .to_string();
+        self.post("/v1/execute", Some(EXEC), extra, body).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        request(self.addr, "POST", path, token, headers, body.into()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        request(self.addr, "GET", path, None, &[], Bytes::new()).await
+    }
+
+    /// The value of a metric line that starts with `prefix` (name and labels).
+    pub async fn metric(&self, prefix: &str) -> Option<f64> {
+        let text = self.get("/metrics").await.body;
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Drains the server and waits until it finished.
+    pub async fn drain(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.drain();
+            tokio::time::timeout(PATIENCE, s.finished())
+                .await
+                .expect("the drain finishes");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.drain();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    /// The error kind of an error body.
+    pub fn kind(&self) -> String {
+        self.json()["error"]["kind"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// One request on a new connection.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("handshake");
+    tokio::spawn(conn);
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(
+        PATIENCE,
+        send.send_request(b.body(Full::new(body)).unwrap()),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
