@@ -111,6 +111,9 @@ fn build(source: &str, name: &str, extra: &[&str]) -> PathBuf {
 fn run(program: &Path) -> Output {
     let out = Command::new(program)
         .env("ROMA_WORKER_LIB", worker())
+        // cargo's LD_LIBRARY_PATH for tests lists target/<profile> before deps/, where a
+        // libroma_c.so of an older build may lie; the program must load this build's.
+        .env("LD_LIBRARY_PATH", deps_dir())
         .env("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         .output()
