@@ -281,6 +281,14 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     }
 
     fn run_load(&mut self, job: LoadJob) -> bool {
+        // A worker that died while idle (killed from outside) is replaced before it is given
+        // the load: the load goes back to the front of the slot's control queue, which marking
+        // the slot down acknowledges, and the replacement gets the version with the rest of
+        // the cache. Otherwise the load would fail on a worker already gone.
+        if self.backend.as_mut().is_some_and(|b| !alive(b)) {
+            self.shared.lock().slots[self.index].loads.push_front(job);
+            return true;
+        }
         let (result, fatal) = match self.backend.as_mut() {
             Some(b) => {
                 let (r, panicked) = guarded("load", || b.load(&job.code));
