@@ -381,11 +381,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
             std::iter::once(invocation.version_string.as_str()),
             1,
         )?;
-        let placed = self.enqueue(&mut st, request, invocation, Box::new(callback));
-        drop(st); // a refused request's callback and metadata are dropped outside the lock
-        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
-        self.shared.wake(slot);
-        Ok(self.token(id))
+        self.place(st, request, invocation, Box::new(callback))
     }
 
     /// Queues every request, or none. The requests spread over the workers like separate
@@ -461,12 +457,8 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         let invocation = self.prepare(&request)?;
         let deadline = self.room_deadline(wait);
         let st = self.shared.lock();
-        let mut st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
-        let placed = self.enqueue(&mut st, request, invocation, Box::new(callback));
-        drop(st);
-        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
-        self.shared.wake(slot);
-        Ok(self.token(id))
+        let st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
+        self.place(st, request, invocation, Box::new(callback))
     }
 
     /// [`batch_execute`](Self::batch_execute) for a batch of any size: the requests are
@@ -771,6 +763,22 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         let inv = request.to_invocation(self.shared.config.default_timeout)?;
         validate_invocation(&inv)?;
         Ok(inv)
+    }
+
+    /// Places an admitted single request and wakes its slot. The lock is released before a
+    /// refused request's callback and metadata are dropped.
+    fn place(
+        &self,
+        mut st: MutexGuard<'_, State<M>>,
+        request: InvocationRequest<M>,
+        invocation: Invocation,
+        callback: ExecCallback,
+    ) -> Result<ExecutionToken, RomaError> {
+        let placed = self.enqueue(&mut st, request, invocation, callback);
+        drop(st);
+        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
+        self.shared.wake(slot);
+        Ok(self.token(id))
     }
 
     /// Places an admitted request; returns its slot and id. When no slot can take it (every
