@@ -231,8 +231,9 @@ fn after_a_storm_the_dispatcher_still_recovers_and_serves() {
     let log = MetaLog::new();
     let tally = Arc::new(Tally::default());
     storm(&h, &d, &log, &tally);
-    // Idle too: a storm's request still running may be one that kills its backend, which the
-    // slot sees only when that request ends, so until then "up" can name a dead backend.
+    // Idle too, so that the load below does not race the storm's last requests and loads.
+    // (A backend killed from outside while idle still shows as up; the dispatcher replaces it
+    // when it next gives it work, a load included.)
     wait_stats(&d, "queues drained and every slot up and idle", |s| {
         s.queued == 0
             && (0..3).all(|i| {
