@@ -1,140 +1,80 @@
-//! Compiles the C++ shim against the system V8 (libnode) and links it.
+//! Compiles the C++ shim against the V8 headers of the pinned Node.js build.
 //!
-//! V8 is found, in order: `ROMA_V8_INCLUDE` + `ROMA_V8_LIB`; the folder `cargo xtask setup`
-//! fills (`target/libnode/` of the workspace); the system paths (`/usr/include/node` with a
-//! matching `libnode.so.<NODE_MODULE_VERSION>`). Every binary gets an rpath to the library
-//! folder, so nothing needs `LD_LIBRARY_PATH`.
+//! The build lives in `target/node/` of the workspace (`cargo xtask setup` fills it), or in
+//! `$ROMA_NODE_DIR` (a folder with `bin/node` and `include/node/`). Nothing is linked: the V8
+//! symbols the shim calls stay undefined in the shared library that carries roma-v8 and resolve,
+//! when `node` loads that library, from the `node` executable, which exports the whole V8 API.
+//! The headers must be the pinned version's (`node_pin.rs`): a library compiled against other
+//! headers would call into a V8 with another object layout.
 
 use std::env;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-const FIX: &str = "run `cargo xtask setup` (it installs or unpacks Debian's libnode-dev), \
-                   or set ROMA_V8_INCLUDE and ROMA_V8_LIB";
+include!("node_pin.rs");
+
+const FIX: &str = "run `cargo xtask setup` (it fetches the pinned Node.js build into target/node), \
+                   or set ROMA_NODE_DIR to a folder holding that build";
 
 fn main() {
     println!("cargo:rerun-if-changed=shim/roma_v8_shim.cc");
-    println!("cargo:rerun-if-env-changed=ROMA_V8_INCLUDE");
-    println!("cargo:rerun-if-env-changed=ROMA_V8_LIB");
+    println!("cargo:rerun-if-changed=node_pin.rs");
+    println!("cargo:rerun-if-env-changed=ROMA_NODE_DIR");
     let manifest =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest.join("../..");
-    let setup_dir = workspace.join("target/libnode");
-    println!("cargo:rerun-if-changed={}", setup_dir.display());
-
-    let (include, lib) = match find_v8(&setup_dir) {
-        Ok(found) => found,
-        Err(why) => {
-            eprintln!("roma-v8: V8 (libnode) not found: {why}.\nroma-v8: to fix it, {FIX}.");
-            panic!("roma-v8: V8 (libnode) not found: {why}; {FIX}");
-        }
+    let dir = match env::var_os("ROMA_NODE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => manifest.join("../../target/node"),
     };
+    let dir = dir.canonicalize().unwrap_or(dir);
+    println!(
+        "cargo:rerun-if-changed={}",
+        dir.join("include/node").display()
+    );
+    let include = dir.join("include/node");
+    let version_h = include.join("node_version.h");
+    let found = match std::fs::read_to_string(&version_h) {
+        Ok(text) => node_version(&text),
+        Err(e) => fail(&format!("cannot read {}: {e}", version_h.display())),
+    };
+    if found != NODE_VERSION {
+        fail(&format!(
+            "{} is Node {found}, but roma pins Node {NODE_VERSION}",
+            include.display()
+        ));
+    }
 
     cc::Build::new()
         .cpp(true)
-        .std("c++17")
+        .std("c++20")
         .file("shim/roma_v8_shim.cc")
-        .include(&include)
+        // -isystem: V8's own headers are not the shim's to keep warning-free.
+        .flag("-isystem")
+        .flag(
+            include
+                .to_str()
+                .unwrap_or_else(|| fail("the include path is not UTF-8")),
+        )
         .flag("-fno-rtti")
-        .flag_if_supported("-Wno-unused-parameter")
         .warnings(true)
         .compile("roma_v8_shim");
 
-    let (lib_dir, lib_file) = lib;
-    // A plain absolute path: the rpath must resolve inside the worker's jail, whose root holds
-    // only this folder (no `..` through folders that are not there).
-    let lib_dir = lib_dir.canonicalize().unwrap_or(lib_dir);
-    println!("cargo:rustc-link-search=native={}", lib_dir.display());
-    if lib_dir.join("libnode.so").exists() {
-        println!("cargo:rustc-link-lib=dylib=node");
-    } else {
-        println!("cargo:rustc-link-arg=-l:{lib_file}");
-    }
-    // rpath for this crate's own tests, benches and examples; dependents read DEP_ROMA_V8_LIBDIR.
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
-    println!("cargo:libdir={}", lib_dir.display());
-    println!("cargo:include={}", include.display());
+    // Dependents (the worker library, the engine tests) read DEP_ROMA_V8_NODE_DIR.
+    println!("cargo:node_dir={}", dir.display());
+    println!("cargo:rustc-env=ROMA_NODE_DIR={}", dir.display());
 }
 
-type Found = (PathBuf, (PathBuf, String));
-
-fn find_v8(setup_dir: &Path) -> Result<Found, String> {
-    if let (Ok(inc), Ok(lib)) = (env::var("ROMA_V8_INCLUDE"), env::var("ROMA_V8_LIB")) {
-        let inc = PathBuf::from(inc);
-        let lib = PathBuf::from(lib);
-        if !inc.join("v8.h").exists() {
-            return Err(format!("ROMA_V8_INCLUDE={} has no v8.h", inc.display()));
-        }
-        let file = libnode_in(&lib, None)
-            .ok_or_else(|| format!("ROMA_V8_LIB={} has no libnode.so*", lib.display()))?;
-        return Ok((inc, (lib, file)));
-    }
-    let inc = setup_dir.join("usr/include/node");
-    if inc.join("v8.h").exists()
-        && let Some((dir, file)) = multiarch_libdirs(&setup_dir.join("usr/lib"))
-            .into_iter()
-            .find_map(|d| libnode_in(&d, module_version(&inc)).map(|f| (d, f)))
-    {
-        return Ok((inc, (dir, file)));
-    }
-    let inc = PathBuf::from("/usr/include/node");
-    if inc.join("v8.h").exists() {
-        let abi = module_version(&inc);
-        for dir in multiarch_libdirs(Path::new("/usr/lib"))
-            .into_iter()
-            .chain([PathBuf::from("/usr/lib")])
-        {
-            // Only a libnode whose ABI number matches the headers: /usr/include/node may hold
-            // another Node's headers (nodesource's V8 11.3 here) with no library to match.
-            if let Some(abi) = abi
-                && let Some(file) = libnode_in(&dir, Some(abi))
-            {
-                return Ok((inc, (dir, file)));
-            }
-        }
-        return Err(format!(
-            "/usr/include/node holds headers of NODE_MODULE_VERSION {abi:?} but no matching libnode.so.N is installed"
-        ));
-    }
-    Err(format!(
-        "neither {} nor /usr/include/node has V8 headers",
-        setup_dir.display()
-    ))
+/// `MAJOR.MINOR.PATCH` from `node_version.h`.
+fn node_version(text: &str) -> String {
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("#define NODE_{k}_VERSION ")))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    format!("{}.{}.{}", get("MAJOR"), get("MINOR"), get("PATCH"))
 }
 
-fn multiarch_libdirs(usr_lib: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Ok(rd) = fs::read_dir(usr_lib) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains("-linux-"))
-            {
-                dirs.push(p);
-            }
-        }
-    }
-    dirs
-}
-
-fn module_version(include: &Path) -> Option<u32> {
-    let text = fs::read_to_string(include.join("node_version.h")).ok()?;
-    text.lines().find_map(|l| {
-        let l = l.trim();
-        let rest = l.strip_prefix("#define NODE_MODULE_VERSION ")?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-fn libnode_in(dir: &Path, abi: Option<u32>) -> Option<String> {
-    if let Some(abi) = abi {
-        let name = format!("libnode.so.{abi}");
-        return dir.join(&name).exists().then_some(name);
-    }
-    let rd = fs::read_dir(dir).ok()?;
-    rd.flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .find(|n| n.starts_with("libnode.so."))
+fn fail(why: &str) -> ! {
+    eprintln!("roma-v8: {why}.\nroma-v8: to fix it, {FIX}.");
+    panic!("roma-v8: {why}; {FIX}");
 }

@@ -141,6 +141,7 @@ pub fn write_seeds(corpus: &Path) -> Result<()> {
                 result: Ok(ExecOutput {
                     resp: r#""Hello world! \"Foobar\"""#.into(),
                     metrics: vec![("roma.execution.code_run_duration_ms".into(), 0.25)],
+                    profiler_output: String::new(),
                 }),
             },
         ),

@@ -1,34 +1,36 @@
 //! roma's project tasks.
 //!
-//! - `cargo xtask setup`: make a fresh Debian or Ubuntu machine ready to build roma: a C++
-//!   compiler, `protoc` (Debian's protobuf-compiler, for roma-serve's gRPC code) and V8
-//!   (libnode). It uses `ROMA_V8_INCLUDE`/`ROMA_V8_LIB` when set, else a
-//!   `target/libnode/` already filled, else a system `libnode-dev` whose headers match its
-//!   library; otherwise it installs libnode's runtime dependencies with apt-get and unpacks
-//!   `apt-get download`ed libnode + libnode-dev into `target/libnode/` (never `apt-get install
-//!   libnode-dev`, which a preinstalled nodesource `nodejs` blocks), which roma-v8's build
-//!   script finds.
+//! - `cargo xtask setup`: make a fresh Debian or Ubuntu machine ready to build roma: a C++20
+//!   compiler, pkg-config (the C API's tests build their programs through it), `protoc`
+//!   (Debian's protobuf-compiler, for roma-serve's gRPC code), the libraries `node` loads
+//!   (libstdc++6, libatomic1), and V8: the official Node.js build pinned in
+//!   `crates/v8/node_pin.rs`, fetched with npm, checked against its sha512 and unpacked into
+//!   `target/node/` (see [`node`]).
 //! - `cargo xtask hello [--verbose]`: setup, build, and run `examples/hello.js` through roma.
 //!   What setup installs system-wide is said in one line each; apt's own output shows only
 //!   with `--verbose` (or when apt fails). `setup` and `test` take `--verbose` too.
-//! - `cargo xtask test`: setup, then every check CI runs, in order: fmt, the shim against newer
-//!   V8 headers, clippy, every test, the docs' runnable commands, rustdoc without warnings, and
-//!   the birdcage backend (built
-//!   in `target/birdcage`): `roma check`, the service's integration tests, hello world.
+//! - `cargo xtask test`: setup, then every check CI runs, in order: fmt, the shim with every
+//!   warning an error, clippy, every test, the docs' runnable commands, rustdoc without
+//!   warnings, and the birdcage backend (built in `target/birdcage`): `roma check`, the
+//!   service's integration tests, hello world.
 //! - `cargo xtask docs-check`: every command README.md, examples/README.md and docs/ mark
 //!   runnable runs as shown (run by `cargo xtask test` too).
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
+//! - `cargo xtask install-capi --prefix DIR`: the C API, its headers, the worker, a pkg-config
+//!   file and a CMake package config under DIR (docs/c-api.md).
 
 use anyhow::{Context, Result, bail};
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod capi;
 mod docs;
 mod fuzz;
+mod node;
 mod soak;
 
 /// Whether apt's output is shown (`--verbose`); otherwise it shows only when apt fails.
@@ -56,17 +58,19 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::fuzz(rest),
         "soak" => soak::soak(rest),
         "soak-inner" => soak::soak_inner(rest),
+        "install-capi" => capi::install(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
-                 tasks:\n  setup       install what a fresh machine needs (C++ compiler, system V8)\n  \
+                 tasks:\n  setup       install what a fresh machine needs (C++ compiler, pinned Node/V8)\n  \
                  hello       setup, build, run examples/hello.js through roma [--verbose]\n  \
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
-                 shim-check  compile the V8 shim against /usr/include/node (newer V8 headers)\n  \
+                 shim-check  compile the V8 shim with -Wall -Wextra -Werror\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
-                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]"
+                 soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
+                 install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR"
             );
             if task == "help" {
                 Ok(())
@@ -120,6 +124,22 @@ fn succeeds_quietly(cmd: &mut Command) -> bool {
     cmd.output().is_ok_and(|o| o.status.success())
 }
 
+/// Installs Debian packages system-wide (apt-get update first when a plain install fails),
+/// saying in one line what and why.
+fn apt_install(packages: &[&str], why: &str) -> Result<()> {
+    eprintln!(
+        "xtask: installing system-wide with apt-get: {} ({why})",
+        packages.join(" ")
+    );
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(packages);
+    if !succeeds_quietly(&mut apt(&args)) {
+        run_quiet(&mut apt(&["update"]))?;
+        run_quiet(&mut apt(&args))?;
+    }
+    Ok(())
+}
+
 fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
@@ -151,97 +171,40 @@ fn apt(args: &[&str]) -> Command {
 
 fn setup() -> Result<()> {
     let root = root();
-    let dest = root.join("target/libnode");
     ensure_compiler()?;
     ensure_protoc()?;
-    if env::var_os("ROMA_V8_INCLUDE").is_some() && env::var_os("ROMA_V8_LIB").is_some() {
-        eprintln!("xtask: ROMA_V8_INCLUDE/ROMA_V8_LIB are set; using them");
-        return Ok(());
-    }
-    if dest.join("usr/include/node/v8.h").exists() && find_libnode(&dest.join("usr/lib")).is_some()
-    {
-        eprintln!("xtask: V8 is ready in {}", dest.display());
-        return Ok(());
-    }
-    if system_libnode_matches() {
-        eprintln!("xtask: using the system libnode-dev");
-        return Ok(());
-    }
-    if !have("apt-get") {
-        bail!(
-            "no V8 found and no apt-get to fetch it: install libnode-dev (Debian/Ubuntu), or set \
-             ROMA_V8_INCLUDE and ROMA_V8_LIB to V8 headers and a libnode.so"
-        );
-    }
-    let pkg = libnode_package()?;
-    eprintln!(
-        "xtask: unpacking {pkg} and libnode-dev into {}",
-        dest.display()
-    );
-    // Runtime dependencies of libnode, without the nodejs-dependent node-* packages that conflict
-    // with a preinstalled nodesource nodejs.
-    let deps = runtime_deps(&pkg)?;
-    if !deps.is_empty() {
-        eprintln!(
-            "xtask: installing system-wide with apt-get: {} (the shared libraries {pkg} links \
-             against; roma's V8 in target/libnode loads them at run time)",
-            deps.join(" ")
-        );
-        let mut args = vec!["install", "-y", "--no-install-recommends"];
-        args.extend(deps.iter().map(String::as_str));
-        if !succeeds_quietly(&mut apt(&args)) {
-            run_quiet(&mut apt(&["update"]))?;
-            run_quiet(&mut apt(&args))?;
-        }
-    }
-    let dl = root.join("target/libnode-debs");
-    std::fs::create_dir_all(&dl)?;
-    for f in std::fs::read_dir(&dl)?.flatten() {
-        let _ = std::fs::remove_file(f.path());
-    }
-    let download = |dl: &Path| {
-        succeeds_quietly(Command::new("apt-get").current_dir(dl).args([
-            "download",
-            &pkg,
-            "libnode-dev",
-        ]))
-    };
-    if !download(&dl) {
-        run_quiet(&mut apt(&["update"]))?;
-        if !download(&dl) {
-            bail!("apt-get download {pkg} libnode-dev failed");
-        }
-    }
-    std::fs::create_dir_all(&dest)?;
-    for f in std::fs::read_dir(&dl)?.flatten() {
-        if f.path().extension().is_some_and(|e| e == "deb") {
-            run_quiet(Command::new("dpkg-deb").arg("-x").arg(f.path()).arg(&dest))?;
-        }
-    }
-    if find_libnode(&dest.join("usr/lib")).is_none() {
-        bail!(
-            "unpacked {pkg} but found no libnode.so under {}",
-            dest.display()
-        );
-    }
-    eprintln!("xtask: V8 ready in {}", dest.display());
+    ensure_runtime_libraries()?;
+    node::ensure(&root.join("target"))?;
     Ok(())
 }
 
-fn ensure_compiler() -> Result<()> {
-    if have("g++") || have("c++") {
+/// Installs the Debian package `package` when `program` is not on the PATH.
+fn ensure_program(program: &str, package: &str) -> Result<()> {
+    if have(program) {
         return Ok(());
     }
     if !have("apt-get") {
-        bail!("no C++ compiler (g++) and no apt-get to install one");
+        bail!("`{program}` is missing and there is no apt-get to install {package}: install it");
     }
-    eprintln!(
-        "xtask: installing system-wide with apt-get: g++ (roma-v8 compiles its C++ shim over V8)"
-    );
-    let args = ["install", "-y", "--no-install-recommends", "g++"];
-    if !succeeds_quietly(&mut apt(&args)) {
-        run_quiet(&mut apt(&["update"]))?;
-        run_quiet(&mut apt(&args))?;
+    apt_install(&[package], &format!("roma's build needs `{program}`"))?;
+    if !have(program) {
+        bail!("installed {package} but `{program}` is still not on the PATH");
+    }
+    Ok(())
+}
+
+/// A C++ compiler that speaks C++20 (V8 14's headers need it; Debian 12's g++ 12 does).
+fn ensure_compiler() -> Result<()> {
+    ensure_pkg_config()?;
+    if !have("c++") && !have("g++") {
+        ensure_program("g++", "g++")?;
+    }
+    let probe = Command::new(if have("c++") { "c++" } else { "g++" })
+        .args(["-std=c++20", "-fsyntax-only", "-x", "c++", "-"])
+        .stdin(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        bail!("the C++ compiler does not accept -std=c++20; V8 14's headers need g++ 12 or newer");
     }
     Ok(())
 }
@@ -255,91 +218,51 @@ fn ensure_protoc() -> Result<()> {
     if !have("apt-get") {
         bail!("no protoc and no apt-get to install it: install protobuf-compiler, or set PROTOC");
     }
-    eprintln!(
-        "xtask: installing system-wide with apt-get: protobuf-compiler (roma-serve generates its \
-         gRPC code from crates/serve/proto)"
-    );
-    let args = [
-        "install",
-        "-y",
-        "--no-install-recommends",
-        "protobuf-compiler",
-    ];
-    if !succeeds_quietly(&mut apt(&args)) {
-        run_quiet(&mut apt(&["update"]))?;
-        run_quiet(&mut apt(&args))?;
+    apt_install(
+        &["protobuf-compiler"],
+        "roma-serve generates its gRPC code from crates/serve/proto",
+    )
+}
+
+/// The shared libraries the pinned `node` executable loads besides glibc.
+const NODE_RUNTIME_LIBRARIES: [(&str, &str); 2] = [
+    ("libstdc++.so.6", "libstdc++6"),
+    ("libatomic.so.1", "libatomic1"),
+];
+
+/// The C API's tests build their C and C++ programs through `pkg-config --cflags --libs roma`.
+fn ensure_pkg_config() -> Result<()> {
+    if have("pkg-config") {
+        return Ok(());
     }
-    Ok(())
-}
-
-fn find_libnode(usr_lib: &Path) -> Option<PathBuf> {
-    for dir in std::fs::read_dir(usr_lib).ok()?.flatten() {
-        for f in std::fs::read_dir(dir.path()).ok()?.flatten() {
-            if f.file_name().to_string_lossy().starts_with("libnode.so.") {
-                return Some(f.path());
-            }
-        }
+    if !have("apt-get") {
+        bail!("no pkg-config and no apt-get to install it");
     }
-    None
+    apt_install(&["pkg-config"], "the C API's tests build with it")
 }
 
-/// A system libnode-dev whose headers match an installed libnode.so.N.
-fn system_libnode_matches() -> bool {
-    let Ok(text) = std::fs::read_to_string("/usr/include/node/node_version.h") else {
-        return false;
-    };
-    let Some(abi) = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("#define NODE_MODULE_VERSION "))
-    else {
-        return false;
-    };
-    let name = format!("libnode.so.{}", abi.trim());
-    std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|d| d.path().join(&name).exists())
-}
-
-/// The libnodeNNN package this distribution ships with V8 10.x (Debian 12: libnode108;
-/// Ubuntu 24.04: libnode109).
-fn libnode_package() -> Result<String> {
-    let out = Command::new("apt-cache")
-        .args(["search", "--names-only", "^libnode[0-9]+$"])
-        .output()?;
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+fn ensure_runtime_libraries() -> Result<()> {
+    let cache = Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .or_else(|_| Command::new("/sbin/ldconfig").arg("-p").output())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let missing: Vec<&str> = NODE_RUNTIME_LIBRARIES
+        .iter()
+        .filter(|(lib, _)| !cache.contains(lib))
+        .map(|(_, pkg)| *pkg)
         .collect();
-    if names.is_empty() {
-        run_quiet(&mut apt(&["update"]))?;
-        let out = Command::new("apt-cache")
-            .args(["search", "--names-only", "^libnode[0-9]+$"])
-            .output()?;
-        names = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    names.sort_by_key(|n| n.trim_start_matches("libnode").parse::<u32>().unwrap_or(0));
-    names
-        .pop()
-        .context("apt has no libnodeNNN package (is this Debian 12+ or Ubuntu 24.04+?)")
-}
-
-/// libnode's dependencies that are plain libraries (not node-* JS packages).
-fn runtime_deps(pkg: &str) -> Result<Vec<String>> {
-    let out = Command::new("apt-cache").args(["depends", pkg]).output()?;
-    let mut deps: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Depends: ").map(str::trim))
-        .filter(|d| !d.starts_with('<') && !d.starts_with("node-") && !d.starts_with("nodejs"))
-        .map(str::to_string)
-        .collect();
-    deps.sort();
-    deps.dedup();
-    Ok(deps)
+    if !have("apt-get") {
+        bail!("node needs {missing:?} and there is no apt-get to install them");
+    }
+    apt_install(
+        &missing,
+        "the shared libraries the pinned node executable, which runs every worker, loads",
+    )
 }
 
 fn cargo() -> Command {
@@ -358,44 +281,27 @@ fn hello(rest: &[String]) -> Result<()> {
     run(&mut c)
 }
 
-/// Builds the debug `roma` and its worker, then runs the docs' runnable commands with them.
+/// Builds the debug `roma` and its worker library, then runs the docs' runnable commands with
+/// them.
 fn docs_check() -> Result<()> {
-    run(cargo().args(["build", "-p", "roma-cli", "-p", "roma-worker", "--bins"]))?;
+    run(cargo().args(["build", "-p", "roma-cli", "-p", "roma-worker"]))?;
     docs::check(&root())
 }
 
+/// The shim with every warning an error, against the pinned V8 headers (the build script
+/// compiles it with warnings shown but not fatal).
 fn shim_check() -> Result<()> {
-    let header = Path::new("/usr/include/node/v8-version.h");
-    if !header.exists() {
-        eprintln!(
-            "xtask: /usr/include/node has no V8 headers; shim check against newer V8 skipped"
-        );
-        return Ok(());
-    }
-    let version = std::fs::read_to_string(header)?;
-    let get = |k: &str| {
-        version
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(&format!("#define V8_{k}_VERSION "))
-                    .map(|v| v.trim().to_string())
-            })
-            .unwrap_or_default()
-    };
-    eprintln!(
-        "xtask: compiling the shim against V8 {}.{} headers in /usr/include/node (compile only)",
-        get("MAJOR"),
-        get("MINOR")
-    );
+    let include = root().join("target/node/include/node");
     run(Command::new("c++")
         .args([
-            "-std=c++17",
+            "-std=c++20",
             "-fno-rtti",
             "-fsyntax-only",
             "-Wall",
             "-Werror",
-            "-I/usr/include/node",
         ])
+        .arg("-isystem")
+        .arg(&include)
         .arg(root().join("crates/v8/shim/roma_v8_shim.cc")))
 }
 
@@ -411,8 +317,8 @@ fn test(rest: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The service tests start real roma-worker processes: build the binary first.
-    run(cargo().args(["build", "-p", "roma-worker", "--bins"]))?;
+    // The service tests start real workers: build the worker library first.
+    run(cargo().args(["build", "-p", "roma-worker"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
     docs_check()?;
     // Every crate's rustdoc builds without warnings.
@@ -461,6 +367,6 @@ fn birdcage_smoke() -> Result<()> {
 
 fn bench(rest: &[String]) -> Result<()> {
     setup()?;
-    run(cargo().args(["build", "--release", "-p", "roma-worker", "--bins"]))?;
+    run(cargo().args(["build", "--release", "-p", "roma-worker"]))?;
     run(cargo().args(["bench", "--workspace"]).args(rest))
 }

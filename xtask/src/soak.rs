@@ -5,7 +5,7 @@
 //!
 //! The outer task builds `roma-worker` and this soak in release, runs the fuzz targets for S
 //! seconds each first (default 60; 0 skips them), then runs `xtask soak-inner` (the soak itself)
-//! with `ROMA_WORKER_BIN` pointing at the release worker.
+//! with `ROMA_WORKER_LIB` pointing at the release worker library.
 
 use crate::{cargo, root, run};
 use anyhow::{Context, Result, bail};
@@ -55,8 +55,8 @@ pub fn soak(rest: &[String]) -> Result<()> {
     if fuzz_seconds > 0 {
         crate::fuzz::fuzz(&["--seconds".into(), fuzz_seconds.to_string()])?;
     }
-    run(cargo().args(["build", "--release", "-p", "roma-worker", "--bins"]))?;
-    let worker = target_dir().join("release/roma-worker");
+    run(cargo().args(["build", "--release", "-p", "roma-worker"]))?;
+    let worker = target_dir().join("release").join(roma::WORKER_LIBRARY_NAME);
     run(cargo()
         .args([
             "run",
@@ -69,7 +69,7 @@ pub fn soak(rest: &[String]) -> Result<()> {
         ])
         .args(["--minutes", &minutes.to_string()])
         .args(["--kill-every-s", &kill_every_s.to_string()])
-        .env("ROMA_WORKER_BIN", &worker))
+        .env("ROMA_WORKER_LIB", &worker))
 }
 
 /// What each category of request may end in. A worker SIGKILL may hit any request in flight,
@@ -243,7 +243,7 @@ fn rss_kb() -> Result<u64> {
 /// direct child (one per worker slot: the jailed engine runs in a grandchild).
 fn worker_pids() -> Vec<(i32, bool)> {
     let me = std::process::id();
-    let Ok(workers) = procfs::descendants_named(me, roma::WORKER_BINARY_NAME) else {
+    let Ok(workers) = procfs::descendants_named(me, roma::WORKER_PROCESS_NAME) else {
         return Vec::new();
     };
     // Sorted by pid already.
@@ -346,9 +346,7 @@ pub fn soak_inner(rest: &[String]) -> Result<()> {
         let s = format!("echo:{}", p.io.input_string().unwrap_or("?"));
         p.io.set_output_string(s);
     }));
-    if let Some(w) = std::env::var_os("ROMA_WORKER_BIN") {
-        config.worker_binary(PathBuf::from(w));
-    }
+    // The release worker library: `ROMA_WORKER_LIB`, which RomaService reads itself.
     let svc = RomaService::new(config).context("starting the service")?;
     let (tx, rx) = std::sync::mpsc::channel();
     svc.load_code_obj(

@@ -438,7 +438,7 @@ fn first_line(message: &str) -> String {
 /// Resident memory of every `roma-worker` process descended from this one, in KiB (0 when
 /// `/proc` cannot be read).
 fn worker_rss_kib() -> u64 {
-    procfs::descendants_named(std::process::id(), roma::WORKER_BINARY_NAME)
+    procfs::descendants_named(std::process::id(), roma::WORKER_PROCESS_NAME)
         .map(|workers| workers.iter().map(|p| p.rss_kb).sum())
         .unwrap_or(0)
 }

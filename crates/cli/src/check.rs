@@ -3,7 +3,7 @@
 use crate::service::SandboxArg;
 use anyhow::Result;
 use clap::Args;
-use roma::SandboxKind;
+use roma::{SandboxKind, escape_control, escape_control_json};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -23,19 +23,25 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         SandboxArg::Birdcage => SandboxKind::Birdcage,
         SandboxArg::None => SandboxKind::None,
     };
-    let results =
-        roma::check(kind).map_err(|e| anyhow::anyhow!("{}: {}", e.kind().as_str(), e.message()))?;
+    if !args.json {
+        println!("{}", crate::engine_versions());
+    }
+    let results = roma::check(kind)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.kind().as_str(), escape_control(e.message())))?;
     let mut all_held = true;
     for r in &results {
         all_held &= r.held;
         if args.json {
-            println!(
-                "{}",
-                json!({"name": r.name, "attempted": r.attempted, "held": r.held, "detail": r.detail})
-            );
+            // Names and details come from the worker: escaped like everything else it says.
+            let line = json!({"name": r.name, "attempted": r.attempted, "held": r.held, "detail": r.detail});
+            println!("{}", escape_control_json(&line.to_string()));
         } else {
             let mark = if r.held { "held  " } else { "OPEN  " };
-            println!("{mark}{:<32} {}", r.name, r.detail);
+            println!(
+                "{mark}{:<32} {}",
+                escape_control(&r.name),
+                escape_control(&r.detail)
+            );
         }
     }
     if !args.json {

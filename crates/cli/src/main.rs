@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod code;
+mod console;
 mod run;
 mod serve;
 mod service;
@@ -14,12 +15,16 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "roma",
-    version,
-    about = "Run untrusted JavaScript and WebAssembly, sandboxed"
+    about = "Run untrusted JavaScript and WebAssembly, sandboxed",
+    disable_version_flag = true,
+    arg_required_else_help = true
 )]
 struct Cli {
+    /// Print roma's version and the V8 and Node versions its workers run.
+    #[arg(short = 'V', long)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -37,10 +42,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
-        Command::Bench(a) => bench::bench(a),
-        Command::Check(a) => check::check(a),
-        Command::Serve(a) => serve::serve(a),
+        _ if cli.version => {
+            print_version();
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Run(a)) => run::run(a),
+        Some(Command::Bench(a)) => bench::bench(a),
+        Some(Command::Check(a)) => check::check(a),
+        Some(Command::Serve(a)) => serve::serve(a),
+        None => Ok(ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -48,5 +58,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `roma --version`: this binary's version, then what the worker it would start reports.
+fn print_version() {
+    println!("roma {}", env!("CARGO_PKG_VERSION"));
+    println!("{}", engine_versions());
+}
+
+/// "V8 <version>, Node <version>" of the worker this binary would start, or why it cannot tell.
+pub fn engine_versions() -> String {
+    match roma::worker_versions(None, None) {
+        Ok((v8, node)) => format!("V8 {v8}, Node {node} (the worker's)"),
+        Err(e) => format!("V8 and Node: unknown ({})", e.message()),
     }
 }

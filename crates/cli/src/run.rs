@@ -1,11 +1,13 @@
 //! `roma run`: one invocation, or a batch streamed line by line.
 
 use crate::code::read_code;
+use crate::console::{HeldLines, console_line};
 use crate::service::{ServiceArgs, describe_error, execute, level_name, load, start};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use roma::{
-    ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService, metrics,
+    ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService, escape_control,
+    escape_control_json, metrics,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -55,6 +57,10 @@ pub struct RunArgs {
     /// (the tag roma.wasm.return_type).
     #[arg(long = "wasm-return-type", value_enum)]
     pub wasm_return_type: Option<WasmReturnType>,
+    /// Write a V8 CPU profile of the handler call to FILE, as `.cpuprofile` JSON (Chrome
+    /// DevTools' Performance panel loads it). A single invocation only.
+    #[arg(long, value_name = "FILE", conflicts_with = "batch")]
+    pub profile: Option<PathBuf>,
     /// Console messages below this level are dropped inside the sandbox.
     #[arg(long = "min-log-level", value_enum, default_value = "info")]
     pub min_log_level: LevelArg,
@@ -122,21 +128,25 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut config = args.service.config(1);
     // Single mode: error-level console lines wait for the result, so that the uncaught error
     // the host also logs is not printed twice (once as a log line, once as the error line).
-    let held_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    // They are held bounded (see `console`), and every console line is cut and escaped.
+    let held_errors: Arc<Mutex<HeldLines>> = Arc::default();
     if args.batch.is_none() {
         let held = Arc::clone(&held_errors);
         config.set_logging_function(move |level, _: &(), msg| {
             if level == LogLevel::Error {
                 held.lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(msg.to_owned());
+                    .push(msg);
             } else {
-                eprintln!("[{}] {msg}", level_name(level));
+                eprintln!("[{}] {}", level_name(level), console_line(msg));
             }
         });
     }
     if let Some(t) = args.timeout {
         config.default_timeout(t);
+    }
+    if args.profile.is_some() {
+        config.enable_profilers(true);
     }
     let standalone_wasm = !code.wasm.is_empty();
     let svc = start(config)?;
@@ -166,6 +176,7 @@ fn request(args: &RunArgs, inputs: Vec<String>, id: String) -> InvocationRequest
         treat_input_as_byte_str: args.byte_str,
         timeout: args.timeout,
         min_log_level: args.min_log_level.into(),
+        profile: args.profile.is_some(),
         metadata: (),
     }
 }
@@ -198,28 +209,42 @@ fn metrics_json(m: &BTreeMap<String, f64>) -> Value {
 fn single(
     svc: &RomaService,
     args: &RunArgs,
-    held_errors: &Mutex<Vec<String>>,
+    held_errors: &Mutex<HeldLines>,
     standalone_wasm: bool,
 ) -> Result<ExitCode> {
     let req = request(args, args.inputs.clone(), "roma-cli".into());
     let result = execute(svc, req);
-    let held = std::mem::take(&mut *held_errors.lock().unwrap_or_else(PoisonError::into_inner));
+    let (held, dropped) = held_errors
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    // Held lines are escaped: compare with the message escaped the same way.
+    let error_line = result.as_ref().err().map(|e| console_line(e.message()));
     for line in held {
-        let repeats_the_error = result
-            .as_ref()
-            .is_err_and(|e| line.starts_with(e.message()));
+        let repeats_the_error = error_line.as_ref().is_some_and(|m| line.starts_with(m));
         if !repeats_the_error {
             eprintln!("[{}] {line}", level_name(LogLevel::Error));
         }
+    }
+    if let Some(marker) = dropped {
+        eprintln!("[{}] {marker}", level_name(LogLevel::Error));
     }
     match result {
         Ok(r) => {
             if args.metrics {
                 for (k, v) in &r.metrics {
-                    eprintln!("{}", metric_line(k, *v));
+                    eprintln!("{}", escape_control(&metric_line(k, *v)));
                 }
             }
-            println!("{}", r.resp);
+            if let Some(path) = &args.profile {
+                // The worker's bytes, bounded by the host (MAX_PROFILE_BYTES), go only to the
+                // file the user named, never to the terminal.
+                std::fs::write(path, &r.profiler_output)
+                    .with_context(|| format!("writing the CPU profile to {}", path.display()))?;
+            }
+            // The result is the handler's: JSON text (whose strings escape C0 controls) or, with
+            // --byte-str, a raw string; either way no control character reaches the terminal.
+            println!("{}", escape_control(&r.resp));
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -383,7 +408,8 @@ fn render(line: &Line, with_metrics: bool) -> String {
     if with_metrics && let (Ok(r), Value::Object(map)) = (line, &mut v) {
         map.insert("metrics".into(), metrics_json(&r.metrics));
     }
-    v.to_string()
+    // The serializer escapes C0 controls in strings but not DEL or C1 ones.
+    escape_control_json(&v.to_string())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Options every subcommand that starts a service shares, and the helpers that wait on it.
 
+use crate::console::{console_line, escaped_lines};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use roma::{
@@ -50,6 +51,12 @@ pub struct ServiceArgs {
     /// Never busy-poll for quick answers (fewer CPU cycles, more latency per hand-off).
     #[arg(long = "no-spin")]
     pub no_spin: bool,
+    /// The host uid the jails run as when roma runs as root (default 65534; never 0).
+    #[arg(long = "worker-uid")]
+    pub worker_uid: Option<u32>,
+    /// Replace each worker process after it has run N requests (at least 1; default never).
+    #[arg(long = "recycle-after-requests")]
+    pub recycle_after_requests: Option<u64>,
 }
 
 impl ServiceArgs {
@@ -74,6 +81,12 @@ impl ServiceArgs {
         }
         c.prewarm(!self.no_prewarm);
         c.spin(!self.no_spin);
+        if let Some(uid) = self.worker_uid {
+            c.worker_uid(uid);
+        }
+        if let Some(n) = self.recycle_after_requests {
+            c.recycle_after_requests(n);
+        }
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));
@@ -119,11 +132,17 @@ pub fn execute(svc: &RomaService, req: InvocationRequest) -> Result<ResponseObje
 }
 
 /// `error: KIND: MESSAGE` and the JS stack, for stderr.
+/// The message and stack come from the worker (a JS error's text): both are escaped and the
+/// message is cut like a console line.
 pub fn describe_error(e: &RomaError) -> String {
-    let mut s = format!("error: {}: {}", e.kind().as_str(), e.message());
+    let mut s = format!(
+        "error: {}: {}",
+        e.kind().as_str(),
+        console_line(e.message())
+    );
     if let Some(stack) = e.stack().filter(|s| !s.is_empty()) {
         s.push('\n');
-        s.push_str(stack);
+        s.push_str(&escaped_lines(stack));
     }
     s
 }

@@ -74,19 +74,21 @@ fn repo_root() -> PathBuf {
         .expect("the repository root")
 }
 
+include!("../../v8/node_pin.rs");
+
 fn roma_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_roma"))
 }
 
-/// Fails with what to do when the worker binary is not where the `roma` binary will look.
+/// Fails with what to do when the worker library is not where the `roma` binary will look.
 fn require_worker() {
-    if std::env::var_os("ROMA_WORKER_BIN").is_some() {
+    if std::env::var_os("ROMA_WORKER_LIB").is_some() {
         return;
     }
-    let worker = roma_bin().with_file_name("roma-worker");
+    let worker = roma_bin().with_file_name(roma::WORKER_LIBRARY_NAME);
     assert!(
         worker.is_file(),
-        "{} is missing: the roma binary starts its workers from there. Run \
+        "{} is missing: the roma binary starts its workers with it. Run \
          `cargo build -p roma-worker` (same profile and target dir as this test) first, or \
          `cargo xtask test`, which does.",
         worker.display()
@@ -317,8 +319,19 @@ fn service_options_still_give_the_same_answer() {
 
 #[test]
 fn version_and_help() {
+    require_worker();
     let run = roma(&["--version"]);
-    assert_eq!(run.ok(), format!("roma {}\n", env!("CARGO_PKG_VERSION")));
+    let text = run.ok();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("roma {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let engine = lines.next().unwrap_or_default();
+    assert!(
+        engine.starts_with("V8 14.") && engine.contains(&format!(", Node {NODE_VERSION} ")),
+        "{text}"
+    );
     let run = roma(&["run", "--help"]);
     for flag in [
         "--handler",
@@ -338,6 +351,35 @@ fn version_and_help() {
 }
 
 // ---------------------------------------------------------------- failures in single mode
+
+#[test]
+fn profile_writes_a_cpuprofile_naming_the_handler() {
+    let dir = scratch("profile");
+    let js = write(
+        &dir,
+        "spin.js",
+        "function busyLoop(ms) { const end = Date.now() + ms; let n = 0;\n\
+           while (Date.now() < end) { n++; } return n; }\n\
+         function SpinHandler() { return busyLoop(30) > 0; }",
+    );
+    let out = dir.join("run.cpuprofile");
+    let out_arg = out.to_str().expect("UTF-8 path");
+    let run = roma(&["run", &js, "--handler", "SpinHandler", "--profile", out_arg]);
+    assert_eq!(run.ok(), "true\n");
+    let text = std::fs::read_to_string(&out).expect("the profile file is written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the profile is JSON");
+    let names: Vec<&str> = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["callFrame"]["functionName"].as_str())
+        .collect();
+    assert!(names.contains(&"SpinHandler"), "{names:?}");
+    // With --batch it is a usage error, not a silent no-op.
+    let run = roma(&["run", &js, "--batch", "-", "--profile", out_arg]);
+    assert_eq!(run.code(), Some(2), "{run:#?}");
+    assert!(run.stderr.contains("--profile"), "{run:#?}");
+}
 
 #[test]
 fn a_throw_is_an_execution_error_with_the_stack() {
@@ -468,6 +510,95 @@ fn console_output_goes_to_stderr_with_its_level() {
         run.stderr,
         "[info] a log line\n[warn] a warning\n[error] an error\n"
     );
+}
+
+/// A handler that floods console.error: `roma run` holds at most 1000 of those lines until the
+/// result is known (and says how many it dropped), and cuts an oversize line itself.
+#[test]
+fn a_console_flood_is_bounded_and_long_lines_are_cut_on_the_host() {
+    let dir = scratch("console-flood");
+    let js = write(
+        &dir,
+        "flood.js",
+        r#"
+function Handler() {
+  for (let i = 0; i < 3000; i++) console.error("e" + i + " " + "x".repeat(200));
+  return "done";
+}
+function Long() { console.log("y".repeat(100000)); return "long"; }
+"#,
+    );
+    let run = roma(&["run", &js]);
+    assert_eq!(run.ok(), "\"done\"\n");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1001,
+        "1000 lines and the marker: {:?}",
+        &lines[..3]
+    );
+    assert!(lines[999].starts_with("[error] e999 "), "{}", lines[999]);
+    assert_eq!(
+        lines[1000],
+        "[error] ... 2000 more lines dropped (roma run holds at most 1000 error lines, 1024 KiB)"
+    );
+
+    let run = roma(&["run", &js, "--handler", "Long"]);
+    assert_eq!(run.ok(), "\"long\"\n");
+    let line = run.stderr.trim_end();
+    // The worker cuts at 64 KiB (and marks the cut); the host keeps 16 KiB of that.
+    let (kept, note) = line
+        .rsplit_once(" [roma: line cut at 16384 bytes of ")
+        .unwrap_or_else(|| panic!("not cut on the host: ...{}", &line[line.len() - 80..]));
+    assert_eq!(kept, format!("[info] {}", "y".repeat(16384)));
+    let sent: usize = note.trim_end_matches(']').parse().unwrap();
+    assert!((65536..70000).contains(&sent), "{note}");
+}
+
+/// Terminal control characters from the worker (console, results, errors, batch lines) reach
+/// the terminal escaped.
+#[test]
+fn control_characters_from_the_worker_are_escaped() {
+    let dir = scratch("console-escape");
+    let js = write(
+        &dir,
+        "esc.js",
+        r#"
+function Handler() {
+  console.log("\x1b]0;title\x07");
+  console.error("\x1b[31mred\nforged line");
+  return "\u009b2J\x1b";
+}
+function Raw(s) { return "\x1b[2J" + s; }
+function Throw() { throw new Error("bad \x1b[5m blink"); }
+"#,
+    );
+    let raw_control = |text: &str| {
+        text.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    };
+
+    let run = roma(&["run", &js]);
+    let out = run.ok();
+    assert!(!raw_control(out) && !raw_control(&run.stderr), "{run:#?}");
+    assert_eq!(out, "\"\\u{9b}2J\\u001b\"\n");
+    assert_eq!(
+        run.stderr,
+        "[info] \\u{1b}]0;title\\u{7}\n[error] \\u{1b}[31mred\\u{a}forged line\n"
+    );
+
+    let run = roma(&["run", &js, "--handler", "Raw", "--byte-str", "--input", "x"]);
+    assert_eq!(run.ok(), "\\u{1b}[2Jx\n");
+
+    let run = roma(&["run", &js, "--handler", "Throw"]);
+    let err = run.failed();
+    assert!(!raw_control(err), "{err:?}");
+    assert!(err.contains("bad \\u{1b}[5m blink"), "{err}");
+
+    let run = roma_with_stdin(&["run", &js, "--batch", "-"], Some("[]\n"));
+    let out = run.ok();
+    assert!(!raw_control(out), "{out:?}");
+    assert_eq!(run.lines()[0]["ok"], "\"\u{9b}2J\\u001b\"");
 }
 
 #[test]

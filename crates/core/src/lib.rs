@@ -31,11 +31,11 @@ pub use dispatcher::{
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};
-pub use limits::EngineLimits;
+pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits};
 pub use log::LogLevel;
 pub use request::{
-    CodeObject, DEFAULT_REQUEST_ID, Invocation, InvocationRequest, ResponseObject,
-    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
+    CodeObject, DEFAULT_REQUEST_ID, Invocation, InvocationRequest, MAX_PROFILE_BYTES,
+    ResponseObject, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use validate::{CodeKind, validate_code_object, validate_invocation};
 pub use version_cache::{CachedVersion, VersionCache};

@@ -3,17 +3,23 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The V8 heap limit of a worker whose config sets none, in MB: enough for typical handlers,
+/// small enough that a handler allocating in a loop ends in about a second with `OutOfMemory`
+/// rather than growing its worker by gigabytes until its timeout. Raise it on purpose
+/// (`max_heap_mb`).
+pub const DEFAULT_MAX_HEAP_MB: usize = 128;
+
 /// Limits and switches for one engine (one per worker). Sent by the host to each worker when it
 /// starts, so every field is plain data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineLimits {
     /// Initial V8 heap size in MB (0 = V8's default). Roma's `ConfigureJsEngineResourceConstraints`.
     pub initial_heap_mb: usize,
-    /// Maximum V8 heap size in MB (0 = V8's default). An invocation that exhausts it fails with
-    /// `OutOfMemory` and the engine recovers.
+    /// Maximum V8 heap size in MB (0 = [`DEFAULT_MAX_HEAP_MB`]). An invocation that exhausts it
+    /// fails with `OutOfMemory` and the engine recovers.
     pub max_heap_mb: usize,
-    /// Cap on `ArrayBuffer` backing memory per isolate in MB (0 = 4 x `max_heap_mb`, or 1024 when
-    /// that is 0). Allocations past it fail the invocation with `OutOfMemory`.
+    /// Cap on `ArrayBuffer` backing memory per isolate in MB (0 = 4 x the effective
+    /// `max_heap_mb`). Allocations past it fail the invocation with `OutOfMemory`.
     pub max_array_buffer_mb: usize,
     /// Cap on WebAssembly memory pages of 64 KiB (0 = V8's maximum).
     pub max_wasm_memory_pages: u32,
@@ -46,14 +52,23 @@ impl EngineLimits {
         }
     }
 
+    /// The heap limit in MB with the 0 default applied ([`DEFAULT_MAX_HEAP_MB`], or the initial
+    /// heap if that is larger).
+    pub fn effective_max_heap_mb(&self) -> usize {
+        if self.max_heap_mb == 0 {
+            // An initial heap set above the default raises the default with it.
+            DEFAULT_MAX_HEAP_MB.max(self.initial_heap_mb)
+        } else {
+            self.max_heap_mb
+        }
+    }
+
     /// The array-buffer cap in bytes with defaults applied.
     pub fn effective_array_buffer_bytes(&self) -> usize {
         let mb = if self.max_array_buffer_mb != 0 {
             self.max_array_buffer_mb
-        } else if self.max_heap_mb != 0 {
-            self.max_heap_mb.saturating_mul(4)
         } else {
-            1024
+            self.effective_max_heap_mb().saturating_mul(4)
         };
         mb.saturating_mul(1 << 20)
     }

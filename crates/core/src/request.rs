@@ -14,6 +14,9 @@ pub const WASM_ARRAY_NAME_TAG: &str = "roma.request.wasm_array_name";
 /// Invocation tag choosing how a standalone WASM export's `i32` result is read:
 /// `string` (default), `list_of_string`, `i32` or `void`. See docs/wasm-abi.md.
 pub const WASM_RETURN_TYPE_TAG: &str = "roma.wasm.return_type";
+/// The most bytes of CPU profile an invocation returns ([`ResponseObject::profiler_output`]);
+/// the worker drops a larger profile and the host refuses one that claims more.
+pub const MAX_PROFILE_BYTES: usize = 1 << 20;
 /// The id used when a request gives none (Roma's `kDefaultRomaRequestId`).
 pub const DEFAULT_REQUEST_ID: &str = "roma.defaults.request.id";
 
@@ -100,6 +103,9 @@ pub struct InvocationRequest<M = ()> {
     pub timeout: Option<Duration>,
     /// Console messages below this level are dropped inside the sandbox.
     pub min_log_level: LogLevel,
+    /// Return a V8 CPU profile of the handler call in [`ResponseObject::profiler_output`];
+    /// the service must be built with profilers enabled.
+    pub profile: bool,
     /// Caller metadata, handed to bindings and the logging function.
     pub metadata: M,
 }
@@ -144,6 +150,7 @@ impl<M> InvocationRequest<M> {
             treat_input_as_byte_str: self.treat_input_as_byte_str,
             timeout: self.timeout,
             min_log_level: self.min_log_level,
+            profile: self.profile,
             metadata,
         }
     }
@@ -158,6 +165,13 @@ impl<M> InvocationRequest<M> {
     /// [`WASM_RETURN_TYPE_TAG`]).
     pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// The same request asking for a CPU profile of its handler call (see
+    /// [`ResponseObject::profiler_output`]).
+    pub fn with_profile(mut self, profile: bool) -> Self {
+        self.profile = profile;
         self
     }
 
@@ -185,6 +199,7 @@ impl<M> InvocationRequest<M> {
             timeout,
             min_log_level: self.min_log_level,
             wasm_return_type: self.tags.get(WASM_RETURN_TYPE_TAG).cloned(),
+            profile: self.profile,
         })
     }
 }
@@ -206,6 +221,9 @@ pub struct Invocation {
     pub min_log_level: LogLevel,
     /// For standalone WASM: how to read the export's result ([`WASM_RETURN_TYPE_TAG`]).
     pub wasm_return_type: Option<String>,
+    /// Record a V8 CPU profile of the handler call.
+    #[serde(default)]
+    pub profile: bool,
 }
 
 impl Invocation {
@@ -219,6 +237,7 @@ impl Invocation {
             timeout: crate::DEFAULT_TIMEOUT,
             min_log_level: LogLevel::Info,
             wasm_return_type: None,
+            profile: false,
         }
     }
 }
@@ -232,4 +251,10 @@ pub struct ResponseObject {
     pub resp: String,
     /// Timings and placement; keys in [`metrics`].
     pub metrics: BTreeMap<String, f64>,
+    /// For a profiled request: V8's CPU profile of the handler call, in the Chrome DevTools
+    /// `.cpuprofile` JSON form (`nodes` with `callFrame.functionName`, `samples`,
+    /// `timeDeltas`); at most [`MAX_PROFILE_BYTES`]. Empty when the request was not profiled.
+    /// Produced inside the sandbox: treat it as untrusted text.
+    #[serde(default)]
+    pub profiler_output: String,
 }

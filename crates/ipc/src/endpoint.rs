@@ -116,6 +116,7 @@ mod tests {
             result: Ok(ExecOutput {
                 resp: "\"ok\"".into(),
                 metrics: vec![("m".into(), 1.5)],
+                profiler_output: r#"{"nodes":[]}"#.into(),
             }),
         };
         worker.send(&reply).unwrap();

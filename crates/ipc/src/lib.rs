@@ -93,7 +93,8 @@ pub use endpoint::{Endpoint, HostEndpoint, WorkerEndpoint, decode_worker_message
 pub use error::IpcError;
 pub use handoff::{ChildHandoff, ChildSpec, HostLink, WorkerLink, spawn_pair};
 pub use protocol::{
-    Control, ExecOutput, HostToWorker, Message, PROBE_MODE_ARG, ProbeResult, WORKER_OOM_EXIT_CODE,
+    BUILD_ID, BUILD_QUERY_ARG, Control, ExecOutput, HOST_BUILD_ARG_PREFIX, HostToWorker, Message,
+    PROBE_MODE_ARG, ProbeResult, WORKER_OOM_EXIT_CODE, WORKER_PROCESS_NAME, WORKER_PROCESS_NAME_C,
     WorkerToHost,
 };
 pub use shm::ShmTransport;

@@ -20,6 +20,34 @@ use crate::IpcError;
 /// probe can report. Such a worker accepts [`HostToWorker::Probe`] and is never given code.
 pub const PROBE_MODE_ARG: &str = "--probe-mode";
 
+/// The worker argument that asks a worker for its build instead of serving: it prints
+/// [`BUILD_ID`], its V8 version and its Node version, one a line, and exits. The host asks
+/// before it starts workers and refuses a worker whose build id is not its own.
+pub const BUILD_QUERY_ARG: &str = "--roma-build";
+
+/// The name worker processes give themselves (their `comm`, what `ps` and `/proc/<pid>/stat`
+/// show), though their executable is `node`; the host finds its workers by it.
+pub const WORKER_PROCESS_NAME: &str = "roma-worker";
+
+/// [`WORKER_PROCESS_NAME`] as the C string the worker hands to `PR_SET_NAME` (a unit test
+/// checks that the two agree).
+pub const WORKER_PROCESS_NAME_C: &std::ffi::CStr = c"roma-worker";
+
+/// The worker argument prefix by which the host tells every worker it starts the host's
+/// [`BUILD_ID`] (`--roma-host-build=<id>`): a worker of another build refuses to serve before it
+/// reads a single frame, since frames of another build may not decode the same.
+pub const HOST_BUILD_ARG_PREFIX: &str = "--roma-host-build=";
+
+/// This build of the host-worker protocol: the workspace version and a hash of this crate's
+/// sources (the wire types and their framing), computed by the build script. A host and a
+/// worker built from different sources have different ids, so a worker from another build is
+/// refused by name rather than misread frame by frame.
+pub const BUILD_ID: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "+wire.",
+    env!("ROMA_IPC_WIRE_HASH")
+);
+
 /// The exit status of a worker that V8 could not keep alive through an out-of-memory (one
 /// allocation beyond its heap limit and headroom): the host reports the request it was running
 /// as `OutOfMemory`, not as a crash. Set by roma-v8's shim (`kFatalOomExitCode`).
@@ -98,6 +126,10 @@ pub struct ExecOutput {
     pub resp: String,
     /// Engine-side metrics (name, value).
     pub metrics: Vec<(String, f64)>,
+    /// The CPU profile of a profiled request (JSON text, at most
+    /// [`MAX_PROFILE_BYTES`](roma_core::MAX_PROFILE_BYTES)), else empty.
+    #[serde(default)]
+    pub profiler_output: String,
 }
 
 /// One forbidden action a probing worker tried.
@@ -201,6 +233,11 @@ impl Message for WorkerToHost {
             WorkerToHost::Executed { result, .. } => match result {
                 Ok(out) => {
                     bound("Executed.metrics", out.metrics.len(), MAX_METRICS)?;
+                    bound(
+                        "Executed.profiler_output",
+                        out.profiler_output.len(),
+                        roma_core::MAX_PROFILE_BYTES,
+                    )?;
                     out.metrics
                         .iter()
                         .try_for_each(|(name, _)| bound("metric name", name.len(), MAX_NAME_BYTES))
@@ -230,6 +267,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_process_name_agrees_with_its_c_string_and_fits_comm() {
+        assert_eq!(WORKER_PROCESS_NAME_C.to_str(), Ok(WORKER_PROCESS_NAME));
+        // comm holds 15 bytes and the NUL.
+        assert!(WORKER_PROCESS_NAME.len() <= 15);
+    }
+
+    #[test]
+    fn the_build_id_names_the_version_and_a_source_hash() {
+        let (version, hash) = BUILD_ID.split_once("+wire.").expect("version+wire.hash");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(hash.len(), 16);
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
     fn bounds_reject_oversized_fields() {
         let ok = WorkerToHost::BindingCall {
             request_id: 1,
@@ -250,9 +302,18 @@ mod tests {
             result: Ok(ExecOutput {
                 resp: String::new(),
                 metrics: vec![("m".into(), 1.0); MAX_METRICS + 1],
+                ..Default::default()
             }),
         };
         assert!(metrics.check_bounds().is_err());
+        let profile = WorkerToHost::Executed {
+            request_id: 1,
+            result: Ok(ExecOutput {
+                profiler_output: "x".repeat(roma_core::MAX_PROFILE_BYTES + 1),
+                ..Default::default()
+            }),
+        };
+        assert!(profile.check_bounds().is_err());
         let probes = WorkerToHost::ProbeReport {
             results: vec![ProbeResult::default(); MAX_PROBE_RESULTS + 1],
         };

@@ -7,8 +7,8 @@
 use crate::IpcError;
 use crate::deadline::{Deadline, timespec};
 use rustix::event::{PollFd, PollFlags, poll};
-use rustix::io::{Errno, FdFlags, IoSlice, fcntl_getfd, fcntl_setfd};
-use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags, recv, sendmsg};
+use rustix::io::{Errno, FdFlags, fcntl_getfd, fcntl_setfd};
+use rustix::net::{RecvFlags, SendFlags, recv, send};
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -106,39 +106,48 @@ pub(crate) fn read_append(
     }
 }
 
+/// Parts at most this long in all are copied into one buffer and sent with one call.
+const COALESCE_BYTES: usize = 4096;
+
 /// Writes all of `parts` in order, waiting for room until the deadline. On error, returns how many
 /// bytes went out, so the caller knows whether the stream is now out of step.
+///
+/// It sends with `send` (`sendto`), never `sendmsg`: the channel passes no descriptors, and the
+/// worker's seccomp filter refuses `sendmsg`, the one call that could pass one to the host. Small
+/// frames (header and payload) are copied into one buffer first, so they still cost one call.
 pub(crate) fn write_all(
     fd: BorrowedFd<'_>,
     parts: &[&[u8]],
     deadline: &Deadline,
 ) -> Result<(), (usize, IpcError)> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut sent = 0usize;
-    while sent < total {
-        // Build the iovec of what is left, skipping what was sent.
-        let mut skip = sent;
-        let mut iov: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
-        let mut n_iov = 0;
+    if total <= COALESCE_BYTES && parts.len() > 1 {
+        let mut joined = [0u8; COALESCE_BYTES];
+        let mut at = 0;
         for part in parts {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            if n_iov == iov.len() {
-                break;
-            }
-            iov[n_iov] = IoSlice::new(&part[skip..]);
-            skip = 0;
-            n_iov += 1;
+            joined[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
         }
+        return send_all(fd, &joined[..total], deadline);
+    }
+    let mut sent = 0usize;
+    for part in parts {
+        send_all(fd, part, deadline).map_err(|(n, e)| (sent + n, e))?;
+        sent += part.len();
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes`, waiting for room until the deadline; on error, how many went out.
+fn send_all(
+    fd: BorrowedFd<'_>,
+    bytes: &[u8],
+    deadline: &Deadline,
+) -> Result<(), (usize, IpcError)> {
+    let mut sent = 0usize;
+    while sent < bytes.len() {
         let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-        match sendmsg(
-            fd,
-            &iov[..n_iov],
-            &mut SendAncillaryBuffer::default(),
-            flags,
-        ) {
+        match send(fd, &bytes[sent..], flags) {
             Ok(n) => sent += n,
             Err(Errno::AGAIN) => {
                 let r = wait_ready(fd, PollFlags::OUT, deadline).map_err(|e| (sent, e))?;
@@ -194,6 +203,25 @@ mod tests {
                 .unwrap_err()
                 .is_closed()
         );
+    }
+
+    #[test]
+    fn parts_past_the_coalescing_size_arrive_in_order() {
+        let (a, b) = pair();
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let expected: Vec<u8> = b"head".iter().chain(&big).copied().collect();
+        let want = expected.len();
+        let reader = std::thread::spawn(move || {
+            let d = Deadline::after(Duration::from_secs(10));
+            let mut got = Vec::new();
+            while got.len() < want {
+                read_append(b.as_fd(), &mut got, 65536, &d).unwrap();
+            }
+            got
+        });
+        let d = Deadline::after(Duration::from_secs(10));
+        write_all(a.as_fd(), &[b"head", &big], &d).unwrap();
+        assert_eq!(reader.join().unwrap(), expected);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Hello world end to end through the sandboxed service, beside raw V8 in the same run.
 //!
-//! - `raw_v8_fresh_call_2proc`: two `roma-worker --raw-baseline` processes, each doing
+//! - `raw_v8_fresh_call_2proc`: two unjailed workers (`node` + the worker library) run with `--raw-baseline`, each doing
 //!   `Context::New` from the version's snapshot plus the call in a loop, in parallel: the time
 //!   per call of the pair (the inverse of raw V8's 2-process throughput).
 //! - `service_saturated_2_workers`: 2 workers, 4 requests in flight: time per request (the
@@ -12,14 +12,13 @@
 //!   10 calls each; in the default mode (UDF thread), `_inline` and `_no_spin` (`Config::spin`
 //!   off) in the same run.
 //!
-//! Needs the release worker binary: `cargo xtask bench` builds it first.
+//! Needs the release worker library: `cargo xtask bench` builds it first.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roma::{
     CodeObject, Config, FunctionBindingIo, FunctionBindingObject, FunctionBindingPayload,
     InvocationRequest, RomaService,
 };
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -82,17 +81,11 @@ fn chain(svc: &Arc<RomaService>, left: &Arc<AtomicU64>, done: &mpsc::Sender<()>)
     .expect("accepted");
 }
 
-fn worker_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    dir.join(roma::WORKER_BINARY_NAME)
-}
-
 /// Runs `n` raw fresh-context calls in each of two processes; returns the slower loop time.
 fn raw_pair(n: u64) -> Duration {
-    let bin = worker_binary();
     let spawn = || {
-        Command::new(&bin)
+        roma::unjailed_worker_command(None, None)
+            .expect("the release worker library and node (cargo xtask bench builds them)")
             .args(["--raw-baseline", &n.to_string()])
             .output()
             .expect("raw baseline runs")

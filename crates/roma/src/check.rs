@@ -15,7 +15,7 @@ pub use roma_ipc::ProbeResult;
 pub fn check(sandbox: SandboxKind) -> Result<Vec<ProbeResult>, RomaError> {
     let mut config = Config::default();
     config.sandbox(sandbox);
-    let setup = WorkerSetup::from_config(&config, find_worker(None)?, true)?;
+    let setup = WorkerSetup::from_config(&config, find_worker(None, None)?, true)?;
     let hooks = Arc::new(Hooks::<()> {
         logger: None,
         bindings: roma_udf::Registry::new(Vec::new())

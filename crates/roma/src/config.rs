@@ -11,6 +11,20 @@ use roma_ipc::{
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// [`Config::worker_data_limit_mb`]'s default, in MiB: room for the default heaps of a few
+/// dozen isolates plus their `ArrayBuffer`s, far below what a compromised worker could otherwise
+/// take from the host.
+pub const DEFAULT_WORKER_DATA_LIMIT_MB: u64 = 4096;
+
+/// [`Config::max_tenants`]'s default: each tenant costs its own worker processes, so the
+/// number of pools is bounded unless the service owner raises it on purpose.
+pub const DEFAULT_MAX_TENANTS: usize = 16;
+
+/// [`Config::recycle_idle_cpu_per_sec`]'s default: half a core, well above what an idle worker
+/// uses (V8's background threads finishing a request's garbage collection), well below one
+/// thread spinning.
+pub const DEFAULT_RECYCLE_IDLE_CPU_PER_SEC: Duration = Duration::from_millis(500);
+
 /// The sandbox backend workers run in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SandboxKind {
@@ -97,10 +111,19 @@ pub struct Config<M = ()> {
     pub(crate) payload_fast_path_bytes: usize,
     pub(crate) oversize_payloads: OversizePolicy,
     pub(crate) max_payload_bytes: usize,
-    pub(crate) worker_binary: Option<PathBuf>,
+    pub(crate) worker_library: Option<PathBuf>,
+    pub(crate) node_binary: Option<PathBuf>,
     pub(crate) v8_flags: Vec<String>,
     pub(crate) prewarm: bool,
+    pub(crate) enable_profilers: bool,
     pub(crate) worker_address_space_mb: Option<u64>,
+    pub(crate) worker_data_limit_mb: Option<u64>,
+    pub(crate) worker_uid: Option<u32>,
+    pub(crate) recycle_after_requests: Option<u64>,
+    pub(crate) recycle_after_age: Option<Duration>,
+    pub(crate) recycle_idle_cpu_per_sec: Option<Duration>,
+    pub(crate) tenant_pools: Option<usize>,
+    pub(crate) max_tenants: usize,
     pub(crate) host_functions_inline: bool,
     pub(crate) spin: bool,
     pub(crate) async_binding_threads: usize,
@@ -150,10 +173,19 @@ impl<M> Config<M> {
     /// | `payload_fast_path_bytes` | 1 MiB |
     /// | `oversize_payloads` | [`OversizePolicy::SlowPath`] |
     /// | `max_payload_bytes` | 64 MiB |
-    /// | `worker_binary` | `$ROMA_WORKER_BIN`, else next to the executable |
+    /// | `worker_library` | `$ROMA_WORKER_LIB`, else next to the executable |
+    /// | `node_binary` | `$ROMA_NODE`, else the pinned build `cargo xtask setup` unpacked |
     /// | `v8_flags` | none |
     /// | `prewarm` | on |
+    /// | `enable_profilers` | off |
     /// | `worker_address_space_mb` | no limit |
+    /// | `worker_data_limit_mb` | [`DEFAULT_WORKER_DATA_LIMIT_MB`] (4 GiB) |
+    /// | `worker_uid` | 65534 when the host is root |
+    /// | `recycle_after_requests` | never |
+    /// | `recycle_after_age` | never |
+    /// | `recycle_idle_cpu_per_sec` | [`DEFAULT_RECYCLE_IDLE_CPU_PER_SEC`] (500 ms) |
+    /// | `tenant_pools` | off (one pool for every code object) |
+    /// | `max_tenants` | [`DEFAULT_MAX_TENANTS`] (16) |
     /// | `host_functions_inline` | off |
     /// | `spin` | on |
     /// | `async_binding_threads` | 16 |
@@ -177,10 +209,19 @@ impl<M> Config<M> {
             payload_fast_path_bytes: DEFAULT_REGION_PAYLOAD_BYTES,
             oversize_payloads: OversizePolicy::SlowPath,
             max_payload_bytes: DEFAULT_MAX_FRAME_BYTES,
-            worker_binary: None,
+            worker_library: None,
+            node_binary: None,
             v8_flags: Vec::new(),
             prewarm: true,
+            enable_profilers: false,
             worker_address_space_mb: None,
+            worker_data_limit_mb: Some(DEFAULT_WORKER_DATA_LIMIT_MB),
+            worker_uid: None,
+            recycle_after_requests: None,
+            recycle_after_age: None,
+            recycle_idle_cpu_per_sec: Some(DEFAULT_RECYCLE_IDLE_CPU_PER_SEC),
+            tenant_pools: None,
+            max_tenants: DEFAULT_MAX_TENANTS,
             host_functions_inline: false,
             spin: true,
             async_binding_threads: 16,
@@ -303,10 +344,19 @@ impl<M> Config<M> {
         self
     }
 
-    /// The `roma-worker` binary, instead of `$ROMA_WORKER_BIN` or the one next to the current
-    /// executable (or its parent folder, for test binaries in `target/*/deps`).
-    pub fn worker_binary(&mut self, path: impl Into<PathBuf>) -> &mut Self {
-        self.worker_binary = Some(path.into());
+    /// The worker library (`libroma_worker.so`), which each worker's `node` preloads, instead of
+    /// `$ROMA_WORKER_LIB` or the one next to the current executable (or in its parent folder,
+    /// for test binaries in `target/*/deps`).
+    pub fn worker_library(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.worker_library = Some(path.into());
+        self
+    }
+
+    /// The `node` executable of the pinned Node.js build, whose V8 the workers run, instead of
+    /// `$ROMA_NODE` or the one `cargo xtask setup` unpacked into the roma workspace's
+    /// `target/node/` (docs/setup.md gives the whole search order).
+    pub fn node_binary(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.node_binary = Some(path.into());
         self
     }
 
@@ -326,11 +376,86 @@ impl<M> Config<M> {
         self
     }
 
+    /// Let requests ask for a V8 CPU profile of their handler call
+    /// ([`InvocationRequest::profile`](roma_core::InvocationRequest::profile), returned in
+    /// [`ResponseObject::profiler_output`](roma_core::ResponseObject::profiler_output); Roma's
+    /// `enable_profilers`). Off, a request that asks for one fails with `InvalidArgument`.
+    pub fn enable_profilers(&mut self, on: bool) -> &mut Self {
+        self.enable_profilers = on;
+        self
+    }
+
     /// `RLIMIT_AS` of each worker process in MiB (Roma's `max_worker_virtual_memory_mb`).
     /// V8 reserves a lot of address space up front: keep it at 10 GiB or more. `None`: no
     /// limit beyond V8's own heap limits.
     pub fn worker_address_space_mb(&mut self, mb: Option<u64>) -> &mut Self {
         self.worker_address_space_mb = mb;
+        self
+    }
+
+    /// `RLIMIT_DATA` of each worker process in MiB: the private writable memory it may use
+    /// (V8's heaps, `ArrayBuffer`s and WebAssembly memories of every isolate it holds, and any
+    /// memory native code inside it maps), not the address space V8 only reserves. It bounds
+    /// what a worker that an exploit took over can take, which V8's own limits do not. Default
+    /// `Some(DEFAULT_WORKER_DATA_LIMIT_MB)` (4 GiB); raise it on purpose for code that needs more
+    /// (large WebAssembly memories, many big versions), `None` for no limit (at least 1 when
+    /// set). A worker that reaches it ends with `out_of_memory` (or `worker_crashed`) and is
+    /// replaced.
+    pub fn worker_data_limit_mb(&mut self, mb: Option<u64>) -> &mut Self {
+        self.worker_data_limit_mb = mb;
+        self
+    }
+
+    /// The host uid (and gid) the jail runs as when the host is root, so that no worker is host
+    /// root; without it, 65534 (`nobody`). Best a uid no other process uses. Ignored when the
+    /// host is not root (its jails run as its own uid) and for `SandboxKind::None`. The worker
+    /// library and `node` must be readable by it. 0 is refused.
+    pub fn worker_uid(&mut self, uid: u32) -> &mut Self {
+        self.worker_uid = Some(uid);
+        self
+    }
+
+    /// Recycling: replace each worker process after it has run this many requests (at least 1).
+    /// Without it, never. Recycling bounds how long a worker that an exploit took over keeps
+    /// serving; it is invisible to callers (the new worker gets every loaded version before it
+    /// takes a request, and no request fails because of it).
+    pub fn recycle_after_requests(&mut self, requests: u64) -> &mut Self {
+        self.recycle_after_requests = Some(requests);
+        self
+    }
+
+    /// Recycling: replace each worker process once it is this old (more than 0). Without it,
+    /// never.
+    pub fn recycle_after_age(&mut self, age: Duration) -> &mut Self {
+        self.recycle_after_age = Some(age);
+        self
+    }
+
+    /// Tenant pools: every tenant gets its own `workers_per_tenant` worker processes (and
+    /// queues), started on that tenant's first load, so a worker compromised by one tenant's
+    /// code never receives another tenant's requests, inputs or metadata, and its host calls
+    /// only ever run with its own tenant's metadata. A code object's tenant is its
+    /// [`crate::TENANT_TAG`] tag, else its `id`; a request's is its [`crate::TENANT_TAG`] tag,
+    /// else the tenant that loaded its version. `number_of_workers` is then unused. Costs
+    /// `workers_per_tenant` processes per tenant (see `docs/security.md`); at least 1.
+    pub fn tenant_pools(&mut self, workers_per_tenant: usize) -> &mut Self {
+        self.tenant_pools = Some(workers_per_tenant);
+        self
+    }
+
+    /// With [`tenant_pools`](Self::tenant_pools), how many tenants may have a pool; a load for
+    /// one more is refused with `InvalidArgument` (at least 1).
+    pub fn max_tenants(&mut self, n: usize) -> &mut Self {
+        self.max_tenants = n;
+        self
+    }
+
+    /// Recycling: replace a worker process that used more CPU time than this per second while
+    /// it had no request (its own threads at work between requests, which an honest worker
+    /// never does for long). Judged over idle stretches of at least a second, from `/proc`.
+    /// Default `Some(500 ms)`; `None`: never (more than 0 when set).
+    pub fn recycle_idle_cpu_per_sec(&mut self, cpu: Option<Duration>) -> &mut Self {
+        self.recycle_idle_cpu_per_sec = cpu;
         self
     }
 
@@ -428,7 +553,21 @@ impl<M> Config<M> {
             ("payload_fast_path_bytes", self.payload_fast_path_bytes),
             ("max_payload_bytes", self.max_payload_bytes),
             ("async_binding_threads", self.async_binding_threads),
+            ("max_tenants", self.max_tenants),
         ];
+        let optional_at_least_one = [
+            ("worker_uid", self.worker_uid.map(u64::from)),
+            ("worker_data_limit_mb", self.worker_data_limit_mb),
+            ("recycle_after_requests", self.recycle_after_requests),
+            ("tenant_pools", self.tenant_pools.map(|n| n as u64)),
+        ];
+        for (name, value) in optional_at_least_one {
+            if value == Some(0) {
+                return Err(RomaError::invalid_argument(format!(
+                    "{name} must be at least 1"
+                )));
+            }
+        }
         for (name, value) in at_least_one {
             if value == 0 {
                 return Err(RomaError::invalid_argument(format!(
@@ -451,6 +590,17 @@ impl<M> Config<M> {
             ("worker_startup_timeout", self.worker_startup_timeout),
             ("worker_grace", self.worker_grace),
         ];
+        let optional_positive = [
+            ("recycle_after_age", self.recycle_after_age),
+            ("recycle_idle_cpu_per_sec", self.recycle_idle_cpu_per_sec),
+        ];
+        for (name, value) in optional_positive {
+            if value.is_some_and(|v| v.is_zero()) {
+                return Err(RomaError::invalid_argument(format!(
+                    "{name} must be more than 0"
+                )));
+            }
+        }
         for (name, value) in positive {
             if value.is_zero() {
                 return Err(RomaError::invalid_argument(format!(
@@ -499,6 +649,10 @@ impl<M> Config<M> {
             code_version_cache_size: self.code_version_cache_size,
             load_timeout: self.load_timeout,
             default_timeout: self.engine.default_timeout,
+            // The dispatcher's zero is "never", which an unset setting is.
+            recycle_after_requests: self.recycle_after_requests.unwrap_or(0),
+            recycle_after_age: self.recycle_after_age.unwrap_or(Duration::ZERO),
+            recycle_idle_cpu_per_sec: self.recycle_idle_cpu_per_sec.unwrap_or(Duration::ZERO),
             ..DispatcherConfig::default()
         }
     }
@@ -544,6 +698,33 @@ mod tests {
         assert!(config.workers() >= 1);
         assert_eq!(config.dispatcher().worker_queue_max_items, 100);
         assert_eq!(config.engine_limits().default_timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn tenant_pool_settings_are_checked() {
+        for (set, name) in [
+            (
+                (|c: &mut Config| {
+                    c.tenant_pools(0);
+                }) as fn(&mut Config),
+                "tenant_pools",
+            ),
+            (
+                |c: &mut Config| {
+                    c.tenant_pools(1).max_tenants(0);
+                },
+                "max_tenants",
+            ),
+        ] {
+            let mut c = Config::new();
+            set(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().contains(name), "{e}");
+        }
+        let mut c: Config = Config::new();
+        c.tenant_pools(2).max_tenants(3);
+        c.validate().unwrap();
     }
 
     #[test]

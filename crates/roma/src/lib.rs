@@ -24,15 +24,16 @@
 //! `batch_execute_waiting` for a batch of any size). The service stops when it is dropped:
 //! requests still queued then are answered `Cancelled`, so keep it until the answers are in.
 //!
-//! More examples, all run by `cargo test -p roma` (after `cargo build -p roma-worker`):
+//! More examples, all run by `cargo test -p roma` (after `cargo build -p roma-worker`, which builds the worker library):
 //! `crates/roma/examples/hello.rs` (the snippet above) and `crates/roma/examples/udf.rs` (host
 //! functions, sync and async, with request metadata). [`Config`] documents each setting;
 //! `docs/config.md` lists them all with their defaults.
 //!
 //! # How a request travels
 //! [`RomaService`] hands requests to roma-core's dispatcher, which queues them (bounded, per
-//! worker) and gives each to the least busy worker slot. A slot owns one `roma-worker` process,
-//! started through a roma-sandbox backend and reached over roma-ipc (shared memory with a futex
+//! worker) and gives each to the least busy worker slot. A slot owns one worker process (the
+//! pinned `node` carrying `libroma_worker.so`; see [`Config::node_binary`]), started through a
+//! roma-sandbox backend and reached over roma-ipc (shared memory with a futex
 //! doorbell, or a socket). The worker runs the request in a fresh V8 context of the version's
 //! snapshot and answers; console output and host-function calls travel as nested messages on
 //! the same channel, served by the slot's thread with the request's metadata.
@@ -45,18 +46,25 @@ mod exchange;
 mod hooks;
 mod locate;
 mod service;
+mod tenant;
 mod udf_thread;
 mod worker_client;
 mod worker_stderr;
 
 pub use check::{ProbeResult, check};
-pub use config::{Config, SandboxKind};
+pub use config::{
+    Config, DEFAULT_MAX_TENANTS, DEFAULT_RECYCLE_IDLE_CPU_PER_SEC, DEFAULT_WORKER_DATA_LIMIT_MB,
+    SandboxKind,
+};
 pub use hooks::LogFn;
-pub use locate::WORKER_BINARY_NAME;
+pub use locate::{
+    WORKER_LIBRARY_NAME, WORKER_PROCESS_NAME, unjailed_worker_command, worker_versions,
+};
 pub use roma_core::{
-    CodeObject, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind, ExecutionToken,
-    InvocationRequest, LogLevel, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
-    WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics, parse_duration,
+    CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
+    ExecutionToken, InvocationRequest, LogLevel, MAX_PROFILE_BYTES, ResponseObject, RomaError,
+    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics,
+    parse_duration,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{
@@ -64,4 +72,7 @@ pub use roma_udf::{
     FunctionBindingPayload,
 };
 pub use service::RomaService;
-pub use worker_stderr::{MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn};
+pub use tenant::TENANT_TAG;
+pub use worker_stderr::{
+    MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn, escape_control, escape_control_json,
+};

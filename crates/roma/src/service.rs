@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::locate::find_worker;
+use crate::tenant::Tenants;
 use crate::worker_client::{WorkerClient, WorkerSetup};
 use roma_core::{
     CodeObject, DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken, InvocationRequest,
@@ -21,17 +22,27 @@ use std::time::Duration;
 /// one callback; a refused one (`Err`) gets none. See the crate docs for the threading and
 /// ordering rules.
 pub struct RomaService<M: Send + Sync + 'static = ()> {
-    dispatcher: Dispatcher<M>,
+    pools: Pools<M>,
     /// `Config::queue_wait_timeout`.
     queue_wait: Duration,
 }
 
+/// Where requests run: one pool for all, or one per tenant ([`Config::tenant_pools`]).
+enum Pools<M: Send + Sync + 'static> {
+    Shared(Dispatcher<M>),
+    /// Boxed: the shared variant, the common one, stays small.
+    Tenants(Box<Tenants<M>>),
+}
+
 impl<M: Send + Sync + 'static> RomaService<M> {
     /// Starts and warms `config.number_of_workers` workers, in parallel. Fails (and leaves
-    /// nothing running) if the worker binary, V8 or the sandbox cannot start.
+    /// nothing running) if the worker (node and the worker library), V8 or the sandbox cannot start.
     pub fn new(mut config: Config<M>) -> Result<Self, RomaError> {
         config.validate()?;
-        let binary = find_worker(config.worker_binary.as_deref())?;
+        let binary = find_worker(
+            config.worker_library.as_deref(),
+            config.node_binary.as_deref(),
+        )?;
         let bindings = roma_udf::Registry::new(std::mem::take(&mut config.bindings))
             .map_err(|e| RomaError::invalid_argument(e.to_string()))?;
         let mut setup = WorkerSetup::from_config(&config, binary, false)?;
@@ -52,22 +63,40 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             executor,
         });
         let queue_wait = config.queue_wait_timeout;
-        let dispatcher = Dispatcher::new(config.dispatcher(), move |index| {
-            WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
-        })?;
-        Ok(RomaService {
-            dispatcher,
-            queue_wait,
-        })
+        let pools = match config.tenant_pools {
+            None => Pools::Shared(Dispatcher::new(config.dispatcher(), move |index| {
+                WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
+            })?),
+            Some(per_tenant) => {
+                let mut dc = config.dispatcher();
+                dc.number_of_workers = per_tenant;
+                Pools::Tenants(Box::new(Tenants::new(
+                    dc,
+                    config.max_tenants,
+                    Box::new(move |dc| {
+                        let (setup, hooks) = (Arc::clone(&setup), Arc::clone(&hooks));
+                        Dispatcher::new(dc, move |index| {
+                            WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
+                        })
+                    }),
+                )))
+            }
+        };
+        Ok(RomaService { pools, queue_wait })
     }
 
-    /// Loads a code object into every worker. `callback` runs once every worker has it, with
-    /// the first failure if any. Loading an existing version replaces it.
+    /// Loads a code object into every worker (with tenant pools, every worker of its tenant;
+    /// a tenant's first load starts its workers and returns once they are warm). `callback`
+    /// runs once every worker has it, with the first failure if any. Loading an existing
+    /// version replaces it.
     pub fn load_code_obj<F>(&self, code: CodeObject, callback: F) -> Result<(), RomaError>
     where
         F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
     {
-        self.dispatcher.load(code, callback)
+        match &self.pools {
+            Pools::Shared(d) => d.load(code, callback),
+            Pools::Tenants(t) => t.for_load(&code)?.load(code, callback),
+        }
     }
 
     /// Runs a handler of a loaded version on the least busy worker. `Ok` means accepted:
@@ -81,7 +110,10 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
     {
-        self.dispatcher.execute(request, callback)
+        match &self.pools {
+            Pools::Shared(d) => d.execute(request, callback),
+            Pools::Tenants(t) => t.for_request(&request)?.execute(request, callback),
+        }
     }
 
     /// [`execute`](Self::execute), but while the queues are full it waits for room, up to
@@ -97,8 +129,13 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
     {
-        self.dispatcher
-            .execute_waiting(request, self.queue_wait, callback)
+        match &self.pools {
+            Pools::Shared(d) => d.execute_waiting(request, self.queue_wait, callback),
+            Pools::Tenants(t) => {
+                t.for_request(&request)?
+                    .execute_waiting(request, self.queue_wait, callback)
+            }
+        }
     }
 
     /// Runs a request and waits for its response on the calling thread: waits for room in the
@@ -141,7 +178,16 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
     {
-        self.dispatcher.batch_execute(requests, callback)
+        match &self.pools {
+            Pools::Shared(d) => d.batch_execute(requests, callback),
+            Pools::Tenants(t) => match t.for_batch(&requests)? {
+                Some(d) => d.batch_execute(requests, callback),
+                None => {
+                    callback(Vec::new());
+                    Ok(Vec::new())
+                }
+            },
+        }
     }
 
     /// A batch of any size, as Roma's `BatchExecute`: the requests are enqueued in order as
@@ -158,8 +204,16 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
     {
-        self.dispatcher
-            .batch_execute_waiting(requests, self.queue_wait, callback)
+        match &self.pools {
+            Pools::Shared(d) => d.batch_execute_waiting(requests, self.queue_wait, callback),
+            Pools::Tenants(t) => match t.for_batch(&requests)? {
+                Some(d) => d.batch_execute_waiting(requests, self.queue_wait, callback),
+                None => {
+                    callback(Vec::new());
+                    Ok(Vec::new())
+                }
+            },
+        }
     }
 
     /// [`batch_execute_waiting`](Self::batch_execute_waiting), then waits for every result,
@@ -180,7 +234,11 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// one is stopped inside the worker and answered `Cancelled`. Returns false if it had
     /// already finished.
     pub fn cancel(&self, token: &ExecutionToken) -> bool {
-        self.dispatcher.cancel(token)
+        match &self.pools {
+            Pools::Shared(d) => d.cancel(token),
+            // A token names its dispatcher: every other pool answers false at once.
+            Pools::Tenants(t) => t.all().iter().any(|d| d.cancel(token)),
+        }
     }
 
     /// [`load_code_obj`](Self::load_code_obj) as a future. The futures of roma need no
@@ -188,13 +246,25 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// `Waker` they were polled with, so they work under tokio, async-std, smol or
     /// `futures::executor::block_on` alike.
     pub fn load_code_obj_async(&self, code: CodeObject) -> DispatchFuture<ResponseObject> {
-        self.dispatcher.load_async(code)
+        match &self.pools {
+            Pools::Shared(d) => d.load_async(code),
+            Pools::Tenants(t) => match t.for_load(&code) {
+                Ok(d) => d.load_async(code),
+                Err(e) => DispatchFuture::refused(e),
+            },
+        }
     }
 
     /// [`execute`](Self::execute) as a future, for any executor. Dropping the future does not
     /// cancel the request; use its token.
     pub fn execute_async(&self, request: InvocationRequest<M>) -> DispatchFuture<ResponseObject> {
-        self.dispatcher.execute_async(request)
+        match &self.pools {
+            Pools::Shared(d) => d.execute_async(request),
+            Pools::Tenants(t) => match t.for_request(&request) {
+                Ok(d) => d.execute_async(request),
+                Err(e) => DispatchFuture::refused(e),
+            },
+        }
     }
 
     /// [`batch_execute`](Self::batch_execute) as a future, for any executor.
@@ -202,7 +272,14 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         &self,
         requests: Vec<InvocationRequest<M>>,
     ) -> DispatchFuture<Vec<Result<ResponseObject, RomaError>>> {
-        self.dispatcher.batch_execute_async(requests)
+        match &self.pools {
+            Pools::Shared(d) => d.batch_execute_async(requests),
+            Pools::Tenants(t) => match t.for_batch(&requests) {
+                Ok(Some(d)) => d.batch_execute_async(requests),
+                Ok(None) => DispatchFuture::ready(Ok(Vec::new())),
+                Err(e) => DispatchFuture::refused(e),
+            },
+        }
     }
 
     /// Stops the service: queued requests and unanswered loads get `Cancelled`, running ones
@@ -211,13 +288,20 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// their callbacks ran, or use the `_blocking` forms, which return with the answer.
     /// Stopping cannot fail: every worker is ended whatever state it is in.
     pub fn stop(&self) {
-        self.dispatcher.stop();
+        match &self.pools {
+            Pools::Shared(d) => d.stop(),
+            Pools::Tenants(t) => t.stop(),
+        }
     }
 
     /// A blocking form called from a callback would block the roma thread that may be the one
     /// to run its request: refused, so it cannot hang.
     fn refuse_on_own_thread(&self, what: &str) -> Result<(), RomaError> {
-        if self.dispatcher.on_dispatcher_thread() {
+        let own = match &self.pools {
+            Pools::Shared(d) => d.on_dispatcher_thread(),
+            Pools::Tenants(t) => t.all().iter().any(|d| d.on_dispatcher_thread()),
+        };
+        if own {
             return Err(RomaError::invalid_argument(format!(
                 "{what} was called from a callback, on one of roma's own threads, where it could \
                  wait for itself; submit with a callback there instead"
@@ -226,16 +310,35 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         Ok(())
     }
 
-    /// The queues and workers, as they are now.
+    /// The queues and workers, as they are now; with tenant pools, every pool's added
+    /// together (workers listed pool after pool, in no fixed order of tenants).
     pub fn stats(&self) -> DispatcherStats {
-        self.dispatcher.stats()
+        match &self.pools {
+            Pools::Shared(d) => d.stats(),
+            Pools::Tenants(t) => t.stats(),
+        }
+    }
+
+    /// With tenant pools, one tenant's queues and workers; `None` without tenant pools or
+    /// before the tenant's first load.
+    pub fn tenant_stats(&self, tenant: &str) -> Option<DispatcherStats> {
+        match &self.pools {
+            Pools::Shared(_) => None,
+            Pools::Tenants(t) => t.get(tenant).map(|d| d.stats()),
+        }
     }
 }
 
 impl<M: Send + Sync + 'static> std::fmt::Debug for RomaService<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RomaService")
-            .field("dispatcher", &self.dispatcher)
+            .field(
+                "dispatcher",
+                match &self.pools {
+                    Pools::Shared(d) => d as &dyn std::fmt::Debug,
+                    Pools::Tenants(_) => &"one per tenant",
+                },
+            )
             .finish()
     }
 }

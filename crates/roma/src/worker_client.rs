@@ -35,12 +35,15 @@ pub(crate) struct WorkerSetup {
     pub v8_flags: Vec<String>,
     pub binding_names: Vec<String>,
     pub prewarm: bool,
+    pub enable_profilers: bool,
     pub startup_timeout: Duration,
     pub load_timeout: Duration,
     pub grace: Duration,
     /// Start workers in probe mode (`roma check`).
     pub probe_mode: bool,
     pub address_space_limit_mb: Option<u64>,
+    pub data_limit_mb: Option<u64>,
+    pub worker_uid: Option<u32>,
     pub host_functions_inline: bool,
     /// Where the workers' stderr lines go.
     pub output: Arc<crate::WorkerOutputFn>,
@@ -70,11 +73,14 @@ impl WorkerSetup {
             v8_flags: config.v8_flags.clone(),
             binding_names: Vec::new(),
             prewarm: config.prewarm,
+            enable_profilers: config.enable_profilers,
             startup_timeout: config.startup_timeout(),
             load_timeout: config.load_deadline(),
             grace: config.grace(),
             probe_mode,
             address_space_limit_mb: config.worker_address_space_mb,
+            data_limit_mb: config.worker_data_limit_mb,
+            worker_uid: config.worker_uid,
             host_functions_inline: config.host_functions_inline,
             output: config
                 .worker_output
@@ -101,6 +107,9 @@ pub(crate) struct WorkerClient<M> {
     udf: Option<UdfThread<M>>,
     /// How long the last successful request took from send to answer.
     last_round_trip: Option<Duration>,
+    /// The host pids of the worker's processes (launcher first), for `cpu_time`; looked up
+    /// again when the launcher's pid changes.
+    jail_pids: Vec<u32>,
 }
 
 /// After a request's timeout, how often the slot thread checks whether the UDF thread is stuck
@@ -139,6 +148,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             alive: true,
             udf: None,
             last_round_trip: None,
+            jail_pids: Vec::new(),
         };
         client.handshake()?;
         Ok(client)
@@ -295,7 +305,21 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         }
         let report = self.link.lock().endpoint.recv(self.setup.startup_timeout);
         match report {
-            Ok(WorkerToHost::ProbeReport { results }) => Ok(results),
+            Ok(WorkerToHost::ProbeReport { mut results }) => {
+                // What the worker cannot see from inside: its host uid, and the tie to the host.
+                let pid = self.process.pid();
+                results.extend(
+                    roma_sandbox::host_checks::check_started_worker(pid)
+                        .into_iter()
+                        .map(|p| ProbeResult {
+                            name: p.name,
+                            attempted: if p.attempted { "yes" } else { "no" }.into(),
+                            held: p.held,
+                            detail: p.detail,
+                        }),
+                );
+                Ok(results)
+            }
             Ok(other) => Err(self.protocol(&describe(&other))),
             Err(e) => Err(self.broken(e)),
         }
@@ -386,16 +410,24 @@ fn spawn_worker(
         RomaError::internal(format!("cannot create the channel to worker {index}: {e}"))
     })?;
     let spec = WorkerSpec {
-        program: setup.binary.path.clone(),
-        args: if setup.probe_mode {
-            vec![handoff.arg().into(), PROBE_MODE_ARG.into()]
-        } else {
-            vec![handoff.arg().into()]
+        program: setup.binary.node.clone(),
+        preload: Some(setup.binary.library.clone()),
+        args: {
+            let mut a = vec![
+                handoff.arg().into(),
+                format!("{}{}", roma_ipc::HOST_BUILD_ARG_PREFIX, roma_ipc::BUILD_ID).into(),
+            ];
+            if setup.probe_mode {
+                a.push(PROBE_MODE_ARG.into());
+            }
+            a
         },
         inherited_fds: handoff.spec().fds(),
-        extra_read_only_paths: setup.binary.read_only_paths.clone(),
+        extra_read_only_paths: Vec::new(),
         address_space_limit_mb: setup.address_space_limit_mb,
+        data_limit_mb: setup.data_limit_mb,
         capture_stderr: true,
+        worker_uid: setup.worker_uid,
     };
     let spawned = setup.sandbox.spawn(&spec);
     // The host closes its copies of the worker's descriptors, so that the worker's death reads
@@ -463,6 +495,12 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         inv: &Invocation,
         meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError> {
+        if inv.profile && !self.setup.enable_profilers {
+            return Err(RomaError::invalid_argument(
+                "the request asks for a CPU profile but profilers are off; build the service \
+                 with Config::enable_profilers(true)",
+            ));
+        }
         self.respawn_if_dead()?;
         let started = Instant::now();
         let msg = HostToWorker::Execute {
@@ -552,7 +590,26 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         Ok(ExecOutput {
             resp: out.resp,
             metrics: m,
+            profiler_output: out.profiler_output,
         })
+    }
+
+    fn cpu_time(&mut self) -> Option<Duration> {
+        // The launcher and what it started (the jailed worker); their pids live as long as the
+        // worker does, so they are looked up once per process.
+        let host_pid = self.process.pid();
+        if self.jail_pids.first() != Some(&host_pid) {
+            let below = roma_sandbox::procfs::descendants_of(host_pid).ok()?;
+            self.jail_pids = std::iter::once(host_pid)
+                .chain(below.iter().map(|p| p.pid))
+                .collect();
+        }
+        let mut total = Duration::ZERO;
+        for &pid in &self.jail_pids {
+            // A process gone: the worker is ending, and `is_alive` will say so.
+            total = total.saturating_add(roma_sandbox::procfs::cpu_time(pid).ok()??);
+        }
+        Some(total)
     }
 
     fn is_alive(&mut self) -> bool {

@@ -7,7 +7,9 @@
 //! read by one thread per worker process, which hands the worker output function (by default:
 //! the host's stderr, prefixed with `roma-worker N:`) lines that are:
 //! - cut at [`MAX_LINE_BYTES`] (the rest of an overlong line is skipped, and the line says so);
-//! - decoded lossily and with every control character but tab escaped (`\u{1b}`);
+//! - decoded lossily and with every control character but tab escaped (`\u{1b}`,
+//!   [`escape_control`], which is also what `roma run` applies to everything it prints that came
+//!   from a worker);
 //! - limited to [`MAX_LINES_PER_SECOND`]; lines past that are counted, not passed on, and the
 //!   count is reported once the second is over (or at the end).
 //!
@@ -138,16 +140,42 @@ impl<F: FnMut(&str)> Lines<F> {
     }
 }
 
-/// The line as text: lossy UTF-8, control characters but tab escaped, a mark if it was cut.
-fn escape(line: &[u8], cut: bool) -> String {
-    let mut out = String::with_capacity(line.len() + 16);
-    for c in String::from_utf8_lossy(line).chars() {
+/// `text` safe for a terminal: every control character but tab (C0, DEL, C1, line breaks
+/// included) written as a Rust escape, `\u{1b}`. For any text that came from a worker: a
+/// terminal escape sequence in it then shows as text instead of acting on the operator's
+/// terminal, and it cannot start a line of its own that looks like the host's.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         if c.is_control() && c != '\t' {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
+    out
+}
+
+/// [`escape_control`] for JSON text: the control characters written as JSON escapes
+/// (`\u009b`), so the text stays the same JSON value. JSON may hold control characters raw only
+/// as whitespace between tokens (tab, line feed, carriage return, which stay) and as DEL and C1
+/// characters inside strings, which serializers leave as they are (`\u{9b}` is a
+/// one-character CSI for some terminals); it escapes C0 in strings itself.
+pub fn escape_control_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The line as text: lossy UTF-8, control characters but tab escaped, a mark if it was cut.
+fn escape(line: &[u8], cut: bool) -> String {
+    let mut out = escape_control(&String::from_utf8_lossy(line));
     if cut {
         out.push_str(&format!(" [roma: line cut at {MAX_LINE_BYTES} bytes]"));
     }
@@ -181,6 +209,25 @@ mod tests {
     fn escapes_control_characters_and_invalid_utf8() {
         let out = collect(&[b"\x1b[31mred\x1b[0m\tok\r\xff\n"], Duration::ZERO);
         assert_eq!(out, ["\\u{1b}[31mred\\u{1b}[0m\tok\\u{d}\u{fffd}"]);
+    }
+
+    #[test]
+    fn json_escaping_keeps_the_value() {
+        // What a serializer writes: C0 escaped, DEL and C1 raw.
+        let text =
+            serde_json::to_string(&serde_json::json!({"a": "x\u{9b}31m\u{7f}\u{1b}\tz"})).unwrap();
+        assert!(text.contains('\u{9b}'), "{text}");
+        let safe = escape_control_json(&text);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert_eq!(
+            escape_control_json("[1,\n2]"),
+            "[1,\n2]",
+            "whitespace stays"
+        );
+        let before: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let after: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(before, after);
+        assert_eq!(escape_control("a\nb\u{9b}"), "a\\u{a}b\\u{9b}");
     }
 
     #[test]

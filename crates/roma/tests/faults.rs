@@ -86,7 +86,7 @@ fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_vers
 
 /// Every `roma-worker` process descending from this test process (zombies included).
 fn worker_rows() -> Vec<ProcInfo> {
-    procfs::descendants_named(std::process::id(), roma::WORKER_BINARY_NAME).expect("read /proc")
+    procfs::descendants_named(std::process::id(), roma::WORKER_PROCESS_NAME).expect("read /proc")
 }
 
 /// SIGKILLs every roma-worker process that is a child of this test process.
@@ -261,6 +261,42 @@ fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
             "{fault}: the worker was not replaced ({before:?} -> {after:?})"
         );
     }
+    finish(h, 1);
+}
+
+/// A real worker that makes a system call the filter refuses dies of SIGSYS, the request's
+/// error names the call (as the worker's SIGSYS handler reported it), and a new worker serves.
+#[test]
+fn a_forbidden_system_call_is_named_in_the_error() {
+    if common::sandbox() == roma::SandboxKind::None {
+        eprintln!("NOTE: no seccomp filter with the `none` sandbox; nothing to name");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let h = harness(fault_config(DEFAULT_GRACE));
+    let e = h
+        .exec(request::<()>("v1", "__roma_fault_forbidden_call", &[]))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WorkerCrashed, "{e}");
+    let msg = e.message();
+    let (name, rest) = msg
+        .split_once("seccomp violation: forbidden system call ")
+        .and_then(|(_, rest)| rest.split_once(" ("))
+        .unwrap_or_else(|| panic!("the error does not name the call: {msg}"));
+    assert!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "{msg}"
+    );
+    let nr: i64 = rest
+        .split_once(')')
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number: {msg}"));
+    assert_eq!(roma_sandbox::syscall_name(nr), Some(name), "{msg}");
+    assert_eq!(h.ok("Count", &[]), "1");
+    h.assert_hello();
     finish(h, 1);
 }
 

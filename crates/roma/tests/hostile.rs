@@ -108,6 +108,29 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
     h.done();
 }
 
+/// With no heap limit configured, a handler that keeps 400 MB of objects alive meets the default
+/// limit ([`roma::DEFAULT_MAX_HEAP_MB`], 128) and ends with `OutOfMemory`, where without a
+/// default it succeeded (V8's own limit is gigabytes) and an endless allocation loop grew its
+/// worker until the timeout. The worker recovers in place.
+#[test]
+fn the_default_heap_limit_ends_a_400_mb_handler_with_out_of_memory() {
+    const KEEP_400_MB: &str = r#"
+        function Keep400() {
+            const keep = [];
+            for (let i = 0; i < 5000; i++) keep.push(new Array(10000).fill(i));
+            return keep.length;
+        }
+        function Count() { return 1; }
+    "#;
+    let h: Harness = Harness::with_code(config(1), code("v1", KEEP_400_MB));
+    let e = h
+        .call_within("Keep400", &[], GENEROUS)
+        .expect_err("400 MB of live objects under the default heap limit");
+    assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
+    assert_eq!(h.ok("Count", &[]), "1");
+    h.done();
+}
+
 /// One allocation much larger than the whole heap (a 256 MB string, a 128 MB array under a
 /// 15 MB heap) must not take the service down: the callback comes, and the next requests run.
 /// V8 cannot survive such an allocation: the worker exits with roma's fatal-OOM status and the

@@ -13,7 +13,7 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 /// How long `spawn` waits for a launcher to report that the jail is built.
@@ -21,6 +21,29 @@ const JAIL_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Environment variables passed from the host to a worker; every other one is dropped.
 pub const ENV_ALLOW_LIST: [&str; 3] = ["RUST_BACKTRACE", "RUST_LOG", "LD_LIBRARY_PATH"];
+
+/// The variable that carries [`WorkerSpec::preload`] to the worker (never the host's own).
+pub(crate) const PRELOAD_VAR: &str = "LD_PRELOAD";
+/// The host's lifeline pipe: every launcher gets the read end and watches it; the write end stays
+/// open, close-on-exec, for the life of the host process and nowhere else, so the read end reports
+/// end-of-file exactly when the host is gone (see `launcher::relay`). Made on the first spawn.
+static LIFELINE: OnceLock<Result<(OwnedFd, OwnedFd), rustix::io::Errno>> = OnceLock::new();
+
+/// The read end of [`LIFELINE`].
+fn lifeline_read_end() -> Result<std::os::fd::RawFd, SandboxError> {
+    match LIFELINE.get_or_init(|| pipe_with(PipeFlags::CLOEXEC)) {
+        Ok((read_end, _write_end)) => Ok(read_end.as_raw_fd()),
+        Err(e) => Err(SandboxError::os("pipe for the host lifeline", *e)),
+    }
+}
+
+/// The read end of [`LIFELINE`] if a spawn has made it.
+pub(crate) fn lifeline_read_end_made() -> Option<std::os::fd::RawFd> {
+    match LIFELINE.get() {
+        Some(Ok((read_end, _))) => Some(read_end.as_raw_fd()),
+        _ => None,
+    }
+}
 
 /// A way to start jailed worker processes.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
@@ -83,13 +106,31 @@ impl Sandbox for LauncherSandbox {
                     .map_err(SandboxError::at("pipe for the jail status"))?,
             ),
         };
+        // The pipe on which the worker's SIGSYS handler names a refused call (see
+        // `violation`). Non-blocking, so that neither the handler nor the host's read can hang.
+        let (violation_r, violation_w) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(SandboxError::at("pipe for seccomp violation reports"))?;
+        // Backends with a launcher tie the jail to this process's life; `none` has no launcher.
+        let host_fd = match self.kind {
+            JailKind::None => None,
+            _ => Some(lifeline_read_end()?),
+        };
         let launch = JailArgs {
             stage: JailStage::Launch,
             kind: self.kind,
             channel_fds: spec.inherited_fds.clone(),
-            read_only_paths: spec.extra_read_only_paths.clone(),
+            read_only_paths: spec
+                .extra_read_only_paths
+                .iter()
+                .chain(&spec.preload)
+                .cloned()
+                .collect(),
             address_space_limit_mb: spec.address_space_limit_mb,
+            data_limit_mb: spec.data_limit_mb,
             status_fd: status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
+            violation_fd: Some(violation_w.as_raw_fd()),
+            host_fd,
+            worker_uid: spec.worker_uid,
             rest: spec.args.clone(),
         };
         let mut cmd = Command::new(&spec.program);
@@ -114,8 +155,13 @@ impl Sandbox for LauncherSandbox {
                 cmd.env(key, v);
             }
         }
+        if let Some(lib) = &spec.preload {
+            cmd.env(PRELOAD_VAR, lib);
+        }
         let mut fds = spec.inherited_fds.clone();
         fds.extend(status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()));
+        fds.push(violation_w.as_raw_fd());
+        fds.extend(host_fd);
         // SAFETY: the closure runs in the forked child of a possibly multi-threaded process, so
         // it may only make async-signal-safe calls: it reads a Vec allocated before the fork and
         // calls fcntl, nothing else (no allocation, no locks).
@@ -133,7 +179,9 @@ impl Sandbox for LauncherSandbox {
             "spawn {}",
             spec.program.display()
         )))?;
-        let mut worker = PidfdChild::new(child)?;
+        // Only the worker may write reports: the host keeps the read end alone.
+        drop(violation_w);
+        let mut worker = PidfdChild::new(child, Some(violation_r))?;
         if let Some((read_end, write_end)) = status_pipe {
             drop(write_end);
             let failure = match status::read(&read_end, JAIL_SETUP_TIMEOUT) {

@@ -1,5 +1,6 @@
 //! How a worker ended: [`ExitReport`], with seccomp kills named as such.
 
+use crate::syscall_names::syscall_name;
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -24,11 +25,12 @@ pub enum ExitReport {
         /// The signal number.
         signal: i32,
     },
-    /// The seccomp filter killed it (`SIGSYS`): it made a system call the allow-list forbids.
+    /// It died of `SIGSYS`: the seccomp filter refused a system call.
     SeccompViolation {
-        /// The offending system call's number, when it could be learned. The kernel does not
-        /// put it in the wait status; today this is always `None` (see the kernel's audit log,
-        /// `audit: type=1326 ... syscall=N`, for the number).
+        /// The refused call's number as the worker's `SIGSYS` handler reported it (see the
+        /// `violation` module): `None` when no well-formed report arrived. The death by
+        /// `SIGSYS` comes from the kernel; the number comes from the worker, which a
+        /// compromised worker can forge, so treat it as a diagnostic, never as a decision.
         syscall: Option<i64>,
     },
 }
@@ -115,16 +117,18 @@ impl fmt::Display for ExitReport {
                 write!(f, "killed by {} ({signal})", signal_name(signal))
             }
             ExitReport::SeccompViolation { syscall: Some(n) } => {
-                write!(f, "seccomp violation: forbidden system call {n} (SIGSYS)")
-            }
-            ExitReport::SeccompViolation { syscall: None } => {
-                // The wait status does not carry the call; the kernel logs every seccomp kill.
+                let name = syscall_name(n).unwrap_or("(no x86-64 name)");
                 write!(
                     f,
-                    "seccomp violation: forbidden system call (SIGSYS; the kernel log names it: \
-                     `dmesg` or the audit log, type=1326 SECCOMP, syscall=N)"
+                    "seccomp violation: forbidden system call {name} ({n}) (SIGSYS; the number \
+                     as the worker reported it)"
                 )
             }
+            ExitReport::SeccompViolation { syscall: None } => write!(
+                f,
+                "seccomp violation: forbidden system call (SIGSYS; the worker did not report \
+                 which)"
+            ),
         }
     }
 }
@@ -150,6 +154,18 @@ mod tests {
         assert!(sys.is_seccomp_violation());
         assert_eq!(sys.signal(), Some(libc::SIGSYS));
         assert!(sys.to_string().contains("seccomp violation"));
+
+        let named = ExitReport::SeccompViolation {
+            syscall: Some(libc::SYS_pkey_mprotect),
+        };
+        assert!(
+            named
+                .to_string()
+                .contains("forbidden system call pkey_mprotect (329)"),
+            "{named}"
+        );
+        let odd = ExitReport::SeccompViolation { syscall: Some(400) };
+        assert!(odd.to_string().contains("400"), "{odd}");
 
         let setup = ExitReport::Exited {
             code: JAIL_SETUP_FAILED_EXIT_CODE,

@@ -39,6 +39,7 @@
 mod backend;
 mod error;
 mod exit;
+pub mod host_checks;
 mod kind;
 mod launcher;
 pub mod probe;
@@ -47,6 +48,8 @@ pub mod procfs;
 mod rlimits;
 pub mod seccomp;
 mod spec;
+mod syscall_names;
+mod violation;
 
 pub use backend::{ENV_ALLOW_LIST, Sandbox, sandbox_by_name};
 pub use error::SandboxError;
@@ -60,4 +63,5 @@ pub use rlimits::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PROCESSES, WorkerRlimits, apply_worker_rlimits,
 };
 pub use seccomp::{FilterMode, install_worker_filter, install_worker_filter_for_probe};
-pub use spec::WorkerSpec;
+pub use spec::{DEFAULT_WORKER_UID, WorkerSpec};
+pub use syscall_names::syscall_name;

@@ -93,7 +93,7 @@ fn clean(s: &str) -> String {
 }
 
 /// The names of the probes, in the order [`run_probes`] reports them.
-pub const PROBE_NAMES: [&str; 14] = [
+pub const PROBE_NAMES: [&str; 19] = [
     "read /etc/passwd",
     "list /",
     "write a file in /tmp",
@@ -108,6 +108,11 @@ pub const PROBE_NAMES: [&str; 14] = [
     "see host pids",
     "setuid(0)",
     "new user namespace",
+    "futex FUTEX_LOCK_PI",
+    "madvise MADV_REMOVE",
+    "sendmsg (could pass fds)",
+    "replace the SIGSYS handler",
+    "name a refused call",
 ];
 
 /// Runs every probe in this process and reports each.
@@ -130,6 +135,11 @@ pub fn run_probes() -> Vec<ProbeOutcome> {
         host_pids(PROBE_NAMES[11]),
         setuid(PROBE_NAMES[12]),
         new_userns(PROBE_NAMES[13]),
+        futex_lock_pi(PROBE_NAMES[14]),
+        madvise_remove(PROBE_NAMES[15]),
+        sendmsg(PROBE_NAMES[16]),
+        replace_sigsys_handler(PROBE_NAMES[17]),
+        sigsys_reporter(PROBE_NAMES[18]),
     ]
 }
 
@@ -443,6 +453,125 @@ fn new_userns(name: &str) -> ProbeOutcome {
     }
 }
 
+/// The outcome of a call that only the filter's argument rules refuse: held when it failed
+/// with `EPERM` (the probe filter's answer; the production filter traps it), not held when the
+/// kernel got to answer it.
+fn refused_by_the_filter(name: &str, rc: libc::c_long, what: &str) -> ProbeOutcome {
+    if rc >= 0 {
+        return ProbeOutcome::new(name, true, false, format!("{what} succeeded"));
+    }
+    let e = last_error();
+    let held = e.raw_os_error() == Some(libc::EPERM);
+    let detail = if held {
+        errno_name(&e)
+    } else {
+        format!(
+            "{} (from the kernel: the filter let it through)",
+            errno_name(&e)
+        )
+    };
+    ProbeOutcome::new(name, true, held, detail)
+}
+
+fn futex_lock_pi(name: &str) -> ProbeOutcome {
+    let mut word: u32 = 0;
+    let addr = std::ptr::addr_of_mut!(word);
+    let op = libc::FUTEX_LOCK_PI | libc::FUTEX_PRIVATE_FLAG;
+    // SAFETY: the futex word is a local that outlives both calls; a lock taken is released
+    // before the word goes out of scope.
+    unsafe {
+        let rc = libc::syscall(libc::SYS_futex, addr, op, 0, 0, 0, 0);
+        if rc == 0 {
+            let unlock = libc::FUTEX_UNLOCK_PI | libc::FUTEX_PRIVATE_FLAG;
+            libc::syscall(libc::SYS_futex, addr, unlock, 0, 0, 0, 0);
+        }
+        refused_by_the_filter(name, rc, "FUTEX_LOCK_PI")
+    }
+}
+
+fn madvise_remove(name: &str) -> ProbeOutcome {
+    const PAGE: usize = 4096;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let shared = libc::MAP_SHARED | libc::MAP_ANONYMOUS;
+    // SAFETY: a fresh shared anonymous page (the kind of memory MADV_REMOVE empties), advised
+    // and unmapped here, never dereferenced.
+    unsafe {
+        let page = libc::mmap(std::ptr::null_mut(), PAGE, rw, shared, -1, 0);
+        if page == libc::MAP_FAILED {
+            let e = last_error();
+            return ProbeOutcome::new(name, false, true, format!("mmap: {}", errno_name(&e)));
+        }
+        let rc = libc::syscall(libc::SYS_madvise, page, PAGE, libc::MADV_REMOVE);
+        let outcome = refused_by_the_filter(name, rc, "MADV_REMOVE on shared memory");
+        libc::munmap(page, PAGE);
+        outcome
+    }
+}
+
+fn sendmsg(name: &str) -> ProbeOutcome {
+    // SAFETY: an empty msghdr (no data, no control) on fd -1: the kernel would answer EBADF.
+    let rc = unsafe {
+        let msg: libc::msghdr = std::mem::zeroed();
+        libc::syscall(libc::SYS_sendmsg, -1, &msg, 0)
+    };
+    refused_by_the_filter(name, rc, "sendmsg")
+}
+
+fn replace_sigsys_handler(name: &str) -> ProbeOutcome {
+    // SAFETY: rt_sigaction reads a zeroed sigaction (SIG_DFL) that outlives the call. Only run
+    // in a jailed worker, where the filter refuses it (a replaced handler only loses names).
+    let rc = unsafe {
+        let action: libc::sigaction = std::mem::zeroed();
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            libc::SIGSYS,
+            &action,
+            std::ptr::null_mut::<libc::sigaction>(),
+            8,
+        )
+    };
+    refused_by_the_filter(name, rc, "rt_sigaction(SIGSYS)")
+}
+
+fn sigsys_reporter(name: &str) -> ProbeOutcome {
+    // SAFETY: sigaction with no new action only writes the current one into `old`.
+    let (rc, old) = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        let rc = libc::sigaction(libc::SIGSYS, std::ptr::null(), &mut old);
+        (rc, old)
+    };
+    if rc != 0 {
+        let e = last_error();
+        return ProbeOutcome::new(name, true, false, format!("sigaction: {}", errno_name(&e)));
+    }
+    let installed = old.sa_sigaction != libc::SIG_DFL
+        && old.sa_sigaction != libc::SIG_IGN
+        && old.sa_flags & libc::SA_SIGINFO != 0;
+    match (
+        installed,
+        crate::current_jail().and_then(|j| j.violation_fd),
+    ) {
+        (true, Some(fd)) => ProbeOutcome::new(
+            name,
+            true,
+            true,
+            format!("SIGSYS handler reports the call's number to the host on fd {fd}"),
+        ),
+        (true, None) => ProbeOutcome::new(
+            name,
+            true,
+            false,
+            "no violation pipe from the host: a refused call kills unnamed",
+        ),
+        (false, _) => ProbeOutcome::new(
+            name,
+            true,
+            false,
+            "no SIGSYS handler: a refused call kills unnamed",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +605,10 @@ mod tests {
         assert!(!by_name("list /").held);
         assert!(!by_name("execve /bin/sh").held);
         assert!(!by_name("unix socket").held);
+        assert!(!by_name("futex FUTEX_LOCK_PI").held);
+        assert!(!by_name("madvise MADV_REMOVE").held);
+        assert!(!by_name("sendmsg (could pass fds)").held);
+        assert!(!by_name("name a refused call").held);
     }
 
     fn run_one(n: &str) -> ProbeOutcome {
@@ -483,6 +616,10 @@ mod tests {
             "list /" => list_root(n),
             "execve /bin/sh" => execve(n),
             "unix socket" => unix_socket(n),
+            "futex FUTEX_LOCK_PI" => futex_lock_pi(n),
+            "madvise MADV_REMOVE" => madvise_remove(n),
+            "sendmsg (could pass fds)" => sendmsg(n),
+            "name a refused call" => sigsys_reporter(n),
             _ => unreachable!(),
         }
     }

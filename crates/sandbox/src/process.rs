@@ -1,7 +1,7 @@
 //! A running worker as the host sees it: [`WorkerProcess`], and its one implementation, a child
 //! watched through a pidfd so that waits take a timeout and signals never hit a recycled pid.
 
-use crate::{ExitReport, SandboxError};
+use crate::{ExitReport, SandboxError, violation};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
@@ -36,11 +36,14 @@ pub(crate) struct PidfdChild {
     child: Child,
     pidfd: OwnedFd,
     report: Option<ExitReport>,
+    /// The read end of the violation pipe (see `violation`), read once the child died of SIGSYS.
+    violation: Option<OwnedFd>,
 }
 
 impl PidfdChild {
-    /// Wraps a just-spawned child. On failure the child is killed and reaped.
-    pub(crate) fn new(mut child: Child) -> Result<Self, SandboxError> {
+    /// Wraps a just-spawned child, with the read end of its violation pipe. On failure the child
+    /// is killed and reaped.
+    pub(crate) fn new(mut child: Child, violation: Option<OwnedFd>) -> Result<Self, SandboxError> {
         let opened = Pid::from_raw(child.id() as i32)
             .ok_or_else(|| SandboxError::InvalidSpec("spawned child has pid 0".into()))
             .and_then(|pid| {
@@ -51,6 +54,7 @@ impl PidfdChild {
                 child,
                 pidfd,
                 report: None,
+                violation,
             }),
             Err(e) => {
                 // The child is ours and not yet reaped, so its pid cannot have been reused.
@@ -97,7 +101,13 @@ impl WorkerProcess for PidfdChild {
             self.kill_group();
         }
         let status = self.child.try_wait().map_err(SandboxError::at("waitpid"))?;
-        self.report = status.map(ExitReport::from_status);
+        self.report = status.map(|s| match ExitReport::from_status(s) {
+            // The kernel says SIGSYS; the number is the worker's word, bounded and checked.
+            ExitReport::SeccompViolation { .. } => ExitReport::SeccompViolation {
+                syscall: self.violation.as_ref().and_then(violation::read_report),
+            },
+            other => other,
+        });
         Ok(self.report)
     }
 

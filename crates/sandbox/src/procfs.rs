@@ -141,6 +141,48 @@ fn parse_stat(stat: &[u8]) -> Result<Stat, &'static str> {
     })
 }
 
+/// `utime + stime` in clock ticks from the contents of `/proc/PID/stat`: fields 14 and 15,
+/// counted after the name like the rest (the name ends at the last `)`).
+fn parse_stat_cpu_ticks(stat: &[u8]) -> Result<u64, &'static str> {
+    let close = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or("no `)` after the name")?;
+    let tail = std::str::from_utf8(stat.get(close + 1..).ok_or("nothing after the name")?)
+        .map_err(|_| "the fields after the name are not text")?;
+    // After the name: state(3) ppid(4) ... utime(14) stime(15), so indexes 11 and 12 here.
+    let mut fields = tail.split_ascii_whitespace().skip(11);
+    let mut tick = || -> Result<u64, &'static str> {
+        fields
+            .next()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or("utime or stime is not a number")
+    };
+    Ok(tick()?.saturating_add(tick()?))
+}
+
+/// The CPU time `pid` has used so far (user + system, all its threads, not its children);
+/// `Ok(None)` when the process is gone.
+///
+/// # Errors
+/// [`ProcfsError`] when its `stat` cannot be read or makes no sense.
+pub fn cpu_time(pid: u32) -> Result<Option<std::time::Duration>, ProcfsError> {
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let Some(bytes) = read_bounded(&path, MAX_STAT_BYTES)? else {
+        return Ok(None);
+    };
+    let ticks = parse_stat_cpu_ticks(&bytes).map_err(|what| ProcfsError::Malformed {
+        path: path.clone(),
+        what,
+    })?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100);
+    Ok(Some(std::time::Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000 / hz),
+    )))
+}
+
 /// Resident KiB from the contents of `/proc/PID/statm` (`size resident shared ...`, in pages).
 fn parse_statm_rss_kb(statm: &[u8], page_size: u64) -> Result<u64, &'static str> {
     let pages: u64 = std::str::from_utf8(statm)
@@ -294,6 +336,40 @@ fn descendants_matching(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn cpu_tick_parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse_stat_cpu_ticks(&bytes);
+        }
+    }
+
+    #[test]
+    fn cpu_ticks_are_counted_after_a_hostile_name() {
+        let line = b"42 (a) b) 1 2 3) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 1 0 0\n";
+        assert_eq!(parse_stat_cpu_ticks(line), Ok(12));
+        assert!(parse_stat_cpu_ticks(b"42 (x) S 1").is_err());
+        assert!(parse_stat_cpu_ticks(b"no name").is_err());
+    }
+
+    #[test]
+    fn own_cpu_time_grows_with_work() {
+        let me = std::process::id();
+        let before = cpu_time(me).unwrap().unwrap();
+        // Spin until the kernel has counted a tick more; the deadline only turns a broken
+        // reader into a failure.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut x = 0u64;
+        let mut after = before;
+        while after <= before && Instant::now() < deadline {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            after = cpu_time(me).unwrap().unwrap();
+        }
+        assert!(after > before, "{before:?} -> {after:?}");
+        assert_eq!(cpu_time(u32::MAX).unwrap(), None);
+    }
     use std::process::{Child, Command};
     use std::time::{Duration, Instant};
 

@@ -1,11 +1,12 @@
 //! Resource limits for a jailed worker: no core files, no file writes, few descriptors, a cap on
-//! tasks, and optionally a cap on virtual memory.
+//! tasks, and optionally caps on virtual memory and on private writable memory.
 //!
 //! `RLIMIT_NPROC` counts *threads* as well as processes, so it is set to a value that leaves
 //! room for V8's platform threads and the worker's own, not to 0. Since Linux 5.14 the count is
 //! kept per user namespace, and every `namespaces` jail has its own, so the limit bounds that
 //! jail alone (on older kernels it counted every task of the host uid: raise it there). The
-//! kernel does not enforce it for tasks whose real uid is the host's root. seccomp forbids
+//! kernel does not enforce it for tasks whose real uid is the host's root, which is why a root
+//! host's jail runs as an unprivileged uid (`WorkerSpec::worker_uid`). seccomp forbids
 //! `fork` and thread-less `clone` anyway; the limit is the second line.
 
 use crate::SandboxError;
@@ -29,6 +30,11 @@ pub struct WorkerRlimits {
     pub max_open_files: u64,
     /// `RLIMIT_NPROC` (tasks, threads included); `None` leaves it alone.
     pub max_processes: Option<u64>,
+    /// `RLIMIT_DATA` in bytes; `None` leaves it alone. Counts private writable memory (heap,
+    /// anonymous mappings, committed parts of V8's reservations), not reserved-but-inaccessible
+    /// address space, so unlike `RLIMIT_AS` it bounds what the worker can touch without
+    /// tripping over V8's large reservations.
+    pub data_bytes: Option<u64>,
 }
 
 impl Default for WorkerRlimits {
@@ -37,6 +43,7 @@ impl Default for WorkerRlimits {
             address_space_bytes: None,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
             max_processes: Some(DEFAULT_MAX_PROCESSES),
+            data_bytes: None,
         }
     }
 }
@@ -67,6 +74,9 @@ pub fn apply_worker_rlimits(limits: &WorkerRlimits) -> Result<(), SandboxError> 
     }
     if let Some(bytes) = limits.address_space_bytes {
         set(Resource::As, "RLIMIT_AS", bytes)?;
+    }
+    if let Some(bytes) = limits.data_bytes {
+        set(Resource::Data, "RLIMIT_DATA", bytes)?;
     }
     // SAFETY: setting a signal to SIG_IGN installs no handler code; it is process-wide state
     // that nothing else in the worker relies on.

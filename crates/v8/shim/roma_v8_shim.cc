@@ -1,7 +1,10 @@
-// roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and the system V8 (libnode).
+// roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and V8 14.6, the V8 inside the
+// pinned official Node.js build (crates/v8/node_pin.rs).
 //
-// Why C++ at all: the `v8` crate cannot build here, so roma binds the V8 that Debian ships in
-// libnode. V8's API is C++ with handle scopes; rather than mirror it handle by handle, this shim
+// Why C++ at all: the `v8` crate cannot build on roma's machines, so roma binds the V8 that the
+// `node` executable exports (as it does for native addons); the shared library carrying this
+// shim runs inside that executable. V8's API is C++ with handle scopes; rather than mirror it
+// handle by handle, this shim
 // exposes a handful of coarse operations (platform, isolates from snapshots, contexts, calls,
 // console callbacks, limits) as flat `extern "C"` functions, and the Rust side keeps ownership,
 // caching and timeouts.
@@ -13,15 +16,19 @@
 //   (pointer, length) pairs valid for the duration of the call.
 // - A RomaVersion (one loaded version: an isolate plus what it was compiled from) is used by one
 //   thread at a time; only roma_v8_isolate_terminate may be called from another thread.
-// - The code compiles against the V8 10.2 headers it links with and against newer (11.x)
-//   headers; version differences are isolated in the ROMA_V8_11 blocks.
+// - The code compiles against the pinned build's headers (C++20) only: it runs inside that
+//   build's V8, whose object layout those headers describe.
 
 #include <libplatform/libplatform.h>
+#include <v8-profiler.h>
 #include <v8.h>
 
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -30,10 +37,6 @@
 #include <new>
 #include <string>
 #include <vector>
-
-#if V8_MAJOR_VERSION >= 11
-#define ROMA_V8_11 1
-#endif
 
 namespace {
 
@@ -171,6 +174,8 @@ struct RomaOut {
   double parse_ms;
   double call_ms;
   int32_t prewarmed;  // 1 when a pre-warmed context served the call
+  char* profile;      // CPU profile (.cpuprofile JSON) of a profiled call, malloc'd or null
+  size_t profile_len;
 };
 
 struct RomaStr {
@@ -190,6 +195,8 @@ struct RomaExecParams {
   RomaBindingFn binding_fn;  // null: host functions throw
   void* binding_user;
   RomaAwaitFn await_fn;  // null: asynchronous host calls cannot complete
+  int32_t profile;       // 1: record a CPU profile of the handler call into out->profile
+  size_t profile_max;    // the most bytes of profile; a larger one becomes {"truncated":true}
 };
 
 }  // extern "C"
@@ -752,8 +759,8 @@ size_t NearHeapLimit(void* data, size_t current, size_t initial) {
   return current + headroom;
 }
 
-// After every GC of a snapshot-creating isolate (which V8 10.2 lets us configure no heap
-// limit on): enforce the max heap by hand.
+// After every GC of a snapshot-creating isolate (created without heap constraints, so that
+// the snapshot holds no limit of its own): enforce the max heap by hand.
 void SnapshotGcEpilogue(Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void* data) {
   RomaVersion* version = static_cast<RomaVersion*>(data);
   if (version->limits.max_heap_bytes == 0) return;
@@ -777,11 +784,7 @@ constexpr int kFatalOomExitCode = 86;
   _exit(kFatalOomExitCode);
 }
 
-#if V8_MAJOR_VERSION >= 11
 void OnFatalOom(const char* location, const v8::OOMDetails&) { FatalOom(location); }
-#else
-void OnFatalOom(const char* location, bool) { FatalOom(location); }
-#endif
 
 Isolate* NewIsolate(RomaVersion* v, v8::StartupData* snapshot) {
   v->allocator = std::make_unique<CountingAllocator>(v->limits.max_array_buffer_bytes);
@@ -1150,6 +1153,84 @@ std::string GlobalFunctionNames(Isolate* isolate, Local<Context> ctx) {
   return names;
 }
 
+// Collects a serialized CPU profile, refusing to grow past a byte cap.
+class ProfileSink final : public v8::OutputStream {
+ public:
+  explicit ProfileSink(size_t max) : max_(max) {}
+  void EndOfStream() override {}
+  int GetChunkSize() override { return 64 * 1024; }
+  WriteResult WriteAsciiChunk(char* data, int size) override {
+    if (size < 0 || text_.size() + static_cast<size_t>(size) > max_) {
+      over_ = true;
+      return kAbort;
+    }
+    text_.append(data, static_cast<size_t>(size));
+    return kContinue;
+  }
+  bool over() const { return over_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  size_t max_;
+  std::string text_;
+  bool over_ = false;
+};
+
+// Profiles the handler call of one request (RomaExecParams::profile): a CpuProfiler made for
+// the call starts on construction, and on destruction, whichever way the call ends, stops,
+// serializes the profile into out->profile and is disposed, so no profiler outlives the call
+// and an unprofiled call pays only the flag check. Invariant: constructed and destroyed on the
+// isolate's thread inside its Isolate::Scope.
+class ProfileGuard {
+ public:
+  ProfileGuard(Isolate* isolate, const RomaExecParams* p, RomaOut* out)
+      : isolate_(isolate), out_(out), max_(p->profile_max) {
+    if (p->profile == 0) return;
+    profiler_ = v8::CpuProfiler::New(isolate);
+    if (profiler_ == nullptr) return;
+    // Handlers run for milliseconds: sample every 100 us, at most 100,000 samples.
+    profiler_->SetSamplingInterval(100);
+    HandleScope hs(isolate);
+    v8::CpuProfilingOptions opts(v8::kLeafNodeLineNumbers, 100000, 100);
+    profiler_->StartProfiling(Title(), std::move(opts));
+  }
+  ProfileGuard(const ProfileGuard&) = delete;
+  ProfileGuard& operator=(const ProfileGuard&) = delete;
+  ~ProfileGuard() {
+    if (profiler_ == nullptr) return;
+    {
+      HandleScope hs(isolate_);
+      v8::CpuProfile* profile = profiler_->StopProfiling(Title());
+      if (profile != nullptr) {
+        ProfileSink sink(max_);
+        profile->Serialize(&sink, v8::CpuProfile::kJSON);
+        profile->Delete();
+        static const char kTruncated[] = "{\"truncated\":true}";
+        const std::string& text = sink.over() ? std::string(kTruncated) : sink.text();
+        Store(text);
+      }
+    }
+    profiler_->Dispose();
+  }
+
+ private:
+  Local<String> Title() { return String::NewFromUtf8Literal(isolate_, "roma.request"); }
+  void Store(const std::string& text) {
+    std::free(out_->profile);
+    out_->profile = static_cast<char*>(std::malloc(text.size() + 1));
+    out_->profile_len = 0;
+    if (out_->profile == nullptr) return;
+    std::memcpy(out_->profile, text.data(), text.size());
+    out_->profile[text.size()] = '\0';
+    out_->profile_len = text.size();
+  }
+
+  Isolate* isolate_;
+  RomaOut* out_;
+  size_t max_;
+  v8::CpuProfiler* profiler_ = nullptr;
+};
+
 void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   Isolate* isolate = v->isolate;
   Isolate::Scope iscope(isolate);
@@ -1236,6 +1317,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
     }
     Local<Value> args[] = {mod, name, inputs, ret, log_fn};
     out->parse_ms = NowMs() - t1;
+    ProfileGuard profile(isolate, p, out);
     double t2 = NowMs();
     Local<Value> result;
     if (!driver->Call(ctx, v8::Undefined(isolate), 5, args).ToLocal(&result)) {
@@ -1322,6 +1404,7 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   }
   out->parse_ms = NowMs() - t1;
 
+  ProfileGuard profile(isolate, p, out);
   double t2 = NowMs();
   Local<Value> result;
   if (!fn->Call(ctx, receiver, static_cast<int>(argv.size()), argv.data()).ToLocal(&result)) {
@@ -1413,6 +1496,35 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
   out->code = ROMA_OK;
 }
 
+// Whether the address space allows the WebAssembly trap handler: no RLIMIT_AS, or one with room
+// for kTrapHandlerMemories full-size 32-bit memories (each reserves its guard regions) besides
+// the heaps.
+constexpr size_t kTrapHandlerMemories = 4;
+
+// V8's entropy (Math.random seeds, hash seeds, heap placement): getrandom(2), which the
+// worker's seccomp allow-list permits. Without a source V8 opens /dev/urandom, which the jail
+// does not have, and falls back to seeding from the clock.
+bool GetEntropy(unsigned char* buffer, size_t length) {
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = getrandom(buffer + done, length - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+bool TrapHandlerFits() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_AS, &lim) != 0) return false;
+  if (lim.rlim_cur == RLIM_INFINITY) return true;
+  size_t one = v8::V8::GetWasmMemoryReservationSizeInBytes(v8::V8::WasmMemoryType::kMemory32,
+                                                           size_t{4} << 30);
+  return lim.rlim_cur / kTrapHandlerMemories > one;
+}
+
 }  // namespace
 
 extern "C" {
@@ -1428,6 +1540,14 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
     return 1;
   }
   if (flags_len) v8::V8::SetFlagsFromString(flags, flags_len);
+  // What node's own start-up would have set up and roma needs: WebAssembly bounds checks by
+  // guard regions and V8's own SIGSEGV handler (the trap handler) rather than an explicit
+  // check on every memory access. It must be enabled before V8::Initialize. Each memory then
+  // reserves several GiB of address space, so under an RLIMIT_AS too small for a few of them
+  // it stays off and V8 compiles explicit bounds checks: slower, as safe.
+  if (TrapHandlerFits()) v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
+  v8::V8::SetEntropySource(GetEntropy);
+  // ICU: the build carries its full data in the executable (full-icu), so no data file is read.
   v8::V8::InitializeICU();
   g_platform = v8::platform::NewDefaultPlatform();
   v8::V8::InitializePlatform(g_platform.get());
@@ -1436,7 +1556,7 @@ int32_t roma_v8_init(const char* flags, size_t flags_len) noexcept {
   return 0;
 }
 
-// The V8 version string ("10.2.154.26-node.36"). Static storage; never freed.
+// The V8 version string ("14.6.202.34-node.40"). Static storage; never freed.
 const char* roma_v8_version() noexcept { return v8::V8::GetVersion(); }
 
 // Frees a string the shim returned.
@@ -1447,7 +1567,9 @@ void roma_v8_out_clear(RomaOut* out) noexcept {
   std::free(out->data);
   std::free(out->message);
   std::free(out->stack);
-  out->data = out->message = out->stack = nullptr;
+  std::free(out->profile);
+  out->data = out->message = out->stack = out->profile = nullptr;
+  out->profile_len = 0;
 }
 
 // The isolate of a version, for roma_v8_isolate_terminate. Invariant: `v` is live.
@@ -1485,9 +1607,11 @@ RomaVersion* roma_v8_snapshot_begin(const RomaLimits* limits, v8::SnapshotCreato
   return v;
 }
 
-// See roma_v8_snapshot_begin. On failure out->code says why (ROMA_COMPILE for a compile error
-// or top-level throw, ROMA_TERMINATED, ROMA_OOM) and the version is left without an isolate;
-// the caller disposes it. `creator` is consumed in every case.
+// See roma_v8_snapshot_begin. Runs the top level under the caller's watchdog and returns
+// ROMA_OK (the default context is set) or why not in out->code (ROMA_COMPILE for a compile error
+// or top-level throw, ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
+// watchdog may still terminate it until the caller disarms, so the caller disarms first and
+// then calls roma_v8_snapshot_finish, which consumes `creator`.
 int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const char* src,
                              size_t len, RomaOut* out) noexcept {
   bool ok = false;
@@ -1525,7 +1649,20 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     }
     v->current = nullptr;
   }
-  if (!ok) {
+  if (!ok) return out->code;
+  out->code = ROMA_OK;
+  return ROMA_OK;
+}
+
+// Ends a snapshot load begun with roma_v8_snapshot_begin, after roma_v8_snapshot_run returned
+// `run_code` and the caller disarmed its watchdog (invariant: nothing can terminate the
+// creator's isolate any more, since this disposes it). On ROMA_OK it makes the blob and starts the
+// version's isolate from it; otherwise it drops the creator and leaves the version without an
+// isolate for the caller to dispose. `creator` is consumed in every case. Returns ROMA_OK or the
+// failure, also in out->code.
+int32_t roma_v8_snapshot_finish(RomaVersion* v, v8::SnapshotCreator* creator, int32_t run_code,
+                                RomaOut* out) noexcept {
+  if (run_code != ROMA_OK) {
     // Deleting a creator that never made a blob is fine as long as no context was added to it
     // (its destructor would reset their handles after disposing the isolate): none was.
     v->isolate->CancelTerminateExecution();
@@ -1533,6 +1670,9 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     v->isolate = nullptr;
     return out->code;
   }
+  // A watchdog that fired after the top level had finished (and before the disarm) left a
+  // termination pending; the load succeeded, so it must not abort making the blob.
+  v->isolate->CancelTerminateExecution();
   v8::StartupData blob = creator->CreateBlob(v8::SnapshotCreator::FunctionCodeHandling::kKeep);
   delete creator;
   v->isolate = nullptr;

@@ -27,6 +27,10 @@ pub struct Execution {
     pub total_ms: f64,
     /// Whether a pre-warmed context served the call.
     pub prewarmed: bool,
+    /// For a profiled invocation: V8's CPU profile of the handler call as `.cpuprofile` JSON
+    /// (at most [`roma_core::MAX_PROFILE_BYTES`]; a larger one is replaced by
+    /// `{"truncated":true}`). Empty otherwise.
+    pub profile: String,
 }
 
 /// What [`Engine::raw_baseline`] measures.
@@ -122,7 +126,7 @@ impl Engine {
     fn raw_limits(&self) -> RomaLimits {
         RomaLimits {
             initial_heap_bytes: self.limits.initial_heap_mb.saturating_mul(1 << 20),
-            max_heap_bytes: self.limits.max_heap_mb.saturating_mul(1 << 20),
+            max_heap_bytes: self.limits.effective_max_heap_mb().saturating_mul(1 << 20),
             max_array_buffer_bytes: self.limits.effective_array_buffer_bytes(),
         }
     }
@@ -180,13 +184,13 @@ impl Engine {
         };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
-        // SAFETY: the creator's isolate lives until roma_v8_snapshot_run returns, and we disarm
-        // right after it.
+        // SAFETY: the creator's isolate lives until roma_v8_snapshot_finish, which runs only
+        // after the disarm below.
         unsafe { self.watchdog.arm(version.isolate(), deadline, tag) };
         let mut out = Out::new();
-        // SAFETY: `raw` and `creator` come from snapshot_begin and are consumed here once; the
-        // source pointer/length describe `code.js`, alive for the call.
-        let rc = unsafe {
+        // SAFETY: `raw` and `creator` come from snapshot_begin; run leaves the creator alive;
+        // the source pointer/length describe `code.js`, alive for the call.
+        let run = unsafe {
             ffi::roma_v8_snapshot_run(
                 raw,
                 creator,
@@ -196,6 +200,9 @@ impl Engine {
             )
         };
         let fired = self.watchdog.disarm();
+        // SAFETY: the watchdog is disarmed, so nothing terminates the creator's isolate while
+        // finish disposes it; `creator` is consumed here, once.
+        let rc = unsafe { ffi::roma_v8_snapshot_finish(raw, creator, run, &mut out.0) };
         if rc == ffi::code::OK {
             return Ok(version);
         }
@@ -339,6 +346,8 @@ impl Engine {
             binding_fn: Some(binding_trampoline),
             binding_user: user,
             await_fn: Some(await_trampoline),
+            profile: i32::from(inv.profile),
+            profile_max: roma_core::MAX_PROFILE_BYTES,
         };
         let raw = version.raw;
         let isolate = version.isolate();
@@ -377,6 +386,7 @@ impl Engine {
                 call_ms: out.0.call_ms,
                 total_ms: started.elapsed().as_secs_f64() * 1e3,
                 prewarmed: out.0.prewarmed != 0,
+                profile: out.profile(),
             });
         }
         Err(match (out.0.code, fired) {

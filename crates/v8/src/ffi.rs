@@ -53,6 +53,8 @@ pub(crate) struct RomaOut {
     pub parse_ms: f64,
     pub call_ms: f64,
     pub prewarmed: i32,
+    pub profile: *mut c_char,
+    pub profile_len: usize,
 }
 
 #[repr(C)]
@@ -87,6 +89,8 @@ pub(crate) struct RomaExecParams {
     pub binding_fn: Option<RomaBindingFn>,
     pub binding_user: *mut c_void,
     pub await_fn: Option<RomaAwaitFn>,
+    pub profile: i32,
+    pub profile_max: usize,
 }
 
 /// See `RomaAwaitFn` in the shim: returns 0 when no reply can come.
@@ -127,6 +131,12 @@ unsafe extern "C" {
         creator: *mut SnapshotCreator,
         src: *const c_char,
         len: usize,
+        out: *mut RomaOut,
+    ) -> i32;
+    pub(crate) fn roma_v8_snapshot_finish(
+        v: *mut RomaVersion,
+        creator: *mut SnapshotCreator,
+        run_code: i32,
         out: *mut RomaOut,
     ) -> i32;
     pub(crate) fn roma_v8_version_new(

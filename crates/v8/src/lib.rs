@@ -1,10 +1,13 @@
 //! roma's V8 engine backend.
 //!
-//! The `v8` crate cannot build on our machines (its build script downloads a prebuilt V8), so
-//! roma binds the V8 that Debian and Ubuntu ship inside libnode (`libnode-dev`, V8 10.2 on
-//! Debian 12) through a narrow C++ shim (`shim/roma_v8_shim.cc`) that the build script compiles.
-//! The shim exposes coarse operations as flat C functions; this crate keeps ownership, caching
-//! and timeouts in Rust and offers a safe API:
+//! The `v8` crate cannot build on roma's machines (its build script downloads a prebuilt V8), so
+//! roma binds V8 14.6, the V8 inside the official Node.js build pinned in `node_pin.rs`, through
+//! a narrow C++ shim (`shim/roma_v8_shim.cc`) that the build script compiles against that
+//! build's headers. The `node` executable exports the V8 API (as it does for native addons) but
+//! cannot be linked against, so everything that uses this crate is a shared library that runs
+//! inside `node` ([`node_main!`], [`node_entry`]); the shim's V8 symbols resolve from the
+//! executable when it loads the library. The shim exposes coarse operations as flat C functions;
+//! this crate keeps ownership, caching and timeouts in Rust and offers a safe API:
 //!
 //! - [`Engine`]: one per worker thread. [`Engine::load`] compiles a [`roma_core::CodeObject`]
 //!   once per version: plain JS runs its top level inside a `v8::SnapshotCreator` and each call
@@ -21,7 +24,8 @@
 //! Trust: the JS and WASM are untrusted; every failure they can cause is a typed
 //! [`roma_core::RomaError`]. `unsafe` is confined to the FFI calls, each with its invariant.
 //!
-//! ```no_run
+//! Inside a library that `node` runs ([`node_main!`]); the engine tests run this very call:
+//! ```ignore
 //! use roma_core::{CodeObject, EngineLimits, Invocation};
 //! let mut engine = roma_v8::Engine::new(EngineLimits::default())?;
 //! engine.load(&CodeObject {
@@ -37,6 +41,7 @@
 
 mod engine;
 mod ffi;
+pub mod node_entry;
 mod platform;
 mod version;
 mod watchdog;
@@ -45,3 +50,12 @@ pub use engine::{Engine, ExecHost, Execution, LogSink, Raw, flags_for};
 pub use platform::{init, is_initialized, v8_version};
 pub use version::VersionMode;
 pub use watchdog::{TerminateReason, Terminator};
+
+mod pin {
+    include!("../node_pin.rs");
+}
+pub use pin::{NODE_INTEGRITY, NODE_VERSION};
+
+/// The folder of the Node.js build this crate was compiled against (`bin/node` and
+/// `include/node/`), as its build script found it.
+pub const NODE_DIR: &str = env!("ROMA_NODE_DIR");

@@ -86,6 +86,8 @@ impl Out {
             parse_ms: 0.0,
             call_ms: 0.0,
             prewarmed: 0,
+            profile: std::ptr::null_mut(),
+            profile_len: 0,
         })
     }
 
@@ -104,6 +106,17 @@ impl Out {
         // SAFETY: `data` points to `data_len` bytes (plus a NUL) allocated by the shim.
         let bytes =
             unsafe { std::slice::from_raw_parts(self.0.data.cast::<u8>(), self.0.data_len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// The CPU profile the shim serialized (JSON text), or empty.
+    pub(crate) fn profile(&self) -> String {
+        if self.0.profile.is_null() {
+            return String::new();
+        }
+        // SAFETY: `profile` points to `profile_len` bytes allocated by the shim.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.0.profile.cast::<u8>(), self.0.profile_len) };
         String::from_utf8_lossy(bytes).into_owned()
     }
 

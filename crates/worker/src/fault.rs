@@ -10,7 +10,10 @@
 //! - `__roma_fault_hang`: sleeps forever, ignoring cancel and timeouts;
 //! - `__roma_fault_log_flood`: sends 10 000 log lines, then answers;
 //! - `__roma_fault_stderr`: writes to its stderr a plain line, a line with terminal escapes, a
-//!   10 000-byte line and 1 000 more lines at once, then answers.
+//!   10 000-byte line and 1 000 more lines at once, then answers;
+//! - `__roma_fault_forbidden_call`: makes a socket pair (`socketpair`, which the seccomp filter
+//!   refuses: the worker dies of SIGSYS after naming the call); exits with status 4 where no
+//!   filter stopped it (`--sandbox none`).
 
 use roma_core::LogLevel;
 use roma_ipc::{ExecOutput, IpcError, Transport, WorkerEndpoint, WorkerToHost};
@@ -55,6 +58,7 @@ pub(crate) fn inject(
                 result: Ok(ExecOutput {
                     resp: "\"flooded\"".into(),
                     metrics: Vec::new(),
+                    ..Default::default()
                 }),
             })?;
             Ok(true)
@@ -74,9 +78,14 @@ pub(crate) fn inject(
                 result: Ok(ExecOutput {
                     resp: "\"written\"".into(),
                     metrics: Vec::new(),
+                    ..Default::default()
                 }),
             })?;
             Ok(true)
+        }
+        "__roma_fault_forbidden_call" => {
+            let _ = std::os::unix::net::UnixDatagram::pair();
+            std::process::exit(4)
         }
         _ => Ok(false),
     }

@@ -1,4 +1,11 @@
-//! The roma worker process.
+//! The roma worker: the shared library that the `node` executable of the pinned Node.js build
+//! carries (`LD_PRELOAD`), making that process a roma worker.
+//!
+//! V8 14.6 lives inside `node` and cannot be linked into a program of roma's own, so the worker
+//! is this library (`libroma_worker.so`) running inside `node`: [`roma_v8::node_main!`] makes
+//! the process run [`main`] in place of node's (node's static initialisers run, its runtime never
+//! starts). The host starts it through its sandbox backend as `node` with this library
+//! preloaded; the jail exposes both read-only.
 //!
 //! One worker hosts one V8 engine and serves the host over the channel it inherits: loads,
 //! executions and the nested messages of binding calls. It installs its seccomp allow-list after
@@ -20,16 +27,56 @@
 #![deny(missing_docs)]
 
 pub mod cancel;
+mod cancel_state;
 #[cfg(debug_assertions)]
 mod fault;
 mod serve;
 
 pub use serve::{WorkerError, run};
 
-/// Folder of the libnode this binary was linked against (empty when the system one was used),
-/// recorded by the build script. The host asks for it (`--print-libdir`) to mount it read-only
-/// into the jail.
-pub const V8_LIBDIR: &str = env!("ROMA_V8_LIBDIR");
+roma_v8::node_main!(main, roma_ipc::WORKER_PROCESS_NAME_C);
+
+/// The worker process's `main`, run by `node` in place of its own.
+///
+/// - `--roma-build`: prints this worker's build id ([`roma_ipc::BUILD_ID`]), V8 version and
+///   Node version, one a line; the host runs it before it starts workers, to refuse a worker
+///   from another build and to fail early on a missing or broken `node`.
+/// - `--raw-baseline N`: benchmarks only (`roma bench --raw`, the facade's criterion bench):
+///   raw V8 in this process, N times.
+/// - anything else: [`run`], the jailed worker serving the host.
+pub fn main() -> i32 {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == roma_ipc::BUILD_QUERY_ARG) {
+        println!("{}", roma_ipc::BUILD_ID);
+        println!("{}", roma_v8::v8_version());
+        println!("{}", roma_v8::NODE_VERSION);
+        return 0;
+    }
+    if args.first().is_some_and(|a| a == "--raw-baseline") {
+        let n = args
+            .get(1)
+            .and_then(|a| a.to_str())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1000);
+        return match raw_baseline(n) {
+            Ok(secs) => {
+                println!("{secs}");
+                0
+            }
+            Err(e) => {
+                eprintln!("roma-worker: {e}");
+                EXIT_FAILED.into()
+            }
+        };
+    }
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("roma-worker: {e}");
+            EXIT_FAILED.into()
+        }
+    }
+}
 
 /// The benchmark baseline: raw V8 without roma (no channel, no jail, no watchdog): `n`
 /// fresh-context calls of the hello-world handler, each `Context::New` from the version's

@@ -54,6 +54,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         .iter()
         .find_map(|a| a.to_str().filter(|s| s.starts_with("roma-ipc")))
         .ok_or_else(|| WorkerError::Args("no channel argument (roma-ipc1:...)".into()))?;
+    let host_build = rest.args.iter().find_map(|a| {
+        a.to_str()
+            .and_then(|s| s.strip_prefix(roma_ipc::HOST_BUILD_ARG_PREFIX))
+    });
+    if let Some(host) = host_build
+        && host != roma_ipc::BUILD_ID
+    {
+        return Err(WorkerError::Args(format!(
+            "this worker is build {}, the host is build {host}: rebuild the worker library \
+             (`cargo build -p roma-worker`) from the host's sources",
+            roma_ipc::BUILD_ID
+        )));
+    }
     let spec = ChildSpec::parse(spec_arg)?;
     // `roma check`: the same jail, but the filter fails forbidden calls with EPERM instead of
     // killing, so every probe can report. Never used for untrusted code.
@@ -246,6 +259,7 @@ impl Worker {
                     (metrics::HANDLER_CALL_MS.into(), ex.call_ms),
                     (metrics::CODE_RUN_DURATION_MS.into(), ex.total_ms),
                 ],
+                profiler_output: ex.profile,
             }),
             Err(e) if e.kind() != ErrorKind::Cancelled && self.cancel.is_cancelled(request_id) => {
                 Err(cancelled())

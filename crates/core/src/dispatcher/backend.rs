@@ -16,6 +16,8 @@ pub struct ExecOutput {
     /// The backend's own metrics (keys in [`crate::metrics`]); the dispatcher adds the host-side
     /// ones (wait time, total duration, worker index) and overwrites those keys.
     pub metrics: BTreeMap<String, f64>,
+    /// The CPU profile of a profiled request (JSON text), else empty.
+    pub profiler_output: String,
 }
 
 /// Stops a running execution from another thread (the dispatcher's `cancel`).
@@ -76,6 +78,15 @@ pub trait WorkerBackend<M>: Send + 'static {
     /// Called when the slot has nothing to do, once each time it runs out of work: the place to
     /// pre-warm a context. Must return quickly; work that arrives meanwhile waits for it.
     fn idle(&mut self) {}
+
+    /// The CPU time the worker has used so far (all its processes and threads), for planned
+    /// recycling of a worker that works while it has no request
+    /// ([`super::DispatcherConfig::recycle_idle_cpu_per_sec`]). `None` (the default) when it
+    /// cannot be measured; the rule is then never met. Called about once a second while the slot
+    /// is idle, so it must be cheap.
+    fn cpu_time(&mut self) -> Option<std::time::Duration> {
+        None
+    }
 
     /// The handle `cancel` uses to end a running execution of this backend from another thread.
     /// Called once per backend, right after it is created.

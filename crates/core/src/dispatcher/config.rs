@@ -30,6 +30,16 @@ pub struct DispatcherConfig {
     /// Longest wait between respawn attempts. Also how long a backend that has not completed
     /// an execution must live for its death to be replaced at once. 0 means 5 s.
     pub respawn_backoff_max: Duration,
+    /// Planned recycling: replace a worker after it has run this many executions. 0: never.
+    /// See the dispatcher's "Recycling" docs: callers never see it.
+    pub recycle_after_requests: u64,
+    /// Planned recycling: replace a worker once it is this old (checked between requests, and
+    /// while it is idle). Zero: never.
+    pub recycle_after_age: Duration,
+    /// Planned recycling: replace a worker that used more CPU time than this in a second with
+    /// no request (what [`super::WorkerBackend::cpu_time`] reports, sampled once a second
+    /// while the slot is idle; stretches shorter than a second are not judged). Zero: never.
+    pub recycle_idle_cpu_per_sec: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -42,6 +52,9 @@ impl Default for DispatcherConfig {
             default_timeout: Duration::ZERO,
             respawn_backoff_initial: Duration::ZERO,
             respawn_backoff_max: Duration::ZERO,
+            recycle_after_requests: 0,
+            recycle_after_age: Duration::ZERO,
+            recycle_idle_cpu_per_sec: Duration::ZERO,
         }
     }
 }
@@ -61,6 +74,22 @@ pub(crate) struct Resolved {
     pub default_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    pub recycle: Recycle,
+}
+
+/// When a slot replaces a healthy backend; every field `None` when off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recycle {
+    pub after_requests: Option<u64>,
+    pub after_age: Option<Duration>,
+    pub idle_cpu_per_sec: Option<Duration>,
+}
+
+impl Recycle {
+    /// Whether any rule is on.
+    pub fn any(&self) -> bool {
+        self.after_requests.is_some() || self.after_age.is_some() || self.idle_cpu_per_sec.is_some()
+    }
 }
 
 impl DispatcherConfig {
@@ -84,6 +113,11 @@ impl DispatcherConfig {
             backoff_initial,
             backoff_max: or_d(self.respawn_backoff_max, Duration::from_secs(5))
                 .max(backoff_initial),
+            recycle: Recycle {
+                after_requests: Some(self.recycle_after_requests).filter(|&n| n > 0),
+                after_age: Some(self.recycle_after_age).filter(|d| !d.is_zero()),
+                idle_cpu_per_sec: Some(self.recycle_idle_cpu_per_sec).filter(|d| !d.is_zero()),
+            },
         })
     }
 }

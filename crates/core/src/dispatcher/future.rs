@@ -31,7 +31,21 @@ enum State<T> {
 impl<T> Unpin for DispatchFuture<T> {}
 
 impl<T> DispatchFuture<T> {
-    pub(crate) fn refused(err: RomaError) -> Self {
+    /// A future that is ready at once with `value`.
+    pub fn ready(value: Result<T, RomaError>) -> Self {
+        match value {
+            Err(e) => Self::refused(e),
+            Ok(v) => {
+                let (tx, rx) = super::oneshot::channel();
+                tx.send(Ok(v));
+                DispatchFuture::waiting(rx, None)
+            }
+        }
+    }
+
+    /// A future that is ready at once with `err`: a request refused before it reached a
+    /// dispatcher (a layer above one, such as tenant routing, refused it).
+    pub fn refused(err: RomaError) -> Self {
         DispatchFuture {
             state: State::Ready(Some(err)),
             token: None,

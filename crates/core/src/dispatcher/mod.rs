@@ -118,6 +118,22 @@
 //! backends never complete an execution creates at most about one per `respawn_backoff_max` once
 //! its schedule has climbed.
 //!
+//! # Recycling
+//! A backend may be replaced while healthy, by rules in [`DispatcherConfig`] (all off by
+//! default): after `recycle_after_requests` executions, at `recycle_after_age`, or when it used
+//! more than `recycle_idle_cpu_per_sec` of CPU per second while the slot had nothing for it
+//! (sampled through [`WorkerBackend::cpu_time`] once a second while idle, and before the next
+//! execution). A worker taken over by an exploit answers on time and never crashes; these rules
+//! bound how long it keeps serving. The slot checks them between requests and, when the age or
+//! CPU rule is on, wakes while idle to check them. A recycle is invisible to callers: the slot
+//! creates the new backend and replays every cached version into it while the old one stays
+//! alive, and swaps them only then. Meanwhile it counts as respawning, so new executions prefer
+//! other slots and idle slots may steal its queue; what waits on it runs on the new backend.
+//! A request never fails because of a recycle. If the new backend cannot be made, the old one
+//! serves on and the next attempt waits `respawn_backoff_max`. A worker found over the CPU rule
+//! when it is about to be given a request does not get it: the request goes back to its place
+//! in the queue and runs on the successor. `WorkerStats::recycled` counts the replacements.
+//!
 //! # Timeouts
 //! Execution timeouts are enforced by the backend (the engine terminates the script, and the
 //! process backend waits on its worker with a deadline). The dispatcher trusts every backend
@@ -138,6 +154,7 @@ mod config;
 mod future;
 mod job;
 mod oneshot;
+mod recycle;
 mod state;
 mod timer;
 mod worker;
@@ -184,6 +201,8 @@ pub struct WorkerStats {
     pub running: bool,
     /// Loads waiting in its control queue.
     pub pending_loads: usize,
+    /// Planned replacements of its backend so far (recycling; crashes not counted).
+    pub recycled: u64,
 }
 
 /// A snapshot of the dispatcher's queues.
@@ -362,11 +381,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
             std::iter::once(invocation.version_string.as_str()),
             1,
         )?;
-        let placed = self.enqueue(&mut st, request, invocation, Box::new(callback));
-        drop(st); // a refused request's callback and metadata are dropped outside the lock
-        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
-        self.shared.wake(slot);
-        Ok(self.token(id))
+        self.place(st, request, invocation, Box::new(callback))
     }
 
     /// Queues every request, or none. The requests spread over the workers like separate
@@ -442,12 +457,8 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         let invocation = self.prepare(&request)?;
         let deadline = self.room_deadline(wait);
         let st = self.shared.lock();
-        let mut st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
-        let placed = self.enqueue(&mut st, request, invocation, Box::new(callback));
-        drop(st);
-        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
-        self.shared.wake(slot);
-        Ok(self.token(id))
+        let st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
+        self.place(st, request, invocation, Box::new(callback))
     }
 
     /// [`batch_execute`](Self::batch_execute) for a batch of any size: the requests are
@@ -706,6 +717,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
                     queued: s.queue.len(),
                     running: s.running.is_some(),
                     pending_loads: s.loads.len(),
+                    recycled: s.recycled,
                 })
                 .collect(),
             queued: st.queued,
@@ -751,6 +763,22 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         let inv = request.to_invocation(self.shared.config.default_timeout)?;
         validate_invocation(&inv)?;
         Ok(inv)
+    }
+
+    /// Places an admitted single request and wakes its slot. The lock is released before a
+    /// refused request's callback and metadata are dropped.
+    fn place(
+        &self,
+        mut st: MutexGuard<'_, State<M>>,
+        request: InvocationRequest<M>,
+        invocation: Invocation,
+        callback: ExecCallback,
+    ) -> Result<ExecutionToken, RomaError> {
+        let placed = self.enqueue(&mut st, request, invocation, callback);
+        drop(st);
+        let (slot, id) = placed.map_err(|(e, _, _)| e)?;
+        self.shared.wake(slot);
+        Ok(self.token(id))
     }
 
     /// Places an admitted request; returns its slot and id. When no slot can take it (every

@@ -196,6 +196,8 @@ pub(crate) struct SlotState<M> {
     /// callback has returned). Cleared when the thread comes back for more.
     pub active: bool,
     pub interrupter: Option<Arc<dyn Interrupt>>,
+    /// Planned replacements of the slot's backend so far.
+    pub recycled: u64,
 }
 
 impl<M> SlotState<M> {
@@ -207,6 +209,7 @@ impl<M> SlotState<M> {
             running: None,
             active: false,
             interrupter: None,
+            recycled: 0,
         }
     }
 
@@ -391,6 +394,7 @@ mod tests {
                 default_timeout: Duration::from_secs(1),
                 backoff_initial: Duration::from_millis(1),
                 backoff_max: Duration::from_millis(1),
+                recycle: Default::default(),
             },
             1,
         );

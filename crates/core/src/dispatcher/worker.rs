@@ -1,9 +1,11 @@
 //! The slot thread: owns one backend, takes loads then executions, answers them, and replaces
-//! the backend when it dies (at once, or after a backoff wait in a crash loop; see `backoff.rs`).
+//! the backend when it dies (at once, or after a backoff wait in a crash loop; see `backoff.rs`)
+//! or when a recycling rule says it has served long enough (see `recycle.rs`).
 
 use super::backend::{Interrupt, WorkerBackend};
 use super::backoff::{Backoff, Lifetime};
 use super::job::{Job, LoadJob, call_guarded, millis};
+use super::recycle::{IDLE_CPU_WINDOW, Usage};
 use super::state::{LoadReply, Shared, Work, WorkerHealth};
 use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,6 +26,17 @@ pub(crate) struct SlotWorker<M, B> {
     life: Lifetime,
     /// The slot's respawn waits, shared by failed attempts and early deaths.
     backoff: Backoff,
+    /// What the current backend has done, for the recycling rules.
+    usage: Usage,
+}
+
+/// What the slot thread does next.
+enum Next<M> {
+    Work(Work<M>),
+    /// Nothing to take: pre-warm, then wait.
+    Idle,
+    /// A recycling check came due while idle.
+    Check,
 }
 
 /// Whether `result` means the backend must be replaced.
@@ -105,6 +118,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
             backend: Some(backend),
             life: Lifetime::starting_at(Instant::now()),
             backoff,
+            usage: Usage::new(Instant::now()),
         };
         worker.serve();
         discard(worker.backend.take());
@@ -112,8 +126,9 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
 
     fn serve(&mut self) {
         let mut idled = false;
+        let rules = self.shared.config.recycle;
         loop {
-            let work = {
+            let next = {
                 let mut st = self.shared.lock();
                 st.slots[self.index].active = false;
                 loop {
@@ -124,35 +139,131 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                         if matches!(w, Work::Exec(_)) {
                             self.shared.room_freed(&st);
                         }
-                        break Some(w);
+                        break Next::Work(w);
                     }
                     if !idled {
-                        break None;
+                        break Next::Idle;
                     }
-                    st = self.shared.slot_cv[self.index]
-                        .wait(st)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let cv = &self.shared.slot_cv[self.index];
+                    // With recycling off this is the plain wait: no timer, no clock reads.
+                    st = match self.usage.next_check(&rules) {
+                        None => cv
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        Some(at) => {
+                            let now = Instant::now();
+                            if now >= at {
+                                break Next::Check;
+                            }
+                            cv.wait_timeout(st, at - now)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .0
+                        }
+                    };
                 }
             };
-            let fatal = match work {
-                None => {
+            let fatal = match next {
+                Next::Idle => {
                     idled = true;
-                    self.idle()
+                    let fatal = self.idle();
+                    if !fatal && rules.idle_cpu_per_sec.is_some() {
+                        // Pre-warming is the last work the slot gave it: from here it is idle.
+                        let cpu = self.backend.as_mut().and_then(|b| b.cpu_time());
+                        self.usage.idle_from(Instant::now(), cpu);
+                    }
+                    fatal
                 }
-                Some(Work::Load(job)) => {
+                Next::Check => {
+                    self.judge_idle_cpu(&rules);
+                    false
+                }
+                Next::Work(Work::Load(job)) => {
                     idled = false;
+                    self.usage.busy();
                     self.run_load(job)
                 }
-                Some(Work::Exec(job)) => {
+                Next::Work(Work::Exec(job)) => {
                     idled = false;
-                    self.run_exec(job)
+                    if rules.idle_cpu_per_sec.is_some() {
+                        self.judge_idle_cpu(&rules);
+                    }
+                    self.usage.busy();
+                    if self.usage.due(&rules, Instant::now()) {
+                        // A worker due for recycling (it worked while idle) gets no more
+                        // requests: this one waits for its successor, at its place in the queue.
+                        self.put_back(job);
+                        self.recycle();
+                        continue;
+                    }
+                    let fatal = self.run_exec(job);
+                    self.usage.served += 1;
+                    fatal
                 }
             };
             if fatal {
                 if !self.respawn() {
                     return;
                 }
+                self.usage = Usage::new(Instant::now());
                 idled = false; // let the new backend pre-warm
+            } else if rules.any() && self.usage.due(&rules, Instant::now()) && self.recycle() {
+                idled = false;
+            }
+        }
+    }
+
+    /// Samples the idle backend's CPU time and records whether it used more than the rule
+    /// allows since the slot last gave it work.
+    fn judge_idle_cpu(&mut self, rules: &super::config::Recycle) {
+        let Some(limit) = rules.idle_cpu_per_sec else {
+            return;
+        };
+        let now = Instant::now();
+        if !self.usage.idle_window_complete(now, IDLE_CPU_WINDOW) {
+            return;
+        }
+        let cpu = self.backend.as_mut().and_then(|b| b.cpu_time());
+        self.usage.judge_idle(now, cpu, limit);
+    }
+
+    /// A planned replacement of a healthy backend: a new one is created and given every cached
+    /// version first, and only then takes the old one's place, so no request sees the change.
+    /// Meanwhile the slot counts as respawning (new executions prefer other slots, and idle
+    /// ones may steal its queue); queued work waits, none fails. If the new backend cannot be
+    /// made, the old one serves on and the next attempt waits `respawn_backoff_max`. Returns
+    /// whether the backend was replaced.
+    fn recycle(&mut self) -> bool {
+        let replay = {
+            let mut st = self.shared.lock();
+            if st.stopping {
+                return false;
+            }
+            let slot = &mut st.slots[self.index];
+            slot.health = WorkerHealth::Respawning;
+            slot.active = true;
+            st.replay_list(self.index)
+        };
+        self.shared.wake_all();
+        let now = Instant::now();
+        match self.attempt(&replay) {
+            Ok((b, interrupter)) => {
+                {
+                    let mut st = self.shared.lock();
+                    let slot = &mut st.slots[self.index];
+                    slot.interrupter = Some(interrupter);
+                    slot.health = WorkerHealth::Up;
+                    slot.recycled += 1;
+                }
+                discard(self.backend.replace(b));
+                let now = Instant::now();
+                self.life = Lifetime::starting_at(now);
+                self.usage = Usage::new(now);
+                true
+            }
+            Err(_) => {
+                self.shared.lock().slots[self.index].health = WorkerHealth::Up;
+                self.usage.postpone(now + self.shared.config.backoff_max);
+                false
             }
         }
     }
@@ -170,6 +281,14 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     }
 
     fn run_load(&mut self, job: LoadJob) -> bool {
+        // A worker that died while idle (killed from outside) is replaced before it is given
+        // the load: the load goes back to the front of the slot's control queue, which marking
+        // the slot down acknowledges, and the replacement gets the version with the rest of
+        // the cache. Otherwise the load would fail on a worker already gone.
+        if self.backend.as_mut().is_some_and(|b| !alive(b)) {
+            self.shared.lock().slots[self.index].loads.push_front(job);
+            return true;
+        }
         let (result, fatal) = match self.backend.as_mut() {
             Some(b) => {
                 let (r, panicked) = guarded("load", || b.load(&job.code));
@@ -223,6 +342,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     id: job.caller_id.clone(),
                     resp: out.resp,
                     metrics,
+                    profiler_output: out.profiler_output,
                 }
             })
         };

@@ -17,6 +17,10 @@
 //! outside, as a SIGKILL would. After [`Harness::die_in_idle`], every backend of that worker
 //! dies in `idle` (a worker that cannot even pre-warm: a crash loop).
 //!
+//! CPU time ([`WorkerBackend::cpu_time`]): zero, unless the test made the worker spin with
+//! [`Harness::spin_while_idle`]: its backends then report one CPU-second per second of life,
+//! as a worker whose own threads run between requests would.
+//!
 //! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`;
 //! js `crash-on-<n>` kills worker `n` (`WorkerCrashed`).
 
@@ -83,6 +87,8 @@ pub struct Harness {
     /// Workers whose backends die in `idle`.
     idle_deaths: Mutex<HashSet<usize>>,
     generations: Mutex<HashMap<usize, usize>>,
+    /// Workers whose backends report CPU time as if a thread spun all the time.
+    spinning: Mutex<HashSet<usize>>,
 }
 
 impl Harness {
@@ -100,6 +106,7 @@ impl Harness {
             alive: Mutex::new(HashMap::new()),
             idle_deaths: Mutex::new(HashSet::new()),
             generations: Mutex::new(HashMap::new()),
+            spinning: Mutex::new(HashSet::new()),
         })
     }
 
@@ -140,6 +147,7 @@ impl Harness {
                 versions: BTreeMap::new(),
                 alive,
                 interrupt: Arc::new(FakeInterrupt::default()),
+                born: Instant::now(),
             })
         }
     }
@@ -260,6 +268,11 @@ impl Harness {
         self.idle_deaths.lock().unwrap().insert(worker);
     }
 
+    /// Makes every backend of `worker` report CPU use as if it spun while idle.
+    pub fn spin_while_idle(&self, worker: usize) {
+        self.spinning.lock().unwrap().insert(worker);
+    }
+
     /// Successful factory calls for `worker` (its backend generations so far).
     pub fn spawns(&self, worker: usize) -> usize {
         self.events()
@@ -294,6 +307,7 @@ pub struct Fake {
     panic_alive: bool,
     panic_on_drop: bool,
     interrupt: Arc<FakeInterrupt>,
+    born: Instant,
 }
 
 impl Fake {
@@ -368,6 +382,7 @@ impl<M> WorkerBackend<M> for Fake {
                 Ok(ExecOutput {
                     resp: format!("released {gate}"),
                     metrics: BTreeMap::new(),
+                    profiler_output: String::new(),
                 })
             } else {
                 Err(RomaError::new(ErrorKind::Timeout, "gate never opened"))
@@ -389,6 +404,7 @@ impl<M> WorkerBackend<M> for Fake {
                 Ok(ExecOutput {
                     resp: format!("{}|{}|{}", inv.version_string, js, inv.input.join(",")),
                     metrics,
+                    profiler_output: String::new(),
                 })
             }
             "loop" => {
@@ -461,6 +477,15 @@ impl<M> WorkerBackend<M> for Fake {
         }
     }
 
+    fn cpu_time(&mut self) -> Option<Duration> {
+        let spins = self.harness.spinning.lock().unwrap().contains(&self.worker);
+        Some(if spins {
+            self.born.elapsed()
+        } else {
+            Duration::ZERO
+        })
+    }
+
     fn interrupter(&self) -> Arc<dyn Interrupt> {
         assert!(!self.panic_interrupter, "fake interrupter bug");
         Arc::clone(&self.interrupt) as Arc<dyn Interrupt>
@@ -511,6 +536,7 @@ pub fn with_meta<M>(r: InvocationRequest, m: M) -> InvocationRequest<M> {
         treat_input_as_byte_str: r.treat_input_as_byte_str,
         timeout: r.timeout,
         min_log_level: r.min_log_level,
+        profile: r.profile,
         metadata: m,
     }
 }

@@ -19,6 +19,7 @@ mod exec;
 mod fake;
 mod load;
 mod recovery;
+mod recycle;
 mod stop;
 mod stress;
 

@@ -231,8 +231,16 @@ fn after_a_storm_the_dispatcher_still_recovers_and_serves() {
     let log = MetaLog::new();
     let tally = Arc::new(Tally::default());
     storm(&h, &d, &log, &tally);
-    wait_stats(&d, "queues drained and every slot up", |s| {
-        s.queued == 0 && (0..3).all(|i| health_is(s, i, WorkerHealth::Up))
+    // Idle too, so that the load below does not race the storm's last requests and loads.
+    // (A backend killed from outside while idle still shows as up; the dispatcher replaces it
+    // when it next gives it work, a load included.)
+    wait_stats(&d, "queues drained and every slot up and idle", |s| {
+        s.queued == 0
+            && (0..3).all(|i| {
+                health_is(s, i, WorkerHealth::Up)
+                    && !s.workers[i].running
+                    && s.workers[i].pending_loads == 0
+            })
     });
     load_ok(&d, code("v1", "js"));
     let after = MetaLog::new();

@@ -1,6 +1,10 @@
 //! RomaService end to end: real worker processes, real V8.
+mod check;
 mod common;
 mod newcomer;
 mod pool;
+mod profile;
+mod recycle;
 mod service;
+mod tenant;
 mod udf;

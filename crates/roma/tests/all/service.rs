@@ -118,12 +118,37 @@ fn stop_refuses_new_work() {
 }
 
 #[test]
-fn missing_worker_binary_fails_new_clearly() {
+fn missing_worker_library_or_node_fails_new_clearly() {
     let mut c = config::<()>(1);
-    c.worker_binary("/nonexistent/roma-worker");
+    c.worker_library("/nonexistent/libroma_worker.so");
     let e = roma::RomaService::new(c).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(e.message().contains("/nonexistent/roma-worker"), "{e}");
+    assert!(
+        e.message().contains("/nonexistent/libroma_worker.so"),
+        "{e}"
+    );
+    assert!(e.message().contains("-p roma-worker"), "{e}");
+    let mut c = config::<()>(1);
+    c.node_binary("/nonexistent/bin/node");
+    let e = roma::RomaService::new(c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("/nonexistent/bin/node"), "{e}");
+    assert!(e.message().contains("cargo xtask setup"), "{e}");
+}
+
+/// A node that does not carry the worker (here /bin/true in its place) fails `new` naming both
+/// files, before any worker is started.
+#[test]
+fn a_node_that_does_not_answer_as_a_worker_fails_new() {
+    let mut c = config::<()>(1);
+    c.node_binary("/bin/true");
+    let e = roma::RomaService::new(c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("/bin/true"), "{e}");
+    assert!(
+        e.message().contains("does not answer as a roma worker"),
+        "{e}"
+    );
 }
 
 /// What a worker writes to its stderr (here a debug worker's injected fault: a plain line,
@@ -182,4 +207,22 @@ fn worker_stderr_reaches_the_output_function_escaped_cut_and_limited() {
         spam as u64 + dropped >= 1000,
         "{spam} passed + {dropped} dropped"
     );
+}
+
+/// A worker started by a host of another build refuses to serve, before it reads a frame, and
+/// says which builds differ.
+#[test]
+fn a_worker_refuses_a_host_of_another_build() {
+    let out = roma::unjailed_worker_command(None, None)
+        .expect("the worker library and node")
+        .args([
+            "roma-ipc1:kind=socket",
+            "--roma-host-build=0.0.0+wire.other",
+        ])
+        .output()
+        .expect("the worker runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the host is build 0.0.0+wire.other"), "{err}");
+    assert!(err.contains("cargo build -p roma-worker"), "{err}");
 }

@@ -6,19 +6,37 @@
 //! (production filter) or `probe` (EPERM instead of kill), and `<action>` is one of:
 //! - `echo`: copy lines from the channel back to it until end-of-file, then exit 0;
 //! - `probe`: run the probes and write one `probe ...` line each, then `done`;
-//! - `violate`: call `fork` (forbidden), which the `kill` filter answers with SIGSYS;
+//! - `violate`: call `fork` (forbidden: glibc's fork is `clone` without `CLONE_THREAD`), which
+//!   the `kill` filter traps: the process dies of SIGSYS after naming the call to the host;
+//! - `violate-blocked`: the same with SIGSYS blocked, so the handler cannot run and the kernel
+//!   kills the process unnamed;
+//! - `forbidden FORM`: make one forbidden form of an argument-checked call (see
+//!   [`forbidden_call`]), which the `kill` filter traps the same way; writes `survived ...` if
+//!   it did not;
+//! - `arg-forms`: make the allowed forms of each argument-checked call, and the `madvise` advice
+//!   the filter answers with `EPERM`, writing `call NAME ok` or `call NAME errno N`, then `done`;
 //! - `thread`: start a named thread after the filter, join it, write `thread ok`;
 //! - `v8-calls`: make each system call V8, glibc and the worker may make after the filter is in
 //!   (the CPU- and kernel-dependent ones included: memory protection keys, `MADV_FREE`,
 //!   `clone3`), writing `call NAME ok` or `call NAME errno N` for each, then `done`;
-//! - `fds`: write `fds N N ...`, every open descriptor (found with `fcntl`, no /proc needed);
-//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N` (soft limits, `-` for none);
+//! - `fds`: write `fds N N ... violation=N`, every open descriptor (found with `fcntl`, no /proc
+//!   needed) and which of them is the violation pipe;
+//! - `limits`: write `limits core=N fsize=N nofile=N nproc=N as=N data=N` (soft limits, `-`
+//!   for none);
 //! - `no-userns`: (unjailed, `off`) forbid user namespaces for itself (a user namespace of its
 //!   own with `user.max_user_namespaces` 0), try to spawn a `namespaces` worker, write `error
 //!   <Debug of the SandboxError>` or `spawned`;
 //! - `read PATH` / `write PATH`: write `ok <content>` / `ok`, or `err <io error>`;
 //! - `env`: write `env KEY` for each environment variable;
 //! - `info`: write `info pid=.. ppid=.. jail=..`.
+//! - `touch MB`: map MB MiB of private memory and write to every page, as native code that
+//!   hoards memory would; write `touch ok` or `touch errno N`;
+//! - `hang`: write `hanging`, then ignore end-of-file and run forever, as a compromised worker
+//!   would (it sleeps, so that it costs no CPU while a test waits on it);
+//! - `threads N`: start up to N threads that park, write `threads started=K error=E` (E the
+//!   first spawn error or `-`), then exit;
+//! - `host BACKEND`: (unjailed) be a host: spawn a `BACKEND` worker running `kill hang`, wait for
+//!   its `hanging`, write `host launcher=PID`, then wait forever without reaping it.
 
 use roma_sandbox::probe::run_probes;
 use std::fs::File;
@@ -107,6 +125,37 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
             }
             out.write_all(format!("survived fork() = {pid}\n").as_bytes())?;
         }
+        "violate-blocked" => {
+            // SAFETY: sigprocmask changes only this thread's mask, from a set initialised by
+            // sigemptyset/sigaddset; the fork is as in `violate`.
+            let pid = unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGSYS);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                pid
+            };
+            out.write_all(format!("survived fork() = {pid}\n").as_bytes())?;
+        }
+        "forbidden" => {
+            let ret = forbidden_call(path).ok_or_else(|| format!("unknown form {path}"))?;
+            out.write_all(format!("survived {path} = {ret:?}\n").as_bytes())?;
+        }
+        "arg-forms" => {
+            let mut text = String::new();
+            for (name, result) in allowed_forms() {
+                match result {
+                    Ok(()) => text.push_str(&format!("call {name} ok\n")),
+                    Err(errno) => text.push_str(&format!("call {name} errno {errno}\n")),
+                }
+            }
+            text.push_str("done\n");
+            out.write_all(text.as_bytes())?;
+        }
         "thread" => {
             let t = std::thread::Builder::new()
                 .name("probe-thread".into())
@@ -133,6 +182,10 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                     text.push_str(&format!(" {n}"));
                 }
             }
+            // The violation pipe (see roma_sandbox::JailInfo) is the one other descriptor.
+            if let Some(fd) = roma_sandbox::current_jail().and_then(|j| j.violation_fd) {
+                text.push_str(&format!(" violation={fd}"));
+            }
             text.push('\n');
             out.write_all(text.as_bytes())?;
         }
@@ -144,6 +197,7 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 ("nofile", libc::RLIMIT_NOFILE),
                 ("nproc", libc::RLIMIT_NPROC),
                 ("as", libc::RLIMIT_AS),
+                ("data", libc::RLIMIT_DATA),
             ] {
                 let mut r = libc::rlimit {
                     rlim_cur: 0,
@@ -198,6 +252,89 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
                 std::process::id(),
                 std::os::unix::process::parent_id()
             );
+            out.write_all(line.as_bytes())?;
+        }
+        "touch" => {
+            let mb: usize = path.parse().map_err(|_| format!("touch {path:?}"))?;
+            let len = mb << 20;
+            // SAFETY: a fresh anonymous private mapping, written only within its length and
+            // unmapped before the process goes on.
+            let line = unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+                    format!("touch errno {errno}\n")
+                } else {
+                    for off in (0..len).step_by(4096) {
+                        *p.cast::<u8>().add(off) = 1;
+                    }
+                    libc::munmap(p, len);
+                    "touch ok\n".to_owned()
+                }
+            };
+            out.write_all(line.as_bytes())?;
+        }
+        "hang" => {
+            out.write_all(b"hanging\n")?;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        "threads" => {
+            let n: usize = path.parse().map_err(|_| format!("threads {path:?}"))?;
+            let mut started = 0usize;
+            let mut error = "-".to_owned();
+            let mut handles = Vec::new();
+            for _ in 0..n {
+                match std::thread::Builder::new().spawn(std::thread::park) {
+                    Ok(h) => {
+                        started += 1;
+                        handles.push(h);
+                    }
+                    Err(e) => {
+                        error = e.raw_os_error().map_or(e.to_string(), |n| n.to_string());
+                        break;
+                    }
+                }
+            }
+            out.write_all(format!("threads started={started} error={error}\n").as_bytes())?;
+            // Exit without joining: the parked threads end with the process.
+            std::process::exit(0);
+        }
+        "host" => {
+            let backend = roma_sandbox::sandbox_by_name(path)?;
+            let (host_end, worker_end) = std::os::unix::net::UnixStream::pair()?;
+            let worker_fd = std::os::fd::AsRawFd::as_raw_fd(&worker_end);
+            let spec = roma_sandbox::WorkerSpec {
+                args: vec!["kill".into(), "hang".into()],
+                inherited_fds: vec![worker_fd],
+                ..roma_sandbox::WorkerSpec::new(std::env::current_exe()?)
+            };
+            let line = match backend.spawn(&spec) {
+                Ok(worker) => {
+                    drop(worker_end);
+                    let mut reader = BufReader::new(&host_end);
+                    let mut hello = String::new();
+                    reader.read_line(&mut hello)?;
+                    if hello.trim_end() != "hanging" {
+                        return Err(format!("the worker said {hello:?}").into());
+                    }
+                    out.write_all(format!("host launcher={}\n", worker.pid()).as_bytes())?;
+                    // Keep the worker (and the channel) and never reap: only a SIGKILL ends this.
+                    let _keep = (worker, host_end);
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(3600));
+                    }
+                }
+                Err(e) => format!("error {e:?}\n"),
+            };
             out.write_all(line.as_bytes())?;
         }
         other => return Err(format!("unknown action {other}").into()),
@@ -436,6 +573,309 @@ fn v8_calls() -> Vec<(&'static str, Result<(), i32>)> {
                 path.as_ptr(),
                 buf.as_mut_ptr(),
                 buf.len(),
+            )),
+        ));
+    }
+    calls
+}
+
+/// The forbidden forms `forbidden FORM` makes: each is refused by an argument rule (or, for
+/// `sendmsg`, by its absence from the list). `None` for an unknown form; otherwise the call's
+/// result, which only a process the filter let live gets to see.
+fn forbidden_call(form: &str) -> Option<Result<(), i32>> {
+    const PAGE: usize = 4096;
+    let mut word: u32 = 0;
+    let addr = std::ptr::addr_of_mut!(word);
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    // SAFETY: each call takes no pointer, or a pointer to `word` (alive for the call), or maps
+    // fresh memory at an address of the kernel's choosing; nothing is dereferenced afterwards.
+    let ret = unsafe {
+        match form {
+            "futex-lock-pi" => libc::syscall(libc::SYS_futex, addr, libc::FUTEX_LOCK_PI, 0, 0),
+            "futex-unlock-pi" => libc::syscall(
+                libc::SYS_futex,
+                addr,
+                libc::FUTEX_UNLOCK_PI | libc::FUTEX_PRIVATE_FLAG,
+                0,
+                0,
+            ),
+            "fcntl-setown" => libc::syscall(libc::SYS_fcntl, 0, libc::F_SETOWN, 1),
+            "fcntl-setpipe-sz" => libc::syscall(libc::SYS_fcntl, 0, libc::F_SETPIPE_SZ, 1 << 20),
+            "fcntl-setfl-async" => libc::syscall(libc::SYS_fcntl, 0, libc::F_SETFL, libc::O_ASYNC),
+            "mmap-hugetlb" => libc::syscall(
+                libc::SYS_mmap,
+                0,
+                2 << 20,
+                rw,
+                anon | libc::MAP_HUGETLB,
+                -1,
+                0,
+            ),
+            "mmap-populate" => libc::syscall(
+                libc::SYS_mmap,
+                0,
+                PAGE,
+                rw,
+                anon | libc::MAP_POPULATE,
+                -1,
+                0,
+            ),
+            "mmap-growsdown" => libc::syscall(
+                libc::SYS_mmap,
+                0,
+                PAGE,
+                rw,
+                anon | libc::MAP_GROWSDOWN,
+                -1,
+                0,
+            ),
+            "mmap-shared-validate" => libc::syscall(
+                libc::SYS_mmap,
+                0,
+                PAGE,
+                rw,
+                libc::MAP_SHARED_VALIDATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ),
+            "mprotect-growsdown" => {
+                libc::syscall(libc::SYS_mprotect, 0, PAGE, rw | libc::PROT_GROWSDOWN)
+            }
+            "pkey_mprotect-growsdown" => libc::syscall(
+                libc::SYS_pkey_mprotect,
+                0,
+                PAGE,
+                rw | libc::PROT_GROWSDOWN,
+                -1,
+            ),
+            "sendmsg" => {
+                let msg: libc::msghdr = std::mem::zeroed();
+                libc::syscall(libc::SYS_sendmsg, 1, &msg, 0)
+            }
+            "rt_sigaction-sigsys" => {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = libc::SIG_DFL;
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    libc::SIGSYS,
+                    &action,
+                    std::ptr::null_mut::<libc::sigaction>(),
+                    8,
+                )
+            }
+            _ => return None,
+        }
+    };
+    Some(checked(ret))
+}
+
+/// The allowed forms of each argument-checked call (each must work under the filter), and the
+/// refused `madvise` advice (each must fail with `EPERM`).
+fn allowed_forms() -> Vec<(&'static str, Result<(), i32>)> {
+    const PAGE: usize = 4096;
+    let mut calls = Vec::new();
+    let mut word: u32 = 0;
+    let mut other: u32 = 0;
+    let w = std::ptr::addr_of_mut!(word);
+    let o = std::ptr::addr_of_mut!(other);
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: futex calls get pointers to `word`/`other`, alive for each call (waits use a value
+    // that differs from the word's, so they return EAGAIN at once); mappings are fresh, used
+    // within their length and unmapped; fcntl works on stderr (2) and a duplicate it closes.
+    unsafe {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let futex =
+            |op: i32, val: u32, timeout: *const libc::timespec, uaddr2: *mut u32, val3: i32| {
+                checked(libc::syscall(
+                    libc::SYS_futex,
+                    w,
+                    op,
+                    val,
+                    timeout,
+                    uaddr2,
+                    val3,
+                ))
+            };
+        let p = libc::FUTEX_PRIVATE_FLAG;
+        // A wait on a value the word does not hold returns EAGAIN: the filter let it through.
+        let eagain = |r: Result<(), i32>| match r {
+            Err(libc::EAGAIN) => Ok(()),
+            other => other,
+        };
+        calls.push((
+            "futex(WAIT)",
+            eagain(futex(libc::FUTEX_WAIT, 1, &zero, o, 0)),
+        ));
+        calls.push((
+            "futex(WAKE)",
+            futex(libc::FUTEX_WAKE, 1, std::ptr::null(), o, 0),
+        ));
+        calls.push((
+            "futex(WAKE|PRIVATE)",
+            futex(libc::FUTEX_WAKE | p, 1, std::ptr::null(), o, 0),
+        ));
+        calls.push((
+            "futex(WAIT_BITSET|PRIVATE|CLOCK_REALTIME)",
+            eagain(futex(
+                libc::FUTEX_WAIT_BITSET | p | libc::FUTEX_CLOCK_REALTIME,
+                1,
+                &zero,
+                o,
+                -1,
+            )),
+        ));
+        calls.push((
+            "futex(WAKE_BITSET)",
+            futex(libc::FUTEX_WAKE_BITSET | p, 1, std::ptr::null(), o, -1),
+        ));
+        calls.push((
+            "futex(REQUEUE)",
+            futex(libc::FUTEX_REQUEUE | p, 1, std::ptr::null(), o, 0),
+        ));
+        calls.push((
+            "futex(CMP_REQUEUE)",
+            futex(libc::FUTEX_CMP_REQUEUE | p, 1, std::ptr::null(), o, 0),
+        ));
+        // FUTEX_OP_SET of 0 on `other`, then wake waiters on `word` (none).
+        calls.push((
+            "futex(WAKE_OP)",
+            futex(libc::FUTEX_WAKE_OP | p, 1, std::ptr::null(), o, 0),
+        ));
+
+        let mmap = |prot: i32, flags: i32| {
+            let m = libc::syscall(libc::SYS_mmap, 0, PAGE, prot, flags, -1, 0);
+            if m < 0 {
+                return checked(m);
+            }
+            checked(libc::syscall(libc::SYS_munmap, m, PAGE))
+        };
+        let exec = libc::PROT_READ | libc::PROT_EXEC;
+        calls.push((
+            "mmap(PROT_NONE, NORESERVE)",
+            mmap(libc::PROT_NONE, anon | libc::MAP_NORESERVE),
+        ));
+        calls.push(("mmap(RW, STACK)", mmap(rw, anon | libc::MAP_STACK)));
+        calls.push(("mmap(RWX)", mmap(rw | libc::PROT_EXEC, anon)));
+        calls.push((
+            "mmap(SHARED)",
+            mmap(rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS),
+        ));
+        let page = libc::syscall(libc::SYS_mmap, 0, 2 * PAGE, rw, anon, -1, 0);
+        if page < 0 {
+            calls.push(("mmap(RW)", checked(page)));
+            return calls;
+        }
+        calls.push((
+            "mmap(FIXED)",
+            checked(libc::syscall(
+                libc::SYS_mmap,
+                page,
+                PAGE,
+                rw,
+                anon | libc::MAP_FIXED,
+                -1,
+                0,
+            )),
+        ));
+        calls.push((
+            "mmap(FIXED_NOREPLACE)",
+            // The range is taken: EEXIST, but the filter let it ask.
+            match checked(libc::syscall(
+                libc::SYS_mmap,
+                page,
+                PAGE,
+                rw,
+                anon | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )) {
+                Err(libc::EEXIST) => Ok(()),
+                other => other,
+            },
+        ));
+        for (name, prot) in [
+            ("mprotect(NONE)", libc::PROT_NONE),
+            ("mprotect(RX)", exec),
+            ("mprotect(RWX)", rw | libc::PROT_EXEC),
+            ("mprotect(RW)", rw),
+        ] {
+            calls.push((
+                name,
+                checked(libc::syscall(libc::SYS_mprotect, page, PAGE, prot)),
+            ));
+        }
+        calls.push((
+            "pkey_mprotect(RX, no key)",
+            checked(libc::syscall(libc::SYS_pkey_mprotect, page, PAGE, exec, -1)),
+        ));
+        for (name, advice) in [
+            ("madvise(NORMAL)", libc::MADV_NORMAL),
+            ("madvise(WILLNEED)", libc::MADV_WILLNEED),
+            ("madvise(DONTNEED)", libc::MADV_DONTNEED),
+            ("madvise(FREE)", libc::MADV_FREE),
+            ("madvise(DONTDUMP)", libc::MADV_DONTDUMP),
+            ("madvise(DONTFORK)", libc::MADV_DONTFORK),
+            ("madvise(DOFORK)", libc::MADV_DOFORK),
+            ("madvise(MERGEABLE)", libc::MADV_MERGEABLE),
+            ("madvise(PAGEOUT)", libc::MADV_PAGEOUT),
+            ("madvise(REMOVE)", libc::MADV_REMOVE),
+        ] {
+            calls.push((
+                name,
+                checked(libc::syscall(libc::SYS_madvise, page, PAGE, advice)),
+            ));
+        }
+        libc::syscall(libc::SYS_munmap, page, 2 * PAGE);
+
+        for (name, cmd, arg) in [
+            ("fcntl(F_GETFD)", libc::F_GETFD, 0),
+            ("fcntl(F_SETFD)", libc::F_SETFD, libc::FD_CLOEXEC),
+            ("fcntl(F_GETFL)", libc::F_GETFL, 0),
+        ] {
+            calls.push((name, checked(libc::syscall(libc::SYS_fcntl, 2, cmd, arg))));
+        }
+        // What rustix's set-non-blocking does: F_SETFL of F_GETFL's answer plus O_NONBLOCK (on a
+        // duplicate, whose flags are shared with stderr's description, so set them back).
+        let flags = libc::syscall(libc::SYS_fcntl, 2, libc::F_GETFL, 0);
+        calls.push((
+            "fcntl(F_SETFL, GETFL|O_NONBLOCK)",
+            checked(libc::syscall(
+                libc::SYS_fcntl,
+                2,
+                libc::F_SETFL,
+                flags | libc::O_NONBLOCK as i64,
+            )),
+        ));
+        libc::syscall(libc::SYS_fcntl, 2, libc::F_SETFL, flags);
+        let dup = libc::syscall(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC, 3);
+        calls.push(("fcntl(F_DUPFD_CLOEXEC)", checked(dup)));
+        if dup >= 0 {
+            libc::syscall(libc::SYS_close, dup);
+        }
+        let mut old: libc::sigaction = std::mem::zeroed();
+        calls.push((
+            "rt_sigaction(SIGSYS, query)",
+            checked(libc::syscall(
+                libc::SYS_rt_sigaction,
+                libc::SIGSYS,
+                std::ptr::null::<libc::sigaction>(),
+                &mut old,
+                8,
+            )),
+        ));
+        calls.push((
+            "rt_sigaction(SIGUSR1, query)",
+            checked(libc::syscall(
+                libc::SYS_rt_sigaction,
+                libc::SIGUSR1,
+                std::ptr::null::<libc::sigaction>(),
+                &mut old,
+                8,
             )),
         ));
     }

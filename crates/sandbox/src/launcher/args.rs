@@ -1,10 +1,16 @@
 //! The command-line protocol between the host, the launcher and the jailed worker.
 //!
 //! The host starts `worker --jail <kind> [--jail-fd N]... [--jail-ro PATH]... [--jail-as-mb N]
-//! [--jail-status-fd N] -- <worker args>`. The status descriptor is the write end of a pipe on
-//! which the launcher reports a setup failure (see `launcher::status`); it is closed by the
-//! successful `exec` into the jail. The launcher re-executes the worker inside the jail as `worker
-//! --jail-entered <kind> [--jail-fd N]... [--jail-as-mb N] -- <worker args>`. Everything after
+//! [--jail-data-mb N] [--jail-status-fd N] [--jail-violation-fd N] [--jail-host-fd N]
+//! [--jail-uid N] -- <worker args>`. The status descriptor is the write end of a pipe on which the
+//! launcher reports a setup failure (see `launcher::status`); it is closed by the successful
+//! `exec` into the jail. The violation descriptor is the write end of the pipe on which the
+//! worker's `SIGSYS` handler names a refused call (see `violation`); it stays open in the worker.
+//! The host descriptor is the read end of the host's lifeline pipe, whose write end only the host
+//! holds: it reads end-of-file once the host is gone, however it died (see `launcher::relay`). The
+//! uid is the unprivileged host uid the worker runs as when the host is root. The launcher
+//! re-executes the worker inside the jail as `worker --jail-entered <kind> [--jail-fd N]...
+//! [--jail-as-mb N] [--jail-data-mb N] [--jail-violation-fd N] -- <worker args>`. Everything after
 //! `--` belongs to the worker and is passed through untouched.
 
 use crate::{JailKind, SandboxError};
@@ -18,7 +24,11 @@ const ENTERED: &str = "--jail-entered";
 const FD: &str = "--jail-fd";
 const RO: &str = "--jail-ro";
 const AS_MB: &str = "--jail-as-mb";
+const DATA_MB: &str = "--jail-data-mb";
 const STATUS: &str = "--jail-status-fd";
+const VIOLATION: &str = "--jail-violation-fd";
+const HOST: &str = "--jail-host-fd";
+const UID: &str = "--jail-uid";
 const END: &str = "--";
 
 /// Bounds on what the parser accepts, so a corrupt command line cannot make it allocate much.
@@ -47,8 +57,18 @@ pub struct JailArgs {
     pub read_only_paths: Vec<PathBuf>,
     /// `RLIMIT_AS` in MiB.
     pub address_space_limit_mb: Option<u64>,
+    /// `RLIMIT_DATA` in MiB.
+    pub data_limit_mb: Option<u64>,
     /// Where the launcher reports a setup failure to the host (launch stage only).
     pub status_fd: Option<RawFd>,
+    /// Where the worker's `SIGSYS` handler reports a refused system call (both stages).
+    pub violation_fd: Option<RawFd>,
+    /// The read end of the host's lifeline pipe (launch stage only): end-of-file there means
+    /// the host is gone and the launcher ends the jail.
+    pub host_fd: Option<RawFd>,
+    /// The host uid (and gid) the jail runs as when the launcher starts as root (launch stage
+    /// only); `None`: [`crate::DEFAULT_WORKER_UID`]. Ignored for a launcher that is not root.
+    pub worker_uid: Option<u32>,
     /// The worker's own arguments.
     pub rest: Vec<OsString>,
 }
@@ -70,7 +90,11 @@ impl JailArgs {
             channel_fds: Vec::new(),
             read_only_paths: Vec::new(),
             address_space_limit_mb: None,
+            data_limit_mb: None,
             status_fd: None,
+            violation_fd: None,
+            host_fd: None,
+            worker_uid: None,
             rest: Vec::new(),
         };
         loop {
@@ -102,6 +126,37 @@ impl JailArgs {
                     }
                     out.status_fd = Some(fd);
                 }
+                Some(VIOLATION) => {
+                    let v = value(&mut it, VIOLATION)?;
+                    let fd: RawFd = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{VIOLATION} {v:?} is not a number")))?;
+                    if fd < 3 || out.violation_fd.is_some() {
+                        return Err(bad(format!("{VIOLATION} {fd} is stdio or repeated")));
+                    }
+                    out.violation_fd = Some(fd);
+                }
+                Some(HOST) => {
+                    let v = value(&mut it, HOST)?;
+                    let fd: RawFd = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{HOST} {v:?} is not a number")))?;
+                    if fd < 3 || out.host_fd.is_some() {
+                        return Err(bad(format!("{HOST} {fd} is stdio or repeated")));
+                    }
+                    out.host_fd = Some(fd);
+                }
+                Some(UID) => {
+                    let v = value(&mut it, UID)?;
+                    let uid: u32 = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{UID} {v:?} is not a number")))?;
+                    // 0 is host root, and u32::MAX is the kernel's "no uid".
+                    if uid == 0 || uid == u32::MAX || out.worker_uid.is_some() {
+                        return Err(bad(format!("{UID} {uid} is root, invalid or repeated")));
+                    }
+                    out.worker_uid = Some(uid);
+                }
                 Some(RO) => {
                     let p = PathBuf::from(value(&mut it, RO)?);
                     if !p.is_absolute() {
@@ -121,6 +176,16 @@ impl JailArgs {
                         return Err(bad(format!("{AS_MB} {mb} is out of range")));
                     }
                     out.address_space_limit_mb = Some(mb);
+                }
+                Some(DATA_MB) => {
+                    let v = value(&mut it, DATA_MB)?;
+                    let mb: u64 = utf8(&v)?
+                        .parse()
+                        .map_err(|_| bad(format!("{DATA_MB} {v:?} is not a number")))?;
+                    if mb == 0 || mb > (u64::MAX >> 20) {
+                        return Err(bad(format!("{DATA_MB} {mb} is out of range")));
+                    }
+                    out.data_limit_mb = Some(mb);
                 }
                 _ => return Err(bad(format!("unknown jail option {flag:?}"))),
             }
@@ -149,9 +214,25 @@ impl JailArgs {
             v.push(AS_MB.into());
             v.push(mb.to_string().into());
         }
+        if let Some(mb) = self.data_limit_mb {
+            v.push(DATA_MB.into());
+            v.push(mb.to_string().into());
+        }
         if let Some(fd) = self.status_fd {
             v.push(STATUS.into());
             v.push(fd.to_string().into());
+        }
+        if let Some(fd) = self.violation_fd {
+            v.push(VIOLATION.into());
+            v.push(fd.to_string().into());
+        }
+        if let Some(fd) = self.host_fd {
+            v.push(HOST.into());
+            v.push(fd.to_string().into());
+        }
+        if let Some(uid) = self.worker_uid {
+            v.push(UID.into());
+            v.push(uid.to_string().into());
         }
         v.push(END.into());
         v.extend(self.rest.iter().cloned());
@@ -164,6 +245,8 @@ impl JailArgs {
             stage: JailStage::Entered,
             read_only_paths: Vec::new(),
             status_fd: None,
+            host_fd: None,
+            worker_uid: None,
             ..self.clone()
         }
     }
@@ -211,6 +294,12 @@ mod tests {
             "16384",
             "--jail-status-fd",
             "9",
+            "--jail-violation-fd",
+            "11",
+            "--jail-host-fd",
+            "10",
+            "--jail-uid",
+            "65534",
             "--",
             "serve",
             "--jail-fd",
@@ -223,11 +312,21 @@ mod tests {
         assert_eq!(a.read_only_paths, vec![PathBuf::from("/opt/lib")]);
         assert_eq!(a.address_space_limit_mb, Some(16384));
         assert_eq!(a.status_fd, Some(9));
+        assert_eq!(a.violation_fd, Some(11));
+        assert_eq!(a.host_fd, Some(10));
+        assert_eq!(a.worker_uid, Some(65534));
         assert_eq!(a.rest, os(&["serve", "--jail-fd"]));
         let e = a.entered();
         assert_eq!(e.stage, JailStage::Entered);
         assert!(e.read_only_paths.is_empty());
         assert_eq!(e.status_fd, None);
+        assert_eq!(
+            e.violation_fd,
+            Some(11),
+            "the worker keeps its violation pipe"
+        );
+        assert_eq!(e.host_fd, None);
+        assert_eq!(e.worker_uid, None);
     }
 
     #[test]
@@ -241,8 +340,19 @@ mod tests {
             &["--jail", "none", "--jail-fd"],
             &["--jail", "none", "--jail-ro", "rel", "--"],
             &["--jail", "none", "--jail-as-mb", "0", "--"],
+            &["--jail", "none", "--jail-data-mb", "0", "--"],
             &["--jail", "none", "--bogus", "--"],
             &["--jail", "none", "--jail-status-fd", "2", "--"],
+            &["--jail", "none", "--jail-violation-fd", "1", "--"],
+            &[
+                "--jail",
+                "none",
+                "--jail-violation-fd",
+                "5",
+                "--jail-violation-fd",
+                "6",
+                "--",
+            ],
             &[
                 "--jail",
                 "none",
@@ -252,6 +362,19 @@ mod tests {
                 "6",
                 "--",
             ],
+            &["--jail", "none", "--jail-host-fd", "1", "--"],
+            &[
+                "--jail",
+                "none",
+                "--jail-host-fd",
+                "5",
+                "--jail-host-fd",
+                "6",
+                "--",
+            ],
+            &["--jail", "none", "--jail-uid", "0", "--"],
+            &["--jail", "none", "--jail-uid", "-3", "--"],
+            &["--jail", "none", "--jail-uid", "4294967295", "--"],
         ] {
             assert!(JailArgs::parse(os(bad)).is_err(), "{bad:?}");
         }
@@ -264,18 +387,30 @@ mod tests {
             prop::collection::vec(3..100_000i32, 0..5),
             prop::collection::vec("/[a-z0-9/._ -]{0,20}", 0..4),
             prop::option::of(1..1_000_000u64),
+            prop::option::of(1..1_000_000u64),
             prop::option::of(3..1000i32),
+            prop::option::of(3..1000i32),
+            prop::option::of(3..1000i32),
+            prop::option::of(1..u32::MAX),
             prop::collection::vec("\\PC{0,12}", 0..6),
         )
-            .prop_map(|(stage, kind, fds, paths, mb, status, rest)| JailArgs {
-                stage,
-                kind,
-                channel_fds: fds,
-                read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
-                address_space_limit_mb: mb,
-                status_fd: status,
-                rest: rest.into_iter().map(OsString::from).collect(),
-            })
+            .prop_map(
+                |(stage, kind, fds, paths, mb, data, status, violation, host, uid, rest)| {
+                    JailArgs {
+                        stage,
+                        kind,
+                        channel_fds: fds,
+                        read_only_paths: paths.into_iter().map(PathBuf::from).collect(),
+                        address_space_limit_mb: mb,
+                        data_limit_mb: data,
+                        status_fd: status,
+                        violation_fd: violation,
+                        host_fd: host,
+                        worker_uid: uid,
+                        rest: rest.into_iter().map(OsString::from).collect(),
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -13,12 +13,13 @@
 //! apply together, so the stricter rule wins.
 
 use super::args::JailArgs;
-use super::{fds, relay, rootfs, status};
+use super::{fds, privileges, relay, rootfs, status};
 use crate::SandboxError;
-use crate::backend::ENV_ALLOW_LIST;
+use crate::backend::{ENV_ALLOW_LIST, PRELOAD_VAR};
 use birdcage::process::{Command, Stdio};
 use birdcage::{Birdcage, Exception, Sandbox};
 use std::convert::Infallible;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 /// Builds birdcage's jail and runs the worker in it; never returns on success.
@@ -26,9 +27,19 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
     let mut keep = jail.channel_fds.clone();
     keep.extend(jail.status_fd);
+    keep.extend(jail.violation_fd);
+    keep.extend(jail.host_fd);
     fds::close_all_except(&keep)?;
-    // The worker inherits the channel across birdcage's exec.
+    let host = fds::take_host_fd(jail.host_fd)?;
+    // birdcage maps the caller's own uid into its namespace: be an unprivileged one first.
+    if rustix::process::getuid().as_raw() == 0 && privileges::zero_is_parent_root() {
+        let target = jail.worker_uid.unwrap_or(crate::DEFAULT_WORKER_UID);
+        privileges::become_unprivileged(target)?;
+        privileges::check_access_as(target, &exe, &jail.read_only_paths)?;
+    }
+    // The worker inherits the channel and the violation pipe across birdcage's exec.
     fds::keep_across_exec(&jail.channel_fds)?;
+    fds::keep_across_exec(jail.violation_fd.as_slice())?;
 
     let mut cage = Birdcage::new();
     let bc = |e: birdcage::error::Error| SandboxError::Birdcage(e.to_string());
@@ -45,7 +56,9 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
                 .map_err(bc)?;
         }
     }
-    for var in ENV_ALLOW_LIST {
+    // The preloaded worker library (the host set it, and bound its path above) must reach
+    // the jailed stage too: without it `node` would run as node.
+    for var in ENV_ALLOW_LIST.iter().chain([&PRELOAD_VAR]) {
         cage.add_exception(Exception::Environment(var.to_string()))
             .map_err(bc)?;
     }
@@ -60,7 +73,22 @@ pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
         unsafe { libc::close(fd) };
     }
     match cage.spawn(cmd) {
-        Ok(child) => relay::wait_and_relay(child.id() as libc::pid_t),
+        // birdcage's init exits with code 1 when the worker dies of a signal and passes the
+        // signal on a pipe that `Child::wait` reads: relay what `wait` says, so that the host
+        // sees a worker's SIGSYS (and reads its violation report) as with the namespaces jail.
+        Ok(mut child) => {
+            // Until the jail ends, end it if the host goes first.
+            if let Some(host) = &host {
+                relay::watch_host_until_child_ends(child.id() as libc::pid_t, host);
+            }
+            match child.wait() {
+                Ok(status) => relay::end_as(status.into_raw()),
+                Err(e) => {
+                    eprintln!("roma-sandbox launcher: waiting for the birdcage jail failed: {e}");
+                    std::process::exit(crate::exit::JAIL_SETUP_FAILED_EXIT_CODE)
+                }
+            }
+        }
         Err(e) => {
             let err = SandboxError::Birdcage(e.to_string());
             status::report(None, &err);

@@ -74,3 +74,22 @@ pub(crate) fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
+
+/// Takes ownership of the lifeline descriptor the host passed, close-on-exec so that nothing
+/// the launcher starts inherits it.
+pub(crate) fn take_host_fd(
+    fd: Option<RawFd>,
+) -> Result<Option<std::os::fd::OwnedFd>, SandboxError> {
+    let Some(fd) = fd else { return Ok(None) };
+    if !is_open(fd) {
+        return Err(SandboxError::InvalidSpec(format!(
+            "host lifeline fd {fd} is not open in the launcher"
+        )));
+    }
+    close_on_exec(fd)?;
+    // SAFETY: the fd was handed to this process on its command line for this purpose alone,
+    // is open (checked above), and nothing else in the process owns it.
+    Ok(Some(unsafe {
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    }))
+}

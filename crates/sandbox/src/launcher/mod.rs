@@ -35,6 +35,11 @@ pub struct JailInfo {
     pub channel_fds: Vec<RawFd>,
     /// `RLIMIT_AS` applied, in MiB.
     pub address_space_limit_mb: Option<u64>,
+    /// The write end of the pipe on which a seccomp violation is reported to the host (open),
+    /// when the host passed one.
+    pub violation_fd: Option<RawFd>,
+    /// `RLIMIT_DATA` applied, in MiB.
+    pub data_limit_mb: Option<u64>,
 }
 
 /// The worker's own arguments, and the jail it is in (if any).
@@ -93,6 +98,8 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
         // in the process owns it.
         drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     }
+    // Only a launcher watches the host's lifeline; a worker without one keeps no copy.
+    drop(fds::take_host_fd(jail.host_fd)?);
     for &fd in &jail.channel_fds {
         if !fds::is_open(fd) {
             return Err(SandboxError::InvalidSpec(format!(
@@ -108,6 +115,7 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
     if limit {
         apply_worker_rlimits(&WorkerRlimits {
             address_space_bytes: jail.address_space_limit_mb.map(|mb| mb << 20),
+            data_bytes: jail.data_limit_mb.map(|mb| mb << 20),
             ..WorkerRlimits::default()
         })?;
     }
@@ -115,6 +123,9 @@ fn finish(jail: JailArgs, limit: bool) -> Result<RemainingArgs, SandboxError> {
         kind: jail.kind,
         channel_fds: jail.channel_fds,
         address_space_limit_mb: jail.address_space_limit_mb,
+        // A report the worker cannot send only loses the name of a refused call.
+        violation_fd: jail.violation_fd.filter(|&fd| fds::is_open(fd)),
+        data_limit_mb: jail.data_limit_mb,
     };
     let _ = CURRENT.set(info.clone());
     Ok(RemainingArgs {

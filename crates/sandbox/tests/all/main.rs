@@ -4,6 +4,7 @@
 //! Tests that need user namespaces fail with a clear message where the kernel refuses them,
 //! unless `ROMA_TEST_ALLOW_NO_USERNS=1` is set, in which case they print a note and pass.
 
+mod persist;
 mod util;
 
 use roma_sandbox::probe::{PROBE_NAMES, ProbeOutcome};
@@ -11,7 +12,7 @@ use roma_sandbox::{ENV_ALLOW_LIST, ExitReport, SandboxError, WorkerSpec, sandbox
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::Duration;
-use util::{Worker, read_lines, spawn, spawn_spec, worker_spec};
+use util::{Worker, read_lines, spawn, spawn_spec, worker_spec, worker_spec_with};
 
 /// Generous bound for a worker that should end promptly; only a hang would reach it.
 const END: Duration = Duration::from_secs(20);
@@ -154,6 +155,134 @@ fn a_seccomp_violation_kills_the_worker_with_sigsys() {
         let report = process.wait_timeout(END).unwrap().unwrap();
         assert!(report.is_seccomp_violation(), "{backend}: {report}");
         assert_eq!(report.signal(), Some(libc::SIGSYS));
+        // glibc's fork() is clone(SIGCHLD): the thread-only clone rule traps it, and the
+        // worker's SIGSYS handler names it.
+        assert_eq!(
+            report,
+            ExitReport::SeccompViolation {
+                syscall: Some(libc::SYS_clone)
+            },
+            "{backend}: {report}"
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("forbidden system call clone (56)"),
+            "{backend}: {report}"
+        );
+    }
+}
+
+/// With SIGSYS blocked the handler cannot run: the kernel still kills the worker with SIGSYS,
+/// and the report says honestly that the worker did not name the call.
+#[test]
+fn a_violation_with_sigsys_blocked_still_kills_but_unnamed() {
+    let Some(Worker {
+        mut process,
+        channel,
+        ..
+    }) = spawn("namespaces", "kill", "violate-blocked")
+    else {
+        return;
+    };
+    let lines = read_lines(channel);
+    assert!(lines.is_empty(), "the worker survived: {lines:?}");
+    let report = process.wait_timeout(END).unwrap().unwrap();
+    assert_eq!(
+        report,
+        ExitReport::SeccompViolation { syscall: None },
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("did not report which"),
+        "{report}"
+    );
+}
+
+/// Each forbidden form of an argument-checked call is trapped, and the error names the call.
+#[test]
+fn forbidden_argument_forms_are_trapped_and_named() {
+    for (form, nr) in [
+        ("futex-lock-pi", libc::SYS_futex),
+        ("futex-unlock-pi", libc::SYS_futex),
+        ("fcntl-setown", libc::SYS_fcntl),
+        ("fcntl-setpipe-sz", libc::SYS_fcntl),
+        ("fcntl-setfl-async", libc::SYS_fcntl),
+        ("mmap-hugetlb", libc::SYS_mmap),
+        ("mmap-populate", libc::SYS_mmap),
+        ("mmap-growsdown", libc::SYS_mmap),
+        ("mmap-shared-validate", libc::SYS_mmap),
+        ("mprotect-growsdown", libc::SYS_mprotect),
+        ("pkey_mprotect-growsdown", libc::SYS_pkey_mprotect),
+        ("sendmsg", libc::SYS_sendmsg),
+        ("rt_sigaction-sigsys", libc::SYS_rt_sigaction),
+    ] {
+        let Some(Worker {
+            mut process,
+            channel,
+            ..
+        }) = spawn_spec(
+            "namespaces",
+            worker_spec_with(&[], "kill", &["forbidden", form]),
+        )
+        else {
+            return;
+        };
+        let lines = read_lines(channel);
+        assert!(lines.is_empty(), "{form}: the worker survived: {lines:?}");
+        let report = process.wait_timeout(END).unwrap().unwrap();
+        assert_eq!(
+            report,
+            ExitReport::SeccompViolation { syscall: Some(nr) },
+            "{form}: {report}"
+        );
+        let name = roma_sandbox::syscall_name(nr).unwrap();
+        assert!(
+            report
+                .to_string()
+                .contains(&format!("forbidden system call {name} ({nr})")),
+            "{form}: {report}"
+        );
+    }
+}
+
+/// The allowed forms of each argument-checked call work under the production filter, and the
+/// refused madvise advice fails with EPERM instead of killing.
+#[test]
+fn allowed_argument_forms_work_and_refused_advice_fails_softly() {
+    for backend in ["none", "namespaces"] {
+        let Some(Worker {
+            mut process,
+            channel,
+            ..
+        }) = spawn(backend, "kill", "arg-forms")
+        else {
+            continue;
+        };
+        let lines = read_lines(channel);
+        let report = process.wait_timeout(END).unwrap();
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("done"),
+            "{backend}: the worker died under the filter ({report:?}) after {lines:?}"
+        );
+        assert_eq!(report, Some(ExitReport::Exited { code: 0 }), "{backend}");
+        let eperm = format!("errno {}", libc::EPERM);
+        for line in &lines[..lines.len() - 1] {
+            let (name, result) = line
+                .strip_prefix("call ")
+                .and_then(|l| l.rsplit_once(") "))
+                .unwrap_or_else(|| panic!("{backend}: odd line {line:?}"));
+            let refused = ["MERGEABLE", "PAGEOUT", "REMOVE"]
+                .iter()
+                .any(|a| name == format!("madvise({a}"));
+            if refused {
+                assert_eq!(result, eperm, "{backend}: {line}");
+            } else {
+                assert_eq!(result, "ok", "{backend}: {line}");
+            }
+        }
+        assert!(lines.len() > 30, "{backend}: {lines:?}");
     }
 }
 
@@ -298,15 +427,17 @@ fn only_stdio_and_the_channel_are_open_inside() {
     let Some((lines, channel_fd)) = result else {
         return;
     };
-    let got: BTreeSet<i32> = lines[0]
+    let (fds, violation) = lines[0]
         .strip_prefix("fds")
         .unwrap()
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
+        .split_once(" violation=")
+        .unwrap_or_else(|| panic!("no violation pipe: {lines:?}"));
+    let got: BTreeSet<i32> = fds.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let violation: i32 = violation.trim().parse().unwrap();
+    assert_ne!(violation, leaked);
     assert_eq!(
         got,
-        BTreeSet::from([0, 1, 2, channel_fd]),
+        BTreeSet::from([0, 1, 2, channel_fd, violation]),
         "leaked fd was {leaked}"
     );
 }
@@ -320,6 +451,7 @@ fn rlimits_are_applied_inside_the_jail() {
     }) = spawn_spec("namespaces", {
         let mut spec = worker_spec(&[], "kill", "limits");
         spec.address_space_limit_mb = Some(64 * 1024);
+        spec.data_limit_mb = Some(3 * 1024);
         spec
     })
     else {
@@ -328,10 +460,11 @@ fn rlimits_are_applied_inside_the_jail() {
     assert_eq!(
         read_lines(channel),
         [format!(
-            "limits core=0 fsize=0 nofile={} nproc={} as={}",
+            "limits core=0 fsize=0 nofile={} nproc={} as={} data={}",
             roma_sandbox::DEFAULT_MAX_OPEN_FILES,
             roma_sandbox::DEFAULT_MAX_PROCESSES,
-            64u64 << 30
+            64u64 << 30,
+            3u64 << 30
         )]
     );
     assert_eq!(

@@ -22,8 +22,16 @@ pub fn allow_no_userns() -> bool {
 }
 
 pub fn worker_spec(fds: &[i32], seccomp: &str, action: &str) -> WorkerSpec {
+    worker_spec_with(fds, seccomp, &[action])
+}
+
+/// [`worker_spec`] with an action that takes operands.
+pub fn worker_spec_with(fds: &[i32], seccomp: &str, action: &[&str]) -> WorkerSpec {
     WorkerSpec {
-        args: vec![seccomp.into(), action.into()],
+        args: std::iter::once(seccomp)
+            .chain(action.iter().copied())
+            .map(Into::into)
+            .collect(),
         inherited_fds: fds.to_vec(),
         ..WorkerSpec::new(env!("CARGO_BIN_EXE_roma-sandbox-testworker"))
     }

@@ -1,0 +1,419 @@
+//! Host functions and the logging function: C function pointers behind roma's closures, and
+//! `roma_host_io_t`, the input and output of one host-function call.
+
+use crate::codes;
+use crate::error::roma_error_t;
+use crate::ffi::{
+    CText, UserPtr, arg_mut, arg_ref, bytes_arg, guard, guard_value, str_arg, write_out,
+};
+use roma::{BindingInput, BindingOutput, Config, FunctionBindingIo, LogLevel, RomaError};
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_void};
+
+/// A request's metadata as the C ABI carries it: the caller's pointer, never read by roma.
+pub(crate) type CMeta = UserPtr;
+
+impl Default for UserPtr {
+    fn default() -> Self {
+        UserPtr(std::ptr::null_mut())
+    }
+}
+
+/// A host function: `env` as registered, the call's input and output, the request's metadata.
+pub type roma_host_function_t =
+    unsafe extern "C" fn(env: *mut c_void, io: *mut roma_host_io_t, metadata: *mut c_void);
+/// The logging function: `level` is `ROMA_LOG_*`, `message` NUL-terminated and `len` long.
+pub type roma_log_function_t = unsafe extern "C" fn(
+    env: *mut c_void,
+    level: u32,
+    message: *const c_char,
+    len: usize,
+    metadata: *mut c_void,
+);
+/// Frees a user pointer handed to roma (a host function's `env`).
+pub type roma_user_delete_t = unsafe extern "C" fn(env: *mut c_void);
+
+/// A user pointer with its deleter, called once when roma drops the last use.
+struct Env {
+    ptr: UserPtr,
+    delete: Option<roma_user_delete_t>,
+}
+
+impl Env {
+    /// The pointer, through a method on the whole `Env`: a closure that calls it owns the
+    /// `Env` (and so runs its deleter only when the closure is dropped), where reading the
+    /// field would capture that field alone and drop the `Env` at once.
+    fn ptr(&self) -> *mut c_void {
+        self.ptr.get()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(delete) = self.delete {
+            // SAFETY: the user registered `delete` for this pointer; roma calls it once.
+            unsafe { delete(self.ptr.0) };
+        }
+    }
+}
+
+pub(crate) fn register_host_function(
+    config: &mut Config<CMeta>,
+    name: &str,
+    function: roma_host_function_t,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) {
+    let env = Env {
+        ptr: UserPtr(env),
+        delete: env_delete,
+    };
+    config.register_function(name, move |p| {
+        let mut io = roma_host_io_t {
+            io: std::mem::take(&mut p.io),
+            texts: Vec::new(),
+        };
+        // SAFETY: `function` is the user's host function with the documented signature; `io`
+        // lives across the call and the pointers handed out through it live as long as it.
+        unsafe { function(env.ptr(), &mut io, p.metadata.get()) };
+        p.io = io.io;
+    });
+}
+
+pub(crate) fn set_logging(
+    config: &mut Config<CMeta>,
+    function: roma_log_function_t,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) {
+    let env = Env {
+        ptr: UserPtr(env),
+        delete: env_delete,
+    };
+    config.set_logging_function(move |level, meta, msg| {
+        let level = match level {
+            LogLevel::Debug => codes::LOG_DEBUG,
+            LogLevel::Info => codes::LOG_INFO,
+            LogLevel::Warning => codes::LOG_WARNING,
+            LogLevel::Error => codes::LOG_ERROR,
+        };
+        let text = CText::new(msg);
+        // SAFETY: the user's logging function with the documented signature; the text lives
+        // across the call.
+        unsafe {
+            function(
+                env.ptr(),
+                level,
+                text.out(std::ptr::null_mut()),
+                msg.len(),
+                meta.get(),
+            )
+        };
+    });
+}
+
+/// One host-function call's input and output; valid only during the call.
+#[derive(Debug)]
+pub struct roma_host_io_t {
+    io: FunctionBindingIo,
+    /// NUL-terminated copies of the input strings, made on first read.
+    texts: Vec<CText>,
+}
+
+/// What JS passed: `ROMA_INPUT_*`.
+pub type roma_input_kind_t = u32;
+
+/// The kind of argument JS passed: `ROMA_INPUT_NONE`, `_STRING`, `_LIST`, `_MAP`, `_BYTES`
+/// or `_JSON` (another plain object, as JSON text, read with `roma_host_io_input_string`).
+///
+/// # Safety
+/// `io` is null or the live io of a call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_input_kind(io: *const roma_host_io_t) -> roma_input_kind_t {
+    guard_value(0, || {
+        // SAFETY: the caller's contract.
+        match unsafe { io.as_ref() }.map(|io| &io.io.input) {
+            None | Some(BindingInput::None) => codes::INPUT_NONE,
+            Some(BindingInput::String(_)) => codes::INPUT_STRING,
+            Some(BindingInput::List(_)) => codes::INPUT_LIST,
+            Some(BindingInput::Map(_)) => codes::INPUT_MAP,
+            Some(BindingInput::Bytes(_)) => codes::INPUT_BYTES,
+            Some(BindingInput::Json(_)) => codes::INPUT_JSON,
+        }
+    })
+}
+
+fn texts<'a>(io: &'a mut roma_host_io_t, s: &str) -> &'a CText {
+    io.texts.push(CText::new(s));
+    io.texts.last().unwrap_or_else(|| unreachable!())
+}
+
+/// The string (or JSON) input: NUL-terminated through `*out`, its length through `*len`; valid
+/// until the call returns. Not a string: `ROMA_ERROR_BAD_INPUT`.
+///
+/// # Safety
+/// `io` is null or the live io of a call; `out` and `len` are null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_input_string(
+    io: *mut roma_host_io_t,
+    out: *mut *const c_char,
+    len: *mut usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        let s = match &io.io.input {
+            BindingInput::String(s) | BindingInput::Json(s) => s.clone(),
+            _ => {
+                return Err(RomaError::new(
+                    roma::ErrorKind::BadInput,
+                    "the input is not a string",
+                ));
+            }
+        };
+        let t = texts(io, &s);
+        // SAFETY: the caller's contract on `out` and `len`.
+        unsafe { write_out(out, t.out(len)) };
+        Ok(())
+    })
+}
+
+/// How many strings a list input has (0 when it is not a list), or entries a map input has.
+///
+/// # Safety
+/// `io` is null or the live io of a call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_input_len(io: *const roma_host_io_t) -> usize {
+    guard_value(0, || {
+        // SAFETY: the caller's contract.
+        match unsafe { io.as_ref() }.map(|io| &io.io.input) {
+            Some(BindingInput::List(l)) => l.len(),
+            Some(BindingInput::Map(m)) => m.len(),
+            Some(BindingInput::Bytes(b)) => b.len(),
+            _ => 0,
+        }
+    })
+}
+
+/// The string at `index` of a list input (as `roma_host_io_input_string`). Not a list, or
+/// out of range: `ROMA_ERROR_BAD_INPUT`.
+///
+/// # Safety
+/// `io` is null or the live io of a call; `out` and `len` are null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_input_list_get(
+    io: *mut roma_host_io_t,
+    index: usize,
+    out: *mut *const c_char,
+    len: *mut usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        let s = match &io.io.input {
+            BindingInput::List(l) => l.get(index).cloned(),
+            _ => None,
+        }
+        .ok_or_else(|| RomaError::new(roma::ErrorKind::BadInput, "no list item at that index"))?;
+        let t = texts(io, &s);
+        // SAFETY: the caller's contract on `out` and `len`.
+        unsafe { write_out(out, t.out(len)) };
+        Ok(())
+    })
+}
+
+/// The entry at `index` (in key order) of a map input. Not a map, or out of range:
+/// `ROMA_ERROR_BAD_INPUT`.
+///
+/// # Safety
+/// `io` is null or the live io of a call; the out-pointers are null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_input_map_get(
+    io: *mut roma_host_io_t,
+    index: usize,
+    key: *mut *const c_char,
+    key_len: *mut usize,
+    value: *mut *const c_char,
+    value_len: *mut usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        let (k, v) = match &io.io.input {
+            BindingInput::Map(m) => m.iter().nth(index).map(|(k, v)| (k.clone(), v.clone())),
+            _ => None,
+        }
+        .ok_or_else(|| RomaError::new(roma::ErrorKind::BadInput, "no map entry at that index"))?;
+        // SAFETY: the caller's contract on the out-pointers.
+        unsafe {
+            write_out(key, texts(io, &k).out(key_len));
+            write_out(value, texts(io, &v).out(value_len));
+        }
+        Ok(())
+    })
+}
+
+/// The bytes of a `Uint8Array` input, valid until the call returns. Not bytes:
+/// `ROMA_ERROR_BAD_INPUT`.
+///
+/// # Safety
+/// `io` is null or the live io of a call; `out` and `len` are null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_input_bytes(
+    io: *const roma_host_io_t,
+    out: *mut *const u8,
+    len: *mut usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_ref(io, "io") }?;
+        let BindingInput::Bytes(b) = &io.io.input else {
+            return Err(RomaError::new(
+                roma::ErrorKind::BadInput,
+                "the input is not bytes",
+            ));
+        };
+        // SAFETY: the caller's contract on `out` and `len`.
+        unsafe {
+            write_out(out, b.as_ptr());
+            write_out(len, b.len());
+        }
+        Ok(())
+    })
+}
+
+/// Returns a string to JS (copied). Invalid UTF-8 or null: `ROMA_ERROR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `io` is null or the live io of a call; `s` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_set_output_string(
+    io: *mut roma_host_io_t,
+    s: *const c_char,
+    len: usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        // SAFETY: the caller's contract.
+        let s = unsafe { str_arg(s, len, "output") }?;
+        io.io.set_output_string(s);
+        Ok(())
+    })
+}
+
+/// Returns an `Array` of `n` strings to JS (copied): `items[i]` is `lens[i]` bytes.
+///
+/// # Safety
+/// `io` is null or the live io of a call; `items` and `lens` are null or `n` long, each item
+/// null or `lens[i]` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_set_output_list(
+    io: *mut roma_host_io_t,
+    items: *const *const c_char,
+    lens: *const usize,
+    n: usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        // SAFETY: the caller's contract.
+        let list = unsafe { strings(items, lens, n, "items") }?;
+        io.io.set_output_list(list);
+        Ok(())
+    })
+}
+
+/// Returns a `Map` of `n` entries to JS (copied): `keys[i]` to `values[i]`.
+///
+/// # Safety
+/// As `roma_host_io_set_output_list`, for both arrays.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_set_output_map(
+    io: *mut roma_host_io_t,
+    keys: *const *const c_char,
+    key_lens: *const usize,
+    values: *const *const c_char,
+    value_lens: *const usize,
+    n: usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        // SAFETY: the caller's contract.
+        let k = unsafe { strings(keys, key_lens, n, "keys") }?;
+        // SAFETY: the caller's contract.
+        let v = unsafe { strings(values, value_lens, n, "values") }?;
+        io.io
+            .set_output_map(k.into_iter().zip(v).collect::<BTreeMap<_, _>>());
+        Ok(())
+    })
+}
+
+/// Returns a `Uint8Array` to JS (copied).
+///
+/// # Safety
+/// `io` is null or the live io of a call; `bytes` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_set_output_bytes(
+    io: *mut roma_host_io_t,
+    bytes: *const u8,
+    len: usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        // SAFETY: the caller's contract.
+        let b = unsafe { bytes_arg(bytes, len, "bytes") }?;
+        io.io.output = BindingOutput::Bytes(b.to_vec());
+        Ok(())
+    })
+}
+
+/// Makes the JS call throw an `Error` with this message (added to any earlier ones) instead
+/// of returning the output.
+///
+/// # Safety
+/// `io` is null or the live io of a call; `message` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_io_add_error(
+    io: *mut roma_host_io_t,
+    message: *const c_char,
+    len: usize,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let io = unsafe { arg_mut(io, "io") }?;
+        // SAFETY: the caller's contract; invalid UTF-8 is replaced so the call still fails.
+        let m = unsafe { bytes_arg(message.cast(), len, "message") }?;
+        io.io.add_error(String::from_utf8_lossy(m));
+        Ok(())
+    })
+}
+
+/// `n` strings from parallel pointer and length arrays.
+///
+/// # Safety
+/// `items` and `lens` are null or `n` long; each item null or `lens[i]` readable bytes.
+pub(crate) unsafe fn strings(
+    items: *const *const c_char,
+    lens: *const usize,
+    n: usize,
+    what: &str,
+) -> Result<Vec<String>, RomaError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the caller's contract: `n` pointers.
+    let items = unsafe { bytes_arg(items.cast::<u8>(), 0, what) }
+        .map(|_| unsafe { std::slice::from_raw_parts(items, n) })?;
+    // SAFETY: the caller's contract: `n` lengths.
+    let lens = unsafe { bytes_arg(lens.cast::<u8>(), 0, "lengths") }
+        .map(|_| unsafe { std::slice::from_raw_parts(lens, n) })?;
+    items
+        .iter()
+        .zip(lens)
+        // SAFETY: the caller's contract for each item.
+        .map(|(p, l)| unsafe { str_arg(*p, *l, what) }.map(str::to_owned))
+        .collect()
+}

@@ -1,0 +1,327 @@
+//! `roma_config_t`: the settings a service is built from, one setter per `roma::Config` setter.
+
+use crate::binding::{CMeta, register_host_function, set_logging};
+use crate::binding::{roma_host_function_t, roma_log_function_t, roma_user_delete_t};
+use crate::codes;
+use crate::error::roma_error_t;
+use crate::ffi::{arg_mut, guard, str_arg};
+use roma::{Config, RomaError, SandboxKind, TransportKind};
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
+
+/// A service's configuration, owned by the caller until `roma_service_new` consumes it.
+pub struct roma_config_t {
+    pub(crate) inner: Config<CMeta>,
+    pub(crate) v8_flags: Vec<String>,
+}
+
+impl std::fmt::Debug for roma_config_t {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// The sandbox choice: `ROMA_SANDBOX_*`.
+pub type roma_sandbox_kind_t = u32;
+/// The transport choice: `ROMA_TRANSPORT_*`.
+pub type roma_transport_kind_t = u32;
+
+/// A new configuration with every default (those of `roma::Config::new`). Never null.
+#[unsafe(no_mangle)]
+pub extern "C" fn roma_config_new() -> *mut roma_config_t {
+    Box::into_raw(Box::new(roma_config_t {
+        inner: Config::new(),
+        v8_flags: Vec::new(),
+    }))
+}
+
+/// Frees a configuration not handed to `roma_service_new`. Null is ignored.
+///
+/// # Safety
+/// `config` is null or a live configuration, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_delete(config: *mut roma_config_t) {
+    if !config.is_null() {
+        // SAFETY: the caller's contract: roma allocated it and it is deleted once.
+        drop(unsafe { Box::from_raw(config) });
+    }
+}
+
+/// Runs a setter on a checked configuration pointer.
+///
+/// # Safety
+/// `config` is null or a live configuration.
+unsafe fn set(
+    config: *mut roma_config_t,
+    f: impl FnOnce(&mut roma_config_t) -> Result<(), RomaError>,
+) -> *mut roma_error_t {
+    // SAFETY: the caller's contract.
+    guard(|| f(unsafe { arg_mut(config, "config") }?))
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident, $t:ty, |$c:ident, $v:ident| $body:expr) => {
+        $(#[$doc])*
+        ///
+        /// Returns null, or an owned error (`ROMA_ERROR_INVALID_ARGUMENT`) for a null
+        /// `config`. The value is checked by `roma_service_new`.
+        ///
+        /// # Safety
+        /// `config` is null or a live configuration.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(config: *mut roma_config_t, value: $t) -> *mut roma_error_t {
+            // SAFETY: forwarded contract.
+            unsafe {
+                set(config, |$c| {
+                    let $v = value;
+                    $body;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+
+setter!(
+    /// How many worker processes to start (at least 1).
+    roma_config_set_number_of_workers, usize, |c, v| c.inner.number_of_workers(v)
+);
+setter!(
+    /// How many executions may wait per worker (at least 1).
+    roma_config_set_worker_queue_max_items, usize, |c, v| c.inner.worker_queue_max_items(v)
+);
+setter!(
+    /// How many compiled versions each worker keeps (at least 1).
+    roma_config_set_code_version_cache_size, usize, |c, v| c.inner.code_version_cache_size(v)
+);
+setter!(
+    /// The cap on `ArrayBuffer` memory per isolate, in MB (at least 1).
+    roma_config_set_max_array_buffer_mb, usize, |c, v| c.inner.max_array_buffer_mb(v)
+);
+setter!(
+    /// The cap on WebAssembly memory, in pages of 64 KiB (at least 1).
+    roma_config_set_max_wasm_memory_pages, u32, |c, v| c.inner.max_wasm_memory_pages(v)
+);
+setter!(
+    /// The timeout of an invocation that sets none, in milliseconds (more than 0).
+    roma_config_set_default_timeout_ms, u64, |c, v| c.inner.default_timeout(Duration::from_millis(v))
+);
+setter!(
+    /// How long a load may take until every worker has it, in milliseconds (more than 0).
+    roma_config_set_load_timeout_ms, u64, |c, v| c.inner.load_timeout(Duration::from_millis(v))
+);
+setter!(
+    /// How long a worker may take to start, in milliseconds (more than 0).
+    roma_config_set_worker_startup_timeout_ms, u64,
+    |c, v| c.inner.worker_startup_timeout(Duration::from_millis(v))
+);
+setter!(
+    /// How long the waiting submits (`roma_service_batch_execute`) wait for room in full
+    /// queues, in milliseconds; 0: they never wait.
+    roma_config_set_queue_wait_timeout_ms, u64,
+    |c, v| c.inner.queue_wait_timeout(Duration::from_millis(v))
+);
+
+setter!(
+    /// `RLIMIT_AS` of each worker process, in MiB (Roma's `max_worker_virtual_memory_mb`); V8
+    /// reserves much address space up front, so keep it at 10240 or more. Default: no limit.
+    roma_config_set_worker_address_space_mb, u64,
+    |c, v| c.inner.worker_address_space_mb(Some(v))
+);
+
+/// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
+/// isolate, in MB; 0 keeps V8's size.
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_js_engine_resource_constraints(
+    config: *mut roma_config_t,
+    initial_heap_size_in_mb: usize,
+    maximum_heap_size_in_mb: usize,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            c.inner.configure_js_engine_resource_constraints(
+                initial_heap_size_in_mb,
+                maximum_heap_size_in_mb,
+            );
+            Ok(())
+        })
+    }
+}
+
+/// The jail the workers run in: `ROMA_SANDBOX_NAMESPACES` (the default), `ROMA_SANDBOX_BIRDCAGE`
+/// (only in a library built with the `birdcage` feature) or `ROMA_SANDBOX_NONE` (debugging
+/// only). Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_sandbox(
+    config: *mut roma_config_t,
+    kind: roma_sandbox_kind_t,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let kind = match kind {
+                codes::SANDBOX_NAMESPACES => SandboxKind::Namespaces,
+                codes::SANDBOX_BIRDCAGE => SandboxKind::Birdcage,
+                codes::SANDBOX_NONE => SandboxKind::None,
+                k => {
+                    return Err(RomaError::invalid_argument(format!(
+                        "unknown sandbox kind {k}"
+                    )));
+                }
+            };
+            c.inner.sandbox(kind);
+            Ok(())
+        })
+    }
+}
+
+/// How requests travel: `ROMA_TRANSPORT_SHARED_MEMORY` (the default) or `ROMA_TRANSPORT_SOCKET`.
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_transport(
+    config: *mut roma_config_t,
+    kind: roma_transport_kind_t,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let kind = match kind {
+                codes::TRANSPORT_SHARED_MEMORY => TransportKind::SharedMemory,
+                codes::TRANSPORT_SOCKET => TransportKind::Socket,
+                k => {
+                    return Err(RomaError::invalid_argument(format!(
+                        "unknown transport kind {k}"
+                    )));
+                }
+            };
+            c.inner.transport(kind);
+            Ok(())
+        })
+    }
+}
+
+/// Adds one V8 flag for every worker (e.g. `--single-threaded-gc`).
+///
+/// # Safety
+/// `config` is null or a live configuration; `flag` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_add_v8_flag(
+    config: *mut roma_config_t,
+    flag: *const c_char,
+    len: usize,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let flag = str_arg(flag, len, "flag")?;
+            c.v8_flags.push(flag.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// The worker library (`libroma_worker.so`) each worker's `node` preloads. Without it, roma
+/// uses `$ROMA_WORKER_LIB`, else looks next to the current executable.
+///
+/// # Safety
+/// `config` is null or a live configuration; `path` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_worker_library(
+    config: *mut roma_config_t,
+    path: *const c_char,
+    len: usize,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let path = str_arg(path, len, "path")?;
+            c.inner.worker_library(path);
+            Ok(())
+        })
+    }
+}
+
+/// The `node` executable of the pinned Node.js build, whose V8 the workers run. Without it,
+/// roma uses `$ROMA_NODE`, else the pinned build `cargo xtask setup` unpacked.
+///
+/// # Safety
+/// `config` is null or a live configuration; `path` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_node_binary(
+    config: *mut roma_config_t,
+    path: *const c_char,
+    len: usize,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let path = str_arg(path, len, "path")?;
+            c.inner.node_binary(path);
+            Ok(())
+        })
+    }
+}
+
+/// Registers a host function JS calls by `name` (a dotted name creates nested objects). It
+/// runs on roma's threads, possibly several at once, with the calling request's metadata
+/// pointer. `env` is passed to every call; `env_delete` (may be null) is called once with
+/// `env` when nothing uses it any more: when this configuration is freed unused, or once the
+/// service's threads have let go of it (possibly just after `roma_service_delete` returns). Names are
+/// checked by `roma_service_new`.
+///
+/// # Safety
+/// `config` is null or a live configuration; `name` is null or `name_len` readable bytes;
+/// `function` is null or a function of the type; `env` is usable from any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_register_function(
+    config: *mut roma_config_t,
+    name: *const c_char,
+    name_len: usize,
+    function: Option<roma_host_function_t>,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let name = str_arg(name, name_len, "name")?;
+            let function = function
+                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
+            register_host_function(&mut c.inner, name, function, env, env_delete);
+            Ok(())
+        })
+    }
+}
+
+/// Sets where the code's console output goes: `function` runs on roma's threads with the
+/// level, the message and the request's metadata pointer. `env` and `env_delete` as for
+/// `roma_config_register_function`. Without it, console output is dropped.
+///
+/// # Safety
+/// As `roma_config_register_function`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_logging_function(
+    config: *mut roma_config_t,
+    function: Option<roma_log_function_t>,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let function = function
+                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
+            set_logging(&mut c.inner, function, env, env_delete);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! The C and C++ programs in `tests/c/`, built with the system compilers through the
+//! pkg-config file (`roma.pc.in`, filled for this build) against `libroma_c`, and run under the
+//! default jail: Roma's Getting Started (`getting_started.cpp`), the C API's edges (`edges.c`)
+//! and the C++ layer's (`cpp_edges.cpp`), each also under AddressSanitizer and
+//! UndefinedBehaviorSanitizer.
+//!
+//! They need `roma-worker` built (`cargo build -p roma-worker`, as the service tests do) and a
+//! C/C++ compiler and pkg-config (`cargo xtask setup` installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The folder the test binary and `libroma_c.so` of this build live in (`target/<profile>/deps`).
+fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .expect("the test binary's folder")
+        .to_path_buf()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository")
+}
+
+fn worker() -> PathBuf {
+    let w = deps_dir()
+        .parent()
+        .expect("the profile folder")
+        .join("libroma_worker.so");
+    assert!(
+        w.exists(),
+        "{} is missing: run `cargo build -p roma-worker` first",
+        w.display()
+    );
+    w
+}
+
+/// Fills `roma.pc.in` for this build into a folder of program `name`'s own (tests run in
+/// parallel) and returns that folder.
+fn pkg_config_dir(name: &str) -> PathBuf {
+    let dir = deps_dir().join("capi-programs").join(name);
+    std::fs::create_dir_all(&dir).expect("the capi-programs folder");
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("roma.pc.in"))
+            .expect("roma.pc.in");
+    let pc = template
+        .replace("@PREFIX@", &repo().display().to_string())
+        .replace("@LIBDIR@", &deps_dir().display().to_string())
+        .replace(
+            "@INCLUDEDIR@",
+            &repo().join("include").display().to_string(),
+        )
+        .replace("@WORKER@", &worker().display().to_string())
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(dir.join("roma.pc"), pc).expect("roma.pc");
+    dir
+}
+
+fn pkg_config_flags(name: &str) -> Vec<String> {
+    let out = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "roma"])
+        .env("PKG_CONFIG_PATH", pkg_config_dir(name))
+        .output()
+        .expect("pkg-config (cargo xtask setup installs it)");
+    assert!(
+        out.status.success(),
+        "pkg-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 flags")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Compiles `tests/c/<source>` into `<name>`, with `extra` flags.
+fn build(source: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let cpp = source.ends_with(".cpp");
+    let compiler = if cpp {
+        std::env::var("CXX").unwrap_or_else(|_| "c++".into())
+    } else {
+        std::env::var("CC").unwrap_or_else(|_| "cc".into())
+    };
+    let out = pkg_config_dir(name).join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(source);
+    let std = if cpp { "-std=c++17" } else { "-std=c11" };
+    let status = Command::new(&compiler)
+        .args([std, "-Wall", "-Wextra", "-g"])
+        .args(extra)
+        .arg(&src)
+        .args(pkg_config_flags(name))
+        .arg("-lpthread")
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("{compiler}: {e} (cargo xtask setup installs a compiler)"));
+    assert!(
+        status.status.success(),
+        "{compiler} {source} failed:\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    out
+}
+
+fn run(program: &Path) -> Output {
+    let out = Command::new(program)
+        .env("ROMA_WORKER_LIB", worker())
+        // cargo's LD_LIBRARY_PATH for tests lists target/<profile> before deps/, where a
+        // libroma_c.so of an older build may lie; the program must load this build's.
+        .env("LD_LIBRARY_PATH", deps_dir())
+        .env("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .output()
+        .expect("the test program runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{stdout}\n{stderr}",
+        program.display(),
+        out.status
+    );
+    for report in ["AddressSanitizer", "LeakSanitizer", "runtime error:"] {
+        assert!(!stderr.contains(report), "a sanitizer reported:\n{stderr}");
+    }
+    out
+}
+
+const SANITIZE: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=undefined",
+    "-fno-omit-frame-pointer",
+];
+
+fn check_getting_started(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hello = r#""Hello world! \"Foobar\"""#;
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"load: "), "{stdout}");
+    assert!(
+        lines.contains(&format!("execute: {hello}").as_str()),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"batch size: 5"), "{stdout}");
+    let batch = format!("batch: {hello}");
+    assert_eq!(lines.iter().filter(|l| **l == batch).count(), 5, "{stdout}");
+    assert!(
+        lines.contains(&r#"udf: "Foobar String from C++""#),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"stop: ok"), "{stdout}");
+}
+
+fn check_edges(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "ok hello",
+        "ok bad_arguments",
+        "ok host_functions",
+        "ok logging",
+        "ok batch",
+        "ok exactly_once",
+        "ok stop_with_queued",
+        "all ok",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(check)),
+            "no {check:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn roma_getting_started_runs_through_the_cpp_header() {
+    check_getting_started(&run(&build("getting_started.cpp", "getting_started", &[])));
+}
+
+#[test]
+fn roma_getting_started_under_sanitizers() {
+    check_getting_started(&run(&build(
+        "getting_started.cpp",
+        "getting_started_san",
+        SANITIZE,
+    )));
+}
+
+#[test]
+fn the_c_api_edges_hold() {
+    check_edges(&run(&build("edges.c", "edges", &[])));
+}
+
+#[test]
+fn the_c_api_edges_hold_under_sanitizers() {
+    check_edges(&run(&build("edges.c", "edges_san", SANITIZE)));
+}
+
+fn check_cpp_edges(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "ok execute_before_init",
+        "ok host_function_errors",
+        "ok metadata",
+        "ok list_map_bytes",
+        "ok logging",
+        "ok error_kinds",
+        "ok use_after_stop",
+        "all ok",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == check),
+            "no {check:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_cpp_layer_edges_hold() {
+    check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges", &[])));
+}
+
+#[test]
+fn the_cpp_layer_edges_hold_under_sanitizers() {
+    check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges_san", SANITIZE)));
+}

@@ -1,0 +1,204 @@
+//! The hand-written headers in `include/roma/` against the Rust side: every function a header
+//! declares is defined in `src/`, every `extern "C"` function of `src/` is declared, and every
+//! `#define`d code has the value the Rust code uses.
+
+use roma::{ErrorKind, LogLevel};
+use roma_c::{ERROR_KIND_CODES, codes};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<(PathBuf, String)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("a readable file");
+            (p, text)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn headers() -> Vec<(PathBuf, String)> {
+    let mut h = files(&repo().join("include/roma"), "h");
+    h.push((
+        repo().join("include/roma.h"),
+        std::fs::read_to_string(repo().join("include/roma.h")).expect("roma.h"),
+    ));
+    h
+}
+
+/// Names of functions declared in C: an identifier `roma_...` followed by `(`, at a
+/// declaration (preceded by a type, not inside a typedef or a comment).
+fn declared() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (_, text) in headers() {
+        let mut in_comment = false;
+        let mut stmt = String::new();
+        for line in text.lines() {
+            let mut l = line.trim().to_string();
+            if in_comment {
+                match l.find("*/") {
+                    Some(i) => {
+                        l = l[i + 2..].to_string();
+                        in_comment = false;
+                    }
+                    None => continue,
+                }
+            }
+            if let Some(i) = l.find("/*") {
+                if !l[i..].contains("*/") {
+                    in_comment = true;
+                }
+                l.truncate(i);
+            }
+            if l.starts_with('#') || l.starts_with("//") {
+                continue;
+            }
+            stmt.push_str(&l);
+            stmt.push(' ');
+            if l.ends_with(';') || l.ends_with('{') || l.ends_with('}') {
+                let s = std::mem::take(&mut stmt);
+                if s.starts_with("typedef") {
+                    continue;
+                }
+                if let Some(open) = s.find('(') {
+                    let head = s[..open].trim_end();
+                    let name: String = head
+                        .chars()
+                        .rev()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    if name.starts_with("roma_") {
+                        names.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+fn defined() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (_, text) in files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), "rs") {
+        for l in text.lines() {
+            if let Some(i) = l.find("extern \"C\" fn roma_") {
+                let rest = &l[i + "extern \"C\" fn ".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.insert(name);
+            }
+            // A function made by a setter macro: its name opens a line of the invocation.
+            let t = l.trim();
+            if t.starts_with("roma_") {
+                let name: String = t
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if t[name.len()..].starts_with(',') {
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+fn defines() -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for (_, text) in headers() {
+        for l in text.lines() {
+            let mut it = l.split_whitespace();
+            if it.next() == Some("#define")
+                && let (Some(name), Some(value)) = (it.next(), it.next())
+                && let Ok(v) = value.parse::<u32>()
+            {
+                out.insert(name.to_string(), v);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_declared_function_is_defined_and_every_defined_one_declared() {
+    let declared = declared();
+    let defined = defined();
+    assert!(
+        declared.len() > 50,
+        "too few declarations found: {declared:?}"
+    );
+    let missing: Vec<_> = declared.difference(&defined).collect();
+    let undeclared: Vec<_> = defined.difference(&declared).collect();
+    assert!(
+        missing.is_empty(),
+        "declared in include/roma but not defined in crates/capi/src: {missing:?}"
+    );
+    assert!(
+        undeclared.is_empty(),
+        "defined in crates/capi/src but not declared in include/roma: {undeclared:?}"
+    );
+}
+
+#[test]
+fn the_error_codes_match() {
+    let defines = defines();
+    let header: BTreeMap<_, _> = defines
+        .iter()
+        .filter(|(k, _)| k.starts_with("ROMA_ERROR_"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let rust: BTreeMap<_, _> = ERROR_KIND_CODES
+        .iter()
+        .map(|(_, c, n)| (n.to_string(), *c))
+        .collect();
+    assert_eq!(header, rust);
+    for kind in ErrorKind::ALL {
+        assert!(
+            ERROR_KIND_CODES.iter().any(|(k, _, _)| *k == kind),
+            "{kind:?} has no C code"
+        );
+    }
+    let distinct: BTreeSet<_> = ERROR_KIND_CODES.iter().map(|(_, c, _)| c).collect();
+    assert_eq!(
+        distinct.len(),
+        ERROR_KIND_CODES.len(),
+        "two kinds share a code"
+    );
+}
+
+#[test]
+fn the_other_codes_match() {
+    let defines = defines();
+    let header: BTreeMap<_, _> = defines
+        .iter()
+        .filter(|(k, _)| !k.starts_with("ROMA_ERROR_") && !k.ends_with("_H"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let rust: BTreeMap<_, _> = codes::ALL
+        .iter()
+        .map(|(n, v)| (n.to_string(), *v))
+        .collect();
+    assert_eq!(header, rust);
+    let levels = [
+        (codes::LOG_DEBUG, LogLevel::Debug),
+        (codes::LOG_INFO, LogLevel::Info),
+        (codes::LOG_WARNING, LogLevel::Warning),
+        (codes::LOG_ERROR, LogLevel::Error),
+    ];
+    for (code, level) in levels {
+        assert_eq!(LogLevel::from_u8(code as u8), Some(level));
+    }
+}
