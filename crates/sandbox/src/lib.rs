@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+pub mod cgroup;
 mod error;
 mod exit;
 pub mod host_checks;
@@ -52,6 +53,7 @@ mod syscall_names;
 mod violation;
 
 pub use backend::{ENV_ALLOW_LIST, Sandbox, sandbox_by_name};
+pub use cgroup::{CgroupLimits, CpuMax};
 pub use error::SandboxError;
 pub use exit::{ExitReport, JAIL_SETUP_FAILED_EXIT_CODE};
 pub use kind::JailKind;
