@@ -164,6 +164,28 @@ pub fn probe_cgroups(limits: &CgroupLimits) -> Result<String, CgroupUnavailable>
     Ok(format!("{version} ({})", dirs.join(", ")))
 }
 
+/// The names of the worker cgroups of this host process that exist now (one per worker, in
+/// any of its directories), under the hierarchy `limits` would use: what a test checks is
+/// empty once every worker has ended.
+pub fn live_worker_cgroups(limits: &CgroupLimits) -> Vec<String> {
+    let Ok((_, parents)) = hierarchy::choose(&limits.controllers(), limits.parent.as_deref())
+    else {
+        return Vec::new();
+    };
+    let ours = format!("{NAME_PREFIX}{}-", std::process::id());
+    let mut found = Vec::new();
+    for (_, dir) in parents {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if let Some(n) = e.file_name().to_str().filter(|n| n.starts_with(&ours)) {
+                found.push(n.to_owned());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// What the kernel counted in a worker's cgroup, read before it is removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CgroupEvents {
