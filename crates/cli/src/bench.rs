@@ -111,10 +111,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     // and slow the measurement: failures are summed up by kind after the figures instead.
     config.set_logging_function(|_, _: &(), _| {});
     let svc = start(config)?;
-    let workers = svc.stats().workers.len();
     if let Err(e) = load(&svc, code) {
         bail!("{}", describe_error(&e));
     }
+    // After the load: with tenant pools, the load starts the tenant's workers.
+    let workers = svc.stats().workers.len();
     let concurrency = if args.concurrency == 0 {
         workers * 2
     } else {

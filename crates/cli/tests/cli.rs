@@ -1109,3 +1109,59 @@ fn the_worker_index_metric_is_an_integer() {
         "{run:#?}"
     );
 }
+
+// ---------------------------------------------------------------- tenant pools and cgroups
+
+#[test]
+fn tenant_pools_are_a_flag_of_run_and_bench() {
+    let run = roma(&[
+        "run",
+        "examples/hello.js",
+        "--input",
+        r#""Foobar""#,
+        "--tenant-pools",
+        "2",
+        "--max-tenants",
+        "1",
+    ]);
+    assert_eq!(run.ok(), format!("{HELLO_FOOBAR}\n"));
+    // The bench's one tenant gets its own two workers; every request is served.
+    let run = roma(&[
+        "bench",
+        "--tenant-pools",
+        "2",
+        "--requests",
+        "100",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(run.ok().trim()).expect("one JSON object");
+    assert_eq!(report["workers"], 2, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    // Out of range, or without tenant pools: refused, naming the setting.
+    let run = roma(&["run", "examples/hello.js", "--tenant-pools", "0"]);
+    assert!(run.error().contains("tenant_pools"), "{run:#?}");
+    let run = roma(&["run", "examples/hello.js", "--max-tenants", "3"]);
+    assert_eq!(run.code(), Some(2), "{run:#?}");
+    assert!(run.stderr.contains("--tenant-pools"), "{run:#?}");
+}
+
+#[test]
+fn a_cgroup_memory_limit_stops_a_hoarding_handler_or_says_why_it_cannot() {
+    let dir = scratch("cgroup_hoard");
+    let js = write(
+        &dir,
+        "hoard.js",
+        "function Handler() {\n\
+           const kept = [];\n\
+           for (;;) { const b = new Uint8Array(8 << 20); b.fill(1); kept.push(b); }\n\
+         }",
+    );
+    let run = roma(&["run", &js, "--cgroup-memory-mb", "160"]);
+    let line = run.error();
+    if line.contains("cannot give workers cgroups") {
+        eprintln!("NOTE: no writable cgroup on this host: {line}");
+        return;
+    }
+    assert!(line.starts_with("error: out_of_memory: "), "{run:#?}");
+    assert!(line.contains("cgroup's memory limit (160 MiB)"), "{run:#?}");
+}
