@@ -203,10 +203,14 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         match first {
             Ok(WorkerToHost::Ready { .. }) => Ok(()),
             Ok(WorkerToHost::Loaded { result: Err(e) }) => {
-                self.reap();
+                // The worker's cgroup may say why (a pids limit below what V8 needs).
+                let fate = self.reap();
                 Err(RomaError::new(
                     e.kind(),
-                    format!("worker {index} could not start its engine: {}", e.message()),
+                    format!(
+                        "worker {index} could not start its engine: {}{fate}",
+                        e.message()
+                    ),
                 ))
             }
             Ok(other) => {

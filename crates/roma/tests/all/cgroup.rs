@@ -85,16 +85,16 @@ fn a_hoarding_handler_is_stopped_by_the_cgroup_and_no_cgroup_outlives_its_worker
 fn a_pids_limit_too_low_for_a_worker_is_named_at_start() {
     let _lock = cgroup_lock();
     let want = CgroupLimits {
-        pids_max: Some(2),
+        pids_max: Some(3),
         ..CgroupLimits::default()
     };
     let mut c = config::<()>(1);
-    c.cgroup_pids_max(2);
+    c.cgroup_pids_max(3);
     let Some(c) = available("pids limit", &want, c) else {
         return;
     };
-    let e = RomaService::new(c).expect_err("V8 needs more than two tasks");
-    assert!(e.message().contains("pids limit (2)"), "{e}");
+    let e = RomaService::new(c).expect_err("V8 needs more than three tasks");
+    assert!(e.message().contains("pids limit (3)"), "{e}");
     assert!(live_worker_cgroups(&want).is_empty());
 }
 
