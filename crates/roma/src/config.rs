@@ -453,8 +453,11 @@ impl<M> Config<M> {
         self
     }
 
-    /// With [`tenant_pools`](Self::tenant_pools), how many tenants may have a pool; a load for
-    /// one more is refused with `InvalidArgument` (at least 1).
+    /// With [`tenant_pools`](Self::tenant_pools), how many tenants may have a pool at once (at
+    /// least 1). A load for one more evicts the least recently used *idle* pool (nothing
+    /// queued, running or loading): its workers stop, and its versions are unloaded, so that
+    /// tenant's requests fail with `VersionNotFound` until it loads again. No request is cut
+    /// short by an eviction; with every pool busy, the load is refused with `InvalidArgument`.
     pub fn max_tenants(&mut self, n: usize) -> &mut Self {
         self.max_tenants = n;
         self
