@@ -651,6 +651,68 @@ mod tests {
     }
 
     #[test]
+    fn each_version_writes_its_own_files() {
+        let root = std::env::temp_dir().join(format!("roma-cg-files-{}", std::process::id()));
+        let limits = CgroupLimits {
+            memory_max_bytes: Some(64 << 20),
+            pids_max: Some(32),
+            cpu_max: Some(CpuMax {
+                quota_us: 20_000,
+                period_us: 100_000,
+            }),
+            parent: None,
+        };
+        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        for (version, files) in [
+            (
+                CgroupVersion::V2,
+                vec![
+                    ("memory.max", "67108864"),
+                    ("memory.swap.max", "0"),
+                    ("memory.oom.group", "1"),
+                    ("pids.max", "32"),
+                    ("cpu.max", "20000 100000"),
+                ],
+            ),
+            (
+                CgroupVersion::V1,
+                vec![
+                    ("memory.limit_in_bytes", "67108864"),
+                    ("memory.memsw.limit_in_bytes", "67108864"),
+                    ("pids.max", "32"),
+                    ("cpu.cfs_period_us", "100000"),
+                    ("cpu.cfs_quota_us", "20000"),
+                ],
+            ),
+        ] {
+            let dir = root.join(format!("{version:?}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let cg = WorkerCgroup {
+                version,
+                limits: limits.clone(),
+                dirs: Vec::new(),
+                procs: Vec::new(),
+                removed: true,
+            };
+            for c in limits.controllers() {
+                cg.write_limit(c, &dir).unwrap();
+            }
+            for (f, want) in files {
+                assert_eq!(read(&dir, f), want, "{version:?} {f}");
+            }
+        }
+        // v2 enables only what its children lack.
+        std::fs::write(root.join("cgroup.subtree_control"), "cpu").unwrap();
+        enable_v2_controllers(
+            &root,
+            &[Controller::Memory, Controller::Cpu, Controller::Pids],
+        )
+        .unwrap();
+        assert_eq!(read(&root, "cgroup.subtree_control"), "+memory +pids");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn reads_counters_by_key() {
         let f = std::env::temp_dir().join(format!("roma-cg-key-{}", std::process::id()));
         std::fs::write(&f, "oom 2\noom_kill 3\nmax 0\n").unwrap();
