@@ -1,9 +1,11 @@
 //! The host side of every backend: [`Sandbox`], and the one implementation that starts the
 //! worker binary as its own launcher.
 //!
-//! The host is multi-threaded, so it does nothing between `fork` and `exec` except clearing
-//! `FD_CLOEXEC` on the channel descriptors (one async-signal-safe `fcntl` each). All jail work
-//! happens in the worker binary, single-threaded, in [`crate::launcher::enter_jail_from_args`].
+//! The host is multi-threaded, so it does nothing between `fork` and `exec` except joining the
+//! worker's cgroup, when it has one (one async-signal-safe `write` of `0` to each `cgroup.procs`
+//! opened before the fork), and clearing `FD_CLOEXEC` on the channel descriptors (one `fcntl`
+//! each). All jail work happens in the worker binary, single-threaded, in
+//! [`crate::launcher::enter_jail_from_args`].
 
 use crate::cgroup::WorkerCgroup;
 use crate::launcher::args::{JailArgs, JailStage};

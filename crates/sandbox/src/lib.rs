@@ -8,8 +8,9 @@
 //! an unjailed one for debugging.
 //!
 //! Trust: the host side ([`Sandbox::spawn`], [`WorkerProcess`]) runs in the multi-threaded host
-//! and does nothing between `fork` and `exec` but clear `FD_CLOEXEC` on the channel. Every jail
-//! step runs in the worker binary itself, single-threaded, in [`enter_jail_from_args`].
+//! and does nothing between `fork` and `exec` but clear `FD_CLOEXEC` on the channel and join the
+//! worker's cgroup, when it has one ([`cgroup`]). Every jail step runs in the worker binary
+//! itself, single-threaded, in [`enter_jail_from_args`].
 //!
 //! # Host side
 //! ```no_run
