@@ -265,8 +265,13 @@ impl WorkerCgroup {
                 dirs.push((needs.clone(), parent.join(&name)));
             }
             CgroupVersion::V1 => {
+                // Controllers mounted together (`cpu,cpuacct` style) share one directory.
                 for (c, parent) in &parents {
-                    dirs.push((vec![*c], parent.join(&name)));
+                    let dir = parent.join(&name);
+                    match dirs.iter_mut().find(|(_, d)| *d == dir) {
+                        Some((ctls, _)) => ctls.push(*c),
+                        None => dirs.push((vec![*c], dir)),
+                    }
                 }
             }
         }
