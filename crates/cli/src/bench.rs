@@ -163,9 +163,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let rss_kib = worker_rss_kib();
+    let cgroups = svc.cgroups().map(str::to_owned);
     svc.stop();
 
-    let report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
+    let mut report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
+    report.cgroups = cgroups;
     if args.json {
         println!("{}", report.json());
     } else {
@@ -279,6 +281,8 @@ struct Report {
     /// The CPU model and the cores the figures were measured on.
     cpu: String,
     cores: usize,
+    /// Which cgroups the workers ran in (`RomaService::cgroups`), when cgroup limits were set.
+    cgroups: Option<String>,
 }
 
 impl Report {
@@ -336,6 +340,7 @@ impl Report {
             error_kinds: summarize_errors(samples),
             cpu: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cgroups: None,
         }
     }
 
@@ -349,6 +354,9 @@ impl Report {
 
     fn text(&self) -> String {
         let mut text = format!("machine       {}, {} cores\n", self.cpu, self.cores);
+        if let Some(c) = &self.cgroups {
+            text.push_str(&format!("cgroups       {c}\n"));
+        }
         text.push_str(&self.figures());
         for e in &self.error_kinds {
             text.push_str(&format!(
@@ -395,6 +403,7 @@ impl Report {
             "workers": self.workers,
             "concurrency": self.concurrency,
             "machine": {"cpu": self.cpu, "cores": self.cores},
+            "cgroups": self.cgroups,
             "throughput_rps": self.throughput,
             "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max, "mean": self.mean},
             "worker_rss_mib": self.rss_mib,

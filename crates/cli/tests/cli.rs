@@ -972,6 +972,10 @@ fn bench_json_reports_consistent_figures() {
     assert_eq!(report["requests"], 200, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["workers"], 1, "{report}");
+    assert!(
+        report["cgroups"].is_null(),
+        "no cgroup limits, no cgroups: {report}"
+    );
     let lat = &report["latency_ms"];
     let p = |k: &str| {
         lat[k]
@@ -1164,4 +1168,19 @@ fn a_cgroup_memory_limit_stops_a_hoarding_handler_or_says_why_it_cannot() {
     }
     assert!(line.starts_with("error: out_of_memory: "), "{run:#?}");
     assert!(line.contains("cgroup's memory limit (160 MiB)"), "{run:#?}");
+    // The bench says which cgroups its workers ran in.
+    let run = roma(&[
+        "bench",
+        "--workers",
+        "1",
+        "--requests",
+        "20",
+        "--cgroup-pids-max",
+        "512",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(run.ok().trim()).expect("one JSON object");
+    let which = report["cgroups"].as_str().unwrap_or_default();
+    assert!(which.starts_with("cgroup v"), "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
 }
