@@ -111,10 +111,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     // and slow the measurement: failures are summed up by kind after the figures instead.
     config.set_logging_function(|_, _: &(), _| {});
     let svc = start(config)?;
-    let workers = svc.stats().workers.len();
     if let Err(e) = load(&svc, code) {
         bail!("{}", describe_error(&e));
     }
+    // After the load: with tenant pools, the load starts the tenant's workers.
+    let workers = svc.stats().workers.len();
     let concurrency = if args.concurrency == 0 {
         workers * 2
     } else {
@@ -162,9 +163,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let rss_kib = worker_rss_kib();
+    let cgroups = svc.cgroups().map(str::to_owned);
     svc.stop();
 
-    let report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
+    let mut report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
+    report.cgroups = cgroups;
     if args.json {
         println!("{}", report.json());
     } else {
@@ -278,6 +281,8 @@ struct Report {
     /// The CPU model and the cores the figures were measured on.
     cpu: String,
     cores: usize,
+    /// Which cgroups the workers ran in (`RomaService::cgroups`), when cgroup limits were set.
+    cgroups: Option<String>,
 }
 
 impl Report {
@@ -335,6 +340,7 @@ impl Report {
             error_kinds: summarize_errors(samples),
             cpu: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cgroups: None,
         }
     }
 
@@ -348,6 +354,9 @@ impl Report {
 
     fn text(&self) -> String {
         let mut text = format!("machine       {}, {} cores\n", self.cpu, self.cores);
+        if let Some(c) = &self.cgroups {
+            text.push_str(&format!("cgroups       {c}\n"));
+        }
         text.push_str(&self.figures());
         for e in &self.error_kinds {
             text.push_str(&format!(
@@ -394,6 +403,7 @@ impl Report {
             "workers": self.workers,
             "concurrency": self.concurrency,
             "machine": {"cpu": self.cpu, "cores": self.cores},
+            "cgroups": self.cgroups,
             "throughput_rps": self.throughput,
             "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max, "mean": self.mean},
             "worker_rss_mib": self.rss_mib,

@@ -57,6 +57,25 @@ pub struct ServiceArgs {
     /// Replace each worker process after it has run N requests (at least 1; default never).
     #[arg(long = "recycle-after-requests")]
     pub recycle_after_requests: Option<u64>,
+    /// Tenant pools: give each tenant (a code object's `roma.tenant` tag, else its id) its own
+    /// N worker processes, so that no worker sees two tenants' requests (--workers is then
+    /// unused; docs/config.md).
+    #[arg(long = "tenant-pools", value_name = "WORKERS_PER_TENANT")]
+    pub tenant_pools: Option<usize>,
+    /// With --tenant-pools, how many tenants may have a pool at once (default 16); past it the
+    /// least recently used idle pool is stopped.
+    #[arg(long = "max-tenants", requires = "tenant_pools")]
+    pub max_tenants: Option<usize>,
+    /// Put each worker in a cgroup of its own with this memory limit, in MiB: the kernel kills
+    /// a worker that holds more (needs a writable cgroup; `roma check` says whether there is one).
+    #[arg(long = "cgroup-memory-mb")]
+    pub cgroup_memory_mb: Option<u64>,
+    /// Each worker's cgroup holds at most N processes and threads.
+    #[arg(long = "cgroup-pids-max")]
+    pub cgroup_pids_max: Option<u64>,
+    /// Each worker's cgroup may use this percentage of one core's time (over 100: more cores).
+    #[arg(long = "cgroup-cpu-percent")]
+    pub cgroup_cpu_percent: Option<u32>,
 }
 
 impl ServiceArgs {
@@ -86,6 +105,23 @@ impl ServiceArgs {
         }
         if let Some(n) = self.recycle_after_requests {
             c.recycle_after_requests(n);
+        }
+        if let Some(n) = self.tenant_pools {
+            c.tenant_pools(n);
+        }
+        if let Some(n) = self.max_tenants {
+            c.max_tenants(n);
+        }
+        if let Some(mb) = self.cgroup_memory_mb {
+            c.cgroup_memory_max_mb(mb);
+        }
+        if let Some(n) = self.cgroup_pids_max {
+            c.cgroup_pids_max(n);
+        }
+        if let Some(pct) = self.cgroup_cpu_percent {
+            // A 100 ms period, the kernel's default; 1% of it (1 ms) is the smallest quota.
+            let period = std::time::Duration::from_millis(100);
+            c.cgroup_cpu_max(std::time::Duration::from_millis(u64::from(pct)), period);
         }
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {

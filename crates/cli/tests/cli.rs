@@ -972,6 +972,10 @@ fn bench_json_reports_consistent_figures() {
     assert_eq!(report["requests"], 200, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["workers"], 1, "{report}");
+    assert!(
+        report["cgroups"].is_null(),
+        "no cgroup limits, no cgroups: {report}"
+    );
     let lat = &report["latency_ms"];
     let p = |k: &str| {
         lat[k]
@@ -1220,4 +1224,74 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("draining"), "{err}");
+
+// ---------------------------------------------------------------- tenant pools and cgroups
+
+#[test]
+fn tenant_pools_are_a_flag_of_run_and_bench() {
+    let run = roma(&[
+        "run",
+        "examples/hello.js",
+        "--input",
+        r#""Foobar""#,
+        "--tenant-pools",
+        "2",
+        "--max-tenants",
+        "1",
+    ]);
+    assert_eq!(run.ok(), format!("{HELLO_FOOBAR}\n"));
+    // The bench's one tenant gets its own two workers; every request is served.
+    let run = roma(&[
+        "bench",
+        "--tenant-pools",
+        "2",
+        "--requests",
+        "100",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(run.ok().trim()).expect("one JSON object");
+    assert_eq!(report["workers"], 2, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    // Out of range, or without tenant pools: refused, naming the setting.
+    let run = roma(&["run", "examples/hello.js", "--tenant-pools", "0"]);
+    assert!(run.error().contains("tenant_pools"), "{run:#?}");
+    let run = roma(&["run", "examples/hello.js", "--max-tenants", "3"]);
+    assert_eq!(run.code(), Some(2), "{run:#?}");
+    assert!(run.stderr.contains("--tenant-pools"), "{run:#?}");
+}
+
+#[test]
+fn a_cgroup_memory_limit_stops_a_hoarding_handler_or_says_why_it_cannot() {
+    let dir = scratch("cgroup_hoard");
+    let js = write(
+        &dir,
+        "hoard.js",
+        "function Handler() {\n\
+           const kept = [];\n\
+           for (;;) { const b = new Uint8Array(8 << 20); b.fill(1); kept.push(b); }\n\
+         }",
+    );
+    let run = roma(&["run", &js, "--cgroup-memory-mb", "160"]);
+    let line = run.error();
+    if line.contains("cannot give workers cgroups") {
+        eprintln!("NOTE: no writable cgroup on this host: {line}");
+        return;
+    }
+    assert!(line.starts_with("error: out_of_memory: "), "{run:#?}");
+    assert!(line.contains("cgroup's memory limit (160 MiB)"), "{run:#?}");
+    // The bench says which cgroups its workers ran in.
+    let run = roma(&[
+        "bench",
+        "--workers",
+        "1",
+        "--requests",
+        "20",
+        "--cgroup-pids-max",
+        "512",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(run.ok().trim()).expect("one JSON object");
+    let which = report["cgroups"].as_str().unwrap_or_default();
+    assert!(which.starts_with("cgroup v"), "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
 }

@@ -124,6 +124,10 @@ pub struct Config<M = ()> {
     pub(crate) recycle_idle_cpu_per_sec: Option<Duration>,
     pub(crate) tenant_pools: Option<usize>,
     pub(crate) max_tenants: usize,
+    pub(crate) cgroup_memory_max_mb: Option<u64>,
+    pub(crate) cgroup_pids_max: Option<u64>,
+    pub(crate) cgroup_cpu_max: Option<(Duration, Duration)>,
+    pub(crate) cgroup_parent: Option<PathBuf>,
     pub(crate) host_functions_inline: bool,
     pub(crate) spin: bool,
     pub(crate) async_binding_threads: usize,
@@ -186,6 +190,8 @@ impl<M> Config<M> {
     /// | `recycle_idle_cpu_per_sec` | [`DEFAULT_RECYCLE_IDLE_CPU_PER_SEC`] (500 ms) |
     /// | `tenant_pools` | off (one pool for every code object) |
     /// | `max_tenants` | [`DEFAULT_MAX_TENANTS`] (16) |
+    /// | `cgroup_memory_max_mb`, `cgroup_pids_max`, `cgroup_cpu_max` | none (no cgroup) |
+    /// | `cgroup_parent` | the host's own cgroup |
     /// | `host_functions_inline` | off |
     /// | `spin` | on |
     /// | `async_binding_threads` | 16 |
@@ -222,6 +228,10 @@ impl<M> Config<M> {
             recycle_idle_cpu_per_sec: Some(DEFAULT_RECYCLE_IDLE_CPU_PER_SEC),
             tenant_pools: None,
             max_tenants: DEFAULT_MAX_TENANTS,
+            cgroup_memory_max_mb: None,
+            cgroup_pids_max: None,
+            cgroup_cpu_max: None,
+            cgroup_parent: None,
             host_functions_inline: false,
             spin: true,
             async_binding_threads: 16,
@@ -443,10 +453,51 @@ impl<M> Config<M> {
         self
     }
 
-    /// With [`tenant_pools`](Self::tenant_pools), how many tenants may have a pool; a load for
-    /// one more is refused with `InvalidArgument` (at least 1).
+    /// With [`tenant_pools`](Self::tenant_pools), how many tenants may have a pool at once (at
+    /// least 1). A load for one more evicts the least recently used *idle* pool (nothing
+    /// queued, running or loading): its workers stop, and its versions are unloaded, so that
+    /// tenant's requests fail with `VersionNotFound` until it loads again. No request is cut
+    /// short by an eviction; with every pool busy, the load is refused with `InvalidArgument`.
     pub fn max_tenants(&mut self, n: usize) -> &mut Self {
         self.max_tenants = n;
+        self
+    }
+
+    /// cgroup: the memory limit of each worker's own cgroup in MiB (`memory.max` under cgroup
+    /// v2, `memory.limit_in_bytes` under v1; at least 1): everything the jail's processes hold,
+    /// whatever native code inside them does. A worker that reaches it is killed by the
+    /// kernel; its request fails with `OutOfMemory`, saying so, and the worker is replaced.
+    /// Any cgroup limit makes [`crate::RomaService::new`] fail unless the host can make worker
+    /// cgroups (see `docs/security.md`). Without it, no cgroup memory limit.
+    pub fn cgroup_memory_max_mb(&mut self, mb: u64) -> &mut Self {
+        self.cgroup_memory_max_mb = Some(mb);
+        self
+    }
+
+    /// cgroup: the most processes and threads each worker's cgroup may hold (`pids.max`; at
+    /// least 1). A worker runs V8's platform threads, about one per core plus a few: a limit
+    /// below what it needs stops it from starting (the error says so). Without it, none
+    /// beyond the jail's `RLIMIT_NPROC`.
+    pub fn cgroup_pids_max(&mut self, n: u64) -> &mut Self {
+        self.cgroup_pids_max = Some(n);
+        self
+    }
+
+    /// cgroup: the CPU bandwidth of each worker's cgroup, `quota` of CPU time (all its threads
+    /// together) per `period` (`cpu.max` under v2, `cpu.cfs_quota_us`/`cpu.cfs_period_us`
+    /// under v1). `quota` at least 1 ms; `period` 1 ms to 1 s. A quota above the period allows
+    /// more than one core. Without it, no CPU limit.
+    pub fn cgroup_cpu_max(&mut self, quota: Duration, period: Duration) -> &mut Self {
+        self.cgroup_cpu_max = Some((quota, period));
+        self
+    }
+
+    /// cgroup v2: the cgroup (an absolute path under the cgroup2 mount) to make worker cgroups
+    /// in, instead of the host's own: a subtree delegated to the host that holds no processes,
+    /// as cgroup v2 requires of a cgroup whose children get controllers. Without it, the
+    /// host's own cgroup.
+    pub fn cgroup_parent(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.cgroup_parent = Some(dir.into());
         self
     }
 
@@ -560,6 +611,8 @@ impl<M> Config<M> {
             ("worker_data_limit_mb", self.worker_data_limit_mb),
             ("recycle_after_requests", self.recycle_after_requests),
             ("tenant_pools", self.tenant_pools.map(|n| n as u64)),
+            ("cgroup_memory_max_mb", self.cgroup_memory_max_mb),
+            ("cgroup_pids_max", self.cgroup_pids_max),
         ];
         for (name, value) in optional_at_least_one {
             if value == Some(0) {
@@ -608,6 +661,35 @@ impl<M> Config<M> {
                 )));
             }
         }
+        if let Some((quota, period)) = self.cgroup_cpu_max {
+            if quota < Duration::from_millis(1) {
+                return Err(RomaError::invalid_argument(
+                    "cgroup_cpu_max quota must be at least 1 ms",
+                ));
+            }
+            if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&period) {
+                return Err(RomaError::invalid_argument(
+                    "cgroup_cpu_max period must be 1 ms to 1 s",
+                ));
+            }
+        }
+        if self
+            .cgroup_parent
+            .as_ref()
+            .is_some_and(|p| !p.is_absolute())
+        {
+            return Err(RomaError::invalid_argument(
+                "cgroup_parent must be an absolute path",
+            ));
+        }
+        if self
+            .cgroup_memory_max_mb
+            .is_some_and(|mb| mb.checked_mul(1 << 20).is_none())
+        {
+            return Err(RomaError::invalid_argument(
+                "cgroup_memory_max_mb is too large",
+            ));
+        }
         if self.max_array_buffer_mb == Some(0) {
             return Err(RomaError::invalid_argument(
                 "max_array_buffer_mb must be at least 1",
@@ -654,6 +736,21 @@ impl<M> Config<M> {
             recycle_after_age: self.recycle_after_age.unwrap_or(Duration::ZERO),
             recycle_idle_cpu_per_sec: self.recycle_idle_cpu_per_sec.unwrap_or(Duration::ZERO),
             ..DispatcherConfig::default()
+        }
+    }
+
+    /// The limits of each worker's cgroup (none set: no cgroup).
+    pub(crate) fn cgroup_limits(&self) -> roma_sandbox::CgroupLimits {
+        roma_sandbox::CgroupLimits {
+            memory_max_bytes: self
+                .cgroup_memory_max_mb
+                .map(|mb| mb.saturating_mul(1 << 20)),
+            pids_max: self.cgroup_pids_max,
+            cpu_max: self.cgroup_cpu_max.map(|(q, p)| roma_sandbox::CpuMax {
+                quota_us: u64::try_from(q.as_micros()).unwrap_or(u64::MAX),
+                period_us: u64::try_from(p.as_micros()).unwrap_or(u64::MAX),
+            }),
+            parent: self.cgroup_parent.clone(),
         }
     }
 
@@ -725,6 +822,71 @@ mod tests {
         let mut c: Config = Config::new();
         c.tenant_pools(2).max_tenants(3);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn cgroup_settings_are_checked_and_name_the_setting() {
+        for (set, name) in [
+            (
+                (|c: &mut Config| {
+                    c.cgroup_memory_max_mb(0);
+                }) as fn(&mut Config),
+                "cgroup_memory_max_mb",
+            ),
+            (
+                |c| {
+                    c.cgroup_memory_max_mb(u64::MAX);
+                },
+                "cgroup_memory_max_mb",
+            ),
+            (
+                |c| {
+                    c.cgroup_pids_max(0);
+                },
+                "cgroup_pids_max",
+            ),
+            (
+                |c| {
+                    c.cgroup_cpu_max(Duration::from_micros(10), Duration::from_millis(100));
+                },
+                "cgroup_cpu_max quota",
+            ),
+            (
+                |c| {
+                    c.cgroup_cpu_max(Duration::from_millis(10), Duration::from_secs(2));
+                },
+                "cgroup_cpu_max period",
+            ),
+            (
+                |c| {
+                    c.cgroup_parent("relative/dir");
+                },
+                "cgroup_parent",
+            ),
+        ] {
+            let mut c = Config::new();
+            set(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().starts_with(name), "{name}: {e}");
+        }
+        let mut c: Config = Config::new();
+        assert!(c.cgroup_limits().is_empty());
+        c.cgroup_memory_max_mb(256)
+            .cgroup_pids_max(128)
+            .cgroup_cpu_max(Duration::from_millis(50), Duration::from_millis(100));
+        c.validate().unwrap();
+        let l = c.cgroup_limits();
+        assert_eq!(l.memory_max_bytes, Some(256 << 20));
+        assert_eq!(l.pids_max, Some(128));
+        assert_eq!(
+            l.cpu_max,
+            Some(roma_sandbox::CpuMax {
+                quota_us: 50_000,
+                period_us: 100_000
+            })
+        );
+        l.validate().unwrap();
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
     pools: Pools<M>,
     /// `Config::queue_wait_timeout`.
     queue_wait: Duration,
+    /// [`RomaService::cgroups`].
+    cgroups: Option<String>,
 }
 
 /// Where requests run: one pool for all, or one per tenant ([`Config::tenant_pools`]).
@@ -47,6 +49,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             .map_err(|e| RomaError::invalid_argument(e.to_string()))?;
         let mut setup = WorkerSetup::from_config(&config, binary, false)?;
         setup.binding_names = bindings.names();
+        let cgroups = setup.cgroup_mode.clone();
         let setup = Arc::new(setup);
         let executor = if bindings.has_async() {
             Some(
@@ -82,7 +85,11 @@ impl<M: Send + Sync + 'static> RomaService<M> {
                 )))
             }
         };
-        Ok(RomaService { pools, queue_wait })
+        Ok(RomaService {
+            pools,
+            queue_wait,
+            cgroups,
+        })
     }
 
     /// Loads a code object into every worker (with tenant pools, every worker of its tenant;
@@ -317,6 +324,13 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             Pools::Shared(d) => d.stats(),
             Pools::Tenants(t) => t.stats(),
         }
+    }
+
+    /// With cgroup limits set ([`Config::cgroup_memory_max_mb`] and the others), which cgroup
+    /// interface the workers' cgroups use and where, as chosen at start (`cgroup v2 (...)` or
+    /// `cgroup v1 (memory at ..., ...)`); `None` without cgroup limits.
+    pub fn cgroups(&self) -> Option<&str> {
+        self.cgroups.as_deref()
     }
 
     /// With tenant pools, one tenant's queues and workers; `None` without tenant pools or

@@ -2,6 +2,10 @@
 //! that one tenant's code compromised never receives another tenant's requests, inputs or
 //! metadata. Exists apart from the service so that, with the option off, the request path is
 //! the plain dispatcher and pays only the branch that chooses it.
+//!
+//! At `max_tenants`, a new tenant's load evicts the least recently used pool that is idle and
+//! that no caller holds (see `State::eviction_candidate`), so eviction never cuts a request or a
+//! load short; the evicted tenant's versions go with it.
 
 use roma_core::{
     CodeObject, Dispatcher, DispatcherConfig, DispatcherStats, ErrorKind, InvocationRequest,
@@ -30,9 +34,51 @@ pub(crate) struct Tenants<M: Send + Sync + 'static> {
 
 struct State<M: Send + Sync + 'static> {
     stopped: bool,
-    pools: HashMap<String, Arc<Dispatcher<M>>>,
+    pools: HashMap<String, Pool<M>>,
     /// Which tenants loaded each version, for requests that name no tenant.
     owners: HashMap<String, Vec<String>>,
+    /// Counts uses, for least-recently-used eviction.
+    clock: u64,
+}
+
+/// One tenant's dispatcher and when it was last chosen.
+struct Pool<M: Send + Sync + 'static> {
+    dispatcher: Arc<Dispatcher<M>>,
+    last_used: u64,
+}
+
+impl<M: Send + Sync + 'static> State<M> {
+    /// The pool of `tenant`, marked as just used.
+    fn touch(&mut self, tenant: &str) -> Option<Arc<Dispatcher<M>>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.pools.get_mut(tenant).map(|p| {
+            p.last_used = now;
+            Arc::clone(&p.dispatcher)
+        })
+    }
+
+    /// The least recently used pool that may be evicted now: idle (nothing queued, running
+    /// or loading), and held by no caller. Every caller that submits to a pool holds a clone
+    /// of its `Arc` from the moment it is chosen (under this lock) until its submission is
+    /// queued, where `is_idle` sees it; so no request chosen for an evicted pool exists.
+    fn eviction_candidate(&self) -> Option<String> {
+        self.pools
+            .iter()
+            .filter(|(_, p)| Arc::strong_count(&p.dispatcher) == 1 && p.dispatcher.is_idle())
+            .min_by_key(|(_, p)| p.last_used)
+            .map(|(t, _)| t.clone())
+    }
+
+    /// Removes `tenant`'s pool and its claims on versions; the caller stops the pool.
+    fn evict(&mut self, tenant: &str) -> Option<Arc<Dispatcher<M>>> {
+        let pool = self.pools.remove(tenant)?;
+        self.owners.retain(|_, owners| {
+            owners.retain(|t| t != tenant);
+            !owners.is_empty()
+        });
+        Some(pool.dispatcher)
+    }
 }
 
 impl<M: Send + Sync + 'static> Tenants<M> {
@@ -49,6 +95,7 @@ impl<M: Send + Sync + 'static> Tenants<M> {
                 stopped: false,
                 pools: HashMap::new(),
                 owners: HashMap::new(),
+                clock: 0,
             }),
         }
     }
@@ -74,30 +121,37 @@ impl<M: Send + Sync + 'static> Tenants<M> {
 
     fn pool_or_start(&self, tenant: &str) -> Result<Arc<Dispatcher<M>>, RomaError> {
         {
-            let st = self.lock();
+            let mut st = self.lock();
             if st.stopped {
                 return Err(stopped());
             }
-            if let Some(p) = st.pools.get(tenant) {
-                return Ok(Arc::clone(p));
+            if let Some(p) = st.touch(tenant) {
+                return Ok(p);
             }
-            if st.pools.len() >= self.max_tenants {
+            if st.pools.len() >= self.max_tenants && st.eviction_candidate().is_none() {
                 return Err(too_many(self.max_tenants));
             }
         }
         // Started without the lock, so other tenants' requests go on meanwhile; a pool that
-        // loses a race with another start for the same tenant is stopped.
+        // loses a race with another start for the same tenant is stopped. The pool to evict
+        // is chosen only once the new one runs, so that a start that fails evicts nothing.
         let started = Arc::new((self.start)(self.per_tenant.clone())?);
         let mut st = self.lock();
+        let mut evicted = None;
         let refusal = if st.stopped {
             Some(stopped())
-        } else if let Some(p) = st.pools.get(tenant) {
-            let p = Arc::clone(p);
+        } else if let Some(p) = st.touch(tenant) {
             drop(st);
             started.stop();
             return Ok(p);
         } else if st.pools.len() >= self.max_tenants {
-            Some(too_many(self.max_tenants))
+            match st.eviction_candidate() {
+                Some(victim) => {
+                    evicted = st.evict(&victim);
+                    None
+                }
+                None => Some(too_many(self.max_tenants)),
+            }
         } else {
             None
         };
@@ -106,7 +160,20 @@ impl<M: Send + Sync + 'static> Tenants<M> {
             started.stop();
             return Err(e);
         }
-        st.pools.insert(tenant.to_owned(), Arc::clone(&started));
+        st.clock += 1;
+        let last_used = st.clock;
+        st.pools.insert(
+            tenant.to_owned(),
+            Pool {
+                dispatcher: Arc::clone(&started),
+                last_used,
+            },
+        );
+        drop(st);
+        // Idle and held by no one: stopping it cuts nothing short.
+        if let Some(old) = evicted {
+            old.stop();
+        }
         Ok(started)
     }
 
@@ -115,14 +182,14 @@ impl<M: Send + Sync + 'static> Tenants<M> {
         &self,
         request: &InvocationRequest<M>,
     ) -> Result<Arc<Dispatcher<M>>, RomaError> {
-        let st = self.lock();
+        let mut st = self.lock();
         if st.stopped {
             return Err(stopped());
         }
         let tenant = match request.tags.get(TENANT_TAG) {
-            Some(t) => t.as_str(),
+            Some(t) => t.clone(),
             None => match st.owners.get(&request.version_string).map(Vec::as_slice) {
-                Some([only]) => only.as_str(),
+                Some([only]) => only.clone(),
                 Some(_) => {
                     return Err(RomaError::invalid_argument(format!(
                         "version {:?} was loaded by several tenants; name the request's tenant \
@@ -133,9 +200,7 @@ impl<M: Send + Sync + 'static> Tenants<M> {
                 None => return Err(not_loaded(&request.version_string)),
             },
         };
-        st.pools
-            .get(tenant)
-            .cloned()
+        st.touch(&tenant)
             .ok_or_else(|| not_loaded(&request.version_string))
     }
 
@@ -166,12 +231,19 @@ impl<M: Send + Sync + 'static> Tenants<M> {
 
     /// Every pool, as they are now.
     pub(crate) fn all(&self) -> Vec<Arc<Dispatcher<M>>> {
-        self.lock().pools.values().cloned().collect()
+        self.lock()
+            .pools
+            .values()
+            .map(|p| Arc::clone(&p.dispatcher))
+            .collect()
     }
 
     /// One tenant's pool, if it has one.
     pub(crate) fn get(&self, tenant: &str) -> Option<Arc<Dispatcher<M>>> {
-        self.lock().pools.get(tenant).cloned()
+        self.lock()
+            .pools
+            .get(tenant)
+            .map(|p| Arc::clone(&p.dispatcher))
     }
 
     /// Stops every pool; no pool starts after this.
@@ -179,7 +251,10 @@ impl<M: Send + Sync + 'static> Tenants<M> {
         let pools = {
             let mut st = self.lock();
             st.stopped = true;
-            st.pools.values().cloned().collect::<Vec<_>>()
+            st.pools
+                .values()
+                .map(|p| Arc::clone(&p.dispatcher))
+                .collect::<Vec<_>>()
         };
         for p in pools {
             p.stop();
@@ -211,13 +286,17 @@ fn stopped() -> RomaError {
 
 fn too_many(max: usize) -> RomaError {
     RomaError::invalid_argument(format!(
-        "every tenant pool is taken (max_tenants = {max}); raise Config::max_tenants"
+        "every tenant pool is taken and busy (max_tenants = {max}; an idle one would have been \
+         evicted); raise Config::max_tenants or load again once one is idle"
     ))
 }
 
 fn not_loaded(version: &str) -> RomaError {
     RomaError::new(
         ErrorKind::VersionNotFound,
-        format!("version {version:?} is not loaded for this request's tenant"),
+        format!(
+            "version {version:?} is not loaded for this request's tenant (a tenant whose idle \
+             pool was evicted at max_tenants loads its code again)"
+        ),
     )
 }

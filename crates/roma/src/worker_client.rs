@@ -45,6 +45,10 @@ pub(crate) struct WorkerSetup {
     pub data_limit_mb: Option<u64>,
     pub worker_uid: Option<u32>,
     pub host_functions_inline: bool,
+    /// The limits of each worker's own cgroup (none set: no cgroup).
+    pub cgroup: roma_sandbox::CgroupLimits,
+    /// Which cgroup interface the workers' cgroups use, found at start.
+    pub cgroup_mode: Option<String>,
     /// Where the workers' stderr lines go.
     pub output: Arc<crate::WorkerOutputFn>,
 }
@@ -65,6 +69,19 @@ impl WorkerSetup {
         channel
             .validate()
             .map_err(|e| RomaError::invalid_argument(format!("channel settings: {e}")))?;
+        let cgroup = config.cgroup_limits();
+        let cgroup_mode = if cgroup.is_empty() {
+            None
+        } else {
+            // Chosen (and proven by making one) before any worker starts, so that a host that
+            // cannot honour the limits fails here, with the reason, rather than at every spawn.
+            Some(roma_sandbox::cgroup::probe_cgroups(&cgroup).map_err(|e| {
+                RomaError::invalid_argument(format!(
+                    "cgroup limits are set (cgroup_memory_max_mb, cgroup_pids_max or \
+                     cgroup_cpu_max) but this host cannot give workers cgroups: {e}"
+                ))
+            })?)
+        };
         Ok(WorkerSetup {
             binary,
             sandbox,
@@ -82,6 +99,8 @@ impl WorkerSetup {
             data_limit_mb: config.worker_data_limit_mb,
             worker_uid: config.worker_uid,
             host_functions_inline: config.host_functions_inline,
+            cgroup,
+            cgroup_mode,
             output: config
                 .worker_output
                 .clone()
@@ -184,10 +203,14 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         match first {
             Ok(WorkerToHost::Ready { .. }) => Ok(()),
             Ok(WorkerToHost::Loaded { result: Err(e) }) => {
-                self.reap();
+                // The worker's cgroup may say why (a pids limit below what V8 needs).
+                let fate = self.reap();
                 Err(RomaError::new(
                     e.kind(),
-                    format!("worker {index} could not start its engine: {}", e.message()),
+                    format!(
+                        "worker {index} could not start its engine: {}{fate}",
+                        e.message()
+                    ),
                 ))
             }
             Ok(other) => {
@@ -308,9 +331,11 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             Ok(WorkerToHost::ProbeReport { mut results }) => {
                 // What the worker cannot see from inside: its host uid, and the tie to the host.
                 let pid = self.process.pid();
+                let cgroup = self.process.cgroup().map(|c| c.check(pid));
                 results.extend(
                     roma_sandbox::host_checks::check_started_worker(pid)
                         .into_iter()
+                        .chain(cgroup.into_iter().flatten())
                         .map(|p| ProbeResult {
                             name: p.name,
                             attempted: if p.attempted { "yes" } else { "no" }.into(),
@@ -335,10 +360,20 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
 
     /// Kills the worker (if it still runs) and describes how it ended, for error messages.
     fn reap(&mut self) -> String {
-        match self.reap_report() {
+        let fate = match self.reap_report() {
             Some(r) => format!("; the worker process {r}"),
             None => String::new(),
-        }
+        };
+        fate + &self.cgroup_note()
+    }
+
+    /// Which of its cgroup's limits the reaped worker ran into, for error messages.
+    fn cgroup_note(&self) -> String {
+        self.process
+            .cgroup_events()
+            .and_then(roma_sandbox::cgroup::CgroupEvents::describe)
+            .map(|d| format!("; {d}"))
+            .unwrap_or_default()
     }
 
     /// Kills the worker (if it still runs) and returns how it ended, when that is known.
@@ -363,7 +398,24 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         let fate = report
             .as_ref()
             .map(|r| format!("; the worker process {r}"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &self.cgroup_note();
+        if let Some(limit) = self
+            .process
+            .cgroup_events()
+            .filter(|e| e.memory_limit_killed())
+            .and_then(|e| e.limits.memory_max_bytes)
+        {
+            return RomaError::new(
+                ErrorKind::OutOfMemory,
+                format!(
+                    "the invocation ran worker {} into its cgroup's memory limit ({} MiB) and \
+                     the kernel killed it; the worker was replaced",
+                    self.index,
+                    limit >> 20
+                ),
+            );
+        }
         if report.as_ref().and_then(ExitReport::code) == Some(WORKER_OOM_EXIT_CODE) {
             return RomaError::new(
                 ErrorKind::OutOfMemory,
@@ -428,6 +480,7 @@ fn spawn_worker(
         data_limit_mb: setup.data_limit_mb,
         capture_stderr: true,
         worker_uid: setup.worker_uid,
+        cgroup: setup.cgroup.clone(),
     };
     let spawned = setup.sandbox.spawn(&spec);
     // The host closes its copies of the worker's descriptors, so that the worker's death reads

@@ -1,16 +1,19 @@
 //! The host side of every backend: [`Sandbox`], and the one implementation that starts the
 //! worker binary as its own launcher.
 //!
-//! The host is multi-threaded, so it does nothing between `fork` and `exec` except clearing
-//! `FD_CLOEXEC` on the channel descriptors (one async-signal-safe `fcntl` each). All jail work
-//! happens in the worker binary, single-threaded, in [`crate::launcher::enter_jail_from_args`].
+//! The host is multi-threaded, so it does nothing between `fork` and `exec` except joining the
+//! worker's cgroup, when it has one (one async-signal-safe `write` of `0` to each `cgroup.procs`
+//! opened before the fork), and clearing `FD_CLOEXEC` on the channel descriptors (one `fcntl`
+//! each). All jail work happens in the worker binary, single-threaded, in
+//! [`crate::launcher::enter_jail_from_args`].
 
+use crate::cgroup::WorkerCgroup;
 use crate::launcher::args::{JailArgs, JailStage};
 use crate::launcher::status;
 use crate::process::PidfdChild;
 use crate::{JailKind, SandboxError, WorkerProcess, WorkerSpec};
 use rustix::pipe::{PipeFlags, pipe_with};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Once, OnceLock};
@@ -158,15 +161,32 @@ impl Sandbox for LauncherSandbox {
         if let Some(lib) = &spec.preload {
             cmd.env(PRELOAD_VAR, lib);
         }
+        // The worker's cgroup, made before the fork so that the child joins it before `exec`:
+        // no code of the worker binary runs outside it.
+        let cgroup = if spec.cgroup.is_empty() {
+            None
+        } else {
+            Some(WorkerCgroup::create(&spec.cgroup)?)
+        };
+        let cgroup_procs: Vec<RawFd> = cgroup
+            .as_ref()
+            .map(WorkerCgroup::procs_fds)
+            .unwrap_or_default();
         let mut fds = spec.inherited_fds.clone();
         fds.extend(status_pipe.as_ref().map(|(_, w)| w.as_raw_fd()));
         fds.push(violation_w.as_raw_fd());
         fds.extend(host_fd);
         // SAFETY: the closure runs in the forked child of a possibly multi-threaded process, so
-        // it may only make async-signal-safe calls: it reads a Vec allocated before the fork and
-        // calls fcntl, nothing else (no allocation, no locks).
+        // it may only make async-signal-safe calls: it reads two Vecs allocated before the fork
+        // and calls write and fcntl, nothing else (no allocation, no locks). `0` written to a
+        // `cgroup.procs` moves the writer (this child) into that cgroup.
         unsafe {
             cmd.pre_exec(move || {
+                for &fd in &cgroup_procs {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 for &fd in &fds {
                     if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                         return Err(std::io::Error::last_os_error());
@@ -176,12 +196,17 @@ impl Sandbox for LauncherSandbox {
             });
         }
         let child = cmd.spawn().map_err(SandboxError::at(format!(
-            "spawn {}",
-            spec.program.display()
+            "spawn {}{}",
+            spec.program.display(),
+            if cgroup.is_some() {
+                " (in its cgroup)"
+            } else {
+                ""
+            }
         )))?;
         // Only the worker may write reports: the host keeps the read end alone.
         drop(violation_w);
-        let mut worker = PidfdChild::new(child, Some(violation_r))?;
+        let mut worker = PidfdChild::new(child, Some(violation_r), cgroup)?;
         if let Some((read_end, write_end)) = status_pipe {
             drop(write_end);
             let failure = match status::read(&read_end, JAIL_SETUP_TIMEOUT) {

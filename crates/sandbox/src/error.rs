@@ -47,6 +47,10 @@ pub enum SandboxError {
     /// birdcage refused to build its sandbox.
     #[error("birdcage: {0}")]
     Birdcage(String),
+    /// The worker's cgroup could not be made or joined (no writable cgroup for its limits, a
+    /// limit the kernel refused).
+    #[error("cgroup: {0}")]
+    Cgroup(String),
 }
 
 impl SandboxError {

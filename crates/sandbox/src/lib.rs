@@ -8,8 +8,9 @@
 //! an unjailed one for debugging.
 //!
 //! Trust: the host side ([`Sandbox::spawn`], [`WorkerProcess`]) runs in the multi-threaded host
-//! and does nothing between `fork` and `exec` but clear `FD_CLOEXEC` on the channel. Every jail
-//! step runs in the worker binary itself, single-threaded, in [`enter_jail_from_args`].
+//! and does nothing between `fork` and `exec` but clear `FD_CLOEXEC` on the channel and join the
+//! worker's cgroup, when it has one ([`cgroup`]). Every jail step runs in the worker binary
+//! itself, single-threaded, in [`enter_jail_from_args`].
 //!
 //! # Host side
 //! ```no_run
@@ -37,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+pub mod cgroup;
 mod error;
 mod exit;
 pub mod host_checks;
@@ -52,6 +54,7 @@ mod syscall_names;
 mod violation;
 
 pub use backend::{ENV_ALLOW_LIST, Sandbox, sandbox_by_name};
+pub use cgroup::{CgroupLimits, CpuMax};
 pub use error::SandboxError;
 pub use exit::{ExitReport, JAIL_SETUP_FAILED_EXIT_CODE};
 pub use kind::JailKind;

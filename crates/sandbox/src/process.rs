@@ -1,6 +1,7 @@
 //! A running worker as the host sees it: [`WorkerProcess`], and its one implementation, a child
 //! watched through a pidfd so that waits take a timeout and signals never hit a recycled pid.
 
+use crate::cgroup::{CgroupEvents, WorkerCgroup};
 use crate::{ExitReport, SandboxError, violation};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
@@ -28,6 +29,16 @@ pub trait WorkerProcess: Send + std::fmt::Debug {
     fn take_stderr(&mut self) -> Option<OwnedFd> {
         None
     }
+    /// The worker's cgroup while it runs, when its spec set cgroup limits.
+    fn cgroup(&self) -> Option<&WorkerCgroup> {
+        None
+    }
+    /// What the kernel counted in the worker's cgroup (OOM kills, refused forks), read when
+    /// the worker was reaped, before its cgroup was removed; `None` without a cgroup or before
+    /// the worker ended.
+    fn cgroup_events(&self) -> Option<&CgroupEvents> {
+        None
+    }
 }
 
 /// A `std::process::Child` plus a pidfd on it.
@@ -38,12 +49,19 @@ pub(crate) struct PidfdChild {
     report: Option<ExitReport>,
     /// The read end of the violation pipe (see `violation`), read once the child died of SIGSYS.
     violation: Option<OwnedFd>,
+    /// The worker's cgroup, removed once the child is reaped (its counters kept in `events`).
+    cgroup: Option<WorkerCgroup>,
+    events: Option<CgroupEvents>,
 }
 
 impl PidfdChild {
     /// Wraps a just-spawned child, with the read end of its violation pipe. On failure the child
     /// is killed and reaped.
-    pub(crate) fn new(mut child: Child, violation: Option<OwnedFd>) -> Result<Self, SandboxError> {
+    pub(crate) fn new(
+        mut child: Child,
+        violation: Option<OwnedFd>,
+        cgroup: Option<WorkerCgroup>,
+    ) -> Result<Self, SandboxError> {
         let opened = Pid::from_raw(child.id() as i32)
             .ok_or_else(|| SandboxError::InvalidSpec("spawned child has pid 0".into()))
             .and_then(|pid| {
@@ -55,6 +73,8 @@ impl PidfdChild {
                 pidfd,
                 report: None,
                 violation,
+                cgroup,
+                events: None,
             }),
             Err(e) => {
                 // The child is ours and not yet reaped, so its pid cannot have been reused.
@@ -89,6 +109,14 @@ impl WorkerProcess for PidfdChild {
         self.child.stderr.take().map(OwnedFd::from)
     }
 
+    fn cgroup(&self) -> Option<&WorkerCgroup> {
+        self.cgroup.as_ref()
+    }
+
+    fn cgroup_events(&self) -> Option<&CgroupEvents> {
+        self.events.as_ref()
+    }
+
     fn try_wait(&mut self) -> Result<Option<ExitReport>, SandboxError> {
         if let Some(r) = self.report {
             return Ok(Some(r));
@@ -108,6 +136,14 @@ impl WorkerProcess for PidfdChild {
             },
             other => other,
         });
+        if self.report.is_some()
+            && let Some(mut cg) = self.cgroup.take()
+        {
+            // Counters first: removing the cgroup loses them. Removal kills what is left of the
+            // jail (a process that escaped the group), so nothing of it outlives the launcher.
+            self.events = Some(cg.events());
+            cg.remove();
+        }
         Ok(self.report)
     }
 

@@ -49,6 +49,10 @@ pub struct WorkerSpec {
     /// is ignored. The worker binary and every read-only path must be readable (and the binary
     /// executable) by this uid. Not 0.
     pub worker_uid: Option<u32>,
+    /// Limits for a cgroup of the worker's own (see [`crate::cgroup`]); with none set, the
+    /// worker stays in the host's cgroup. With any set, the worker is in its cgroup before
+    /// any of its code runs, or it is not started.
+    pub cgroup: crate::CgroupLimits,
 }
 
 impl WorkerSpec {
@@ -102,7 +106,7 @@ impl WorkerSpec {
                 "address_space_limit_mb of 0 would stop the worker from starting".into(),
             ));
         }
-        Ok(())
+        self.cgroup.validate()
     }
 }
 

@@ -705,6 +705,19 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         }
     }
 
+    /// Whether nothing is queued, running or loading: a `stop` now would cut no request or
+    /// load short. (A request submitted after it returns is not seen, so a caller that stops
+    /// on it must keep submitters out meanwhile, as tenant pools do.)
+    pub fn is_idle(&self) -> bool {
+        let st = self.shared.lock();
+        st.queued == 0
+            && st.loads.is_empty()
+            && st
+                .slots
+                .iter()
+                .all(|s| s.running.is_none() && s.queue.is_empty() && s.loads.is_empty())
+    }
+
     /// A snapshot of the queues, per slot.
     pub fn stats(&self) -> DispatcherStats {
         let st = self.shared.lock();

@@ -12,6 +12,7 @@ fn find<'a>(results: &'a [roma::ProbeResult], name: &str) -> &'a roma::ProbeResu
 
 #[test]
 fn check_reports_the_host_uid_and_the_tie_to_the_host() {
+    let _cgroups = crate::common::cgroup_lock();
     let jailed = check(SandboxKind::Namespaces).expect("roma check under namespaces");
     for name in ["worker host uid is not 0", "jail ends with the host"] {
         let r = find(&jailed, name);

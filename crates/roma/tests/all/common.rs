@@ -118,3 +118,12 @@ pub fn wait_for(cond: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// Held by the tests that make worker cgroups, so that one test's count of the host's worker
+/// cgroups sees only its own.
+pub static CGROUPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`CGROUPS`] (a test that panicked holding it leaves nothing to protect).
+pub fn cgroup_lock() -> std::sync::MutexGuard<'static, ()> {
+    CGROUPS.lock().unwrap_or_else(|p| p.into_inner())
+}

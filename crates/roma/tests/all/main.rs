@@ -1,4 +1,5 @@
 //! RomaService end to end: real worker processes, real V8.
+mod cgroup;
 mod check;
 mod common;
 mod newcomer;

@@ -150,11 +150,6 @@ fn routing_rules_batches_limits_and_stop() {
         .batch_execute(vec![tagged("t1"), tagged("t2")], |_| {})
         .expect_err("across tenants");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    // max_tenants bounds the pools.
-    let e = svc
-        .load_code_obj(code("v9", "function Handler() {}"), |_| {})
-        .expect_err("a third tenant");
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     // The async forms route the same way.
     let r = block_on(svc.execute_async(tagged("t2"))).expect("t2, async");
     assert_eq!(r.resp, "\"t2\"");
@@ -171,4 +166,67 @@ fn routing_rules_batches_limits_and_stop() {
         assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
     }
     assert!(calls.lock().unwrap().is_empty());
+}
+
+/// A handler that keeps its worker busy for a while, then answers.
+const SLOW: &str = "function Slow() { const end = Date.now() + 300; while (Date.now() < end) {} \
+                    return 'slow'; } function Handler() { return 'hi'; }";
+
+#[test]
+fn at_max_tenants_the_least_recently_used_idle_pool_is_evicted_and_nothing_is_lost() {
+    let mut c = config::<()>(1);
+    c.tenant_pools(1).max_tenants(2);
+    let svc = RomaService::new(c).expect("service starts");
+    // Tenants by code id: "load-a", "load-b", then "load-c" and "load-d".
+    load(&svc, code("a", SLOW)).expect("a loads");
+    load(&svc, code("b", SLOW)).expect("b loads");
+    for v in ["b", "a"] {
+        exec(&svc, request(v, "Handler", &[])).expect("served");
+    }
+    // b is the least recently used, but busy: a request of its own is running or queued.
+    let (tx, rx) = mpsc::channel();
+    let slow = |v: &str, tx: &mpsc::Sender<_>| {
+        let tx = tx.clone();
+        svc.execute(request(v, "Slow", &[]), move |r| {
+            let _ = tx.send(r);
+        })
+        .expect("accepted");
+    };
+    slow("b", &tx);
+    load(&svc, code("c", SLOW)).expect("c loads, evicting an idle pool");
+    assert!(svc.tenant_stats("load-a").is_none(), "idle a was evicted");
+    assert!(svc.tenant_stats("load-b").is_some(), "busy b was kept");
+    assert_eq!(svc.stats().workers.len(), 2, "a's worker stopped");
+    let r = rx.recv_timeout(PATIENCE).expect("b's request is answered");
+    assert_eq!(r.expect("and succeeds").resp, "\"slow\"");
+    // The evicted tenant's versions are gone with its pool, and say so; loading again brings
+    // them back, evicting the least recently used idle pool (b, whose request ended).
+    let e = exec(&svc, request("a", "Handler", &[])).expect_err("evicted");
+    assert_eq!(e.kind(), ErrorKind::VersionNotFound, "{e}");
+    assert!(e.message().contains("evicted"), "{e}");
+    // The callback may run just before its slot is marked free.
+    wait_for(|| {
+        let b = svc.tenant_stats("load-b").expect("b's pool");
+        b.queued == 0 && b.workers.iter().all(|w| !w.running)
+    });
+    load(&svc, code("a", SLOW)).expect("a loads again");
+    assert!(svc.tenant_stats("load-b").is_none(), "b was evicted");
+    assert_eq!(
+        exec(&svc, request("a", "Handler", &[])).expect("a").resp,
+        "\"hi\""
+    );
+    // Every pool busy: a new tenant is refused, and the running requests still succeed.
+    slow("a", &tx);
+    slow("c", &tx);
+    let e = svc
+        .load_code_obj(code("d", SLOW), |_| {})
+        .expect_err("every pool is busy");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("max_tenants"), "{e}");
+    drop(tx);
+    for _ in 0..2 {
+        let r = rx.recv_timeout(PATIENCE).expect("answered");
+        assert_eq!(r.expect("succeeds").resp, "\"slow\"");
+    }
+    svc.stop();
 }

@@ -35,6 +35,8 @@
 //!   would (it sleeps, so that it costs no CPU while a test waits on it);
 //! - `threads N`: start up to N threads that park, write `threads started=K error=E` (E the
 //!   first spawn error or `-`), then exit;
+//! - `spin MS`: spin on one thread for MS ms of wall-clock time, then write `spin cpu_us=N`,
+//!   the CPU time the process used (what a CPU limit throttles);
 //! - `host BACKEND`: (unjailed) be a host: spawn a `BACKEND` worker running `kill hang`, wait for
 //!   its `hanging`, write `host launcher=PID`, then wait forever without reaping it.
 
@@ -307,6 +309,24 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
             out.write_all(format!("threads started={started} error={error}\n").as_bytes())?;
             // Exit without joining: the parked threads end with the process.
             std::process::exit(0);
+        }
+        "spin" => {
+            let ms: u64 = path.parse().map_err(|_| format!("spin {path:?}"))?;
+            let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            let mut n = 0u64;
+            while std::time::Instant::now() < end {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes one timespec into `ts`, which lives on this stack.
+            if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+            let us = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;
+            out.write_all(format!("spin cpu_us={us}\n").as_bytes())?;
         }
         "host" => {
             let backend = roma_sandbox::sandbox_by_name(path)?;

@@ -4,6 +4,7 @@
 //! Tests that need user namespaces fail with a clear message where the kernel refuses them,
 //! unless `ROMA_TEST_ALLOW_NO_USERNS=1` is set, in which case they print a note and pass.
 
+mod cgroup;
 mod persist;
 mod util;
 
