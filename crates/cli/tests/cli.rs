@@ -1224,6 +1224,7 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("draining"), "{err}");
+}
 
 // ---------------------------------------------------------------- tenant pools and cgroups
 
