@@ -100,14 +100,15 @@ fn defined() -> BTreeSet<String> {
                     .collect();
                 names.insert(name);
             }
-            // A function made by a setter macro: its name opens a line of the invocation.
+            // A function made by a setter macro: its name opens a line of the invocation. (A
+            // name ending in `_t` opening a line is a type in a `use` list.)
             let t = l.trim();
             if t.starts_with("roma_") {
                 let name: String = t
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
                     .collect();
-                if t[name.len()..].starts_with(',') {
+                if t[name.len()..].starts_with(',') && !name.ends_with("_t") {
                     names.insert(name);
                 }
             }
