@@ -204,10 +204,14 @@ fn check_cpp_edges(out: &Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     for check in [
         "ok execute_before_init",
+        "ok settings_checked",
         "ok host_function_errors",
         "ok metadata",
         "ok list_map_bytes",
         "ok logging",
+        "ok async_bindings",
+        "ok profiles",
+        "ok shared_buffer_only",
         "ok error_kinds",
         "ok use_after_stop",
         "all ok",
