@@ -148,7 +148,8 @@ roma_error_t *roma_config_set_logging_function(roma_config_t *config,
  *  request's metadata pointer; read the input and set the output through
  *  roma_host_call_io(call), then call roma_host_call_finish(call) exactly once, from any
  *  thread, during the call or later (the Promise settles then). Until then the call holds one
- *  of the async threads. env and env_delete as for roma_config_register_function. */
+ *  of the async threads. env and env_delete as for roma_config_register_function. The
+ *  function must not unwind (no C++ exception may leave it). */
 roma_error_t *roma_config_register_async_function(roma_config_t *config, const char *name,
                                                   size_t name_len,
                                                   roma_async_host_function_t function, void *env,
@@ -159,7 +160,7 @@ roma_error_t *roma_config_register_async_function(roma_config_t *config, const c
  *  to 4 KiB, control characters escaped, at most 100 lines per second per worker. The lines
  *  come from a process running untrusted code: treat them as its data. env and env_delete
  *  as for roma_config_register_function. Without one, lines go to stderr as
- *  "roma-worker N: ...". */
+ *  "roma-worker N: ...". The function must not unwind. */
 roma_error_t *roma_config_set_worker_output_function(roma_config_t *config,
                                                      roma_worker_output_function_t function,
                                                      void *env, roma_user_delete_t env_delete);
