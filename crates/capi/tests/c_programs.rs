@@ -239,6 +239,7 @@ fn check_settings(out: &Output) {
         "ok async_host_functions",
         "ok profiles",
         "ok recycling_and_toggles",
+        "ok worker_output",
         "ok worker_output_env_delete",
         "ok profile_refused_without_enable_profilers",
         "ok oversize_reject",

@@ -1,7 +1,7 @@
 /* roma's C settings beyond the basics, end to end: asynchronous host functions finished inline
  * and from another thread (with metadata, and one that rejects), CPU profiles per request,
- * recycling, the toggles (prewarm, spin, inline host functions), the worker output function's
- * env_delete, payloads over the fast path refused (ROMA_OVERSIZE_REJECT), tenant pools bounded
+ * recycling, the toggles (prewarm, spin, inline host functions), the worker output function
+ * (fed by the debug worker's injected stderr fault) and its env_delete, payloads over the fast path refused (ROMA_OVERSIZE_REJECT), tenant pools bounded
  * by max_tenants. Prints "ok NAME" per check and exits non-zero at the first failure. The
  * worker library comes from $ROMA_WORKER_LIB. */
 #include <roma.h>
@@ -147,11 +147,15 @@ static void reject_fn(void *env, roma_host_call_t *call, void *metadata) {
 
 static int output_env;
 static int output_env_deleted;
+static int output_plain_seen, output_raw_escape, output_bad_worker;
 static void output_fn(void *env, size_t worker, const char *line, size_t len) {
-  (void)env;
-  (void)worker;
-  (void)line;
-  (void)len;
+  check(env == &output_env, "output env");
+  pthread_mutex_lock(&mu);
+  if (len == strlen("plain line") && memcmp(line, "plain line", len) == 0) output_plain_seen++;
+  if (memchr(line, 0x1b, len) != NULL || strlen(line) != len) output_raw_escape++;
+  if (worker != 0) output_bad_worker++;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
 }
 static void delete_output_env(void *env) {
   check(env == &output_env, "env_delete gets env");
@@ -220,6 +224,20 @@ static void test_async_profiles_recycling(void) {
   }
   roma_request_delete(r);
   printf("ok recycling_and_toggles\n");
+
+  /* The debug worker's injected fault writes to its stderr; the lines reach the output
+   * function, escaped. */
+  r = request("__roma_fault_stderr", NULL);
+  a = run(s, r);
+  roma_request_delete(r);
+  check(a.kind == 0 && strcmp(a.resp, "\"written\"") == 0, a.resp);
+  free(a.profile);
+  pthread_mutex_lock(&mu);
+  while (output_plain_seen < 1) pthread_cond_wait(&cv, &mu);
+  check(output_raw_escape == 0, "worker output is escaped");
+  check(output_bad_worker == 0, "worker output names worker 0");
+  pthread_mutex_unlock(&mu);
+  printf("ok worker_output\n");
   roma_service_delete(s);
   pthread_mutex_lock(&mu);
   while (output_env_deleted < 1) pthread_cond_wait(&cv, &mu);
