@@ -203,3 +203,54 @@ fn the_other_codes_match() {
         assert_eq!(LogLevel::from_u8(code as u8), Some(level));
     }
 }
+
+/// Every setter of the Rust `roma::Config` has a C counterpart declared in `config.h`: by
+/// default `roma_config_set_NAME` (or `_ms` for a duration, or `roma_config_NAME` for one that
+/// already starts with a verb), else the one named here. A setting added to the Rust `Config`
+/// fails this test until the C API can set it too.
+#[test]
+fn every_rust_config_setter_has_a_c_setter() {
+    let config = std::fs::read_to_string(repo().join("crates/roma/src/config.rs"))
+        .expect("crates/roma/src/config.rs");
+    let setters: Vec<String> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub fn "))
+        .filter(|rest| rest.contains("&mut self"))
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect();
+    assert!(setters.len() > 30, "too few setters found: {setters:?}");
+    let named: BTreeMap<&str, &str> = [
+        (
+            "configure_js_engine_resource_constraints",
+            "roma_config_set_js_engine_resource_constraints",
+        ),
+        ("v8_flags", "roma_config_add_v8_flag"),
+        ("register_function_binding", "roma_config_register_function"),
+        ("register_function", "roma_config_register_function"),
+    ]
+    .into_iter()
+    .collect();
+    let declared = declared();
+    let missing: Vec<&String> = setters
+        .iter()
+        .filter(|n| {
+            let candidates = match named.get(n.as_str()) {
+                Some(c) => vec![c.to_string()],
+                None => vec![
+                    format!("roma_config_set_{n}"),
+                    format!("roma_config_set_{n}_ms"),
+                    format!("roma_config_{n}"),
+                ],
+            };
+            !candidates.iter().any(|c| declared.contains(c))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "roma::Config setters without a C setter in include/roma/config.h: {missing:?}"
+    );
+}
