@@ -24,13 +24,19 @@ typedef struct roma_config_t roma_config_t;
 /** A socketpair. */
 #define ROMA_TRANSPORT_SOCKET 1
 
+/** A payload larger than the fast-path size takes the socket (the default). */
+#define ROMA_OVERSIZE_SLOW_PATH 0
+/** A payload larger than the fast-path size fails with ROMA_ERROR_PAYLOAD_TOO_LARGE. */
+#define ROMA_OVERSIZE_REJECT 1
+
 /** A new configuration with every default. Never NULL; the caller owns it. */
 roma_config_t *roma_config_new(void);
 /** Frees a configuration never handed to roma_service_new. NULL is ignored. */
 void roma_config_delete(roma_config_t *config);
 
 /* Setters: each returns NULL, or an owned error for a null config or a bad argument. Values
- * are range-checked by roma_service_new, whose error names the setting. */
+ * are range-checked by roma_service_new (as roma::Config is by RomaService::new), whose
+ * ROMA_ERROR_INVALID_ARGUMENT message starts with the setting's name. */
 
 /** Worker processes to start (at least 1). Default: one per available core. */
 roma_error_t *roma_config_set_number_of_workers(roma_config_t *config, size_t value);
@@ -58,6 +64,54 @@ roma_error_t *roma_config_set_load_timeout_ms(roma_config_t *config, uint64_t va
 roma_error_t *roma_config_set_worker_startup_timeout_ms(roma_config_t *config, uint64_t value);
 /** How long roma_service_batch_execute waits for room in full queues, in ms; 0: never. */
 roma_error_t *roma_config_set_queue_wait_timeout_ms(roma_config_t *config, uint64_t value);
+/** RLIMIT_DATA of each worker process, in MiB: the private writable memory it may use (at
+ *  least 1). Default 4096. */
+roma_error_t *roma_config_set_worker_data_limit_mb(roma_config_t *config, uint64_t value);
+/** Removes the workers' RLIMIT_DATA limit. */
+roma_error_t *roma_config_unset_worker_data_limit_mb(roma_config_t *config);
+/** Added to a request's timeout before the host gives up on a worker that does not answer
+ *  and replaces it, in ms (more than 0). Default 2000. */
+roma_error_t *roma_config_set_worker_grace_ms(roma_config_t *config, uint64_t value);
+/** The payload size that takes the fast path (the shared-memory region), in bytes (at least
+ *  1, at most the max payload size). Default 1 MiB. */
+roma_error_t *roma_config_set_payload_fast_path_bytes(roma_config_t *config, size_t value);
+/** The largest message either side may send, in bytes (at least the fast-path size).
+ *  Default 64 MiB. */
+roma_error_t *roma_config_set_max_payload_bytes(roma_config_t *config, size_t value);
+/** What a larger payload than the fast path does: a ROMA_OVERSIZE_* value; another is
+ *  ROMA_ERROR_INVALID_ARGUMENT. */
+roma_error_t *roma_config_set_oversize_payloads(roma_config_t *config, uint32_t policy);
+/** Whether a worker prepares its next context while idle. Default on. */
+roma_error_t *roma_config_set_prewarm(roma_config_t *config, bool value);
+/** Whether requests may ask for a V8 CPU profile (roma_request_set_profile; Roma's
+ *  enable_profilers). Off, a request asking for one fails. Default off. */
+roma_error_t *roma_config_set_enable_profilers(roma_config_t *config, bool value);
+/** Whether synchronous host functions run on the worker's slot thread itself: two thread
+ *  wake-ups fewer per request that calls them, but only for host functions that never
+ *  block. Default off. */
+roma_error_t *roma_config_set_host_functions_inline(roma_config_t *config, bool value);
+/** Whether the host and the workers busy-poll briefly for an answer expected within
+ *  microseconds. Default on. */
+roma_error_t *roma_config_set_spin(roma_config_t *config, bool value);
+/** Threads that run asynchronous host functions (at least 1). Default 16. */
+roma_error_t *roma_config_set_async_binding_threads(roma_config_t *config, size_t value);
+/** The uid (and gid) the jail runs as when the host is root (at least 1). Default 65534. */
+roma_error_t *roma_config_set_worker_uid(roma_config_t *config, uint32_t value);
+/** Recycling: replace each worker after this many requests (at least 1). Default: never. */
+roma_error_t *roma_config_set_recycle_after_requests(roma_config_t *config, uint64_t value);
+/** Recycling: replace each worker once it is this old, in ms (more than 0). Default: never. */
+roma_error_t *roma_config_set_recycle_after_age_ms(roma_config_t *config, uint64_t value);
+/** Recycling: replace a worker that used more CPU than this per second while it had no
+ *  request, in ms (more than 0). Default 500. */
+roma_error_t *roma_config_set_recycle_idle_cpu_per_sec_ms(roma_config_t *config, uint64_t value);
+/** Turns off recycling a worker for its idle CPU use. */
+roma_error_t *roma_config_unset_recycle_idle_cpu_per_sec(roma_config_t *config);
+/** Tenant pools: each tenant (its "roma.tenant" tag, else its code id) gets its own value
+ *  worker processes, started on its first load; number_of_workers is then unused (at least
+ *  1). Default off. */
+roma_error_t *roma_config_set_tenant_pools(roma_config_t *config, size_t value);
+/** With tenant pools, how many tenants may have a pool (at least 1). Default 16. */
+roma_error_t *roma_config_set_max_tenants(roma_config_t *config, size_t value);
 /** The jail: a ROMA_SANDBOX_* value; another is ROMA_ERROR_INVALID_ARGUMENT. */
 roma_error_t *roma_config_set_sandbox(roma_config_t *config, uint32_t kind);
 /** The transport: a ROMA_TRANSPORT_* value; another is ROMA_ERROR_INVALID_ARGUMENT. */
@@ -88,6 +142,28 @@ roma_error_t *roma_config_register_function(roma_config_t *config, const char *n
 roma_error_t *roma_config_set_logging_function(roma_config_t *config,
                                                roma_log_function_t function, void *env,
                                                roma_user_delete_t env_delete);
+
+/** Registers an asynchronous host function that JS calls by name: in JS it returns a Promise
+ *  at once. function runs on roma's threads with env, an owned roma_host_call_t and the
+ *  request's metadata pointer; read the input and set the output through
+ *  roma_host_call_io(call), then call roma_host_call_finish(call) exactly once, from any
+ *  thread, during the call or later (the Promise settles then). Until then the call holds one
+ *  of the async threads. env and env_delete as for roma_config_register_function. The
+ *  function must not unwind (no C++ exception may leave it). */
+roma_error_t *roma_config_register_async_function(roma_config_t *config, const char *name,
+                                                  size_t name_len,
+                                                  roma_async_host_function_t function, void *env,
+                                                  roma_user_delete_t env_delete);
+
+/** Sets where what workers write to their stderr goes (V8's fatal-error reports, jail setup
+ *  failures): function runs on roma's threads with env, the worker's index and one line, cut
+ *  to 4 KiB, control characters escaped, at most 100 lines per second per worker. The lines
+ *  come from a process running untrusted code: treat them as its data. env and env_delete
+ *  as for roma_config_register_function. Without one, lines go to stderr as
+ *  "roma-worker N: ...". The function must not unwind. */
+roma_error_t *roma_config_set_worker_output_function(roma_config_t *config,
+                                                     roma_worker_output_function_t function,
+                                                     void *env, roma_user_delete_t env_delete);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,20 @@ typedef struct roma_host_io_t roma_host_io_t;
  *  whose code made the call (set with roma_request_set_metadata; NULL if none). */
 typedef void (*roma_host_function_t)(void *env, roma_host_io_t *io, void *metadata);
 
+/** An asynchronous host-function call, owned by the function it is handed to until it passes
+ *  it to roma_host_call_finish. */
+typedef struct roma_host_call_t roma_host_call_t;
+
+/** An asynchronous host function: env as registered, the call, and the request's metadata
+ *  pointer. It must not block for long: it runs on the worker's slot thread; hand the call to
+ *  another thread and finish it there. */
+typedef void (*roma_async_host_function_t)(void *env, roma_host_call_t *call, void *metadata);
+
+/** The worker-output function: the worker's index and one line (NUL-terminated, len bytes,
+ *  valid only during the call). */
+typedef void (*roma_worker_output_function_t)(void *env, size_t worker, const char *line,
+                                              size_t len);
+
 /** Log levels, ordered. */
 #define ROMA_LOG_DEBUG 0
 #define ROMA_LOG_INFO 1
@@ -70,6 +84,13 @@ roma_error_t *roma_host_io_set_output_bytes(roma_host_io_t *io, const uint8_t *b
                                             size_t len);
 /** Makes the JS call throw an Error with this message instead of returning the output. */
 roma_error_t *roma_host_io_add_error(roma_host_io_t *io, const char *message, size_t len);
+
+/** The call's input and output, for the roma_host_io_* functions; valid (as every pointer
+ *  read from it) until roma_host_call_finish. NULL for a NULL call. */
+roma_host_io_t *roma_host_call_io(roma_host_call_t *call);
+/** Ends the call with the output (or errors) set on its io, so the JS Promise resolves (or
+ *  rejects), and frees it. Any thread; exactly once per call. NULL is ignored. */
+void roma_host_call_finish(roma_host_call_t *call);
 
 #ifdef __cplusplus
 }

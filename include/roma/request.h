@@ -37,6 +37,11 @@ roma_error_t *roma_request_set_min_log_level(roma_request_t *request, uint32_t l
  *  theirs. roma never reads it; keep it valid until the request's callback has run. */
 roma_error_t *roma_request_set_metadata(roma_request_t *request, void *metadata);
 
+/** Asks for a V8 CPU profile of the handler call (roma_response_profiler_output); the
+ *  service needs roma_config_set_enable_profilers, else the request fails with
+ *  ROMA_ERROR_INVALID_ARGUMENT. */
+roma_error_t *roma_request_set_profile(roma_request_t *request, bool on);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,8 +8,7 @@
 extern "C" {
 #endif
 
-/** A response, owned by the callback that received it; free with roma_response_delete. roma
- *  has no profiler, so there is no profiler_output. */
+/** A response, owned by the callback that received it; free with roma_response_delete. */
 typedef struct roma_response_t roma_response_t;
 /** A batch's results, owned by the batch callback; free with roma_batch_delete. */
 typedef struct roma_batch_t roma_batch_t;
@@ -24,6 +23,10 @@ size_t roma_response_metrics_len(const roma_response_t *response);
  *  (borrowed) and value. False when out of range. */
 bool roma_response_metric(const roma_response_t *response, size_t index, const char **name,
                           double *value);
+/** A profiled request's V8 CPU profile (Chrome DevTools .cpuprofile JSON, at most 1 MiB),
+ *  NUL-terminated, its length through len (may be NULL); empty when not profiled. Made inside
+ *  the sandbox: untrusted text. Valid until the response is deleted. */
+const char *roma_response_profiler_output(const roma_response_t *response, size_t *len);
 /** Frees a response. NULL is ignored. */
 void roma_response_delete(roma_response_t *response);
 

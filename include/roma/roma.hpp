@@ -138,7 +138,8 @@ struct ResponseObject {
   std::string id;
   std::string resp;
   std::map<std::string, double> metrics;
-  /// Always empty: roma has no profiler.
+  /// A profiled request's V8 CPU profile (.cpuprofile JSON, at most 1 MiB; made inside the
+  /// sandbox, so untrusted text); empty otherwise.
   std::string profiler_output;
 };
 
@@ -164,6 +165,9 @@ struct InvocationStrRequest {
   std::map<std::string, std::string> tags;
   std::vector<std::string> input;
   bool treat_input_as_byte_str = false;
+  /// roma's: return a V8 CPU profile of the handler call in ResponseObject::profiler_output
+  /// (needs Config::enable_profilers).
+  bool profile = false;
   TMetadata metadata{};
 };
 
@@ -258,17 +262,77 @@ struct FunctionBindingObjectV2 {
   std::function<void(FunctionBindingPayload<TMetadata>&)> function;
 };
 
+/// One asynchronous host-function call (roma's; Roma has none): the input read into
+/// io_proto, a copy of the request's metadata, and the duty to end the call. The function
+/// gets it by reference: move it to another thread, set the output on io_proto there and call
+/// Finish(). A call destroyed unfinished finishes itself (with whatever io_proto holds), so
+/// the JS Promise always settles; one left unmoved when the function returns finishes then,
+/// and one left unmoved when the function throws rejects with the exception's message.
+template <typename TMetadata = DefaultMetadata>
+class AsyncFunctionBindingCall {
+ public:
+  proto::FunctionBindingIoProto io_proto;
+  TMetadata metadata;
+
+  AsyncFunctionBindingCall(roma_host_call_t* call, proto::FunctionBindingIoProto io, TMetadata md)
+      : io_proto(std::move(io)), metadata(std::move(md)), call_(call) {}
+  AsyncFunctionBindingCall(AsyncFunctionBindingCall&& o) noexcept
+      : io_proto(std::move(o.io_proto)), metadata(std::move(o.metadata)), call_(o.call_) {
+    o.call_ = nullptr;
+  }
+  AsyncFunctionBindingCall& operator=(AsyncFunctionBindingCall&& o) noexcept {
+    if (this != &o) {
+      Finish();
+      io_proto = std::move(o.io_proto);
+      metadata = std::move(o.metadata);
+      call_ = o.call_;
+      o.call_ = nullptr;
+    }
+    return *this;
+  }
+  AsyncFunctionBindingCall(const AsyncFunctionBindingCall&) = delete;
+  AsyncFunctionBindingCall& operator=(const AsyncFunctionBindingCall&) = delete;
+  ~AsyncFunctionBindingCall() { Finish(); }
+
+  /// Returns io_proto's output (or errors) to JS; later calls do nothing.
+  void Finish() noexcept;
+  /// Whether the call was finished (or moved from).
+  bool finished() const { return call_ == nullptr; }
+
+ private:
+  roma_host_call_t* call_;
+};
+
+/// An asynchronous host function under the name JS calls it by (roma's; in JS it returns a
+/// Promise). `function` runs on the worker's slot thread: it must hand the call on (to a
+/// thread of its own) rather than block.
+template <typename TMetadata = DefaultMetadata>
+struct AsyncFunctionBindingObject {
+  std::string function_name;
+  std::function<void(AsyncFunctionBindingCall<TMetadata>&)> function;
+};
+
 /// Roma's Config. The public fields keep Roma's names; 0 (or empty) keeps roma's default.
+/// roma's own settings are std::optional: unset keeps roma's default, a set value is checked
+/// by Init() as roma::Config is by RomaService::new (the error names the setting).
 template <typename TMetadata = DefaultMetadata>
 class Config {
  public:
   using LoggingFunction = std::function<void(LogSeverity, const TMetadata&, std::string_view)>;
+  /// What a worker writes to its stderr: its index and one line (untrusted text).
+  using WorkerOutputFunction = std::function<void(size_t, std::string_view)>;
 
   size_t number_of_workers = 0;
   size_t worker_queue_max_items = 0;
   size_t code_version_cache_size = 0;
   size_t max_wasm_memory_number_of_pages = 0;
   size_t max_worker_virtual_memory_mb = 0;
+  /// The shared-memory buffer each way, in MB (roma's payload fast path); 0: 1 MB.
+  size_t sandbox_request_response_shared_buffer_size_mb = 0;
+  /// A payload larger than the buffer fails (ResourceExhausted) instead of taking the socket.
+  bool sandbox_request_response_shared_buffer_only = false;
+  /// Let requests ask for a V8 CPU profile (InvocationStrRequest::profile).
+  bool enable_profilers = false;
   /// roma's own settings beyond Roma's.
   std::uint64_t default_timeout_ms = 0;
   std::uint64_t load_timeout_ms = 0;
@@ -277,6 +341,25 @@ class Config {
   std::vector<std::string> v8_flags;
   std::string worker_library;  // libroma_worker.so; default $ROMA_WORKER_LIB
   std::string node_binary;     // the pinned node; default $ROMA_NODE
+  std::optional<std::uint64_t> worker_startup_timeout_ms;
+  std::optional<std::uint64_t> queue_wait_timeout_ms;  // 0: BatchExecute never waits
+  std::optional<std::uint64_t> worker_grace_ms;
+  std::optional<size_t> max_array_buffer_mb;
+  std::optional<std::uint64_t> worker_data_limit_mb;  // RLIMIT_DATA; default 4096
+  bool no_worker_data_limit = false;                  // no RLIMIT_DATA at all
+  std::optional<size_t> payload_fast_path_bytes;      // wins over the buffer size in MB
+  std::optional<size_t> max_payload_bytes;
+  std::optional<bool> prewarm;
+  std::optional<bool> host_functions_inline;
+  std::optional<bool> spin;
+  std::optional<size_t> async_binding_threads;
+  std::optional<std::uint32_t> worker_uid;
+  std::optional<std::uint64_t> recycle_after_requests;
+  std::optional<std::uint64_t> recycle_after_age_ms;
+  std::optional<std::uint64_t> recycle_idle_cpu_per_sec_ms;
+  bool no_recycle_idle_cpu = false;  // never recycle a worker for its idle CPU use
+  std::optional<size_t> tenant_pools;  // workers per tenant
+  std::optional<size_t> max_tenants;
 
   void RegisterFunctionBinding(std::unique_ptr<FunctionBindingObjectV2<TMetadata>> binding) {
     bindings_.push_back(std::move(binding));
@@ -286,13 +369,21 @@ class Config {
     heap_ = {initial_heap_size_in_mb, maximum_heap_size_in_mb};
   }
   void SetLoggingFunction(LoggingFunction f) { logging_ = std::move(f); }
+  /// roma's: registers an asynchronous host function.
+  void RegisterAsyncFunctionBinding(std::unique_ptr<AsyncFunctionBindingObject<TMetadata>> binding) {
+    async_bindings_.push_back(std::move(binding));
+  }
+  /// roma's: where what workers write to their stderr goes (default: this process's stderr).
+  void SetWorkerOutputFunction(WorkerOutputFunction f) { worker_output_ = std::move(f); }
 
  private:
   template <typename>
   friend class RomaService;
   std::vector<std::unique_ptr<FunctionBindingObjectV2<TMetadata>>> bindings_;
+  std::vector<std::unique_ptr<AsyncFunctionBindingObject<TMetadata>>> async_bindings_;
   std::optional<std::pair<size_t, size_t>> heap_;
   LoggingFunction logging_;
+  WorkerOutputFunction worker_output_;
 };
 
 namespace detail {
@@ -383,6 +474,8 @@ inline ResponseObject ToResponse(const roma_response_t* r) {
   out.id.assign(s, len);
   s = roma_response_resp(r, &len);
   out.resp.assign(s, len);
+  s = roma_response_profiler_output(r, &len);
+  out.profiler_output.assign(s, len);
   for (size_t i = 0, n = roma_response_metrics_len(r); i < n; ++i) {
     const char* name = nullptr;
     double v = 0;
@@ -402,6 +495,7 @@ Status ToRequest(const InvocationStrRequest<TMetadata>& r, roma_request_t* c) {
   for (const auto& [k, v] : r.tags)
     if (s.ok()) s = Status::FromC(roma_request_set_tag(c, k.data(), k.size(), v.data(), v.size()));
   if (s.ok()) s = Status::FromC(roma_request_set_treat_input_as_byte_str(c, r.treat_input_as_byte_str));
+  if (s.ok() && r.profile) s = Status::FromC(roma_request_set_profile(c, true));
   return s;
 }
 
@@ -410,6 +504,20 @@ struct RequestDeleter {
 };
 using RequestPtr = std::unique_ptr<roma_request_t, RequestDeleter>;
 }  // namespace detail
+
+template <typename TMetadata>
+void AsyncFunctionBindingCall<TMetadata>::Finish() noexcept {
+  if (call_ == nullptr) return;
+  roma_host_call_t* call = call_;
+  call_ = nullptr;
+  try {
+    detail::WriteOutput(roma_host_call_io(call), io_proto);
+  } catch (...) {
+    static const char kMsg[] = "asynchronous host function: its output could not be set";
+    detail::Check(roma_host_io_add_error(roma_host_call_io(call), kMsg, sizeof kMsg - 1));
+  }
+  roma_host_call_finish(call);
+}
 
 /// Roma's RomaService: Init, LoadCodeObj, Execute, BatchExecute, Cancel, Stop.
 template <typename TMetadata = DefaultMetadata>
@@ -454,12 +562,57 @@ class RomaService {
       set(roma_config_set_node_binary(c, config_.node_binary.data(), config_.node_binary.size()));
     if (config_.heap_)
       set(roma_config_set_js_engine_resource_constraints(c, config_.heap_->first, config_.heap_->second));
+    if (config_.sandbox_request_response_shared_buffer_size_mb)
+      set(roma_config_set_payload_fast_path_bytes(
+          c, config_.sandbox_request_response_shared_buffer_size_mb << 20));
+    if (config_.sandbox_request_response_shared_buffer_only)
+      set(roma_config_set_oversize_payloads(c, ROMA_OVERSIZE_REJECT));
+    if (config_.enable_profilers) set(roma_config_set_enable_profilers(c, true));
+    if (config_.worker_startup_timeout_ms)
+      set(roma_config_set_worker_startup_timeout_ms(c, *config_.worker_startup_timeout_ms));
+    if (config_.queue_wait_timeout_ms)
+      set(roma_config_set_queue_wait_timeout_ms(c, *config_.queue_wait_timeout_ms));
+    if (config_.worker_grace_ms) set(roma_config_set_worker_grace_ms(c, *config_.worker_grace_ms));
+    if (config_.max_array_buffer_mb)
+      set(roma_config_set_max_array_buffer_mb(c, *config_.max_array_buffer_mb));
+    if (config_.worker_data_limit_mb)
+      set(roma_config_set_worker_data_limit_mb(c, *config_.worker_data_limit_mb));
+    if (config_.no_worker_data_limit) set(roma_config_unset_worker_data_limit_mb(c));
+    if (config_.payload_fast_path_bytes)
+      set(roma_config_set_payload_fast_path_bytes(c, *config_.payload_fast_path_bytes));
+    if (config_.max_payload_bytes) set(roma_config_set_max_payload_bytes(c, *config_.max_payload_bytes));
+    if (config_.prewarm) set(roma_config_set_prewarm(c, *config_.prewarm));
+    if (config_.host_functions_inline)
+      set(roma_config_set_host_functions_inline(c, *config_.host_functions_inline));
+    if (config_.spin) set(roma_config_set_spin(c, *config_.spin));
+    if (config_.async_binding_threads)
+      set(roma_config_set_async_binding_threads(c, *config_.async_binding_threads));
+    if (config_.worker_uid) set(roma_config_set_worker_uid(c, *config_.worker_uid));
+    if (config_.recycle_after_requests)
+      set(roma_config_set_recycle_after_requests(c, *config_.recycle_after_requests));
+    if (config_.recycle_after_age_ms)
+      set(roma_config_set_recycle_after_age_ms(c, *config_.recycle_after_age_ms));
+    if (config_.recycle_idle_cpu_per_sec_ms)
+      set(roma_config_set_recycle_idle_cpu_per_sec_ms(c, *config_.recycle_idle_cpu_per_sec_ms));
+    if (config_.no_recycle_idle_cpu) set(roma_config_unset_recycle_idle_cpu_per_sec(c));
+    if (config_.tenant_pools) set(roma_config_set_tenant_pools(c, *config_.tenant_pools));
+    if (config_.max_tenants) set(roma_config_set_max_tenants(c, *config_.max_tenants));
     for (auto& b : config_.bindings_) {
       auto* fn = new std::function<void(FunctionBindingPayload<TMetadata>&)>(std::move(b->function));
       set(roma_config_register_function(c, b->function_name.data(), b->function_name.size(),
                                         &HostTrampoline, fn, &DeleteBinding));
     }
     config_.bindings_.clear();
+    for (auto& b : config_.async_bindings_) {
+      auto* fn = new AsyncFn(std::move(b->function));
+      set(roma_config_register_async_function(c, b->function_name.data(), b->function_name.size(),
+                                              &AsyncTrampoline, fn, &DeleteAsyncBinding));
+    }
+    config_.async_bindings_.clear();
+    if (config_.worker_output_) {
+      auto* fn = new typename Config<TMetadata>::WorkerOutputFunction(std::move(config_.worker_output_));
+      set(roma_config_set_worker_output_function(c, &WorkerOutputTrampoline, fn, &DeleteWorkerOutput));
+    }
     if (config_.logging_) {
       auto* fn = new typename Config<TMetadata>::LoggingFunction(std::move(config_.logging_));
       set(roma_config_set_logging_function(c, &LogTrampoline, fn, &DeleteLogger));
@@ -623,6 +776,48 @@ class RomaService {
   }
   static void DeleteBinding(void* env) noexcept {
     delete static_cast<std::function<void(FunctionBindingPayload<TMetadata>&)>*>(env);
+  }
+
+  using AsyncFn = std::function<void(AsyncFunctionBindingCall<TMetadata>&)>;
+  static void AsyncTrampoline(void* env, roma_host_call_t* call, void* metadata) noexcept {
+    auto* fn = static_cast<AsyncFn*>(env);
+    std::optional<AsyncFunctionBindingCall<TMetadata>> c;
+    auto reject = [&](const char* what, size_t len) {
+      if (c && c->finished()) return;  // the user's function took the call
+      if (c) {
+        c->io_proto.mutable_errors()->Add(std::string(what, len));
+        c->Finish();
+      } else {
+        Check(roma_host_io_add_error(roma_host_call_io(call), what, len));
+        roma_host_call_finish(call);
+      }
+    };
+    try {
+      // The metadata is copied: the call may outlive its request (a timeout answers the
+      // request while the call still runs), and with it the metadata roma points to.
+      c.emplace(call, detail::ReadInput(roma_host_call_io(call)),
+                metadata != nullptr ? *static_cast<const TMetadata*>(metadata) : TMetadata{});
+      (*fn)(*c);
+    } catch (const std::exception& ex) {
+      std::string m = std::string("host function threw: ") + ex.what();
+      reject(m.data(), m.size());
+    } catch (...) {
+      static const char kMsg[] = "host function threw a non-std exception";
+      reject(kMsg, sizeof kMsg - 1);
+    }
+    // A call the function left in place finishes as c goes out of scope.
+  }
+  static void DeleteAsyncBinding(void* env) noexcept { delete static_cast<AsyncFn*>(env); }
+
+  static void WorkerOutputTrampoline(void* env, size_t worker, const char* line, size_t len) noexcept {
+    try {
+      (*static_cast<typename Config<TMetadata>::WorkerOutputFunction*>(env))(
+          worker, std::string_view(line, len));
+    } catch (...) {
+    }
+  }
+  static void DeleteWorkerOutput(void* env) noexcept {
+    delete static_cast<typename Config<TMetadata>::WorkerOutputFunction*>(env);
   }
 
   static void LogTrampoline(void* env, std::uint32_t level, const char* msg, size_t len,

@@ -18,8 +18,10 @@
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
-//! - `cargo xtask install-capi --prefix DIR`: the C API, its headers, the worker, a pkg-config
-//!   file and a CMake package config under DIR (docs/c-api.md).
+//! - `cargo xtask install-capi --prefix DIR [--debug]`: the C API, its headers, the worker, a
+//!   pkg-config file and a CMake package config under DIR (docs/c-api.md).
+//! - `cargo xtask capi-cmake`: Roma's Getting Started built with `find_package(roma)` against a
+//!   prefix `install-capi --debug` filled, and run (run by `cargo xtask test` too).
 
 use anyhow::{Context, Result, bail};
 use std::env;
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
         "soak" => soak::soak(rest),
         "soak-inner" => soak::soak_inner(rest),
         "install-capi" => capi::install(rest),
+        "capi-cmake" => capi::cmake_check(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -70,7 +73,8 @@ fn main() -> Result<()> {
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
                  soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
-                 install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR"
+                 install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR [--debug]\n  \
+                 capi-cmake  build and run Roma's Getting Started through find_package(roma)"
             );
             if task == "help" {
                 Ok(())
@@ -173,6 +177,7 @@ fn setup() -> Result<()> {
     let root = root();
     ensure_compiler()?;
     ensure_protoc()?;
+    ensure_cmake()?;
     ensure_runtime_libraries()?;
     node::ensure(&root.join("target"))?;
     Ok(())
@@ -239,6 +244,17 @@ fn ensure_pkg_config() -> Result<()> {
         bail!("no pkg-config and no apt-get to install it");
     }
     apt_install(&["pkg-config"], "the C API's tests build with it")
+}
+
+/// The C API's CMake check builds Roma's Getting Started with `find_package(roma)`.
+fn ensure_cmake() -> Result<()> {
+    if have("cmake") {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("no cmake and no apt-get to install it");
+    }
+    apt_install(&["cmake"], "the C API's CMake package check builds with it")
 }
 
 fn ensure_runtime_libraries() -> Result<()> {
@@ -320,6 +336,7 @@ fn test(rest: &[String]) -> Result<()> {
     // The service tests start real workers: build the worker library first.
     run(cargo().args(["build", "-p", "roma-worker"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
+    capi::cmake_check()?;
     docs_check()?;
     // Every crate's rustdoc builds without warnings.
     run(cargo()

@@ -1,16 +1,18 @@
-//! Hello world through the C ABI against the same through the Rust API, one worker each, in one
-//! run: `cargo bench -p roma-capi`. The two are interleaved: each timed call of one API is
-//! followed by an untimed call of the other, so both see the same machine state. The C side is
-//! what roma.hpp's `Execute` does underneath (a request built, submitted with a callback, the
-//! answer handed back through a channel); the C++ layer adds only copies into std types.
-//! Needs `cargo build --release -p roma-worker` (or `$ROMA_WORKER_LIB`).
+//! Hello world through the C++ API (roma.hpp's `RomaService<>::Execute`, as Roma's Getting
+//! Started calls it), through the C ABI underneath it, and through the Rust API, one worker
+//! each, in one run: `cargo bench -p roma-capi`. The three are interleaved: each timed call of
+//! one API is followed by an untimed call of each other one, so all see the same machine state.
+//! The C++ side is `cpp_round_trip.cpp`, compiled at the start with the system C++ compiler
+//! (`$CXX`, else `c++`) into a shared library against this build's `libroma_c.so`, and loaded
+//! with `dlopen`. Needs `cargo build --release -p roma-worker` (or `$ROMA_WORKER_LIB`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use roma::{CodeObject, Config, InvocationRequest, RomaService};
 use roma_c::*;
-use std::ffi::c_void;
+use std::ffi::{CString, c_char, c_void};
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -108,6 +110,90 @@ impl Drop for CService {
     }
 }
 
+type CppStart = unsafe extern "C" fn(worker_library: *const c_char) -> *mut c_void;
+type CppCall = unsafe extern "C" fn(service: *mut c_void) -> bool;
+type CppStop = unsafe extern "C" fn(service: *mut c_void);
+
+/// The C++ API's service, in the shared library built from `cpp_round_trip.cpp`.
+struct CppService {
+    service: *mut c_void,
+    call: CppCall,
+    stop: CppStop,
+}
+
+/// Compiles `cpp_round_trip.cpp` against this build's `libroma_c.so` (next to the bench, in
+/// `target/release/deps`) and the repository's headers.
+fn build_cpp() -> PathBuf {
+    let deps = std::env::current_exe()
+        .expect("the bench's path")
+        .parent()
+        .expect("its folder")
+        .to_path_buf();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = deps.join("libroma_bench_cpp.so");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let status = Command::new(&cxx)
+        .args(["-std=c++17", "-O2", "-fPIC", "-shared"])
+        .arg(format!("-I{}", manifest.join("../../include").display()))
+        .arg(manifest.join("benches/cpp_round_trip.cpp"))
+        .arg(format!("-L{}", deps.display()))
+        .arg(format!("-Wl,-rpath,{}", deps.display()))
+        .args(["-lroma_c", "-lpthread", "-o"])
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("{cxx}: {e}"));
+    assert!(status.success(), "{cxx} cpp_round_trip.cpp failed");
+    out
+}
+
+/// The address of `name` in `lib`.
+///
+/// # Safety
+/// `lib` is a live `dlopen` handle; the caller casts the result to the symbol's true type.
+unsafe fn symbol(lib: *mut c_void, name: &std::ffi::CStr) -> *mut c_void {
+    // SAFETY: the caller's contract; `name` is NUL-terminated.
+    let p = unsafe { libc::dlsym(lib, name.as_ptr()) };
+    assert!(!p.is_null(), "{name:?} is not in the C++ bench library");
+    p
+}
+
+impl CppService {
+    fn new() -> CppService {
+        let so = CString::new(build_cpp().display().to_string()).expect("a path without NUL");
+        let w = CString::new(worker().display().to_string()).expect("a path without NUL");
+        // SAFETY: `so` is NUL-terminated; the library's three functions have the types named
+        // here (cpp_round_trip.cpp's extern "C" declarations); the library is never closed, so
+        // they stay valid.
+        unsafe {
+            let lib = libc::dlopen(so.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+            assert!(!lib.is_null(), "dlopen of the C++ bench library failed");
+            let start: CppStart = std::mem::transmute(symbol(lib, c"bench_cpp_start"));
+            let call: CppCall = std::mem::transmute(symbol(lib, c"bench_cpp_call"));
+            let stop: CppStop = std::mem::transmute(symbol(lib, c"bench_cpp_stop"));
+            let service = start(w.as_ptr());
+            assert!(!service.is_null(), "the C++ service did not start");
+            CppService {
+                service,
+                call,
+                stop,
+            }
+        }
+    }
+
+    fn call(&self) {
+        // SAFETY: `service` came from `bench_cpp_start` and is stopped only on drop.
+        let ok = unsafe { (self.call)(self.service) };
+        assert!(ok, "the C++ round trip failed");
+    }
+}
+
+impl Drop for CppService {
+    fn drop(&mut self) {
+        // SAFETY: as in `call`; stopped once.
+        unsafe { (self.stop)(self.service) };
+    }
+}
+
 fn rust_call(roma: &RomaService) {
     let input = vec![r#""Foobar""#.to_string()];
     let r = roma.execute_blocking(InvocationRequest::new("v1", "Handler", input));
@@ -130,32 +216,62 @@ fn bench(c: &mut Criterion) {
     let rust = RomaService::new(config).expect("the Rust service");
     rust.load_blocking(CodeObject::js("v1", JS)).expect("load");
     let capi = CService::new();
+    let cpp = CppService::new();
     let mut g = c.benchmark_group("hello_round_trip");
-    g.bench_function("rust_api", |b| {
-        b.iter_custom(|n| {
-            let mut t = Duration::ZERO;
-            for _ in 0..n {
-                let s = Instant::now();
-                rust_call(&rust);
-                t += s.elapsed();
-                capi.call();
-            }
-            t
-        })
-    });
-    g.bench_function("c_api", |b| {
-        b.iter_custom(|n| {
-            let mut t = Duration::ZERO;
-            for _ in 0..n {
-                rust_call(&rust);
-                let s = Instant::now();
-                capi.call();
-                t += s.elapsed();
-            }
-            t
-        })
-    });
+    // Each timed call is followed by an untimed call of each other API.
+    let calls: [(&str, &dyn Fn()); 3] = [
+        ("rust_api", &|| rust_call(&rust)),
+        ("c_api", &|| capi.call()),
+        ("cpp_api", &|| cpp.call()),
+    ];
+    for (i, (name, timed)) in calls.iter().enumerate() {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|n| {
+                let mut t = Duration::ZERO;
+                for _ in 0..n {
+                    let s = Instant::now();
+                    timed();
+                    t += s.elapsed();
+                    for (j, (_, other)) in calls.iter().enumerate() {
+                        if j != i {
+                            other();
+                        }
+                    }
+                }
+                t
+            })
+        });
+    }
     g.finish();
+    medians(&calls);
+}
+
+/// Criterion's means carry the outliers of a loaded machine; the medians of the same
+/// interleaved calls, and their ratios to the Rust API's, are what a comparison quotes.
+fn medians(calls: &[(&str, &dyn Fn()); 3]) {
+    const ROUNDS: usize = 3000;
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); calls.len()];
+    for round in 0..ROUNDS {
+        // Rotate which API goes first, so none always follows the same one.
+        for k in 0..calls.len() {
+            let i = (round + k) % calls.len();
+            let s = Instant::now();
+            (calls[i].1)();
+            times[i].push(s.elapsed());
+        }
+    }
+    let median = |t: &mut Vec<Duration>| {
+        t.sort();
+        t[t.len() / 2]
+    };
+    let m: Vec<Duration> = times.iter_mut().map(median).collect();
+    for (i, (name, _)) in calls.iter().enumerate() {
+        eprintln!(
+            "hello_round_trip median over {ROUNDS} interleaved rounds: {name} {:.1} µs ({:.3} x rust_api)",
+            m[i].as_secs_f64() * 1e6,
+            m[i].as_secs_f64() / m[0].as_secs_f64()
+        );
+    }
 }
 
 criterion_group!(benches, bench);

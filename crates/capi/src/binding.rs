@@ -1,5 +1,6 @@
-//! Host functions and the logging function: C function pointers behind roma's closures, and
-//! `roma_host_io_t`, the input and output of one host-function call.
+//! Host functions, the logging and worker-output functions: C function pointers behind roma's
+//! closures; `roma_host_io_t`, the input and output of one host-function call; and
+//! `roma_host_call_t`, an asynchronous call the C side finishes when it likes.
 
 use crate::codes;
 use crate::error::roma_error_t;
@@ -9,6 +10,10 @@ use crate::ffi::{
 use roma::{BindingInput, BindingOutput, Config, FunctionBindingIo, LogLevel, RomaError};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 /// A request's metadata as the C ABI carries it: the caller's pointer, never read by roma.
 pub(crate) type CMeta = UserPtr;
@@ -30,6 +35,13 @@ pub type roma_log_function_t = unsafe extern "C" fn(
     len: usize,
     metadata: *mut c_void,
 );
+/// An asynchronous host function: `env` as registered, the call (owned by the function until
+/// it hands it to `roma_host_call_finish`), the request's metadata.
+pub type roma_async_host_function_t =
+    unsafe extern "C" fn(env: *mut c_void, call: *mut roma_host_call_t, metadata: *mut c_void);
+/// The worker-output function: the worker's index and one line, NUL-terminated, `len` long.
+pub type roma_worker_output_function_t =
+    unsafe extern "C" fn(env: *mut c_void, worker: usize, line: *const c_char, len: usize);
 /// Frees a user pointer handed to roma (a host function's `env`).
 pub type roma_user_delete_t = unsafe extern "C" fn(env: *mut c_void);
 
@@ -109,6 +121,134 @@ pub(crate) fn set_logging(
                 meta.get(),
             )
         };
+    });
+}
+
+pub(crate) fn set_worker_output(
+    config: &mut Config<CMeta>,
+    function: roma_worker_output_function_t,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) {
+    let env = Env {
+        ptr: UserPtr(env),
+        delete: env_delete,
+    };
+    config.set_worker_output_function(move |worker, line| {
+        let text = CText::new(line);
+        // SAFETY: the user's worker-output function with the documented signature; the text
+        // lives across the call.
+        unsafe {
+            function(
+                env.ptr(),
+                worker,
+                text.out(std::ptr::null_mut()),
+                line.len(),
+            )
+        };
+    });
+}
+
+pub(crate) fn register_async_host_function(
+    config: &mut Config<CMeta>,
+    name: &str,
+    function: roma_async_host_function_t,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) {
+    let env = Env {
+        ptr: UserPtr(env),
+        delete: env_delete,
+    };
+    config.register_async_function(name, move |io, meta| {
+        let slot = Arc::new(Mutex::new(CallSlot::default()));
+        let call = Box::into_raw(Box::new(roma_host_call_t {
+            io: roma_host_io_t {
+                io,
+                texts: Vec::new(),
+            },
+            slot: Arc::clone(&slot),
+        }));
+        // SAFETY: the user's function with the documented signature; it owns `call` and hands
+        // it back through `roma_host_call_finish`.
+        unsafe { function(env.ptr(), call, meta.get()) };
+        Box::pin(CallFuture(slot))
+    });
+}
+
+/// Where an asynchronous call's io waits for its future: put by `roma_host_call_finish`,
+/// taken by the future's poll.
+#[derive(Default)]
+struct CallSlot {
+    io: Option<FunctionBindingIo>,
+    waker: Option<Waker>,
+}
+
+/// The future roma's async executor drives for one C asynchronous call.
+struct CallFuture(Arc<Mutex<CallSlot>>);
+
+impl Future for CallFuture {
+    type Output = FunctionBindingIo;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FunctionBindingIo> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.io.take() {
+            Some(io) => Poll::Ready(io),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// An asynchronous host-function call, owned by the C function it was handed to until
+/// `roma_host_call_finish` takes it.
+pub struct roma_host_call_t {
+    io: roma_host_io_t,
+    slot: Arc<Mutex<CallSlot>>,
+}
+
+impl std::fmt::Debug for roma_host_call_t {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("roma_host_call_t").finish_non_exhaustive()
+    }
+}
+
+/// The call's input and output, to read and set with the `roma_host_io_*` functions; valid
+/// (as every pointer read from it) until `roma_host_call_finish`. Null for a null `call`.
+///
+/// # Safety
+/// `call` is null or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_call_io(call: *mut roma_host_call_t) -> *mut roma_host_io_t {
+    guard_value(std::ptr::null_mut(), || {
+        // SAFETY: the caller's contract: null or live.
+        unsafe { call.as_mut() }.map_or(std::ptr::null_mut(), |c| &mut c.io)
+    })
+}
+
+/// Ends the call with the output (or errors) set on its io: the JS Promise resolves (or
+/// rejects). Frees `call`; may be called from any thread. Null is ignored.
+///
+/// # Safety
+/// `call` is null or a live call, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_host_call_finish(call: *mut roma_host_call_t) {
+    if call.is_null() {
+        return;
+    }
+    guard_value((), || {
+        // SAFETY: the caller's contract: roma allocated it and it is finished once.
+        let call = unsafe { Box::from_raw(call) };
+        let waker = {
+            let mut slot = call.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.io = Some(call.io.io);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     });
 }
 

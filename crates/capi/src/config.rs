@@ -1,11 +1,16 @@
 //! `roma_config_t`: the settings a service is built from, one setter per `roma::Config` setter.
 
-use crate::binding::{CMeta, register_host_function, set_logging};
-use crate::binding::{roma_host_function_t, roma_log_function_t, roma_user_delete_t};
+use crate::binding::{
+    CMeta, register_async_host_function, register_host_function, set_logging, set_worker_output,
+};
+use crate::binding::{
+    roma_async_host_function_t, roma_host_function_t, roma_log_function_t, roma_user_delete_t,
+    roma_worker_output_function_t,
+};
 use crate::codes;
 use crate::error::roma_error_t;
 use crate::ffi::{arg_mut, guard, str_arg};
-use roma::{Config, RomaError, SandboxKind, TransportKind};
+use roma::{Config, OversizePolicy, RomaError, SandboxKind, TransportKind};
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
@@ -25,6 +30,8 @@ impl std::fmt::Debug for roma_config_t {
 pub type roma_sandbox_kind_t = u32;
 /// The transport choice: `ROMA_TRANSPORT_*`.
 pub type roma_transport_kind_t = u32;
+/// What a payload larger than the fast path does: `ROMA_OVERSIZE_*`.
+pub type roma_oversize_policy_t = u32;
 
 /// A new configuration with every default (those of `roma::Config::new`). Never null.
 #[unsafe(no_mangle)]
@@ -129,6 +136,150 @@ setter!(
     |c, v| c.inner.worker_address_space_mb(Some(v))
 );
 
+setter!(
+    /// `RLIMIT_DATA` of each worker process, in MiB: the private writable memory it may use
+    /// (at least 1). Default 4096; `roma_config_unset_worker_data_limit_mb` removes the limit.
+    roma_config_set_worker_data_limit_mb, u64,
+    |c, v| c.inner.worker_data_limit_mb(Some(v))
+);
+setter!(
+    /// Added to a request's timeout before the host gives up on a worker that does not
+    /// answer and replaces it, in milliseconds (more than 0). Default 2000.
+    roma_config_set_worker_grace_ms, u64,
+    |c, v| c.inner.worker_grace(Duration::from_millis(v))
+);
+setter!(
+    /// The payload size that takes the fast path (the shared-memory region size), in bytes
+    /// (at least 1, and at most the max payload size). Default 1 MiB.
+    roma_config_set_payload_fast_path_bytes, usize,
+    |c, v| c.inner.payload_fast_path_bytes(v)
+);
+setter!(
+    /// The largest message either side may send at all, in bytes (at least the fast-path
+    /// size). Default 64 MiB.
+    roma_config_set_max_payload_bytes, usize, |c, v| c.inner.max_payload_bytes(v)
+);
+setter!(
+    /// Whether a worker prepares its next context while idle. Default on.
+    roma_config_set_prewarm, bool, |c, v| c.inner.prewarm(v)
+);
+setter!(
+    /// Whether requests may ask for a V8 CPU profile (`roma_request_set_profile`; Roma's
+    /// `enable_profilers`). Off, a request asking for one fails. Default off.
+    roma_config_set_enable_profilers, bool, |c, v| c.inner.enable_profilers(v)
+);
+setter!(
+    /// Whether synchronous host functions run on the worker's slot thread itself (saves two
+    /// thread wake-ups per request that calls them; only for host functions that never
+    /// block). Default off.
+    roma_config_set_host_functions_inline, bool, |c, v| c.inner.host_functions_inline(v)
+);
+setter!(
+    /// Whether the host and the workers busy-poll briefly for an answer expected within
+    /// microseconds. Default on.
+    roma_config_set_spin, bool, |c, v| c.inner.spin(v)
+);
+setter!(
+    /// Threads that run asynchronous host functions (at least 1), started only when one is
+    /// registered. Default 16.
+    roma_config_set_async_binding_threads, usize, |c, v| c.inner.async_binding_threads(v)
+);
+setter!(
+    /// The uid (and gid) the jail runs as when the host is root (at least 1). Default 65534.
+    roma_config_set_worker_uid, u32, |c, v| c.inner.worker_uid(v)
+);
+setter!(
+    /// Recycling: replace each worker process after this many requests (at least 1).
+    /// Default: never.
+    roma_config_set_recycle_after_requests, u64, |c, v| c.inner.recycle_after_requests(v)
+);
+setter!(
+    /// Recycling: replace each worker process once it is this old, in milliseconds (more
+    /// than 0). Default: never.
+    roma_config_set_recycle_after_age_ms, u64,
+    |c, v| c.inner.recycle_after_age(Duration::from_millis(v))
+);
+setter!(
+    /// Recycling: replace a worker that used more CPU time than this per second while it had
+    /// no request, in milliseconds (more than 0). Default 500;
+    /// `roma_config_unset_recycle_idle_cpu_per_sec` turns the check off.
+    roma_config_set_recycle_idle_cpu_per_sec_ms, u64,
+    |c, v| c.inner.recycle_idle_cpu_per_sec(Some(Duration::from_millis(v)))
+);
+setter!(
+    /// Tenant pools: every tenant (its `roma.tenant` tag, else its code id) gets its own
+    /// `value` worker processes, started on its first load; `number_of_workers` is then
+    /// unused (at least 1). Default off.
+    roma_config_set_tenant_pools, usize, |c, v| c.inner.tenant_pools(v)
+);
+setter!(
+    /// With tenant pools, how many tenants may have a pool (at least 1). Default 16.
+    roma_config_set_max_tenants, usize, |c, v| c.inner.max_tenants(v)
+);
+
+/// Removes the `RLIMIT_DATA` limit of the workers (`worker_data_limit_mb` unset).
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_unset_worker_data_limit_mb(
+    config: *mut roma_config_t,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            c.inner.worker_data_limit_mb(None);
+            Ok(())
+        })
+    }
+}
+
+/// Turns off recycling a worker for its idle CPU use (`recycle_idle_cpu_per_sec` unset).
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_unset_recycle_idle_cpu_per_sec(
+    config: *mut roma_config_t,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            c.inner.recycle_idle_cpu_per_sec(None);
+            Ok(())
+        })
+    }
+}
+
+/// What a payload larger than the fast-path size does: `ROMA_OVERSIZE_SLOW_PATH` (it takes
+/// the socket; the default) or `ROMA_OVERSIZE_REJECT` (it fails with
+/// `ROMA_ERROR_PAYLOAD_TOO_LARGE`). Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_oversize_payloads(
+    config: *mut roma_config_t,
+    policy: roma_oversize_policy_t,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let policy = match policy {
+                codes::OVERSIZE_SLOW_PATH => OversizePolicy::SlowPath,
+                codes::OVERSIZE_REJECT => OversizePolicy::Reject,
+                p => {
+                    return Err(RomaError::invalid_argument(format!(
+                        "oversize_payloads: unknown policy {p}"
+                    )));
+                }
+            };
+            c.inner.oversize_payloads(policy);
+            Ok(())
+        })
+    }
+}
+
 /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
 /// isolate, in MB; 0 keeps V8's size.
 ///
@@ -172,7 +323,7 @@ pub unsafe extern "C" fn roma_config_set_sandbox(
                 codes::SANDBOX_NONE => SandboxKind::None,
                 k => {
                     return Err(RomaError::invalid_argument(format!(
-                        "unknown sandbox kind {k}"
+                        "sandbox: unknown kind {k}"
                     )));
                 }
             };
@@ -199,7 +350,7 @@ pub unsafe extern "C" fn roma_config_set_transport(
                 codes::TRANSPORT_SOCKET => TransportKind::Socket,
                 k => {
                     return Err(RomaError::invalid_argument(format!(
-                        "unknown transport kind {k}"
+                        "transport: unknown kind {k}"
                     )));
                 }
             };
@@ -321,6 +472,66 @@ pub unsafe extern "C" fn roma_config_set_logging_function(
             let function = function
                 .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
             set_logging(&mut c.inner, function, env, env_delete);
+            Ok(())
+        })
+    }
+}
+
+/// Registers an asynchronous host function JS calls by `name`: in JS it returns a Promise at
+/// once. `function` runs on roma's threads with `env`, an owned `roma_host_call_t` and the
+/// request's metadata pointer; the call's input and output are read and set through
+/// `roma_host_call_io`, and the call ends (the Promise settles) when
+/// `roma_host_call_finish` is called, exactly once, from any thread, during `function` or
+/// after it returned. Until then the call holds one of the async threads
+/// (`roma_config_set_async_binding_threads`). `env` and `env_delete` as for
+/// `roma_config_register_function`.
+///
+/// # Safety
+/// As `roma_config_register_function`, for a function of `roma_async_host_function_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_register_async_function(
+    config: *mut roma_config_t,
+    name: *const c_char,
+    name_len: usize,
+    function: Option<roma_async_host_function_t>,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let name = str_arg(name, name_len, "name")?;
+            let function = function
+                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
+            register_async_host_function(&mut c.inner, name, function, env, env_delete);
+            Ok(())
+        })
+    }
+}
+
+/// Sets where what workers write to their stderr goes (V8's fatal-error reports, jail setup
+/// failures): `function` runs on roma's threads with `env`, the worker's index and one line
+/// (NUL-terminated, `len` bytes, valid only during the call), cut to 4 KiB, control
+/// characters escaped, at most 100 lines per second per worker. The lines come from a
+/// process that runs untrusted code: treat them as its data. `env` and `env_delete` as for
+/// `roma_config_register_function`. Without one, lines go to the host's stderr prefixed
+/// `roma-worker N:`.
+///
+/// # Safety
+/// As `roma_config_register_function`, for a function of `roma_worker_output_function_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_worker_output_function(
+    config: *mut roma_config_t,
+    function: Option<roma_worker_output_function_t>,
+    env: *mut c_void,
+    env_delete: Option<roma_user_delete_t>,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let function = function
+                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
+            set_worker_output(&mut c.inner, function, env, env_delete);
             Ok(())
         })
     }

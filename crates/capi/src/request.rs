@@ -187,3 +187,23 @@ pub unsafe extern "C" fn roma_request_set_metadata(
         })
     }
 }
+
+/// Asks for a V8 CPU profile of the handler call, returned by `roma_response_profiler_output`
+/// (the service needs `roma_config_set_enable_profilers`, else the request fails with
+/// `ROMA_ERROR_INVALID_ARGUMENT`).
+///
+/// # Safety
+/// `request` is null or a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_request_set_profile(
+    request: *mut roma_request_t,
+    on: bool,
+) -> *mut roma_error_t {
+    // SAFETY: the caller's contract.
+    unsafe {
+        set(request, |r| {
+            r.profile = on;
+            Ok(())
+        })
+    }
+}

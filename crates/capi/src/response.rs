@@ -11,6 +11,7 @@ pub struct roma_response_t {
     id: CText,
     resp: CText,
     metrics: Vec<(CText, f64)>,
+    profiler_output: CText,
 }
 
 impl roma_response_t {
@@ -19,6 +20,7 @@ impl roma_response_t {
             id: CText::new(&r.id),
             resp: CText::new(&r.resp),
             metrics: r.metrics.iter().map(|(k, v)| (CText::new(k), *v)).collect(),
+            profiler_output: CText::new(&r.profiler_output),
         }
     }
 }
@@ -49,6 +51,21 @@ pub unsafe extern "C" fn roma_response_resp(
 ) -> *const c_char {
     // SAFETY: the caller's contract.
     unsafe { text(response, len, |r| &r.resp) }
+}
+
+/// A profiled request's V8 CPU profile of the handler call, in the Chrome DevTools
+/// `.cpuprofile` JSON form, at most 1 MiB; empty when the request was not profiled. Made
+/// inside the sandbox: treat it as untrusted text. As `roma_response_id`.
+///
+/// # Safety
+/// As `roma_response_id`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_response_profiler_output(
+    response: *const roma_response_t,
+    len: *mut usize,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    unsafe { text(response, len, |r| &r.profiler_output) }
 }
 
 /// # Safety

@@ -1,8 +1,8 @@
 //! The C and C++ programs in `tests/c/`, built with the system compilers through the
 //! pkg-config file (`roma.pc.in`, filled for this build) against `libroma_c`, and run under the
-//! default jail: Roma's Getting Started (`getting_started.cpp`), the C API's edges (`edges.c`)
-//! and the C++ layer's (`cpp_edges.cpp`), each also under AddressSanitizer and
-//! UndefinedBehaviorSanitizer.
+//! default jail: Roma's Getting Started (`getting_started.cpp`), the C API's edges (`edges.c`),
+//! its settings beyond the basics (`settings.c`) and the C++ layer's edges (`cpp_edges.cpp`),
+//! each also under AddressSanitizer and UndefinedBehaviorSanitizer.
 //!
 //! They need `roma-worker` built (`cargo build -p roma-worker`, as the service tests do) and a
 //! C/C++ compiler and pkg-config (`cargo xtask setup` installs them).
@@ -204,10 +204,14 @@ fn check_cpp_edges(out: &Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     for check in [
         "ok execute_before_init",
+        "ok settings_checked",
         "ok host_function_errors",
         "ok metadata",
         "ok list_map_bytes",
         "ok logging",
+        "ok async_bindings",
+        "ok profiles",
+        "ok shared_buffer_only",
         "ok error_kinds",
         "ok use_after_stop",
         "all ok",
@@ -227,4 +231,34 @@ fn the_cpp_layer_edges_hold() {
 #[test]
 fn the_cpp_layer_edges_hold_under_sanitizers() {
     check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges_san", SANITIZE)));
+}
+
+fn check_settings(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "ok async_host_functions",
+        "ok profiles",
+        "ok recycling_and_toggles",
+        "ok worker_output",
+        "ok worker_output_env_delete",
+        "ok profile_refused_without_enable_profilers",
+        "ok oversize_reject",
+        "ok tenant_pools",
+        "all ok",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == check),
+            "no {check:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_c_settings_take_effect() {
+    check_settings(&run(&build("settings.c", "settings", &[])));
+}
+
+#[test]
+fn the_c_settings_take_effect_under_sanitizers() {
+    check_settings(&run(&build("settings.c", "settings_san", SANITIZE)));
 }

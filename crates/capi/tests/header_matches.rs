@@ -100,14 +100,15 @@ fn defined() -> BTreeSet<String> {
                     .collect();
                 names.insert(name);
             }
-            // A function made by a setter macro: its name opens a line of the invocation.
+            // A function made by a setter macro: its name opens a line of the invocation. (A
+            // name ending in `_t` opening a line is a type in a `use` list.)
             let t = l.trim();
             if t.starts_with("roma_") {
                 let name: String = t
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
                     .collect();
-                if t[name.len()..].starts_with(',') {
+                if t[name.len()..].starts_with(',') && !name.ends_with("_t") {
                     names.insert(name);
                 }
             }
@@ -201,4 +202,55 @@ fn the_other_codes_match() {
     for (code, level) in levels {
         assert_eq!(LogLevel::from_u8(code as u8), Some(level));
     }
+}
+
+/// Every setter of the Rust `roma::Config` has a C counterpart declared in `config.h`: by
+/// default `roma_config_set_NAME` (or `_ms` for a duration, or `roma_config_NAME` for one that
+/// already starts with a verb), else the one named here. A setting added to the Rust `Config`
+/// fails this test until the C API can set it too.
+#[test]
+fn every_rust_config_setter_has_a_c_setter() {
+    let config = std::fs::read_to_string(repo().join("crates/roma/src/config.rs"))
+        .expect("crates/roma/src/config.rs");
+    let setters: Vec<String> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub fn "))
+        .filter(|rest| rest.contains("&mut self"))
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect();
+    assert!(setters.len() > 30, "too few setters found: {setters:?}");
+    let named: BTreeMap<&str, &str> = [
+        (
+            "configure_js_engine_resource_constraints",
+            "roma_config_set_js_engine_resource_constraints",
+        ),
+        ("v8_flags", "roma_config_add_v8_flag"),
+        ("register_function_binding", "roma_config_register_function"),
+        ("register_function", "roma_config_register_function"),
+    ]
+    .into_iter()
+    .collect();
+    let declared = declared();
+    let missing: Vec<&String> = setters
+        .iter()
+        .filter(|n| {
+            let candidates = match named.get(n.as_str()) {
+                Some(c) => vec![c.to_string()],
+                None => vec![
+                    format!("roma_config_set_{n}"),
+                    format!("roma_config_set_{n}_ms"),
+                    format!("roma_config_{n}"),
+                ],
+            };
+            !candidates.iter().any(|c| declared.contains(c))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "roma::Config setters without a C setter in include/roma/config.h: {missing:?}"
+    );
 }

@@ -1,7 +1,9 @@
 // The C++ layer's edges: a host function that throws, one that adds an error, list/map/bytes
 // through io_proto, request metadata seen by the binding and the logging function, Execute
-// before Init and after Stop, and an error's kinds. Prints "ok NAME" per check; exits non-zero
-// at the first failure.
+// before Init and after Stop, and an error's kinds; asynchronous bindings finished on another
+// thread or rejected by a throw, per-request CPU profiles, Roma's shared-buffer settings, and
+// roma's own settings checked by Init. Prints "ok NAME" per check; exits non-zero at the first
+// failure.
 #include <roma/roma.hpp>
 
 #include <condition_variable>
@@ -9,6 +11,7 @@
 #include <iostream>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 using namespace roma;
 
@@ -28,10 +31,11 @@ std::string last_log;
 
 // Runs one request and waits for its answer.
 StatusOr<ResponseObject> Run(RomaService<Meta>& roma, const std::string& handler,
-                             const std::string& input, Meta metadata = {}) {
+                             const std::string& input, Meta metadata = {}, bool profile = false) {
   auto req = std::make_unique<InvocationStrRequest<Meta>>();
   req->version_string = "v1";
   req->handler_name = handler;
+  req->profile = profile;
   if (!input.empty()) req->input.push_back(input);
   req->metadata = std::move(metadata);
   std::optional<StatusOr<ResponseObject>> result;
@@ -56,8 +60,54 @@ int main() {
     std::cout << "ok execute_before_init" << std::endl;
   }
 
+  // roma's own settings are checked by Init, and the error names the setting.
+  for (auto [set, name] : std::vector<std::pair<void (*)(Config<Meta>&), std::string>>{
+           {[](Config<Meta>& c) { c.tenant_pools = 1, c.max_tenants = 0; }, "max_tenants"},
+           {[](Config<Meta>& c) { c.worker_grace_ms = 0; }, "worker_grace"},
+           {[](Config<Meta>& c) { c.recycle_after_requests = 0; }, "recycle_after_requests"},
+           {[](Config<Meta>& c) { c.async_binding_threads = 0; }, "async_binding_threads"},
+       }) {
+    Config<Meta> bad;
+    set(bad);
+    RomaService<Meta> svc(std::move(bad));
+    auto s = svc.Init();
+    Check(!s.ok() && s.code() == StatusCode::kInvalidArgument &&
+              std::string(s.message()).rfind(name, 0) == 0,
+          name + ": " + s.ToString());
+  }
+  std::cout << "ok settings_checked" << std::endl;
+
   Config<Meta> config;
   config.number_of_workers = 1;
+  config.enable_profilers = true;
+  config.sandbox_request_response_shared_buffer_size_mb = 2;
+  config.sandbox_request_response_shared_buffer_only = true;
+  config.async_binding_threads = 2;
+  config.spin = false;
+  auto later = std::make_unique<AsyncFunctionBindingObject<Meta>>();
+  later->function_name = "later";
+  later->function = [](AsyncFunctionBindingCall<Meta>& call) {
+    std::thread([c = std::move(call)]() mutable {
+      auto it = c.metadata.find("tenant");
+      c.io_proto.set_output_string(c.io_proto.input_string() + ":" +
+                                   (it == c.metadata.end() ? "none" : it->second));
+      c.Finish();
+    }).detach();
+  };
+  config.RegisterAsyncFunctionBinding(std::move(later));
+  auto async_throws = std::make_unique<AsyncFunctionBindingObject<Meta>>();
+  async_throws->function_name = "async_throws";
+  async_throws->function = [](AsyncFunctionBindingCall<Meta>&) {
+    throw std::runtime_error("async boom");
+  };
+  config.RegisterAsyncFunctionBinding(std::move(async_throws));
+  auto async_unset = std::make_unique<AsyncFunctionBindingObject<Meta>>();
+  async_unset->function_name = "async_in_place";
+  // Left in place: it finishes when the function returns, with the output set here.
+  async_unset->function = [](AsyncFunctionBindingCall<Meta>& call) {
+    call.io_proto.set_output_string("in place");
+  };
+  config.RegisterAsyncFunctionBinding(std::move(async_unset));
   auto throws = std::make_unique<FunctionBindingObjectV2<Meta>>();
   throws->function_name = "throws";
   throws->function = [](FunctionBindingPayload<Meta>&) { throw std::runtime_error("boom from C++"); };
@@ -118,6 +168,10 @@ int main() {
     function MapF() { return Array.from(map(new Map([["k", "v"]])).entries()); }
     function Bytes() { return Array.from(bytes(new Uint8Array([1, 2]))); }
     function Warn(x) { console.warn("w " + x); return 1; }
+    async function Later(x) { return await later(x) + "," + await async_in_place(); }
+    async function AsyncThrows() { try { await async_throws(); return "no"; } catch (e) { return "caught " + e.message; } }
+    function Spin() { let x = 0; for (let i = 0; i < 3e6; i++) x += i % 7; return x > 0; }
+    function Len(s) { return s.length; }
   )JS";
   bool loaded = false;
   status = roma.LoadCodeObj(std::move(code), [&](StatusOr<ResponseObject> r) {
@@ -162,6 +216,28 @@ int main() {
     Check(last_log == "warning acme w x", "logging: " + last_log);
   }
   std::cout << "ok logging" << std::endl;
+
+  r = Run(roma, "Later", "\"k\"", {{"tenant", "acme"}});
+  Check(r.ok() && r->resp == "\"k:acme,in place\"", "async: " + (r.ok() ? r->resp : r.status().ToString()));
+  r = Run(roma, "AsyncThrows", "");
+  Check(r.ok() && r->resp.find("caught host function threw: async boom") != std::string::npos,
+        "async throw: " + (r.ok() ? r->resp : r.status().ToString()));
+  std::cout << "ok async_bindings" << std::endl;
+
+  r = Run(roma, "Spin", "", {}, true);
+  Check(r.ok() && r->resp == "true" && r->profiler_output.find("\"Spin\"") != std::string::npos,
+        "a profile names the handler");
+  r = Run(roma, "Spin", "");
+  Check(r.ok() && r->profiler_output.empty(), "no profile unasked");
+  std::cout << "ok profiles" << std::endl;
+
+  std::string big = "\"" + std::string(3 << 20, 'a') + "\"";
+  r = Run(roma, "Len", big);
+  Check(!r.ok() && r.status().code() == StatusCode::kResourceExhausted,
+        "over the shared buffer: " + r.status().ToString());
+  r = Run(roma, "Len", "\"abc\"");
+  Check(r.ok() && r->resp == "3", "a small one still runs");
+  std::cout << "ok shared_buffer_only" << std::endl;
 
   r = Run(roma, "Missing", "");
   Check(!r.ok() && r.status().code() == StatusCode::kNotFound, "unknown handler: " + r.status().ToString());
