@@ -513,6 +513,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
             Err(e) => return Err(self.broken(e)),
         }
+        let sent = (Instant::now(), roma_ipc::clock::monotonic_ms());
         // Spin (cross-core only) about as long as the last answer took when that was quick: an
         // idle worker with a pre-warmed context answers in tens of microseconds, and catching
         // that answer without sleeping saves a futex wake-up. Under load answers take hundreds
@@ -581,8 +582,10 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                 return Err(e);
             }
         };
+        let answered = (Instant::now(), roma_ipc::clock::monotonic_ms());
         self.last_round_trip = Some(started.elapsed());
         let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
+        crate::hops::place(&mut m, sent, answered);
         m.insert(
             metrics::IPC_ROUND_TRIP_MS.into(),
             started.elapsed().as_secs_f64() * 1e3,

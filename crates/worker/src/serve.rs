@@ -216,6 +216,7 @@ impl Worker {
         request_id: u64,
         inv: &roma_core::Invocation,
     ) -> Result<Result<ExecOutput, RomaError>, WorkerError> {
+        let received = roma_ipc::clock::monotonic_ms();
         if !self.cancel.begin(request_id) {
             self.cancel.end();
             return Ok(Err(cancelled()));
@@ -233,6 +234,7 @@ impl Worker {
             max_frame: self.max_frame,
         };
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
+        let done = roma_ipc::clock::monotonic_ms();
         // Host calls may have raised the spin; waits between requests go back to the default.
         host.ep.transport_mut().set_spin(self.spin);
         self.cancel.end();
@@ -258,6 +260,8 @@ impl Worker {
                     (metrics::INPUT_PARSING_MS.into(), ex.parse_ms),
                     (metrics::HANDLER_CALL_MS.into(), ex.call_ms),
                     (metrics::CODE_RUN_DURATION_MS.into(), ex.total_ms),
+                    (roma_ipc::clock::WORKER_RECEIVED_CLOCK_KEY.into(), received),
+                    (roma_ipc::clock::WORKER_DONE_CLOCK_KEY.into(), done),
                 ],
                 profiler_output: ex.profile,
             }),

@@ -337,7 +337,14 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     millis(taken.duration_since(job.accepted)),
                 );
                 metrics.insert(metrics::WORKER_INDEX.into(), self.index as f64);
-                metrics.insert(metrics::DURATION_MS.into(), millis(job.accepted.elapsed()));
+                let total = millis(job.accepted.elapsed());
+                place_hops(
+                    &mut metrics,
+                    job.accepted,
+                    millis(taken.duration_since(job.accepted)),
+                    total,
+                );
+                metrics.insert(metrics::DURATION_MS.into(), total);
                 ResponseObject {
                     id: job.caller_id.clone(),
                     resp: out.resp,
@@ -555,9 +562,73 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     }
 }
 
+/// Turns the backend's hop stamps ([`metrics::BACKEND_HOPS`], as [`metrics::hop_stamp`]) into
+/// milliseconds since `accepted`, and adds the slot's own [`metrics::HOP_TAKEN_MS`]. Each hop is
+/// clamped between the one before it and `total` (a backend's clock is not trusted to be in
+/// order); one that is not a finite number is dropped.
+pub(crate) fn place_hops(
+    metrics: &mut std::collections::BTreeMap<String, f64>,
+    accepted: Instant,
+    taken_ms: f64,
+    total_ms: f64,
+) {
+    let origin = metrics::hop_stamp(accepted);
+    let mut floor = taken_ms.min(total_ms);
+    metrics.insert(metrics::HOP_TAKEN_MS.into(), floor);
+    for key in metrics::BACKEND_HOPS {
+        let Some(v) = metrics.get_mut(key) else {
+            continue;
+        };
+        let since = *v - origin;
+        if since.is_finite() {
+            *v = since.clamp(floor, total_ms);
+            floor = *v;
+        } else {
+            metrics.remove(key);
+        }
+    }
+}
+
 /// Calls a load callback, if there is one to call.
 pub(crate) fn deliver_load(reply: Option<LoadReply>) {
     if let Some((cb, result)) = reply {
         call_guarded(move || cb(result));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn backend_hops_become_offsets_from_acceptance_in_order_and_bounded() {
+        let accepted = Instant::now();
+        let at = |ms: f64| metrics::hop_stamp(accepted) + ms;
+        let mut m = BTreeMap::from([
+            (metrics::HOP_SENT_MS.to_owned(), at(1.0)),
+            // Before the hop above it, then past the end, then not a number.
+            (metrics::HOP_WORKER_RECEIVED_MS.to_owned(), at(0.5)),
+            (metrics::HOP_CONTEXT_READY_MS.to_owned(), at(3.0)),
+            (metrics::HOP_HANDLER_DONE_MS.to_owned(), at(1e9)),
+            (metrics::HOP_ANSWER_RECEIVED_MS.to_owned(), f64::NAN),
+        ]);
+        place_hops(&mut m, accepted, 0.25, 4.0);
+        let got: Vec<_> = metrics::HOPS
+            .iter()
+            .map(|k| m.get(*k).map(|v| (v * 1e3).round() / 1e3))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(0.25),
+                Some(1.0),
+                Some(1.0),
+                Some(3.0),
+                Some(4.0),
+                None,
+                None
+            ]
+        );
     }
 }

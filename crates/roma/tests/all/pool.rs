@@ -258,6 +258,34 @@ fn responses_carry_the_metrics() {
         assert!(*v >= 0.0, "{key} = {v}");
     }
     assert!(r.metrics[metrics::DURATION_MS] >= r.metrics[metrics::CODE_RUN_DURATION_MS]);
+    // Every hop is there, in order, within the request's time; the worker's clock readings
+    // (wire-only keys) are not.
+    let hops: Vec<f64> = metrics::HOPS
+        .iter()
+        .map(|k| {
+            *r.metrics
+                .get(*k)
+                .unwrap_or_else(|| panic!("{k} missing: {:?}", r.metrics))
+        })
+        .collect();
+    assert!(hops.windows(2).all(|w| w[0] <= w[1]), "{hops:?}");
+    assert!(
+        hops[5] <= r.metrics[metrics::DURATION_MS],
+        "{:?}",
+        r.metrics
+    );
+    // The worker's own hops fall inside the host's window, and not all onto its edges.
+    let (sent, answered) = (hops[1], hops[5]);
+    let worker = hops[4] - hops[2];
+    assert!(
+        worker > 0.0 && worker <= answered - sent,
+        "handler done - received {worker} ms, sent..answered {sent}..{answered}"
+    );
+    assert!(
+        !r.metrics.keys().any(|k| k.starts_with("roma.wire.")),
+        "{:?}",
+        r.metrics
+    );
 }
 
 #[test]
