@@ -57,6 +57,12 @@ pub struct ServiceArgs {
     /// Replace each worker process after it has run N requests (at least 1; default never).
     #[arg(long = "recycle-after-requests")]
     pub recycle_after_requests: Option<u64>,
+    /// Allow requests to ask for a CPU profile (Config::enable_profilers).
+    #[arg(long = "enable-profilers")]
+    pub enable_profilers: bool,
+    /// Give each code id its own N workers (Config::tenant_pools; default: one shared pool).
+    #[arg(long = "tenant-pools")]
+    pub tenant_pools: Option<usize>,
 }
 
 impl ServiceArgs {
@@ -86,6 +92,10 @@ impl ServiceArgs {
         }
         if let Some(n) = self.recycle_after_requests {
             c.recycle_after_requests(n);
+        }
+        c.enable_profilers(self.enable_profilers);
+        if let Some(n) = self.tenant_pools {
+            c.tenant_pools(n);
         }
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
