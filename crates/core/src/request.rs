@@ -49,7 +49,8 @@ pub mod metrics {
 
     /// The slot thread took the request from its queue.
     pub const HOP_TAKEN_MS: &str = "roma.hop.taken_ms";
-    /// The request was on the worker's channel.
+    /// The slot thread began to send the request on the worker's channel (encoding, the copy
+    /// and the worker's wake-up are in the next hop).
     pub const HOP_SENT_MS: &str = "roma.hop.sent_ms";
     /// The worker received it (the worker's clock).
     pub const HOP_WORKER_RECEIVED_MS: &str = "roma.hop.worker_received_ms";

@@ -45,6 +45,8 @@ pub(crate) struct WorkerSetup {
     pub data_limit_mb: Option<u64>,
     pub worker_uid: Option<u32>,
     pub host_functions_inline: bool,
+    /// The low-latency mode's poll bound for the worker's idle wait (zero: off).
+    pub idle_poll: Duration,
     /// Where the workers' stderr lines go.
     pub output: Arc<crate::WorkerOutputFn>,
 }
@@ -73,6 +75,7 @@ impl WorkerSetup {
             v8_flags: config.v8_flags.clone(),
             binding_names: Vec::new(),
             prewarm: config.prewarm,
+            idle_poll: config.idle_poll(),
             enable_profilers: config.enable_profilers,
             startup_timeout: config.startup_timeout(),
             load_timeout: config.load_deadline(),
@@ -177,6 +180,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             binding_names: self.setup.binding_names.clone(),
             prewarm: self.setup.prewarm,
             cross_core_spin: self.setup.channel.cross_core_spin,
+            idle_poll: self.setup.idle_poll,
         };
         let sent = self.link.lock().endpoint.send(&init);
         sent.map_err(|e| self.startup_failure(e.to_string()))?;
@@ -507,13 +511,15 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             request_id,
             invocation: inv.clone(),
         };
+        // Taken before the send: a worker woken by it may run the whole request before this
+        // thread runs again, and the worker's moments must fall after this one.
+        let sent = (Instant::now(), roma_ipc::clock::monotonic_ms());
         match exchange::send(&self.link, &msg) {
             Ok(()) => {}
             // The request is too big for the channel: the worker never saw it and is fine.
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
             Err(e) => return Err(self.broken(e)),
         }
-        let sent = (Instant::now(), roma_ipc::clock::monotonic_ms());
         // Spin (cross-core only) about as long as the last answer took when that was quick: an
         // idle worker with a pre-warmed context answers in tens of microseconds, and catching
         // that answer without sleeping saves a futex wake-up. Under load answers take hundreds
