@@ -251,7 +251,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if args.suite {
         return suite(&args, &w);
     }
-    let raw_before = args.raw.then(|| raw_rate(RAW_CALLS)).transpose()?;
+    let raw_before = args.raw.then(|| raw_measure(RAW_CALLS)).transpose()?;
     let target = Target::start(&args, None, &w)?;
     let concurrency = if args.concurrency == 0 {
         target.workers * 2
@@ -271,6 +271,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         None => Limit::Requests(args.requests),
     };
     let load_before = load_average();
+    let cpu_before = service_cpu();
     let started = Instant::now();
     let samples = target.drive(
         &w,
@@ -281,12 +282,16 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         args.interval,
     )?;
     let elapsed = started.elapsed();
+    let cpu = service_cpu().saturating_sub(cpu_before);
     bar.finish_and_clear();
     let rss_kib = worker_rss_kib();
     let (workers, start) = (target.workers, target.start);
     drop(target);
     let raw = match raw_before {
-        Some(before) => Some((before, raw_rate(RAW_CALLS)?)),
+        Some((before, cpu_a)) => {
+            let (after, cpu_b) = raw_measure(RAW_CALLS)?;
+            Some((before, after, (cpu_a + cpu_b) / 2.0))
+        }
         None => None,
     };
 
@@ -295,6 +300,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     report.start_ms = millis(start);
     report.load = format!("{load_before} -> {}", load_average());
     report.raw = raw;
+    report.cpu_ms_per_request = millis(cpu) / samples.len().max(1) as f64;
+    report.cpu_share = cpu.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
     if args.json {
         println!("{}", report.json());
     } else {
@@ -310,10 +317,45 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
 /// Fresh-context calls each raw V8 process makes per measurement.
 const RAW_CALLS: usize = 1500;
 
+/// [`raw_pair`]'s rate, and the CPU time per call the two processes used (ms; their whole life, the
+/// warm-up and V8's start included, from this process's reaped-children CPU time).
+fn raw_measure(n: usize) -> Result<(f64, f64)> {
+    let before = children_cpu();
+    let rate = raw_pair(n)?;
+    let cpu = match (before, children_cpu()) {
+        // Each process also makes min(n, 100) warm-up calls; its start is left in.
+        (Some(a), Some(b)) => millis(b.saturating_sub(a)) / (2 * (n + n.min(100))) as f64,
+        _ => 0.0,
+    };
+    Ok((rate, cpu))
+}
+
+/// The CPU time (user + system) of this process's reaped children (`/proc/self/stat`'s
+/// cutime and cstime, in USER_HZ ticks: 100 per second on Linux).
+fn children_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the command: state is field 3; cutime and cstime are fields 16 and 17.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The CPU time this process and every live descendant (the workers and their launchers)
+/// have used so far.
+fn service_cpu() -> Duration {
+    let me = std::process::id();
+    let mut total = procfs::cpu_time(me).ok().flatten().unwrap_or_default();
+    for p in procfs::descendants_of(me).unwrap_or_default() {
+        total += procfs::cpu_time(p.pid).ok().flatten().unwrap_or_default();
+    }
+    total
+}
+
 /// Raw V8's fresh-context rate (calls per second) of two processes running `n` calls each in
 /// parallel: `node` with the worker library, `--raw-baseline`, outside any jail. The rate is
 /// 2n over the slower process's loop time (process start excluded).
-fn raw_rate(n: usize) -> Result<f64> {
+fn raw_pair(n: usize) -> Result<f64> {
     let run = || -> Result<f64> {
         let out = roma::unjailed_worker_command(None, None)
             .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?
@@ -367,7 +409,26 @@ struct CaseResult {
     p50: f64,
     p99: f64,
     rate: f64,
+    /// CPU per request (per call for raw V8), ms.
+    cpu_ms: f64,
+    /// Cores busy on average during the case.
+    cores_busy: f64,
     report: Option<Report>,
+}
+
+impl CaseResult {
+    fn of(mut report: Report, cpu: Duration, rate: f64) -> CaseResult {
+        report.cpu_ms_per_request = millis(cpu) / report.requests.max(1) as f64;
+        report.cpu_share = cpu.as_secs_f64() / report.elapsed.as_secs_f64().max(1e-9);
+        CaseResult {
+            p50: report.p50,
+            p99: report.p99,
+            rate,
+            cpu_ms: report.cpu_ms_per_request,
+            cores_busy: report.cpu_share,
+            report: Some(report),
+        }
+    }
 }
 
 fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
@@ -395,11 +456,13 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
             let load = load_average();
             let r = match *case {
                 Case::Raw => {
-                    let rate = raw_rate(RAW_CALLS)?;
+                    let (rate, cpu_ms) = raw_measure(RAW_CALLS)?;
                     CaseResult {
                         p50: 0.0,
                         p99: 0.0,
                         rate,
+                        cpu_ms,
+                        cores_busy: 0.0,
                         report: None,
                     }
                 }
@@ -409,7 +472,7 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
                     // About 4 s of requests, at least 40 (the 200 ms gap's p99 is then its
                     // maximum: read it with the rounds).
                     let n = (4000 / ms).clamp(40, 2000) as usize;
-                    let t0 = Instant::now();
+                    let (t0, cpu0) = (Instant::now(), service_cpu());
                     let samples = target.drive(
                         w,
                         ClientArg::Blocking,
@@ -419,36 +482,30 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
                         Some(gap),
                     )?;
                     let report = Report::new(&samples, t0.elapsed(), 0, target.workers, 1);
-                    CaseResult {
-                        p50: report.p50,
-                        p99: report.p99,
-                        rate: 0.0,
-                        report: Some(report),
-                    }
+                    CaseResult::of(report, service_cpu().saturating_sub(cpu0), 0.0)
                 }
                 Case::Saturated { client } => {
                     let target = Target::start(args, Some(2), w)?;
-                    let t0 = Instant::now();
+                    let (t0, cpu0) = (Instant::now(), service_cpu());
                     let samples =
                         target.drive(w, client, 4, Limit::Duration(saturation), None, None)?;
                     let report = Report::new(&samples, t0.elapsed(), 0, target.workers, 4);
-                    CaseResult {
-                        p50: report.p50,
-                        p99: report.p99,
-                        rate: report.throughput,
-                        report: Some(report),
-                    }
+                    let rate = report.throughput;
+                    CaseResult::of(report, service_cpu().saturating_sub(cpu0), rate)
                 }
             };
             if let Some(rep) = &r.report {
                 errors += rep.errors;
             }
             let what = match case {
-                Case::Raw => format!("{:.0} calls/s", r.rate),
-                Case::Gap { .. } => format!("p50 {:.3} ms  p99 {:.3} ms", r.p50, r.p99),
+                Case::Raw => format!("{:.0} calls/s  cpu {:.3} ms/call", r.rate, r.cpu_ms),
+                Case::Gap { .. } => format!(
+                    "p50 {:.3} ms  p99 {:.3} ms  cpu {:.2} cores",
+                    r.p50, r.p99, r.cores_busy
+                ),
                 Case::Saturated { .. } => format!(
-                    "{:.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
-                    r.rate, r.p50, r.p99
+                    "{:.0} req/s  p50 {:.3} ms  p99 {:.3} ms  cpu {:.3} ms/req",
+                    r.rate, r.p50, r.p99, r.cpu_ms
                 ),
             };
             println!("round {round}  {:<40} {what}  (load {load})", case.name());
@@ -467,22 +524,25 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
         }
     }
     // The raw rate of a round: the mean of its two raw measurements (before and after).
-    let raw_of_round: Vec<f64> = (0..args.rounds.max(1))
-        .map(|r| {
-            let (a, b) = (results[0][r].rate, results[cases.len() - 1][r].rate);
-            (a + b) / 2.0
-        })
-        .collect();
+    let rounds = args.rounds.max(1);
+    let raw_mean = |f: &dyn Fn(&CaseResult) -> f64| -> Vec<f64> {
+        (0..rounds)
+            .map(|r| (f(&results[0][r]) + f(&results[cases.len() - 1][r])) / 2.0)
+            .collect()
+    };
+    let raw_of_round = raw_mean(&|r| r.rate);
+    let raw_cpu_of_round = raw_mean(&|r| r.cpu_ms);
     println!("summary (median over rounds; ratios per round against that round's raw rate)");
     for (i, case) in cases.iter().enumerate() {
         let med = |f: &dyn Fn(&CaseResult) -> f64| median(results[i].iter().map(f).collect());
         match case {
             Case::Raw => {}
             Case::Gap { .. } => println!(
-                "  {:<40} p50 {:.3} ms  p99 {:.3} ms",
+                "  {:<40} p50 {:.3} ms  p99 {:.3} ms  cpu {:.2} cores",
                 case.name(),
                 med(&|r| r.p50),
-                med(&|r| r.p99)
+                med(&|r| r.p99),
+                med(&|r| r.cores_busy)
             ),
             Case::Saturated { .. } => {
                 let ratios: Vec<String> = results[i]
@@ -490,19 +550,26 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
                     .zip(&raw_of_round)
                     .map(|(r, raw)| format!("{:.2}", r.rate / raw.max(1e-9)))
                     .collect();
+                let cpu: Vec<String> = results[i]
+                    .iter()
+                    .zip(&raw_cpu_of_round)
+                    .map(|(r, raw)| format!("{:.2}", r.cpu_ms / raw.max(1e-9)))
+                    .collect();
                 println!(
-                    "  {:<40} {:.0} req/s  of raw: {}",
+                    "  {:<40} {:.0} req/s  of raw: {}  cpu per request of raw's: {}",
                     case.name(),
                     med(&|r| r.rate),
-                    ratios.join(", ")
+                    ratios.join(", "),
+                    cpu.join(", ")
                 );
             }
         }
     }
     println!(
-        "  {:<40} {:.0} calls/s",
+        "  {:<40} {:.0} calls/s  cpu {:.3} ms/call",
         Case::Raw.name(),
-        median(raw_of_round.clone())
+        median(raw_of_round.clone()),
+        median(raw_cpu_of_round.clone())
     );
     println!("load average  {} (end)", load_average());
     Ok(if errors == 0 {
@@ -805,8 +872,13 @@ struct Report {
     start_ms: f64,
     /// The load average before and after the measurement.
     load: String,
-    /// Raw V8's 2-process fresh-context rate before and after the service (calls/s).
-    raw: Option<(f64, f64)>,
+    /// Raw V8's 2-process fresh-context rate before and after the service (calls/s), and its
+    /// CPU per call (ms).
+    raw: Option<(f64, f64, f64)>,
+    /// CPU time of the bench process and every worker process during the measurement, per
+    /// request (ms), and as cores busy on average.
+    cpu_ms_per_request: f64,
+    cpu_share: f64,
 }
 
 /// The hops of a request, each named by what happens from the hop before it to itself
@@ -915,6 +987,8 @@ impl Report {
             start_ms: 0.0,
             load: load_average(),
             raw: None,
+            cpu_ms_per_request: 0.0,
+            cpu_share: 0.0,
         }
     }
 
@@ -948,12 +1022,18 @@ impl Report {
             self.client.name(),
             self.start_ms
         ));
-        if let Some((before, after)) = self.raw {
+        text.push_str(&format!(
+            "cpu           {:.3} ms per request (this process and the workers), {:.2} cores busy\n",
+            self.cpu_ms_per_request, self.cpu_share
+        ));
+        if let Some((before, after, cpu)) = self.raw {
             let raw = (before + after) / 2.0;
             text.push_str(&format!(
                 "raw V8        {before:.0} / {after:.0} calls/s (2 processes, before / after); \
-                 service {:.2}x of their mean\n",
-                self.throughput / raw.max(1e-9)
+                 service {:.2}x of their mean\n\
+                 \x20             raw cpu {cpu:.3} ms per call; service cpu {:.2}x of it\n",
+                self.throughput / raw.max(1e-9),
+                self.cpu_ms_per_request / cpu.max(1e-9)
             ));
         }
         for e in &self.error_kinds {
@@ -1009,7 +1089,10 @@ impl Report {
             "load_average": self.load,
             "service_start_ms": self.start_ms,
             "hops_p50_ms": self.hops.iter().map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "raw_v8_calls_per_s": self.raw.map(|(a, b)| json!({"before": a, "after": b})),
+            "raw_v8_calls_per_s": self.raw.map(|(a, b, _)| json!({"before": a, "after": b})),
+            "raw_v8_cpu_ms_per_call": self.raw.map(|(_, _, c)| c),
+            "cpu_ms_per_request": self.cpu_ms_per_request,
+            "cpu_cores_busy": self.cpu_share,
             "error_kinds": self.error_kinds.iter().map(|e| json!({
                 "kind": e.kind.as_str(),
                 "count": e.count,
