@@ -63,6 +63,14 @@ pub struct ServiceArgs {
     /// Give each code id its own N workers (Config::tenant_pools; default: one shared pool).
     #[arg(long = "tenant-pools")]
     pub tenant_pools: Option<usize>,
+    /// Low-latency mode: idle threads poll this long at most before sleeping, e.g. 5ms
+    /// (Config::low_latency; default off).
+    #[arg(long = "low-latency", value_parser = parse_duration)]
+    pub low_latency: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    roma::parse_duration(s)
 }
 
 impl ServiceArgs {
@@ -94,6 +102,9 @@ impl ServiceArgs {
             c.recycle_after_requests(n);
         }
         c.enable_profilers(self.enable_profilers);
+        if let Some(poll) = self.low_latency {
+            c.low_latency(poll);
+        }
         if let Some(n) = self.tenant_pools {
             c.tenant_pools(n);
         }

@@ -10,7 +10,7 @@ use roma_core::{
     ResponseObject, RomaError,
 };
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs untrusted JavaScript and WebAssembly in a pool of jailed worker processes.
 ///
@@ -25,6 +25,8 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
     pools: Pools<M>,
     /// `Config::queue_wait_timeout`.
     queue_wait: Duration,
+    /// The low-latency mode's poll bound for `execute_blocking`'s wait (zero: off).
+    idle_poll: Duration,
 }
 
 /// Where requests run: one pool for all, or one per tenant ([`Config::tenant_pools`]).
@@ -63,6 +65,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             executor,
         });
         let queue_wait = config.queue_wait_timeout;
+        let idle_poll = config.idle_poll();
         let pools = match config.tenant_pools {
             None => Pools::Shared(Dispatcher::new(config.dispatcher(), move |index| {
                 WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
@@ -82,7 +85,11 @@ impl<M: Send + Sync + 'static> RomaService<M> {
                 )))
             }
         };
-        Ok(RomaService { pools, queue_wait })
+        Ok(RomaService {
+            pools,
+            queue_wait,
+            idle_poll,
+        })
     }
 
     /// Loads a code object into every worker (with tenant pools, every worker of its tenant;
@@ -152,6 +159,19 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         self.execute_waiting(request, move |r| {
             let _ = tx.send(r);
         })?;
+        if !self.idle_poll.is_zero() {
+            // Low-latency mode: poll for the answer a while before sleeping, so that its
+            // arrival needs no wake-up of this thread.
+            let until = Instant::now() + self.idle_poll;
+            loop {
+                match rx.try_recv() {
+                    Ok(r) => return r,
+                    Err(mpsc::TryRecvError::Disconnected) => return answer(rx.recv()),
+                    Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => break,
+                    Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+        }
         answer(rx.recv())
     }
 

@@ -76,14 +76,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     let link = unsafe { WorkerLink::from_inherited_fds(&spec)? };
     let mut ep = WorkerEndpoint::new(link.transport);
 
-    let (limits, v8_flags, prewarm, binding_names, spin) = match ep.recv(IDLE_WAIT)? {
+    let (limits, v8_flags, prewarm, binding_names, spin, idle_poll) = match ep.recv(IDLE_WAIT)? {
         HostToWorker::Init {
             limits,
             v8_flags,
             prewarm,
             binding_names,
             cross_core_spin,
-        } => (limits, v8_flags, prewarm, binding_names, cross_core_spin),
+            idle_poll,
+        } => (
+            limits,
+            v8_flags,
+            prewarm,
+            binding_names,
+            cross_core_spin,
+            idle_poll.min(roma_core::MAX_IDLE_POLL),
+        ),
         HostToWorker::Shutdown => return Ok(()),
         other => {
             return Err(WorkerError::Protocol(format!(
@@ -125,9 +133,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         spin,
     };
     ep.transport_mut().set_spin(worker.spin);
+    // The low-latency mode's last gap between requests (None: not seen yet).
+    let mut last_gap: Option<Duration> = None;
     loop {
         let waiting_since = Instant::now();
+        if !idle_poll.is_zero() && !worker.spin.is_zero() {
+            // Poll about twice the last gap, within the bound; a gap longer than the bound
+            // still gets the bound (the next request may come sooner).
+            let poll = last_gap.map_or(idle_poll, |g| g.saturating_mul(2).min(idle_poll));
+            ep.transport_mut().set_spin(poll.max(worker.spin));
+        }
         let received = ep.recv(IDLE_WAIT);
+        if !idle_poll.is_zero() {
+            ep.transport_mut().set_spin(worker.spin);
+            last_gap = Some(waiting_since.elapsed());
+        }
         // Whether the worker sat idle before this message: the service is not saturated.
         let was_idle = waiting_since.elapsed() >= IDLE_GAP;
         let msg = match received {

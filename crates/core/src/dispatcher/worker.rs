@@ -39,6 +39,69 @@ enum Next<M> {
     Check,
 }
 
+/// The low-latency mode's state in one slot thread: how long to poll for work once idle
+/// (about twice the last idle gap, within the configured bound), and whether this idle
+/// stretch has polled yet.
+struct IdlePoll {
+    bound: Duration,
+    /// When the slot last went idle.
+    idle_since: Option<Instant>,
+    /// The last idle gap (idle until work arrived).
+    last_gap: Option<Duration>,
+    polled: bool,
+}
+
+impl IdlePoll {
+    fn new(bound: Duration) -> IdlePoll {
+        IdlePoll {
+            bound,
+            idle_since: None,
+            last_gap: None,
+            polled: false,
+        }
+    }
+
+    fn went_idle(&mut self) {
+        self.idle_since = Some(Instant::now());
+        self.polled = false;
+    }
+
+    fn work_arrived(&mut self) {
+        if let Some(since) = self.idle_since.take() {
+            self.last_gap = Some(since.elapsed());
+        }
+    }
+
+    /// Whether this idle stretch still has its poll to do.
+    fn due(&self) -> bool {
+        !self.polled
+    }
+
+    /// How long this idle stretch polls: twice the last gap, within the bound (the bound
+    /// until a gap has been seen).
+    fn budget(&self) -> Duration {
+        self.last_gap
+            .map_or(self.bound, |g| g.saturating_mul(2))
+            .min(self.bound)
+    }
+
+    /// Polls `rang` until it says yes or the budget (counted from going idle) is spent.
+    fn poll(&mut self, rang: impl Fn() -> bool) {
+        self.polled = true;
+        let start = self.idle_since.unwrap_or_else(Instant::now);
+        let until = start + self.budget();
+        let mut n = 0u32;
+        while !rang() {
+            n = n.wrapping_add(1);
+            // Read the clock every few dozen loads only: the bell is the fast path.
+            if n.is_multiple_of(64) && Instant::now() >= until {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// Whether `result` means the backend must be replaced.
 fn is_fatal<B: WorkerBackend<M>, M, T>(backend: &mut B, result: &Result<T, RomaError>) -> bool {
     match result {
@@ -127,6 +190,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     fn serve(&mut self) {
         let mut idled = false;
         let rules = self.shared.config.recycle;
+        let mut poll = self.shared.config.idle_poll.map(IdlePoll::new);
         loop {
             let next = {
                 let mut st = self.shared.lock();
@@ -139,10 +203,26 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                         if matches!(w, Work::Exec(_)) {
                             self.shared.room_freed(&st);
                         }
+                        if let Some(p) = &mut poll {
+                            p.work_arrived();
+                        }
                         break Next::Work(w);
                     }
                     if !idled {
+                        if let Some(p) = &mut poll {
+                            p.went_idle();
+                        }
                         break Next::Idle;
+                    }
+                    if let Some(p) = poll.as_mut().filter(|p| p.due()) {
+                        // Low-latency mode: watch the slot's bell without the lock for a
+                        // while; any wake of this slot (work, stop, stealing) rings it.
+                        let bell = &self.shared.slot_bell[self.index];
+                        let seen = bell.load(std::sync::atomic::Ordering::SeqCst);
+                        drop(st);
+                        p.poll(|| bell.load(std::sync::atomic::Ordering::SeqCst) != seen);
+                        st = self.shared.lock();
+                        continue;
                     }
                     let cv = &self.shared.slot_cv[self.index];
                     // With recycling off this is the plain wait: no timer, no clock reads.
