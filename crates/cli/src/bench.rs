@@ -341,11 +341,12 @@ fn children_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// The CPU time this process and every live descendant (the workers and their launchers)
-/// have used so far.
+/// The CPU time this process, every live descendant (the workers and their launchers) and
+/// every reaped child (workers replaced by recycling or after a crash) have used so far.
 fn service_cpu() -> Duration {
     let me = std::process::id();
     let mut total = procfs::cpu_time(me).ok().flatten().unwrap_or_default();
+    total += children_cpu().unwrap_or_default();
     for p in procfs::descendants_of(me).unwrap_or_default() {
         total += procfs::cpu_time(p.pid).ok().flatten().unwrap_or_default();
     }
