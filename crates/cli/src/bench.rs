@@ -1,5 +1,8 @@
 //! `roma bench`: closed-loop load against a running service, with latency percentiles,
-//! throughput, worker memory and where the time went.
+//! throughput, worker memory, CPU and where the time went (hop by hop, from the responses'
+//! `roma.hop.*` metrics); beside it, raw V8's fresh-context rate measured in the same run,
+//! because only ratios taken together carry over between machines. `--suite` runs issue 18's
+//! whole matrix (idle gaps, saturation, raw V8) in interleaved rounds.
 
 use crate::code::{HELLO_JS, read_code};
 use crate::service::{ServiceArgs, describe_error, load, start};
