@@ -15,10 +15,24 @@ pub const WORKER_RECEIVED_CLOCK_KEY: &str = "roma.wire.worker_received_clock_ms"
 /// [`WORKER_RECEIVED_CLOCK_KEY`].
 pub const WORKER_DONE_CLOCK_KEY: &str = "roma.wire.worker_done_clock_ms";
 
-/// `CLOCK_MONOTONIC` in milliseconds (the vDSO serves it without a system call; the seccomp
-/// allow-list admits `clock_gettime` for the fallback).
+/// `CLOCK_MONOTONIC` in milliseconds (0 if the clock cannot be read, which Linux does not do
+/// for this clock).
+///
+/// Read through glibc, whose vDSO path was set up at process start: rustix's own vDSO lookup
+/// runs on first use and asks the kernel for the auxiliary vector with `prctl`, which the
+/// worker's seccomp filter kills once it is installed.
 pub fn monotonic_ms() -> f64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_MONOTONIC is a clock id every Linux kernel supports; the seccomp allow-list admits
+    // clock_gettime for the case the vDSO does not serve it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
