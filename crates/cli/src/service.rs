@@ -76,6 +76,17 @@ pub struct ServiceArgs {
     /// Each worker's cgroup may use this percentage of one core's time (over 100: more cores).
     #[arg(long = "cgroup-cpu-percent")]
     pub cgroup_cpu_percent: Option<u32>,
+    /// Allow requests to ask for a CPU profile (Config::enable_profilers).
+    #[arg(long = "enable-profilers")]
+    pub enable_profilers: bool,
+    /// Low-latency mode: idle threads poll this long at most before sleeping, e.g. 5ms
+    /// (Config::low_latency; default off).
+    #[arg(long = "low-latency", value_parser = parse_duration)]
+    pub low_latency: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    roma::parse_duration(s)
 }
 
 impl ServiceArgs {
@@ -122,6 +133,10 @@ impl ServiceArgs {
             // A 100 ms period, the kernel's default; 1% of it (1 ms) is the smallest quota.
             let period = std::time::Duration::from_millis(100);
             c.cgroup_cpu_max(std::time::Duration::from_millis(u64::from(pct)), period);
+        }
+        c.enable_profilers(self.enable_profilers);
+        if let Some(poll) = self.low_latency {
+            c.low_latency(poll);
         }
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {

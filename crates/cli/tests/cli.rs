@@ -995,6 +995,57 @@ fn bench_json_reports_consistent_figures() {
 }
 
 #[test]
+fn bench_clients_report_the_hops_of_their_requests() {
+    for client in ["blocking", "chained", "channel"] {
+        let run = roma(&[
+            "bench",
+            "--workers",
+            "2",
+            "--requests",
+            "60",
+            "--concurrency",
+            "3",
+            "--client",
+            client,
+            "--json",
+        ]);
+        let report: Value = serde_json::from_str(run.ok().trim()).expect("one JSON object");
+        assert_eq!(report["requests"], 60, "{client}: {report}");
+        assert_eq!(report["errors"], 0, "{client}: {report}");
+        assert_eq!(report["client"], client, "{report}");
+        let hops = report["hops_p50_ms"].as_object().expect("hops");
+        for k in [
+            "queue",
+            "to worker",
+            "handler",
+            "to host",
+            "to callback",
+            "to client",
+        ] {
+            assert!(hops[k].as_f64().is_some_and(|v| v >= 0.0), "{k}: {report}");
+        }
+        assert!(
+            report["service_start_ms"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    // A chained client cannot pause between requests: it says which client can.
+    let run = roma(&[
+        "bench",
+        "--workers",
+        "1",
+        "--requests",
+        "5",
+        "--client",
+        "chained",
+        "--interval",
+        "1ms",
+    ]);
+    assert_ne!(run.code(), Some(0), "{run:#?}");
+    assert!(run.stderr.contains("--client blocking"), "{run:#?}");
+}
+
+#[test]
 fn bench_of_a_file_prints_its_table() {
     let run = roma(&[
         "bench",

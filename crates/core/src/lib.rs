@@ -27,7 +27,7 @@ mod version_cache;
 pub use dispatcher::{
     BatchCallback, DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatchFuture,
     Dispatcher, DispatcherConfig, DispatcherStats, ExecCallback, ExecOutput, ExecutionToken,
-    Interrupt, LoadCallback, WorkerBackend, WorkerHealth, WorkerStats,
+    Interrupt, LoadCallback, MAX_IDLE_POLL, WorkerBackend, WorkerHealth, WorkerStats,
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};

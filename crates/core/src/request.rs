@@ -39,6 +39,64 @@ pub mod metrics {
     /// Host-side time from sending a request to the worker until its answer arrived
     /// (the engine's time included); minus `code_run_duration_ms`, the cost of the channel.
     pub const IPC_ROUND_TRIP_MS: &str = "roma.execution.ipc_round_trip_ms";
+
+    // Per-hop timestamps of an execution, in milliseconds since it was submitted (accepted by
+    // the dispatcher), so that where a request's time went is visible hop by hop. Present on
+    // every successful execution; each is at least the one before it in this list. The
+    // worker's two (received, and context ready, derived from it) come from its clock,
+    // clamped into the host's own window between sent and answer received: a hostile worker
+    // can misplace them inside that window and nothing more, and nothing is decided on them.
+
+    /// The slot thread took the request from its queue.
+    pub const HOP_TAKEN_MS: &str = "roma.hop.taken_ms";
+    /// The slot thread began to send the request on the worker's channel (encoding, the copy
+    /// and the worker's wake-up are in the next hop).
+    pub const HOP_SENT_MS: &str = "roma.hop.sent_ms";
+    /// The worker received it (the worker's clock).
+    pub const HOP_WORKER_RECEIVED_MS: &str = "roma.hop.worker_received_ms";
+    /// The request's context was ready: received plus the worker's context creation time.
+    pub const HOP_CONTEXT_READY_MS: &str = "roma.hop.context_ready_ms";
+    /// The handler had returned and its result was serialised (the worker's clock).
+    pub const HOP_HANDLER_DONE_MS: &str = "roma.hop.handler_done_ms";
+    /// The host had the worker's answer.
+    pub const HOP_ANSWER_RECEIVED_MS: &str = "roma.hop.answer_received_ms";
+    /// The callback was entered (for the blocking and awaitable forms: the answer was handed
+    /// to the waiting caller).
+    pub const HOP_CALLBACK_MS: &str = "roma.hop.callback_ms";
+
+    /// Every hop, in order.
+    pub const HOPS: [&str; 7] = [
+        HOP_TAKEN_MS,
+        HOP_SENT_MS,
+        HOP_WORKER_RECEIVED_MS,
+        HOP_CONTEXT_READY_MS,
+        HOP_HANDLER_DONE_MS,
+        HOP_ANSWER_RECEIVED_MS,
+        HOP_CALLBACK_MS,
+    ];
+
+    /// The hops a [`WorkerBackend`](crate::WorkerBackend) reports in its
+    /// [`ExecOutput`](crate::ExecOutput), in order, each as [`hop_stamp`] of the moment; the
+    /// dispatcher turns them into milliseconds since submission (and drops any that is not
+    /// finite). A backend that reports none is fine.
+    pub const BACKEND_HOPS: [&str; 5] = [
+        HOP_SENT_MS,
+        HOP_WORKER_RECEIVED_MS,
+        HOP_CONTEXT_READY_MS,
+        HOP_HANDLER_DONE_MS,
+        HOP_ANSWER_RECEIVED_MS,
+    ];
+
+    /// A moment of this process as a backend reports it for [`BACKEND_HOPS`]: milliseconds
+    /// since a process-wide origin (negative before it).
+    pub fn hop_stamp(at: std::time::Instant) -> f64 {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        match at.checked_duration_since(origin) {
+            Some(d) => d.as_secs_f64() * 1e3,
+            None => -(origin.duration_since(at).as_secs_f64() * 1e3),
+        }
+    }
 }
 
 /// Code to load: JavaScript, JavaScript with a WASM module, or a standalone WASM module.

@@ -66,6 +66,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod clock;
 mod codec;
 mod config;
 pub mod control;

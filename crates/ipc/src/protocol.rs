@@ -86,6 +86,10 @@ pub enum HostToWorker {
         /// The channel's `cross_core_spin` on the host: how long the worker's waits busy-poll
         /// (across cores only) before sleeping; zero turns its spinning off.
         cross_core_spin: std::time::Duration,
+        /// Low-latency mode: how long, at most, the worker's wait for its next request
+        /// busy-polls (across cores only) before sleeping; about twice the last gap between
+        /// requests within this bound. Zero: off (the wait spins `cross_core_spin`).
+        idle_poll: std::time::Duration,
     },
     /// Compile and keep a code version.
     Load {

@@ -130,6 +130,7 @@ pub struct Config<M = ()> {
     pub(crate) cgroup_parent: Option<PathBuf>,
     pub(crate) host_functions_inline: bool,
     pub(crate) spin: bool,
+    pub(crate) low_latency: Duration,
     pub(crate) async_binding_threads: usize,
     pub(crate) logger: Option<Box<crate::LogFn<M>>>,
     pub(crate) worker_output: Option<std::sync::Arc<crate::WorkerOutputFn>>,
@@ -194,6 +195,7 @@ impl<M> Config<M> {
     /// | `cgroup_parent` | the host's own cgroup |
     /// | `host_functions_inline` | off |
     /// | `spin` | on |
+    /// | `low_latency` | off |
     /// | `async_binding_threads` | 16 |
     pub fn new() -> Self {
         Config {
@@ -234,6 +236,7 @@ impl<M> Config<M> {
             cgroup_parent: None,
             host_functions_inline: false,
             spin: true,
+            low_latency: Duration::ZERO,
             async_binding_threads: 16,
             logger: None,
             worker_output: None,
@@ -529,6 +532,27 @@ impl<M> Config<M> {
         self
     }
 
+    /// Low-latency mode (off by default): once idle, each slot thread, each worker and each
+    /// client waiting in [`execute_blocking`](crate::RomaService::execute_blocking) keeps
+    /// polling for up to `poll` (about twice the last gap between requests, within `poll`;
+    /// at most [`roma_core::MAX_IDLE_POLL`]) before it sleeps, so that a request arriving
+    /// meanwhile skips the thread wake-ups. Costs up to a core per polling thread while it
+    /// polls (docs/performance.md has the measured figures). Needs [`spin`](Self::spin) on;
+    /// zero turns it off.
+    pub fn low_latency(&mut self, poll: Duration) -> &mut Self {
+        self.low_latency = poll;
+        self
+    }
+
+    /// The low-latency mode's bound, zero when off or when spinning is off.
+    pub(crate) fn idle_poll(&self) -> Duration {
+        if self.spin {
+            self.low_latency.min(roma_core::MAX_IDLE_POLL)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Threads that run asynchronous host functions, each driving one call's future at a time
     /// (at least 1). Started only when an asynchronous binding is registered.
     pub fn async_binding_threads(&mut self, n: usize) -> &mut Self {
@@ -735,6 +759,7 @@ impl<M> Config<M> {
             recycle_after_requests: self.recycle_after_requests.unwrap_or(0),
             recycle_after_age: self.recycle_after_age.unwrap_or(Duration::ZERO),
             recycle_idle_cpu_per_sec: self.recycle_idle_cpu_per_sec.unwrap_or(Duration::ZERO),
+            idle_poll: self.idle_poll(),
             ..DispatcherConfig::default()
         }
     }

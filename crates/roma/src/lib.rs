@@ -44,6 +44,7 @@ mod check;
 mod config;
 mod exchange;
 mod hooks;
+mod hops;
 mod locate;
 mod service;
 mod tenant;

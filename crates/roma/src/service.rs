@@ -10,7 +10,7 @@ use roma_core::{
     ResponseObject, RomaError,
 };
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs untrusted JavaScript and WebAssembly in a pool of jailed worker processes.
 ///
@@ -27,6 +27,8 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
     queue_wait: Duration,
     /// [`RomaService::cgroups`].
     cgroups: Option<String>,
+    /// The low-latency mode's poll bound for `execute_blocking`'s wait (zero: off).
+    idle_poll: Duration,
 }
 
 /// Where requests run: one pool for all, or one per tenant ([`Config::tenant_pools`]).
@@ -66,6 +68,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             executor,
         });
         let queue_wait = config.queue_wait_timeout;
+        let idle_poll = config.idle_poll();
         let pools = match config.tenant_pools {
             None => Pools::Shared(Dispatcher::new(config.dispatcher(), move |index| {
                 WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
@@ -89,6 +92,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             pools,
             queue_wait,
             cgroups,
+            idle_poll,
         })
     }
 
@@ -159,6 +163,19 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         self.execute_waiting(request, move |r| {
             let _ = tx.send(r);
         })?;
+        if !self.idle_poll.is_zero() {
+            // Low-latency mode: poll for the answer a while before sleeping, so that its
+            // arrival needs no wake-up of this thread.
+            let until = Instant::now() + self.idle_poll;
+            loop {
+                match rx.try_recv() {
+                    Ok(r) => return r,
+                    Err(mpsc::TryRecvError::Disconnected) => return answer(rx.recv()),
+                    Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => break,
+                    Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+        }
         answer(rx.recv())
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct WorkerSetup {
     pub cgroup: roma_sandbox::CgroupLimits,
     /// Which cgroup interface the workers' cgroups use, found at start.
     pub cgroup_mode: Option<String>,
+    /// The low-latency mode's poll bound for the worker's idle wait (zero: off).
+    pub idle_poll: Duration,
     /// Where the workers' stderr lines go.
     pub output: Arc<crate::WorkerOutputFn>,
 }
@@ -90,6 +92,7 @@ impl WorkerSetup {
             v8_flags: config.v8_flags.clone(),
             binding_names: Vec::new(),
             prewarm: config.prewarm,
+            idle_poll: config.idle_poll(),
             enable_profilers: config.enable_profilers,
             startup_timeout: config.startup_timeout(),
             load_timeout: config.load_deadline(),
@@ -196,6 +199,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             binding_names: self.setup.binding_names.clone(),
             prewarm: self.setup.prewarm,
             cross_core_spin: self.setup.channel.cross_core_spin,
+            idle_poll: self.setup.idle_poll,
         };
         let sent = self.link.lock().endpoint.send(&init);
         sent.map_err(|e| self.startup_failure(e.to_string()))?;
@@ -560,6 +564,9 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             request_id,
             invocation: inv.clone(),
         };
+        // Taken before the send: a worker woken by it may run the whole request before this
+        // thread runs again, and the worker's moments must fall after this one.
+        let sent = (Instant::now(), roma_ipc::clock::monotonic_ms());
         match exchange::send(&self.link, &msg) {
             Ok(()) => {}
             // The request is too big for the channel: the worker never saw it and is fine.
@@ -634,8 +641,10 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                 return Err(e);
             }
         };
+        let answered = (Instant::now(), roma_ipc::clock::monotonic_ms());
         self.last_round_trip = Some(started.elapsed());
         let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
+        crate::hops::place(&mut m, sent, answered);
         m.insert(
             metrics::IPC_ROUND_TRIP_MS.into(),
             started.elapsed().as_secs_f64() * 1e3,

@@ -76,14 +76,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     let link = unsafe { WorkerLink::from_inherited_fds(&spec)? };
     let mut ep = WorkerEndpoint::new(link.transport);
 
-    let (limits, v8_flags, prewarm, binding_names, spin) = match ep.recv(IDLE_WAIT)? {
+    let (limits, v8_flags, prewarm, binding_names, spin, idle_poll) = match ep.recv(IDLE_WAIT)? {
         HostToWorker::Init {
             limits,
             v8_flags,
             prewarm,
             binding_names,
             cross_core_spin,
-        } => (limits, v8_flags, prewarm, binding_names, cross_core_spin),
+            idle_poll,
+        } => (
+            limits,
+            v8_flags,
+            prewarm,
+            binding_names,
+            cross_core_spin,
+            idle_poll.min(roma_core::MAX_IDLE_POLL),
+        ),
         HostToWorker::Shutdown => return Ok(()),
         other => {
             return Err(WorkerError::Protocol(format!(
@@ -125,9 +133,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         spin,
     };
     ep.transport_mut().set_spin(worker.spin);
+    // The low-latency mode's last gap between requests (None: not seen yet).
+    let mut last_gap: Option<Duration> = None;
     loop {
         let waiting_since = Instant::now();
+        if !idle_poll.is_zero() && !worker.spin.is_zero() {
+            // Poll about twice the last gap, within the bound; a gap longer than the bound
+            // still gets the bound (the next request may come sooner).
+            let poll = last_gap.map_or(idle_poll, |g| g.saturating_mul(2).min(idle_poll));
+            ep.transport_mut().set_spin(poll.max(worker.spin));
+        }
         let received = ep.recv(IDLE_WAIT);
+        if !idle_poll.is_zero() {
+            ep.transport_mut().set_spin(worker.spin);
+            last_gap = Some(waiting_since.elapsed());
+        }
         // Whether the worker sat idle before this message: the service is not saturated.
         let was_idle = waiting_since.elapsed() >= IDLE_GAP;
         let msg = match received {
@@ -216,6 +236,7 @@ impl Worker {
         request_id: u64,
         inv: &roma_core::Invocation,
     ) -> Result<Result<ExecOutput, RomaError>, WorkerError> {
+        let received = roma_ipc::clock::monotonic_ms();
         if !self.cancel.begin(request_id) {
             self.cancel.end();
             return Ok(Err(cancelled()));
@@ -233,6 +254,7 @@ impl Worker {
             max_frame: self.max_frame,
         };
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
+        let done = roma_ipc::clock::monotonic_ms();
         // Host calls may have raised the spin; waits between requests go back to the default.
         host.ep.transport_mut().set_spin(self.spin);
         self.cancel.end();
@@ -258,6 +280,8 @@ impl Worker {
                     (metrics::INPUT_PARSING_MS.into(), ex.parse_ms),
                     (metrics::HANDLER_CALL_MS.into(), ex.call_ms),
                     (metrics::CODE_RUN_DURATION_MS.into(), ex.total_ms),
+                    (roma_ipc::clock::WORKER_RECEIVED_CLOCK_KEY.into(), received),
+                    (roma_ipc::clock::WORKER_DONE_CLOCK_KEY.into(), done),
                 ],
                 profiler_output: ex.profile,
             }),

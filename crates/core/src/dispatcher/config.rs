@@ -40,7 +40,16 @@ pub struct DispatcherConfig {
     /// no request (what [`super::WorkerBackend::cpu_time`] reports, sampled once a second
     /// while the slot is idle; stretches shorter than a second are not judged). Zero: never.
     pub recycle_idle_cpu_per_sec: Duration,
+    /// Low-latency mode: once idle, a slot thread polls its queue (no lock, no sleep) for up
+    /// to this long before it sleeps, so that a request submitted meanwhile is taken without a
+    /// thread wake-up. Adaptive: it polls about twice the last idle gap, within this bound.
+    /// Costs up to a core per polling slot while it polls. Zero: off (at most
+    /// [`MAX_IDLE_POLL`]).
+    pub idle_poll: Duration,
 }
+
+/// The longest [`DispatcherConfig::idle_poll`].
+pub const MAX_IDLE_POLL: Duration = Duration::from_millis(50);
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
@@ -55,6 +64,7 @@ impl Default for DispatcherConfig {
             recycle_after_requests: 0,
             recycle_after_age: Duration::ZERO,
             recycle_idle_cpu_per_sec: Duration::ZERO,
+            idle_poll: Duration::ZERO,
         }
     }
 }
@@ -75,6 +85,8 @@ pub(crate) struct Resolved {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub recycle: Recycle,
+    /// The low-latency mode's bound; `None` when off.
+    pub idle_poll: Option<Duration>,
 }
 
 /// When a slot replaces a healthy backend; every field `None` when off.
@@ -118,6 +130,7 @@ impl DispatcherConfig {
                 after_age: Some(self.recycle_after_age).filter(|d| !d.is_zero()),
                 idle_cpu_per_sec: Some(self.recycle_idle_cpu_per_sec).filter(|d| !d.is_zero()),
             },
+            idle_poll: Some(self.idle_poll.min(MAX_IDLE_POLL)).filter(|d| !d.is_zero()),
         })
     }
 }

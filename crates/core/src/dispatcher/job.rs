@@ -48,10 +48,20 @@ pub(crate) struct Job<M> {
 impl<M> Job<M> {
     /// Calls the callback with `result` (panics contained), then drops the metadata: the
     /// metadata lives exactly until its callback has returned.
-    pub fn finish(self, result: Result<ResponseObject, RomaError>) {
+    pub fn finish(self, mut result: Result<ResponseObject, RomaError>) {
         let Job {
-            callback, metadata, ..
+            callback,
+            metadata,
+            accepted,
+            ..
         } = self;
+        if let Ok(r) = &mut result {
+            // The last hop: taken just before the callback, which receives it.
+            let at = millis(accepted.elapsed());
+            let floor = r.metrics.get(crate::metrics::DURATION_MS).copied();
+            let at = floor.map_or(at, |f| at.max(f));
+            r.metrics.insert(crate::metrics::HOP_CALLBACK_MS.into(), at);
+        }
         call_guarded(move || callback(result));
         // The metadata is the caller's type; a panic in its `Drop` must not stop this thread.
         call_guarded(move || drop(metadata));

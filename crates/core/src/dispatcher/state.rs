@@ -11,6 +11,7 @@ use super::config::Resolved;
 use super::job::{Job, LoadAggregate, LoadCallback, LoadJob};
 use crate::{ResponseObject, RomaError, VersionCache};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Whether a slot can take work.
@@ -32,6 +33,9 @@ pub(crate) struct Shared<M> {
     state: Mutex<State<M>>,
     /// One per slot: wakes that slot's thread.
     pub slot_cv: Vec<Condvar>,
+    /// One per slot, bumped by every wake of that slot: what a slot thread polling for work
+    /// (the low-latency mode, [`super::DispatcherConfig::idle_poll`]) watches without the lock.
+    pub slot_bell: Vec<AtomicU64>,
     /// Wakes the load-timeout thread.
     pub timer_cv: Condvar,
     /// Wakes submitters waiting for room in the queues (`State::room_waiters` of them).
@@ -82,6 +86,7 @@ impl<M> Shared<M> {
                 room_waiters: 0,
             }),
             slot_cv: (0..config.workers).map(|_| Condvar::new()).collect(),
+            slot_bell: (0..config.workers).map(|_| AtomicU64::new(0)).collect(),
             timer_cv: Condvar::new(),
             room_cv: Condvar::new(),
             config,
@@ -136,8 +141,8 @@ impl<M> Shared<M> {
 
     /// Wakes every slot thread (work to steal, or stop).
     pub fn wake_all(&self) {
-        for cv in &self.slot_cv {
-            cv.notify_all();
+        for i in 0..self.slot_cv.len() {
+            self.wake(i);
         }
     }
 
@@ -172,6 +177,9 @@ impl<M> Shared<M> {
 
     /// Wakes slot `i`.
     pub fn wake(&self, i: usize) {
+        if let Some(bell) = self.slot_bell.get(i) {
+            bell.fetch_add(1, Ordering::SeqCst);
+        }
         if let Some(cv) = self.slot_cv.get(i) {
             cv.notify_all();
         }
@@ -395,6 +403,7 @@ mod tests {
                 backoff_initial: Duration::from_millis(1),
                 backoff_max: Duration::from_millis(1),
                 recycle: Default::default(),
+                idle_poll: None,
             },
             1,
         );

@@ -39,6 +39,69 @@ enum Next<M> {
     Check,
 }
 
+/// The low-latency mode's state in one slot thread: how long to poll for work once idle
+/// (about twice the last idle gap, within the configured bound), and whether this idle
+/// stretch has polled yet.
+struct IdlePoll {
+    bound: Duration,
+    /// When the slot last went idle.
+    idle_since: Option<Instant>,
+    /// The last idle gap (idle until work arrived).
+    last_gap: Option<Duration>,
+    polled: bool,
+}
+
+impl IdlePoll {
+    fn new(bound: Duration) -> IdlePoll {
+        IdlePoll {
+            bound,
+            idle_since: None,
+            last_gap: None,
+            polled: false,
+        }
+    }
+
+    fn went_idle(&mut self) {
+        self.idle_since = Some(Instant::now());
+        self.polled = false;
+    }
+
+    fn work_arrived(&mut self) {
+        if let Some(since) = self.idle_since.take() {
+            self.last_gap = Some(since.elapsed());
+        }
+    }
+
+    /// Whether this idle stretch still has its poll to do.
+    fn due(&self) -> bool {
+        !self.polled
+    }
+
+    /// How long this idle stretch polls: twice the last gap, within the bound (the bound
+    /// until a gap has been seen).
+    fn budget(&self) -> Duration {
+        self.last_gap
+            .map_or(self.bound, |g| g.saturating_mul(2))
+            .min(self.bound)
+    }
+
+    /// Polls `rang` until it says yes or the budget (counted from going idle) is spent.
+    fn poll(&mut self, rang: impl Fn() -> bool) {
+        self.polled = true;
+        let start = self.idle_since.unwrap_or_else(Instant::now);
+        let until = start + self.budget();
+        let mut n = 0u32;
+        while !rang() {
+            n = n.wrapping_add(1);
+            // Read the clock every few dozen loads only: the bell is the fast path.
+            if n.is_multiple_of(64) && Instant::now() >= until {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// Whether `result` means the backend must be replaced.
 fn is_fatal<B: WorkerBackend<M>, M, T>(backend: &mut B, result: &Result<T, RomaError>) -> bool {
     match result {
@@ -127,6 +190,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     fn serve(&mut self) {
         let mut idled = false;
         let rules = self.shared.config.recycle;
+        let mut poll = self.shared.config.idle_poll.map(IdlePoll::new);
         loop {
             let next = {
                 let mut st = self.shared.lock();
@@ -139,10 +203,26 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                         if matches!(w, Work::Exec(_)) {
                             self.shared.room_freed(&st);
                         }
+                        if let Some(p) = &mut poll {
+                            p.work_arrived();
+                        }
                         break Next::Work(w);
                     }
                     if !idled {
+                        if let Some(p) = &mut poll {
+                            p.went_idle();
+                        }
                         break Next::Idle;
+                    }
+                    if let Some(p) = poll.as_mut().filter(|p| p.due()) {
+                        // Low-latency mode: watch the slot's bell without the lock for a
+                        // while; any wake of this slot (work, stop, stealing) rings it.
+                        let bell = &self.shared.slot_bell[self.index];
+                        let seen = bell.load(std::sync::atomic::Ordering::SeqCst);
+                        drop(st);
+                        p.poll(|| bell.load(std::sync::atomic::Ordering::SeqCst) != seen);
+                        st = self.shared.lock();
+                        continue;
                     }
                     let cv = &self.shared.slot_cv[self.index];
                     // With recycling off this is the plain wait: no timer, no clock reads.
@@ -337,7 +417,14 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     millis(taken.duration_since(job.accepted)),
                 );
                 metrics.insert(metrics::WORKER_INDEX.into(), self.index as f64);
-                metrics.insert(metrics::DURATION_MS.into(), millis(job.accepted.elapsed()));
+                let total = millis(job.accepted.elapsed());
+                place_hops(
+                    &mut metrics,
+                    job.accepted,
+                    millis(taken.duration_since(job.accepted)),
+                    total,
+                );
+                metrics.insert(metrics::DURATION_MS.into(), total);
                 ResponseObject {
                     id: job.caller_id.clone(),
                     resp: out.resp,
@@ -555,9 +642,73 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     }
 }
 
+/// Turns the backend's hop stamps ([`metrics::BACKEND_HOPS`], as [`metrics::hop_stamp`]) into
+/// milliseconds since `accepted`, and adds the slot's own [`metrics::HOP_TAKEN_MS`]. Each hop is
+/// clamped between the one before it and `total` (a backend's clock is not trusted to be in
+/// order); one that is not a finite number is dropped.
+pub(crate) fn place_hops(
+    metrics: &mut std::collections::BTreeMap<String, f64>,
+    accepted: Instant,
+    taken_ms: f64,
+    total_ms: f64,
+) {
+    let origin = metrics::hop_stamp(accepted);
+    let mut floor = taken_ms.min(total_ms);
+    metrics.insert(metrics::HOP_TAKEN_MS.into(), floor);
+    for key in metrics::BACKEND_HOPS {
+        let Some(v) = metrics.get_mut(key) else {
+            continue;
+        };
+        let since = *v - origin;
+        if since.is_finite() {
+            *v = since.clamp(floor, total_ms);
+            floor = *v;
+        } else {
+            metrics.remove(key);
+        }
+    }
+}
+
 /// Calls a load callback, if there is one to call.
 pub(crate) fn deliver_load(reply: Option<LoadReply>) {
     if let Some((cb, result)) = reply {
         call_guarded(move || cb(result));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn backend_hops_become_offsets_from_acceptance_in_order_and_bounded() {
+        let accepted = Instant::now();
+        let at = |ms: f64| metrics::hop_stamp(accepted) + ms;
+        let mut m = BTreeMap::from([
+            (metrics::HOP_SENT_MS.to_owned(), at(1.0)),
+            // Before the hop above it, then past the end, then not a number.
+            (metrics::HOP_WORKER_RECEIVED_MS.to_owned(), at(0.5)),
+            (metrics::HOP_CONTEXT_READY_MS.to_owned(), at(3.0)),
+            (metrics::HOP_HANDLER_DONE_MS.to_owned(), at(1e9)),
+            (metrics::HOP_ANSWER_RECEIVED_MS.to_owned(), f64::NAN),
+        ]);
+        place_hops(&mut m, accepted, 0.25, 4.0);
+        let got: Vec<_> = metrics::HOPS
+            .iter()
+            .map(|k| m.get(*k).map(|v| (v * 1e3).round() / 1e3))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(0.25),
+                Some(1.0),
+                Some(1.0),
+                Some(3.0),
+                Some(4.0),
+                None,
+                None
+            ]
+        );
     }
 }

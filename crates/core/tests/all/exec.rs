@@ -38,8 +38,19 @@ fn echo_round_trip_with_host_metrics() {
         metrics::WORKER_INDEX,
     ];
     for k in r.metrics.keys().filter(|k| k.as_str() != "fake.metric") {
-        assert!(known.contains(&k.as_str()), "unknown metric key {k}");
+        assert!(
+            known.contains(&k.as_str()) || metrics::HOPS.contains(&k.as_str()),
+            "unknown metric key {k}"
+        );
     }
+    // The fake reports no backend hops: the slot's and the callback's are there, in order.
+    let taken = r.metrics[metrics::HOP_TAKEN_MS];
+    let called = r.metrics[metrics::HOP_CALLBACK_MS];
+    assert!(
+        taken == wait && taken <= total && total <= called,
+        "{:?}",
+        r.metrics
+    );
 }
 
 #[test]

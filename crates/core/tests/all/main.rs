@@ -18,6 +18,7 @@ mod crashloop;
 mod exec;
 mod fake;
 mod load;
+mod low_latency;
 mod recovery;
 mod recycle;
 mod stop;

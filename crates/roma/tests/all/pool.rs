@@ -258,6 +258,34 @@ fn responses_carry_the_metrics() {
         assert!(*v >= 0.0, "{key} = {v}");
     }
     assert!(r.metrics[metrics::DURATION_MS] >= r.metrics[metrics::CODE_RUN_DURATION_MS]);
+    // Every hop is there, in order, within the request's time; the worker's clock readings
+    // (wire-only keys) are not.
+    let hops: Vec<f64> = metrics::HOPS
+        .iter()
+        .map(|k| {
+            *r.metrics
+                .get(*k)
+                .unwrap_or_else(|| panic!("{k} missing: {:?}", r.metrics))
+        })
+        .collect();
+    assert!(hops.windows(2).all(|w| w[0] <= w[1]), "{hops:?}");
+    assert!(
+        hops[5] <= r.metrics[metrics::DURATION_MS],
+        "{:?}",
+        r.metrics
+    );
+    // The worker's own hops fall inside the host's window, and not all onto its edges.
+    let (sent, answered) = (hops[1], hops[5]);
+    let worker = hops[4] - hops[2];
+    assert!(
+        worker > 0.0 && worker <= answered - sent,
+        "handler done - received {worker} ms, sent..answered {sent}..{answered}"
+    );
+    assert!(
+        !r.metrics.keys().any(|k| k.starts_with("roma.wire.")),
+        "{:?}",
+        r.metrics
+    );
 }
 
 #[test]
@@ -273,4 +301,40 @@ fn a_reloaded_version_replaces_the_old_one_everywhere() {
             "2"
         );
     }
+}
+
+#[test]
+fn the_low_latency_mode_answers_blocking_clients_and_keeps_timeouts_and_cancel() {
+    let mut c = config::<()>(2);
+    c.low_latency(Duration::from_millis(5));
+    let svc = RomaService::new(c).unwrap();
+    load(&svc, code("v1", &format!("{SPIN} {HELLO}"))).unwrap();
+    // Gaps inside the poll and beyond it: the slot, the worker and this thread poll, then
+    // sleep, and every answer still arrives.
+    for (i, gap) in [0u64, 1, 0, 12, 2, 30].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(gap));
+        let input = format!("\"{i}\"");
+        let r = svc
+            .execute_blocking(request("v1", "Handler", &[&input]))
+            .unwrap();
+        assert_eq!(r.resp, format!("\"Hello world! \\\"{i}\\\"\""));
+    }
+    // A spinning handler still times out, on a worker that then goes on serving.
+    let err = svc
+        .execute_blocking(spin_request(Duration::from_millis(200)))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    let (tx, rx) = mpsc::channel();
+    let token = svc
+        .execute(spin_request(Duration::from_secs(30)), move |r| {
+            let _ = tx.send(r.err().map(|e| e.kind()));
+        })
+        .unwrap();
+    wait_for(|| svc.stats().workers.iter().any(|w| w.running));
+    assert!(svc.cancel(&token));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(ErrorKind::Cancelled)
+    );
+    assert!(svc.execute_blocking(request("v1", "Handler", &[])).is_ok());
 }
