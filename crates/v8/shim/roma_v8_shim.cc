@@ -38,6 +38,10 @@
 #include <string>
 #include <vector>
 
+// Result codes, version kinds, host-function wire kinds and the extern "C" records, generated
+// by the build script from crates/v8/src/abi.rs and roma-udf's wire module.
+#include "roma_abi.h"
+
 namespace {
 
 using v8::Array;
@@ -62,24 +66,6 @@ using v8::TryCatch;
 using v8::Uint8Array;
 using v8::UnboundScript;
 using v8::Value;
-
-// ---- result codes shared with src/ffi.rs -------------------------------------------------
-enum RomaCode : int32_t {
-  ROMA_OK = 0,
-  ROMA_COMPILE = 1,
-  ROMA_EXECUTION = 2,
-  ROMA_HANDLER_NOT_FOUND = 3,
-  ROMA_BAD_INPUT = 4,
-  ROMA_TERMINATED = 5,
-  ROMA_OOM = 6,
-  ROMA_INTERNAL = 7,
-};
-
-enum RomaKind : int32_t {
-  KIND_SNAPSHOT_JS = 0,
-  KIND_UNBOUND_JS = 1,
-  KIND_WASM = 2,
-};
 
 double NowMs() {
   using namespace std::chrono;
@@ -136,72 +122,6 @@ class CountingAllocator final : public ArrayBuffer::Allocator {
   std::atomic<size_t> used_{0};
   std::atomic<bool> exceeded_{false};
 };
-
-}  // namespace
-
-extern "C" {
-
-// Limits for one isolate. Mirrors RomaLimits in src/ffi.rs.
-struct RomaLimits {
-  size_t initial_heap_bytes;  // 0 = V8 default
-  size_t max_heap_bytes;      // 0 = V8 default
-  size_t max_array_buffer_bytes;
-};
-
-// Log sink: called for console messages at or above the current min level.
-typedef void (*RomaLogFn)(void* user, int32_t level, const char* msg, size_t len);
-
-// Host function call: `arg` is the encoded argument (see EncodeBindingArg); the callee sets
-// `*reply`/`*reply_len` to the encoded reply (see DecodeReplyValue), which stays valid until
-// the next call or the end of the invocation.
-typedef void (*RomaBindingFn)(void* user, uint32_t index, const uint8_t* arg, size_t arg_len,
-                              const uint8_t** reply, size_t* reply_len);
-
-// Waits for the reply of one pending asynchronous host call: sets `*call_id` and the encoded
-// reply (valid until the next callback). Returns 0 when none can come (timeout, channel gone).
-typedef int32_t (*RomaAwaitFn)(void* user, uint64_t* call_id, const uint8_t** reply,
-                               size_t* reply_len);
-
-// Input/output record of one operation. Mirrors RomaOut in src/ffi.rs.
-struct RomaOut {
-  int32_t code;
-  char* data;  // result (JSON text or raw string), malloc'd
-  size_t data_len;
-  char* message;  // error message, malloc'd
-  char* stack;    // JS stack, malloc'd or null
-  int32_t line;   // compile error line, 0 if unknown
-  double context_ms;
-  double parse_ms;
-  double call_ms;
-  int32_t prewarmed;  // 1 when a pre-warmed context served the call
-  char* profile;      // CPU profile (.cpuprofile JSON) of a profiled call, malloc'd or null
-  size_t profile_len;
-};
-
-struct RomaStr {
-  const char* ptr;
-  size_t len;
-};
-
-struct RomaExecParams {
-  RomaStr handler;
-  const RomaStr* inputs;
-  size_t input_count;
-  int32_t byte_str;
-  int32_t min_log_level;
-  RomaLogFn log_fn;
-  void* log_user;
-  RomaStr wasm_return_type;  // standalone WASM only
-  RomaBindingFn binding_fn;  // null: host functions throw
-  void* binding_user;
-  RomaAwaitFn await_fn;  // null: asynchronous host calls cannot complete
-  int32_t profile;       // 1: record a CPU profile of the handler call into out->profile
-  size_t profile_max;    // the most bytes of profile; a larger one becomes {"truncated":true}
-};
-
-}  // extern "C"
-
-namespace {
 
 struct ExecState {
   int32_t min_log_level = 1;
@@ -314,12 +234,13 @@ void WasmCacheHitCallback(const FunctionCallbackInfo<Value>& info) {
 
 // ---- host functions (bindings) ------------------------------------------------------------
 //
-// Argument encoding (to Rust), little-endian: u8 kind, then
-//   0 none | 1 string: u32 len, bytes | 2 list: u32 n, n x (u32 len, bytes)
-//   | 3 map: u32 n, n x (key, value) as strings | 4 bytes: u32 len, bytes | 5 json: as string.
-// Reply encoding (from Rust): u8 kind, then
-//   0 undefined | 1 string | 2 list | 3 map | 4 bytes (as above) | 5 error: message string
-//   | 6 type error: message string.
+// Argument encoding (to Rust), little-endian: a RomaArgKind byte, then
+//   NONE | STRING: u32 len, bytes | LIST: u32 n, n x (u32 len, bytes)
+//   | MAP: u32 n, n x (key, value) as strings | BYTES: u32 len, bytes | JSON: as string.
+// Reply encoding (from Rust): a RomaReplyKind byte, then
+//   UNDEFINED | STRING | LIST | MAP | BYTES (as above) | ERROR: message string
+//   | TYPE_ERROR: message string | PENDING: the call id as two u32, low first.
+// roma-udf's wire module defines both (and the kind bytes, through roma_abi.h).
 
 MaybeLocal<String> NewString(Isolate* isolate, const char* p, size_t len);
 
@@ -356,11 +277,11 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       "a string, an array of strings, a Map of strings to strings, a Uint8Array or a plain "
       "object";
   if (arg->IsUndefined()) {
-    out->push_back(0);
+    out->push_back(ROMA_ARG_NONE);
     return true;
   }
   if (arg->IsString()) {
-    out->push_back(1);
+    out->push_back(ROMA_ARG_STRING);
     PutStr(out, ToUtf8(isolate, arg));
   } else if (arg->IsProxy()) {
     ThrowType(isolate, "host function `" + name + "` does not take a Proxy; pass " + kinds);
@@ -372,7 +293,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       ThrowType(isolate, "host function `" + name + "`: too many list items");
       return false;
     }
-    out->push_back(2);
+    out->push_back(ROMA_ARG_LIST);
     PutU32(out, n);
     for (uint32_t i = 0; i < n; i++) {
       Local<Value> item;
@@ -392,7 +313,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       ThrowType(isolate, "host function `" + name + "`: too many map entries");
       return false;
     }
-    out->push_back(3);
+    out->push_back(ROMA_ARG_MAP);
     PutU32(out, n);
     for (uint32_t i = 0; i < 2 * n; i++) {
       Local<Value> item;
@@ -411,7 +332,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       ThrowType(isolate, "host function `" + name + "`: byte array too large");
       return false;
     }
-    out->push_back(4);
+    out->push_back(ROMA_ARG_BYTES);
     PutU32(out, static_cast<uint32_t>(n));
     size_t at = out->size();
     out->resize(at + n);
@@ -433,7 +354,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
                              "`: the object argument cannot be turned into JSON (a cycle?)");
       return false;
     }
-    out->push_back(5);
+    out->push_back(ROMA_ARG_JSON);
     PutStr(out, ToUtf8(isolate, json));
   } else {
     ThrowType(isolate, "host function `" + name + "` takes " + kinds);
@@ -474,8 +395,8 @@ bool ReplyString(Isolate* isolate, ReplyReader* r, Local<String>* s) {
 }
 
 // Turns a reply into a JS value. Returns false with a JS exception thrown for an error reply or
-// a malformed one. Kind 7 (an asynchronous call was started) gives the promise its reply will
-// settle; it is only valid as the immediate reply of a call.
+// a malformed one. ROMA_REPLY_PENDING (an asynchronous call was started) gives the promise its
+// reply will settle; it is only valid as the immediate reply of a call.
 bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& name,
                       const uint8_t* reply, size_t len, bool allow_pending, Local<Value>* value) {
   auto malformed = [&] {
@@ -486,16 +407,16 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
   if (reply == nullptr || len == 0) return malformed();
   ReplyReader r{reply + 1, len - 1};
   switch (reply[0]) {
-    case 0:
+    case ROMA_REPLY_UNDEFINED:
       *value = v8::Undefined(isolate);
       return true;
-    case 1: {
+    case ROMA_REPLY_STRING: {
       Local<String> s;
       if (!ReplyString(isolate, &r, &s)) return malformed();
       *value = s;
       return true;
     }
-    case 2: {
+    case ROMA_REPLY_LIST: {
       uint32_t n;
       if (!r.U32(&n) || n > r.left / 4) return malformed();
       Local<Array> a = Array::New(isolate, static_cast<int>(n));
@@ -506,7 +427,7 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
       *value = a;
       return true;
     }
-    case 3: {
+    case ROMA_REPLY_MAP: {
       uint32_t n;
       if (!r.U32(&n) || n > r.left / 8) return malformed();
       Local<v8::Map> m = v8::Map::New(isolate);
@@ -518,7 +439,7 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
       *value = m;
       return true;
     }
-    case 4: {
+    case ROMA_REPLY_BYTES: {
       const uint8_t* b;
       uint32_t n;
       if (!r.Bytes(&b, &n)) return malformed();
@@ -532,20 +453,20 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
       *value = v8::Uint8Array::New(ab, 0, n);
       return true;
     }
-    case 5:
-    case 6: {
+    case ROMA_REPLY_ERROR:
+    case ROMA_REPLY_TYPE_ERROR: {
       const uint8_t* b;
       uint32_t n;
       if (!r.Bytes(&b, &n)) return malformed();
       std::string msg(reinterpret_cast<const char*>(b), n);
-      if (reply[0] == 6) {
+      if (reply[0] == ROMA_REPLY_TYPE_ERROR) {
         ThrowType(isolate, msg);
       } else {
         ThrowError(isolate, msg);
       }
       return false;
     }
-    case 7: {
+    case ROMA_REPLY_PENDING: {
       uint32_t lo, hi;
       if (!allow_pending || !r.U32(&lo) || !r.U32(&hi)) return malformed();
       RomaVersion* v = VersionOf(isolate);
@@ -774,8 +695,8 @@ void SnapshotGcEpilogue(Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void*
 
 // V8 cannot survive a fatal out-of-memory (one allocation larger than the heap limit plus the
 // headroom NearHeapLimit grants): the process must end. It ends with this exit status, which the
-// host reads as OutOfMemory rather than a crash. Mirrors WORKER_OOM_EXIT_CODE in roma-ipc.
-constexpr int kFatalOomExitCode = 86;
+// host reads as OutOfMemory rather than a crash (roma_core::WORKER_OOM_EXIT_CODE).
+constexpr int kFatalOomExitCode = ROMA_FATAL_OOM_EXIT_CODE;
 
 [[noreturn]] void FatalOom(const char* location) {
   static const char kMsg[] = "roma-v8: fatal out of memory in V8; the worker exits\n";

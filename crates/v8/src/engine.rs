@@ -8,6 +8,7 @@ use roma_core::{
     CodeKind, CodeObject, EngineLimits, ErrorKind, Invocation, LogLevel, RomaError,
     WASM_ARRAY_NAME_TAG, validate_code_object, validate_invocation,
 };
+use roma_udf::wire::error_reply;
 use std::ffi::{c_char, c_void};
 use std::num::NonZeroUsize;
 use std::time::Instant;
@@ -516,7 +517,7 @@ pub trait ExecHost {
     fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8>;
 
     /// Waits for the reply of one asynchronous host call this invocation started (a
-    /// `call_binding` that answered "pending", kind 7 with the call id): returns the call id and
+    /// `call_binding` that answered [`roma_udf::wire::ReplyKind::Pending`] with the call id): returns the call id and
     /// its reply, or `None` when none can come (the request's time is up, the host is gone).
     fn await_binding(&mut self) -> Option<(u64, Vec<u8>)> {
         None
@@ -564,14 +565,6 @@ unsafe extern "C" fn await_trampoline(
         *reply_len = ctx.reply.len();
     }
     1
-}
-
-/// A reply that throws `Error(msg)` in JS (kind 5 of the shim's reply encoding).
-fn error_reply(msg: &str) -> Vec<u8> {
-    let mut reply = vec![5u8];
-    reply.extend_from_slice(&(msg.len() as u32).to_le_bytes());
-    reply.extend_from_slice(msg.as_bytes());
-    reply
 }
 
 /// The `user` pointer of one invocation's callbacks.

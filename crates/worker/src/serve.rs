@@ -329,7 +329,7 @@ impl RequestHost<'_> {
                     let io = decode_io(&reply, self.max_frame).map_err(|e| e.to_string())?;
                     return Ok(wire::encode_reply(&io));
                 }
-                // An asynchronous function started: JS gets a promise (reply kind 7).
+                // An asynchronous function started: JS gets a promise (`ReplyKind::Pending`).
                 Ok(HostToWorker::BindingPending { call_id: id }) if id == call_id => {
                     return Ok(wire::pending_reply(call_id));
                 }
@@ -377,7 +377,7 @@ impl ExecHost for RequestHost<'_> {
     fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8> {
         match self.binding(index, arg) {
             Ok(reply) => reply,
-            Err(msg) => wire::error_reply(wire::REPLY_ERROR, &msg),
+            Err(msg) => wire::error_reply(&msg),
         }
     }
 
@@ -397,7 +397,7 @@ impl ExecHost for RequestHost<'_> {
             Ok(HostToWorker::BindingReply { call_id, reply }) => {
                 let reply = match decode_io(&reply, self.max_frame) {
                     Ok(io) => wire::encode_reply(&io),
-                    Err(e) => wire::error_reply(wire::REPLY_ERROR, &e.to_string()),
+                    Err(e) => wire::error_reply(&e.to_string()),
                 };
                 Some((call_id, reply))
             }
