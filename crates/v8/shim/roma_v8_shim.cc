@@ -161,6 +161,8 @@ struct RomaVersion {
   ExecState* current = nullptr;
   uint64_t wasm_compiles = 0;
   uint64_t wasm_cache_hits = 0;
+  // A snapshot load's top level read `WebAssembly` (see WasmProbeGetter).
+  bool wasm_probed = false;
 };
 
 namespace {
@@ -574,7 +576,19 @@ bool InstallBindings(Isolate* isolate, Local<Context> ctx, const std::vector<std
   return true;
 }
 
+// Stands for `WebAssembly` on the global of a snapshotting context, which has none: it records
+// that the top level reached for it, so a failed snapshot load reports ROMA_NEEDS_WASM by that
+// flag (not by its message), and throws the ReferenceError a missing global would.
+void WasmProbeGetter(Local<v8::Name>, const v8::PropertyCallbackInfo<Value>& info) {
+  Isolate* isolate = info.GetIsolate();
+  RomaVersion* v = VersionOf(isolate);
+  if (v != nullptr) v->wasm_probed = true;
+  isolate->ThrowException(v8::Exception::ReferenceError(
+      String::NewFromUtf8Literal(isolate, "WebAssembly is not defined")));
+}
+
 const intptr_t kExternalReferences[] = {
+    reinterpret_cast<intptr_t>(WasmProbeGetter),
     reinterpret_cast<intptr_t>(ConsoleCallback),
     reinterpret_cast<intptr_t>(PerformanceNowCallback),
     reinterpret_cast<intptr_t>(WasmCacheHitCallback),
@@ -820,7 +834,8 @@ const char kWasmDriver[] = R"JS(
   const fn = ex[name];
   if (typeof fn !== 'function') {
     const names = Object.keys(ex).filter((k) => typeof ex[k] === 'function');
-    fail('handler_not_found', 'export `' + name + '` not found; the module exports: ' + names.join(', '));
+    // ROMA_HANDLER_NOT_FOUND carries only what the module has; roma-v8 names the export.
+    fail('handler_not_found', 'the module exports: ' + names.join(', '));
   }
   const mem = ex.memory;
   const alloc = ex.roma_alloc;
@@ -1286,10 +1301,10 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
       ReportException(isolate, ctx, tc, out, ROMA_EXECUTION, "");
       return;
     }
+    // ROMA_HANDLER_NOT_FOUND carries only what the code has; roma-v8 names the handler.
     std::string names = GlobalFunctionNames(isolate, ctx);
     SetOut(out, ROMA_HANDLER_NOT_FOUND,
-           "handler `" + handler + "` not found; the code defines: " +
-               (names.empty() ? std::string("(no functions)") : names));
+           "the code defines: " + (names.empty() ? std::string("(no functions)") : names));
     return;
   }
 
@@ -1530,7 +1545,8 @@ RomaVersion* roma_v8_snapshot_begin(const RomaLimits* limits, v8::SnapshotCreato
 
 // See roma_v8_snapshot_begin. Runs the top level under the caller's watchdog and returns
 // ROMA_OK (the default context is set) or why not in out->code (ROMA_COMPILE for a compile error
-// or top-level throw, ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
+// or top-level throw, ROMA_NEEDS_WASM for a top level that failed after reading `WebAssembly`,
+// ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
 // watchdog may still terminate it until the caller disarms, so the caller disarms first and
 // then calls roma_v8_snapshot_finish, which consumes `creator`.
 int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const char* src,
@@ -1546,7 +1562,14 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     st.min_log_level = 1;
     st.time_origin_ms = NowMs();
     v->current = &st;
-    if (!InstallGlobals(isolate, ctx)) {
+    Local<String> wasm_name = String::NewFromUtf8Literal(isolate, "WebAssembly");
+    bool probe = !ctx->Global()->Has(ctx, wasm_name).FromMaybe(true);
+    v->wasm_probed = false;
+    if (!InstallGlobals(isolate, ctx) ||
+        (probe && !ctx->Global()
+                       ->SetNativeDataProperty(ctx, wasm_name, WasmProbeGetter, nullptr,
+                                               Local<Value>(), v8::DontEnum)
+                       .FromMaybe(false))) {
       SetOut(out, ROMA_INTERNAL, "could not install globals");
     } else {
       Local<String> source;
@@ -1562,6 +1585,8 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
         isolate->PerformMicrotaskCheckpoint();
         if (Terminating(isolate, tc) || v->oom.load()) {
           ReportException(isolate, ctx, tc, out, ROMA_COMPILE, "");
+        } else if (probe && !ctx->Global()->Delete(ctx, wasm_name).FromMaybe(false)) {
+          SetOut(out, ROMA_INTERNAL, "could not remove the WebAssembly probe");
         } else {
           creator->SetDefaultContext(ctx);
           ok = true;
@@ -1570,6 +1595,8 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     }
     v->current = nullptr;
   }
+  // A top level that failed after reaching for WebAssembly needs a context that has it.
+  if (!ok && v->wasm_probed && out->code == ROMA_COMPILE) out->code = ROMA_NEEDS_WASM;
   if (!ok) return out->code;
   out->code = ROMA_OK;
   return ROMA_OK;

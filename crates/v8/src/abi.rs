@@ -101,6 +101,9 @@ c_consts! {
         OOM = 6,
         /// Anything else (V8 refused an allocation, a broken invariant).
         INTERNAL = 7,
+        /// A snapshot load whose top level touched `WebAssembly`, which snapshotting contexts
+        /// do not have: the code needs a fresh run per call instead.
+        NEEDS_WASM = 8,
     }
 }
 

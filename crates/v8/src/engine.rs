@@ -138,16 +138,11 @@ impl Engine {
     pub fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
         let kind = validate_code_object(code)?;
         let version = match kind {
-            CodeKind::Js => match self.load_snapshot(code) {
-                Err(e)
-                    if e.kind() == ErrorKind::Compile
-                        && e.message().contains("WebAssembly is not defined") =>
-                {
-                    // Snapshots cannot hold WASM, and V8 hides WebAssembly from snapshotting
-                    // contexts: this code needs a fresh run per call.
-                    self.load_unbound(code, ffi::kind::UNBOUND_JS)?
-                }
-                other => other?,
+            CodeKind::Js => match self.load_snapshot(code)? {
+                Some(version) => version,
+                // Snapshots cannot hold WASM, and V8 hides WebAssembly from snapshotting
+                // contexts: code whose top level needs it runs afresh per call.
+                None => self.load_unbound(code, ffi::kind::UNBOUND_JS)?,
             },
             CodeKind::JsWithWasm => self.load_unbound(code, ffi::kind::UNBOUND_JS)?,
             CodeKind::Wasm => self.load_unbound(code, ffi::kind::WASM)?,
@@ -169,7 +164,9 @@ impl Engine {
         unsafe { ffi::roma_v8_version_set_bindings(raw, names.as_ptr(), names.len()) };
     }
 
-    fn load_snapshot(&mut self, code: &CodeObject) -> Result<Version, RomaError> {
+    /// Loads plain JS from a snapshot of its top level; `None` when the shim says that top level
+    /// needs `WebAssembly` ([`ffi::code::NEEDS_WASM`]), which snapshotting contexts lack.
+    fn load_snapshot(&mut self, code: &CodeObject) -> Result<Option<Version>, RomaError> {
         let limits = self.raw_limits();
         let mut creator: *mut ffi::SnapshotCreator = std::ptr::null_mut();
         // SAFETY: `limits` is a valid local; `creator` a valid out-pointer.
@@ -204,10 +201,11 @@ impl Engine {
         // SAFETY: the watchdog is disarmed, so nothing terminates the creator's isolate while
         // finish disposes it; `creator` is consumed here, once.
         let rc = unsafe { ffi::roma_v8_snapshot_finish(raw, creator, run, &mut out.0) };
-        if rc == ffi::code::OK {
-            return Ok(version);
+        match (rc, fired) {
+            (ffi::code::OK, _) => Ok(Some(version)),
+            (ffi::code::NEEDS_WASM, None) => Ok(None),
+            _ => Err(self.load_error(&out, fired, code)),
         }
-        Err(self.load_error(&out, fired, code))
     }
 
     fn load_unbound(&mut self, code: &CodeObject, kind: i32) -> Result<Version, RomaError> {
@@ -403,17 +401,21 @@ impl Engine {
                     roma_core::format_duration(inv.timeout)
                 ),
             ),
-            (ffi::code::HANDLER_NOT_FOUND, _) => {
-                let e = out.error();
-                RomaError::new(
-                    ErrorKind::HandlerNotFound,
-                    e.message().replacen(
-                        " not found;",
-                        &format!(" not found in version {};", inv.version_string),
-                        1,
-                    ),
-                )
-            }
+            // The shim's message says what the code has; the handler and version are ours.
+            (ffi::code::HANDLER_NOT_FOUND, _) => RomaError::new(
+                ErrorKind::HandlerNotFound,
+                format!(
+                    "{} `{}` not found in version {}; {}",
+                    if version.mode == VersionMode::Wasm {
+                        "export"
+                    } else {
+                        "handler"
+                    },
+                    inv.handler_name,
+                    inv.version_string,
+                    out.message()
+                ),
+            ),
             _ => out.error(),
         })
     }
