@@ -46,7 +46,7 @@ pub struct BenchArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    roma::parse_duration(s)
+    roma::tools::parse_duration(s)
 }
 
 /// One completed request, as the bench saw it.
@@ -438,7 +438,7 @@ fn first_line(message: &str) -> String {
 /// Resident memory of every `roma-worker` process descended from this one, in KiB (0 when
 /// `/proc` cannot be read).
 fn worker_rss_kib() -> u64 {
-    procfs::descendants_named(std::process::id(), roma::WORKER_PROCESS_NAME)
+    procfs::descendants_named(std::process::id(), roma::tools::WORKER_PROCESS_NAME)
         .map(|workers| workers.iter().map(|p| p.rss_kb).sum())
         .unwrap_or(0)
 }

@@ -107,9 +107,8 @@ pub(crate) struct WorkerClient<M> {
     udf: Option<UdfThread<M>>,
     /// How long the last successful request took from send to answer.
     last_round_trip: Option<Duration>,
-    /// The host pids of the worker's processes (launcher first), for `cpu_time`; looked up
-    /// again when the launcher's pid changes.
-    jail_pids: Vec<u32>,
+    /// The CPU time of the worker's processes, for `cpu_time`.
+    jail_cpu: roma_sandbox::JailCpuClock,
 }
 
 /// After a request's timeout, how often the slot thread checks whether the UDF thread is stuck
@@ -148,7 +147,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             alive: true,
             udf: None,
             last_round_trip: None,
-            jail_pids: Vec::new(),
+            jail_cpu: roma_sandbox::JailCpuClock::new(),
         };
         client.handshake()?;
         Ok(client)
@@ -595,21 +594,8 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     }
 
     fn cpu_time(&mut self) -> Option<Duration> {
-        // The launcher and what it started (the jailed worker); their pids live as long as the
-        // worker does, so they are looked up once per process.
-        let host_pid = self.process.pid();
-        if self.jail_pids.first() != Some(&host_pid) {
-            let below = roma_sandbox::procfs::descendants_of(host_pid).ok()?;
-            self.jail_pids = std::iter::once(host_pid)
-                .chain(below.iter().map(|p| p.pid))
-                .collect();
-        }
-        let mut total = Duration::ZERO;
-        for &pid in &self.jail_pids {
-            // A process gone: the worker is ending, and `is_alive` will say so.
-            total = total.saturating_add(roma_sandbox::procfs::cpu_time(pid).ok()??);
-        }
-        Some(total)
+        // A process gone: the worker is ending, and `is_alive` will say so.
+        self.jail_cpu.read(self.process.pid())
     }
 
     fn is_alive(&mut self) -> bool {

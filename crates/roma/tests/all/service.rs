@@ -1,7 +1,8 @@
 //! The basic contract: load, execute, errors, timeouts, cancel, recovery.
 
 use crate::common::*;
-use roma::{ErrorKind, InvocationRequest, MAX_LINE_BYTES, MAX_LINES_PER_SECOND, RomaService};
+use roma::tools::{MAX_LINE_BYTES, MAX_LINES_PER_SECOND};
+use roma::{ErrorKind, InvocationRequest, RomaService};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -213,7 +214,7 @@ fn worker_stderr_reaches_the_output_function_escaped_cut_and_limited() {
 /// says which builds differ.
 #[test]
 fn a_worker_refuses_a_host_of_another_build() {
-    let out = roma::unjailed_worker_command(None, None)
+    let out = roma::tools::unjailed_worker_command(None, None)
         .expect("the worker library and node")
         .args([
             "roma-ipc1:kind=socket",
