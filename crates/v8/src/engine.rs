@@ -182,9 +182,9 @@ impl Engine {
         };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
-        // SAFETY: the creator's isolate lives until roma_v8_snapshot_finish, which runs only
-        // after the disarm below.
-        unsafe { self.watchdog.arm(version.isolate(), deadline, tag) };
+        // The creator's isolate lives until roma_v8_snapshot_finish, which runs only after the
+        // guard is disarmed below.
+        let armed = self.watchdog.arm(&version, deadline, tag);
         let mut out = Out::new();
         // SAFETY: `raw` and `creator` come from snapshot_begin; run leaves the creator alive;
         // the source pointer/length describe `code.js`, alive for the call.
@@ -197,7 +197,7 @@ impl Engine {
                 &mut out.0,
             )
         };
-        let fired = self.watchdog.disarm();
+        let fired = armed.disarm();
         // SAFETY: the watchdog is disarmed, so nothing terminates the creator's isolate while
         // finish disposes it; `creator` is consumed here, once.
         let rc = unsafe { ffi::roma_v8_snapshot_finish(raw, creator, run, &mut out.0) };
@@ -250,12 +250,11 @@ impl Engine {
         };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
-        // SAFETY: the version (and its isolate) outlives the armed span below.
-        unsafe { self.watchdog.arm(version.isolate(), deadline, tag) };
+        let armed = self.watchdog.arm(&version, deadline, tag);
         let mut out = Out::new();
         // SAFETY: `raw` is live and used on this thread only.
         let rc = unsafe { ffi::roma_v8_version_compile(raw, &mut out.0) };
-        let fired = self.watchdog.disarm();
+        let fired = armed.disarm();
         if fired.is_some() {
             version.cancel_terminate();
         }
@@ -349,16 +348,14 @@ impl Engine {
             profile_max: roma_core::MAX_PROFILE_BYTES,
         };
         let raw = version.raw;
-        let isolate = version.isolate();
         let deadline = started + inv.timeout;
-        // SAFETY: the version stays in the cache (and alive) until after disarm: nothing below
-        // touches the cache before it.
-        unsafe { self.watchdog.arm(isolate, deadline, tag) };
+        // The guard borrows the cached version: the cache cannot drop it while armed.
+        let armed = self.watchdog.arm(version, deadline, tag);
         let mut out = Out::new();
         // SAFETY: `raw` is live and used on this thread; `params` and every buffer it points to
         // (inputs, handler, the sink) outlive the call.
         unsafe { ffi::roma_v8_execute(raw, &params, &mut out.0) };
-        let fired = self.watchdog.disarm();
+        let fired = armed.disarm();
         let version = self
             .versions
             .peek(&inv.version_string)
