@@ -374,6 +374,83 @@ fn bench(rest: &[String]) -> Result<()> {
 mod tests {
     use super::abi::{self, CRecord};
     use roma_udf::wire::{ArgKind, ReplyKind};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// docs/architecture.md's crate table names, for each workspace crate, the in-tree crates it
+    /// depends on (normal dependencies, short names: `core` for `roma-core`): exactly what
+    /// `cargo metadata` says.
+    #[test]
+    fn the_architecture_crate_table_matches_cargo_metadata() {
+        let out = super::cargo()
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
+            .current_dir(super::root())
+            .output()
+            .expect("cargo metadata runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+        let packages = meta["packages"].as_array().expect("packages");
+        let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+        let mut actual: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for p in packages {
+            let name = p["name"].as_str().expect("name");
+            let deps = p["dependencies"].as_array().expect("dependencies");
+            let inner = deps
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .filter_map(|d| d["name"].as_str())
+                .filter(|d| members.contains(d))
+                .map(str::to_owned)
+                .collect();
+            actual.insert(name, inner);
+        }
+
+        let doc = std::fs::read_to_string(super::root().join("docs/architecture.md"))
+            .expect("docs/architecture.md");
+        let table = doc
+            .split("## Crates")
+            .nth(1)
+            .expect("a Crates section")
+            .split("\n## ")
+            .next()
+            .expect("its text");
+        let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            let name = cells[0].trim_matches('`').to_owned();
+            let deps = cells.last().expect("a dependency cell");
+            let full = |short: &str| {
+                let prefixed = format!("roma-{short}");
+                if members.contains(prefixed.as_str()) {
+                    prefixed
+                } else {
+                    short.to_owned()
+                }
+            };
+            let set = if *deps == "none" {
+                BTreeSet::new()
+            } else {
+                deps.split(',').map(|d| full(d.trim())).collect()
+            };
+            documented.insert(name, set);
+        }
+        for (name, deps) in &actual {
+            assert_eq!(
+                documented.get(*name),
+                Some(deps),
+                "docs/architecture.md's row for `{name}` (in-tree dependencies per cargo metadata: {deps:?})"
+            );
+        }
+    }
 
     fn assert_record<R: CRecord>(h: &str) {
         assert!(h.contains(&format!("struct {} {{", R::NAME)), "{}", R::NAME);

@@ -1,13 +1,13 @@
 // roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and V8 14.6, the V8 inside the
 // pinned official Node.js build (crates/v8/node_pin.rs).
 //
-// Why C++ at all: the `v8` crate cannot build on roma's machines, so roma binds the V8 that the
-// `node` executable exports (as it does for native addons); the shared library carrying this
-// shim runs inside that executable. V8's API is C++ with handle scopes; rather than mirror it
-// handle by handle, this shim
-// exposes a handful of coarse operations (platform, isolates from snapshots, contexts, calls,
-// console callbacks, limits) as flat `extern "C"` functions, and the Rust side keeps ownership,
-// caching and timeouts.
+// Why C++ at all: the `v8` crate downloads a prebuilt V8 at build time, which an offline build
+// cannot do, so roma binds the V8 that the `node` executable exports (as it does for native
+// addons); the shared library carrying this shim runs inside that executable. V8's API is C++
+// with handle scopes; rather than mirror it handle by handle, this shim exposes a handful of
+// coarse operations (platform, isolates from snapshots, contexts, calls, console callbacks,
+// limits) as flat `extern "C"` functions, and the Rust side keeps ownership, caching and
+// timeouts.
 //
 // Rules every entry point follows:
 // - No C++ exception and no Rust panic unwinds across this boundary: every entry point is
