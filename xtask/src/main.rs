@@ -366,7 +366,15 @@ fn birdcage_smoke() -> Result<()> {
 
 fn bench(rest: &[String]) -> Result<()> {
     setup()?;
-    run(cargo().args(["build", "--release", "-p", "roma-worker"]))?;
+    // The facade's bench compares the service with raw V8 run by the worker's benchmark hook.
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "roma-worker",
+        "--features",
+        "roma-worker/bench-hooks",
+    ]))?;
     run(cargo().args(["bench", "--workspace"]).args(rest))
 }
 
