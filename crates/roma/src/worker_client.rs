@@ -118,11 +118,6 @@ const RESCUE_POLL: Duration = Duration::from_millis(1);
 /// before it gives up on the worker (the UDF thread's own waits end at the deadline).
 const HANDBACK_SLACK: Duration = Duration::from_secs(1);
 
-/// Below this, the last answer counts as quick and the next wait may spin for about as long.
-const QUICK_ANSWER: Duration = Duration::from_micros(150);
-/// The most a wait spins on the strength of a quick previous answer.
-const MAX_ADAPTIVE_SPIN: Duration = Duration::from_micros(80);
-
 impl<M: Send + Sync + 'static> WorkerClient<M> {
     /// Starts worker `index`, sends it `Init` and waits for `Ready`.
     pub fn start(
@@ -512,19 +507,9 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
             Err(e) => return Err(self.broken(e)),
         }
-        // Spin (cross-core only) about as long as the last answer took when that was quick: an
-        // idle worker with a pre-warmed context answers in tens of microseconds, and catching
-        // that answer without sleeping saves a futex wake-up. Under load answers take hundreds
-        // of microseconds and the spin stays at the configured few microseconds, because a
-        // spinning host thread would take CPU from the workers.
-        let configured = self.setup.channel.cross_core_spin;
-        let spin = match self.last_round_trip {
-            Some(rt) if rt < QUICK_ANSWER && !configured.is_zero() => {
-                (rt + rt / 4).min(MAX_ADAPTIVE_SPIN)
-            }
-            _ => configured,
-        };
-        self.link.lock().endpoint.transport_mut().set_spin(spin);
+        // Spin (cross-core only) about as long as the last answer took when that was quick.
+        let spin = roma_ipc::answer_spin(self.last_round_trip, self.setup.channel.cross_core_spin);
+        self.link.lock().endpoint.set_spin(spin);
         let mut ex = Exchange::new(request_id, started, inv.timeout, self.setup.grace, meta);
         let inline = self.setup.host_functions_inline;
         let outcome = loop {

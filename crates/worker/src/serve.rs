@@ -124,7 +124,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         reply_wait: None,
         spin,
     };
-    ep.transport_mut().set_spin(worker.spin);
+    ep.set_spin(worker.spin);
     loop {
         let waiting_since = Instant::now();
         let received = ep.recv(IDLE_WAIT);
@@ -234,7 +234,7 @@ impl Worker {
         };
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
         // Host calls may have raised the spin; waits between requests go back to the default.
-        host.ep.transport_mut().set_spin(self.spin);
+        host.ep.set_spin(self.spin);
         self.cancel.end();
         if let Some(e) = host.send_err {
             return Err(e.into());
@@ -315,7 +315,7 @@ impl RequestHost<'_> {
         // The reply of a quick host function comes within microseconds: spin for it (across
         // cores only) rather than sleep, as long as the last replies were that quick.
         let spin = follow_up_spin(*self.reply_wait, self.spin);
-        self.ep.transport_mut().set_spin(spin);
+        self.ep.set_spin(spin);
         let timed_out = || format!("host function `{name}` ran past the request's timeout");
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
