@@ -389,23 +389,19 @@ mod tests {
     /// `cargo metadata` says.
     #[test]
     fn the_architecture_crate_table_matches_cargo_metadata() {
-        let out = super::cargo()
-            .args([
-                "metadata",
-                "--format-version",
-                "1",
-                "--no-deps",
-                "--offline",
-            ])
-            .current_dir(super::root())
-            .output()
-            .expect("cargo metadata runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+        let mut cmd = super::cargo();
+        cmd.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ]);
+        let meta = match cmd.current_dir(super::root()).output() {
+            Ok(out) if out.status.success() => out.stdout,
+            other => panic!("cargo metadata failed: {other:?}"),
+        };
+        let meta: serde_json::Value = serde_json::from_slice(&meta).expect("metadata JSON");
         let packages = meta["packages"].as_array().expect("packages");
         let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
         let mut actual: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -461,21 +457,11 @@ mod tests {
     }
 
     fn assert_record<R: CRecord>(h: &str) {
+        use super::shim_abi::{field_assert, size_assert};
         assert!(h.contains(&format!("struct {} {{", R::NAME)), "{}", R::NAME);
-        assert!(h.contains(&format!(
-            "static_assert(sizeof({}) == {});",
-            R::NAME,
-            R::SIZE
-        )));
+        assert!(h.contains(&size_assert::<R>()), "{}", R::NAME);
         for f in R::FIELDS {
-            let line = format!(
-                "static_assert(offsetof({0}, {1}) == {2} && sizeof({0}::{1}) == {3});",
-                R::NAME,
-                f.name,
-                f.offset,
-                f.size
-            );
-            assert!(h.contains(&line), "missing: {line}");
+            assert!(h.contains(&field_assert::<R>(f)), "{}.{}", R::NAME, f.name);
             assert!(h.contains(&format!("  {} {};", f.c_type, f.name)));
         }
     }
@@ -485,10 +471,10 @@ mod tests {
     #[test]
     fn the_shim_header_carries_every_definition() {
         let h = super::shim_abi::abi_header();
-        for k in ArgKind::ALL {
+        for &k in ArgKind::ALL {
             assert!(h.contains(&format!("  ROMA_ARG_{} = {},", k.c_name(), k as u8)));
         }
-        for k in ReplyKind::ALL {
+        for &k in ReplyKind::ALL {
             assert!(h.contains(&format!("  ROMA_REPLY_{} = {},", k.c_name(), k as u8)));
         }
         for e in [abi::code::C_ENUM, abi::kind::C_ENUM] {

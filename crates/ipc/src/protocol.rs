@@ -142,6 +142,18 @@ pub struct ProbeResult {
     pub detail: String,
 }
 
+impl ProbeResult {
+    /// A result whose check was (`attempted`) or was not tried: `attempted` reads "yes" or "no".
+    pub fn new(name: String, attempted: bool, held: bool, detail: String) -> ProbeResult {
+        ProbeResult {
+            name,
+            attempted: if attempted { "yes" } else { "no" }.into(),
+            held,
+            detail,
+        }
+    }
+}
+
 /// What a worker sends to the host. Untrusted: the host decodes it with limits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WorkerToHost {

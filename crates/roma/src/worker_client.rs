@@ -305,12 +305,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                 results.extend(
                     roma_sandbox::host_checks::check_started_worker(pid)
                         .into_iter()
-                        .map(|p| ProbeResult {
-                            name: p.name,
-                            attempted: if p.attempted { "yes" } else { "no" }.into(),
-                            held: p.held,
-                            detail: p.detail,
-                        }),
+                        .map(|p| ProbeResult::new(p.name, p.attempted, p.held, p.detail)),
                 );
                 Ok(results)
             }

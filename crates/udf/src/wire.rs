@@ -23,123 +23,77 @@
 use crate::io::{BindingInput, BindingOutput, FunctionBindingIo, UdfError};
 use std::collections::BTreeMap;
 
-/// The kind byte that opens a host function's argument (shim to Rust).
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ArgKind {
-    /// No argument (`undefined`).
-    None = 0,
-    /// A string.
-    String = 1,
-    /// An array of strings.
-    List = 2,
-    /// A `Map` of strings to strings.
-    Map = 3,
-    /// A `Uint8Array`.
-    Bytes = 4,
-    /// A plain object, as JSON text.
-    Json = 5,
-}
-
-/// The kind byte that opens a host function's reply (Rust to shim).
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReplyKind {
-    /// `undefined`.
-    Undefined = 0,
-    /// A string.
-    String = 1,
-    /// An `Array` of strings.
-    List = 2,
-    /// A `Map` of strings to strings.
-    Map = 3,
-    /// A `Uint8Array`.
-    Bytes = 4,
-    /// Throws `Error(message)`.
-    Error = 5,
-    /// Throws `TypeError(message)`.
-    TypeError = 6,
-    /// An asynchronous call started: JS gets a promise that the call's reply settles.
-    Pending = 7,
-}
-
-impl ArgKind {
-    /// Every kind, in byte order.
-    pub const ALL: [ArgKind; 6] = [
-        ArgKind::None,
-        ArgKind::String,
-        ArgKind::List,
-        ArgKind::Map,
-        ArgKind::Bytes,
-        ArgKind::Json,
-    ];
-
-    /// The kind a byte names, if any.
-    pub fn from_u8(b: u8) -> Option<ArgKind> {
-        Some(match b {
-            0 => ArgKind::None,
-            1 => ArgKind::String,
-            2 => ArgKind::List,
-            3 => ArgKind::Map,
-            4 => ArgKind::Bytes,
-            5 => ArgKind::Json,
-            _ => return None,
-        })
-    }
-
-    /// The kind's name in the shim's header (`ROMA_ARG_` and this).
-    pub fn c_name(self) -> &'static str {
-        match self {
-            ArgKind::None => "NONE",
-            ArgKind::String => "STRING",
-            ArgKind::List => "LIST",
-            ArgKind::Map => "MAP",
-            ArgKind::Bytes => "BYTES",
-            ArgKind::Json => "JSON",
+/// Declares a kind-byte enum with its list, its decoder and its name in the shim's header.
+macro_rules! kind_enum {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal {
+        $($(#[$vdoc:meta])* $var:ident = $val:literal => $c:literal,)*
+    }) => {
+        $(#[$doc])*
+        #[repr(u8)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $var = $val,)*
         }
+
+        impl $name {
+            /// Every kind, in byte order.
+            pub const ALL: &'static [$name] = &[$($name::$var,)*];
+
+            /// The kind a byte names, if any.
+            pub fn from_u8(b: u8) -> Option<$name> {
+                match b {
+                    $($val => Some($name::$var),)*
+                    _ => None,
+                }
+            }
+
+            #[doc = concat!("The kind's name in the shim's header (`", $prefix, "` and this).")]
+            pub fn c_name(self) -> &'static str {
+                match self {
+                    $($name::$var => $c,)*
+                }
+            }
+        }
+    };
+}
+
+kind_enum! {
+    /// The kind byte that opens a host function's argument (shim to Rust).
+    ArgKind, "ROMA_ARG_" {
+        /// No argument (`undefined`).
+        None = 0 => "NONE",
+        /// A string.
+        String = 1 => "STRING",
+        /// An array of strings.
+        List = 2 => "LIST",
+        /// A `Map` of strings to strings.
+        Map = 3 => "MAP",
+        /// A `Uint8Array`.
+        Bytes = 4 => "BYTES",
+        /// A plain object, as JSON text.
+        Json = 5 => "JSON",
     }
 }
 
-impl ReplyKind {
-    /// Every kind, in byte order.
-    pub const ALL: [ReplyKind; 8] = [
-        ReplyKind::Undefined,
-        ReplyKind::String,
-        ReplyKind::List,
-        ReplyKind::Map,
-        ReplyKind::Bytes,
-        ReplyKind::Error,
-        ReplyKind::TypeError,
-        ReplyKind::Pending,
-    ];
-
-    /// The kind a byte names, if any.
-    pub fn from_u8(b: u8) -> Option<ReplyKind> {
-        Some(match b {
-            0 => ReplyKind::Undefined,
-            1 => ReplyKind::String,
-            2 => ReplyKind::List,
-            3 => ReplyKind::Map,
-            4 => ReplyKind::Bytes,
-            5 => ReplyKind::Error,
-            6 => ReplyKind::TypeError,
-            7 => ReplyKind::Pending,
-            _ => return None,
-        })
-    }
-
-    /// The kind's name in the shim's header (`ROMA_REPLY_` and this).
-    pub fn c_name(self) -> &'static str {
-        match self {
-            ReplyKind::Undefined => "UNDEFINED",
-            ReplyKind::String => "STRING",
-            ReplyKind::List => "LIST",
-            ReplyKind::Map => "MAP",
-            ReplyKind::Bytes => "BYTES",
-            ReplyKind::Error => "ERROR",
-            ReplyKind::TypeError => "TYPE_ERROR",
-            ReplyKind::Pending => "PENDING",
-        }
+kind_enum! {
+    /// The kind byte that opens a host function's reply (Rust to shim).
+    ReplyKind, "ROMA_REPLY_" {
+        /// `undefined`.
+        Undefined = 0 => "UNDEFINED",
+        /// A string.
+        String = 1 => "STRING",
+        /// An `Array` of strings.
+        List = 2 => "LIST",
+        /// A `Map` of strings to strings.
+        Map = 3 => "MAP",
+        /// A `Uint8Array`.
+        Bytes = 4 => "BYTES",
+        /// Throws `Error(message)`.
+        Error = 5 => "ERROR",
+        /// Throws `TypeError(message)`.
+        TypeError = 6 => "TYPE_ERROR",
+        /// An asynchronous call started: JS gets a promise that the call's reply settles.
+        Pending = 7 => "PENDING",
     }
 }
 
@@ -376,12 +330,12 @@ mod tests {
     fn every_kind_byte_round_trips_and_all_lists_every_kind() {
         let args: Vec<ArgKind> = (0..=u8::MAX).filter_map(ArgKind::from_u8).collect();
         assert_eq!(args, ArgKind::ALL);
-        for k in ArgKind::ALL {
+        for &k in ArgKind::ALL {
             assert_eq!(ArgKind::from_u8(k as u8), Some(k));
         }
         let replies: Vec<ReplyKind> = (0..=u8::MAX).filter_map(ReplyKind::from_u8).collect();
         assert_eq!(replies, ReplyKind::ALL);
-        for k in ReplyKind::ALL {
+        for &k in ReplyKind::ALL {
             assert_eq!(ReplyKind::from_u8(k as u8), Some(k));
         }
     }

@@ -442,12 +442,7 @@ fn cancelled() -> RomaError {
 fn probe(jailed: bool) -> Vec<ProbeResult> {
     let mut results: Vec<ProbeResult> = roma_sandbox::probe::run_probes()
         .into_iter()
-        .map(|p| ProbeResult {
-            name: p.name,
-            attempted: if p.attempted { "yes" } else { "no" }.into(),
-            held: p.held,
-            detail: p.detail,
-        })
+        .map(|p| ProbeResult::new(p.name, p.attempted, p.held, p.detail))
         .collect();
     if !jailed {
         results.push(ProbeResult {
