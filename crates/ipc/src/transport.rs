@@ -29,7 +29,7 @@ pub trait Transport: Send {
     /// Which transport this is.
     fn kind(&self) -> TransportKind;
 
-    /// Sets how long a wait may spin before it sleeps (see [`crate::spin`] for the policy that
+    /// Sets how long a wait may spin before it sleeps (see [`crate::answer_spin`] for the policy that
     /// chooses it). A transport that does not spin (the socket) ignores it.
     fn set_spin(&mut self, spin: Duration) {
         let _ = spin;
