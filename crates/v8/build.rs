@@ -12,12 +12,20 @@ use std::path::PathBuf;
 
 include!("node_pin.rs");
 
+// The one definition of the C++/Rust line; the shim includes the header written from it.
+#[allow(dead_code)]
+#[path = "src/abi.rs"]
+mod abi;
+include!("abi_header.rs");
+
 const FIX: &str = "run `cargo xtask setup` (it fetches the pinned Node.js build into target/node), \
                    or set ROMA_NODE_DIR to a folder holding that build";
 
 fn main() {
     println!("cargo:rerun-if-changed=shim/roma_v8_shim.cc");
     println!("cargo:rerun-if-changed=node_pin.rs");
+    println!("cargo:rerun-if-changed=src/abi.rs");
+    println!("cargo:rerun-if-changed=abi_header.rs");
     println!("cargo:rerun-if-env-changed=ROMA_NODE_DIR");
     let manifest =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -43,6 +51,18 @@ fn main() {
         ));
     }
 
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let header = out.join("roma_abi.h");
+    if let Err(e) = std::fs::write(&header, abi_header()) {
+        fail(&format!("cannot write {}: {e}", header.display()));
+    }
+    if env::var("HOST").ok() != env::var("TARGET").ok() {
+        // The header's static_asserts carry the build script's (host) layout.
+        println!(
+            "cargo:warning=roma-v8: cross-compiling; roma_abi.h asserts the host's record layout"
+        );
+    }
+
     cc::Build::new()
         .cpp(true)
         .std("c++20")
@@ -54,6 +74,7 @@ fn main() {
                 .to_str()
                 .unwrap_or_else(|| fail("the include path is not UTF-8")),
         )
+        .include(&out)
         .flag("-fno-rtti")
         .warnings(true)
         .compile("roma_v8_shim");

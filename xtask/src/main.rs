@@ -69,7 +69,7 @@ fn main() -> Result<()> {
                  hello       setup, build, run examples/hello.js through roma [--verbose]\n  \
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
-                 shim-check  compile the V8 shim with -Wall -Wextra -Werror\n  \
+                 shim-check  compile the V8 shim with -Wall -Werror\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
                  soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
@@ -308,6 +308,10 @@ fn docs_check() -> Result<()> {
 /// compiles it with warnings shown but not fatal).
 fn shim_check() -> Result<()> {
     let include = root().join("target/node/include/node");
+    // The shim includes the header roma-v8's build script generates; write the same text.
+    let generated = root().join("target/shim-check");
+    std::fs::create_dir_all(&generated)?;
+    std::fs::write(generated.join("roma_abi.h"), shim_abi::abi_header())?;
     run(Command::new("c++")
         .args([
             "-std=c++20",
@@ -318,7 +322,20 @@ fn shim_check() -> Result<()> {
         ])
         .arg("-isystem")
         .arg(&include)
+        .arg("-I")
+        .arg(&generated)
         .arg(root().join("crates/v8/shim/roma_v8_shim.cc")))
+}
+
+/// The one definition of the shim's C++/Rust line, as roma-v8's build script reads it.
+#[allow(dead_code)]
+#[path = "../../crates/v8/src/abi.rs"]
+mod abi;
+
+/// The generator of the shim's `roma_abi.h`, from the same files roma-v8's build script uses.
+mod shim_abi {
+    use super::abi;
+    include!("../../crates/v8/abi_header.rs");
 }
 
 fn test(rest: &[String]) -> Result<()> {
@@ -384,6 +401,129 @@ fn birdcage_smoke() -> Result<()> {
 
 fn bench(rest: &[String]) -> Result<()> {
     setup()?;
-    run(cargo().args(["build", "--release", "-p", "roma-worker"]))?;
+    // The facade's bench compares the service with raw V8 run by the worker's benchmark hook.
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "roma-worker",
+        "--features",
+        "roma-worker/bench-hooks",
+    ]))?;
     run(cargo().args(["bench", "--workspace"]).args(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abi::{self, CRecord};
+    use roma_udf::wire::{ArgKind, ReplyKind};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// docs/architecture.md's crate table names, for each workspace crate, the in-tree crates it
+    /// depends on (normal dependencies, short names: `core` for `roma-core`): exactly what
+    /// `cargo metadata` says.
+    #[test]
+    fn the_architecture_crate_table_matches_cargo_metadata() {
+        let mut cmd = super::cargo();
+        cmd.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ]);
+        let meta = match cmd.current_dir(super::root()).output() {
+            Ok(out) if out.status.success() => out.stdout,
+            other => panic!("cargo metadata failed: {other:?}"),
+        };
+        let meta: serde_json::Value = serde_json::from_slice(&meta).expect("metadata JSON");
+        let packages = meta["packages"].as_array().expect("packages");
+        let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+        let mut actual: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for p in packages {
+            let name = p["name"].as_str().expect("name");
+            let deps = p["dependencies"].as_array().expect("dependencies");
+            let inner = deps
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .filter_map(|d| d["name"].as_str())
+                .filter(|d| members.contains(d))
+                .map(str::to_owned)
+                .collect();
+            actual.insert(name, inner);
+        }
+
+        let doc = std::fs::read_to_string(super::root().join("docs/architecture.md"))
+            .expect("docs/architecture.md");
+        let table = doc
+            .split("## Crates")
+            .nth(1)
+            .expect("a Crates section")
+            .split("\n## ")
+            .next()
+            .expect("its text");
+        let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            let name = cells[0].trim_matches('`').to_owned();
+            let deps = cells.last().expect("a dependency cell");
+            let full = |short: &str| {
+                let prefixed = format!("roma-{short}");
+                if members.contains(prefixed.as_str()) {
+                    prefixed
+                } else {
+                    short.to_owned()
+                }
+            };
+            let set = if *deps == "none" {
+                BTreeSet::new()
+            } else {
+                deps.split(',').map(|d| full(d.trim())).collect()
+            };
+            documented.insert(name, set);
+        }
+        for (name, deps) in &actual {
+            assert_eq!(
+                documented.get(*name),
+                Some(deps),
+                "docs/architecture.md's row for `{name}` (in-tree dependencies per cargo metadata: {deps:?})"
+            );
+        }
+    }
+
+    fn assert_record<R: CRecord>(h: &str) {
+        use super::shim_abi::{field_assert, size_assert};
+        assert!(h.contains(&format!("struct {} {{", R::NAME)), "{}", R::NAME);
+        assert!(h.contains(&size_assert::<R>()), "{}", R::NAME);
+        for f in R::FIELDS {
+            assert!(h.contains(&field_assert::<R>(f)), "{}.{}", R::NAME, f.name);
+            assert!(h.contains(&format!("  {} {};", f.c_type, f.name)));
+        }
+    }
+
+    /// The shim's header names every kind byte and code by its Rust value and checks every
+    /// record field's layout (the C++ compiler then holds the shim to it).
+    #[test]
+    fn the_shim_header_carries_every_definition() {
+        let h = super::shim_abi::abi_header();
+        for &k in ArgKind::ALL {
+            assert!(h.contains(&format!("  ROMA_ARG_{} = {},", k.c_name(), k as u8)));
+        }
+        for &k in ReplyKind::ALL {
+            assert!(h.contains(&format!("  ROMA_REPLY_{} = {},", k.c_name(), k as u8)));
+        }
+        for e in [abi::code::C_ENUM, abi::kind::C_ENUM] {
+            for (name, value) in e.values {
+                assert!(h.contains(&format!("  {}{name} = {value},", e.prefix)));
+            }
+        }
+        assert!(h.contains(&format!(
+            "ROMA_FATAL_OOM_EXIT_CODE = {};",
+            roma_core::WORKER_OOM_EXIT_CODE
+        )));
+        assert_record::<abi::RomaLimits>(&h);
+        assert_record::<abi::RomaOut>(&h);
+        assert_record::<abi::RomaStr>(&h);
+        assert_record::<abi::RomaExecParams>(&h);
+    }
 }

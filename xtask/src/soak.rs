@@ -56,7 +56,9 @@ pub fn soak(rest: &[String]) -> Result<()> {
         crate::fuzz::fuzz(&["--seconds".into(), fuzz_seconds.to_string()])?;
     }
     run(cargo().args(["build", "--release", "-p", "roma-worker"]))?;
-    let worker = target_dir().join("release").join(roma::WORKER_LIBRARY_NAME);
+    let worker = target_dir()
+        .join("release")
+        .join(roma::tools::WORKER_LIBRARY_NAME);
     run(cargo()
         .args([
             "run",
@@ -243,7 +245,7 @@ fn rss_kb() -> Result<u64> {
 /// direct child (one per worker slot: the jailed engine runs in a grandchild).
 fn worker_pids() -> Vec<(i32, bool)> {
     let me = std::process::id();
-    let Ok(workers) = procfs::descendants_named(me, roma::WORKER_PROCESS_NAME) else {
+    let Ok(workers) = procfs::descendants_named(me, roma::tools::WORKER_PROCESS_NAME) else {
         return Vec::new();
     };
     // Sorted by pid already.

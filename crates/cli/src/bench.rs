@@ -88,7 +88,7 @@ impl ClientArg {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    roma::parse_duration(s)
+    roma::tools::parse_duration(s)
 }
 
 /// One completed request, as the bench saw it.
@@ -363,7 +363,7 @@ fn service_cpu() -> Duration {
 /// 2n over the slower process's loop time (process start excluded).
 fn raw_pair(n: usize) -> Result<f64> {
     let run = || -> Result<f64> {
-        let out = roma::unjailed_worker_command(None, None)
+        let out = roma::tools::unjailed_worker_command(None, None)
             .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?
             .args(["--raw-baseline", &n.to_string()])
             .output()
@@ -1146,7 +1146,7 @@ fn first_line(message: &str) -> String {
 /// Resident memory of every `roma-worker` process descended from this one, in KiB (0 when
 /// `/proc` cannot be read).
 fn worker_rss_kib() -> u64 {
-    procfs::descendants_named(std::process::id(), roma::WORKER_PROCESS_NAME)
+    procfs::descendants_named(std::process::id(), roma::tools::WORKER_PROCESS_NAME)
         .map(|workers| workers.iter().map(|p| p.rss_kb).sum())
         .unwrap_or(0)
 }

@@ -3,7 +3,8 @@
 use crate::service::SandboxArg;
 use anyhow::Result;
 use clap::Args;
-use roma::{SandboxKind, escape_control, escape_control_json};
+use roma::SandboxKind;
+use roma::tools::{escape_control, escape_control_json};
 use serde_json::json;
 use std::process::ExitCode;
 

@@ -8,9 +8,9 @@
 //! error-level lines held until the result is known are capped at [`MAX_HELD_LINES`] lines and
 //! [`MAX_HELD_BYTES`] bytes (then a "... N more lines dropped" marker), and every control
 //! character but tab is escaped with the same function that escapes worker stderr
-//! ([`roma::escape_control`]).
+//! ([`roma::tools::escape_control`]).
 
-use roma::escape_control;
+use roma::tools::escape_control;
 
 /// The longest console line printed, in bytes of the message before escaping.
 pub const MAX_LINE_BYTES: usize = 16 << 10;

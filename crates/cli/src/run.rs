@@ -5,9 +5,9 @@ use crate::console::{HeldLines, console_line};
 use crate::service::{ServiceArgs, describe_error, execute, level_name, load, start};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use roma::tools::{escape_control, escape_control_json};
 use roma::{
-    ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService, escape_control,
-    escape_control_json, metrics,
+    ErrorKind, InvocationRequest, LogLevel, ResponseObject, RomaError, RomaService, metrics,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ pub struct RunArgs {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    roma::parse_duration(s)
+    roma::tools::parse_duration(s)
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {

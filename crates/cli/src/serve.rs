@@ -28,10 +28,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub workers: Option<usize>,
     /// The timeout of an execution that sets none, e.g. 5s.
-    #[arg(long = "default-timeout", value_parser = roma::parse_duration)]
+    #[arg(long = "default-timeout", value_parser = roma::tools::parse_duration)]
     pub default_timeout: Option<std::time::Duration>,
     /// How long requests in flight may take to finish after SIGTERM, e.g. 10s.
-    #[arg(long = "drain-grace", value_parser = roma::parse_duration)]
+    #[arg(long = "drain-grace", value_parser = roma::tools::parse_duration)]
     pub drain_grace: Option<std::time::Duration>,
     /// Run the workers without a jail (debugging only).
     #[arg(long = "no-sandbox")]

@@ -86,7 +86,7 @@ pub struct ServiceArgs {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    roma::parse_duration(s)
+    roma::tools::parse_duration(s)
 }
 
 impl ServiceArgs {

@@ -85,7 +85,7 @@ fn require_worker() {
     if std::env::var_os("ROMA_WORKER_LIB").is_some() {
         return;
     }
-    let worker = roma_bin().with_file_name(roma::WORKER_LIBRARY_NAME);
+    let worker = roma_bin().with_file_name(roma::tools::WORKER_LIBRARY_NAME);
     assert!(
         worker.is_file(),
         "{} is missing: the roma binary starts its workers with it. Run \

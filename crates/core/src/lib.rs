@@ -31,7 +31,7 @@ pub use dispatcher::{
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};
-pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits};
+pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, WORKER_OOM_EXIT_CODE};
 pub use log::LogLevel;
 pub use request::{
     CodeObject, DEFAULT_REQUEST_ID, Invocation, InvocationRequest, MAX_PROFILE_BYTES,

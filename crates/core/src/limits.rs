@@ -9,6 +9,12 @@ use std::time::Duration;
 /// (`max_heap_mb`).
 pub const DEFAULT_MAX_HEAP_MB: usize = 128;
 
+/// The exit status of a worker that V8 could not keep alive through an out-of-memory (one
+/// allocation beyond its heap limit and headroom): the host reports the request it was running
+/// as `OutOfMemory`, not as a crash. roma-v8's shim exits with it (`ROMA_FATAL_OOM_EXIT_CODE`
+/// in its generated header).
+pub const WORKER_OOM_EXIT_CODE: i32 = 86;
+
 /// Limits and switches for one engine (one per worker). Sent by the host to each worker when it
 /// starts, so every field is plain data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -81,6 +81,11 @@ impl<Out: Message, In: Message, T: Transport, C: Codec> Endpoint<Out, In, T, C> 
         r
     }
 
+    /// Sets how long the next waits may spin before they sleep ([`crate::answer_spin`] and [`crate::follow_up_spin`] choose it).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.transport.set_spin(spin);
+    }
+
     /// The transport underneath.
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport

@@ -101,5 +101,8 @@ pub use protocol::{
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;
 pub use sockio::clear_cloexec;
-pub use spin::{MAX_FOLLOW_UP_SPIN, MIN_FOLLOW_UP_SPIN, follow_up_spin};
+pub use spin::{
+    MAX_ANSWER_SPIN, MAX_FOLLOW_UP_SPIN, MIN_FOLLOW_UP_SPIN, QUICK_ANSWER, answer_spin,
+    follow_up_spin,
+};
 pub use transport::{AnyTransport, Transport};

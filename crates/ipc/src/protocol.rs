@@ -48,10 +48,7 @@ pub const BUILD_ID: &str = concat!(
     env!("ROMA_IPC_WIRE_HASH")
 );
 
-/// The exit status of a worker that V8 could not keep alive through an out-of-memory (one
-/// allocation beyond its heap limit and headroom): the host reports the request it was running
-/// as `OutOfMemory`, not as a crash. Set by roma-v8's shim (`kFatalOomExitCode`).
-pub const WORKER_OOM_EXIT_CODE: i32 = 86;
+pub use roma_core::WORKER_OOM_EXIT_CODE;
 
 /// Longest name (binding, metric, probe) a worker may send.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -147,6 +144,18 @@ pub struct ProbeResult {
     pub held: bool,
     /// The error or outcome observed.
     pub detail: String,
+}
+
+impl ProbeResult {
+    /// A result whose check was (`attempted`) or was not tried: `attempted` reads "yes" or "no".
+    pub fn new(name: String, attempted: bool, held: bool, detail: String) -> ProbeResult {
+        ProbeResult {
+            name,
+            attempted: if attempted { "yes" } else { "no" }.into(),
+            held,
+            detail,
+        }
+    }
 }
 
 /// What a worker sends to the host. Untrusted: the host decodes it with limits.

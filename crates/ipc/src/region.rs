@@ -7,8 +7,9 @@
 //! checking its size and seals.
 //!
 //! Every byte of the mapping can be written by the peer at any time. The header is therefore made
-//! only of atomics, and the payload is only ever copied in or out with raw copies: the host never
-//! parses bytes in place (TOCTOU) and treats whatever it copied out as untrusted.
+//! only of atomics, and the payload is only ever copied in or out, with relaxed atomic accesses
+//! (a plain copy would race with the peer's writes) and never through a reference: the host
+//! never parses bytes in place (TOCTOU) and treats whatever it copied out as untrusted.
 
 use crate::IpcError;
 use rustix::fs::{
@@ -161,14 +162,12 @@ impl Region {
                 what: "shared-memory region",
             });
         }
-        // SAFETY: the payload area starts HEADER_BYTES into the mapping and has `capacity`
-        // bytes (map_len >= HEADER_BYTES + capacity); `src.len() <= capacity` was checked; `src`
-        // is process memory and cannot overlap the mapping we own. Concurrent writes by the peer
-        // can only change which bytes the peer later reads; they cannot affect this process.
-        unsafe {
-            let dst = self.base.as_ptr().add(HEADER_BYTES);
-            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
-        }
+        // SAFETY: the payload area starts HEADER_BYTES (a multiple of 8) into the page-aligned
+        // mapping and has `capacity` bytes (map_len >= HEADER_BYTES + capacity);
+        // `src.len() <= capacity` was checked. The hazard is the peer, which can write the same
+        // bytes at any moment: a plain copy would race with it, so `store_shared` writes with
+        // relaxed atomic stores only, and no reference to the shared bytes is ever formed.
+        unsafe { store_shared(self.base.as_ptr().add(HEADER_BYTES), src) };
         Ok(())
     }
 
@@ -184,16 +183,75 @@ impl Region {
         }
         out.clear();
         out.reserve(len);
-        // SAFETY: the source range lies inside the payload area (checked above) and the
-        // destination is `out`'s spare capacity of at least `len` bytes (reserved above); the
-        // ranges cannot overlap. u8 has no invalid bit patterns, so whatever the peer wrote,
-        // possibly concurrently, becomes `len` initialised bytes, and `set_len` covers exactly them.
+        // SAFETY: the source range lies inside the payload area (checked above), which starts
+        // HEADER_BYTES (a multiple of 8) into the page-aligned mapping; the destination is
+        // `out`'s spare capacity of at least `len` bytes (reserved above). The hazard is the
+        // peer writing those bytes while they are copied: `load_shared` reads each byte once,
+        // with relaxed atomic loads only (no plain read races with the writer, and no reference
+        // to the shared bytes is formed), into private memory. What it copies may mix old and
+        // new bytes; callers parse the copy, never the region, and treat it as untrusted.
         unsafe {
-            let src = self.base.as_ptr().add(HEADER_BYTES);
-            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            load_shared(
+                self.base.as_ptr().add(HEADER_BYTES),
+                out.spare_capacity_mut().as_mut_ptr().cast::<u8>(),
+                len,
+            );
             out.set_len(len);
         }
         Ok(())
+    }
+}
+
+/// The word in which shared bytes are copied: the payload area is aligned to it.
+const WORD: usize = std::mem::size_of::<u64>();
+const _: () = assert!(HEADER_BYTES.is_multiple_of(WORD));
+
+/// Copies `len` bytes out of memory another process may be writing, with relaxed atomic loads
+/// (a word at a time, then the tail a byte at a time): every byte is read exactly once and no
+/// read races with the writer in the memory model's sense.
+///
+/// # Safety
+/// `src` is 8-aligned and valid for reads of `len` bytes for the call; `dst` is valid for
+/// writes of `len` bytes and does not overlap `src`.
+unsafe fn load_shared(src: *const u8, dst: *mut u8, len: usize) {
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+    let words = len / WORD;
+    for i in 0..words {
+        // SAFETY: in bounds and 8-aligned per the contract; AtomicU64 has u64's layout, and an
+        // atomic view of shared memory is what concurrent access needs.
+        let w = unsafe { AtomicU64::from_ptr(src.add(i * WORD).cast::<u64>().cast_mut()) }
+            .load(Relaxed);
+        // SAFETY: `dst` is valid for `len` bytes; the write may be unaligned.
+        unsafe { dst.add(i * WORD).cast::<u64>().write_unaligned(w) };
+    }
+    for i in words * WORD..len {
+        // SAFETY: as above, byte-sized.
+        let b = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Relaxed);
+        // SAFETY: in bounds of `dst`.
+        unsafe { dst.add(i).write(b) };
+    }
+}
+
+/// Copies `src` into memory another process may be reading or writing, with relaxed atomic
+/// stores (as [`load_shared`]).
+///
+/// # Safety
+/// `dst` is 8-aligned and valid for writes of `src.len()` bytes for the call, and does not
+/// overlap `src`.
+unsafe fn store_shared(dst: *mut u8, src: &[u8]) {
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+    let mut words = src.chunks_exact(WORD);
+    for (i, w) in words.by_ref().enumerate() {
+        let mut b = [0u8; WORD];
+        b.copy_from_slice(w);
+        // SAFETY: in bounds and 8-aligned per the contract.
+        unsafe { AtomicU64::from_ptr(dst.add(i * WORD).cast::<u64>()) }
+            .store(u64::from_ne_bytes(b), Relaxed);
+    }
+    let done = src.len() - words.remainder().len();
+    for (i, &b) in words.remainder().iter().enumerate() {
+        // SAFETY: in bounds per the contract.
+        unsafe { AtomicU8::from_ptr(dst.add(done + i)) }.store(b, Relaxed);
     }
 }
 
@@ -229,6 +287,49 @@ mod tests {
         assert_eq!(out, b"abc");
         assert!(peer.read_payload(1001, &mut out).is_err());
         assert!(r.write_payload(&[0; 1001]).is_err());
+    }
+
+    #[test]
+    fn every_length_and_byte_survives_the_word_wise_copies() {
+        let r = Region::create("copies", 1000).unwrap();
+        let dup = r.fd().try_clone_to_owned().unwrap();
+        let peer = Region::from_inherited(dup, 1000).unwrap();
+        let mut out = Vec::new();
+        for len in (0..=3 * WORD + 1).chain([999, 1000]) {
+            let src: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            r.write_payload(&src).unwrap();
+            peer.read_payload(len, &mut out).unwrap();
+            assert_eq!(out, src, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_copy_out_while_the_peer_writes_is_a_whole_private_copy() {
+        // The peer rewrites the payload as fast as it can while the host copies it out: every
+        // copy has the asked length and holds only bytes the peer wrote (each a whole word of
+        // one value or the other, as the peer stores word-wise), never anything else.
+        let r = Region::create("race", 4096).unwrap();
+        let dup = r.fd().try_clone_to_owned().unwrap();
+        r.write_payload(&[0xAA; 4096]).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // The peer's own mapping of the memfd, as the worker has.
+                let peer = Region::from_inherited(dup, 4096).unwrap();
+                let mut v = 0u8;
+                while !stop.load(Ordering::Relaxed) {
+                    v = if v == 0xAA { 0x55 } else { 0xAA };
+                    peer.write_payload(&[v; 4096]).unwrap();
+                }
+            });
+            let mut out = Vec::new();
+            for _ in 0..200 {
+                r.read_payload(4096, &mut out).unwrap();
+                assert_eq!(out.len(), 4096);
+                assert!(out.iter().all(|&b| b == 0xAA || b == 0x55));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
     }
 
     #[test]

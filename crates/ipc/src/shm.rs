@@ -237,6 +237,10 @@ impl Transport for ShmTransport {
     fn kind(&self) -> TransportKind {
         TransportKind::SharedMemory
     }
+
+    fn set_spin(&mut self, spin: Duration) {
+        ShmTransport::set_spin(self, spin);
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,12 @@ pub trait Transport: Send {
 
     /// Which transport this is.
     fn kind(&self) -> TransportKind;
+
+    /// Sets how long a wait may spin before it sleeps (see [`crate::answer_spin`] for the policy that
+    /// chooses it). A transport that does not spin (the socket) ignores it.
+    fn set_spin(&mut self, spin: Duration) {
+        let _ = spin;
+    }
 }
 
 /// Either transport, chosen at run time by [`crate::ChannelConfig::kind`].
@@ -37,16 +43,6 @@ pub enum AnyTransport {
     Socket(SocketTransport),
     /// Shared-memory regions with a futex doorbell.
     SharedMemory(ShmTransport),
-}
-
-impl AnyTransport {
-    /// Sets the spin budget of a shared-memory transport (see [`ShmTransport::set_spin`]); a
-    /// socket transport does not spin and ignores it.
-    pub fn set_spin(&mut self, spin: Duration) {
-        if let AnyTransport::SharedMemory(t) = self {
-            t.set_spin(spin);
-        }
-    }
 }
 
 impl Transport for AnyTransport {
@@ -68,6 +64,12 @@ impl Transport for AnyTransport {
         match self {
             AnyTransport::Socket(_) => TransportKind::Socket,
             AnyTransport::SharedMemory(_) => TransportKind::SharedMemory,
+        }
+    }
+
+    fn set_spin(&mut self, spin: Duration) {
+        if let AnyTransport::SharedMemory(t) = self {
+            t.set_spin(spin);
         }
     }
 }

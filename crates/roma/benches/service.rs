@@ -84,7 +84,7 @@ fn chain(svc: &Arc<RomaService>, left: &Arc<AtomicU64>, done: &mpsc::Sender<()>)
 /// Runs `n` raw fresh-context calls in each of two processes; returns the slower loop time.
 fn raw_pair(n: u64) -> Duration {
     let spawn = || {
-        roma::unjailed_worker_command(None, None)
+        roma::tools::unjailed_worker_command(None, None)
             .expect("the release worker library and node (cargo xtask bench builds them)")
             .args(["--raw-baseline", &n.to_string()])
             .output()

@@ -450,7 +450,7 @@ fn receive<M>(
             let mut l = link.lock();
             if replied.is_some() {
                 let spin = follow_up_spin(l.binding_gap, ctx.default_spin);
-                l.endpoint.transport_mut().set_spin(spin);
+                l.endpoint.set_spin(spin);
             }
             let r = l.endpoint.recv(left.min(LIVENESS_SLICE));
             if let (Some(at), Ok(_)) = (replied, &r) {

@@ -58,14 +58,11 @@ pub use config::{
     SandboxKind,
 };
 pub use hooks::LogFn;
-pub use locate::{
-    WORKER_LIBRARY_NAME, WORKER_PROCESS_NAME, unjailed_worker_command, worker_versions,
-};
+pub use locate::worker_versions;
 pub use roma_core::{
     CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
     ExecutionToken, InvocationRequest, LogLevel, MAX_PROFILE_BYTES, ResponseObject, RomaError,
-    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, format_duration, metrics,
-    parse_duration,
+    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{
@@ -74,6 +71,15 @@ pub use roma_udf::{
 };
 pub use service::RomaService;
 pub use tenant::TENANT_TAG;
-pub use worker_stderr::{
-    MAX_LINE_BYTES, MAX_LINES_PER_SECOND, WorkerOutputFn, escape_control, escape_control_json,
-};
+pub use worker_stderr::WorkerOutputFn;
+
+/// What roma's own programs (the `roma` CLI, `roma serve`, the benchmarks and `cargo xtask`)
+/// share with the library. Not the service API: a service owner needs none of it, and it
+/// changes with those programs.
+pub mod tools {
+    pub use crate::locate::{WORKER_LIBRARY_NAME, WORKER_PROCESS_NAME, unjailed_worker_command};
+    pub use crate::worker_stderr::{
+        MAX_LINE_BYTES, MAX_LINES_PER_SECOND, escape_control, escape_control_json,
+    };
+    pub use roma_core::parse_duration;
+}

@@ -129,9 +129,8 @@ pub(crate) struct WorkerClient<M> {
     udf: Option<UdfThread<M>>,
     /// How long the last successful request took from send to answer.
     last_round_trip: Option<Duration>,
-    /// The host pids of the worker's processes (launcher first), for `cpu_time`; looked up
-    /// again when the launcher's pid changes.
-    jail_pids: Vec<u32>,
+    /// The CPU time of the worker's processes, for `cpu_time`.
+    jail_cpu: roma_sandbox::JailCpuClock,
 }
 
 /// After a request's timeout, how often the slot thread checks whether the UDF thread is stuck
@@ -140,11 +139,6 @@ const RESCUE_POLL: Duration = Duration::from_millis(1);
 /// How long past a request's deadline the slot thread waits for its UDF thread to hand it back
 /// before it gives up on the worker (the UDF thread's own waits end at the deadline).
 const HANDBACK_SLACK: Duration = Duration::from_secs(1);
-
-/// Below this, the last answer counts as quick and the next wait may spin for about as long.
-const QUICK_ANSWER: Duration = Duration::from_micros(150);
-/// The most a wait spins on the strength of a quick previous answer.
-const MAX_ADAPTIVE_SPIN: Duration = Duration::from_micros(80);
 
 impl<M: Send + Sync + 'static> WorkerClient<M> {
     /// Starts worker `index`, sends it `Init` and waits for `Ready`.
@@ -170,7 +164,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             alive: true,
             udf: None,
             last_round_trip: None,
-            jail_pids: Vec::new(),
+            jail_cpu: roma_sandbox::JailCpuClock::new(),
         };
         client.handshake()?;
         Ok(client)
@@ -340,12 +334,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                     roma_sandbox::host_checks::check_started_worker(pid)
                         .into_iter()
                         .chain(cgroup.into_iter().flatten())
-                        .map(|p| ProbeResult {
-                            name: p.name,
-                            attempted: if p.attempted { "yes" } else { "no" }.into(),
-                            held: p.held,
-                            detail: p.detail,
-                        }),
+                        .map(|p| ProbeResult::new(p.name, p.attempted, p.held, p.detail)),
                 );
                 Ok(results)
             }
@@ -573,19 +562,9 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
             Err(e) => return Err(self.broken(e)),
         }
-        // Spin (cross-core only) about as long as the last answer took when that was quick: an
-        // idle worker with a pre-warmed context answers in tens of microseconds, and catching
-        // that answer without sleeping saves a futex wake-up. Under load answers take hundreds
-        // of microseconds and the spin stays at the configured few microseconds, because a
-        // spinning host thread would take CPU from the workers.
-        let configured = self.setup.channel.cross_core_spin;
-        let spin = match self.last_round_trip {
-            Some(rt) if rt < QUICK_ANSWER && !configured.is_zero() => {
-                (rt + rt / 4).min(MAX_ADAPTIVE_SPIN)
-            }
-            _ => configured,
-        };
-        self.link.lock().endpoint.transport_mut().set_spin(spin);
+        // Spin (cross-core only) about as long as the last answer took when that was quick.
+        let spin = roma_ipc::answer_spin(self.last_round_trip, self.setup.channel.cross_core_spin);
+        self.link.lock().endpoint.set_spin(spin);
         let mut ex = Exchange::new(request_id, started, inv.timeout, self.setup.grace, meta);
         let inline = self.setup.host_functions_inline;
         let outcome = loop {
@@ -657,21 +636,8 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     }
 
     fn cpu_time(&mut self) -> Option<Duration> {
-        // The launcher and what it started (the jailed worker); their pids live as long as the
-        // worker does, so they are looked up once per process.
-        let host_pid = self.process.pid();
-        if self.jail_pids.first() != Some(&host_pid) {
-            let below = roma_sandbox::procfs::descendants_of(host_pid).ok()?;
-            self.jail_pids = std::iter::once(host_pid)
-                .chain(below.iter().map(|p| p.pid))
-                .collect();
-        }
-        let mut total = Duration::ZERO;
-        for &pid in &self.jail_pids {
-            // A process gone: the worker is ending, and `is_alive` will say so.
-            total = total.saturating_add(roma_sandbox::procfs::cpu_time(pid).ok()??);
-        }
-        Some(total)
+        // A process gone: the worker is ending, and `is_alive` will say so.
+        self.jail_cpu.read(self.process.pid())
     }
 
     fn is_alive(&mut self) -> bool {

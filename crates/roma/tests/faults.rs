@@ -86,7 +86,8 @@ fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_vers
 
 /// Every `roma-worker` process descending from this test process (zombies included).
 fn worker_rows() -> Vec<ProcInfo> {
-    procfs::descendants_named(std::process::id(), roma::WORKER_PROCESS_NAME).expect("read /proc")
+    procfs::descendants_named(std::process::id(), roma::tools::WORKER_PROCESS_NAME)
+        .expect("read /proc")
 }
 
 /// SIGKILLs every roma-worker process that is a child of this test process.

@@ -42,11 +42,16 @@ pub mod cgroup;
 mod error;
 mod exit;
 pub mod host_checks;
+mod jail_cpu;
 mod kind;
 mod launcher;
 pub mod probe;
 mod process;
+#[cfg(feature = "test-support")]
 pub mod procfs;
+#[cfg(not(feature = "test-support"))]
+#[allow(dead_code)] // the public walk serves the feature's users; the crate uses a part
+mod procfs;
 mod rlimits;
 pub mod seccomp;
 mod spec;
@@ -57,6 +62,7 @@ pub use backend::{ENV_ALLOW_LIST, Sandbox, sandbox_by_name};
 pub use cgroup::{CgroupLimits, CpuMax};
 pub use error::SandboxError;
 pub use exit::{ExitReport, JAIL_SETUP_FAILED_EXIT_CODE};
+pub use jail_cpu::JailCpuClock;
 pub use kind::JailKind;
 pub use launcher::{
     JailInfo, RemainingArgs, SYSTEM_LIBRARY_DIRS, current_jail, enter_jail_from_args,

@@ -210,7 +210,7 @@ impl ExecuteBody {
         r.treat_input_as_byte_str = self.treat_input_as_byte_str;
         if let Some(deadline) = deadline {
             let asked = match r.tags.get(roma::TIMEOUT_DURATION_TAG) {
-                Some(tag) => roma::parse_duration(tag).map_err(|e| {
+                Some(tag) => roma::tools::parse_duration(tag).map_err(|e| {
                     ApiError::Roma(RomaError::invalid_argument(format!(
                         "bad {} tag: {e}",
                         roma::TIMEOUT_DURATION_TAG

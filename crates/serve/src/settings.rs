@@ -235,7 +235,7 @@ fn set(slot: &mut usize, v: Option<usize>) {
 }
 
 fn duration(text: &str, key: &str) -> Result<Duration, ServeError> {
-    roma::parse_duration(text).map_err(|e| bad(key, format!("{text:?}: {e}")))
+    roma::tools::parse_duration(text).map_err(|e| bad(key, format!("{text:?}: {e}")))
 }
 
 fn bad(key: &str, message: String) -> ServeError {

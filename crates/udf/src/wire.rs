@@ -1,18 +1,21 @@
 //! The compact encoding between the engine's C++ shim and Rust, inside the worker.
 //!
 //! The shim encodes a host function's argument; Rust decodes it into a [`BindingInput`]. Rust
-//! encodes the reply; the shim decodes it into a JS value or a thrown error. Little-endian:
+//! encodes the reply; the shim decodes it into a JS value or a thrown error. Each message opens
+//! with a kind byte, [`ArgKind`] or [`ReplyKind`]; these enums are the one definition of those
+//! bytes: `roma-v8`'s build script writes them into the shim's header (`roma_abi.h`), so the
+//! C++ cannot name a kind this file does not. Little-endian:
 //!
-//! | kind | argument (shim to Rust) | reply (Rust to shim) |
+//! | byte | argument (shim to Rust, [`ArgKind`]) | reply (Rust to shim, [`ReplyKind`]) |
 //! | --- | --- | --- |
-//! | 0 | none | `undefined` |
-//! | 1 | string | string |
-//! | 2 | list: `u32` n, n strings | `Array` of strings |
-//! | 3 | map: `u32` n, n key/value string pairs | `Map` |
-//! | 4 | bytes | `Uint8Array` |
-//! | 5 | JSON text of a plain object | throw `Error(message)` |
-//! | 6 | - | throw `TypeError(message)` |
-//! | 7 | - | a promise: an asynchronous call started; its id (`u64` as two `u32`) |
+//! | 0 | `None`: none | `Undefined`: `undefined` |
+//! | 1 | `String`: string | `String`: string |
+//! | 2 | `List`: `u32` n, n strings | `List`: `Array` of strings |
+//! | 3 | `Map`: `u32` n, n key/value string pairs | `Map`: `Map` |
+//! | 4 | `Bytes`: bytes | `Bytes`: `Uint8Array` |
+//! | 5 | `Json`: JSON text of a plain object | `Error`: throw `Error(message)` |
+//! | 6 | - | `TypeError`: throw `TypeError(message)` |
+//! | 7 | - | `Pending`: a promise; an asynchronous call started; its id (`u64` as two `u32`) |
 //!
 //! A string or bytes is a `u32` length and that many bytes. Both sides check every length
 //! against what is left before reading.
@@ -20,10 +23,79 @@
 use crate::io::{BindingInput, BindingOutput, FunctionBindingIo, UdfError};
 use std::collections::BTreeMap;
 
-/// A reply that throws an `Error` in JS.
-pub const REPLY_ERROR: u8 = 5;
-/// A reply that throws a `TypeError` in JS.
-pub const REPLY_TYPE_ERROR: u8 = 6;
+/// Declares a kind-byte enum with its list, its decoder and its name in the shim's header.
+macro_rules! kind_enum {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal {
+        $($(#[$vdoc:meta])* $var:ident = $val:literal => $c:literal,)*
+    }) => {
+        $(#[$doc])*
+        #[repr(u8)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $var = $val,)*
+        }
+
+        impl $name {
+            /// Every kind, in byte order.
+            pub const ALL: &'static [$name] = &[$($name::$var,)*];
+
+            /// The kind a byte names, if any.
+            pub fn from_u8(b: u8) -> Option<$name> {
+                match b {
+                    $($val => Some($name::$var),)*
+                    _ => None,
+                }
+            }
+
+            #[doc = concat!("The kind's name in the shim's header (`", $prefix, "` and this).")]
+            pub fn c_name(self) -> &'static str {
+                match self {
+                    $($name::$var => $c,)*
+                }
+            }
+        }
+    };
+}
+
+kind_enum! {
+    /// The kind byte that opens a host function's argument (shim to Rust).
+    ArgKind, "ROMA_ARG_" {
+        /// No argument (`undefined`).
+        None = 0 => "NONE",
+        /// A string.
+        String = 1 => "STRING",
+        /// An array of strings.
+        List = 2 => "LIST",
+        /// A `Map` of strings to strings.
+        Map = 3 => "MAP",
+        /// A `Uint8Array`.
+        Bytes = 4 => "BYTES",
+        /// A plain object, as JSON text.
+        Json = 5 => "JSON",
+    }
+}
+
+kind_enum! {
+    /// The kind byte that opens a host function's reply (Rust to shim).
+    ReplyKind, "ROMA_REPLY_" {
+        /// `undefined`.
+        Undefined = 0 => "UNDEFINED",
+        /// A string.
+        String = 1 => "STRING",
+        /// An `Array` of strings.
+        List = 2 => "LIST",
+        /// A `Map` of strings to strings.
+        Map = 3 => "MAP",
+        /// A `Uint8Array`.
+        Bytes = 4 => "BYTES",
+        /// Throws `Error(message)`.
+        Error = 5 => "ERROR",
+        /// Throws `TypeError(message)`.
+        TypeError = 6 => "TYPE_ERROR",
+        /// An asynchronous call started: JS gets a promise that the call's reply settles.
+        Pending = 7 => "PENDING",
+    }
+}
 
 struct Reader<'a> {
     rest: &'a [u8],
@@ -100,14 +172,18 @@ fn put_count(out: &mut Vec<u8>, n: usize) {
 /// Decodes an argument the shim encoded.
 pub fn decode_arg(bytes: &[u8]) -> Result<BindingInput, UdfError> {
     let mut r = Reader { rest: bytes };
-    let input = match r.u8()? {
-        0 => BindingInput::None,
-        1 => BindingInput::String(r.string()?),
-        2 => {
+    let kind = r.u8()?;
+    let Some(kind) = ArgKind::from_u8(kind) else {
+        return Err(UdfError::Malformed(format!("unknown argument kind {kind}")));
+    };
+    let input = match kind {
+        ArgKind::None => BindingInput::None,
+        ArgKind::String => BindingInput::String(r.string()?),
+        ArgKind::List => {
             let n = r.count(4)?;
             BindingInput::List((0..n).map(|_| r.string()).collect::<Result<_, _>>()?)
         }
-        3 => {
+        ArgKind::Map => {
             let n = r.count(8)?;
             let mut m = BTreeMap::new();
             for _ in 0..n {
@@ -116,9 +192,8 @@ pub fn decode_arg(bytes: &[u8]) -> Result<BindingInput, UdfError> {
             }
             BindingInput::Map(m)
         }
-        4 => BindingInput::Bytes(r.bytes()?.to_vec()),
-        5 => BindingInput::Json(r.string()?),
-        k => return Err(UdfError::Malformed(format!("unknown argument kind {k}"))),
+        ArgKind::Bytes => BindingInput::Bytes(r.bytes()?.to_vec()),
+        ArgKind::Json => BindingInput::Json(r.string()?),
     };
     r.finish()?;
     Ok(input)
@@ -128,12 +203,12 @@ pub fn decode_arg(bytes: &[u8]) -> Result<BindingInput, UdfError> {
 pub fn encode_arg(input: &BindingInput) -> Vec<u8> {
     let mut out = Vec::new();
     match input {
-        BindingInput::None => out.push(0),
-        BindingInput::String(s) => put_tagged(&mut out, 1, s.as_bytes()),
-        BindingInput::List(l) => put_list(&mut out, l),
-        BindingInput::Map(m) => put_map(&mut out, m),
-        BindingInput::Bytes(b) => put_tagged(&mut out, 4, b),
-        BindingInput::Json(s) => put_tagged(&mut out, 5, s.as_bytes()),
+        BindingInput::None => out.push(ArgKind::None as u8),
+        BindingInput::String(s) => put_tagged(&mut out, ArgKind::String as u8, s.as_bytes()),
+        BindingInput::List(l) => put_list(&mut out, ArgKind::List as u8, l),
+        BindingInput::Map(m) => put_map(&mut out, ArgKind::Map as u8, m),
+        BindingInput::Bytes(b) => put_tagged(&mut out, ArgKind::Bytes as u8, b),
+        BindingInput::Json(s) => put_tagged(&mut out, ArgKind::Json as u8, s.as_bytes()),
     }
     out
 }
@@ -143,14 +218,15 @@ fn put_tagged(out: &mut Vec<u8>, kind: u8, b: &[u8]) {
     put_bytes(out, b);
 }
 
-fn put_list(out: &mut Vec<u8>, l: &[String]) {
-    out.push(2);
+// The list and map layouts are the same in both directions; the caller names its kind byte.
+fn put_list(out: &mut Vec<u8>, kind: u8, l: &[String]) {
+    out.push(kind);
     put_count(out, l.len());
     l.iter().for_each(|s| put_bytes(out, s.as_bytes()));
 }
 
-fn put_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    out.push(3);
+fn put_map(out: &mut Vec<u8>, kind: u8, m: &BTreeMap<String, String>) {
+    out.push(kind);
     put_count(out, m.len());
     for (k, v) in m {
         put_bytes(out, k.as_bytes());
@@ -158,18 +234,25 @@ fn put_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
     }
 }
 
-/// A reply that throws `Error(message)` (`kind` [`REPLY_ERROR`]) or `TypeError(message)`
-/// ([`REPLY_TYPE_ERROR`]) in JS.
-pub fn error_reply(kind: u8, message: &str) -> Vec<u8> {
+/// A reply that throws `Error(message)` in JS ([`ReplyKind::Error`]).
+pub fn error_reply(message: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    put_tagged(&mut out, kind, message.as_bytes());
+    put_tagged(&mut out, ReplyKind::Error as u8, message.as_bytes());
+    out
+}
+
+/// A reply that throws `TypeError(message)` in JS ([`ReplyKind::TypeError`]).
+pub fn type_error_reply(message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_tagged(&mut out, ReplyKind::TypeError as u8, message.as_bytes());
     out
 }
 
 /// The reply that says an asynchronous call started: JS gets a promise that the reply of call
-/// `call_id` will settle (kind 7, then the id as two little-endian `u32`s, low first).
+/// `call_id` will settle ([`ReplyKind::Pending`], then the id as two little-endian `u32`s, low
+/// first).
 pub fn pending_reply(call_id: u64) -> Vec<u8> {
-    let mut out = vec![7u8];
+    let mut out = vec![ReplyKind::Pending as u8];
     out.extend_from_slice(&(call_id as u32).to_le_bytes());
     out.extend_from_slice(&((call_id >> 32) as u32).to_le_bytes());
     out
@@ -179,15 +262,15 @@ pub fn pending_reply(call_id: u64) -> Vec<u8> {
 /// else its output.
 pub fn encode_reply(io: &FunctionBindingIo) -> Vec<u8> {
     if !io.errors.is_empty() {
-        return error_reply(REPLY_ERROR, &io.errors.join("; "));
+        return error_reply(&io.errors.join("; "));
     }
     let mut out = Vec::new();
     match &io.output {
-        BindingOutput::None => out.push(0),
-        BindingOutput::String(s) => put_tagged(&mut out, 1, s.as_bytes()),
-        BindingOutput::List(l) => put_list(&mut out, l),
-        BindingOutput::Map(m) => put_map(&mut out, m),
-        BindingOutput::Bytes(b) => put_tagged(&mut out, 4, b),
+        BindingOutput::None => out.push(ReplyKind::Undefined as u8),
+        BindingOutput::String(s) => put_tagged(&mut out, ReplyKind::String as u8, s.as_bytes()),
+        BindingOutput::List(l) => put_list(&mut out, ReplyKind::List as u8, l),
+        BindingOutput::Map(m) => put_map(&mut out, ReplyKind::Map as u8, m),
+        BindingOutput::Bytes(b) => put_tagged(&mut out, ReplyKind::Bytes as u8, b),
     }
     out
 }
@@ -230,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_huge_count_does_not_allocate() {
-        let mut b = vec![2u8];
+        let mut b = vec![ArgKind::List as u8];
         b.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_arg(&b).is_err());
     }
@@ -240,6 +323,32 @@ mod tests {
         let mut io = FunctionBindingIo::default();
         io.set_output_string("x");
         io.add_error("bad");
-        assert_eq!(encode_reply(&io), error_reply(REPLY_ERROR, "bad"));
+        assert_eq!(encode_reply(&io), error_reply("bad"));
+    }
+
+    #[test]
+    fn every_kind_byte_round_trips_and_all_lists_every_kind() {
+        let args: Vec<ArgKind> = (0..=u8::MAX).filter_map(ArgKind::from_u8).collect();
+        assert_eq!(args, ArgKind::ALL);
+        for &k in ArgKind::ALL {
+            assert_eq!(ArgKind::from_u8(k as u8), Some(k));
+        }
+        let replies: Vec<ReplyKind> = (0..=u8::MAX).filter_map(ReplyKind::from_u8).collect();
+        assert_eq!(replies, ReplyKind::ALL);
+        for &k in ReplyKind::ALL {
+            assert_eq!(ReplyKind::from_u8(k as u8), Some(k));
+        }
+    }
+
+    #[test]
+    fn replies_open_with_their_kind() {
+        assert_eq!(error_reply("e")[0], ReplyKind::Error as u8);
+        assert_eq!(type_error_reply("e")[0], ReplyKind::TypeError as u8);
+        assert_eq!(pending_reply(u64::MAX)[0], ReplyKind::Pending as u8);
+        assert_eq!(pending_reply(1).len(), 9);
+        assert_eq!(
+            encode_reply(&FunctionBindingIo::default()),
+            [ReplyKind::Undefined as u8]
+        );
     }
 }

@@ -111,6 +111,36 @@ fn webassembly_inside_a_snapshot_handler() {
     assert_eq!(run_ok(&mut e, "v1", "Handler", &["2", "5"]), "7");
 }
 
+fn a_caught_top_level_webassembly_probe_keeps_the_snapshot() {
+    // The top level reads WebAssembly, which a snapshotting context lacks, and survives: the
+    // version stays a snapshot, and the probe the shim put in WebAssembly's place is gone from
+    // it (each call's context has the real WebAssembly).
+    let mut e = engine();
+    e.load(&js(
+        "v1",
+        "let seen; try { seen = typeof WebAssembly.Module; } catch (err) { seen = err.name; }\n\
+         function Handler() { return [seen, typeof WebAssembly, Object.keys(globalThis).includes('WebAssembly')]; }",
+    ))
+    .unwrap();
+    assert_eq!(e.version_mode("v1"), Some(VersionMode::Snapshot));
+    assert_eq!(
+        run_ok(&mut e, "v1", "Handler", &[]),
+        r#"["ReferenceError","object",false]"#
+    );
+}
+
+fn a_top_level_failure_that_never_reads_webassembly_stays_a_compile_error() {
+    let mut e = engine();
+    let err = e
+        .load(&js(
+            "v1",
+            "throw new ReferenceError('WebAssembly is not defined');",
+        ))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Compile, "{err}");
+    assert!(!e.has_version("v1"));
+}
+
 fn standalone(e: &mut roma_v8::Engine) {
     let c = CodeObject {
         id: "w".into(),
@@ -136,6 +166,14 @@ fn standalone_wasm_string_in_string_out() {
         r#""Hello, ünïcødé""#
     );
     assert_eq!(e.wasm_stats("w1").unwrap().0, 1, "compiled once");
+    let err = run(&mut e, "w1", "greeet", &[r#""roma""#]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HandlerNotFound);
+    assert!(
+        err.message()
+            .starts_with("export `greeet` not found in version w1; the module exports: "),
+        "{err}"
+    );
+    assert!(err.message().contains("greet"), "{err}");
 }
 
 fn standalone_wasm_ints_and_lists() {
@@ -271,6 +309,14 @@ pub const TESTS: &[(&str, fn())] = &[
     (
         "wasm::webassembly_inside_a_snapshot_handler",
         webassembly_inside_a_snapshot_handler,
+    ),
+    (
+        "wasm::a_caught_top_level_webassembly_probe_keeps_the_snapshot",
+        a_caught_top_level_webassembly_probe_keeps_the_snapshot,
+    ),
+    (
+        "wasm::a_top_level_failure_that_never_reads_webassembly_stays_a_compile_error",
+        a_top_level_failure_that_never_reads_webassembly_stays_a_compile_error,
     ),
     (
         "wasm::standalone_wasm_string_in_string_out",

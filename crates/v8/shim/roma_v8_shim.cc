@@ -1,13 +1,13 @@
 // roma_v8_shim.cc: the narrow C ABI between roma-v8 (Rust) and V8 14.6, the V8 inside the
 // pinned official Node.js build (crates/v8/node_pin.rs).
 //
-// Why C++ at all: the `v8` crate cannot build on roma's machines, so roma binds the V8 that the
-// `node` executable exports (as it does for native addons); the shared library carrying this
-// shim runs inside that executable. V8's API is C++ with handle scopes; rather than mirror it
-// handle by handle, this shim
-// exposes a handful of coarse operations (platform, isolates from snapshots, contexts, calls,
-// console callbacks, limits) as flat `extern "C"` functions, and the Rust side keeps ownership,
-// caching and timeouts.
+// Why C++ at all: the `v8` crate downloads a prebuilt V8 at build time, which an offline build
+// cannot do, so roma binds the V8 that the `node` executable exports (as it does for native
+// addons); the shared library carrying this shim runs inside that executable. V8's API is C++
+// with handle scopes; rather than mirror it handle by handle, this shim exposes a handful of
+// coarse operations (platform, isolates from snapshots, contexts, calls, console callbacks,
+// limits) as flat `extern "C"` functions, and the Rust side keeps ownership, caching and
+// timeouts.
 //
 // Rules every entry point follows:
 // - No C++ exception and no Rust panic unwinds across this boundary: every entry point is
@@ -38,6 +38,10 @@
 #include <string>
 #include <vector>
 
+// Result codes, version kinds, host-function wire kinds and the extern "C" records, generated
+// by the build script from crates/v8/src/abi.rs and roma-udf's wire module.
+#include "roma_abi.h"
+
 namespace {
 
 using v8::Array;
@@ -62,24 +66,6 @@ using v8::TryCatch;
 using v8::Uint8Array;
 using v8::UnboundScript;
 using v8::Value;
-
-// ---- result codes shared with src/ffi.rs -------------------------------------------------
-enum RomaCode : int32_t {
-  ROMA_OK = 0,
-  ROMA_COMPILE = 1,
-  ROMA_EXECUTION = 2,
-  ROMA_HANDLER_NOT_FOUND = 3,
-  ROMA_BAD_INPUT = 4,
-  ROMA_TERMINATED = 5,
-  ROMA_OOM = 6,
-  ROMA_INTERNAL = 7,
-};
-
-enum RomaKind : int32_t {
-  KIND_SNAPSHOT_JS = 0,
-  KIND_UNBOUND_JS = 1,
-  KIND_WASM = 2,
-};
 
 double NowMs() {
   using namespace std::chrono;
@@ -137,72 +123,6 @@ class CountingAllocator final : public ArrayBuffer::Allocator {
   std::atomic<bool> exceeded_{false};
 };
 
-}  // namespace
-
-extern "C" {
-
-// Limits for one isolate. Mirrors RomaLimits in src/ffi.rs.
-struct RomaLimits {
-  size_t initial_heap_bytes;  // 0 = V8 default
-  size_t max_heap_bytes;      // 0 = V8 default
-  size_t max_array_buffer_bytes;
-};
-
-// Log sink: called for console messages at or above the current min level.
-typedef void (*RomaLogFn)(void* user, int32_t level, const char* msg, size_t len);
-
-// Host function call: `arg` is the encoded argument (see EncodeBindingArg); the callee sets
-// `*reply`/`*reply_len` to the encoded reply (see DecodeReplyValue), which stays valid until
-// the next call or the end of the invocation.
-typedef void (*RomaBindingFn)(void* user, uint32_t index, const uint8_t* arg, size_t arg_len,
-                              const uint8_t** reply, size_t* reply_len);
-
-// Waits for the reply of one pending asynchronous host call: sets `*call_id` and the encoded
-// reply (valid until the next callback). Returns 0 when none can come (timeout, channel gone).
-typedef int32_t (*RomaAwaitFn)(void* user, uint64_t* call_id, const uint8_t** reply,
-                               size_t* reply_len);
-
-// Input/output record of one operation. Mirrors RomaOut in src/ffi.rs.
-struct RomaOut {
-  int32_t code;
-  char* data;  // result (JSON text or raw string), malloc'd
-  size_t data_len;
-  char* message;  // error message, malloc'd
-  char* stack;    // JS stack, malloc'd or null
-  int32_t line;   // compile error line, 0 if unknown
-  double context_ms;
-  double parse_ms;
-  double call_ms;
-  int32_t prewarmed;  // 1 when a pre-warmed context served the call
-  char* profile;      // CPU profile (.cpuprofile JSON) of a profiled call, malloc'd or null
-  size_t profile_len;
-};
-
-struct RomaStr {
-  const char* ptr;
-  size_t len;
-};
-
-struct RomaExecParams {
-  RomaStr handler;
-  const RomaStr* inputs;
-  size_t input_count;
-  int32_t byte_str;
-  int32_t min_log_level;
-  RomaLogFn log_fn;
-  void* log_user;
-  RomaStr wasm_return_type;  // standalone WASM only
-  RomaBindingFn binding_fn;  // null: host functions throw
-  void* binding_user;
-  RomaAwaitFn await_fn;  // null: asynchronous host calls cannot complete
-  int32_t profile;       // 1: record a CPU profile of the handler call into out->profile
-  size_t profile_max;    // the most bytes of profile; a larger one becomes {"truncated":true}
-};
-
-}  // extern "C"
-
-namespace {
-
 struct ExecState {
   int32_t min_log_level = 1;
   RomaLogFn log_fn = nullptr;
@@ -241,6 +161,8 @@ struct RomaVersion {
   ExecState* current = nullptr;
   uint64_t wasm_compiles = 0;
   uint64_t wasm_cache_hits = 0;
+  // A snapshot load's top level read `WebAssembly` (see WasmProbeGetter).
+  bool wasm_probed = false;
 };
 
 namespace {
@@ -314,12 +236,13 @@ void WasmCacheHitCallback(const FunctionCallbackInfo<Value>& info) {
 
 // ---- host functions (bindings) ------------------------------------------------------------
 //
-// Argument encoding (to Rust), little-endian: u8 kind, then
-//   0 none | 1 string: u32 len, bytes | 2 list: u32 n, n x (u32 len, bytes)
-//   | 3 map: u32 n, n x (key, value) as strings | 4 bytes: u32 len, bytes | 5 json: as string.
-// Reply encoding (from Rust): u8 kind, then
-//   0 undefined | 1 string | 2 list | 3 map | 4 bytes (as above) | 5 error: message string
-//   | 6 type error: message string.
+// Argument encoding (to Rust), little-endian: a RomaArgKind byte, then
+//   NONE | STRING: u32 len, bytes | LIST: u32 n, n x (u32 len, bytes)
+//   | MAP: u32 n, n x (key, value) as strings | BYTES: u32 len, bytes | JSON: as string.
+// Reply encoding (from Rust): a RomaReplyKind byte, then
+//   UNDEFINED | STRING | LIST | MAP | BYTES (as above) | ERROR: message string
+//   | TYPE_ERROR: message string | PENDING: the call id as two u32, low first.
+// roma-udf's wire module defines both (and the kind bytes, through roma_abi.h).
 
 MaybeLocal<String> NewString(Isolate* isolate, const char* p, size_t len);
 
@@ -356,11 +279,11 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       "a string, an array of strings, a Map of strings to strings, a Uint8Array or a plain "
       "object";
   if (arg->IsUndefined()) {
-    out->push_back(0);
+    out->push_back(ROMA_ARG_NONE);
     return true;
   }
   if (arg->IsString()) {
-    out->push_back(1);
+    out->push_back(ROMA_ARG_STRING);
     PutStr(out, ToUtf8(isolate, arg));
   } else if (arg->IsProxy()) {
     ThrowType(isolate, "host function `" + name + "` does not take a Proxy; pass " + kinds);
@@ -372,7 +295,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       ThrowType(isolate, "host function `" + name + "`: too many list items");
       return false;
     }
-    out->push_back(2);
+    out->push_back(ROMA_ARG_LIST);
     PutU32(out, n);
     for (uint32_t i = 0; i < n; i++) {
       Local<Value> item;
@@ -392,7 +315,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       ThrowType(isolate, "host function `" + name + "`: too many map entries");
       return false;
     }
-    out->push_back(3);
+    out->push_back(ROMA_ARG_MAP);
     PutU32(out, n);
     for (uint32_t i = 0; i < 2 * n; i++) {
       Local<Value> item;
@@ -411,7 +334,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
       ThrowType(isolate, "host function `" + name + "`: byte array too large");
       return false;
     }
-    out->push_back(4);
+    out->push_back(ROMA_ARG_BYTES);
     PutU32(out, static_cast<uint32_t>(n));
     size_t at = out->size();
     out->resize(at + n);
@@ -433,7 +356,7 @@ bool EncodeBindingArg(Isolate* isolate, Local<Context> ctx, const std::string& n
                              "`: the object argument cannot be turned into JSON (a cycle?)");
       return false;
     }
-    out->push_back(5);
+    out->push_back(ROMA_ARG_JSON);
     PutStr(out, ToUtf8(isolate, json));
   } else {
     ThrowType(isolate, "host function `" + name + "` takes " + kinds);
@@ -474,8 +397,8 @@ bool ReplyString(Isolate* isolate, ReplyReader* r, Local<String>* s) {
 }
 
 // Turns a reply into a JS value. Returns false with a JS exception thrown for an error reply or
-// a malformed one. Kind 7 (an asynchronous call was started) gives the promise its reply will
-// settle; it is only valid as the immediate reply of a call.
+// a malformed one. ROMA_REPLY_PENDING (an asynchronous call was started) gives the promise its
+// reply will settle; it is only valid as the immediate reply of a call.
 bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& name,
                       const uint8_t* reply, size_t len, bool allow_pending, Local<Value>* value) {
   auto malformed = [&] {
@@ -486,16 +409,16 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
   if (reply == nullptr || len == 0) return malformed();
   ReplyReader r{reply + 1, len - 1};
   switch (reply[0]) {
-    case 0:
+    case ROMA_REPLY_UNDEFINED:
       *value = v8::Undefined(isolate);
       return true;
-    case 1: {
+    case ROMA_REPLY_STRING: {
       Local<String> s;
       if (!ReplyString(isolate, &r, &s)) return malformed();
       *value = s;
       return true;
     }
-    case 2: {
+    case ROMA_REPLY_LIST: {
       uint32_t n;
       if (!r.U32(&n) || n > r.left / 4) return malformed();
       Local<Array> a = Array::New(isolate, static_cast<int>(n));
@@ -506,7 +429,7 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
       *value = a;
       return true;
     }
-    case 3: {
+    case ROMA_REPLY_MAP: {
       uint32_t n;
       if (!r.U32(&n) || n > r.left / 8) return malformed();
       Local<v8::Map> m = v8::Map::New(isolate);
@@ -518,7 +441,7 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
       *value = m;
       return true;
     }
-    case 4: {
+    case ROMA_REPLY_BYTES: {
       const uint8_t* b;
       uint32_t n;
       if (!r.Bytes(&b, &n)) return malformed();
@@ -532,20 +455,20 @@ bool DecodeReplyValue(Isolate* isolate, Local<Context> ctx, const std::string& n
       *value = v8::Uint8Array::New(ab, 0, n);
       return true;
     }
-    case 5:
-    case 6: {
+    case ROMA_REPLY_ERROR:
+    case ROMA_REPLY_TYPE_ERROR: {
       const uint8_t* b;
       uint32_t n;
       if (!r.Bytes(&b, &n)) return malformed();
       std::string msg(reinterpret_cast<const char*>(b), n);
-      if (reply[0] == 6) {
+      if (reply[0] == ROMA_REPLY_TYPE_ERROR) {
         ThrowType(isolate, msg);
       } else {
         ThrowError(isolate, msg);
       }
       return false;
     }
-    case 7: {
+    case ROMA_REPLY_PENDING: {
       uint32_t lo, hi;
       if (!allow_pending || !r.U32(&lo) || !r.U32(&hi)) return malformed();
       RomaVersion* v = VersionOf(isolate);
@@ -653,7 +576,19 @@ bool InstallBindings(Isolate* isolate, Local<Context> ctx, const std::vector<std
   return true;
 }
 
+// Stands for `WebAssembly` on the global of a snapshotting context, which has none: it records
+// that the top level reached for it, so a failed snapshot load reports ROMA_NEEDS_WASM by that
+// flag (not by its message), and throws the ReferenceError a missing global would.
+void WasmProbeGetter(Local<v8::Name>, const v8::PropertyCallbackInfo<Value>& info) {
+  Isolate* isolate = info.GetIsolate();
+  RomaVersion* v = VersionOf(isolate);
+  if (v != nullptr) v->wasm_probed = true;
+  isolate->ThrowException(v8::Exception::ReferenceError(
+      String::NewFromUtf8Literal(isolate, "WebAssembly is not defined")));
+}
+
 const intptr_t kExternalReferences[] = {
+    reinterpret_cast<intptr_t>(WasmProbeGetter),
     reinterpret_cast<intptr_t>(ConsoleCallback),
     reinterpret_cast<intptr_t>(PerformanceNowCallback),
     reinterpret_cast<intptr_t>(WasmCacheHitCallback),
@@ -774,8 +709,8 @@ void SnapshotGcEpilogue(Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void*
 
 // V8 cannot survive a fatal out-of-memory (one allocation larger than the heap limit plus the
 // headroom NearHeapLimit grants): the process must end. It ends with this exit status, which the
-// host reads as OutOfMemory rather than a crash. Mirrors WORKER_OOM_EXIT_CODE in roma-ipc.
-constexpr int kFatalOomExitCode = 86;
+// host reads as OutOfMemory rather than a crash (roma_core::WORKER_OOM_EXIT_CODE).
+constexpr int kFatalOomExitCode = ROMA_FATAL_OOM_EXIT_CODE;
 
 [[noreturn]] void FatalOom(const char* location) {
   static const char kMsg[] = "roma-v8: fatal out of memory in V8; the worker exits\n";
@@ -899,7 +834,8 @@ const char kWasmDriver[] = R"JS(
   const fn = ex[name];
   if (typeof fn !== 'function') {
     const names = Object.keys(ex).filter((k) => typeof ex[k] === 'function');
-    fail('handler_not_found', 'export `' + name + '` not found; the module exports: ' + names.join(', '));
+    // ROMA_HANDLER_NOT_FOUND carries only what the module has; roma-v8 names the export.
+    fail('handler_not_found', 'the module exports: ' + names.join(', '));
   }
   const mem = ex.memory;
   const alloc = ex.roma_alloc;
@@ -1365,10 +1301,10 @@ void Execute(RomaVersion* v, const RomaExecParams* p, RomaOut* out) {
       ReportException(isolate, ctx, tc, out, ROMA_EXECUTION, "");
       return;
     }
+    // ROMA_HANDLER_NOT_FOUND carries only what the code has; roma-v8 names the handler.
     std::string names = GlobalFunctionNames(isolate, ctx);
     SetOut(out, ROMA_HANDLER_NOT_FOUND,
-           "handler `" + handler + "` not found; the code defines: " +
-               (names.empty() ? std::string("(no functions)") : names));
+           "the code defines: " + (names.empty() ? std::string("(no functions)") : names));
     return;
   }
 
@@ -1609,7 +1545,8 @@ RomaVersion* roma_v8_snapshot_begin(const RomaLimits* limits, v8::SnapshotCreato
 
 // See roma_v8_snapshot_begin. Runs the top level under the caller's watchdog and returns
 // ROMA_OK (the default context is set) or why not in out->code (ROMA_COMPILE for a compile error
-// or top-level throw, ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
+// or top-level throw, ROMA_NEEDS_WASM for a top level that failed after reading `WebAssembly`,
+// ROMA_TERMINATED, ROMA_OOM). It never disposes the creator's isolate: the
 // watchdog may still terminate it until the caller disarms, so the caller disarms first and
 // then calls roma_v8_snapshot_finish, which consumes `creator`.
 int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const char* src,
@@ -1625,7 +1562,14 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     st.min_log_level = 1;
     st.time_origin_ms = NowMs();
     v->current = &st;
-    if (!InstallGlobals(isolate, ctx)) {
+    Local<String> wasm_name = String::NewFromUtf8Literal(isolate, "WebAssembly");
+    bool probe = !ctx->Global()->Has(ctx, wasm_name).FromMaybe(true);
+    v->wasm_probed = false;
+    if (!InstallGlobals(isolate, ctx) ||
+        (probe && !ctx->Global()
+                       ->SetNativeDataProperty(ctx, wasm_name, WasmProbeGetter, nullptr,
+                                               Local<Value>(), v8::DontEnum)
+                       .FromMaybe(false))) {
       SetOut(out, ROMA_INTERNAL, "could not install globals");
     } else {
       Local<String> source;
@@ -1641,6 +1585,8 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
         isolate->PerformMicrotaskCheckpoint();
         if (Terminating(isolate, tc) || v->oom.load()) {
           ReportException(isolate, ctx, tc, out, ROMA_COMPILE, "");
+        } else if (probe && !ctx->Global()->Delete(ctx, wasm_name).FromMaybe(false)) {
+          SetOut(out, ROMA_INTERNAL, "could not remove the WebAssembly probe");
         } else {
           creator->SetDefaultContext(ctx);
           ok = true;
@@ -1649,6 +1595,8 @@ int32_t roma_v8_snapshot_run(RomaVersion* v, v8::SnapshotCreator* creator, const
     }
     v->current = nullptr;
   }
+  // A top level that failed after reaching for WebAssembly needs a context that has it.
+  if (!ok && v->wasm_probed && out->code == ROMA_COMPILE) out->code = ROMA_NEEDS_WASM;
   if (!ok) return out->code;
   out->code = ROMA_OK;
   return ROMA_OK;

@@ -8,6 +8,7 @@ use roma_core::{
     CodeKind, CodeObject, EngineLimits, ErrorKind, Invocation, LogLevel, RomaError,
     WASM_ARRAY_NAME_TAG, validate_code_object, validate_invocation,
 };
+use roma_udf::wire::error_reply;
 use std::ffi::{c_char, c_void};
 use std::num::NonZeroUsize;
 use std::time::Instant;
@@ -137,16 +138,11 @@ impl Engine {
     pub fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
         let kind = validate_code_object(code)?;
         let version = match kind {
-            CodeKind::Js => match self.load_snapshot(code) {
-                Err(e)
-                    if e.kind() == ErrorKind::Compile
-                        && e.message().contains("WebAssembly is not defined") =>
-                {
-                    // Snapshots cannot hold WASM, and V8 hides WebAssembly from snapshotting
-                    // contexts: this code needs a fresh run per call.
-                    self.load_unbound(code, ffi::kind::UNBOUND_JS)?
-                }
-                other => other?,
+            CodeKind::Js => match self.load_snapshot(code)? {
+                Some(version) => version,
+                // Snapshots cannot hold WASM, and V8 hides WebAssembly from snapshotting
+                // contexts: code whose top level needs it runs afresh per call.
+                None => self.load_unbound(code, ffi::kind::UNBOUND_JS)?,
             },
             CodeKind::JsWithWasm => self.load_unbound(code, ffi::kind::UNBOUND_JS)?,
             CodeKind::Wasm => self.load_unbound(code, ffi::kind::WASM)?,
@@ -168,7 +164,9 @@ impl Engine {
         unsafe { ffi::roma_v8_version_set_bindings(raw, names.as_ptr(), names.len()) };
     }
 
-    fn load_snapshot(&mut self, code: &CodeObject) -> Result<Version, RomaError> {
+    /// Loads plain JS from a snapshot of its top level; `None` when the shim says that top level
+    /// needs `WebAssembly` ([`ffi::code::NEEDS_WASM`]), which snapshotting contexts lack.
+    fn load_snapshot(&mut self, code: &CodeObject) -> Result<Option<Version>, RomaError> {
         let limits = self.raw_limits();
         let mut creator: *mut ffi::SnapshotCreator = std::ptr::null_mut();
         // SAFETY: `limits` is a valid local; `creator` a valid out-pointer.
@@ -184,9 +182,9 @@ impl Engine {
         };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
-        // SAFETY: the creator's isolate lives until roma_v8_snapshot_finish, which runs only
-        // after the disarm below.
-        unsafe { self.watchdog.arm(version.isolate(), deadline, tag) };
+        // The creator's isolate lives until roma_v8_snapshot_finish, which runs only after the
+        // guard is disarmed below.
+        let armed = self.watchdog.arm(&version, deadline, tag);
         let mut out = Out::new();
         // SAFETY: `raw` and `creator` come from snapshot_begin; run leaves the creator alive;
         // the source pointer/length describe `code.js`, alive for the call.
@@ -199,14 +197,15 @@ impl Engine {
                 &mut out.0,
             )
         };
-        let fired = self.watchdog.disarm();
+        let fired = armed.disarm();
         // SAFETY: the watchdog is disarmed, so nothing terminates the creator's isolate while
         // finish disposes it; `creator` is consumed here, once.
         let rc = unsafe { ffi::roma_v8_snapshot_finish(raw, creator, run, &mut out.0) };
-        if rc == ffi::code::OK {
-            return Ok(version);
+        match (rc, fired) {
+            (ffi::code::OK, _) => Ok(Some(version)),
+            (ffi::code::NEEDS_WASM, None) => Ok(None),
+            _ => Err(self.load_error(&out, fired, code)),
         }
-        Err(self.load_error(&out, fired, code))
     }
 
     fn load_unbound(&mut self, code: &CodeObject, kind: i32) -> Result<Version, RomaError> {
@@ -251,12 +250,11 @@ impl Engine {
         };
         let tag = self.next_tag();
         let deadline = Instant::now() + self.limits.default_timeout;
-        // SAFETY: the version (and its isolate) outlives the armed span below.
-        unsafe { self.watchdog.arm(version.isolate(), deadline, tag) };
+        let armed = self.watchdog.arm(&version, deadline, tag);
         let mut out = Out::new();
         // SAFETY: `raw` is live and used on this thread only.
         let rc = unsafe { ffi::roma_v8_version_compile(raw, &mut out.0) };
-        let fired = self.watchdog.disarm();
+        let fired = armed.disarm();
         if fired.is_some() {
             version.cancel_terminate();
         }
@@ -350,16 +348,14 @@ impl Engine {
             profile_max: roma_core::MAX_PROFILE_BYTES,
         };
         let raw = version.raw;
-        let isolate = version.isolate();
         let deadline = started + inv.timeout;
-        // SAFETY: the version stays in the cache (and alive) until after disarm: nothing below
-        // touches the cache before it.
-        unsafe { self.watchdog.arm(isolate, deadline, tag) };
+        // The guard borrows the cached version: the cache cannot drop it while armed.
+        let armed = self.watchdog.arm(version, deadline, tag);
         let mut out = Out::new();
         // SAFETY: `raw` is live and used on this thread; `params` and every buffer it points to
         // (inputs, handler, the sink) outlive the call.
         unsafe { ffi::roma_v8_execute(raw, &params, &mut out.0) };
-        let fired = self.watchdog.disarm();
+        let fired = armed.disarm();
         let version = self
             .versions
             .peek(&inv.version_string)
@@ -402,17 +398,21 @@ impl Engine {
                     roma_core::format_duration(inv.timeout)
                 ),
             ),
-            (ffi::code::HANDLER_NOT_FOUND, _) => {
-                let e = out.error();
-                RomaError::new(
-                    ErrorKind::HandlerNotFound,
-                    e.message().replacen(
-                        " not found;",
-                        &format!(" not found in version {};", inv.version_string),
-                        1,
-                    ),
-                )
-            }
+            // The shim's message says what the code has; the handler and version are ours.
+            (ffi::code::HANDLER_NOT_FOUND, _) => RomaError::new(
+                ErrorKind::HandlerNotFound,
+                format!(
+                    "{} `{}` not found in version {}; {}",
+                    if version.mode == VersionMode::Wasm {
+                        "export"
+                    } else {
+                        "handler"
+                    },
+                    inv.handler_name,
+                    inv.version_string,
+                    out.message()
+                ),
+            ),
             _ => out.error(),
         })
     }
@@ -516,7 +516,7 @@ pub trait ExecHost {
     fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8>;
 
     /// Waits for the reply of one asynchronous host call this invocation started (a
-    /// `call_binding` that answered "pending", kind 7 with the call id): returns the call id and
+    /// `call_binding` that answered [`roma_udf::wire::ReplyKind::Pending`] with the call id): returns the call id and
     /// its reply, or `None` when none can come (the request's time is up, the host is gone).
     fn await_binding(&mut self) -> Option<(u64, Vec<u8>)> {
         None
@@ -564,14 +564,6 @@ unsafe extern "C" fn await_trampoline(
         *reply_len = ctx.reply.len();
     }
     1
-}
-
-/// A reply that throws `Error(msg)` in JS (kind 5 of the shim's reply encoding).
-fn error_reply(msg: &str) -> Vec<u8> {
-    let mut reply = vec![5u8];
-    reply.extend_from_slice(&(msg.len() as u32).to_le_bytes());
-    reply.extend_from_slice(msg.as_bytes());
-    reply
 }
 
 /// The `user` pointer of one invocation's callbacks.

@@ -1,6 +1,6 @@
 //! roma's V8 engine backend.
 //!
-//! The `v8` crate cannot build on roma's machines (its build script downloads a prebuilt V8), so
+//! The `v8` crate's build script downloads a prebuilt V8, which an offline build cannot do, so
 //! roma binds V8 14.6, the V8 inside the official Node.js build pinned in `node_pin.rs`, through
 //! a narrow C++ shim (`shim/roma_v8_shim.cc`) that the build script compiles against that
 //! build's headers. The `node` executable exports the V8 API (as it does for native addons) but
@@ -39,6 +39,10 @@
 //! ```
 #![deny(missing_docs)]
 
+// Its layout descriptions (`CRecord`, `C_ENUM`) serve the build script, which writes the shim's
+// header from them; the crate itself uses the records and constants.
+#[allow(dead_code)]
+mod abi;
 mod engine;
 mod ffi;
 pub mod node_entry;

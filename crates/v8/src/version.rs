@@ -132,7 +132,8 @@ impl Out {
     /// classifies with the watchdog's reason).
     pub(crate) fn error(&self) -> RomaError {
         let kind = match self.0.code {
-            ffi::code::COMPILE => ErrorKind::Compile,
+            // NEEDS_WASM reaches a caller only if the engine did not retry (it always does).
+            ffi::code::COMPILE | ffi::code::NEEDS_WASM => ErrorKind::Compile,
             ffi::code::EXECUTION => ErrorKind::Execution,
             ffi::code::HANDLER_NOT_FOUND => ErrorKind::HandlerNotFound,
             ffi::code::BAD_INPUT => ErrorKind::BadInput,

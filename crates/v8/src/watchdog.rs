@@ -2,14 +2,17 @@
 //! at once when the request is cancelled.
 //!
 //! Invariants:
-//! 1. An isolate pointer is stored only between [`Watchdog::arm`] and [`Watchdog::disarm`], and
-//!    the engine disarms before it disposes the isolate.
+//! 1. An isolate pointer is stored only while an [`ArmedWatchdog`] lives. The guard borrows the
+//!    [`Version`] that owns the isolate, so the version cannot be dropped (its isolate
+//!    disposed) before the guard is disarmed or dropped; an FFI call that disposes an isolate
+//!    (`roma_v8_snapshot_finish`) runs only after the guard is gone, as its SAFETY note says.
 //! 2. Terminating happens with the state lock held, and disarming takes the same lock, so a
 //!    terminate can never reach an isolate after its disarm returned.
 //! 3. Each arming has a tag (the request's id); a cancel names the tag, so a late cancel of a
 //!    finished request cannot terminate the next one.
 
 use crate::ffi;
+use crate::version::Version;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
@@ -93,14 +96,18 @@ impl Watchdog {
         })
     }
 
-    /// Arms the watchdog on `isolate` until `deadline`.
-    ///
-    /// # Safety
-    /// `isolate` must stay alive until [`Watchdog::disarm`] returns.
-    pub(crate) unsafe fn arm(&self, isolate: *mut std::ffi::c_void, deadline: Instant, tag: u64) {
+    /// Arms the watchdog on `version`'s isolate until `deadline`, under `tag` (what
+    /// [`Terminator::cancel`] names). The watchdog stays armed until the returned guard is
+    /// disarmed or dropped; the guard borrows `version`, which keeps its isolate alive meanwhile.
+    pub(crate) fn arm<'a>(
+        &'a self,
+        version: &'a Version,
+        deadline: Instant,
+        tag: u64,
+    ) -> ArmedWatchdog<'a> {
         let mut st = self.shared.lock();
         st.armed = Some(Armed {
-            isolate: isolate as usize,
+            isolate: version.isolate() as usize,
             deadline,
             tag,
         });
@@ -113,19 +120,48 @@ impl Watchdog {
         if wake {
             self.shared.cv.notify_all();
         }
-    }
-
-    /// Disarms and says whether (and why) the JS was terminated.
-    pub(crate) fn disarm(&self) -> Option<TerminateReason> {
-        let mut st = self.shared.lock();
-        st.armed = None;
-        st.fired.take()
+        ArmedWatchdog {
+            shared: &self.shared,
+            _version: std::marker::PhantomData,
+        }
     }
 
     pub(crate) fn terminator(&self) -> Terminator {
         Terminator {
             shared: self.shared.clone(),
         }
+    }
+}
+
+/// The watchdog armed on one version's isolate (see [`Watchdog::arm`]). Disarming, or dropping
+/// it on an early return or a panic, clears the isolate pointer under the lock the watchdog
+/// fires with, so no termination reaches the isolate afterwards.
+#[must_use = "the watchdog disarms when this guard is dropped"]
+pub(crate) struct ArmedWatchdog<'a> {
+    shared: &'a Shared,
+    /// The version whose isolate is armed: borrowed so that it outlives the arming.
+    _version: std::marker::PhantomData<&'a Version>,
+}
+
+impl ArmedWatchdog<'_> {
+    /// Disarms and says whether (and why) the JS was terminated.
+    pub(crate) fn disarm(self) -> Option<TerminateReason> {
+        // One lock for both: a fire between them would terminate the isolate after its reason
+        // was read, and the engine would not cancel that termination.
+        let fired = {
+            let mut st = self.shared.lock();
+            st.armed = None;
+            st.fired.take()
+        };
+        // Disarmed already; the guard holds nothing else to release.
+        std::mem::forget(self);
+        fired
+    }
+}
+
+impl Drop for ArmedWatchdog<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().armed = None;
     }
 }
 

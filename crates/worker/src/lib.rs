@@ -26,6 +26,8 @@
 //! because the main thread is inside V8 when a cancel matters.
 #![deny(missing_docs)]
 
+#[cfg(feature = "bench-hooks")]
+mod bench_hooks;
 pub mod cancel;
 mod cancel_state;
 #[cfg(debug_assertions)]
@@ -41,8 +43,9 @@ roma_v8::node_main!(main, roma_ipc::WORKER_PROCESS_NAME_C);
 /// - `--roma-build`: prints this worker's build id ([`roma_ipc::BUILD_ID`]), V8 version and
 ///   Node version, one a line; the host runs it before it starts workers, to refuse a worker
 ///   from another build and to fail early on a missing or broken `node`.
-/// - `--raw-baseline N`: benchmarks only (`roma bench --raw`, the facade's criterion bench):
-///   raw V8 in this process, N times.
+/// - `--raw-baseline N`: benchmarks only (the facade's criterion bench): raw V8 in this
+///   process, N times. Only in a worker built with the `bench-hooks` feature (`cargo xtask
+///   bench` builds it so); the shipped worker refuses it.
 /// - anything else: [`run`], the jailed worker serving the host.
 pub fn main() -> i32 {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
@@ -53,21 +56,7 @@ pub fn main() -> i32 {
         return 0;
     }
     if args.first().is_some_and(|a| a == "--raw-baseline") {
-        let n = args
-            .get(1)
-            .and_then(|a| a.to_str())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(1000);
-        return match raw_baseline(n) {
-            Ok(secs) => {
-                println!("{secs}");
-                0
-            }
-            Err(e) => {
-                eprintln!("roma-worker: {e}");
-                EXIT_FAILED.into()
-            }
-        };
+        return raw_baseline_main(args.get(1).and_then(|a| a.to_str()));
     }
     match run(args) {
         Ok(()) => 0,
@@ -78,33 +67,30 @@ pub fn main() -> i32 {
     }
 }
 
-/// The benchmark baseline: raw V8 without roma (no channel, no jail, no watchdog): `n`
-/// fresh-context calls of the hello-world handler, each `Context::New` from the version's
-/// snapshot, `JSON.parse` of the input, the call and `JSON.stringify`. Returns the seconds
-/// they took.
-pub fn raw_baseline(n: usize) -> Result<f64, roma_core::RomaError> {
-    let mut engine = roma_v8::Engine::new(roma_core::EngineLimits::default())?;
-    let code = roma_core::CodeObject {
-        id: "raw".into(),
-        version_string: "raw".into(),
-        js: r#"function Handler(input) { return "Hello world! " + JSON.stringify(input); }"#.into(),
-        ..Default::default()
-    };
-    engine.load(&code)?;
-    let call = |engine: &mut roma_v8::Engine| {
-        engine
-            .raw_baseline("raw", "Handler", r#""Foobar""#, roma_v8::Raw::FreshCall)
-            .ok_or_else(|| roma_core::RomaError::internal("the raw baseline call failed"))
-    };
-    // Warm-up, as every measured system gets.
-    for _ in 0..n.min(100) {
-        call(&mut engine)?;
+/// `--raw-baseline N`: prints the seconds [`bench_hooks::raw_baseline`] took for `n` calls.
+#[cfg(feature = "bench-hooks")]
+fn raw_baseline_main(n: Option<&str>) -> i32 {
+    let n = n.and_then(|a| a.parse().ok()).unwrap_or(1000);
+    match bench_hooks::raw_baseline(n) {
+        Ok(secs) => {
+            println!("{secs}");
+            0
+        }
+        Err(e) => {
+            eprintln!("roma-worker: {e}");
+            EXIT_FAILED.into()
+        }
     }
-    let t0 = std::time::Instant::now();
-    for _ in 0..n {
-        call(&mut engine)?;
-    }
-    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Without the `bench-hooks` feature the benchmark baseline is not in this worker.
+#[cfg(not(feature = "bench-hooks"))]
+fn raw_baseline_main(_: Option<&str>) -> i32 {
+    eprintln!(
+        "roma-worker: --raw-baseline is a benchmark hook; this worker was built without the \
+         bench-hooks feature (cargo xtask bench builds one with it)"
+    );
+    EXIT_FAILED.into()
 }
 
 /// Exit status of a worker that stopped on an error (the jail's own setup failures use

@@ -132,7 +132,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         reply_wait: None,
         spin,
     };
-    ep.transport_mut().set_spin(worker.spin);
+    ep.set_spin(worker.spin);
     // The low-latency mode's last gap between requests (None: not seen yet).
     let mut last_gap: Option<Duration> = None;
     loop {
@@ -141,11 +141,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             // Poll about twice the last gap, within the bound; a gap longer than the bound
             // still gets the bound (the next request may come sooner).
             let poll = last_gap.map_or(idle_poll, |g| g.saturating_mul(2).min(idle_poll));
-            ep.transport_mut().set_spin(poll.max(worker.spin));
+            ep.set_spin(poll.max(worker.spin));
         }
         let received = ep.recv(IDLE_WAIT);
         if !idle_poll.is_zero() {
-            ep.transport_mut().set_spin(worker.spin);
+            ep.set_spin(worker.spin);
             last_gap = Some(waiting_since.elapsed());
         }
         // Whether the worker sat idle before this message: the service is not saturated.
@@ -256,7 +256,7 @@ impl Worker {
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
         let done = roma_ipc::clock::monotonic_ms();
         // Host calls may have raised the spin; waits between requests go back to the default.
-        host.ep.transport_mut().set_spin(self.spin);
+        host.ep.set_spin(self.spin);
         self.cancel.end();
         if let Some(e) = host.send_err {
             return Err(e.into());
@@ -339,7 +339,7 @@ impl RequestHost<'_> {
         // The reply of a quick host function comes within microseconds: spin for it (across
         // cores only) rather than sleep, as long as the last replies were that quick.
         let spin = follow_up_spin(*self.reply_wait, self.spin);
-        self.ep.transport_mut().set_spin(spin);
+        self.ep.set_spin(spin);
         let timed_out = || format!("host function `{name}` ran past the request's timeout");
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
@@ -353,7 +353,7 @@ impl RequestHost<'_> {
                     let io = decode_io(&reply, self.max_frame).map_err(|e| e.to_string())?;
                     return Ok(wire::encode_reply(&io));
                 }
-                // An asynchronous function started: JS gets a promise (reply kind 7).
+                // An asynchronous function started: JS gets a promise (`ReplyKind::Pending`).
                 Ok(HostToWorker::BindingPending { call_id: id }) if id == call_id => {
                     return Ok(wire::pending_reply(call_id));
                 }
@@ -401,7 +401,7 @@ impl ExecHost for RequestHost<'_> {
     fn call_binding(&mut self, index: usize, arg: &[u8]) -> Vec<u8> {
         match self.binding(index, arg) {
             Ok(reply) => reply,
-            Err(msg) => wire::error_reply(wire::REPLY_ERROR, &msg),
+            Err(msg) => wire::error_reply(&msg),
         }
     }
 
@@ -421,7 +421,7 @@ impl ExecHost for RequestHost<'_> {
             Ok(HostToWorker::BindingReply { call_id, reply }) => {
                 let reply = match decode_io(&reply, self.max_frame) {
                     Ok(io) => wire::encode_reply(&io),
-                    Err(e) => wire::error_reply(wire::REPLY_ERROR, &e.to_string()),
+                    Err(e) => wire::error_reply(&e.to_string()),
                 };
                 Some((call_id, reply))
             }
@@ -466,12 +466,7 @@ fn cancelled() -> RomaError {
 fn probe(jailed: bool) -> Vec<ProbeResult> {
     let mut results: Vec<ProbeResult> = roma_sandbox::probe::run_probes()
         .into_iter()
-        .map(|p| ProbeResult {
-            name: p.name,
-            attempted: if p.attempted { "yes" } else { "no" }.into(),
-            held: p.held,
-            detail: p.detail,
-        })
+        .map(|p| ProbeResult::new(p.name, p.attempted, p.held, p.detail))
         .collect();
     if !jailed {
         results.push(ProbeResult {

@@ -1,7 +1,8 @@
 //! The basic contract: load, execute, errors, timeouts, cancel, recovery.
 
 use crate::common::*;
-use roma::{ErrorKind, InvocationRequest, MAX_LINE_BYTES, MAX_LINES_PER_SECOND, RomaService};
+use roma::tools::{MAX_LINE_BYTES, MAX_LINES_PER_SECOND};
+use roma::{ErrorKind, InvocationRequest, RomaService};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -209,11 +210,26 @@ fn worker_stderr_reaches_the_output_function_escaped_cut_and_limited() {
     );
 }
 
+/// The worker the tests run is built as it ships, without the benchmark hooks: the raw V8
+/// baseline is refused, with what to build instead.
+#[test]
+fn the_shipped_worker_has_no_benchmark_hook() {
+    let out = roma::tools::unjailed_worker_command(None, None)
+        .expect("the worker library and node")
+        .args(["--raw-baseline", "1"])
+        .output()
+        .expect("the worker runs");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without the bench-hooks feature"), "{err}");
+}
+
 /// A worker started by a host of another build refuses to serve, before it reads a frame, and
 /// says which builds differ.
 #[test]
 fn a_worker_refuses_a_host_of_another_build() {
-    let out = roma::unjailed_worker_command(None, None)
+    let out = roma::tools::unjailed_worker_command(None, None)
         .expect("the worker library and node")
         .args([
             "roma-ipc1:kind=socket",
