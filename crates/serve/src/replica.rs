@@ -66,7 +66,9 @@ pub fn api_error(e: StoreError) -> ApiError {
         StoreError::TooLarge { .. } | StoreError::Full { .. } => {
             ApiError::Roma(RomaError::new(ErrorKind::PayloadTooLarge, e.to_string()))
         }
-        StoreError::Unavailable(_) | StoreError::Contended(_) => ApiError::Unavailable(e.to_string()),
+        StoreError::Unavailable(_) | StoreError::Contended(_) => {
+            ApiError::Unavailable(e.to_string())
+        }
         other => ApiError::Roma(RomaError::internal(other.to_string())),
     }
 }
@@ -186,7 +188,11 @@ impl Replica {
     }
 
     /// Keeps the service equal to the store until [`stop`](Self::stop).
-    pub async fn run(self: Arc<Self>, service: Arc<RomaService<RequestMetadata>>, on_load: impl Fn(&str)) {
+    pub async fn run(
+        self: Arc<Self>,
+        service: Arc<RomaService<RequestMetadata>>,
+        on_load: impl Fn(&str),
+    ) {
         let mut stop = self.stop.subscribe();
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -210,7 +216,9 @@ impl Replica {
             match r {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    if self.connected.swap(false, Ordering::SeqCst) || backoff == Duration::from_millis(50) {
+                    if self.connected.swap(false, Ordering::SeqCst)
+                        || backoff == Duration::from_millis(50)
+                    {
                         tracing::warn!(store = self.store.kind(), error = %e, "code store: cannot sync; serving what this replica has");
                     }
                     self.sync_errors.fetch_add(1, Ordering::Relaxed);
@@ -243,13 +251,15 @@ impl Replica {
             let version = entry.version.clone();
             match service.load_code_obj_async(code).await {
                 Ok(_) => {
-                    self.held().insert(version.clone(), Held::Serving(entry.mod_revision));
+                    self.held()
+                        .insert(version.clone(), Held::Serving(entry.mod_revision));
                     on_load(&version);
                     tracing::info!(version = %version, revision = entry.mod_revision, "code store: loaded");
                 }
                 Err(e) => {
                     self.apply_failures.fetch_add(1, Ordering::Relaxed);
-                    self.held().insert(version.clone(), Held::Failed(entry.mod_revision));
+                    self.held()
+                        .insert(version.clone(), Held::Failed(entry.mod_revision));
                     tracing::error!(version = %version, revision = entry.mod_revision, error = %e, "code store: a stored version does not load on this replica; it is not served here");
                 }
             }
@@ -286,19 +296,46 @@ impl Replica {
             .filter(|h| matches!(h, Held::Serving(_)))
             .count();
         let gauges = [
-            ("roma_store_revision", "The code store revision this replica has applied.", self.applied_revision()),
-            ("roma_store_connected", "1 while the last sync with the code store succeeded.", u64::from(self.connected.load(Ordering::SeqCst))),
-            ("roma_store_synced", "1 once the first full sync finished.", u64::from(self.synced())),
-            ("roma_store_versions_serving", "Versions executable on this replica.", serving as u64),
+            (
+                "roma_store_revision",
+                "The code store revision this replica has applied.",
+                self.applied_revision(),
+            ),
+            (
+                "roma_store_connected",
+                "1 while the last sync with the code store succeeded.",
+                u64::from(self.connected.load(Ordering::SeqCst)),
+            ),
+            (
+                "roma_store_synced",
+                "1 once the first full sync finished.",
+                u64::from(self.synced()),
+            ),
+            (
+                "roma_store_versions_serving",
+                "Versions executable on this replica.",
+                serving as u64,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         for (name, help, v) in [
-            ("roma_store_sync_errors_total", "Syncs with the code store that failed.", self.sync_errors.load(Ordering::Relaxed)),
-            ("roma_store_apply_failures_total", "Stored versions that did not load on this replica.", self.apply_failures.load(Ordering::Relaxed)),
+            (
+                "roma_store_sync_errors_total",
+                "Syncs with the code store that failed.",
+                self.sync_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "roma_store_apply_failures_total",
+                "Stored versions that did not load on this replica.",
+                self.apply_failures.load(Ordering::Relaxed),
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         }
         out
     }

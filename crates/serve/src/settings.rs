@@ -257,7 +257,10 @@ impl Settings {
         let sl = &self.store.limits;
         for (key, v) in [
             ("store.max_object_bytes", sl.max_object_bytes),
-            ("store.max_versions_per_code_id", sl.max_versions_per_code_id),
+            (
+                "store.max_versions_per_code_id",
+                sl.max_versions_per_code_id,
+            ),
             ("store.max_versions", sl.max_versions),
         ] {
             if v == 0 {
@@ -308,7 +311,16 @@ fn store_table(t: StoreTable, base: &Path) -> Result<StoreSettings, ServeError> 
             StoreKind::Dir(if d.is_relative() { base.join(d) } else { d })
         }
         "etcd" => {
-            let mut e = roma_store::EtcdSettings::new(required(t.etcd_endpoints.map(|v| v.join(",")), "store.etcd_endpoints")?.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect());
+            let mut e = roma_store::EtcdSettings::new(
+                required(
+                    t.etcd_endpoints.map(|v| v.join(",")),
+                    "store.etcd_endpoints",
+                )?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            );
             if let Some(p) = t.etcd_prefix {
                 e.prefix = p;
             }
@@ -442,7 +454,11 @@ mod tests {
 
     #[test]
     fn the_store_table_is_read() {
-        let s = Settings::from_toml(&format!("{MIN}[store]\ndir = \"code\"\nmax_versions = 9\n"), Path::new("/base")).unwrap();
+        let s = Settings::from_toml(
+            &format!("{MIN}[store]\ndir = \"code\"\nmax_versions = 9\n"),
+            Path::new("/base"),
+        )
+        .unwrap();
         assert_eq!(s.store.kind, StoreKind::Dir(PathBuf::from("/base/code")));
         assert_eq!(s.store.limits.max_versions, 9);
         let s = Settings::from_toml(
@@ -450,10 +466,15 @@ mod tests {
             Path::new("/"),
         )
         .unwrap();
-        let StoreKind::Etcd(e) = s.store.kind else { panic!("{:?}", s.store.kind) };
+        let StoreKind::Etcd(e) = s.store.kind else {
+            panic!("{:?}", s.store.kind)
+        };
         assert_eq!(e.endpoints, ["127.0.0.1:2379", "127.0.0.2:2379"]);
         assert_eq!(e.prefix, "/x/");
-        assert_eq!(Settings::from_toml(MIN, Path::new("/")).unwrap().store.kind, StoreKind::Memory);
+        assert_eq!(
+            Settings::from_toml(MIN, Path::new("/")).unwrap().store.kind,
+            StoreKind::Memory
+        );
     }
 
     #[test]
