@@ -18,6 +18,9 @@
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
+//! - `cargo xtask cluster [--short] [--release]`: etcd, three `roma serve` replicas and
+//!   HAProxy under wrk's load: a new version, a replica SIGKILLed, etcd stopped 10 s
+//!   (docs/deploy.md); `--short` runs inside `cargo xtask test`.
 //! - `cargo xtask install-capi --prefix DIR`: the C API, its headers, the worker, a pkg-config
 //!   file and a CMake package config under DIR (docs/c-api.md).
 
@@ -28,6 +31,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod capi;
+mod cluster;
 mod docs;
 mod fuzz;
 mod node;
@@ -59,6 +63,7 @@ fn main() -> Result<()> {
         "soak" => soak::soak(rest),
         "soak-inner" => soak::soak_inner(rest),
         "install-capi" => capi::install(rest),
+        "cluster" => cluster::cluster(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -70,6 +75,7 @@ fn main() -> Result<()> {
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
                  soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
+                 cluster     etcd, three roma serve replicas and HAProxy under wrk, with failures [--short] [--release]\n  \
                  install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR"
             );
             if task == "help" {
@@ -174,8 +180,24 @@ fn setup() -> Result<()> {
     ensure_compiler()?;
     ensure_protoc()?;
     ensure_runtime_libraries()?;
+    ensure_cluster_tools();
     node::ensure(&root.join("target"))?;
     Ok(())
+}
+
+/// What the code store's tests and `cargo xtask cluster` run: etcd (Debian's etcd-server),
+/// HAProxy and wrk. Missing ones are said loudly, not fatal: the etcd tests then skip with a
+/// banner and `cargo xtask cluster` stops with the reason.
+fn ensure_cluster_tools() {
+    for (program, package) in [
+        ("etcd", "etcd-server"),
+        ("haproxy", "haproxy"),
+        ("wrk", "wrk"),
+    ] {
+        if let Err(e) = ensure_program(program, package) {
+            eprintln!("xtask: WARNING: {e:#}; the tests that need {program} will skip");
+        }
+    }
 }
 
 /// Installs the Debian package `package` when `program` is not on the PATH.
@@ -321,6 +343,8 @@ fn test(rest: &[String]) -> Result<()> {
     run(cargo().args(["build", "-p", "roma-worker"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
     docs_check()?;
+    // The cluster on one machine, in its short form: etcd, three replicas, HAProxy, wrk.
+    cluster::cluster(&["--short".to_string()])?;
     // Every crate's rustdoc builds without warnings.
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
