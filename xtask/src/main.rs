@@ -343,6 +343,7 @@ fn test(rest: &[String]) -> Result<()> {
     run(cargo().args(["build", "-p", "roma-worker"]))?;
     run(cargo().args(["test", "--workspace"]).args(rest))?;
     docs_check()?;
+    k8s_validate()?;
     // The cluster on one machine, in its short form: etcd, three replicas, HAProxy, wrk.
     cluster::cluster(&["--short".to_string()])?;
     // Every crate's rustdoc builds without warnings.
@@ -351,6 +352,37 @@ fn test(rest: &[String]) -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     birdcage_smoke()?;
     Ok(())
+}
+
+/// The Kubernetes manifests in deploy/k8s/ against the API's schemas, strictly (an unknown
+/// field fails): PyPI's kubernetes-validate, installed with pip into `target/k8s-venv`. If
+/// pip cannot install it, that is said loudly and the check is skipped.
+fn k8s_validate() -> Result<()> {
+    let venv = root().join("target/k8s-venv");
+    let tool = venv.join("bin/kubernetes-validate");
+    if !tool.exists() {
+        let made = succeeds_quietly(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+            && succeeds_quietly(Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "kubernetes-validate==1.37.0",
+            ]));
+        if !made || !tool.exists() {
+            eprintln!(
+                "\n########\n# SKIPPED: pip could not install kubernetes-validate into {} (python3-venv \n# and network needed); deploy/k8s/ was NOT validated.\n########\n",
+                venv.display()
+            );
+            return Ok(());
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/k8s"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    run(Command::new(&tool)
+        .args(["--strict", "--quiet", "-k", "1.33.0"])
+        .args(&files))
 }
 
 /// The birdcage backend (a cargo feature, GPL-3.0) in its own target folder, so the main build

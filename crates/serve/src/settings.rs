@@ -478,6 +478,20 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_map_holds_a_valid_config() {
+        let yaml = include_str!("../../../deploy/k8s/configmap.yaml");
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("roma.toml: |"))
+            .skip(1)
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let s = Settings::from_toml(&toml, Path::new("/")).unwrap();
+        assert!(matches!(s.store.kind, StoreKind::Etcd(_)), "{:?}", s.store);
+        assert_eq!(s.service.workers, Some(2));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         assert!(key_of("[server]\n").starts_with("server.http: is required"));
         assert!(
