@@ -71,7 +71,7 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -289,10 +289,8 @@ impl CodeStore for EtcdStore {
                         return Ok(revision(m.compact_revision()).max(after + 1));
                     }
                     Some(m) => {
-                        if let Some(e) = m.events().last() {
-                            if let Some(kv) = e.kv() {
-                                return Ok(revision(kv.mod_revision()));
-                            }
+                        if let Some(kv) = m.events().last().and_then(|e| e.kv()) {
+                            return Ok(revision(kv.mod_revision()));
                         }
                     }
                 }

@@ -118,13 +118,14 @@ impl LocalStore {
             write_file(dir, &entry, &bytes)?;
             for e in &plan.evict {
                 let path = dir.join(file_name(&e.version));
-                if let Err(source) = std::fs::remove_file(&path) {
-                    if source.kind() != std::io::ErrorKind::NotFound {
+                match std::fs::remove_file(&path) {
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
                         return Err(StoreError::Io {
                             what: format!("cannot remove {}", path.display()),
                             source,
                         });
                     }
+                    _ => {}
                 }
             }
             sync_dir(dir)?;
