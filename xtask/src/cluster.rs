@@ -3,7 +3,8 @@
 //!
 //! It starts a real etcd, three `roma serve` replicas sharing it (127.0.0.1, one worker
 //! each), and HAProxy in front of them (health checks on `/readyz`, retries on connection
-//! failure), then drives `wrk` at HAProxy through three phases: before, during (a new version
+//! failure), then drives `wrk` straight at one replica (the throughput of one, on the same
+//! cores) and at HAProxy through three phases: before, during (a new version
 //! loaded through one replica and awaited on all; one replica SIGKILLed and restarted; etcd
 //! stopped for 10 s and restarted) and after. It prints requests sent, answered OK and
 //! failed, p50/p99 per phase, how long the new version took to reach every replica and how
@@ -374,6 +375,11 @@ fn drive(dir: &Path, roma: &Path, steady: u64) -> Result<()> {
         ),
     )?;
 
+    // One replica alone (wrk straight at it), then three behind HAProxy: the same cores.
+    let single = parse_wrk(
+        "1 replica, direct",
+        wrk(replicas[0].port, steady, &script, "1 replica")?,
+    )?;
     let before = parse_wrk("before", wrk(lb, steady, &script, "before")?)?;
 
     // During: the events run one after another while wrk keeps the load on.
