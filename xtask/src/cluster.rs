@@ -439,6 +439,7 @@ fn drive(dir: &Path, roma: &Path, steady: u64) -> Result<()> {
     println!("| phase | seconds | requests sent | OK | failed | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for (p, secs) in [
+        (&single, steady),
         (&before, steady),
         (&during, event_seconds),
         (&after, steady),
@@ -462,9 +463,10 @@ fn drive(dir: &Path, roma: &Path, steady: u64) -> Result<()> {
         events_took.as_secs_f64(),
         killed_at.as_secs_f64(),
     );
-    if before.failed > 0 || after.failed > 0 {
+    if single.failed > 0 || before.failed > 0 || after.failed > 0 {
         bail!(
-            "requests failed outside the failure window: before {}, after {}",
+            "requests failed outside the failure window: 1 replica {}, before {}, after {}",
+            single.failed,
             before.failed,
             after.failed
         );
