@@ -22,6 +22,9 @@ use tower::ServiceExt;
 /// The largest request head (request line and headers) a client may send, in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Versions the service's cache holds beyond `store.max_versions`.
+const CACHE_MARGIN: usize = 16;
+
 /// How long connections get to finish writing their last answers at the end of a drain.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -85,8 +88,9 @@ pub async fn start(
     }
     config.default_timeout(s.default_timeout).sandbox(s.sandbox);
     // Every stored version fits in the service's cache, so no replica drops one the store
-    // still holds.
-    config.code_version_cache_size(settings.store.limits.max_versions);
+    // still holds; the margin holds versions compiled by loads whose write then failed (the
+    // store went away between the check and the write), which are never served.
+    config.code_version_cache_size(settings.store.limits.max_versions + CACHE_MARGIN);
     let store = crate::replica::open_store(&settings.store).await?;
     let listener = TcpListener::bind(settings.http)
         .await
