@@ -18,6 +18,9 @@
 //! - `cargo xtask bench`: the benchmarks.
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
+//! - `cargo xtask cluster [--short] [--release]`: etcd, three `roma serve` replicas and
+//!   HAProxy under wrk's load: a new version, a replica SIGKILLed, etcd stopped 10 s
+//!   (docs/deploy.md); `--short` runs inside `cargo xtask test`.
 //! - `cargo xtask install-capi --prefix DIR [--debug]`: the C API, its headers, the worker, a
 //!   pkg-config file and a CMake package config under DIR (docs/c-api.md).
 //! - `cargo xtask capi-cmake`: Roma's Getting Started built with `find_package(roma)` against a
@@ -30,6 +33,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod capi;
+mod cluster;
 mod docs;
 mod fuzz;
 mod node;
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
         "soak-inner" => soak::soak_inner(rest),
         "install-capi" => capi::install(rest),
         "capi-cmake" => capi::cmake_check(),
+        "cluster" => cluster::cluster(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -73,6 +78,7 @@ fn main() -> Result<()> {
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
                  soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \
+                 cluster     etcd, three roma serve replicas and HAProxy under wrk, with failures [--short] [--release]\n  \
                  install-capi  install the C/C++ API, pkg-config file and CMake config --prefix DIR [--debug]\n  \
                  capi-cmake  build and run Roma's Getting Started through find_package(roma)"
             );
@@ -179,8 +185,24 @@ fn setup() -> Result<()> {
     ensure_protoc()?;
     ensure_cmake()?;
     ensure_runtime_libraries()?;
+    ensure_cluster_tools();
     node::ensure(&root.join("target"))?;
     Ok(())
+}
+
+/// What the code store's tests and `cargo xtask cluster` run: etcd (Debian's etcd-server),
+/// HAProxy and wrk. Missing ones are said loudly, not fatal: the etcd tests then skip with a
+/// banner and `cargo xtask cluster` stops with the reason.
+fn ensure_cluster_tools() {
+    for (program, package) in [
+        ("etcd", "etcd-server"),
+        ("haproxy", "haproxy"),
+        ("wrk", "wrk"),
+    ] {
+        if let Err(e) = ensure_program(program, package) {
+            eprintln!("xtask: WARNING: {e:#}; the tests that need {program} will skip");
+        }
+    }
 }
 
 /// Installs the Debian package `package` when `program` is not on the PATH.
@@ -355,12 +377,46 @@ fn test(rest: &[String]) -> Result<()> {
     run(cargo().args(["test", "--workspace"]).args(rest))?;
     capi::cmake_check()?;
     docs_check()?;
+    k8s_validate()?;
+    // The cluster on one machine, in its short form: etcd, three replicas, HAProxy, wrk.
+    cluster::cluster(&["--short".to_string()])?;
     // Every crate's rustdoc builds without warnings.
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     birdcage_smoke()?;
     Ok(())
+}
+
+/// The Kubernetes manifests in deploy/k8s/ against the API's schemas, strictly (an unknown
+/// field fails): PyPI's kubernetes-validate, installed with pip into `target/k8s-venv`. If
+/// pip cannot install it, that is said loudly and the check is skipped.
+fn k8s_validate() -> Result<()> {
+    let venv = root().join("target/k8s-venv");
+    let tool = venv.join("bin/kubernetes-validate");
+    if !tool.exists() {
+        let made = succeeds_quietly(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+            && succeeds_quietly(Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "kubernetes-validate==1.37.0",
+            ]));
+        if !made || !tool.exists() {
+            eprintln!(
+                "\n########\n# SKIPPED: pip could not install kubernetes-validate into {} (python3-venv \n# and network needed); deploy/k8s/ was NOT validated.\n########\n",
+                venv.display()
+            );
+            return Ok(());
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/k8s"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    run(Command::new(&tool)
+        .args(["--strict", "--quiet", "-k", "1.33.0"])
+        .args(&files))
 }
 
 /// The birdcage backend (a cargo feature, GPL-3.0) in its own target folder, so the main build

@@ -33,6 +33,14 @@ pub struct ServeArgs {
     /// How long requests in flight may take to finish after SIGTERM, e.g. 10s.
     #[arg(long = "drain-grace", value_parser = roma::tools::parse_duration)]
     pub drain_grace: Option<std::time::Duration>,
+    /// Keep code in this directory (the `dir` code store): a restarted server comes back
+    /// with it.
+    #[arg(long = "store-dir", conflicts_with = "etcd")]
+    pub store_dir: Option<PathBuf>,
+    /// Keep code in etcd, shared by every replica: its client endpoints, comma-separated
+    /// (e.g. 127.0.0.1:2379).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Option<Vec<String>>,
     /// Run the workers without a jail (debugging only).
     #[arg(long = "no-sandbox")]
     pub no_sandbox: bool,
@@ -78,6 +86,19 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     if a.no_sandbox {
         s.service.sandbox = roma::SandboxKind::None;
     }
+    if let Some(d) = a.store_dir {
+        s.store.kind = roma_serve::StoreKind::Dir(d);
+    }
+    if let Some(e) = a.etcd {
+        let prefix = match &s.store.kind {
+            roma_serve::StoreKind::Etcd(old) => old.prefix.clone(),
+            _ => "/roma/".into(),
+        };
+        let mut e = roma_serve::EtcdSettings::new(e);
+        e.prefix = prefix;
+        s.store.kind = roma_serve::StoreKind::Etcd(e);
+    }
+    s.validate()?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)

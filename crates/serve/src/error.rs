@@ -69,6 +69,9 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     /// The server is draining: 503, kind `unavailable`.
     Draining,
+    /// Something the request needs is unreachable now (the code store): 503, kind
+    /// `unavailable`.
+    Unavailable(String),
 }
 
 /// The error as JSON.
@@ -91,7 +94,9 @@ impl ApiError {
         match self {
             ApiError::Roma(e) => (http_status(e.kind()), e.kind().as_str()),
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Draining | ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
         }
     }
 
@@ -100,6 +105,7 @@ impl ApiError {
             ApiError::Roma(e) => e.message(),
             ApiError::Unauthenticated(m) => m,
             ApiError::Draining => "the server is shutting down; retry on another instance",
+            ApiError::Unavailable(m) => m,
         }
     }
 }

@@ -55,6 +55,7 @@ fn status(e: &ApiError) -> Status {
             "unavailable",
             "the server is shutting down; retry on another instance".to_string(),
         ),
+        ApiError::Unavailable(m) => (Code::Unavailable, "unavailable", m.clone()),
     };
     let mut s = Status::with_details(code, message, kind.as_bytes().to_vec().into());
     if let Ok(v) = kind.parse() {
@@ -157,6 +158,7 @@ impl GrpcApi {
         rid: &str,
         deadline: Option<Duration>,
     ) -> Result<InvocationRequest<RequestMetadata>, ApiError> {
+        self.state.replica.check(&r.version_string)?;
         ExecuteBody {
             id: r.id,
             version_string: r.version_string,
@@ -235,15 +237,15 @@ impl Roma for GrpcApi {
                     ))),
                 );
             }
-            let result = st.service.load_code_obj_async(code).await;
+            let result = st.replica.load(&st.service, code).await;
             st.metrics.record_load(
                 &version,
                 match &result {
                     Ok(_) => "ok",
-                    Err(e) => e.kind().as_str(),
+                    Err(e) => e.status_and_kind().1,
                 },
             );
-            (version, result.map(|r| pb::LoadCodeObjResponse { id: r.id }).map_err(ApiError::Roma))
+            (version, result.map(|(r, _)| pb::LoadCodeObjResponse { id: r.id }))
         })
         .await
     }

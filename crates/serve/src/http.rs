@@ -51,16 +51,25 @@ async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -
             let code = parse::<CodeBody>(&bytes)?.into_code(&st.limits)?;
             code_id = code.version_string.clone();
             let version = code.version_string.clone();
-            let r = st.service.load_code_obj_async(code).await;
+            let r = st.replica.load(&st.service, code).await;
             st.metrics.record_load(
                 &version,
                 match &r {
                     Ok(_) => "ok",
-                    Err(e) => e.kind().as_str(),
+                    Err(e) => e.status_and_kind().1,
                 },
             );
             tracing::info!(request_id = %rid, version = %version, ok = r.is_ok(), "load");
-            Ok(Json(ResponseBody::from(r?)).into_response())
+            let (r, receipt) = r?;
+            let mut body = ResponseBody::from(r);
+            body.metrics
+                .insert("roma.store.revision".into(), receipt.revision as f64);
+            let mut resp = Json(body).into_response();
+            resp.headers_mut().insert(
+                crate::replica::STORE_REVISION_HEADER,
+                HeaderValue::from(receipt.revision),
+            );
+            Ok(resp)
         }
         .await;
         Outcome { code_id, result }
@@ -77,6 +86,7 @@ async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body
             let bytes = read_body(&st, &headers, body).await?;
             let b = parse::<ExecuteBody>(&bytes)?;
             code_id = b.version_string.clone();
+            st.replica.check(&b.version_string)?;
             let req = b.into_request(&st.limits, rid, st.default_timeout, deadline)?;
             let fut = st.service.execute_async(req);
             let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
@@ -113,6 +123,9 @@ async fn batch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
                 .into());
             }
             code_id = b.requests[0].version_string.clone();
+            for r in &b.requests {
+                st.replica.check(&r.version_string)?;
+            }
             let requests = b
                 .requests
                 .into_iter()
@@ -262,11 +275,12 @@ async fn read_body(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Byt
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let store = st.replica.describe();
     match st.readiness() {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(()) => (StatusCode::OK, format!("ready\n{store}")).into_response(),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
+            format!("not ready: {why}\n{store}"),
         )
             .into_response(),
     }
@@ -278,7 +292,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        st.metrics.render(&st.figures()),
+        st.metrics.render(&st.figures()) + &st.replica.render_metrics(),
     )
         .into_response()
 }

@@ -13,6 +13,7 @@ mod error;
 mod grpc;
 mod http;
 mod metrics;
+mod replica;
 mod server;
 mod settings;
 mod signals;
@@ -26,8 +27,11 @@ pub use error::{ApiError, RETRY_AFTER_SECS, ServeError, http_status};
 pub use grpc::{ERROR_KIND_METADATA, grpc_code, parse_grpc_timeout, pb};
 pub use http::{DEADLINE_HEADER, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 pub use metrics::MAX_CODE_ID_LABELS;
+pub use replica::STORE_REVISION_HEADER;
+pub use roma_store::{EtcdSettings, StoreLimits};
 pub use server::{MAX_HEAD_BYTES, RunningServer, start};
 pub use settings::{
-    Limits, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, ServiceSettings, Settings,
+    Limits, MAX_ETCD_OBJECT_BYTES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES,
+    ServiceSettings, Settings, StoreKind, StoreSettings,
 };
 pub use signals::serve_until_signalled;

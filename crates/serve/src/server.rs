@@ -22,6 +22,9 @@ use tower::ServiceExt;
 /// The largest request head (request line and headers) a client may send, in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Versions the service's cache holds beyond `store.max_versions`.
+const CACHE_MARGIN: usize = 16;
+
 /// How long connections get to finish writing their last answers at the end of a drain.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -84,6 +87,11 @@ pub async fn start(
         config.worker_queue_max_items(n);
     }
     config.default_timeout(s.default_timeout).sandbox(s.sandbox);
+    // Every stored version fits in the service's cache, so no replica drops one the store
+    // still holds; the margin holds versions compiled by loads whose write then failed (the
+    // store went away between the check and the write), which are never served.
+    config.code_version_cache_size(settings.store.limits.max_versions + CACHE_MARGIN);
+    let store = crate::replica::open_store(&settings.store).await?;
     let listener = TcpListener::bind(settings.http)
         .await
         .map_err(|source| ServeError::Io {
@@ -115,12 +123,20 @@ pub async fn start(
     let service = tokio::task::spawn_blocking(move || roma::RomaService::new(config))
         .await
         .map_err(|e| roma::RomaError::internal(format!("the start-up thread failed: {e}")))??;
+    let replica = Arc::new(crate::replica::Replica::new(store));
     let state = Arc::new(AppState::new(
         service,
         tokens,
         settings.limits.clone(),
         s.default_timeout,
+        Arc::clone(&replica),
     ));
+    {
+        let st = Arc::clone(&state);
+        tokio::spawn(replica.run(Arc::clone(&state.service), move |v| {
+            st.metrics.record_load(v, "ok");
+        }));
+    }
     let (drain, drain_rx) = watch::channel(false);
     let task = tokio::spawn(run(
         listener,
@@ -204,6 +220,7 @@ async fn run(
         }
     }
     drop(listener);
+    state.replica.stop();
     if let Some(t) = grpc_task {
         let _ = tokio::time::timeout(CLOSE_PATIENCE, t).await;
     }

@@ -79,6 +79,40 @@ impl Default for ServiceSettings {
     }
 }
 
+/// Where the server keeps its code: the `[store]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Memory only: code is lost when the server stops (no `[store]` table).
+    Memory,
+    /// `kind = "dir"`: a directory on this machine; a restarted server comes back with its
+    /// code.
+    Dir(PathBuf),
+    /// `kind = "etcd"`: etcd, shared by every replica.
+    Etcd(roma_store::EtcdSettings),
+}
+
+/// The `[store]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Where.
+    pub kind: StoreKind,
+    /// `store.max_object_bytes`, `store.max_versions_per_code_id`, `store.max_versions`.
+    pub limits: roma_store::StoreLimits,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            kind: StoreKind::Memory,
+            limits: roma_store::StoreLimits::default(),
+        }
+    }
+}
+
+/// The largest `store.max_object_bytes` with etcd: what one etcd request and one gRPC
+/// message (4 MiB in the client) can carry, with room for the rest of the message.
+pub const MAX_ETCD_OBJECT_BYTES: usize = 3 << 20;
+
 /// Everything `roma serve` needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -97,6 +131,8 @@ pub struct Settings {
     pub limits: Limits,
     /// `[service]`.
     pub service: ServiceSettings,
+    /// `[store]`.
+    pub store: StoreSettings,
 }
 
 impl Settings {
@@ -110,6 +146,7 @@ impl Settings {
             drain_grace: Duration::from_secs(10),
             limits: Limits::default(),
             service: ServiceSettings::default(),
+            store: StoreSettings::default(),
         }
     }
 
@@ -186,6 +223,9 @@ impl Settings {
                 }
             };
         }
+        if let Some(t) = file.store {
+            s.store = store_table(t, base)?;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -214,6 +254,33 @@ impl Settings {
                 return Err(bad(key, "must be more than 0".into()));
             }
         }
+        let sl = &self.store.limits;
+        for (key, v) in [
+            ("store.max_object_bytes", sl.max_object_bytes),
+            (
+                "store.max_versions_per_code_id",
+                sl.max_versions_per_code_id,
+            ),
+            ("store.max_versions", sl.max_versions),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if let StoreKind::Etcd(e) = &self.store.kind {
+            if sl.max_object_bytes > MAX_ETCD_OBJECT_BYTES {
+                return Err(bad(
+                    "store.max_object_bytes",
+                    format!("at most {MAX_ETCD_OBJECT_BYTES} with etcd"),
+                ));
+            }
+            if e.endpoints.is_empty() {
+                return Err(bad("store.etcd_endpoints", "must name at least one".into()));
+            }
+            if !e.prefix.ends_with('/') {
+                return Err(bad("store.etcd_prefix", "must end with '/'".into()));
+            }
+        }
         if self.service.workers == Some(0) {
             return Err(bad("service.workers", "must be at least 1".into()));
         }
@@ -222,6 +289,54 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn store_table(t: StoreTable, base: &Path) -> Result<StoreSettings, ServeError> {
+    let mut out = StoreSettings::default();
+    let l = &mut out.limits;
+    set(&mut l.max_object_bytes, t.max_object_bytes);
+    set(&mut l.max_versions_per_code_id, t.max_versions_per_code_id);
+    set(&mut l.max_versions, t.max_versions);
+    let kind = t.kind.unwrap_or_else(|| {
+        if t.etcd_endpoints.is_some() {
+            "etcd".into()
+        } else {
+            "dir".into()
+        }
+    });
+    out.kind = match kind.as_str() {
+        "memory" => StoreKind::Memory,
+        "dir" => {
+            let d = PathBuf::from(required(t.dir, "store.dir")?);
+            StoreKind::Dir(if d.is_relative() { base.join(d) } else { d })
+        }
+        "etcd" => {
+            let mut e = roma_store::EtcdSettings::new(
+                required(
+                    t.etcd_endpoints.map(|v| v.join(",")),
+                    "store.etcd_endpoints",
+                )?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            );
+            if let Some(p) = t.etcd_prefix {
+                e.prefix = p;
+            }
+            if let Some(d) = t.etcd_timeout {
+                e.request_timeout = duration(&d, "store.etcd_timeout")?;
+            }
+            StoreKind::Etcd(e)
+        }
+        other => {
+            return Err(bad(
+                "store.kind",
+                format!("{other:?} is not one of dir, etcd, memory"),
+            ));
+        }
+    };
+    Ok(out)
 }
 
 fn required(v: Option<String>, key: &str) -> Result<String, ServeError> {
@@ -252,6 +367,20 @@ struct File {
     server: Option<ServerTable>,
     limits: Option<LimitsTable>,
     service: Option<ServiceTable>,
+    store: Option<StoreTable>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StoreTable {
+    kind: Option<String>,
+    dir: Option<String>,
+    etcd_endpoints: Option<Vec<String>>,
+    etcd_prefix: Option<String>,
+    etcd_timeout: Option<String>,
+    max_object_bytes: Option<usize>,
+    max_versions_per_code_id: Option<usize>,
+    max_versions: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -324,6 +453,45 @@ mod tests {
     }
 
     #[test]
+    fn the_store_table_is_read() {
+        let s = Settings::from_toml(
+            &format!("{MIN}[store]\ndir = \"code\"\nmax_versions = 9\n"),
+            Path::new("/base"),
+        )
+        .unwrap();
+        assert_eq!(s.store.kind, StoreKind::Dir(PathBuf::from("/base/code")));
+        assert_eq!(s.store.limits.max_versions, 9);
+        let s = Settings::from_toml(
+            &format!("{MIN}[store]\netcd_endpoints = [\"127.0.0.1:2379\", \"127.0.0.2:2379\"]\netcd_prefix = \"/x/\"\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let StoreKind::Etcd(e) = s.store.kind else {
+            panic!("{:?}", s.store.kind)
+        };
+        assert_eq!(e.endpoints, ["127.0.0.1:2379", "127.0.0.2:2379"]);
+        assert_eq!(e.prefix, "/x/");
+        assert_eq!(
+            Settings::from_toml(MIN, Path::new("/")).unwrap().store.kind,
+            StoreKind::Memory
+        );
+    }
+
+    #[test]
+    fn the_kubernetes_config_map_holds_a_valid_config() {
+        let yaml = include_str!("../../../deploy/k8s/configmap.yaml");
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("roma.toml: |"))
+            .skip(1)
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let s = Settings::from_toml(&toml, Path::new("/")).unwrap();
+        assert!(matches!(s.store.kind, StoreKind::Etcd(_)), "{:?}", s.store);
+        assert_eq!(s.service.workers, Some(2));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         assert!(key_of("[server]\n").starts_with("server.http: is required"));
         assert!(
@@ -339,6 +507,18 @@ mod tests {
                 .starts_with("service.sandbox")
         );
         assert!(key_of("[server]\nhttp = \"nowhere\"\n").starts_with("server.http"));
+        assert!(key_of(&format!("{MIN}[store]\nkind = \"dir\"\n")).starts_with("store.dir"));
+        assert!(
+            key_of(&format!("{MIN}[store]\netcd_endpoints = []\n"))
+                .starts_with("store.etcd_endpoints")
+        );
+        assert!(
+            key_of(&format!(
+                "{MIN}[store]\netcd_endpoints = [\"127.0.0.1:2379\"]\nmax_object_bytes = 9999999\n"
+            ))
+            .starts_with("store.max_object_bytes")
+        );
+        assert!(key_of(&format!("{MIN}[store]\nkind = \"s3\"\n")).starts_with("store.kind"));
         // toml names an unknown key itself.
         assert!(key_of(&format!("{MIN}[limits]\nmax_bodybytes = 1\n")).contains("max_bodybytes"));
     }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// The counters.
     pub metrics: Metrics,
+    /// The code store and what this server has applied of it.
+    pub replica: Arc<crate::replica::Replica>,
     /// The request limits.
     pub limits: Limits,
     /// `service.default_timeout`: what a client's deadline is compared with when the request
@@ -91,6 +93,7 @@ impl AppState {
         tokens: Tokens,
         limits: Limits,
         default_timeout: Duration,
+        replica: Arc<crate::replica::Replica>,
     ) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -100,6 +103,7 @@ impl AppState {
             service: Arc::new(service),
             tokens,
             metrics: Metrics::default(),
+            replica,
             limits,
             default_timeout,
             draining: AtomicBool::new(false),
@@ -188,10 +192,13 @@ impl AppState {
         }
     }
 
-    /// Ready: not draining, a worker up, and some code loaded.
+    /// Ready: not draining, the code store read once, a worker up, and some code loaded.
     pub fn readiness(&self) -> Result<(), &'static str> {
         if self.is_draining() {
             return Err("draining");
+        }
+        if !self.replica.synced() {
+            return Err("the code store has not been read yet");
         }
         let stats = self.service.stats();
         if !stats.workers.iter().any(|w| w.health == WorkerHealth::Up) {

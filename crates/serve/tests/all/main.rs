@@ -3,5 +3,7 @@
 mod api;
 mod common;
 mod drain;
+mod etcd;
 mod grpc;
 mod limits;
+mod store;
