@@ -112,6 +112,21 @@ roma_error_t *roma_config_unset_recycle_idle_cpu_per_sec(roma_config_t *config);
 roma_error_t *roma_config_set_tenant_pools(roma_config_t *config, size_t value);
 /** With tenant pools, how many tenants may have a pool (at least 1). Default 16. */
 roma_error_t *roma_config_set_max_tenants(roma_config_t *config, size_t value);
+/** Gives each worker a cgroup of its own with this memory limit in MiB (at least 1). Default
+ *  none (no cgroup). */
+roma_error_t *roma_config_set_cgroup_memory_max_mb(roma_config_t *config, uint64_t value);
+/** The most processes and threads each worker's cgroup may hold (at least 1). Default none. */
+roma_error_t *roma_config_set_cgroup_pids_max(roma_config_t *config, uint64_t value);
+/** The CPU bandwidth of each worker's cgroup: quota_us of CPU time per period_us (quota at
+ *  least 1 ms, period 1 ms to 1 s). Default none. */
+roma_error_t *roma_config_set_cgroup_cpu_max(roma_config_t *config, uint64_t quota_us,
+                                             uint64_t period_us);
+/** cgroup v2 only: the cgroup (absolute path under the cgroup2 mount) to make worker cgroups
+ *  in (copied). Default: the host's own cgroup. */
+roma_error_t *roma_config_set_cgroup_parent(roma_config_t *config, const char *path, size_t len);
+/** The low-latency mode: idle threads poll up to this many ms before they sleep (more than 0,
+ *  at most 50). Default off. */
+roma_error_t *roma_config_set_low_latency_ms(roma_config_t *config, uint64_t value);
 /** The jail: a ROMA_SANDBOX_* value; another is ROMA_ERROR_INVALID_ARGUMENT. */
 roma_error_t *roma_config_set_sandbox(roma_config_t *config, uint32_t kind);
 /** The transport: a ROMA_TRANSPORT_* value; another is ROMA_ERROR_INVALID_ARGUMENT. */

@@ -216,6 +216,67 @@ setter!(
     /// With tenant pools, how many tenants may have a pool (at least 1). Default 16.
     roma_config_set_max_tenants, usize, |c, v| c.inner.max_tenants(v)
 );
+setter!(
+    /// Gives each worker a cgroup of its own with this memory limit in MiB (at least 1).
+    /// Default none (no cgroup).
+    roma_config_set_cgroup_memory_max_mb, u64, |c, v| c.inner.cgroup_memory_max_mb(v)
+);
+setter!(
+    /// The most processes and threads each worker's cgroup may hold (at least 1). Default none.
+    roma_config_set_cgroup_pids_max, u64, |c, v| c.inner.cgroup_pids_max(v)
+);
+setter!(
+    /// The low-latency mode: idle threads poll up to this many milliseconds before they sleep
+    /// (more than 0, at most 50). Default off.
+    roma_config_set_low_latency_ms, u64, |c, v| c.inner.low_latency(Duration::from_millis(v))
+);
+
+/// The CPU bandwidth of each worker's cgroup: `quota_us` microseconds of CPU time per
+/// `period_us` (quota at least 1 ms, period 1 ms to 1 s). Default none.
+///
+/// Returns null, or an owned error (`ROMA_ERROR_INVALID_ARGUMENT`) for a null `config`. The
+/// values are checked by `roma_service_new`.
+///
+/// # Safety
+/// `config` is null or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_cgroup_cpu_max(
+    config: *mut roma_config_t,
+    quota_us: u64,
+    period_us: u64,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            c.inner.cgroup_cpu_max(
+                Duration::from_micros(quota_us),
+                Duration::from_micros(period_us),
+            );
+            Ok(())
+        })
+    }
+}
+
+/// cgroup v2 only: the cgroup (an absolute path under the cgroup2 mount) to make worker
+/// cgroups in, e.g. an empty child of a delegated subtree. Copied.
+///
+/// # Safety
+/// `config` is null or a live configuration; `path` is null or `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_config_set_cgroup_parent(
+    config: *mut roma_config_t,
+    path: *const c_char,
+    len: usize,
+) -> *mut roma_error_t {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(config, |c| {
+            let path = str_arg(path, len, "path")?;
+            c.inner.cgroup_parent(path);
+            Ok(())
+        })
+    }
+}
 
 /// Removes the `RLIMIT_DATA` limit of the workers (`worker_data_limit_mb` unset).
 ///
