@@ -26,6 +26,15 @@ pub enum ServeError {
         /// What is wrong with it.
         message: String,
     },
+    /// A TLS certificate, key or CA file is missing, unreadable or does not hold what it
+    /// should.
+    #[error("TLS file {path}: {message}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The OS refused something (binding the listener, reading a file).
     #[error("{what}: {source}")]
     Io {

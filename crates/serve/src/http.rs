@@ -2,12 +2,12 @@
 //! the body limit, parsing, and roma, to exactly one answer that carries the request id.
 
 use crate::api::{BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, parse};
-use crate::auth::Role;
+use crate::auth::{PeerRoles, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -42,11 +42,16 @@ struct Outcome {
     result: Result<Response, ApiError>,
 }
 
-async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn load(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerRoles>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     answer(&st, "code", &headers, async |rid| {
         let mut code_id = String::new();
         let result = async {
-            st.tokens.check(&headers, Role::Load)?;
+            st.tokens.check(&headers, peer.as_deref(), Role::Load)?;
             let bytes = read_body(&st, &headers, body).await?;
             let code = parse::<CodeBody>(&bytes)?.into_code(&st.limits)?;
             code_id = code.version_string.clone();
@@ -68,11 +73,16 @@ async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -
     .await
 }
 
-async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn execute(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerRoles>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     answer(&st, "execute", &headers, async |rid| {
         let mut code_id = String::new();
         let result = async {
-            st.tokens.check(&headers, Role::Execute)?;
+            st.tokens.check(&headers, peer.as_deref(), Role::Execute)?;
             let deadline = deadline(&headers)?;
             let bytes = read_body(&st, &headers, body).await?;
             let b = parse::<ExecuteBody>(&bytes)?;
@@ -90,11 +100,16 @@ async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body
     .await
 }
 
-async fn batch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn batch(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerRoles>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     answer(&st, "batch", &headers, async |rid| {
         let mut code_id = String::new();
         let result = async {
-            st.tokens.check(&headers, Role::Execute)?;
+            st.tokens.check(&headers, peer.as_deref(), Role::Execute)?;
             let deadline = deadline(&headers)?;
             let bytes = read_body(&st, &headers, body).await?;
             let b = parse::<BatchBody>(&bytes)?;

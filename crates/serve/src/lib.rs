@@ -5,7 +5,8 @@
 //! one bearer token and executing another (read from files, re-read on `SIGHUP`), every body,
 //! batch, code object and connection is bounded, a slow client is cut off, and a drain
 //! (`SIGTERM`) answers every accepted request exactly once. roma's error kind decides the HTTP
-//! status ([`http_status`]). docs/serve.md describes the API.
+//! status ([`http_status`]). Both listeners speak TLS when `[tls]` is set ([`TlsSettings`]),
+//! and a verified client certificate can stand for a token. docs/serve.md describes the API.
 
 mod api;
 mod auth;
@@ -17,11 +18,12 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+mod tls;
 
 pub use api::{
     BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, RequestMetadata, ResponseBody,
 };
-pub use auth::{MAX_TOKEN_BYTES, Role};
+pub use auth::{MAX_TOKEN_BYTES, PeerRoles, Role};
 pub use error::{ApiError, RETRY_AFTER_SECS, ServeError, http_status};
 pub use grpc::{ERROR_KIND_METADATA, grpc_code, parse_grpc_timeout, pb};
 pub use http::{DEADLINE_HEADER, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
@@ -31,3 +33,4 @@ pub use settings::{
     Limits, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, ServiceSettings, Settings,
 };
 pub use signals::serve_until_signalled;
+pub use tls::{MAX_PEM_BYTES, TlsSettings};

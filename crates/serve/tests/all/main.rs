@@ -5,3 +5,4 @@ mod common;
 mod drain;
 mod grpc;
 mod limits;
+mod tls;
