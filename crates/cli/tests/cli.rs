@@ -1127,6 +1127,29 @@ fn serve_refuses_a_bad_config_naming_the_key() {
         .failed()
         .to_string();
     assert!(err.contains("--load-token-file"), "{err}");
+    let tok = |name: &str, text: &str| write(&dir, name, text);
+    let (l, e) = (tok("l", "load-1"), tok("e", "exec-1"));
+    let base = [
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--load-token-file",
+        &l,
+        "--execute-token-file",
+        &e,
+    ];
+    let err = roma(&[&base[..], &["--client-ca", "ca.pem"]].concat())
+        .failed()
+        .to_string();
+    assert!(err.contains("need TLS"), "{err}");
+    let garbage = tok("server.pem", "not a certificate");
+    let err = roma(&[&base[..], &["--tls-cert", &garbage, "--tls-key", &garbage]].concat())
+        .failed()
+        .to_string();
+    assert!(
+        err.contains("TLS file") && err.contains("server.pem"),
+        "{err}"
+    );
 }
 
 /// One HTTP/1.1 request on a new connection; the whole answer as text.
