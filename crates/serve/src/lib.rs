@@ -11,6 +11,7 @@
 mod api;
 mod auth;
 mod error;
+mod forward;
 mod grpc;
 mod http;
 mod metrics;
@@ -25,6 +26,7 @@ pub use api::{
 };
 pub use auth::{MAX_TOKEN_BYTES, PeerRoles, Role};
 pub use error::{ApiError, RETRY_AFTER_SECS, ServeError, http_status};
+pub use forward::{AnswerBody, BindingSettings, CallBody, DEFAULT_MAX_RESPONSE_BYTES, Value};
 pub use grpc::{ERROR_KIND_METADATA, grpc_code, parse_grpc_timeout, pb};
 pub use http::{DEADLINE_HEADER, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 pub use metrics::MAX_CODE_ID_LABELS;

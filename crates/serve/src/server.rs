@@ -107,6 +107,11 @@ pub async fn start(
         config.worker_queue_max_items(n);
     }
     config.default_timeout(s.default_timeout).sandbox(s.sandbox);
+    crate::forward::register(
+        &settings.bindings,
+        &mut config,
+        &tokio::runtime::Handle::current(),
+    );
     let listener = TcpListener::bind(settings.http)
         .await
         .map_err(|source| ServeError::Io {

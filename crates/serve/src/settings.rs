@@ -95,6 +95,8 @@ pub struct Settings {
     pub drain_grace: Duration,
     /// `[tls]`: TLS on both listeners, and client certificates; `None` serves plain TCP.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// `[[bindings]]`: host functions that forward their calls to the operator's endpoints.
+    pub bindings: Vec<crate::forward::BindingSettings>,
     /// `[limits]`.
     pub limits: Limits,
     /// `[service]`.
@@ -111,6 +113,7 @@ impl Settings {
             execute_token_file,
             drain_grace: Duration::from_secs(10),
             tls: None,
+            bindings: Vec::new(),
             limits: Limits::default(),
             service: ServiceSettings::default(),
         }
@@ -156,6 +159,7 @@ impl Settings {
             s.drain_grace = duration(&g, "server.drain_grace")?;
         }
         s.tls = file.tls.map(|t| t.resolve(base)).transpose()?;
+        s.bindings = crate::forward::resolve(file.bindings)?;
         let l = file.limits.unwrap_or_default();
         let d = &mut s.limits;
         set(&mut d.max_body_bytes, l.max_body_bytes);
@@ -221,6 +225,7 @@ impl Settings {
         if let Some(t) = &self.tls {
             t.validate()?;
         }
+        crate::forward::validate(&self.bindings)?;
         if self.service.workers == Some(0) {
             return Err(bad("service.workers", "must be at least 1".into()));
         }
@@ -258,6 +263,8 @@ fn bad(key: &str, message: String) -> ServeError {
 struct File {
     server: Option<ServerTable>,
     tls: Option<crate::tls::TlsTable>,
+    #[serde(default)]
+    bindings: Vec<crate::forward::BindingTable>,
     limits: Option<LimitsTable>,
     service: Option<ServiceTable>,
 }
