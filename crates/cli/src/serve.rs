@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// A host name whose verified client certificate may execute (repeatable).
     #[arg(long = "execute-client")]
     pub execute_client: Vec<String>,
+    /// The log lines on stderr: `text`, or `json` (one object per line, the request id a
+    /// field of its own).
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Run the workers without a jail (debugging only).
     #[arg(long = "no-sandbox")]
     pub no_sandbox: bool,
@@ -117,10 +121,14 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     if a.no_sandbox {
         s.service.sandbox = roma::SandboxKind::None;
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if a.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let mut config = roma::Config::<RequestMetadata>::new();
     // Console output of the code: stderr, with the request it came from.
     config.set_logging_function(|level, meta: &RequestMetadata, msg| {

@@ -1183,6 +1183,8 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         "127.0.0.1:0",
         "--workers",
         "1",
+        "--log-format",
+        "json",
     ])
     .args(["--load-token-file", &load, "--execute-token-file", &exec])
     .current_dir(repo_root())
@@ -1219,6 +1221,12 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let run = r#"{"version_string":"v1","handler_name":"Handler","input":["\"hi\""]}"#;
     let r = http(&addr, "/v1/execute", "exec-secret", run);
+    let rid = r
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no request id in {r}"))
+        .trim()
+        .to_string();
     assert!(
         r.starts_with("HTTP/1.1 200") && r.contains(r#""resp":"\"hi\"""#),
         "{r}"
@@ -1243,4 +1251,17 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("draining"), "{err}");
+    // --log-format json: one object a line, and the execution's line names its request id.
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["request_id"] == rid.as_str()
+                && l["fields"]["endpoint"] == "execute"),
+        "no log line for {rid}: {err}"
+    );
 }

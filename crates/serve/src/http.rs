@@ -65,7 +65,7 @@ async fn load(
                 },
             );
             tracing::info!(request_id = %rid, version = %version, ok = r.is_ok(), "load");
-            Ok(Json(ResponseBody::from(r?)).into_response())
+            Ok(Json(ResponseBody::for_request(r?, rid)).into_response())
         }
         .await;
         Outcome { code_id, result }
@@ -92,7 +92,7 @@ async fn execute(
             let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
             let r = fut.await;
             guard.disarm();
-            Ok(Json(ResponseBody::from(r?)).into_response())
+            Ok(Json(ResponseBody::for_request(r?, rid)).into_response())
         }
         .await;
         Outcome { code_id, result }
@@ -154,7 +154,10 @@ async fn batch(
                     },
                 })
                 .collect();
-            Ok(Json(serde_json::json!({ "responses": responses })).into_response())
+            Ok(
+                Json(serde_json::json!({ "request_id": rid, "responses": responses }))
+                    .into_response(),
+            )
         }
         .await;
         Outcome { code_id, result }
@@ -186,7 +189,7 @@ where
         Ok(r) => (r, "ok"),
         Err(e) => {
             let kind = e.status_and_kind().1;
-            (e.into_response(), kind)
+            (e.response_for(&rid), kind)
         }
     };
     st.metrics
