@@ -41,6 +41,17 @@ pub struct BenchArgs {
     /// requests are summed up by error kind, with the first message of each kind.
     #[arg(long)]
     pub json: bool,
+    /// Measure a running `roma serve` instead of an in-process service:
+    /// `http://HOST:PORT` (HTTP/JSON) or `grpc://HOST:PORT`. The code is loaded there first;
+    /// the service flags below are then the server's business and ignored.
+    #[arg(long, requires_all = ["load_token_file", "execute_token_file"])]
+    pub target: Option<crate::bench_remote::Target>,
+    /// With --target: the file holding the server's load token.
+    #[arg(long = "load-token-file")]
+    pub load_token_file: Option<PathBuf>,
+    /// With --target: the file holding the server's execute token.
+    #[arg(long = "execute-token-file")]
+    pub execute_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -50,12 +61,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// One completed request, as the bench saw it.
-struct Sample {
-    latency: Duration,
-    ok: bool,
-    metrics: std::collections::BTreeMap<String, f64>,
+pub(crate) struct Sample {
+    pub latency: Duration,
+    pub ok: bool,
+    pub metrics: std::collections::BTreeMap<String, f64>,
     /// The error of a failed request.
-    error: Option<RomaError>,
+    pub error: Option<RomaError>,
 }
 
 /// Failures of one kind: how many, and the first one's message.
@@ -106,6 +117,31 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
     };
     let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(target) = args.target.clone() {
+        let (Some(l), Some(e)) = (&args.load_token_file, &args.execute_token_file) else {
+            bail!("--target needs --load-token-file and --execute-token-file");
+        };
+        let concurrency = if args.concurrency == 0 {
+            default_workers * 2
+        } else {
+            args.concurrency
+        };
+        let report = crate::bench_remote::run(crate::bench_remote::Args {
+            target,
+            tokens: crate::bench_remote::Tokens::read(l, e)?,
+            code,
+            handler: args.handler.clone(),
+            inputs,
+            concurrency,
+            warmup: concurrency * 50,
+            limit: match args.duration {
+                Some(d) => Limit::Duration(d),
+                None => Limit::Requests(args.requests),
+            },
+            interval: args.interval,
+        })?;
+        return Ok(print_report(&report, args.json));
+    }
     let mut config = args.service.config(default_workers);
     // Console output and uncaught errors of thousands of requests would flood the terminal
     // and slow the measurement: failures are summed up by kind after the figures instead.
@@ -164,20 +200,24 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let rss_kib = worker_rss_kib();
     svc.stop();
 
-    let report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
-    if args.json {
+    let report = Report::new(&samples, elapsed, Some(rss_kib), workers, concurrency);
+    Ok(print_report(&report, args.json))
+}
+
+fn print_report(report: &Report, json: bool) -> ExitCode {
+    if json {
         println!("{}", report.json());
     } else {
         print!("{}", report.text());
     }
-    Ok(if report.errors == 0 {
+    if report.errors == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
-enum Limit {
+pub(crate) enum Limit {
     Requests(usize),
     Duration(Duration),
 }
@@ -256,7 +296,7 @@ fn drive(
     Ok(samples)
 }
 
-struct Report {
+pub(crate) struct Report {
     requests: usize,
     errors: usize,
     elapsed: Duration,
@@ -266,7 +306,9 @@ struct Report {
     max: f64,
     mean: f64,
     throughput: f64,
-    rss_mib: f64,
+    /// None for a remote target, whose workers are not this machine's to count.
+    rss_mib: Option<f64>,
+    /// 0 for a remote target.
     workers: usize,
     concurrency: usize,
     /// Mean milliseconds per request of each phase.
@@ -281,10 +323,10 @@ struct Report {
 }
 
 impl Report {
-    fn new(
+    pub(crate) fn new(
         samples: &[Sample],
         elapsed: Duration,
-        rss_kib: u64,
+        rss_kib: Option<u64>,
         workers: usize,
         concurrency: usize,
     ) -> Report {
@@ -326,7 +368,7 @@ impl Report {
                 lat.iter().sum::<f64>() / lat.len() as f64
             },
             throughput: samples.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-            rss_mib: rss_kib as f64 / 1024.0,
+            rss_mib: rss_kib.map(|k| k as f64 / 1024.0),
             workers,
             concurrency,
             context_ms: mean_of(metrics::CONTEXT_CREATION_MS),
@@ -361,17 +403,25 @@ impl Report {
     }
 
     fn figures(&self) -> String {
+        let workers = match self.workers {
+            0 => "the server's workers".to_string(),
+            n => format!("{n} workers"),
+        };
+        let rss = match self.rss_mib {
+            Some(m) => format!("{m:.1} MiB (all worker processes)"),
+            None => "not measured (a remote target)".to_string(),
+        };
         format!(
-            "requests      {} ({} errors) in {:.2} s, {} workers, {} in flight\n\
+            "requests      {} ({} errors) in {:.2} s, {}, {} in flight\n\
              throughput    {:.0} req/s\n\
              latency ms    p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n\
-             worker RSS    {:.1} MiB (all worker processes)\n\
+             worker RSS    {}\n\
              time share    context creation {:.1}%  ipc {:.1}%  handler {:.1}%  (of mean latency;\n\
              \x20             ipc includes a request's wait while its worker pre-warms the next context)\n",
             self.requests,
             self.errors,
             self.elapsed.as_secs_f64(),
-            self.workers,
+            workers,
             self.concurrency,
             self.throughput,
             self.p50,
@@ -379,7 +429,7 @@ impl Report {
             self.p99,
             self.max,
             self.mean,
-            self.rss_mib,
+            rss,
             self.share(self.context_ms),
             self.share(self.ipc_ms),
             self.share(self.handler_ms),
@@ -466,7 +516,7 @@ mod tests {
             failed(ErrorKind::Timeout, "too slow"),
             failed(ErrorKind::Execution, "Uncaught Error: second"),
         ];
-        let report = Report::new(&samples, Duration::from_secs(1), 0, 1, 1);
+        let report = Report::new(&samples, Duration::from_secs(1), Some(0), 1, 1);
         assert_eq!(report.errors, 3);
         assert_eq!(
             report.error_kinds,

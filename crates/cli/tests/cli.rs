@@ -1231,6 +1231,43 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         r.starts_with("HTTP/1.1 200") && r.contains(r#""resp":"\"hi\"""#),
         "{r}"
     );
+    // roma bench --target measures the running server over both APIs with the same report.
+    for target in [format!("http://{addr}"), format!("grpc://{grpc}")] {
+        let out = roma(&[
+            "bench",
+            "--target",
+            &target,
+            "--load-token-file",
+            &load,
+            "--execute-token-file",
+            &exec,
+            "--requests",
+            "40",
+            "--concurrency",
+            "2",
+            "--json",
+        ]);
+        let report: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+        assert_eq!(report["requests"], 40, "{target}: {report}");
+        assert_eq!(report["errors"], 0, "{target}: {report}");
+        assert!(
+            report["latency_ms"]["p50"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    }
+    let out = roma(&[
+        "bench",
+        "--target",
+        &format!("http://{addr}"),
+        "--load-token-file",
+        &exec,
+        "--execute-token-file",
+        &exec,
+        "--requests",
+        "1",
+    ]);
+    assert!(out.failed().contains("401"), "{}", out.failed());
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
