@@ -16,6 +16,9 @@
 //! - `cargo xtask docs-check`: every command README.md, examples/README.md and docs/ mark
 //!   runnable runs as shown (run by `cargo xtask test` too).
 //! - `cargo xtask bench`: the benchmarks.
+//! - `cargo xtask bench-serve`: `roma serve` over HTTP/JSON and gRPC against the in-process
+//!   service, interleaved in one run, and h2load against the HTTP/JSON API (see
+//!   [`serve_bench`]).
 //! - `cargo xtask fuzz [--seconds N]`: the cargo-fuzz targets in `fuzz/`, N seconds each.
 //! - `cargo xtask soak --minutes N`: the release soak under faults (docs/reliability.md).
 //! - `cargo xtask cluster [--short] [--release]`: etcd, three `roma serve` replicas and
@@ -37,6 +40,7 @@ mod cluster;
 mod docs;
 mod fuzz;
 mod node;
+mod serve_bench;
 mod soak;
 
 /// Whether apt's output is shown (`--verbose`); otherwise it shows only when apt fails.
@@ -59,6 +63,7 @@ fn main() -> Result<()> {
         "hello" => hello(rest),
         "test" => test(rest),
         "bench" => bench(rest),
+        "bench-serve" => serve_bench::bench_serve(rest),
         "shim-check" => shim_check(),
         "docs-check" => docs_check(),
         "fuzz" => fuzz::fuzz(rest),
@@ -74,7 +79,8 @@ fn main() -> Result<()> {
                  hello       setup, build, run examples/hello.js through roma [--verbose]\n  \
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
-                 shim-check  compile the V8 shim with -Wall -Werror\n  \
+                 bench-serve roma serve (HTTP/JSON, gRPC) against in-process, and h2load\n  \
+                 shim-check  compile the V8 shim with -Wall -Wextra -Werror\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
                  soak        release soak under faults [--minutes N] [--fuzz-seconds S]\n  \

@@ -65,6 +65,17 @@ pub struct BenchArgs {
     /// Rounds of the suite.
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
+    /// Measure a running `roma serve` instead of an in-process service:
+    /// `http://HOST:PORT` (HTTP/JSON) or `grpc://HOST:PORT`. The code is loaded there first;
+    /// the service flags below are then the server's business and ignored.
+    #[arg(long, requires_all = ["load_token_file", "execute_token_file"])]
+    pub target: Option<crate::bench_remote::Target>,
+    /// With --target: the file holding the server's load token.
+    #[arg(long = "load-token-file")]
+    pub load_token_file: Option<PathBuf>,
+    /// With --target: the file holding the server's execute token.
+    #[arg(long = "execute-token-file")]
+    pub execute_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -92,12 +103,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// One completed request, as the bench saw it.
-struct Sample {
-    latency: Duration,
-    ok: bool,
-    metrics: std::collections::BTreeMap<String, f64>,
+pub(crate) struct Sample {
+    pub latency: Duration,
+    pub ok: bool,
+    pub metrics: std::collections::BTreeMap<String, f64>,
     /// The error of a failed request.
-    error: Option<RomaError>,
+    pub error: Option<RomaError>,
 }
 
 /// Failures of one kind: how many, and the first one's message.
@@ -251,6 +262,32 @@ impl Drop for Target {
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let w = Workload::of(&args)?;
+    if let Some(target) = args.target.clone() {
+        let (Some(l), Some(e)) = (&args.load_token_file, &args.execute_token_file) else {
+            bail!("--target needs --load-token-file and --execute-token-file");
+        };
+        let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let concurrency = if args.concurrency == 0 {
+            default_workers * 2
+        } else {
+            args.concurrency
+        };
+        let report = crate::bench_remote::run(crate::bench_remote::Args {
+            target,
+            tokens: crate::bench_remote::Tokens::read(l, e)?,
+            code: w.code,
+            handler: w.handler,
+            inputs: w.inputs,
+            concurrency,
+            warmup: concurrency * 50,
+            limit: match args.duration {
+                Some(d) => Limit::Duration(d),
+                None => Limit::Requests(args.requests),
+            },
+            interval: args.interval,
+        })?;
+        return Ok(print_report(&report, args.json));
+    }
     if args.suite {
         return suite(&args, &w);
     }
@@ -299,7 +336,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let mut report = Report::new(&samples, elapsed, rss_kib, workers, concurrency);
+    let mut report = Report::new(&samples, elapsed, Some(rss_kib), workers, concurrency);
     report.client = args.client;
     report.cgroups = cgroups;
     report.start_ms = millis(start);
@@ -307,16 +344,20 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     report.raw = raw;
     report.cpu_ms_per_request = millis(cpu) / samples.len().max(1) as f64;
     report.cpu_share = cpu.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
-    if args.json {
+    Ok(print_report(&report, args.json))
+}
+
+fn print_report(report: &Report, json: bool) -> ExitCode {
+    if json {
         println!("{}", report.json());
     } else {
         print!("{}", report.text());
     }
-    Ok(if report.errors == 0 {
+    if report.errors == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// Fresh-context calls each raw V8 process makes per measurement.
@@ -487,7 +528,7 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
                         None,
                         Some(gap),
                     )?;
-                    let report = Report::new(&samples, t0.elapsed(), 0, target.workers, 1);
+                    let report = Report::new(&samples, t0.elapsed(), Some(0), target.workers, 1);
                     CaseResult::of(report, service_cpu().saturating_sub(cpu0), 0.0)
                 }
                 Case::Saturated { client } => {
@@ -495,7 +536,7 @@ fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
                     let (t0, cpu0) = (Instant::now(), service_cpu());
                     let samples =
                         target.drive(w, client, 4, Limit::Duration(saturation), None, None)?;
-                    let report = Report::new(&samples, t0.elapsed(), 0, target.workers, 4);
+                    let report = Report::new(&samples, t0.elapsed(), Some(0), target.workers, 4);
                     let rate = report.throughput;
                     CaseResult::of(report, service_cpu().saturating_sub(cpu0), rate)
                 }
@@ -614,7 +655,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 #[derive(Clone, Copy)]
-enum Limit {
+pub(crate) enum Limit {
     Requests(usize),
     Duration(Duration),
 }
@@ -849,7 +890,7 @@ fn drive_chained(
     }
 }
 
-struct Report {
+pub(crate) struct Report {
     requests: usize,
     errors: usize,
     elapsed: Duration,
@@ -859,7 +900,9 @@ struct Report {
     max: f64,
     mean: f64,
     throughput: f64,
-    rss_mib: f64,
+    /// None for a remote target, whose workers are not this machine's to count.
+    rss_mib: Option<f64>,
+    /// 0 for a remote target.
     workers: usize,
     concurrency: usize,
     /// Mean milliseconds per request of each phase.
@@ -936,10 +979,10 @@ fn hop_medians(samples: &[Sample]) -> Vec<(&'static str, f64)> {
 }
 
 impl Report {
-    fn new(
+    pub(crate) fn new(
         samples: &[Sample],
         elapsed: Duration,
-        rss_kib: u64,
+        rss_kib: Option<u64>,
         workers: usize,
         concurrency: usize,
     ) -> Report {
@@ -981,7 +1024,7 @@ impl Report {
                 lat.iter().sum::<f64>() / lat.len() as f64
             },
             throughput: samples.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-            rss_mib: rss_kib as f64 / 1024.0,
+            rss_mib: rss_kib.map(|k| k as f64 / 1024.0),
             workers,
             concurrency,
             context_ms: mean_of(metrics::CONTEXT_CREATION_MS),
@@ -1060,17 +1103,25 @@ impl Report {
     }
 
     fn figures(&self) -> String {
+        let workers = match self.workers {
+            0 => "the server's workers".to_string(),
+            n => format!("{n} workers"),
+        };
+        let rss = match self.rss_mib {
+            Some(m) => format!("{m:.1} MiB (all worker processes)"),
+            None => "not measured (a remote target)".to_string(),
+        };
         format!(
-            "requests      {} ({} errors) in {:.2} s, {} workers, {} in flight\n\
+            "requests      {} ({} errors) in {:.2} s, {}, {} in flight\n\
              throughput    {:.0} req/s\n\
              latency ms    p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n\
-             worker RSS    {:.1} MiB (all worker processes)\n\
+             worker RSS    {}\n\
              time share    context creation {:.1}%  ipc {:.1}%  handler {:.1}%  (of mean latency;\n\
              \x20             ipc includes a request's wait while its worker pre-warms the next context)\n",
             self.requests,
             self.errors,
             self.elapsed.as_secs_f64(),
-            self.workers,
+            workers,
             self.concurrency,
             self.throughput,
             self.p50,
@@ -1078,7 +1129,7 @@ impl Report {
             self.p99,
             self.max,
             self.mean,
-            self.rss_mib,
+            rss,
             self.share(self.context_ms),
             self.share(self.ipc_ms),
             self.share(self.handler_ms),
@@ -1215,7 +1266,7 @@ mod tests {
             failed(ErrorKind::Timeout, "too slow"),
             failed(ErrorKind::Execution, "Uncaught Error: second"),
         ];
-        let report = Report::new(&samples, Duration::from_secs(1), 0, 1, 1);
+        let report = Report::new(&samples, Duration::from_secs(1), Some(0), 1, 1);
         assert_eq!(report.errors, 3);
         assert_eq!(
             report.error_kinds,

@@ -2,6 +2,7 @@
 //! the shell, through `RomaService` with the sandbox on.
 
 mod bench;
+mod bench_remote;
 mod check;
 mod code;
 mod console;

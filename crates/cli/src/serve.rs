@@ -41,6 +41,25 @@ pub struct ServeArgs {
     /// (e.g. 127.0.0.1:2379).
     #[arg(long, value_delimiter = ',')]
     pub etcd: Option<Vec<String>>,
+    /// TLS on both listeners: the server's certificate chain (PEM). Needs --tls-key.
+    #[arg(long = "tls-cert", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Client certificates (mTLS): the CA (PEM) they must chain to. Needs TLS.
+    #[arg(long = "client-ca")]
+    pub client_ca: Option<PathBuf>,
+    /// A host name whose verified client certificate may load code (repeatable).
+    #[arg(long = "load-client")]
+    pub load_client: Vec<String>,
+    /// A host name whose verified client certificate may execute (repeatable).
+    #[arg(long = "execute-client")]
+    pub execute_client: Vec<String>,
+    /// The log lines on stderr: `text`, or `json` (one object per line, the request id a
+    /// field of its own).
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Run the workers without a jail (debugging only).
     #[arg(long = "no-sandbox")]
     pub no_sandbox: bool,
@@ -83,6 +102,30 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     if let Some(g) = a.drain_grace {
         s.drain_grace = g;
     }
+    if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
+        let old = s.tls.take();
+        s.tls = Some(roma_serve::TlsSettings {
+            cert_file: cert,
+            key_file: key,
+            ..old.unwrap_or_else(|| roma_serve::TlsSettings::new(PathBuf::new(), PathBuf::new()))
+        });
+    }
+    if a.client_ca.is_some() || !a.load_client.is_empty() || !a.execute_client.is_empty() {
+        let Some(tls) = s.tls.as_mut() else {
+            bail!(
+                "--client-ca, --load-client and --execute-client need TLS (--tls-cert and --tls-key, or [tls])"
+            );
+        };
+        if a.client_ca.is_some() {
+            tls.client_ca_file = a.client_ca;
+        }
+        if !a.load_client.is_empty() {
+            tls.load_clients = a.load_client;
+        }
+        if !a.execute_client.is_empty() {
+            tls.execute_clients = a.execute_client;
+        }
+    }
     if a.no_sandbox {
         s.service.sandbox = roma::SandboxKind::None;
     }
@@ -99,10 +142,14 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         s.store.kind = roma_serve::StoreKind::Etcd(e);
     }
     s.validate()?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if a.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let mut config = roma::Config::<RequestMetadata>::new();
     // Console output of the code: stderr, with the request it came from.
     config.set_logging_function(|level, meta: &RequestMetadata, msg| {
@@ -112,11 +159,17 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             meta.request_id
         );
     });
+    let tls = s.tls.is_some();
     roma_serve::serve_until_signalled(s, config, |http, grpc| {
         // The lines a script waits for; the real ports when the settings asked for 0.
-        println!("listening on http://{http}");
+        let (h, g) = if tls {
+            ("https", "grpcs")
+        } else {
+            ("http", "grpc")
+        };
+        println!("listening on {h}://{http}");
         if let Some(grpc) = grpc {
-            println!("listening on grpc://{grpc}");
+            println!("listening on {g}://{grpc}");
         }
     })
     .context("roma serve")?;

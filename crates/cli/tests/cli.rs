@@ -1182,6 +1182,29 @@ fn serve_refuses_a_bad_config_naming_the_key() {
         .failed()
         .to_string();
     assert!(err.contains("--load-token-file"), "{err}");
+    let tok = |name: &str, text: &str| write(&dir, name, text);
+    let (l, e) = (tok("l", "load-1"), tok("e", "exec-1"));
+    let base = [
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--load-token-file",
+        &l,
+        "--execute-token-file",
+        &e,
+    ];
+    let err = roma(&[&base[..], &["--client-ca", "ca.pem"]].concat())
+        .failed()
+        .to_string();
+    assert!(err.contains("need TLS"), "{err}");
+    let garbage = tok("server.pem", "not a certificate");
+    let err = roma(&[&base[..], &["--tls-cert", &garbage, "--tls-key", &garbage]].concat())
+        .failed()
+        .to_string();
+    assert!(
+        err.contains("TLS file") && err.contains("server.pem"),
+        "{err}"
+    );
 }
 
 /// One HTTP/1.1 request on a new connection; the whole answer as text.
@@ -1215,6 +1238,8 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         "127.0.0.1:0",
         "--workers",
         "1",
+        "--log-format",
+        "json",
     ])
     .args(["--load-token-file", &load, "--execute-token-file", &exec])
     .current_dir(repo_root())
@@ -1251,10 +1276,53 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let run = r#"{"version_string":"v1","handler_name":"Handler","input":["\"hi\""]}"#;
     let r = http(&addr, "/v1/execute", "exec-secret", run);
+    let rid = r
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no request id in {r}"))
+        .trim()
+        .to_string();
     assert!(
         r.starts_with("HTTP/1.1 200") && r.contains(r#""resp":"\"hi\"""#),
         "{r}"
     );
+    // roma bench --target measures the running server over both APIs with the same report.
+    for target in [format!("http://{addr}"), format!("grpc://{grpc}")] {
+        let out = roma(&[
+            "bench",
+            "--target",
+            &target,
+            "--load-token-file",
+            &load,
+            "--execute-token-file",
+            &exec,
+            "--requests",
+            "40",
+            "--concurrency",
+            "2",
+            "--json",
+        ]);
+        let report: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+        assert_eq!(report["requests"], 40, "{target}: {report}");
+        assert_eq!(report["errors"], 0, "{target}: {report}");
+        assert!(
+            report["latency_ms"]["p50"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    }
+    let out = roma(&[
+        "bench",
+        "--target",
+        &format!("http://{addr}"),
+        "--load-token-file",
+        &exec,
+        "--execute-token-file",
+        &exec,
+        "--requests",
+        "1",
+    ]);
+    assert!(out.failed().contains("401"), "{}", out.failed());
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1275,6 +1343,19 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("draining"), "{err}");
+    // --log-format json: one object a line, and the execution's line names its request id.
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["request_id"] == rid.as_str()
+                && l["fields"]["endpoint"] == "execute"),
+        "no log line for {rid}: {err}"
+    );
 }
 
 // ---------------------------------------------------------------- tenant pools and cgroups

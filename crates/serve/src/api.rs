@@ -80,16 +80,30 @@ pub struct BatchBody {
 pub struct ResponseBody {
     /// The request's id.
     pub id: String,
+    /// The server's request id (also the `x-request-id` header and the log line's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
     /// The handler's result (JSON text, or the raw string in byte-string mode).
     pub resp: String,
     /// Timings, as roma reports them.
     pub metrics: BTreeMap<String, f64>,
 }
 
+impl ResponseBody {
+    /// The answer to request `request_id`.
+    pub fn for_request(r: ResponseObject, request_id: &str) -> Self {
+        ResponseBody {
+            request_id: request_id.to_string(),
+            ..ResponseBody::from(r)
+        }
+    }
+}
+
 impl From<ResponseObject> for ResponseBody {
     fn from(r: ResponseObject) -> Self {
         ResponseBody {
             id: r.id,
+            request_id: String::new(),
             resp: r.resp,
             metrics: r.metrics,
         }

@@ -18,6 +18,25 @@ pub enum Role {
     Execute,
 }
 
+/// The roles a connection's verified client certificate grants (mTLS): each stands for that
+/// role's token on every request of the connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerRoles {
+    /// The certificate names a host in `tls.load_clients`.
+    pub load: bool,
+    /// The certificate names a host in `tls.execute_clients`.
+    pub execute: bool,
+}
+
+impl PeerRoles {
+    fn grants(&self, role: Role) -> bool {
+        match role {
+            Role::Load => self.load,
+            Role::Execute => self.execute,
+        }
+    }
+}
+
 /// The two tokens and where they come from.
 #[derive(Debug)]
 pub struct Tokens {
@@ -45,8 +64,17 @@ impl Tokens {
         Ok(())
     }
 
-    /// Whether `headers` carry `Authorization: Bearer <token>` for `role`.
-    pub fn check(&self, headers: &HeaderMap, role: Role) -> Result<(), ApiError> {
+    /// Whether the connection's client certificate (`peer`) grants `role`, or else `headers`
+    /// carry `Authorization: Bearer <token>` for it.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<&PeerRoles>,
+        role: Role,
+    ) -> Result<(), ApiError> {
+        if peer.is_some_and(|p| p.grants(role)) {
+            return Ok(());
+        }
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::Unauthenticated("no Authorization header"));
         };
@@ -132,23 +160,74 @@ mod tests {
         std::fs::write(&l, "load-1\n").unwrap();
         std::fs::write(&e, "exec-1").unwrap();
         let t = Tokens::load(&l, &e).unwrap();
-        assert!(t.check(&headers("Bearer load-1"), Role::Load).is_ok());
-        assert!(t.check(&headers("Bearer load-1"), Role::Execute).is_err());
-        assert!(t.check(&headers("Bearer exec-1"), Role::Execute).is_ok());
-        assert!(t.check(&headers("Bearer exec-"), Role::Execute).is_err());
-        assert!(t.check(&headers("Bearer exec-11"), Role::Execute).is_err());
-        assert!(t.check(&headers("exec-1"), Role::Execute).is_err());
-        assert!(t.check(&HeaderMap::new(), Role::Execute).is_err());
+        assert!(t.check(&headers("Bearer load-1"), None, Role::Load).is_ok());
+        assert!(
+            t.check(&headers("Bearer load-1"), None, Role::Execute)
+                .is_err()
+        );
+        assert!(
+            t.check(&headers("Bearer exec-1"), None, Role::Execute)
+                .is_ok()
+        );
+        assert!(
+            t.check(&headers("Bearer exec-"), None, Role::Execute)
+                .is_err()
+        );
+        assert!(
+            t.check(&headers("Bearer exec-11"), None, Role::Execute)
+                .is_err()
+        );
+        assert!(t.check(&headers("exec-1"), None, Role::Execute).is_err());
+        assert!(t.check(&HeaderMap::new(), None, Role::Execute).is_err());
         std::fs::write(&e, "exec-2").unwrap();
         t.reload().unwrap();
-        assert!(t.check(&headers("Bearer exec-1"), Role::Execute).is_err());
-        assert!(t.check(&headers("Bearer exec-2"), Role::Execute).is_ok());
+        assert!(
+            t.check(&headers("Bearer exec-1"), None, Role::Execute)
+                .is_err()
+        );
+        assert!(
+            t.check(&headers("Bearer exec-2"), None, Role::Execute)
+                .is_ok()
+        );
         // A bad file keeps the old tokens.
         std::fs::write(&e, "").unwrap();
         assert!(t.reload().is_err());
-        assert!(t.check(&headers("Bearer exec-2"), Role::Execute).is_ok());
+        assert!(
+            t.check(&headers("Bearer exec-2"), None, Role::Execute)
+                .is_ok()
+        );
         std::fs::write(&e, "load-1").unwrap();
         assert!(matches!(t.reload(), Err(ServeError::Token { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_role_stands_for_its_token_only() {
+        let dir = std::env::temp_dir().join(format!("roma-serve-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (l, e) = (dir.join("l"), dir.join("e"));
+        std::fs::write(&l, "load-1").unwrap();
+        std::fs::write(&e, "exec-1").unwrap();
+        let t = Tokens::load(&l, &e).unwrap();
+        let exec = PeerRoles {
+            load: false,
+            execute: true,
+        };
+        assert!(
+            t.check(&HeaderMap::new(), Some(&exec), Role::Execute)
+                .is_ok()
+        );
+        assert!(t.check(&HeaderMap::new(), Some(&exec), Role::Load).is_err());
+        // A token still works beside a certificate without that role.
+        assert!(
+            t.check(&headers("Bearer load-1"), Some(&exec), Role::Load)
+                .is_ok()
+        );
+        let none = PeerRoles::default();
+        assert!(
+            t.check(&HeaderMap::new(), Some(&none), Role::Execute)
+                .is_err()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

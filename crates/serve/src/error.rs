@@ -26,6 +26,15 @@ pub enum ServeError {
         /// What is wrong with it.
         message: String,
     },
+    /// A TLS certificate, key or CA file is missing, unreadable or does not hold what it
+    /// should.
+    #[error("TLS file {path}: {message}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The OS refused something (binding the listener, reading a file).
     #[error("{what}: {source}")]
     Io {
@@ -86,6 +95,8 @@ pub struct ErrorBody<'a> {
 #[derive(Serialize)]
 struct Envelope<'a> {
     error: ErrorBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 impl ApiError {
@@ -117,15 +128,27 @@ impl From<RomaError> for ApiError {
 }
 
 /// The JSON text of an error body.
-pub fn error_json(kind: &str, message: &str) -> String {
+fn envelope_json(kind: &str, message: &str, request_id: Option<&str>) -> String {
     serde_json::to_string(&Envelope {
         error: ErrorBody { kind, message },
+        request_id,
     })
     .unwrap_or_else(|_| r#"{"error":{"kind":"internal","message":"unprintable error"}}"#.into())
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.response(None)
+    }
+}
+
+impl ApiError {
+    /// The answer to request `request_id`: the error body names it beside the error.
+    pub fn response_for(self, request_id: &str) -> Response {
+        self.response(Some(request_id))
+    }
+
+    fn response(self, request_id: Option<&str>) -> Response {
         let (status, kind) = self.status_and_kind();
         let mut r = (
             status,
@@ -133,7 +156,7 @@ impl IntoResponse for ApiError {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            error_json(kind, self.message()),
+            envelope_json(kind, self.message(), request_id),
         )
             .into_response();
         match status {

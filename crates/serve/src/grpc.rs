@@ -3,9 +3,10 @@
 //! tokens, limits, metrics and drain, and the same error kinds, mapped to gRPC codes.
 
 use crate::api::{ExecuteBody, RequestMetadata};
-use crate::auth::Role;
+use crate::auth::{PeerRoles, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tls::{Listener, Tls, TlsConn};
 use roma::{ErrorKind, InvocationRequest, RomaError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +104,7 @@ impl GrpcApi {
         endpoint: &'static str,
         role: Role,
         metadata: &tonic::metadata::MetadataMap,
+        peer: Option<PeerRoles>,
         handle: F,
     ) -> Result<Response<T>, Status>
     where
@@ -125,7 +127,7 @@ impl GrpcApi {
             None => (String::new(), Err(ApiError::Draining)),
             Some(_admission) => {
                 let headers = metadata.clone().into_headers();
-                match st.tokens.check(&headers, role) {
+                match st.tokens.check(&headers, peer.as_ref(), role) {
                     Err(e) => (String::new(), Err(e)),
                     Ok(()) => handle(&rid).await,
                 }
@@ -206,9 +208,10 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::LoadCodeObjRequest>,
     ) -> Result<Response<pb::LoadCodeObjResponse>, Status> {
-        let (meta, _, r) = request.into_parts();
+        let (meta, ext, r) = request.into_parts();
+        let peer = ext.get::<PeerRoles>().copied();
         let st = Arc::clone(&self.state);
-        self.call("grpc_load", Role::Load, &meta, async move |_rid| {
+        self.call("grpc_load", Role::Load, &meta, peer, async move |_rid| {
             let code = crate::api::CodeBody {
                 id: (!r.id.is_empty()).then_some(r.id),
                 version_string: r.version_string,
@@ -254,39 +257,46 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let (meta, _, r) = request.into_parts();
+        let (meta, ext, r) = request.into_parts();
+        let peer = ext.get::<PeerRoles>().copied();
         let st = Arc::clone(&self.state);
         let deadline = deadline(&meta);
-        self.call("grpc_execute", Role::Execute, &meta, async move |rid| {
-            let code_id = r.version_string.clone();
-            let cancel_id = r.request_id.clone();
-            let req = match self.request(r, rid, deadline) {
-                Ok(req) => req,
-                Err(e) => return (code_id, Err(e)),
-            };
-            let fut = st.service.execute_async(req);
-            let _named = match fut.token() {
-                Some(t) if !cancel_id.is_empty() => {
-                    match st.name_execution(&cancel_id, t.clone()) {
-                        Some(n) => Some(n),
-                        None => {
-                            st.service.cancel(t);
-                            return (
-                                code_id,
-                                Err(ApiError::Roma(RomaError::invalid_argument(format!(
-                                    "request_id {cancel_id:?} is already in flight"
-                                )))),
-                            );
+        self.call(
+            "grpc_execute",
+            Role::Execute,
+            &meta,
+            peer,
+            async move |rid| {
+                let code_id = r.version_string.clone();
+                let cancel_id = r.request_id.clone();
+                let req = match self.request(r, rid, deadline) {
+                    Ok(req) => req,
+                    Err(e) => return (code_id, Err(e)),
+                };
+                let fut = st.service.execute_async(req);
+                let _named = match fut.token() {
+                    Some(t) if !cancel_id.is_empty() => {
+                        match st.name_execution(&cancel_id, t.clone()) {
+                            Some(n) => Some(n),
+                            None => {
+                                st.service.cancel(t);
+                                return (
+                                    code_id,
+                                    Err(ApiError::Roma(RomaError::invalid_argument(format!(
+                                        "request_id {cancel_id:?} is already in flight"
+                                    )))),
+                                );
+                            }
                         }
                     }
-                }
-                _ => None,
-            };
-            let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
-            let result = fut.await;
-            guard.disarm();
-            (code_id, result.map(response).map_err(ApiError::Roma))
-        })
+                    _ => None,
+                };
+                let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
+                let result = fut.await;
+                guard.disarm();
+                (code_id, result.map(response).map_err(ApiError::Roma))
+            },
+        )
         .await
     }
 
@@ -294,10 +304,11 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::BatchExecuteRequest>,
     ) -> Result<Response<pb::BatchExecuteResponse>, Status> {
-        let (meta, _, r) = request.into_parts();
+        let (meta, ext, r) = request.into_parts();
+        let peer = ext.get::<PeerRoles>().copied();
         let st = Arc::clone(&self.state);
         let deadline = deadline(&meta);
-        self.call("grpc_batch", Role::Execute, &meta, async move |rid| {
+        self.call("grpc_batch", Role::Execute, &meta, peer, async move |rid| {
             let code_id = r
                 .requests
                 .first()
@@ -361,21 +372,31 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelResponse>, Status> {
-        let (meta, _, r) = request.into_parts();
+        let (meta, ext, r) = request.into_parts();
+        let peer = ext.get::<PeerRoles>().copied();
         let st = Arc::clone(&self.state);
-        self.call("grpc_cancel", Role::Execute, &meta, async move |_rid| {
-            let cancelled = st.cancel_named(&r.request_id);
-            (String::new(), Ok(pb::CancelResponse { cancelled }))
-        })
+        self.call(
+            "grpc_cancel",
+            Role::Execute,
+            &meta,
+            peer,
+            async move |_rid| {
+                let cancelled = st.cancel_named(&r.request_id);
+                (String::new(), Ok(pb::CancelResponse { cancelled }))
+            },
+        )
         .await
     }
 }
 
-/// Serves gRPC on `listener` until `close` turns true; health turns `NOT_SERVING` when the
-/// drain starts.
+/// Serves gRPC on `listener` (over TLS when `tls` is set, each handshake within
+/// `handshake_timeout`) until `close` turns true; health turns `NOT_SERVING` when the drain
+/// starts.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<Tls>>,
+    handshake_timeout: Duration,
     mut drain: tokio::sync::watch::Receiver<bool>,
     mut close: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -410,19 +431,72 @@ pub async fn serve(
             }
         }
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let r = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(256)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection)
-        .add_service(GrpcApi::server(Arc::clone(&state)))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .add_service(GrpcApi::server(Arc::clone(&state)));
+    let r = match tls {
+        None => {
+            // Without TCP_NODELAY a small answer waits for the client's delayed ACK (about
+            // 40 ms on Linux).
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Some(tls) => {
+            let incoming = tls_incoming(listener, tls, handshake_timeout);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
     if let Err(e) = r {
         tracing::error!(error = %e, "the gRPC server stopped");
     }
+}
+
+/// The connections of `listener` once their TLS handshakes succeed. Each handshake runs on its
+/// own task, so a client that stalls in one holds up nobody else, and is dropped after
+/// `timeout`. The accepting stops when the server drops the stream.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: Arc<Tls>,
+    timeout: Duration,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _peer) = tokio::select! {
+                () = tx.closed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "gRPC accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let (tls, tx) = (Arc::clone(&tls), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(timeout, tls.accept(tcp, Listener::Grpc)).await {
+                    Ok(Ok(conn)) => {
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "gRPC TLS handshake failed"),
+                    Err(_) => tracing::debug!("gRPC TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 //! the body limit, parsing, and roma, to exactly one answer that carries the request id.
 
 use crate::api::{BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, parse};
-use crate::auth::Role;
+use crate::auth::{PeerRoles, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -42,11 +42,16 @@ struct Outcome {
     result: Result<Response, ApiError>,
 }
 
-async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn load(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerRoles>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     answer(&st, "code", &headers, async |rid| {
         let mut code_id = String::new();
         let result = async {
-            st.tokens.check(&headers, Role::Load)?;
+            st.tokens.check(&headers, peer.as_deref(), Role::Load)?;
             let bytes = read_body(&st, &headers, body).await?;
             let code = parse::<CodeBody>(&bytes)?.into_code(&st.limits)?;
             code_id = code.version_string.clone();
@@ -61,7 +66,7 @@ async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -
             );
             tracing::info!(request_id = %rid, version = %version, ok = r.is_ok(), "load");
             let (r, receipt) = r?;
-            let mut body = ResponseBody::from(r);
+            let mut body = ResponseBody::for_request(r, rid);
             body.metrics
                 .insert("roma.store.revision".into(), receipt.revision as f64);
             let mut resp = Json(body).into_response();
@@ -77,11 +82,16 @@ async fn load(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -
     .await
 }
 
-async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn execute(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerRoles>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     answer(&st, "execute", &headers, async |rid| {
         let mut code_id = String::new();
         let result = async {
-            st.tokens.check(&headers, Role::Execute)?;
+            st.tokens.check(&headers, peer.as_deref(), Role::Execute)?;
             let deadline = deadline(&headers)?;
             let bytes = read_body(&st, &headers, body).await?;
             let b = parse::<ExecuteBody>(&bytes)?;
@@ -92,7 +102,7 @@ async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body
             let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
             let r = fut.await;
             guard.disarm();
-            Ok(Json(ResponseBody::from(r?)).into_response())
+            Ok(Json(ResponseBody::for_request(r?, rid)).into_response())
         }
         .await;
         Outcome { code_id, result }
@@ -100,11 +110,16 @@ async fn execute(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body
     .await
 }
 
-async fn batch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn batch(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerRoles>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     answer(&st, "batch", &headers, async |rid| {
         let mut code_id = String::new();
         let result = async {
-            st.tokens.check(&headers, Role::Execute)?;
+            st.tokens.check(&headers, peer.as_deref(), Role::Execute)?;
             let deadline = deadline(&headers)?;
             let bytes = read_body(&st, &headers, body).await?;
             let b = parse::<BatchBody>(&bytes)?;
@@ -152,7 +167,10 @@ async fn batch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
                     },
                 })
                 .collect();
-            Ok(Json(serde_json::json!({ "responses": responses })).into_response())
+            Ok(
+                Json(serde_json::json!({ "request_id": rid, "responses": responses }))
+                    .into_response(),
+            )
         }
         .await;
         Outcome { code_id, result }
@@ -184,7 +202,7 @@ where
         Ok(r) => (r, "ok"),
         Err(e) => {
             let kind = e.status_and_kind().1;
-            (e.into_response(), kind)
+            (e.response_for(&rid), kind)
         }
     };
     st.metrics

@@ -5,11 +5,13 @@
 //! one bearer token and executing another (read from files, re-read on `SIGHUP`), every body,
 //! batch, code object and connection is bounded, a slow client is cut off, and a drain
 //! (`SIGTERM`) answers every accepted request exactly once. roma's error kind decides the HTTP
-//! status ([`http_status`]). docs/serve.md describes the API.
+//! status ([`http_status`]). Both listeners speak TLS when `[tls]` is set ([`TlsSettings`]),
+//! and a verified client certificate can stand for a token. docs/serve.md describes the API.
 
 mod api;
 mod auth;
 mod error;
+mod forward;
 mod grpc;
 mod http;
 mod metrics;
@@ -18,12 +20,14 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+mod tls;
 
 pub use api::{
     BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, RequestMetadata, ResponseBody,
 };
-pub use auth::{MAX_TOKEN_BYTES, Role};
+pub use auth::{MAX_TOKEN_BYTES, PeerRoles, Role};
 pub use error::{ApiError, RETRY_AFTER_SECS, ServeError, http_status};
+pub use forward::{AnswerBody, BindingSettings, CallBody, DEFAULT_MAX_RESPONSE_BYTES, Value};
 pub use grpc::{ERROR_KIND_METADATA, grpc_code, parse_grpc_timeout, pb};
 pub use http::{DEADLINE_HEADER, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 pub use metrics::MAX_CODE_ID_LABELS;
@@ -35,3 +39,4 @@ pub use settings::{
     ServiceSettings, Settings, StoreKind, StoreSettings,
 };
 pub use signals::serve_until_signalled;
+pub use tls::{MAX_PEM_BYTES, TlsSettings};

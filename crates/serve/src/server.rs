@@ -2,18 +2,20 @@
 //! the accept loop, the per-connection timeouts, and the order a shutdown takes.
 
 use crate::api::RequestMetadata;
-use crate::auth::Tokens;
+use crate::auth::{PeerRoles, Tokens};
 use crate::error::ServeError;
 use crate::http::router;
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::tls::{Listener, Tls};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -35,6 +37,7 @@ pub struct RunningServer {
     http: SocketAddr,
     grpc: Option<SocketAddr>,
     state: Arc<AppState>,
+    tls: Option<Arc<Tls>>,
     drain: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -62,6 +65,20 @@ impl RunningServer {
         self.state.tokens.reload()
     }
 
+    /// Reads the TLS certificate, key and client CA files again (when TLS is on); on an error
+    /// the old ones stay in force. Connections already open keep theirs.
+    pub fn reload_tls(&self) -> Result<(), ServeError> {
+        match &self.tls {
+            Some(t) => t.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the listeners speak TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Returns once a drain has finished.
     pub async fn finished(self) {
         let _ = self.task.await;
@@ -76,6 +93,12 @@ pub async fn start(
 ) -> Result<RunningServer, ServeError> {
     settings.validate()?;
     let tokens = Tokens::load(&settings.load_token_file, &settings.execute_token_file)?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(Tls::load)
+        .transpose()?
+        .map(Arc::new);
     let s = &settings.service;
     if let Some(n) = s.workers {
         config.number_of_workers(n);
@@ -92,6 +115,11 @@ pub async fn start(
     // store went away between the check and the write), which are never served.
     config.code_version_cache_size(settings.store.limits.max_versions + CACHE_MARGIN);
     let store = crate::replica::open_store(&settings.store).await?;
+    crate::forward::register(
+        &settings.bindings,
+        &mut config,
+        &tokio::runtime::Handle::current(),
+    );
     let listener = TcpListener::bind(settings.http)
         .await
         .map_err(|source| ServeError::Io {
@@ -142,14 +170,16 @@ pub async fn start(
         listener,
         grpc_listener,
         Arc::clone(&state),
+        tls.clone(),
         settings,
         drain_rx,
     ));
-    tracing::info!(%http, ?grpc, "roma serve: listening");
+    tracing::info!(%http, ?grpc, tls = tls.is_some(), "roma serve: listening");
     Ok(RunningServer {
         http,
         grpc,
         state,
+        tls,
         drain,
         task,
     })
@@ -160,6 +190,7 @@ async fn run(
     listener: TcpListener,
     grpc_listener: Option<TcpListener>,
     state: Arc<AppState>,
+    tls: Option<Arc<Tls>>,
     settings: Settings,
     mut drain_rx: watch::Receiver<bool>,
 ) {
@@ -171,6 +202,8 @@ async fn run(
         tokio::spawn(crate::grpc::serve(
             l,
             Arc::clone(&state),
+            tls.clone(),
+            settings.limits.header_read_timeout,
             drain_rx.clone(),
             close_rx.clone(),
         ))
@@ -204,9 +237,29 @@ async fn run(
                     let state = Arc::clone(&state);
                     let limits = settings.limits.clone();
                     let close_rx = close_rx.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-                        serve_connection(stream, app, &limits, close_rx).await;
+                        let _ = stream.set_nodelay(true);
+                        match tls {
+                            None => serve_connection(stream, None, app, &limits, close_rx).await,
+                            // The handshake counts as part of the head: a client that stalls
+                            // in it is cut off like a slow header.
+                            Some(tls) => match tokio::time::timeout(
+                                limits.header_read_timeout,
+                                tls.accept(stream, Listener::Http),
+                            )
+                            .await
+                            {
+                                Ok(Ok(conn)) => {
+                                    let roles = conn.roles();
+                                    serve_connection(conn, Some(roles), app, &limits, close_rx)
+                                        .await;
+                                }
+                                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            },
+                        }
                         state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                         drop(permit);
                     });
@@ -266,21 +319,26 @@ impl Activity {
 
 /// Serves one connection: HTTP/1.1 with keep-alive, the head read within
 /// `limits.header_read_timeout`, closed once idle for `limits.idle_timeout` or when a drain
-/// ends.
-async fn serve_connection(
-    stream: TcpStream,
+/// ends. `peer` holds the roles of a TLS client's certificate.
+async fn serve_connection<S>(
+    stream: S,
+    peer: Option<PeerRoles>,
     app: axum::Router,
     limits: &crate::settings::Limits,
     mut close_rx: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity {
         active: AtomicUsize::new(0),
         last: std::sync::Mutex::new(Instant::now()),
     });
     let svc = {
         let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            if let Some(p) = peer {
+                req.extensions_mut().insert(p);
+            }
             let app = app.clone();
             let activity = Arc::clone(&activity);
             async move {

@@ -127,6 +127,10 @@ pub struct Settings {
     /// `server.drain_grace`: how long requests in flight may take to finish once a drain
     /// starts (default 10 s); those still running then are cancelled and answered 503.
     pub drain_grace: Duration,
+    /// `[tls]`: TLS on both listeners, and client certificates; `None` serves plain TCP.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// `[[bindings]]`: host functions that forward their calls to the operator's endpoints.
+    pub bindings: Vec<crate::forward::BindingSettings>,
     /// `[limits]`.
     pub limits: Limits,
     /// `[service]`.
@@ -144,6 +148,8 @@ impl Settings {
             load_token_file,
             execute_token_file,
             drain_grace: Duration::from_secs(10),
+            tls: None,
+            bindings: Vec::new(),
             limits: Limits::default(),
             service: ServiceSettings::default(),
             store: StoreSettings::default(),
@@ -189,6 +195,8 @@ impl Settings {
         if let Some(g) = server.drain_grace {
             s.drain_grace = duration(&g, "server.drain_grace")?;
         }
+        s.tls = file.tls.map(|t| t.resolve(base)).transpose()?;
+        s.bindings = crate::forward::resolve(file.bindings)?;
         let l = file.limits.unwrap_or_default();
         let d = &mut s.limits;
         set(&mut d.max_body_bytes, l.max_body_bytes);
@@ -281,6 +289,10 @@ impl Settings {
                 return Err(bad("store.etcd_prefix", "must end with '/'".into()));
             }
         }
+        if let Some(t) = &self.tls {
+            t.validate()?;
+        }
+        crate::forward::validate(&self.bindings)?;
         if self.service.workers == Some(0) {
             return Err(bad("service.workers", "must be at least 1".into()));
         }
@@ -365,6 +377,9 @@ fn bad(key: &str, message: String) -> ServeError {
 #[serde(deny_unknown_fields)]
 struct File {
     server: Option<ServerTable>,
+    tls: Option<crate::tls::TlsTable>,
+    #[serde(default)]
+    bindings: Vec<crate::forward::BindingTable>,
     limits: Option<LimitsTable>,
     service: Option<ServiceTable>,
     store: Option<StoreTable>,
@@ -450,6 +465,20 @@ mod tests {
         assert_eq!(s.limits.idle_timeout, Duration::from_millis(150));
         assert_eq!(s.service.workers, Some(2));
         assert_eq!(s.service.sandbox, roma::SandboxKind::None);
+        assert_eq!(s.tls, None);
+        let t = format!(
+            "{MIN}[tls]\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n\
+             client_ca_file = \"ca.pem\"\nexecute_clients = [\"app.internal\"]\n"
+        );
+        let tls = Settings::from_toml(&t, Path::new("/b"))
+            .unwrap()
+            .tls
+            .unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("/b/c.pem"));
+        assert_eq!(tls.key_file, PathBuf::from("/k.pem"));
+        assert_eq!(tls.client_ca_file, Some(PathBuf::from("/b/ca.pem")));
+        assert_eq!(tls.execute_clients, vec!["app.internal".to_string()]);
+        assert!(tls.load_clients.is_empty());
     }
 
     #[test]
@@ -519,6 +548,7 @@ mod tests {
             .starts_with("store.max_object_bytes")
         );
         assert!(key_of(&format!("{MIN}[store]\nkind = \"s3\"\n")).starts_with("store.kind"));
+        assert!(key_of(&format!("{MIN}[tls]\ncert_file = \"c\"\n")).starts_with("tls.key_file"));
         // toml names an unknown key itself.
         assert!(key_of(&format!("{MIN}[limits]\nmax_bodybytes = 1\n")).contains("max_bodybytes"));
     }

@@ -1,12 +1,13 @@
 //! The process side of `roma serve`: a tokio runtime, and the signals an operator sends
-//! (`SIGTERM`/`SIGINT` drain, `SIGHUP` re-reads the token files).
+//! (`SIGTERM`/`SIGINT` drain, `SIGHUP` re-reads the token and TLS files).
 
 use crate::api::RequestMetadata;
 use crate::error::ServeError;
 use crate::settings::Settings;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Runs a server until `SIGTERM` or `SIGINT` has drained it; `SIGHUP` re-reads the tokens.
+/// Runs a server until `SIGTERM` or `SIGINT` has drained it; `SIGHUP` re-reads the tokens
+/// and the TLS files.
 /// Blocks the calling thread.
 pub fn serve_until_signalled(
     settings: Settings,
@@ -32,10 +33,20 @@ pub fn serve_until_signalled(
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => match server.reload_tokens() {
-                    Ok(()) => tracing::info!("tokens re-read"),
-                    Err(e) => tracing::error!(error = %e, "tokens not re-read; the old ones stay"),
-                },
+                _ = hup.recv() => {
+                    match server.reload_tokens() {
+                        Ok(()) => tracing::info!("tokens re-read"),
+                        Err(e) => tracing::error!(error = %e, "tokens not re-read; the old ones stay"),
+                    }
+                    match server.reload_tls() {
+                        Ok(()) => {
+                            if server.tls() {
+                                tracing::info!("TLS files re-read");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "TLS files not re-read; the old ones stay"),
+                    }
+                }
             }
         }
         server.drain();

@@ -36,12 +36,14 @@ async fn load_execute_batch_health_and_request_ids() {
         "{j}"
     );
     assert_eq!(r.headers["x-request-id"], "client-id.7");
+    assert_eq!(j["request_id"], "client-id.7");
     // An id that is not a short token is replaced by one of the server's.
     let r = t
         .execute("Handler", &["1"], &[("x-request-id", "bad id!")])
         .await;
     let rid = r.headers["x-request-id"].to_str().unwrap().to_string();
     assert!(!rid.is_empty() && rid != "bad id!");
+    assert_eq!(r.json()["request_id"], rid.as_str());
 
     let body = serde_json::json!({"requests": [
         {"id": "a", "version_string": "v1", "handler_name": "Handler", "input": ["1"]},
@@ -139,7 +141,13 @@ async fn error_kinds_map_to_statuses() {
             "{handler}: {}",
             r.body
         );
-        assert!(r.headers.contains_key("x-request-id"));
+        // The error body names the request as the header does.
+        assert_eq!(
+            r.json()["request_id"].as_str(),
+            r.headers["x-request-id"].to_str().ok(),
+            "{}",
+            r.body
+        );
     }
     // The client's deadline caps the 5 s default: the timeout named is the deadline's.
     let r = t

@@ -1,0 +1,273 @@
+//! `cargo xtask bench-serve`: what `roma serve` costs over the in-process service, measured
+//! in one run with the rounds interleaved (in-process, HTTP/JSON, gRPC, again and again), for
+//! hello world: the idle p50 overhead (one request at a time, a pause between) and the
+//! saturated throughput ratio. Then `h2load` (Debian's nghttp2-client, installed here when
+//! missing, as a user would) drives the HTTP/JSON API as an external load generator.
+//!
+//! Flags: `--debug` (debug binaries: a smoke run, not figures), `--rounds N` (default 3),
+//! `--seconds S` per saturated run (default 5), `--workers W` (default: the cores).
+
+use crate::{apt_install, cargo, have, root, run};
+use anyhow::{Context, Result, bail};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+struct Flags {
+    debug: bool,
+    rounds: usize,
+    seconds: u64,
+    workers: usize,
+}
+
+fn flags(rest: &[String]) -> Result<Flags> {
+    let mut f = Flags {
+        debug: false,
+        rounds: 3,
+        seconds: 5,
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Result<usize> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{name} takes a number"))
+        };
+        match a.as_str() {
+            "--debug" => f.debug = true,
+            "--rounds" => f.rounds = num("--rounds")?.max(1),
+            "--seconds" => f.seconds = num("--seconds")?.max(1) as u64,
+            "--workers" => f.workers = num("--workers")?.max(1),
+            other => bail!("bench-serve: unknown flag {other}"),
+        }
+    }
+    Ok(f)
+}
+
+/// A `roma serve` child, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    http: String,
+    grpc: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory effects; the pid is our own child's, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(roma: &Path, dir: &Path, workers: usize) -> Result<Server> {
+    let mut child = Command::new(roma)
+        .args(["serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .args(["--workers", &workers.to_string()])
+        .arg("--load-token-file")
+        .arg(dir.join("load.tok"))
+        .arg("--execute-token-file")
+        .arg(dir.join("exec.tok"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start roma serve")?;
+    let mut out = std::io::BufReader::new(child.stdout.take().context("no stdout")?);
+    let mut line = |prefix: &str| -> Result<String> {
+        let mut l = String::new();
+        out.read_line(&mut l)?;
+        l.trim()
+            .strip_prefix(prefix)
+            .map(str::to_string)
+            .with_context(|| format!("roma serve printed {l:?}, not {prefix}..."))
+    };
+    let http = line("listening on http://")?;
+    let grpc = line("listening on grpc://")?;
+    Ok(Server { child, http, grpc })
+}
+
+/// One `roma bench --json` run: (p50 ms, throughput req/s).
+fn bench(roma: &Path, dir: &Path, target: Option<&str>, extra: &[String]) -> Result<(f64, f64)> {
+    let mut c = Command::new(roma);
+    c.args(["bench", "--json"]).args(extra);
+    if let Some(t) = target {
+        c.args(["--target", t])
+            .arg("--load-token-file")
+            .arg(dir.join("load.tok"))
+            .arg("--execute-token-file")
+            .arg(dir.join("exec.tok"));
+    }
+    let out = c.stderr(Stdio::null()).output().context("roma bench")?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "roma bench printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    if v["errors"] != 0 {
+        bail!(
+            "roma bench {target:?}: {} errors: {}",
+            v["errors"],
+            v["error_kinds"]
+        );
+    }
+    Ok((
+        v["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+        v["throughput_rps"].as_f64().unwrap_or(0.0),
+    ))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub fn bench_serve(rest: &[String]) -> Result<()> {
+    let f = flags(rest)?;
+    crate::setup()?;
+    let profile: &[&str] = if f.debug { &[] } else { &["--release"] };
+    run(cargo()
+        .args(["build", "-p", "roma-cli", "-p", "roma-worker"])
+        .args(profile))?;
+    let bin: PathBuf = root()
+        .join("target")
+        .join(if f.debug { "debug" } else { "release" });
+    let roma = bin.join("roma");
+    let dir = root().join("target/tmp/bench-serve");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("load.tok"), "bench-load-token")?;
+    std::fs::write(dir.join("exec.tok"), "bench-exec-token")?;
+    let server = start_server(&roma, &dir, f.workers)?;
+    let http = format!("http://{}", server.http);
+    let grpc = format!("grpc://{}", server.grpc);
+    let workers = f.workers.to_string();
+    let idle: Vec<String> = [
+        "--concurrency",
+        "1",
+        "--interval",
+        "1ms",
+        "--requests",
+        "2000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let seconds = format!("{}s", f.seconds);
+    let busy: Vec<String> = ["--duration", &seconds].map(String::from).to_vec();
+    let with_workers = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.extend(["--workers".to_string(), workers.clone()]);
+        v
+    };
+    let modes: [(&str, Option<&str>); 3] = [
+        ("in-process", None),
+        ("HTTP/JSON", Some(&http)),
+        ("gRPC", Some(&grpc)),
+    ];
+    let mut idle_p50 = vec![Vec::new(); 3];
+    let mut busy_rps = vec![Vec::new(); 3];
+    for round in 0..f.rounds {
+        for (i, (name, target)) in modes.iter().enumerate() {
+            let args = if target.is_none() {
+                with_workers(&idle)
+            } else {
+                idle.clone()
+            };
+            let (p50, _) = bench(&roma, &dir, *target, &args)?;
+            let args = if target.is_none() {
+                with_workers(&busy)
+            } else {
+                busy.clone()
+            };
+            let (_, rps) = bench(&roma, &dir, *target, &args)?;
+            eprintln!("round {round}: {name}: idle p50 {p50:.3} ms, saturated {rps:.0} req/s");
+            idle_p50[i].push(p50);
+            busy_rps[i].push(rps);
+        }
+    }
+    let p50: Vec<f64> = idle_p50.into_iter().map(median).collect();
+    let rps: Vec<f64> = busy_rps.into_iter().map(median).collect();
+    println!("{}", machine());
+    println!(
+        "{} workers, {} rounds interleaved, medians{}",
+        f.workers,
+        f.rounds,
+        if f.debug {
+            " (DEBUG BUILD: a smoke run, not figures)"
+        } else {
+            ""
+        }
+    );
+    println!("| path | idle p50 | idle p50 overhead | saturated req/s | ratio to in-process |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, (name, _)) in modes.iter().enumerate() {
+        println!(
+            "| {name} | {:.1} µs | {:+.1} µs | {:.0} | {:.2}x |",
+            p50[i] * 1e3,
+            (p50[i] - p50[0]) * 1e3,
+            rps[i],
+            rps[i] / rps[0].max(1e-9)
+        );
+    }
+    h2load(&server, f.seconds)?;
+    Ok(())
+}
+
+/// h2load over HTTP/1.1 against `POST /v1/execute`, with as many connections as cores × 2.
+fn h2load(server: &Server, seconds: u64) -> Result<()> {
+    if !have("h2load") {
+        apt_install(
+            &["nghttp2-client"],
+            "bench-serve's external load generator, h2load",
+        )?;
+    }
+    let dir = root().join("target/tmp/bench-serve");
+    let body = dir.join("execute.json");
+    std::fs::write(
+        &body,
+        r#"{"version_string":"bench","handler_name":"Handler","input":["\"Foobar\""]}"#,
+    )?;
+    let conns = (2 * std::thread::available_parallelism().map_or(1, |n| n.get())).to_string();
+    let out = Command::new("h2load")
+        .args(["--h1", "-c", &conns, "-D", &seconds.to_string()])
+        .args(["-H", "authorization: Bearer bench-exec-token"])
+        .args(["-H", "content-type: application/json"])
+        .arg("-d")
+        .arg(&body)
+        .arg(format!("http://{}/v1/execute", server.http))
+        .output()
+        .context("cannot run h2load")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("h2load --h1 -c {conns} -D {seconds} POST /v1/execute:");
+    for l in text.lines().filter(|l| {
+        l.starts_with("finished in")
+            || l.starts_with("requests:")
+            || l.starts_with("status codes:")
+            || l.starts_with("time for request:")
+    }) {
+        println!("  {l}");
+    }
+    if !out.status.success() {
+        bail!("h2load failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// CPU model, cores and load average, printed beside the figures.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|i| {
+            i.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "machine: {cpu}, {cores} cores, load average {}",
+        load.join(" ")
+    )
+}
