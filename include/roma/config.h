@@ -124,8 +124,8 @@ roma_error_t *roma_config_set_cgroup_cpu_max(roma_config_t *config, uint64_t quo
 /** cgroup v2 only: the cgroup (absolute path under the cgroup2 mount) to make worker cgroups
  *  in (copied). Default: the host's own cgroup. */
 roma_error_t *roma_config_set_cgroup_parent(roma_config_t *config, const char *path, size_t len);
-/** The low-latency mode: idle threads poll up to this many ms before they sleep (more than 0,
- *  at most 50). Default off. */
+/** The low-latency mode: idle threads poll up to this many ms before they sleep (0: off; more
+ *  is held to 50). Default off. */
 roma_error_t *roma_config_set_low_latency_ms(roma_config_t *config, uint64_t value);
 /** The jail: a ROMA_SANDBOX_* value; another is ROMA_ERROR_INVALID_ARGUMENT. */
 roma_error_t *roma_config_set_sandbox(roma_config_t *config, uint32_t kind);

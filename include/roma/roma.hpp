@@ -360,6 +360,12 @@ class Config {
   bool no_recycle_idle_cpu = false;  // never recycle a worker for its idle CPU use
   std::optional<size_t> tenant_pools;  // workers per tenant
   std::optional<size_t> max_tenants;
+  std::optional<std::uint64_t> cgroup_memory_max_mb;  // each worker in a cgroup of its own
+  std::optional<std::uint64_t> cgroup_pids_max;
+  std::optional<std::uint64_t> cgroup_cpu_quota_us;   // per cgroup_cpu_period_us
+  std::uint64_t cgroup_cpu_period_us = 100000;
+  std::string cgroup_parent;                          // cgroup v2 only; default the host's
+  std::optional<std::uint64_t> low_latency_ms;        // idle poll bound; 0 or unset: off
 
   void RegisterFunctionBinding(std::unique_ptr<FunctionBindingObjectV2<TMetadata>> binding) {
     bindings_.push_back(std::move(binding));
@@ -597,6 +603,16 @@ class RomaService {
     if (config_.no_recycle_idle_cpu) set(roma_config_unset_recycle_idle_cpu_per_sec(c));
     if (config_.tenant_pools) set(roma_config_set_tenant_pools(c, *config_.tenant_pools));
     if (config_.max_tenants) set(roma_config_set_max_tenants(c, *config_.max_tenants));
+    if (config_.cgroup_memory_max_mb)
+      set(roma_config_set_cgroup_memory_max_mb(c, *config_.cgroup_memory_max_mb));
+    if (config_.cgroup_pids_max) set(roma_config_set_cgroup_pids_max(c, *config_.cgroup_pids_max));
+    if (config_.cgroup_cpu_quota_us)
+      set(roma_config_set_cgroup_cpu_max(c, *config_.cgroup_cpu_quota_us,
+                                         config_.cgroup_cpu_period_us));
+    if (!config_.cgroup_parent.empty())
+      set(roma_config_set_cgroup_parent(c, config_.cgroup_parent.data(),
+                                        config_.cgroup_parent.size()));
+    if (config_.low_latency_ms) set(roma_config_set_low_latency_ms(c, *config_.low_latency_ms));
     for (auto& b : config_.bindings_) {
       auto* fn = new std::function<void(FunctionBindingPayload<TMetadata>&)>(std::move(b->function));
       set(roma_config_register_function(c, b->function_name.data(), b->function_name.size(),

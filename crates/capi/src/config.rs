@@ -227,7 +227,7 @@ setter!(
 );
 setter!(
     /// The low-latency mode: idle threads poll up to this many milliseconds before they sleep
-    /// (more than 0, at most 50). Default off.
+    /// (0: off; more is held to 50). Default off.
     roma_config_set_low_latency_ms, u64, |c, v| c.inner.low_latency(Duration::from_millis(v))
 );
 

@@ -66,6 +66,9 @@ int main() {
            {[](Config<Meta>& c) { c.worker_grace_ms = 0; }, "worker_grace"},
            {[](Config<Meta>& c) { c.recycle_after_requests = 0; }, "recycle_after_requests"},
            {[](Config<Meta>& c) { c.async_binding_threads = 0; }, "async_binding_threads"},
+           {[](Config<Meta>& c) { c.cgroup_pids_max = 0; }, "cgroup_pids_max"},
+           {[](Config<Meta>& c) { c.cgroup_memory_max_mb = 0; }, "cgroup_memory_max_mb"},
+           {[](Config<Meta>& c) { c.cgroup_cpu_quota_us = 10; }, "cgroup_cpu_max"},
        }) {
     Config<Meta> bad;
     set(bad);
