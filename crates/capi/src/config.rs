@@ -89,6 +89,31 @@ macro_rules! setter {
     };
 }
 
+/// Defines a setter taking a path (`path`, `len` bytes of UTF-8), copied into the config.
+macro_rules! path_setter {
+    ($(#[$doc:meta])* $name:ident, |$c:ident, $p:ident| $body:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `config` is null or a live configuration; `path` is null or `len` readable bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            config: *mut roma_config_t,
+            path: *const c_char,
+            len: usize,
+        ) -> *mut roma_error_t {
+            // SAFETY: forwarded contract.
+            unsafe {
+                set(config, |$c| {
+                    let $p = str_arg(path, len, "path")?;
+                    $body;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+
 setter!(
     /// How many worker processes to start (at least 1).
     roma_config_set_number_of_workers, usize, |c, v| c.inner.number_of_workers(v)
@@ -257,26 +282,11 @@ pub unsafe extern "C" fn roma_config_set_cgroup_cpu_max(
     }
 }
 
-/// cgroup v2 only: the cgroup (an absolute path under the cgroup2 mount) to make worker
-/// cgroups in, e.g. an empty child of a delegated subtree. Copied.
-///
-/// # Safety
-/// `config` is null or a live configuration; `path` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_cgroup_parent(
-    config: *mut roma_config_t,
-    path: *const c_char,
-    len: usize,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let path = str_arg(path, len, "path")?;
-            c.inner.cgroup_parent(path);
-            Ok(())
-        })
-    }
-}
+path_setter!(
+    /// cgroup v2 only: the cgroup (an absolute path under the cgroup2 mount) to make worker
+    /// cgroups in, e.g. an empty child of a delegated subtree. Copied.
+    roma_config_set_cgroup_parent, |c, path| c.inner.cgroup_parent(path)
+);
 
 /// Removes the `RLIMIT_DATA` limit of the workers (`worker_data_limit_mb` unset).
 ///
@@ -441,47 +451,17 @@ pub unsafe extern "C" fn roma_config_add_v8_flag(
     }
 }
 
-/// The worker library (`libroma_worker.so`) each worker's `node` preloads. Without it, roma
-/// uses `$ROMA_WORKER_LIB`, else looks next to the current executable.
-///
-/// # Safety
-/// `config` is null or a live configuration; `path` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_worker_library(
-    config: *mut roma_config_t,
-    path: *const c_char,
-    len: usize,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let path = str_arg(path, len, "path")?;
-            c.inner.worker_library(path);
-            Ok(())
-        })
-    }
-}
+path_setter!(
+    /// The worker library (`libroma_worker.so`) each worker's `node` preloads. Without it, roma
+    /// uses `$ROMA_WORKER_LIB`, else looks next to the current executable.
+    roma_config_set_worker_library, |c, path| c.inner.worker_library(path)
+);
 
-/// The `node` executable of the pinned Node.js build, whose V8 the workers run. Without it,
-/// roma uses `$ROMA_NODE`, else the pinned build `cargo xtask setup` unpacked.
-///
-/// # Safety
-/// `config` is null or a live configuration; `path` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_node_binary(
-    config: *mut roma_config_t,
-    path: *const c_char,
-    len: usize,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let path = str_arg(path, len, "path")?;
-            c.inner.node_binary(path);
-            Ok(())
-        })
-    }
-}
+path_setter!(
+    /// The `node` executable of the pinned Node.js build, whose V8 the workers run. Without it,
+    /// roma uses `$ROMA_NODE`, else the pinned build `cargo xtask setup` unpacked.
+    roma_config_set_node_binary, |c, path| c.inner.node_binary(path)
+);
 
 /// Registers a host function JS calls by `name` (a dotted name creates nested objects). It
 /// runs on roma's threads, possibly several at once, with the calling request's metadata

@@ -63,10 +63,11 @@ static void await_done(answer_t *a) {
   pthread_mutex_unlock(&mu);
 }
 
-static void load(roma_service_t *s, const char *id, const char *js) {
+/* Loads `js` as `id` at `version` and waits for the load's answer. */
+static void load_version(roma_service_t *s, const char *id, const char *version, const char *js) {
   roma_code_object_t *code = roma_code_object_new();
   ok(roma_code_object_set_id(code, S(id)), "id");
-  ok(roma_code_object_set_version(code, S("v1")), "version");
+  ok(roma_code_object_set_version(code, S(version)), "version");
   ok(roma_code_object_set_js(code, S(js)), "js");
   answer_t a = {0};
   ok(roma_service_load(s, code, on_answer, &a), "load");
@@ -75,6 +76,7 @@ static void load(roma_service_t *s, const char *id, const char *js) {
   check(a.kind == 0, a.resp);
   free(a.profile);
 }
+static void load(roma_service_t *s, const char *id, const char *js) { load_version(s, id, "v1", js); }
 
 /* Runs a request; its answer, or the refusal's kind and message. */
 static answer_t run(roma_service_t *s, roma_request_t *r) {
@@ -90,12 +92,16 @@ static answer_t run(roma_service_t *s, roma_request_t *r) {
   check(a.done == 1, "one callback");
   return a;
 }
-static roma_request_t *request(const char *handler, const char *input) {
+static roma_request_t *request_version(const char *version, const char *handler,
+                                       const char *input) {
   roma_request_t *r = roma_request_new();
-  ok(roma_request_set_version(r, S("v1")), "set version");
+  ok(roma_request_set_version(r, S(version)), "set version");
   ok(roma_request_set_handler(r, S(handler)), "set handler");
   if (input) ok(roma_request_add_input(r, S(input)), "add input");
   return r;
+}
+static roma_request_t *request(const char *handler, const char *input) {
+  return request_version("v1", handler, input);
 }
 
 /* Asynchronous host functions. `now` finishes inline; `later` hands its call to a thread of
@@ -286,26 +292,14 @@ static void test_tenant_pools(void) {
   roma_service_t *s = NULL;
   ok(roma_service_new(c, &s), "service_new");
   load(s, "a", JS);
-  roma_code_object_t *code = roma_code_object_new();
-  ok(roma_code_object_set_id(code, S("b")), "id");
-  ok(roma_code_object_set_version(code, S("v2")), "version");
-  ok(roma_code_object_set_js(code, S(JS)), "js");
   /* At max_tenants, a new tenant's load evicts the least recently used idle pool. */
-  answer_t a = {0};
-  ok(roma_service_load(s, code, on_answer, &a), "load of a second tenant");
-  roma_code_object_delete(code);
-  await_done(&a);
-  check(a.kind == 0, a.resp);
-  free(a.profile);
+  load_version(s, "b", "v2", JS);
   roma_request_t *r = request("Handler", "\"t\"");
-  a = run(s, r);
+  answer_t a = run(s, r);
   check(a.kind == ROMA_ERROR_VERSION_NOT_FOUND, "the evicted tenant's version is gone");
   free(a.profile);
   roma_request_delete(r);
-  r = roma_request_new();
-  ok(roma_request_set_version(r, S("v2")), "set version");
-  ok(roma_request_set_handler(r, S("Handler")), "set handler");
-  ok(roma_request_add_input(r, S("\"t\"")), "add input");
+  r = request_version("v2", "Handler", "\"t\"");
   a = run(s, r);
   check(a.kind == 0 && strcmp(a.resp, "\"Hello world! \\\"t\\\"\"") == 0, a.resp);
   free(a.profile);
