@@ -34,14 +34,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub requests: usize,
     /// Measure for this long instead of a request count, e.g. 10s.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = roma::tools::parse_duration)]
     pub duration: Option<Duration>,
     /// Requests in flight at once (0: two per worker).
     #[arg(long, default_value_t = 0)]
     pub concurrency: usize,
     /// Pause before each request (with --concurrency 1: the latency an idle, pre-warmed
     /// worker gives), e.g. 2ms.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = roma::tools::parse_duration)]
     pub interval: Option<Duration>,
     /// Machine-readable output. Either way, the code's console output is dropped and failed
     /// requests are summed up by error kind, with the first message of each kind.
@@ -96,10 +96,6 @@ impl ClientArg {
             ClientArg::Chained => "chained",
         }
     }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    roma::tools::parse_duration(s)
 }
 
 /// One completed request, as the bench saw it.

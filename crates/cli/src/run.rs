@@ -31,7 +31,7 @@ pub struct RunArgs {
     #[arg(long = "code-version", default_value = "v1")]
     pub version: String,
     /// Bound on each invocation and on the load's top-level run, e.g. 300ms, 2s.
-    #[arg(long, value_parser = parse_timeout)]
+    #[arg(long, value_parser = roma::tools::parse_duration)]
     pub timeout: Option<Duration>,
     /// Pass the single input as a raw string; the handler must return a string.
     #[arg(long = "byte-str")]
@@ -66,10 +66,6 @@ pub struct RunArgs {
     pub min_log_level: LevelArg,
     #[command(flatten)]
     pub service: ServiceArgs,
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    roma::tools::parse_duration(s)
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {

@@ -81,12 +81,8 @@ pub struct ServiceArgs {
     pub enable_profilers: bool,
     /// Low-latency mode: idle threads poll this long at most before sleeping, e.g. 5ms
     /// (Config::low_latency; default off).
-    #[arg(long = "low-latency", value_parser = parse_duration)]
+    #[arg(long = "low-latency", value_parser = roma::tools::parse_duration)]
     pub low_latency: Option<std::time::Duration>,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    roma::tools::parse_duration(s)
 }
 
 impl ServiceArgs {
