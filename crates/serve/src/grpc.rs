@@ -273,24 +273,25 @@ impl Roma for GrpcApi {
                     Ok(req) => req,
                     Err(e) => return (code_id, Err(e)),
                 };
-                let fut = st.service.execute_async(req);
-                let _named = match fut.token() {
-                    Some(t) if !cancel_id.is_empty() => {
-                        match st.name_execution(&cancel_id, t.clone()) {
-                            Some(n) => Some(n),
-                            None => {
-                                st.service.cancel(t);
-                                return (
-                                    code_id,
-                                    Err(ApiError::Roma(RomaError::invalid_argument(format!(
-                                        "request_id {cancel_id:?} is already in flight"
-                                    )))),
-                                );
-                            }
+                let named = if cancel_id.is_empty() {
+                    None
+                } else {
+                    match st.reserve_name(&cancel_id) {
+                        Some(n) => Some(n),
+                        None => {
+                            return (
+                                code_id,
+                                Err(ApiError::Roma(RomaError::invalid_argument(format!(
+                                    "request_id {cancel_id:?} is already in flight"
+                                )))),
+                            );
                         }
                     }
-                    _ => None,
                 };
+                let fut = st.service.execute_async(req);
+                if let (Some(n), Some(t)) = (&named, fut.token()) {
+                    n.attach(t);
+                }
                 let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
                 let result = fut.await;
                 guard.disarm();

@@ -35,7 +35,7 @@ pub struct AppState {
     id_prefix: String,
     /// Executions a client named (gRPC `request_id`), for `Cancel`; each entry lives while
     /// its execution is in flight, so the map is bounded by the queues.
-    named: std::sync::Mutex<std::collections::HashMap<String, ExecutionToken>>,
+    named: std::sync::Mutex<std::collections::HashMap<String, NamedSlot>>,
 }
 
 /// Removes a named execution from the map when its call ends, however it ends.
@@ -43,6 +43,30 @@ pub struct AppState {
 pub struct Named<'a> {
     state: &'a AppState,
     id: String,
+}
+
+/// What a reserved name holds: its execution once submitted, or a cancel that came first.
+#[derive(Debug, Default)]
+struct NamedSlot {
+    token: Option<ExecutionToken>,
+    cancel_requested: bool,
+}
+
+impl Named<'_> {
+    /// Gives the name its submitted execution, which is cancelled at once if a cancel for the
+    /// name came while it was being submitted (it may already be running then).
+    pub fn attach(&self, token: &ExecutionToken) {
+        let mut map = self.state.named_map();
+        let Some(slot) = map.get_mut(&self.id) else {
+            return;
+        };
+        if slot.cancel_requested {
+            drop(map);
+            self.state.service.cancel(token);
+        } else {
+            slot.token = Some(token.clone());
+        }
+    }
 }
 
 impl Drop for Named<'_> {
@@ -134,19 +158,19 @@ impl AppState {
         }
     }
 
-    fn named_map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ExecutionToken>> {
+    fn named_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, NamedSlot>> {
         self.named.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Names an accepted execution `id` until the guard drops; `None` if that name is taken.
-    pub fn name_execution(&self, id: &str, token: ExecutionToken) -> Option<Named<'_>> {
+    /// Reserves the name `id` for an execution about to be submitted, until the guard drops
+    /// ([`Named::attach`] gives it the execution); `None` if that name is taken. The name
+    /// exists before the submission so that a cancel arriving while it is submitted reaches it.
+    pub fn reserve_name(&self, id: &str) -> Option<Named<'_>> {
         let mut map = self.named_map();
         if map.contains_key(id) {
             return None;
         }
-        map.insert(id.to_string(), token);
+        map.insert(id.to_string(), NamedSlot::default());
         Some(Named {
             state: self,
             id: id.to_string(),
@@ -155,8 +179,21 @@ impl AppState {
 
     /// Cancels the execution named `id`; false if none is in flight.
     pub fn cancel_named(&self, id: &str) -> bool {
-        let token = self.named_map().get(id).cloned();
-        token.is_some_and(|t| self.service.cancel(&t))
+        let token = {
+            let mut map = self.named_map();
+            let Some(slot) = map.get_mut(id) else {
+                return false;
+            };
+            match &slot.token {
+                Some(t) => t.clone(),
+                None => {
+                    // Still being submitted: `attach` cancels it.
+                    slot.cancel_requested = true;
+                    return true;
+                }
+            }
+        };
+        self.service.cancel(&token)
     }
 
     /// A new request id.
