@@ -243,19 +243,37 @@ fn ensure_compiler() -> Result<()> {
 }
 
 /// `protoc`, which roma-serve's build script runs on its `.proto` (Debian's
-/// protobuf-compiler; `PROTOC` names another).
+/// protobuf-compiler; `PROTOC` names another), and protobuf's well-known types, which
+/// etcd-client's `.proto` files import (`google/protobuf/descriptor.proto`, in Debian's
+/// libprotobuf-dev: protobuf-compiler does not carry them).
 fn ensure_protoc() -> Result<()> {
-    if env::var_os("PROTOC").is_some() || have("protoc") {
+    let have_protoc = env::var_os("PROTOC").is_some() || have("protoc");
+    let have_types = std::path::Path::new(WELL_KNOWN_PROTO).exists();
+    if have_protoc && have_types {
         return Ok(());
     }
     if !have("apt-get") {
-        bail!("no protoc and no apt-get to install it: install protobuf-compiler, or set PROTOC");
+        bail!(
+            "no protoc or no {WELL_KNOWN_PROTO}, and no apt-get to install them: install \
+             protobuf-compiler and libprotobuf-dev"
+        );
+    }
+    let mut packages = Vec::new();
+    if !have_protoc {
+        packages.push("protobuf-compiler");
+    }
+    if !have_types {
+        packages.push("libprotobuf-dev");
     }
     apt_install(
-        &["protobuf-compiler"],
-        "roma-serve generates its gRPC code from crates/serve/proto",
+        &packages,
+        "roma-serve generates its gRPC code from crates/serve/proto and etcd's protos",
     )
 }
+
+/// One of protobuf's well-known types where Debian's libprotobuf-dev puts them, on protoc's
+/// default include path.
+const WELL_KNOWN_PROTO: &str = "/usr/include/google/protobuf/descriptor.proto";
 
 /// The shared libraries the pinned `node` executable loads besides glibc.
 const NODE_RUNTIME_LIBRARIES: [(&str, &str); 2] = [
