@@ -158,8 +158,8 @@ unsafe fn symbol(lib: *mut c_void, name: &std::ffi::CStr) -> *mut c_void {
 }
 
 impl CppService {
-    fn new() -> CppService {
-        let so = CString::new(build_cpp().display().to_string()).expect("a path without NUL");
+    fn new(lib: &Path) -> CppService {
+        let so = CString::new(lib.display().to_string()).expect("a path without NUL");
         let w = CString::new(worker().display().to_string()).expect("a path without NUL");
         // SAFETY: `so` is NUL-terminated; the library's three functions have the types named
         // here (cpp_round_trip.cpp's extern "C" declarations); the library is never closed, so
@@ -211,67 +211,115 @@ fn bench(c: &mut Criterion) {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     eprintln!("{cpu}; {cores} cores");
+    let cpp_lib = build_cpp();
+    {
+        let rust = rust_service();
+        let capi = CService::new();
+        let cpp = CppService::new(&cpp_lib);
+        let mut g = c.benchmark_group("hello_round_trip");
+        // Each timed call is followed by an untimed call of each other API.
+        let calls: [(&str, &dyn Fn()); 3] = [
+            ("rust_api", &|| rust_call(&rust)),
+            ("c_api", &|| capi.call()),
+            ("cpp_api", &|| cpp.call()),
+        ];
+        for (i, (name, timed)) in calls.iter().enumerate() {
+            g.bench_function(*name, |b| {
+                b.iter_custom(|n| {
+                    let mut t = Duration::ZERO;
+                    for _ in 0..n {
+                        let s = Instant::now();
+                        timed();
+                        t += s.elapsed();
+                        for (j, (_, other)) in calls.iter().enumerate() {
+                            if j != i {
+                                other();
+                            }
+                        }
+                    }
+                    t
+                })
+            });
+        }
+        g.finish();
+    }
+    rounds(&cpp_lib);
+}
+
+fn rust_service() -> RomaService {
     let mut config = Config::default();
     config.number_of_workers(1).worker_library(worker());
     let rust = RomaService::new(config).expect("the Rust service");
     rust.load_blocking(CodeObject::js("v1", JS)).expect("load");
-    let capi = CService::new();
-    let cpp = CppService::new();
-    let mut g = c.benchmark_group("hello_round_trip");
-    // Each timed call is followed by an untimed call of each other API.
-    let calls: [(&str, &dyn Fn()); 3] = [
-        ("rust_api", &|| rust_call(&rust)),
-        ("c_api", &|| capi.call()),
-        ("cpp_api", &|| cpp.call()),
-    ];
-    for (i, (name, timed)) in calls.iter().enumerate() {
-        g.bench_function(*name, |b| {
-            b.iter_custom(|n| {
-                let mut t = Duration::ZERO;
-                for _ in 0..n {
-                    let s = Instant::now();
-                    timed();
-                    t += s.elapsed();
-                    for (j, (_, other)) in calls.iter().enumerate() {
-                        if j != i {
-                            other();
-                        }
-                    }
-                }
-                t
-            })
-        });
-    }
-    g.finish();
-    medians(&calls);
+    rust
 }
 
-/// Criterion's means carry the outliers of a loaded machine; the medians of the same
-/// interleaved calls, and their ratios to the Rust API's, are what a comparison quotes.
-fn medians(calls: &[(&str, &dyn Fn()); 3]) {
-    const ROUNDS: usize = 3000;
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); calls.len()];
+/// The comparison to quote. Two services of the same API differ by up to 30% here, for as
+/// long as they live (each worker's process and threads settle differently on the cores), so
+/// one service per API (criterion's figures above) cannot resolve a few percent between the
+/// APIs. Each round starts a fresh service of each API, plus a second Rust service (the A/A
+/// control), in a rotated order, and interleaves their calls; each API's figure is the median
+/// over rounds of its ratio to the first Rust service's median in the same round. The control's
+/// ratio is the noise floor a difference between the APIs has to stand out of.
+fn rounds(cpp_lib: &Path) {
+    const ROUNDS: usize = 100;
+    const CALLS: usize = 50;
+    const NAMES: [&str; 4] = ["rust_api", "c_api", "cpp_api", "rust_api (A/A control)"];
+    let mut ratios: [Vec<f64>; 4] = Default::default();
+    let mut all: [Vec<Duration>; 4] = Default::default();
     for round in 0..ROUNDS {
-        // Rotate which API goes first, so none always follows the same one.
-        for k in 0..calls.len() {
-            let i = (round + k) % calls.len();
-            let s = Instant::now();
-            (calls[i].1)();
-            times[i].push(s.elapsed());
+        let (mut rust, mut capi, mut cpp, mut control) = (None, None, None, None);
+        for k in 0..4 {
+            match (round + k) % 4 {
+                0 => rust = Some(rust_service()),
+                1 => capi = Some(CService::new()),
+                2 => cpp = Some(CppService::new(cpp_lib)),
+                _ => control = Some(rust_service()),
+            }
+        }
+        let (Some(rust), Some(capi), Some(cpp), Some(control)) = (rust, capi, cpp, control) else {
+            unreachable!("each of the four is started once a round");
+        };
+        let calls: [&dyn Fn(); 4] = [
+            &|| rust_call(&rust),
+            &|| capi.call(),
+            &|| cpp.call(),
+            &|| rust_call(&control),
+        ];
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        for call in 0..CALLS {
+            // Rotate which API goes first, so none always follows the same one.
+            for k in 0..4 {
+                let i = (call + k) % 4;
+                let s = Instant::now();
+                calls[i]();
+                times[i].push(s.elapsed());
+            }
+        }
+        let m: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
+        for i in 0..4 {
+            ratios[i].push(m[i].as_secs_f64() / m[0].as_secs_f64());
+            all[i].extend_from_slice(&times[i]);
         }
     }
-    let median = |t: &mut Vec<Duration>| {
-        t.sort();
-        t[t.len() / 2]
-    };
-    let m: Vec<Duration> = times.iter_mut().map(median).collect();
-    for (i, (name, _)) in calls.iter().enumerate() {
+    for i in 0..4 {
+        let mut r = ratios[i].clone();
+        r.sort_by(f64::total_cmp);
         eprintln!(
-            "hello_round_trip median over {ROUNDS} interleaved rounds: {name} {:.1} µs ({:.3} x rust_api)",
-            m[i].as_secs_f64() * 1e6,
-            m[i].as_secs_f64() / m[0].as_secs_f64()
+            "hello_round_trip over {ROUNDS} rounds of fresh services x {CALLS} interleaved calls: \
+             {} median {:.1} µs, {:.3} x rust_api (median of the rounds' ratios; middle half {:.3}-{:.3})",
+            NAMES[i],
+            median(&mut all[i]).as_secs_f64() * 1e6,
+            r[r.len() / 2],
+            r[r.len() / 4],
+            r[r.len() * 3 / 4],
         );
     }
+}
+
+fn median(t: &mut [Duration]) -> Duration {
+    t.sort();
+    t[t.len() / 2]
 }
 
 criterion_group!(benches, bench);
