@@ -463,117 +463,107 @@ path_setter!(
     roma_config_set_node_binary, |c, path| c.inner.node_binary(path)
 );
 
-/// Registers a host function JS calls by `name` (a dotted name creates nested objects). It
-/// runs on roma's threads, possibly several at once, with the calling request's metadata
-/// pointer. `env` is passed to every call; `env_delete` (may be null) is called once with
-/// `env` when nothing uses it any more: when this configuration is freed unused, or once the
-/// service's threads have let go of it (possibly just after `roma_service_delete` returns). Names are
-/// checked by `roma_service_new`.
-///
-/// # Safety
-/// `config` is null or a live configuration; `name` is null or `name_len` readable bytes;
-/// `function` is null or a function of the type; `env` is usable from any thread.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_register_function(
-    config: *mut roma_config_t,
-    name: *const c_char,
-    name_len: usize,
-    function: Option<roma_host_function_t>,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let name = str_arg(name, name_len, "name")?;
-            let function = function
-                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
-            register_host_function(&mut c.inner, name, function, env, env_delete);
-            Ok(())
-        })
-    }
+/// Defines a setter taking a C function (null is refused), the `env` passed to every call of
+/// it and `env_delete`; with `named` before the function type, also the JS name (`name`,
+/// `name_len` bytes of UTF-8).
+macro_rules! function_setter {
+    ($(#[$doc:meta])* $name:ident, $f:ty, |$c:ident, $fun:ident, $env:ident, $del:ident| $body:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `config` is null or a live configuration; `function` is null or a function of the
+        /// type; `env` is usable from any thread.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            config: *mut roma_config_t,
+            function: Option<$f>,
+            env: *mut c_void,
+            env_delete: Option<roma_user_delete_t>,
+        ) -> *mut roma_error_t {
+            // SAFETY: forwarded contract.
+            unsafe {
+                set(config, |$c| {
+                    let ($fun, $env, $del) = (required(function)?, env, env_delete);
+                    $body;
+                    Ok(())
+                })
+            }
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, named $f:ty, |$c:ident, $n:ident, $fun:ident, $env:ident, $del:ident| $body:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `config` is null or a live configuration; `name` is null or `name_len` readable
+        /// bytes; `function` is null or a function of the type; `env` is usable from any
+        /// thread.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            config: *mut roma_config_t,
+            name: *const c_char,
+            name_len: usize,
+            function: Option<$f>,
+            env: *mut c_void,
+            env_delete: Option<roma_user_delete_t>,
+        ) -> *mut roma_error_t {
+            // SAFETY: forwarded contract.
+            unsafe {
+                set(config, |$c| {
+                    let $n = str_arg(name, name_len, "name")?;
+                    let ($fun, $env, $del) = (required(function)?, env, env_delete);
+                    $body;
+                    Ok(())
+                })
+            }
+        }
+    };
 }
 
-/// Sets where the code's console output goes: `function` runs on roma's threads with the
-/// level, the message and the request's metadata pointer. `env` and `env_delete` as for
-/// `roma_config_register_function`. Without it, console output is dropped.
-///
-/// # Safety
-/// As `roma_config_register_function`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_logging_function(
-    config: *mut roma_config_t,
-    function: Option<roma_log_function_t>,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let function = function
-                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
-            set_logging(&mut c.inner, function, env, env_delete);
-            Ok(())
-        })
-    }
+/// The function a setter was given, or the error for a null one.
+fn required<F>(function: Option<F>) -> Result<F, RomaError> {
+    function.ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))
 }
 
-/// Registers an asynchronous host function JS calls by `name`: in JS it returns a Promise at
-/// once. `function` runs on roma's threads with `env`, an owned `roma_host_call_t` and the
-/// request's metadata pointer; the call's input and output are read and set through
-/// `roma_host_call_io`, and the call ends (the Promise settles) when
-/// `roma_host_call_finish` is called, exactly once, from any thread, during `function` or
-/// after it returned. Until then the call holds one of the async threads
-/// (`roma_config_set_async_binding_threads`). `env` and `env_delete` as for
-/// `roma_config_register_function`.
-///
-/// # Safety
-/// As `roma_config_register_function`, for a function of `roma_async_host_function_t`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_register_async_function(
-    config: *mut roma_config_t,
-    name: *const c_char,
-    name_len: usize,
-    function: Option<roma_async_host_function_t>,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let name = str_arg(name, name_len, "name")?;
-            let function = function
-                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
-            register_async_host_function(&mut c.inner, name, function, env, env_delete);
-            Ok(())
-        })
-    }
-}
+function_setter!(
+    /// Registers a host function JS calls by `name` (a dotted name creates nested objects). It
+    /// runs on roma's threads, possibly several at once, with the calling request's metadata
+    /// pointer. `env` is passed to every call; `env_delete` (may be null) is called once with
+    /// `env` when nothing uses it any more: when this configuration is freed unused, or once
+    /// the service's threads have let go of it (possibly just after `roma_service_delete`
+    /// returns). Names are checked by `roma_service_new`.
+    roma_config_register_function, named roma_host_function_t,
+    |c, name, f, env, del| register_host_function(&mut c.inner, name, f, env, del)
+);
 
-/// Sets where what workers write to their stderr goes (V8's fatal-error reports, jail setup
-/// failures): `function` runs on roma's threads with `env`, the worker's index and one line
-/// (NUL-terminated, `len` bytes, valid only during the call), cut to 4 KiB, control
-/// characters escaped, at most 100 lines per second per worker. The lines come from a
-/// process that runs untrusted code: treat them as its data. `env` and `env_delete` as for
-/// `roma_config_register_function`. Without one, lines go to the host's stderr prefixed
-/// `roma-worker N:`.
-///
-/// # Safety
-/// As `roma_config_register_function`, for a function of `roma_worker_output_function_t`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_worker_output_function(
-    config: *mut roma_config_t,
-    function: Option<roma_worker_output_function_t>,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let function = function
-                .ok_or_else(|| RomaError::invalid_argument("function is a null pointer"))?;
-            set_worker_output(&mut c.inner, function, env, env_delete);
-            Ok(())
-        })
-    }
-}
+function_setter!(
+    /// Sets where the code's console output goes: `function` runs on roma's threads with the
+    /// level, the message and the request's metadata pointer. `env` and `env_delete` as for
+    /// `roma_config_register_function`. Without it, console output is dropped.
+    roma_config_set_logging_function, roma_log_function_t,
+    |c, f, env, del| set_logging(&mut c.inner, f, env, del)
+);
+
+function_setter!(
+    /// Registers an asynchronous host function JS calls by `name`: in JS it returns a Promise
+    /// at once. `function` runs on roma's threads with `env`, an owned `roma_host_call_t` and
+    /// the request's metadata pointer; the call's input and output are read and set through
+    /// `roma_host_call_io`, and the call ends (the Promise settles) when
+    /// `roma_host_call_finish` is called, exactly once, from any thread, during `function` or
+    /// after it returned. Until then the call holds one of the async threads
+    /// (`roma_config_set_async_binding_threads`). `env` and `env_delete` as for
+    /// `roma_config_register_function`.
+    roma_config_register_async_function, named roma_async_host_function_t,
+    |c, name, f, env, del| register_async_host_function(&mut c.inner, name, f, env, del)
+);
+
+function_setter!(
+    /// Sets where what workers write to their stderr goes (V8's fatal-error reports, jail
+    /// setup failures): `function` runs on roma's threads with `env`, the worker's index and
+    /// one line (NUL-terminated, `len` bytes, valid only during the call), cut to 4 KiB,
+    /// control characters escaped, at most 100 lines per second per worker. The lines come
+    /// from a process that runs untrusted code: treat them as its data. `env` and
+    /// `env_delete` as for `roma_config_register_function`. Without one, lines go to the
+    /// host's stderr prefixed `roma-worker N:`.
+    roma_config_set_worker_output_function, roma_worker_output_function_t,
+    |c, f, env, del| set_worker_output(&mut c.inner, f, env, del)
+);
