@@ -74,6 +74,16 @@ pub struct JailArgs {
 }
 
 impl JailArgs {
+    /// The descriptors the launcher keeps open: the channel, the status pipe, the violation
+    /// pipe and the host's lifeline.
+    pub(crate) fn launcher_fds(&self) -> Vec<RawFd> {
+        let mut keep = self.channel_fds.clone();
+        keep.extend(self.status_fd);
+        keep.extend(self.violation_fd);
+        keep.extend(self.host_fd);
+        keep
+    }
+
     /// Parses a command line without its program name. `Ok(None)` when it does not start with
     /// `--jail` or `--jail-entered` (a worker started without a jail).
     pub fn parse(args: Vec<OsString>) -> Result<Option<JailArgs>, SandboxError> {

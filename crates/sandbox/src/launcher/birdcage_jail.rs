@@ -25,10 +25,7 @@ use std::path::Path;
 /// Builds birdcage's jail and runs the worker in it; never returns on success.
 pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
-    let mut keep = jail.channel_fds.clone();
-    keep.extend(jail.status_fd);
-    keep.extend(jail.violation_fd);
-    keep.extend(jail.host_fd);
+    let keep = jail.launcher_fds();
     fds::close_all_except(&keep)?;
     let host = fds::take_host_fd(jail.host_fd)?;
     // birdcage maps the caller's own uid into its namespace: be an unprivileged one first.

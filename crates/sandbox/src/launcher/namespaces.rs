@@ -33,10 +33,7 @@ const JAIL_HOSTNAME: &[u8] = b"roma-worker";
 /// exits as the worker did); an error means nothing was started.
 pub(crate) fn launch(jail: &JailArgs) -> Result<Infallible, SandboxError> {
     let exe = std::env::current_exe().map_err(SandboxError::at("find the worker binary"))?;
-    let mut keep = jail.channel_fds.clone();
-    keep.extend(jail.status_fd);
-    keep.extend(jail.violation_fd);
-    keep.extend(jail.host_fd);
+    let keep = jail.launcher_fds();
     fds::close_all_except(&keep)?;
     for &fd in &keep {
         if !fds::is_open(fd) {
