@@ -449,6 +449,11 @@ pub(crate) fn send(channel: &SharedChannel, msg: &HostToWorker) -> Result<(), Ip
     channel.lock().endpoint.send(msg)
 }
 
+/// Receives the worker's next message, waiting at most `timeout`.
+pub(crate) fn recv(channel: &SharedChannel, timeout: Duration) -> Result<WorkerToHost, IpcError> {
+    channel.lock().endpoint.recv(timeout)
+}
+
 /// Receives the worker's next message for `ex` by its answer deadline, in liveness slices
 /// (slot mode runs its watch between them), spinning first when it follows a reply and recent
 /// gaps were short.
@@ -545,6 +550,14 @@ mod tests {
         }
     }
 
+    /// A channel, the test's end of it, and an environment whose `blocks` is not used.
+    fn without_blocking() -> (SharedChannel, WorkerEndpoint, ExchangeEnv<()>) {
+        let (channel, worker) = pair();
+        let (entered, _) = mpsc::channel();
+        let (_, release_rx) = mpsc::channel();
+        (channel, worker, env(entered, release_rx))
+    }
+
     fn exchange() -> Exchange<()> {
         let timeout = Duration::from_secs(30);
         let time = RequestTime::new(Instant::now(), timeout, timeout);
@@ -592,10 +605,7 @@ mod tests {
 
     #[test]
     fn the_slot_hands_over_the_first_sync_call_and_the_udf_thread_serves_the_rest() {
-        let (channel, mut worker) = pair();
-        let (entered, _) = mpsc::channel();
-        let (_release, release_rx) = mpsc::channel();
-        let env = env(entered, release_rx);
+        let (channel, mut worker, env) = without_blocking();
         let mut ex = exchange();
         worker.send(&call(1, "echo", "first")).expect("send");
         let mut watch = || {};
@@ -670,10 +680,7 @@ mod tests {
 
     #[test]
     fn a_sync_call_after_the_timeout_is_cut_off_and_the_worker_is_told() {
-        let (channel, mut worker) = pair();
-        let (entered, _) = mpsc::channel();
-        let (_release, release_rx) = mpsc::channel();
-        let env = env(entered, release_rx);
+        let (channel, mut worker, env) = without_blocking();
         // The request's timeout has passed; its answer is still due (the grace).
         let time = RequestTime::new(Instant::now(), Duration::ZERO, PATIENCE);
         let mut ex = Exchange::new(REQUEST, time, &Arc::new(()));

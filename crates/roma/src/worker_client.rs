@@ -209,13 +209,9 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             cross_core_spin: self.setup.channel.cross_core_spin,
             idle_poll: self.setup.idle_poll,
         };
-        let sent = self.channel.lock().endpoint.send(&init);
+        let sent = exchange::send(&self.channel, &init);
         sent.map_err(|e| self.startup_failure(e.to_string()))?;
-        let first = self
-            .channel
-            .lock()
-            .endpoint
-            .recv(self.setup.startup_timeout);
+        let first = exchange::recv(&self.channel, self.setup.startup_timeout);
         match first {
             Ok(WorkerToHost::Ready { .. }) => Ok(()),
             Ok(WorkerToHost::Loaded { result: Err(e) }) => {
@@ -327,7 +323,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         } = self;
         deadline.wait_sliced(
             LIVENESS_SLICE,
-            |slice| channel.lock().endpoint.recv(slice),
+            |slice| exchange::recv(channel, slice),
             || {
                 let _ = process.try_wait();
             },
@@ -339,11 +335,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         if let Err(e) = exchange::send(&self.channel, &HostToWorker::Probe) {
             return Err(self.broken(e));
         }
-        let report = self
-            .channel
-            .lock()
-            .endpoint
-            .recv(self.setup.startup_timeout);
+        let report = exchange::recv(&self.channel, self.setup.startup_timeout);
         match report {
             Ok(WorkerToHost::ProbeReport { mut results }) => {
                 // What the worker cannot see from inside: its host uid, and the tie to the host.
