@@ -277,7 +277,7 @@ pub(crate) fn drive_handed_over<M>(
     }
 }
 
-/// Answers one host call and sends the answer. `Err` stops [`drive`].
+/// Decides a host call, answers it and sends the answer. `Err` stops [`drive`].
 fn serve_call<M>(
     env: &ExchangeEnv<M>,
     channel: &SharedChannel,
@@ -285,66 +285,58 @@ fn serve_call<M>(
     call: SyncCall,
     mode: &mut Mode<'_>,
 ) -> Result<(), Outcome> {
-    let msg = answer(env, channel, ex, call, mode)?;
+    let name = &call.name;
+    let is_async = env.hooks.bindings.is_async(name);
+    let cancelled = env.cancelled.is(ex.request_id);
+    let late = ex.time.calls().passed();
+    let refused =
+        |why: &str| BindingCall::Done(refuse(&format!("host function `{name}` refused: {why}")));
+    let msg = if late && !is_async && !cancelled {
+        // The conversation's rule: a call after the request's timeout is cut off.
+        HostToWorker::BindingTimedOut {
+            call_id: call.call_id,
+        }
+    } else {
+        let result = if cancelled {
+            refused("the request was cancelled")
+        } else if late {
+            // An asynchronous function answers with a promise whatever happens: this one is
+            // rejected, and the worker's own deadline ends the request.
+            refused("the request timed out")
+        } else if is_async && ex.pending >= MAX_PENDING_PER_REQUEST {
+            // Checked before the function runs: past the cap it never runs.
+            refused(&format!(
+                "more than {MAX_PENDING_PER_REQUEST} asynchronous host calls outstanding in \
+                 this request"
+            ))
+        } else if is_async {
+            env.hooks
+                .call_binding(name, &call.payload, &ex.meta, env.limit)
+        } else {
+            match mode {
+                Mode::Slot {
+                    sync_calls: SyncCalls::HandOver,
+                    ..
+                } => return Err(Outcome::Handoff(call)),
+                Mode::Slot {
+                    sync_calls: SyncCalls::Inline,
+                    ..
+                } => env
+                    .hooks
+                    .call_binding(name, &call.payload, &ex.meta, env.limit),
+                Mode::Udf { generation } => {
+                    match run_parked(env, channel, ex, &call, *generation) {
+                        Some(r) => r,
+                        None => return Err(Outcome::Abandoned),
+                    }
+                }
+            }
+        };
+        reply_message(env, ex, call.call_id, name, is_async, result)
+    };
     send(channel, &msg).map_err(Outcome::Broken)?;
     ex.note_reply();
     Ok(())
-}
-
-/// Decides a host call and builds the message that answers it. `Err` stops [`drive`].
-fn answer<M>(
-    env: &ExchangeEnv<M>,
-    channel: &SharedChannel,
-    ex: &mut Exchange<M>,
-    call: SyncCall,
-    mode: &mut Mode<'_>,
-) -> Result<HostToWorker, Outcome> {
-    let name = &call.name;
-    let is_async = env.hooks.bindings.is_async(name);
-    let late = ex.time.calls().passed();
-    let result = if env.cancelled.is(ex.request_id) {
-        BindingCall::Done(refuse(&format!(
-            "host function `{name}` refused: the request was cancelled"
-        )))
-    } else if late && !is_async {
-        // The conversation's rule: a call after the request's timeout is cut off.
-        return Ok(HostToWorker::BindingTimedOut {
-            call_id: call.call_id,
-        });
-    } else if late {
-        // An asynchronous function answers with a promise whatever happens: this one is
-        // rejected, and the worker's own deadline ends the request.
-        BindingCall::Done(refuse(&format!(
-            "host function `{name}` refused: the request timed out"
-        )))
-    } else if is_async && ex.pending >= MAX_PENDING_PER_REQUEST {
-        // Checked before the function runs: past the cap it never runs.
-        BindingCall::Done(refuse(&format!(
-            "host function `{name}` refused: more than {MAX_PENDING_PER_REQUEST} \
-             asynchronous host calls outstanding in this request"
-        )))
-    } else if is_async {
-        env.hooks
-            .call_binding(name, &call.payload, &ex.meta, env.limit)
-    } else {
-        match mode {
-            Mode::Slot {
-                sync_calls: SyncCalls::HandOver,
-                ..
-            } => return Err(Outcome::Handoff(call)),
-            Mode::Slot {
-                sync_calls: SyncCalls::Inline,
-                ..
-            } => env
-                .hooks
-                .call_binding(name, &call.payload, &ex.meta, env.limit),
-            Mode::Udf { generation } => match run_parked(env, channel, ex, &call, *generation) {
-                Some(r) => r,
-                None => return Err(Outcome::Abandoned),
-            },
-        }
-    };
-    Ok(reply_message(env, ex, call.call_id, name, is_async, result))
 }
 
 /// UDF mode: runs a synchronous host function with the channel unlocked and the call recorded

@@ -53,14 +53,7 @@ pub(crate) fn inject(
                     message: format!("flood {i}"),
                 })?;
             }
-            ep.send(&WorkerToHost::Executed {
-                request_id,
-                result: Ok(ExecOutput {
-                    resp: "\"flooded\"".into(),
-                    ..Default::default()
-                }),
-            })?;
-            Ok(true)
+            answer(ep, request_id, "\"flooded\"")
         }
         "__roma_fault_stderr" => {
             use std::io::Write;
@@ -72,14 +65,7 @@ pub(crate) fn inject(
             }
             // One write, so the lines arrive within the same second.
             let _ = std::io::stderr().write_all(&text);
-            ep.send(&WorkerToHost::Executed {
-                request_id,
-                result: Ok(ExecOutput {
-                    resp: "\"written\"".into(),
-                    ..Default::default()
-                }),
-            })?;
-            Ok(true)
+            answer(ep, request_id, "\"written\"")
         }
         "__roma_fault_forbidden_call" => {
             let _ = std::os::unix::net::UnixDatagram::pair();
@@ -87,4 +73,16 @@ pub(crate) fn inject(
         }
         _ => Ok(false),
     }
+}
+
+/// Answers `request_id` with `resp`, as if its handler had returned it.
+fn answer(ep: &mut WorkerEndpoint, request_id: u64, resp: &str) -> Result<bool, IpcError> {
+    ep.send(&WorkerToHost::Executed {
+        request_id,
+        result: Ok(ExecOutput {
+            resp: resp.into(),
+            ..Default::default()
+        }),
+    })?;
+    Ok(true)
 }
