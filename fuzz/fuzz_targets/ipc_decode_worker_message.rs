@@ -4,19 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use roma_ipc::{BincodeCodec, Codec, decode_worker_message};
+use roma_ipc::{decode_worker_message, encode_message};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(msg) = decode_worker_message(data) else {
         return;
     };
-    let codec = BincodeCodec::<{ roma_ipc::DEFAULT_DECODE_LIMIT }>;
-    let mut once = Vec::new();
-    codec
-        .encode(&msg, &mut once)
-        .expect("an accepted message re-encodes");
+    let once = encode_message(&msg).expect("an accepted message re-encodes");
     let again = decode_worker_message(&once).expect("a re-encoded message decodes");
-    let mut twice = Vec::new();
-    codec.encode(&again, &mut twice).expect("re-encodes");
+    let twice = encode_message(&again).expect("re-encodes");
     assert_eq!(once, twice, "decode/encode is not stable");
 });

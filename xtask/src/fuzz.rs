@@ -10,10 +10,8 @@
 use crate::{cargo, have, root, run};
 use anyhow::{Context, Result, bail};
 use roma::{ErrorKind, LogLevel, RomaError};
-use roma_ipc::{
-    BincodeCodec, ChildSpec, Codec, ExecOutput, OversizePolicy, ProbeResult, TransportKind,
-    WorkerToHost,
-};
+use roma_core::ExecOutput;
+use roma_ipc::{ChildSpec, OversizePolicy, ProbeResult, TransportKind, WorkerToHost};
 use roma_udf::{BindingInput, BindingOutput, FunctionBindingIo};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -101,9 +99,7 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 }
 
 fn encode(msg: &WorkerToHost) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    BincodeCodec::<{ roma_ipc::DEFAULT_DECODE_LIMIT }>.encode(msg, &mut out)?;
-    Ok(out)
+    Ok(roma_ipc::encode_message(msg)?)
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -140,7 +136,7 @@ pub fn write_seeds(corpus: &Path) -> Result<()> {
                 request_id: 42,
                 result: Ok(ExecOutput {
                     resp: r#""Hello world! \"Foobar\"""#.into(),
-                    metrics: vec![("roma.execution.code_run_duration_ms".into(), 0.25)],
+                    metrics: BTreeMap::from([("roma.execution.code_run_duration_ms".into(), 0.25)]),
                     profiler_output: String::new(),
                 }),
             },

@@ -300,6 +300,23 @@ impl Invocation {
     }
 }
 
+/// The result of a successful execution, as it travels from the worker to the callback: the
+/// worker fills it, `roma-ipc` carries it (bounded on decode), the host's backend adds its
+/// metrics to it in place, and the dispatcher moves its fields into the [`ResponseObject`]
+/// beside the caller's id. Nothing on the way converts it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// The handler's result: JSON text, or the raw string in byte-string mode.
+    pub resp: String,
+    /// Timings (keys in [`metrics`]): the engine's, then the host's, which the dispatcher adds
+    /// to (wait time, total duration, worker index, hops), overwriting those keys.
+    pub metrics: BTreeMap<String, f64>,
+    /// The CPU profile of a profiled request (JSON text, at most [`MAX_PROFILE_BYTES`]), else
+    /// empty.
+    #[serde(default)]
+    pub profiler_output: String,
+}
+
 /// The result of a load or an execution.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponseObject {

@@ -7,9 +7,9 @@
 //!
 //! # Layers
 //!
-//! - [`Codec`]: messages to bytes and back. [`BincodeCodec`] (bincode 2, standard config) decodes
-//!   with a byte limit, which bounds every string and vector a hostile message can make the host
-//!   allocate, and rejects trailing bytes.
+//! - The encoding: messages to bytes and back, one encoding (bincode 2, standard config) whose
+//!   decoder runs with a byte limit ([`DEFAULT_DECODE_LIMIT`]), which bounds every string and
+//!   vector a hostile message can make the host allocate, and rejects trailing bytes.
 //! - [`Transport`]: bytes between two processes, usable from either end, with timeouts. Two
 //!   implementations, held as [`AnyTransport`]:
 //!   - [`SocketTransport`]: a Unix stream socketpair carrying frames, each a `u32` little-endian
@@ -18,7 +18,8 @@
 //!     doorbell inside the mapping; the socketpair stays as the liveness channel and carries
 //!     payloads too large for a region (the slow path) unless [`OversizePolicy::Reject`] is set.
 //! - [`Endpoint`]: a typed channel, [`HostEndpoint`] / [`WorkerEndpoint`], over the messages in
-//!   [`protocol`]. Cancellation has its own small socket ([`ControlSender`] / [`ControlReceiver`],
+//!   [`protocol`]; [`conversation`] holds the rules both ends keep while one request runs (its
+//!   [`RequestTime`], the host-function-timeout rule), and [`Deadline`] bounds every wait. Cancellation has its own small socket ([`ControlSender`] / [`ControlReceiver`],
 //!   fixed 16-byte frames), because the worker is inside V8 when a cancel matters.
 //! - [`spawn_pair`] / [`ChildHandoff`] / [`WorkerLink`]: setting the channel up across `exec`.
 //!
@@ -67,9 +68,9 @@
 #![deny(missing_docs)]
 
 pub mod clock;
-mod codec;
 mod config;
 pub mod control;
+pub mod conversation;
 mod deadline;
 mod doorbell;
 mod endpoint;
@@ -81,28 +82,30 @@ mod region;
 mod shm;
 mod socket;
 mod sockio;
-mod spin;
 mod transport;
 
-pub use codec::{BincodeCodec, Codec, DEFAULT_DECODE_LIMIT};
 pub use config::{
     ChannelConfig, DEFAULT_MAX_FRAME_BYTES, DEFAULT_REGION_PAYLOAD_BYTES, OversizePolicy,
     TransportKind,
 };
 pub use control::{ControlReceiver, ControlSender};
-pub use endpoint::{Endpoint, HostEndpoint, WorkerEndpoint, decode_worker_message};
+pub use conversation::{
+    CallIds, HostCallTimeout, MAX_ANSWER_SPIN, MAX_FOLLOW_UP_SPIN, MIN_FOLLOW_UP_SPIN,
+    QUICK_ANSWER, RequestTime, answer_spin, follow_up_spin,
+};
+pub use deadline::Deadline;
+pub use endpoint::{
+    DEFAULT_DECODE_LIMIT, Endpoint, HostEndpoint, WorkerEndpoint, decode_worker_message,
+    encode_message,
+};
 pub use error::IpcError;
 pub use handoff::{ChildHandoff, ChildSpec, HostLink, WorkerLink, spawn_pair};
 pub use protocol::{
-    BUILD_ID, BUILD_QUERY_ARG, Control, ExecOutput, HOST_BUILD_ARG_PREFIX, HostToWorker, Message,
+    BUILD_ID, BUILD_QUERY_ARG, Control, HOST_BUILD_ARG_PREFIX, HostToWorker, Message,
     PROBE_MODE_ARG, ProbeResult, WORKER_OOM_EXIT_CODE, WORKER_PROCESS_NAME, WORKER_PROCESS_NAME_C,
     WorkerToHost,
 };
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;
 pub use sockio::clear_cloexec;
-pub use spin::{
-    MAX_ANSWER_SPIN, MAX_FOLLOW_UP_SPIN, MIN_FOLLOW_UP_SPIN, QUICK_ANSWER, answer_spin,
-    follow_up_spin,
-};
 pub use transport::{AnyTransport, Transport};

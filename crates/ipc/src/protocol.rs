@@ -9,7 +9,7 @@
 //! [`Message::check_bounds`] adds per-field bounds on top (a binding name is short, a metrics list
 //! is small) so that a worker cannot make the host keep odd-shaped data around.
 
-use roma_core::{CodeObject, EngineLimits, Invocation, LogLevel, RomaError};
+use roma_core::{CodeObject, EngineLimits, ExecOutput, Invocation, LogLevel, RomaError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,14 @@ pub enum HostToWorker {
         /// Opaque reply, encoded by roma-udf.
         reply: Vec<u8>,
     },
+    /// The host refused or cut off [`WorkerToHost::BindingCall`] `call_id` because the
+    /// request's time was up (the call came after its timeout, or its function had not returned
+    /// by then): JS gets an error, and the request's result is a timeout
+    /// ([`crate::conversation::HostCallTimeout`]).
+    BindingTimedOut {
+        /// The call's id.
+        call_id: u64,
+    },
     /// The host started an asynchronous host function for [`WorkerToHost::BindingCall`]
     /// `call_id`: JS gets a promise; the reply comes later, after a
     /// [`WorkerToHost::AwaitBindings`], as a [`HostToWorker::BindingReply`].
@@ -118,19 +126,6 @@ pub enum HostToWorker {
     Probe,
     /// Exit cleanly.
     Shutdown,
-}
-
-/// The result of a successful execution.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExecOutput {
-    /// The handler's result (JSON text, or raw in byte-string mode).
-    pub resp: String,
-    /// Engine-side metrics (name, value).
-    pub metrics: Vec<(String, f64)>,
-    /// The CPU profile of a profiled request (JSON text, at most
-    /// [`MAX_PROFILE_BYTES`](roma_core::MAX_PROFILE_BYTES)), else empty.
-    #[serde(default)]
-    pub profiler_output: String,
 }
 
 /// One forbidden action a probing worker tried.
@@ -177,7 +172,8 @@ pub enum WorkerToHost {
     Executed {
         /// The request's id.
         request_id: u64,
-        /// Its outcome.
+        /// Its outcome: the one result type from the worker to the callback (the host adds its
+        /// metrics to it in place).
         result: Result<ExecOutput, RomaError>,
     },
     /// A console message from JS.
@@ -314,7 +310,7 @@ mod tests {
             request_id: 1,
             result: Ok(ExecOutput {
                 resp: String::new(),
-                metrics: vec![("m".into(), 1.0); MAX_METRICS + 1],
+                metrics: (0..=MAX_METRICS).map(|i| (format!("m{i}"), 1.0)).collect(),
                 ..Default::default()
             }),
         };

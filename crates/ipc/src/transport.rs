@@ -45,6 +45,18 @@ pub enum AnyTransport {
     SharedMemory(ShmTransport),
 }
 
+impl From<SocketTransport> for AnyTransport {
+    fn from(t: SocketTransport) -> Self {
+        AnyTransport::Socket(t)
+    }
+}
+
+impl From<ShmTransport> for AnyTransport {
+    fn from(t: ShmTransport) -> Self {
+        AnyTransport::SharedMemory(t)
+    }
+}
+
 impl Transport for AnyTransport {
     fn send(&mut self, payload: &[u8]) -> Result<(), IpcError> {
         match self {

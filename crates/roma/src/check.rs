@@ -4,7 +4,7 @@
 use crate::config::{Config, SandboxKind};
 use crate::hooks::Hooks;
 use crate::locate::find_worker;
-use crate::worker_client::{WorkerClient, WorkerSetup};
+use crate::worker_client::{WorkerClient, WorkerMode, WorkerSetup};
 use roma_core::RomaError;
 use roma_sandbox::CgroupLimits;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub fn check(sandbox: SandboxKind) -> Result<Vec<ProbeResult>, RomaError> {
             }),
         }
     }
-    let setup = WorkerSetup::from_config(&config, find_worker(None, None)?, true)?;
+    let setup = WorkerSetup::from_config(&config, find_worker(None, None)?, WorkerMode::Probe)?;
     let hooks = Arc::new(Hooks::<()> {
         logger: None,
         bindings: roma_udf::Registry::new(Vec::new())

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::locate::find_worker;
 use crate::tenant::Tenants;
-use crate::worker_client::{WorkerClient, WorkerSetup};
+use crate::worker_client::{WorkerClient, WorkerMode, WorkerSetup};
 use roma_core::{
     CodeObject, DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken, InvocationRequest,
     ResponseObject, RomaError,
@@ -49,7 +49,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         )?;
         let bindings = roma_udf::Registry::new(std::mem::take(&mut config.bindings))
             .map_err(|e| RomaError::invalid_argument(e.to_string()))?;
-        let mut setup = WorkerSetup::from_config(&config, binary, false)?;
+        let mut setup = WorkerSetup::from_config(&config, binary, WorkerMode::Serve)?;
         setup.binding_names = bindings.names();
         let cgroups = setup.cgroup_mode.clone();
         let setup = Arc::new(setup);

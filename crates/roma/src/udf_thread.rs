@@ -11,17 +11,17 @@
 //! `exchange`'s invariants): the thread is abandoned and exits when the function returns, and
 //! the next request gets a new one.
 
-use crate::exchange::{self, Context, Exchange, Outcome, SharedLink, SyncCall};
+use crate::exchange::{self, Exchange, ExchangeEnv, Outcome, SharedChannel, SyncCall};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-/// One request handed over: its exchange, the call that prompted the hand-over, and the link
+/// One request handed over: its exchange, the call that prompted the hand-over, and the channel
 /// and generation it runs under.
-struct Job<M> {
+struct HandOver<M> {
     ex: Exchange<M>,
     call: SyncCall,
-    link: SharedLink,
+    channel: SharedChannel,
     generation: u64,
 }
 
@@ -30,7 +30,7 @@ pub(crate) type Handback<M> = (Exchange<M>, Outcome);
 
 /// The thread, from the slot's side.
 pub(crate) struct UdfThread<M> {
-    jobs: Sender<Job<M>>,
+    requests: Sender<HandOver<M>>,
     results: Receiver<Handback<M>>,
 }
 
@@ -43,14 +43,14 @@ pub(crate) enum Waiting {
 }
 
 impl<M: Send + Sync + 'static> UdfThread<M> {
-    pub fn start(index: usize, ctx: Arc<Context<M>>) -> std::io::Result<Self> {
-        let (jobs, job_rx) = mpsc::channel::<Job<M>>();
+    pub fn start(index: usize, env: Arc<ExchangeEnv<M>>) -> std::io::Result<Self> {
+        let (requests, request_rx) = mpsc::channel::<HandOver<M>>();
         let (result_tx, results) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("roma-udf-{index}"))
             .spawn(move || {
-                while let Ok(job) = job_rx.recv() {
-                    let Some(back) = serve(&ctx, job) else {
+                while let Ok(handed) = request_rx.recv() {
+                    let Some(back) = serve(&env, handed) else {
                         // Abandoned: the slot thread answered the request without us.
                         return;
                     };
@@ -59,7 +59,7 @@ impl<M: Send + Sync + 'static> UdfThread<M> {
                     }
                 }
             })?;
-        Ok(UdfThread { jobs, results })
+        Ok(UdfThread { requests, results })
     }
 
     /// Hands a request over. `Err` gives the exchange back: the thread is gone.
@@ -67,17 +67,17 @@ impl<M: Send + Sync + 'static> UdfThread<M> {
         &self,
         ex: Exchange<M>,
         call: SyncCall,
-        link: SharedLink,
+        channel: SharedChannel,
         generation: u64,
     ) -> Result<(), Box<(Exchange<M>, SyncCall)>> {
-        let job = Job {
+        let handed = HandOver {
             ex,
             call,
-            link,
+            channel,
             generation,
         };
-        self.jobs
-            .send(job)
+        self.requests
+            .send(handed)
             .map_err(|e| Box::new((e.0.ex, e.0.call)))
     }
 
@@ -91,14 +91,14 @@ impl<M: Send + Sync + 'static> UdfThread<M> {
 }
 
 /// Runs the handed-over call, then drives the exchange to its end. `None`: abandoned.
-fn serve<M>(ctx: &Context<M>, job: Job<M>) -> Option<Handback<M>> {
-    let Job {
+fn serve<M>(env: &ExchangeEnv<M>, handed: HandOver<M>) -> Option<Handback<M>> {
+    let HandOver {
         mut ex,
         call,
-        link,
+        channel,
         generation,
-    } = job;
-    match exchange::drive_handed_over(ctx, &link, &mut ex, call, generation) {
+    } = handed;
+    match exchange::drive_handed_over(env, &channel, &mut ex, call, generation) {
         Outcome::Abandoned => None,
         outcome => Some((ex, outcome)),
     }

@@ -7,7 +7,8 @@
 
 use crate::config::Config;
 use crate::exchange::{
-    self, Context, Exchange, LIVENESS_SLICE, Mode, Outcome, SharedLink, SyncCall, describe,
+    self, CancelMark, Exchange, ExchangeEnv, LIVENESS_SLICE, Mode, Outcome, SharedChannel,
+    SyncCall, SyncCalls, describe,
 };
 use crate::hooks::Hooks;
 use crate::locate::WorkerBinary;
@@ -17,12 +18,10 @@ use roma_core::{
     CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, RomaError, WorkerBackend, metrics,
 };
 use roma_ipc::{
-    ChannelConfig, Control, ControlSender, HostEndpoint, HostToWorker, IpcError, PROBE_MODE_ARG,
-    ProbeResult, WORKER_OOM_EXIT_CODE, WorkerToHost, spawn_pair,
+    ChannelConfig, Control, ControlSender, Deadline, HostEndpoint, HostToWorker, IpcError,
+    PROBE_MODE_ARG, ProbeResult, RequestTime, WORKER_OOM_EXIT_CODE, WorkerToHost, spawn_pair,
 };
 use roma_sandbox::{ExitReport, Sandbox, WorkerProcess, WorkerSpec};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -39,12 +38,13 @@ pub(crate) struct WorkerSetup {
     pub startup_timeout: Duration,
     pub load_timeout: Duration,
     pub grace: Duration,
-    /// Start workers in probe mode (`roma check`).
-    pub probe_mode: bool,
+    /// What the workers are started for.
+    pub mode: WorkerMode,
     pub address_space_limit_mb: Option<u64>,
     pub data_limit_mb: Option<u64>,
     pub worker_uid: Option<u32>,
-    pub host_functions_inline: bool,
+    /// Where the slot thread runs synchronous host functions.
+    pub sync_calls: SyncCalls,
     /// The limits of each worker's own cgroup (none set: no cgroup).
     pub cgroup: roma_sandbox::CgroupLimits,
     /// Which cgroup interface the workers' cgroups use, found at start.
@@ -55,11 +55,21 @@ pub(crate) struct WorkerSetup {
     pub output: Arc<crate::WorkerOutputFn>,
 }
 
+/// What a service's workers are started for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WorkerMode {
+    /// Serving requests: the jail's seccomp filter kills a forbidden call.
+    Serve,
+    /// `roma check`'s probes: the same jail, but a forbidden call fails with `EPERM`, so that
+    /// every probe can report. Such a worker is never given code.
+    Probe,
+}
+
 impl WorkerSetup {
     pub fn from_config<M>(
         config: &Config<M>,
         binary: WorkerBinary,
-        probe_mode: bool,
+        mode: WorkerMode,
     ) -> Result<Self, RomaError> {
         let sandbox = roma_sandbox::sandbox_by_name(config.sandbox.as_str()).map_err(|e| {
             RomaError::invalid_argument(format!(
@@ -97,11 +107,15 @@ impl WorkerSetup {
             startup_timeout: config.startup_timeout(),
             load_timeout: config.load_deadline(),
             grace: config.grace(),
-            probe_mode,
+            mode,
             address_space_limit_mb: config.worker_address_space_mb,
             data_limit_mb: config.worker_data_limit_mb,
             worker_uid: config.worker_uid,
-            host_functions_inline: config.host_functions_inline,
+            sync_calls: if config.host_functions_inline {
+                SyncCalls::Inline
+            } else {
+                SyncCalls::HandOver
+            },
             cgroup,
             cgroup_mode,
             output: config
@@ -117,10 +131,10 @@ pub(crate) struct WorkerClient<M> {
     index: usize,
     setup: Arc<WorkerSetup>,
     /// The hooks, the cancel mark and the channel's limits, shared with the UDF thread.
-    ctx: Arc<Context<M>>,
+    env: Arc<ExchangeEnv<M>>,
     /// The channel, shared with the UDF thread while it holds a request. A respawn makes a new
     /// one, so that a thread abandoned on the old worker can never touch the new one.
-    link: SharedLink,
+    channel: SharedChannel,
     /// Shared with the interrupter, which must reach the current worker after a respawn.
     control: Arc<Mutex<ControlSender>>,
     process: Box<dyn WorkerProcess>,
@@ -148,17 +162,17 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         hooks: Arc<Hooks<M>>,
     ) -> Result<Self, RomaError> {
         let (endpoint, control, process) = spawn_worker(index, &setup)?;
-        let ctx = Arc::new(Context {
+        let env = Arc::new(ExchangeEnv {
             hooks,
-            cancelled: Arc::new(AtomicU64::new(0)),
+            cancelled: Arc::new(CancelMark::default()),
             limit: setup.channel.max_frame_bytes,
             default_spin: setup.channel.cross_core_spin,
         });
         let mut client = WorkerClient {
             index,
             setup,
-            ctx,
-            link: SharedLink::new(endpoint),
+            env,
+            channel: SharedChannel::new(endpoint),
             control: Arc::new(Mutex::new(control)),
             process,
             alive: true,
@@ -178,7 +192,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             return Ok(());
         }
         let (endpoint, control, process) = spawn_worker(self.index, &self.setup)?;
-        self.link = SharedLink::new(endpoint);
+        self.channel = SharedChannel::new(endpoint);
         *self.control.lock().unwrap_or_else(PoisonError::into_inner) = control;
         self.process = process;
         self.alive = true;
@@ -195,9 +209,9 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
             cross_core_spin: self.setup.channel.cross_core_spin,
             idle_poll: self.setup.idle_poll,
         };
-        let sent = self.link.lock().endpoint.send(&init);
+        let sent = exchange::send(&self.channel, &init);
         sent.map_err(|e| self.startup_failure(e.to_string()))?;
-        let first = self.link.lock().endpoint.recv(self.setup.startup_timeout);
+        let first = exchange::recv(&self.channel, self.setup.startup_timeout);
         match first {
             Ok(WorkerToHost::Ready { .. }) => Ok(()),
             Ok(WorkerToHost::Loaded { result: Err(e) }) => {
@@ -225,9 +239,11 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
     fn hand_off(&mut self, ex: Exchange<M>, call: SyncCall) -> (Exchange<M>, Option<Outcome>) {
         // What the slot thread goes on with if the exchange does not come back.
         let successor = ex.successor();
-        let (call_deadline, deadline) = (ex.call_deadline(), ex.deadline);
+        let calls = ex.time.calls();
+        // Past this the UDF thread, whose own waits end at the answer's deadline, is given up.
+        let given_up = ex.time.answer().extended(HANDBACK_SLACK);
         if self.udf.is_none() {
-            match UdfThread::start(self.index, Arc::clone(&self.ctx)) {
+            match UdfThread::start(self.index, Arc::clone(&self.env)) {
                 Ok(t) => self.udf = Some(t),
                 Err(e) => {
                     let why = format!("no thread ({e})");
@@ -238,19 +254,15 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         let Some(udf) = self.udf.as_ref() else {
             return self.refuse_here(ex, &call, "no thread");
         };
-        let generation = self.link.lock().generation;
-        if let Err(back) = udf.hand_over(ex, call, self.link.clone(), generation) {
+        let generation = self.channel.lock().generation;
+        if let Err(back) = udf.hand_over(ex, call, self.channel.clone(), generation) {
             let (ex, call) = *back;
             self.udf = None;
             return self.refuse_here(ex, &call, "its thread is gone");
         }
         loop {
-            let now = Instant::now();
-            let slice = if now < call_deadline {
-                (call_deadline - now).min(LIVENESS_SLICE)
-            } else {
-                RESCUE_POLL
-            };
+            // Liveness slices until the request's timeout, then quick polls for a stuck call.
+            let slice = calls.slice(LIVENESS_SLICE).unwrap_or(RESCUE_POLL);
             let waited = self.udf.as_ref().map(|t| t.wait(slice));
             match waited {
                 Some(Ok(back)) => return (back.0, Some(back.1)),
@@ -262,19 +274,18 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
                 }
             }
             let _ = self.process.try_wait();
-            if Instant::now() < call_deadline {
+            if !calls.passed() {
                 continue;
             }
             // Past the request's timeout: if the UDF thread is inside a host function, take
-            // the request back from it (see `exchange`'s invariants); that call is refused.
-            if let Some(sent) = exchange::take_back(&self.link) {
+            // the request back from it (see `exchange`'s invariants); that call is cut off, and
+            // the worker makes the request's timeout of it.
+            if let Some(sent) = exchange::take_back(&self.channel) {
                 // The thread is abandoned; it exits when its function returns.
                 self.udf = None;
-                let mut ex = successor;
-                ex.binding_timed_out = true;
-                return (ex, sent.err().map(Outcome::Broken));
+                return (successor, sent.err().map(Outcome::Broken));
             }
-            if Instant::now() > deadline + HANDBACK_SLACK {
+            if given_up.passed() {
                 // Cannot happen while the UDF thread keeps its deadlines; if it does, the
                 // worker is given up and the thread with it.
                 self.udf = None;
@@ -292,7 +303,7 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         why: &str,
     ) -> (Exchange<M>, Option<Outcome>) {
         let why = format!("host function `{}` could not run: {why}", call.name);
-        match exchange::send(&self.link, &exchange::refusal(call.call_id, &why)) {
+        match exchange::send(&self.channel, &exchange::refusal(call.call_id, &why)) {
             Ok(()) => {
                 ex.note_reply();
                 (ex, None)
@@ -306,25 +317,25 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
     /// lives on holding the channel (birdcage's init survives its parent), `try_wait` ends the
     /// rest of the process group, and the channel then reports the end at once instead of at
     /// the request's deadline.
-    fn recv_watching(&mut self, deadline: Instant) -> Result<WorkerToHost, IpcError> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let r = self.link.lock().endpoint.recv(left.min(LIVENESS_SLICE));
-            match r {
-                Err(e) if e.is_timeout() && left > LIVENESS_SLICE => {
-                    let _ = self.process.try_wait();
-                }
-                other => return other,
-            }
-        }
+    fn recv_watching(&mut self, deadline: Deadline) -> Result<WorkerToHost, IpcError> {
+        let WorkerClient {
+            channel, process, ..
+        } = self;
+        deadline.wait_sliced(
+            LIVENESS_SLICE,
+            |slice| exchange::recv(channel, slice),
+            || {
+                let _ = process.try_wait();
+            },
+        )
     }
 
     /// Asks a probe-mode worker to run its probes.
     pub fn probe(&mut self) -> Result<Vec<ProbeResult>, RomaError> {
-        if let Err(e) = exchange::send(&self.link, &HostToWorker::Probe) {
+        if let Err(e) = exchange::send(&self.channel, &HostToWorker::Probe) {
             return Err(self.broken(e));
         }
-        let report = self.link.lock().endpoint.recv(self.setup.startup_timeout);
+        let report = exchange::recv(&self.channel, self.setup.startup_timeout);
         match report {
             Ok(WorkerToHost::ProbeReport { mut results }) => {
                 // What the worker cannot see from inside: its host uid, and the tie to the host.
@@ -462,7 +473,7 @@ fn spawn_worker(
                 handoff.arg().into(),
                 format!("{}{}", roma_ipc::HOST_BUILD_ARG_PREFIX, roma_ipc::BUILD_ID).into(),
             ];
-            if setup.probe_mode {
+            if setup.mode == WorkerMode::Probe {
                 a.push(PROBE_MODE_ARG.into());
             }
             a
@@ -499,11 +510,11 @@ fn spawn_worker(
 
 /// Sends `Cancel` on the worker's control socket, and remembers the request so that its
 /// host-function calls are refused from now on.
-struct ControlInterrupt(Arc<Mutex<ControlSender>>, Arc<AtomicU64>);
+struct ControlInterrupt(Arc<Mutex<ControlSender>>, Arc<CancelMark>);
 
 impl Interrupt for ControlInterrupt {
     fn interrupt(&self, request_id: u64) {
-        self.1.store(request_id, Ordering::SeqCst);
+        self.1.mark(request_id);
         let control = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // A full or closed control socket means the worker is stuck or gone; the request's
         // deadline handles both, so a failed send is not an error here.
@@ -515,13 +526,13 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
         self.respawn_if_dead()?;
         let msg = HostToWorker::Load { code: code.clone() };
-        match exchange::send(&self.link, &msg) {
+        match exchange::send(&self.channel, &msg) {
             Ok(()) => {}
             // Too big for the channel: the worker never saw it and is fine.
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
             Err(e) => return Err(self.broken(e)),
         }
-        let deadline = Instant::now() + self.setup.load_timeout;
+        let deadline = Deadline::after(self.setup.load_timeout);
         loop {
             match self.recv_watching(deadline) {
                 Ok(WorkerToHost::Loaded { result }) => return result,
@@ -556,7 +567,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         // Taken before the send: a worker woken by it may run the whole request before this
         // thread runs again, and the worker's moments must fall after this one.
         let sent = (Instant::now(), roma_ipc::clock::monotonic_ms());
-        match exchange::send(&self.link, &msg) {
+        match exchange::send(&self.channel, &msg) {
             Ok(()) => {}
             // The request is too big for the channel: the worker never saw it and is fine.
             Err(e @ IpcError::PayloadTooLarge { .. }) => return Err(e.into()),
@@ -564,21 +575,25 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
         }
         // Spin (cross-core only) about as long as the last answer took when that was quick.
         let spin = roma_ipc::answer_spin(self.last_round_trip, self.setup.channel.cross_core_spin);
-        self.link.lock().endpoint.set_spin(spin);
-        let mut ex = Exchange::new(request_id, started, inv.timeout, self.setup.grace, meta);
-        let inline = self.setup.host_functions_inline;
+        self.channel.lock().endpoint.set_spin(spin);
+        let time = RequestTime::new(started, inv.timeout, self.setup.grace);
+        let mut ex = Exchange::new(request_id, time, meta);
+        let sync_calls = self.setup.sync_calls;
         let outcome = loop {
             let WorkerClient {
-                ctx, link, process, ..
+                env,
+                channel,
+                process,
+                ..
             } = self;
             let mut watch = || {
                 let _ = process.try_wait();
             };
             let mode = Mode::Slot {
-                inline,
+                sync_calls,
                 watch: &mut watch,
             };
-            match exchange::drive(ctx, link, &mut ex, mode) {
+            match exchange::drive(env, channel, &mut ex, mode) {
                 Outcome::Handoff(call) => {
                     let (back, outcome) = self.hand_off(ex, call);
                     ex = back;
@@ -597,17 +612,10 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                 return Err(self.protocol("an exchange ended out of turn"));
             }
         };
-        let out = match result {
+        // A host call cut off at the request's timeout is already a timeout here: the worker
+        // applies the conversation's rule (`roma_ipc::HostCallTimeout`).
+        let mut out = match result {
             Ok(out) => out,
-            // A host function was cut off at the request's timeout: whatever the JS made of the
-            // error it got, the request timed out.
-            Err(e) if ex.binding_timed_out && e.kind() != ErrorKind::Cancelled => {
-                return Err(exchange::binding_timeout(
-                    &inv.handler_name,
-                    inv.timeout,
-                    &e,
-                ));
-            }
             Err(e) => {
                 if e.kind() == ErrorKind::Execution {
                     // Uncaught errors reach the logging function, with the stack.
@@ -615,24 +623,20 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                         Some(stack) if !stack.is_empty() => format!("{}\n{stack}", e.message()),
                         _ => e.message().to_owned(),
                     };
-                    self.ctx.hooks.log(LogLevel::Error, meta, &text);
+                    self.env.hooks.log(LogLevel::Error, meta, &text);
                 }
                 return Err(e);
             }
         };
         let answered = (Instant::now(), roma_ipc::clock::monotonic_ms());
         self.last_round_trip = Some(started.elapsed());
-        let mut m: BTreeMap<String, f64> = out.metrics.into_iter().collect();
-        crate::hops::place(&mut m, sent, answered);
-        m.insert(
+        // The worker's result, with the host's metrics added in place.
+        crate::hops::place(&mut out.metrics, sent, answered);
+        out.metrics.insert(
             metrics::IPC_ROUND_TRIP_MS.into(),
             started.elapsed().as_secs_f64() * 1e3,
         );
-        Ok(ExecOutput {
-            resp: out.resp,
-            metrics: m,
-            profiler_output: out.profiler_output,
-        })
+        Ok(out)
     }
 
     fn cpu_time(&mut self) -> Option<Duration> {
@@ -650,7 +654,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     fn interrupter(&self) -> Arc<dyn Interrupt> {
         Arc::new(ControlInterrupt(
             Arc::clone(&self.control),
-            Arc::clone(&self.ctx.cancelled),
+            Arc::clone(&self.env.cancelled),
         ))
     }
 }
@@ -659,9 +663,9 @@ impl<M> Drop for WorkerClient<M> {
     fn drop(&mut self) {
         // Ask politely; dropping the process handle kills and reaps whatever is left.
         // `try_lock`: a UDF thread given up on may still hold the channel.
-        if let (true, Some(mut link)) = (self.alive, self.link.try_lock()) {
-            let _ = link.endpoint.send(&HostToWorker::Shutdown);
-            drop(link);
+        if let (true, Some(mut channel)) = (self.alive, self.channel.try_lock()) {
+            let _ = channel.endpoint.send(&HostToWorker::Shutdown);
+            drop(channel);
             let _ = self.process.wait_timeout(Duration::from_millis(100));
         }
     }

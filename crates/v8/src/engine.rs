@@ -299,25 +299,36 @@ impl Engine {
     }
 
     /// As [`Engine::execute`], with a caller-chosen tag that [`Terminator::cancel`] can name.
+    ///
+    /// The invocation is checked first (`roma_core::validate_invocation`: a malformed one is
+    /// `InvalidArgument`), since a caller of the engine alone has checked nothing.
     pub fn execute_tagged(
         &mut self,
         inv: &Invocation,
         tag: u64,
         log: LogSink<'_>,
     ) -> Result<Execution, RomaError> {
+        validate_invocation(inv)?;
         let mut host = SinkHost(log);
         self.execute_with_host(inv, tag, &mut host)
     }
 
     /// As [`Engine::execute_tagged`], with a host that receives console output and serves the
     /// calls of host functions (see [`Engine::set_bindings`]).
+    ///
+    /// This is the worker's entry, and it does not validate `inv` again: roma's host validates
+    /// every request once, before it accepts it (a malformed one is refused there and never
+    /// queued), and the worker trusts its host. What the engine needs to stay sound under any
+    /// invocation it checks itself: an unknown version is `VersionNotFound`, a handler path
+    /// that names nothing (empty, or with empty segments) is `HandlerNotFound`, and byte-string
+    /// mode passes whatever inputs there are as strings. A caller that is not roma's host
+    /// validates first, or calls [`Engine::execute_tagged`].
     pub fn execute_with_host(
         &mut self,
         inv: &Invocation,
         tag: u64,
         host: &mut dyn ExecHost,
     ) -> Result<Execution, RomaError> {
-        validate_invocation(inv)?;
         let started = Instant::now();
         let Some(version) = self.versions.get(&inv.version_string) else {
             return Err(RomaError::new(

@@ -15,8 +15,8 @@
 //!   refuses: the worker dies of SIGSYS after naming the call); exits with status 4 where no
 //!   filter stopped it (`--sandbox none`).
 
-use roma_core::LogLevel;
-use roma_ipc::{ExecOutput, IpcError, Transport, WorkerEndpoint, WorkerToHost};
+use roma_core::{ExecOutput, LogLevel};
+use roma_ipc::{IpcError, WorkerEndpoint, WorkerToHost};
 
 /// Commits the fault named by `handler`, if it names one. Returns `Ok(true)` when the request
 /// was handled (answered or deliberately not) and the worker should go to the next message.
@@ -30,7 +30,7 @@ pub(crate) fn inject(
             let junk: Vec<u8> = (0..4096u32)
                 .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
                 .collect();
-            ep.transport_mut().send(&junk)?;
+            ep.send_raw(&junk)?;
             Ok(true)
         }
         "__roma_fault_wrong_id" => {
@@ -53,15 +53,7 @@ pub(crate) fn inject(
                     message: format!("flood {i}"),
                 })?;
             }
-            ep.send(&WorkerToHost::Executed {
-                request_id,
-                result: Ok(ExecOutput {
-                    resp: "\"flooded\"".into(),
-                    metrics: Vec::new(),
-                    ..Default::default()
-                }),
-            })?;
-            Ok(true)
+            answer(ep, request_id, "\"flooded\"")
         }
         "__roma_fault_stderr" => {
             use std::io::Write;
@@ -73,15 +65,7 @@ pub(crate) fn inject(
             }
             // One write, so the lines arrive within the same second.
             let _ = std::io::stderr().write_all(&text);
-            ep.send(&WorkerToHost::Executed {
-                request_id,
-                result: Ok(ExecOutput {
-                    resp: "\"written\"".into(),
-                    metrics: Vec::new(),
-                    ..Default::default()
-                }),
-            })?;
-            Ok(true)
+            answer(ep, request_id, "\"written\"")
         }
         "__roma_fault_forbidden_call" => {
             let _ = std::os::unix::net::UnixDatagram::pair();
@@ -89,4 +73,16 @@ pub(crate) fn inject(
         }
         _ => Ok(false),
     }
+}
+
+/// Answers `request_id` with `resp`, as if its handler had returned it.
+fn answer(ep: &mut WorkerEndpoint, request_id: u64, resp: &str) -> Result<bool, IpcError> {
+    ep.send(&WorkerToHost::Executed {
+        request_id,
+        result: Ok(ExecOutput {
+            resp: resp.into(),
+            ..Default::default()
+        }),
+    })?;
+    Ok(true)
 }

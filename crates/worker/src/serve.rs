@@ -2,13 +2,14 @@
 //! one at a time.
 
 use crate::cancel::{CancelState, spawn_control_thread};
-use roma_core::{ErrorKind, LogLevel, RomaError, metrics};
+use roma_core::{ErrorKind, ExecOutput, LogLevel, RomaError, metrics};
 use roma_ipc::{
-    ChildSpec, ExecOutput, HostToWorker, IpcError, PROBE_MODE_ARG, ProbeResult, WorkerEndpoint,
-    WorkerLink, WorkerToHost, follow_up_spin,
+    CallIds, ChildSpec, Deadline, HostCallTimeout, HostToWorker, IpcError, PROBE_MODE_ARG,
+    ProbeResult, RequestTime, WorkerEndpoint, WorkerLink, WorkerToHost, follow_up_spin,
 };
 use roma_udf::{FunctionBindingIo, decode_io, encode_io, wire};
 use roma_v8::{Engine, ExecHost};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,7 +129,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
         prewarm,
         binding_names,
         max_frame: spec.max_frame_bytes,
-        next_call_id: 0,
+        call_ids: CallIds::default(),
         reply_wait: None,
         spin,
     };
@@ -194,7 +195,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             }
             HostToWorker::Shutdown => return Ok(()),
             // The late answer to a host call that timed out: nothing waits for it any more.
-            HostToWorker::BindingReply { .. } | HostToWorker::BindingPending { .. } => continue,
+            HostToWorker::BindingReply { .. }
+            | HostToWorker::BindingTimedOut { .. }
+            | HostToWorker::BindingPending { .. } => continue,
             HostToWorker::Init { .. } => {
                 return Err(WorkerError::Protocol(format!(
                     "unexpected message {msg:?} between requests"
@@ -221,7 +224,8 @@ struct Worker {
     prewarm: bool,
     binding_names: Vec<String>,
     max_frame: usize,
-    next_call_id: u64,
+    /// Host call ids, unique over the worker's life.
+    call_ids: CallIds,
     /// How long the last host-function reply took, for the next call's spin.
     reply_wait: Option<Duration>,
     /// The channel's spin outside host calls.
@@ -241,16 +245,19 @@ impl Worker {
             self.cancel.end();
             return Ok(Err(cancelled()));
         }
+        // The worker's side of the request's time: host calls end at its timeout, counted from
+        // now; the engine's watchdog ends the JS then.
+        let time = RequestTime::new(Instant::now(), inv.timeout, Duration::ZERO);
         let mut host = RequestHost {
             ep,
             request_id,
-            deadline: Instant::now() + inv.timeout,
+            calls: time.calls(),
             names: &self.binding_names,
-            next_call_id: &mut self.next_call_id,
+            call_ids: &mut self.call_ids,
             reply_wait: &mut self.reply_wait,
             spin: self.spin,
             send_err: None,
-            timed_out: false,
+            host_call_timeout: HostCallTimeout::default(),
             max_frame: self.max_frame,
         };
         let result = self.engine.execute_with_host(inv, request_id, &mut host);
@@ -261,28 +268,20 @@ impl Worker {
         if let Some(e) = host.send_err {
             return Err(e.into());
         }
-        let result = match result {
-            Err(e) if host.timed_out && e.kind() != ErrorKind::Cancelled => Err(RomaError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the invocation of {} ran past its {} timeout waiting for a host function",
-                    inv.handler_name,
-                    roma_core::format_duration(inv.timeout)
-                ),
-            )),
-            other => other,
-        };
+        let result = host
+            .host_call_timeout
+            .apply(result, &inv.handler_name, time.timeout());
         Ok(match result {
             Ok(ex) => Ok(ExecOutput {
                 resp: ex.resp,
-                metrics: vec![
+                metrics: BTreeMap::from([
                     (metrics::CONTEXT_CREATION_MS.into(), ex.context_ms),
                     (metrics::INPUT_PARSING_MS.into(), ex.parse_ms),
                     (metrics::HANDLER_CALL_MS.into(), ex.call_ms),
                     (metrics::CODE_RUN_DURATION_MS.into(), ex.total_ms),
                     (roma_ipc::clock::WORKER_RECEIVED_CLOCK_KEY.into(), received),
                     (roma_ipc::clock::WORKER_DONE_CLOCK_KEY.into(), done),
-                ],
+                ]),
                 profiler_output: ex.profile,
             }),
             Err(e) if e.kind() != ErrorKind::Cancelled && self.cancel.is_cancelled(request_id) => {
@@ -298,20 +297,20 @@ impl Worker {
 struct RequestHost<'a> {
     ep: &'a mut WorkerEndpoint,
     request_id: u64,
-    deadline: Instant,
+    /// Until then host calls are waited for.
+    calls: Deadline,
     names: &'a [String],
     /// Host call ids, unique over the worker's life so that a late reply is never mistaken
     /// for the answer to a newer call.
-    next_call_id: &'a mut u64,
+    call_ids: &'a mut CallIds,
     /// How long the last host-function reply took (kept across requests).
     reply_wait: &'a mut Option<Duration>,
     /// The channel's spin outside host calls.
     spin: Duration,
     /// The first failure to talk to the host; the request ends with it.
     send_err: Option<IpcError>,
-    /// A host call ran out of the request's time: the request ends as a timeout, whatever
-    /// the JS made of the error it got.
-    timed_out: bool,
+    /// Whether a host call ran out of the request's time, and what that makes of the result.
+    host_call_timeout: HostCallTimeout,
     max_frame: usize,
 }
 
@@ -326,8 +325,7 @@ impl RequestHost<'_> {
             input,
             ..Default::default()
         });
-        *self.next_call_id += 1;
-        let call_id = *self.next_call_id;
+        let call_id = self.call_ids.new_id();
         let msg = WorkerToHost::BindingCall {
             request_id: self.request_id,
             call_id,
@@ -340,25 +338,31 @@ impl RequestHost<'_> {
         // cores only) rather than sleep, as long as the last replies were that quick.
         let spin = follow_up_spin(*self.reply_wait, self.spin);
         self.ep.set_spin(spin);
-        let timed_out = || format!("host function `{name}` ran past the request's timeout");
         loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.timed_out = true;
-                return Err(timed_out());
-            }
+            let Some(left) = self.calls.remaining() else {
+                self.host_call_timeout.cut_off();
+                return Err(HostCallTimeout::call_error(name));
+            };
             match self.ep.recv(left) {
                 Ok(HostToWorker::BindingReply { call_id: id, reply }) if id == call_id => {
                     *self.reply_wait = Some(sent.elapsed());
                     let io = decode_io(&reply, self.max_frame).map_err(|e| e.to_string())?;
                     return Ok(wire::encode_reply(&io));
                 }
+                // The host cut the call off at the request's timeout.
+                Ok(HostToWorker::BindingTimedOut { call_id: id }) if id == call_id => {
+                    self.host_call_timeout.cut_off();
+                    return Err(HostCallTimeout::call_error(name));
+                }
                 // An asynchronous function started: JS gets a promise (`ReplyKind::Pending`).
                 Ok(HostToWorker::BindingPending { call_id: id }) if id == call_id => {
                     return Ok(wire::pending_reply(call_id));
                 }
                 // The late answer to a call that already timed out: drop it.
-                Ok(HostToWorker::BindingReply { call_id: id, .. }) if id < call_id => continue,
+                Ok(
+                    HostToWorker::BindingReply { call_id: id, .. }
+                    | HostToWorker::BindingTimedOut { call_id: id },
+                ) if self.call_ids.is_late(id) => continue,
                 Ok(other) => {
                     let e = IpcError::Malformed(format!(
                         "expected the reply of host call {call_id}, got {other:?}"
@@ -366,8 +370,8 @@ impl RequestHost<'_> {
                     return Err(self.failed(e));
                 }
                 Err(e) if e.is_timeout() => {
-                    self.timed_out = true;
-                    return Err(timed_out());
+                    self.host_call_timeout.cut_off();
+                    return Err(HostCallTimeout::call_error(name));
                 }
                 Err(e) => return Err(self.failed(e)),
             }
@@ -416,7 +420,10 @@ impl ExecHost for RequestHost<'_> {
             self.failed(e);
             return None;
         }
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let Some(left) = self.calls.remaining() else {
+            self.host_call_timeout.cut_off();
+            return None;
+        };
         match self.ep.recv(left) {
             Ok(HostToWorker::BindingReply { call_id, reply }) => {
                 let reply = match decode_io(&reply, self.max_frame) {
@@ -433,7 +440,7 @@ impl ExecHost for RequestHost<'_> {
             }
             // Out of time: the watchdog ends the JS; nothing more to wait for.
             Err(e) if e.is_timeout() => {
-                self.timed_out = true;
+                self.host_call_timeout.cut_off();
                 None
             }
             Err(e) => {

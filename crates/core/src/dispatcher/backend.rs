@@ -5,20 +5,11 @@
 //! thread owns exactly one backend and calls it from that thread only, one call at a time.
 
 use crate::{CodeObject, Invocation, RomaError};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// What a backend returns for a successful execution.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ExecOutput {
-    /// The handler's result: JSON text, or the raw string in byte-string mode.
-    pub resp: String,
-    /// The backend's own metrics (keys in [`crate::metrics`]); the dispatcher adds the host-side
-    /// ones (wait time, total duration, worker index) and overwrites those keys.
-    pub metrics: BTreeMap<String, f64>,
-    /// The CPU profile of a profiled request (JSON text), else empty.
-    pub profiler_output: String,
-}
+// What a backend returns for a successful execution: the one result type from the worker to
+// the callback, defined with the other request and response types.
+pub use crate::request::ExecOutput;
 
 /// Stops a running execution from another thread (the dispatcher's `cancel`).
 ///
