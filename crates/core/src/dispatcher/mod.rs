@@ -558,14 +558,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
             Some((claim, lender)) => {
                 st.next_id += 1;
                 drop(st);
-                let job = Job {
-                    id,
-                    caller_id: request.id,
-                    invocation,
-                    metadata: Arc::new(request.metadata),
-                    callback,
-                    accepted: Instant::now(),
-                };
+                let job = Job::accepted(id, request, invocation, callback);
                 let token = self.token(id);
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| accepted(&token))) {
                     // The caller's own closure: the slot goes back untouched, and the request,
@@ -968,17 +961,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         };
         let id = st.next_id;
         st.next_id += 1;
-        st.enqueue(
-            slot,
-            Job {
-                id,
-                caller_id: request.id,
-                invocation,
-                metadata: Arc::new(request.metadata),
-                callback,
-                accepted: Instant::now(),
-            },
-        );
+        st.enqueue(slot, Job::accepted(id, request, invocation, callback));
         Ok((slot, id))
     }
 
