@@ -10,7 +10,7 @@ use roma_core::{
     ResponseObject, RomaError,
 };
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs untrusted JavaScript and WebAssembly in a pool of jailed worker processes.
 ///
@@ -27,8 +27,6 @@ pub struct RomaService<M: Send + Sync + 'static = ()> {
     queue_wait: Duration,
     /// [`RomaService::cgroups`].
     cgroups: Option<String>,
-    /// The low-latency mode's poll bound for `execute_blocking`'s wait (zero: off).
-    idle_poll: Duration,
 }
 
 /// Where requests run: one pool for all, or one per tenant ([`Config::tenant_pools`]).
@@ -68,7 +66,6 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             executor,
         });
         let queue_wait = config.queue_wait_timeout;
-        let idle_poll = config.idle_poll();
         let pools = match config.tenant_pools {
             None => Pools::Shared(Dispatcher::new(config.dispatcher(), move |index| {
                 WorkerClient::start(index, Arc::clone(&setup), Arc::clone(&hooks))
@@ -92,7 +89,6 @@ impl<M: Send + Sync + 'static> RomaService<M> {
             pools,
             queue_wait,
             cgroups,
-            idle_poll,
         })
     }
 
@@ -154,29 +150,23 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// the request's own timeout bounds). From a callback (on one of roma's threads) it is
     /// refused with `InvalidArgument`: the thread it would block may be the one to run the
     /// request. A host function that blocks on it holds its own request until that answer.
+    ///
+    /// When a worker is idle and nothing is queued, the request runs on the calling thread,
+    /// which drives the idle worker's channel itself (no roma thread is woken for it, and the
+    /// answer needs no wake-up of the caller); host functions run inline
+    /// ([`Config::host_functions_inline`]) then run on the calling thread too.
     pub fn execute_blocking(
         &self,
         request: InvocationRequest<M>,
     ) -> Result<ResponseObject, RomaError> {
         self.refuse_on_own_thread("execute_blocking")?;
-        let (tx, rx) = mpsc::channel();
-        self.execute_waiting(request, move |r| {
-            let _ = tx.send(r);
-        })?;
-        if !self.idle_poll.is_zero() {
-            // Low-latency mode: poll for the answer a while before sleeping, so that its
-            // arrival needs no wake-up of this thread.
-            let until = Instant::now() + self.idle_poll;
-            loop {
-                match rx.try_recv() {
-                    Ok(r) => return r,
-                    Err(mpsc::TryRecvError::Disconnected) => return answer(rx.recv()),
-                    Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => break,
-                    Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
-                }
+        match &self.pools {
+            Pools::Shared(d) => d.execute_blocking(request, self.queue_wait, |_| {}),
+            Pools::Tenants(t) => {
+                t.for_request(&request)?
+                    .execute_blocking(request, self.queue_wait, |_| {})
             }
         }
-        answer(rx.recv())
     }
 
     /// Loads a code object into every worker and waits until every worker has it (or for

@@ -46,6 +46,12 @@ pub struct DispatcherConfig {
     /// Costs up to a core per polling slot while it polls. Zero: off (at most
     /// [`MAX_IDLE_POLL`]).
     pub idle_poll: Duration,
+    /// The direct hand-off: a blocking submit ([`super::Dispatcher::execute_blocking`]) that
+    /// finds the least busy slot idle, with nothing queued anywhere, borrows that slot's
+    /// backend and runs the request on its own thread instead of waking the slot thread and
+    /// waiting to be woken in turn (see the dispatcher's "Direct hand-off" docs). On by
+    /// default; off, every request goes through a slot thread.
+    pub direct_handoff: bool,
 }
 
 /// The longest [`DispatcherConfig::idle_poll`].
@@ -65,6 +71,7 @@ impl Default for DispatcherConfig {
             recycle_after_age: Duration::ZERO,
             recycle_idle_cpu_per_sec: Duration::ZERO,
             idle_poll: Duration::ZERO,
+            direct_handoff: true,
         }
     }
 }
@@ -87,6 +94,8 @@ pub(crate) struct Resolved {
     pub recycle: Recycle,
     /// The low-latency mode's bound; `None` when off.
     pub idle_poll: Option<Duration>,
+    /// Whether blocking submits may borrow an idle slot's backend.
+    pub direct: bool,
 }
 
 /// When a slot replaces a healthy backend; every field `None` when off.
@@ -131,6 +140,7 @@ impl DispatcherConfig {
                 idle_cpu_per_sec: Some(self.recycle_idle_cpu_per_sec).filter(|d| !d.is_zero()),
             },
             idle_poll: Some(self.idle_poll.min(MAX_IDLE_POLL)).filter(|d| !d.is_zero()),
+            direct: self.direct_handoff,
         })
     }
 }

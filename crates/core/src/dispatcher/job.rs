@@ -46,6 +46,23 @@ pub(crate) struct Job<M> {
 }
 
 impl<M> Job<M> {
+    /// The job of request `id`, accepted now.
+    pub fn accepted(
+        id: u64,
+        request: crate::InvocationRequest<M>,
+        invocation: Invocation,
+        callback: ExecCallback,
+    ) -> Self {
+        Job {
+            id,
+            caller_id: request.id,
+            invocation,
+            metadata: Arc::new(request.metadata),
+            callback,
+            accepted: Instant::now(),
+        }
+    }
+
     /// Calls the callback with `result` (panics contained), then drops the metadata: the
     /// metadata lives exactly until its callback has returned.
     pub fn finish(self, mut result: Result<ResponseObject, RomaError>) {

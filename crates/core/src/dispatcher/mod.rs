@@ -10,7 +10,8 @@
 //! - **One load-timer thread** (`roma-load-timer`). It answers loads that exceed
 //!   [`DispatcherConfig::load_timeout`] with `Timeout`.
 //! - **Caller threads** call the API. `execute`, `load` and `cancel` never wait on a worker.
-//!   `stop` waits for in-flight requests to finish.
+//!   `stop` waits for in-flight requests to finish. A caller in `execute_blocking` may run its
+//!   own request on an idle slot's backend (the direct hand-off, below).
 //!
 //! Callbacks run on whichever thread completes the request. That is usually a slot thread. It
 //! is the `cancel` caller for a queued request it cancels, the `stop` caller for requests still
@@ -74,6 +75,56 @@
 //!    a collector, and the last one to complete calls the batch callback with every result in
 //!    request order.
 //! 8. **Never under the lock**: backend calls, callbacks, interrupter calls.
+//!
+//! # Direct hand-off
+//! A caller in [`Dispatcher::execute_blocking`] is going to wait for its answer anyway, so when
+//! the slot its request would go to is idle, it runs the request itself, on its own thread,
+//! instead of waking the slot thread and waiting to be woken by it (`direct.rs`). The slot
+//! thread sleeps through it. The invariants:
+//! 1. **Parking.** Only a slot thread parks its backend, and only in its idle wait: after the
+//!    backend's pre-warm, with nothing to take. It takes the backend back, under the lock,
+//!    before it does anything else (work, a recycling check, a respawn, stop).
+//! 2. **Claim.** A caller claims a slot under the lock, and only the slot placement would
+//!    pick (the least busy up slot), only while that slot is parked, not claimed, not busy, has
+//!    no load or execution queued, and nothing is queued on any slot (older requests go
+//!    first). The claim marks the slot busy exactly as the slot thread's take does (`active`,
+//!    `running` with the request's id), so placement, stealing, `cancel`, `stats` and
+//!    `is_idle` see a running slot. The request never enters a queue: admission (stopped,
+//!    version cached, room, a live slot) is checked as for any request, then it is a `Job`
+//!    held by the caller, and rule 2 of "Exactly-once" holds with the caller as the holder.
+//! 3. **The slot thread never touches a claimed backend.** Woken during a claim (work queued
+//!    on its slot, a load, stop, a timer), it records that it wants the backend back and
+//!    waits; the borrower wakes it when it gives the backend back. A slot with no reason to
+//!    wake stays asleep, so a stream of blocking requests at idle wakes no dispatcher thread.
+//! 4. **Give-back.** A guard (`Loan`) holds the borrowed backend; every end of the loan (the
+//!    answer, a backend found dead before the send, a panic) puts the backend back and ends
+//!    the claim under the lock. The request is answered after that, on the caller's thread.
+//! 5. **Cancel and timeouts** work as on the slot thread: `cancel` flags `running` and
+//!    interrupts the backend, the borrower reports `Cancelled` for a flagged request whatever
+//!    the backend returned, and the backend enforces the timeout on whichever thread calls
+//!    it. The caller is counted as one of the dispatcher's threads while it holds the backend,
+//!    so a host function it runs inline cannot block on the dispatcher, as on a slot thread.
+//! 6. **Crashes.** A backend that fails fatally (or panics, or dies in its pre-warm) is given
+//!    back with a replacement due: the slot is marked respawning under the same lock as the
+//!    give-back, and its thread replaces the backend before anything else, exactly as after
+//!    its own call. One found dead before it was sent the request (killed from outside while
+//!    parked) is given back the same way, and the request goes to its place in the slot's
+//!    queue, so it runs on the replacement. The `VersionNotFound` retry is the slot thread's
+//!    own code, run by the borrower.
+//! 7. **Stop** refuses new claims. A slot thread whose backend is claimed at stop waits for it
+//!    to come back (the borrower's request finishes and is answered, as in-flight ones do),
+//!    then drops it and exits, so `stop` still returns only after every backend is dropped. A
+//!    borrower that calls `stop` itself (from a host function run inline) does not wait for
+//!    the threads, since that slot thread waits for it.
+//! 8. **Recycling.** A slot counts its borrowers' executions (for the request rule, for the
+//!    proof of health, and as the end of an idle stretch for the idle-CPU rule) when it takes
+//!    its backend back. The request rule's remaining count and the age rule's deadline are
+//!    set at parking, and a claim past either is refused, so a worker never serves past a
+//!    rule through the hand-off; the slot thread then recycles it at its next take.
+//! 9. **Where not used:** `execute` and the other callback forms (their callback runs on a
+//!    dispatcher thread, and the caller does not wait), `execute_waiting` (its callback must
+//!    not run inside the call: a callback that takes a lock its submitter holds would
+//!    deadlock), calls on a dispatcher thread, and [`DispatcherConfig::direct_handoff`] off.
 //!
 //! # Versions
 //! The host keeps the source of each loaded version in a [`crate::VersionCache`] (LRU, bounded by
@@ -151,6 +202,7 @@
 mod backend;
 mod backoff;
 mod config;
+mod direct;
 mod future;
 mod job;
 mod oneshot;
@@ -174,6 +226,7 @@ use crate::{
 use job::{BatchCollector, Job, LoadAggregate, LoadJob, call_guarded};
 use state::{Shared, State};
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -205,6 +258,9 @@ pub struct WorkerStats {
     pub pending_loads: usize,
     /// Planned replacements of its backend so far (recycling; crashes not counted).
     pub recycled: u64,
+    /// Whether its thread waits idle with the backend parked, so that a blocking submit may
+    /// borrow it (the direct hand-off) rather than wake the thread.
+    pub parked: bool,
 }
 
 /// A snapshot of the dispatcher's queues.
@@ -463,6 +519,93 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         self.place(st, request, invocation, Box::new(callback))
     }
 
+    /// Runs one execution and waits for its answer on the calling thread: waits for room in
+    /// the queues as [`execute_waiting`](Self::execute_waiting) does (up to `wait`), then for
+    /// the answer, which the request's own timeout bounds. `accepted` is called with the
+    /// request's token once the request is accepted, before it runs, so that another thread
+    /// may [`cancel`](Self::cancel) it.
+    ///
+    /// With [`DispatcherConfig::direct_handoff`] (the default), a request that finds the
+    /// least busy slot idle with nothing queued runs on this thread, on that slot's backend
+    /// (see "Direct hand-off" in the module docs): no dispatcher thread is woken for it, and
+    /// its answer needs no wake-up of this one. Otherwise it is queued as by `execute_waiting`.
+    ///
+    /// Errors: as `execute_waiting`, and `InvalidArgument` on one of the dispatcher's threads
+    /// (in a callback), where the thread it would wait for may be its own.
+    pub fn execute_blocking(
+        &self,
+        request: InvocationRequest<M>,
+        wait: Duration,
+        accepted: impl FnOnce(&ExecutionToken),
+    ) -> Result<ResponseObject, RomaError> {
+        if self.shared.on_own_thread() {
+            return Err(RomaError::invalid_argument(
+                "execute_blocking was called on one of the dispatcher's threads (in a \
+                 callback, or in a host function run inline), where it could wait for itself; \
+                 submit with a callback there instead",
+            ));
+        }
+        let invocation = self.prepare(&request)?;
+        let deadline = self.room_deadline(wait);
+        let (tx, rx) = mpsc::channel();
+        let callback: ExecCallback = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        let st = self.shared.lock();
+        let mut st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
+        let id = st.next_id;
+        match st.claim(id, self.shared.config.direct) {
+            Some((claim, lender)) => {
+                st.next_id += 1;
+                drop(st);
+                let job = Job::accepted(id, request, invocation, callback);
+                let token = self.token(id);
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| accepted(&token))) {
+                    // The caller's own closure: the slot goes back untouched, and the request,
+                    // which never ran, is dropped with the unwinding caller.
+                    let asked = self.shared.lock().unclaim(claim.index);
+                    if asked {
+                        self.shared.wake(claim.index);
+                    }
+                    call_guarded(move || drop(job));
+                    resume_unwind(panic);
+                }
+                let _stand_in = self.shared.stand_in();
+                lender.run(&self.shared, claim, job);
+            }
+            None => {
+                let token = self.place(st, request, invocation, callback)?;
+                accepted(&token);
+            }
+        }
+        self.await_answer(&rx)
+    }
+
+    /// The answer a blocking submit's callback sends. In the low-latency mode the channel is
+    /// polled a while before this thread sleeps on it, so that an answer in time needs no
+    /// wake-up; an answer run on this thread is there at once.
+    fn await_answer(
+        &self,
+        rx: &mpsc::Receiver<Result<ResponseObject, RomaError>>,
+    ) -> Result<ResponseObject, RomaError> {
+        if let Some(poll) = self.shared.config.idle_poll {
+            let until = Instant::now() + poll;
+            loop {
+                match rx.try_recv() {
+                    Ok(r) => return r,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => break,
+                    Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+        }
+        rx.recv().unwrap_or_else(|_| {
+            Err(RomaError::internal(
+                "the request's callback was dropped without being called",
+            ))
+        })
+    }
+
     /// [`batch_execute`](Self::batch_execute) for a batch of any size: the requests are
     /// enqueued in order as room frees in the queues (a batch larger than the queues runs in
     /// pieces), waiting up to `wait` each time the queues are full. Returns once every request
@@ -693,8 +836,11 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         let handles =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         let me = std::thread::current().id();
+        // A thread that holds a borrowed backend (a host function run inline, on the
+        // submitting thread) does not join: that slot's thread waits for the backend.
+        let join = !self.shared.standing_in();
         for h in handles {
-            if h.thread().id() != me {
+            if join && h.thread().id() != me {
                 // A slot thread only panics on a dispatcher bug; there is nothing to recover.
                 let _ = h.join();
             }
@@ -733,6 +879,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
                     running: s.running.is_some(),
                     pending_loads: s.loads.len(),
                     recycled: s.recycled,
+                    parked: s.lending.parked && !s.lending.claimed,
                 })
                 .collect(),
             queued: st.queued,
@@ -814,17 +961,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         };
         let id = st.next_id;
         st.next_id += 1;
-        st.enqueue(
-            slot,
-            Job {
-                id,
-                caller_id: request.id,
-                invocation,
-                metadata: Arc::new(request.metadata),
-                callback,
-                accepted: Instant::now(),
-            },
-        );
+        st.enqueue(slot, Job::accepted(id, request, invocation, callback));
         Ok((slot, id))
     }
 

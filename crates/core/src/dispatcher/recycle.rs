@@ -88,6 +88,14 @@ impl Usage {
             || self.over_idle_cpu
     }
 
+    /// Until when the age rule lets the backend run requests the slot thread does not see
+    /// (the direct hand-off, `direct.rs`): its age limit, or a failed replacement's
+    /// postponement when that is later. `None`: no age rule.
+    pub fn age_limit(&self, rules: &Recycle) -> Option<Instant> {
+        let at = rules.after_age.and_then(|a| self.born.checked_add(a))?;
+        Some(self.not_before.map_or(at, |t| at.max(t)))
+    }
+
     /// When an idle slot must wake to check the rules (`None`: never, the plain wait).
     pub fn next_check(&self, rules: &Recycle) -> Option<Instant> {
         let age = rules.after_age.and_then(|a| self.born.checked_add(a));

@@ -8,6 +8,7 @@
 
 use super::backend::Interrupt;
 use super::config::Resolved;
+use super::direct::{Claim, Lend};
 use super::job::{Job, LoadAggregate, LoadCallback, LoadJob};
 use crate::{ResponseObject, RomaError, VersionCache};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -51,12 +52,27 @@ pub(crate) struct Shared<M> {
 thread_local! {
     /// The id of the dispatcher whose thread this is; 0 on other threads.
     static DISPATCHER_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The id of the dispatcher this thread stands in for a slot thread of (running a
+    /// request on a borrowed backend, `direct.rs`); 0 otherwise.
+    static STANDING_IN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Held by a dispatcher thread for its whole life; counts it out when it exits (panic
 /// included), after everything it owned, its backend included, has been dropped.
 pub(crate) struct ThreadGuard<M> {
     shared: Arc<Shared<M>>,
+}
+
+/// What [`Shared::stand_in`] returns: puts the thread's mark back when dropped.
+pub(crate) struct StandIn {
+    before: (u64, u64),
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        DISPATCHER_THREAD.with(|t| t.set(self.before.0));
+        STANDING_IN.with(|t| t.set(self.before.1));
+    }
 }
 
 impl<M> Drop for ThreadGuard<M> {
@@ -116,6 +132,23 @@ impl<M> Shared<M> {
     /// Whether the calling thread is one of this dispatcher's.
     pub fn on_own_thread(&self) -> bool {
         DISPATCHER_THREAD.with(|t| t.get()) == self.dispatcher_id
+    }
+
+    /// Counts the calling thread as one of this dispatcher's until the guard drops: a
+    /// submitting thread while it runs a request on a borrowed backend, where it stands in
+    /// for the slot thread (a host function it runs inline must not block on the dispatcher).
+    pub fn stand_in(&self) -> StandIn {
+        let before = (
+            DISPATCHER_THREAD.with(|t| t.replace(self.dispatcher_id)),
+            STANDING_IN.with(|t| t.replace(self.dispatcher_id)),
+        );
+        StandIn { before }
+    }
+
+    /// Whether the calling thread holds a backend of this dispatcher's (see
+    /// [`Shared::stand_in`]): the slot thread waits for it, so it must not wait for that one.
+    pub fn standing_in(&self) -> bool {
+        STANDING_IN.with(|t| t.get()) == self.dispatcher_id
     }
 
     /// Waits until every dispatcher thread has exited.
@@ -206,6 +239,61 @@ pub(crate) struct SlotState<M> {
     pub interrupter: Option<Arc<dyn Interrupt>>,
     /// Planned replacements of the slot's backend so far.
     pub recycled: u64,
+    /// The direct hand-off (`direct.rs`); all of it false, empty or `None` while it is off.
+    pub lending: Lending<M>,
+}
+
+/// A slot's side of the direct hand-off: whether its backend is parked where a submitting
+/// thread may borrow it, whether one has, and what the borrowers left for the slot thread.
+pub(crate) struct Lending<M> {
+    /// Where the slot thread parks its backend; set once, when the slot starts.
+    pub lender: Option<Arc<dyn Lend<M>>>,
+    /// The slot thread is in its idle wait and its backend is in the lender: it takes the
+    /// backend back (clearing this, under the lock) before it does anything else.
+    pub parked: bool,
+    /// A submitting thread holds the parked backend; the slot thread does not touch it.
+    pub claimed: bool,
+    /// The slot thread woke during a claim and wants the backend back: the borrower wakes it
+    /// when it returns the backend.
+    pub wants_back: bool,
+    /// The borrower found the backend dead or saw it die: the slot thread replaces it before
+    /// anything else.
+    pub respawn_due: bool,
+    /// What borrowers did since the slot thread last took its backend back.
+    pub report: LendReport,
+    /// How many more claims the request-count recycling rule allows before the slot thread
+    /// must count them (`None`: no such rule).
+    pub budget: Option<u64>,
+    /// No claim from this moment (the age recycling rule; `None`: no such rule).
+    pub until: Option<std::time::Instant>,
+    /// Whether the parked backend has proved healthy (see `backoff.rs`); borrowers check
+    /// its liveness after an execution only while it has not.
+    pub proven: bool,
+}
+
+/// What borrowers did with a slot's backend, for the slot thread's own accounts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LendReport {
+    /// Executions run on it.
+    pub served: u64,
+    /// One of them completed with the backend still alive afterwards.
+    pub proved: bool,
+}
+
+impl<M> Lending<M> {
+    fn new() -> Self {
+        Lending {
+            lender: None,
+            parked: false,
+            claimed: false,
+            wants_back: false,
+            respawn_due: false,
+            report: LendReport::default(),
+            budget: None,
+            until: None,
+            proven: false,
+        }
+    }
 }
 
 impl<M> SlotState<M> {
@@ -218,6 +306,7 @@ impl<M> SlotState<M> {
             active: false,
             interrupter: None,
             recycled: 0,
+            lending: Lending::new(),
         }
     }
 
@@ -266,6 +355,64 @@ impl<M> State<M> {
             })
             .min()
             .map(|(_, i)| i)
+    }
+
+    /// The slot a blocking submit may borrow for request `id`, claimed for it: the slot
+    /// placement would choose (the least busy up slot), and only when it is idle in every
+    /// sense: nothing queued anywhere (older requests go first), no load pending for it, its
+    /// thread parked in its idle wait with the backend in the lender, no recycling rule about
+    /// to come due. Marks the slot busy with `id` exactly as [`State::take_work`] would.
+    pub fn claim(&mut self, id: u64, direct: bool) -> Option<(Claim, Arc<dyn Lend<M>>)> {
+        if !direct || self.queued != 0 || self.stopping {
+            return None;
+        }
+        let i = self.pick_slot()?;
+        let s = &mut self.slots[i];
+        let idle = s.health == WorkerHealth::Up
+            && s.lending.parked
+            && !s.lending.claimed
+            && !s.lending.respawn_due
+            && !s.active
+            && s.running.is_none()
+            && s.queue.is_empty()
+            && s.loads.is_empty();
+        if !idle
+            || s.lending.budget == Some(0)
+            || s.lending
+                .until
+                .is_some_and(|t| std::time::Instant::now() >= t)
+        {
+            return None;
+        }
+        let lender = Arc::clone(s.lending.lender.as_ref()?);
+        if let Some(b) = &mut s.lending.budget {
+            *b -= 1;
+        }
+        s.lending.claimed = true;
+        s.active = true;
+        s.running = Some(Running {
+            id,
+            cancel_requested: false,
+        });
+        let claim = Claim {
+            index: i,
+            proven: s.lending.proven,
+        };
+        Some((claim, lender))
+    }
+
+    /// Ends a claim on slot `i` whose backend was never taken out of its parking (the
+    /// borrower gave up before it ran anything); returns whether the slot thread asked for its
+    /// backend meanwhile and must be woken.
+    pub fn unclaim(&mut self, i: usize) -> bool {
+        let s = &mut self.slots[i];
+        s.lending.claimed = false;
+        s.active = false;
+        s.running = None;
+        if let Some(b) = &mut s.lending.budget {
+            *b += 1;
+        }
+        std::mem::take(&mut s.lending.wants_back)
     }
 
     /// Queues `job` on slot `i`.
@@ -404,6 +551,7 @@ mod tests {
                 backoff_max: Duration::from_millis(1),
                 recycle: Default::default(),
                 idle_poll: None,
+                direct: true,
             },
             1,
         );
@@ -474,6 +622,71 @@ mod tests {
         assert_eq!(taken_id(st.take_work(2)), Some(b));
         assert_eq!(st.queued, 0);
         assert!(st.slots[1].running.is_some() && st.slots[1].active);
+    }
+
+    /// A lender that must never be run by these tests.
+    struct NoLend;
+    impl Lend<()> for NoLend {
+        fn run(&self, _: &Shared<()>, _: Claim, _: Job<()>) {
+            unreachable!("state tests never run a claim")
+        }
+    }
+
+    fn park(st: &mut State<()>, i: usize) {
+        st.slots[i].lending.lender = Some(Arc::new(NoLend));
+        st.slots[i].lending.parked = true;
+    }
+
+    #[test]
+    fn a_claim_takes_only_the_slot_placement_picks_when_it_is_parked_and_nothing_waits() {
+        let mut st = state(2);
+        assert!(st.claim(1, true).is_none(), "not parked");
+        park(&mut st, 0);
+        park(&mut st, 1);
+        assert!(st.claim(1, false).is_none(), "the hand-off is off");
+        let (claim, _) = st.claim(7, true).expect("slot 0 is idle");
+        assert_eq!(claim.index, 0);
+        let s = &st.slots[0];
+        assert!(s.lending.claimed && s.active);
+        assert_eq!(s.running.as_ref().map(|r| r.id), Some(7));
+        assert_eq!(st.queued, 0, "a claimed request is never queued");
+        // Slot 0 is busy now: placement picks slot 1, which is parked too.
+        assert_eq!(st.claim(8, true).map(|(c, _)| c.index), Some(1));
+        st.slots[1].lending.claimed = false;
+        st.slots[1].active = false;
+        st.slots[1].running = None;
+        // Anything queued anywhere goes first.
+        push(&mut st, 0);
+        assert!(st.claim(9, true).is_none());
+        st.slots[0].queue.clear();
+        st.queued = 0;
+        assert!(st.claim(9, true).is_some());
+        st.slots[1].lending.claimed = false;
+        st.slots[1].active = false;
+        st.slots[1].running = None;
+        // A pending load, a spent request budget or a due respawn refuse it too.
+        st.slots[1].loads.push_back(LoadJob {
+            seq: 1,
+            code: Arc::new(CodeObject::default()),
+        });
+        assert!(st.claim(10, true).is_none());
+        st.slots[1].loads.clear();
+        st.slots[1].lending.budget = Some(1);
+        assert!(st.claim(10, true).is_some());
+        assert_eq!(st.slots[1].lending.budget, Some(0));
+        st.slots[1].lending.claimed = false;
+        st.slots[1].active = false;
+        st.slots[1].running = None;
+        assert!(st.claim(11, true).is_none(), "budget spent");
+        st.slots[1].lending.budget = None;
+        st.slots[1].lending.respawn_due = true;
+        assert!(st.claim(11, true).is_none());
+        st.slots[1].lending.respawn_due = false;
+        st.slots[1].lending.until = Some(Instant::now());
+        assert!(st.claim(11, true).is_none(), "past the age limit");
+        st.slots[1].lending.until = None;
+        st.stopping = true;
+        assert!(st.claim(11, true).is_none());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The slot thread: owns one backend, takes loads then executions, answers them, and replaces
 //! the backend when it dies (at once, or after a backoff wait in a crash loop; see `backoff.rs`)
-//! or when a recycling rule says it has served long enough (see `recycle.rs`).
+//! or when a recycling rule says it has served long enough (see `recycle.rs`). While it waits
+//! with nothing to do, it parks its backend where a blocking submit may borrow it (`direct.rs`).
 
-use super::backend::{Interrupt, WorkerBackend};
+use super::backend::{ExecOutput, Interrupt, WorkerBackend};
 use super::backoff::{Backoff, Lifetime};
+use super::config::Recycle;
+use super::direct::{Lend, Parking};
 use super::job::{Job, LoadJob, call_guarded, millis};
 use super::recycle::{IDLE_CPU_WINDOW, Usage};
-use super::state::{LoadReply, Shared, Work, WorkerHealth};
+use super::state::{LendReport, LoadReply, Shared, State, Work, WorkerHealth};
 use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -22,6 +25,8 @@ pub(crate) struct SlotWorker<M, B> {
     index: usize,
     factory: Arc<Factory<B>>,
     backend: Option<B>,
+    /// Where the backend waits while the slot is idle, for a blocking submit to borrow.
+    parking: Arc<Parking<B>>,
     /// How the current backend has fared: whether its death would be early.
     life: Lifetime,
     /// The slot's respawn waits, shared by failed attempts and early deaths.
@@ -37,6 +42,8 @@ enum Next<M> {
     Idle,
     /// A recycling check came due while idle.
     Check,
+    /// A borrower found the backend dead, or saw it die.
+    Respawn,
 }
 
 /// The low-latency mode's state in one slot thread: how long to poll for work once idle
@@ -103,7 +110,10 @@ impl IdlePoll {
 }
 
 /// Whether `result` means the backend must be replaced.
-fn is_fatal<B: WorkerBackend<M>, M, T>(backend: &mut B, result: &Result<T, RomaError>) -> bool {
+pub(crate) fn is_fatal<B: WorkerBackend<M>, M, T>(
+    backend: &mut B,
+    result: &Result<T, RomaError>,
+) -> bool {
     match result {
         Ok(_) => false,
         Err(e) if e.kind() == ErrorKind::WorkerCrashed => true,
@@ -112,7 +122,7 @@ fn is_fatal<B: WorkerBackend<M>, M, T>(backend: &mut B, result: &Result<T, RomaE
 }
 
 /// `backend.is_alive()`; a panic counts as dead.
-fn alive<B: WorkerBackend<M>, M>(backend: &mut B) -> bool {
+pub(crate) fn alive<B: WorkerBackend<M>, M>(backend: &mut B) -> bool {
     catch_unwind(AssertUnwindSafe(|| backend.is_alive())).unwrap_or(false)
 }
 
@@ -128,7 +138,7 @@ fn discard<B>(backend: Option<B>) {
 }
 
 /// Runs a backend call, turning a panic into an `Internal` error.
-fn guarded<T>(
+pub(crate) fn guarded<T>(
     what: &str,
     f: impl FnOnce() -> Result<T, RomaError>,
 ) -> (Result<T, RomaError>, bool) {
@@ -166,10 +176,12 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 return;
             }
         };
+        let parking = Arc::new(Parking::new());
         {
             let mut st = shared.lock();
             st.slots[index].interrupter = Some(interrupter);
             st.slots[index].health = WorkerHealth::Up;
+            st.slots[index].lending.lender = Some(Arc::clone(&parking) as Arc<dyn Lend<M>>);
         }
         let _ = ready.send(Ok(()));
         drop(ready);
@@ -179,6 +191,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
             index,
             factory,
             backend: Some(backend),
+            parking,
             life: Lifetime::starting_at(Instant::now()),
             backoff,
             usage: Usage::new(Instant::now()),
@@ -189,42 +202,60 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
 
     fn serve(&mut self) {
         let mut idled = false;
-        let rules = self.shared.config.recycle;
-        let mut poll = self.shared.config.idle_poll.map(IdlePoll::new);
+        // The lock guard borrows this, not `self`, which parking and unparking change.
+        let shared = Arc::clone(&self.shared);
+        let rules = shared.config.recycle;
+        let mut poll = shared.config.idle_poll.map(IdlePoll::new);
         loop {
-            let next = {
-                let mut st = self.shared.lock();
+            let (next, lent) = {
+                let mut st = shared.lock();
                 st.slots[self.index].active = false;
                 loop {
+                    if st.slots[self.index].lending.claimed {
+                        // A blocking submit has borrowed the backend (`direct.rs`): nothing
+                        // here may touch it. The borrower wakes this thread when it gives the
+                        // backend back.
+                        st.slots[self.index].lending.wants_back = true;
+                        st = shared.slot_cv[self.index]
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        continue;
+                    }
                     if st.stopping {
+                        self.unpark(&mut st);
                         return;
+                    }
+                    if std::mem::take(&mut st.slots[self.index].lending.respawn_due) {
+                        break (Next::Respawn, self.unpark(&mut st));
                     }
                     if let Some(w) = st.take_work(self.index) {
                         if matches!(w, Work::Exec(_)) {
-                            self.shared.room_freed(&st);
+                            shared.room_freed(&st);
                         }
                         if let Some(p) = &mut poll {
                             p.work_arrived();
                         }
-                        break Next::Work(w);
+                        break (Next::Work(w), self.unpark(&mut st));
                     }
                     if !idled {
+                        // Not parked: the slot parks only once it has idled.
                         if let Some(p) = &mut poll {
                             p.went_idle();
                         }
-                        break Next::Idle;
+                        break (Next::Idle, LendReport::default());
                     }
                     if let Some(p) = poll.as_mut().filter(|p| p.due()) {
                         // Low-latency mode: watch the slot's bell without the lock for a
                         // while; any wake of this slot (work, stop, stealing) rings it.
-                        let bell = &self.shared.slot_bell[self.index];
+                        let bell = &shared.slot_bell[self.index];
                         let seen = bell.load(std::sync::atomic::Ordering::SeqCst);
                         drop(st);
                         p.poll(|| bell.load(std::sync::atomic::Ordering::SeqCst) != seen);
-                        st = self.shared.lock();
+                        st = shared.lock();
                         continue;
                     }
-                    let cv = &self.shared.slot_cv[self.index];
+                    self.park(&mut st, &rules);
+                    let cv = &shared.slot_cv[self.index];
                     // With recycling off this is the plain wait: no timer, no clock reads.
                     st = match self.usage.next_check(&rules) {
                         None => cv
@@ -233,7 +264,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                         Some(at) => {
                             let now = Instant::now();
                             if now >= at {
-                                break Next::Check;
+                                break (Next::Check, self.unpark(&mut st));
                             }
                             cv.wait_timeout(st, at - now)
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -242,7 +273,9 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     };
                 }
             };
+            self.absorb(lent, &rules);
             let fatal = match next {
+                Next::Respawn => true,
                 Next::Idle => {
                     idled = true;
                     let fatal = self.idle();
@@ -289,6 +322,55 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
             } else if rules.any() && self.usage.due(&rules, Instant::now()) && self.recycle() {
                 idled = false;
             }
+        }
+    }
+
+    /// Parks the backend for blocking submits to borrow while this thread waits (see
+    /// `direct.rs`), with the limits the recycling rules put on what borrowers may run
+    /// before this thread counts it. Does nothing when already parked or with the direct
+    /// hand-off off.
+    fn park(&mut self, st: &mut State<M>, rules: &Recycle) {
+        let lending = &mut st.slots[self.index].lending;
+        if lending.parked || !self.shared.config.direct || self.backend.is_none() {
+            return;
+        }
+        self.parking.put(self.backend.take());
+        lending.parked = true;
+        lending.budget = rules
+            .after_requests
+            .map(|n| n.saturating_sub(self.usage.served));
+        lending.until = self.usage.age_limit(rules);
+        lending.proven = self.life.proven();
+    }
+
+    /// Takes the parked backend back (the slot must not be claimed); returns what borrowers
+    /// did with it meanwhile.
+    fn unpark(&mut self, st: &mut State<M>) -> LendReport {
+        let lending = &mut st.slots[self.index].lending;
+        if !lending.parked {
+            return LendReport::default();
+        }
+        debug_assert!(!lending.claimed, "a claimed backend is the borrower's");
+        lending.parked = false;
+        self.backend = self.parking.take();
+        std::mem::take(&mut lending.report)
+    }
+
+    /// Counts what borrowers ran on the backend into the slot's accounts: executions for the
+    /// request rule, proof of health, and the end of the idle stretch they ran in (an idle
+    /// stretch with work in it is not the worker's own CPU use).
+    fn absorb(&mut self, lent: LendReport, rules: &Recycle) {
+        if lent.served == 0 {
+            return;
+        }
+        self.usage.served += lent.served;
+        if lent.proved && !self.life.proven() {
+            self.life.prove();
+        }
+        self.usage.busy();
+        if rules.idle_cpu_per_sec.is_some() {
+            let cpu = self.backend.as_mut().and_then(|b| b.cpu_time());
+            self.usage.idle_from(Instant::now(), cpu);
         }
     }
 
@@ -410,28 +492,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 "cancelled while running",
             ))
         } else {
-            result.map(|out| {
-                let mut metrics = out.metrics;
-                metrics.insert(
-                    metrics::WAIT_TIME_MS.into(),
-                    millis(taken.duration_since(job.accepted)),
-                );
-                metrics.insert(metrics::WORKER_INDEX.into(), self.index as f64);
-                let total = millis(job.accepted.elapsed());
-                place_hops(
-                    &mut metrics,
-                    job.accepted,
-                    millis(taken.duration_since(job.accepted)),
-                    total,
-                );
-                metrics.insert(metrics::DURATION_MS.into(), total);
-                ResponseObject {
-                    id: job.caller_id.clone(),
-                    resp: out.resp,
-                    metrics,
-                    profiler_output: out.profiler_output,
-                }
-            })
+            result.map(|out| respond(&job, out, taken, self.index))
         };
         job.finish(result);
         if !fatal && !self.life.proven() && self.backend.as_mut().is_some_and(|b| alive(b)) {
@@ -463,8 +524,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         }
     }
 
-    /// Runs the job on the backend. When the backend lacks the version but the host still has
-    /// it (the engine evicted it, or a replay failed), loads it and retries once.
+    /// Runs the job on the backend ([`execute_job`]).
     fn call_execute(&mut self, job: &Job<M>) -> (Result<super::ExecOutput, RomaError>, bool) {
         let Some(b) = self.backend.as_mut() else {
             return (
@@ -472,27 +532,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 true,
             );
         };
-        let run = |b: &mut B, inv: &Invocation| {
-            let (r, panicked) = guarded("execute", || b.execute(job.id, inv, &job.metadata));
-            let fatal = panicked || is_fatal(b, &r);
-            (r, fatal)
-        };
-        let (r, fatal) = run(b, &job.invocation);
-        if fatal || !matches!(&r, Err(e) if e.kind() == ErrorKind::VersionNotFound) {
-            return (r, fatal);
-        }
-        let code = self.shared.lock().cache.get(&job.invocation.version_string);
-        let Some(code) = code else {
-            return (r, fatal);
-        };
-        let (loaded, panicked) = guarded("load", || b.load(&code));
-        if panicked || is_fatal(b, &loaded) {
-            return (r, true);
-        }
-        if loaded.is_err() {
-            return (r, false);
-        }
-        run(b, &job.invocation)
+        execute_job(b, &self.shared, job)
     }
 
     /// Replaces the dead backend: create a new one, replay the cached versions in load order,
@@ -639,6 +679,67 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             };
         }
+    }
+}
+
+/// Runs `job` on `b`; returns the result and whether `b` must be replaced. When the backend
+/// lacks the version but the host still has it (the engine evicted it, or a replay failed),
+/// loads it and retries once.
+pub(crate) fn execute_job<M, B: WorkerBackend<M>>(
+    b: &mut B,
+    shared: &Shared<M>,
+    job: &Job<M>,
+) -> (Result<super::ExecOutput, RomaError>, bool) {
+    let run = |b: &mut B, inv: &Invocation| {
+        let (r, panicked) = guarded("execute", || b.execute(job.id, inv, &job.metadata));
+        let fatal = panicked || is_fatal(b, &r);
+        (r, fatal)
+    };
+    let (r, fatal) = run(b, &job.invocation);
+    if fatal || !matches!(&r, Err(e) if e.kind() == ErrorKind::VersionNotFound) {
+        return (r, fatal);
+    }
+    let code = shared.lock().cache.get(&job.invocation.version_string);
+    let Some(code) = code else {
+        return (r, fatal);
+    };
+    let (loaded, panicked) = guarded("load", || b.load(&code));
+    if panicked || is_fatal(b, &loaded) {
+        return (r, true);
+    }
+    if loaded.is_err() {
+        return (r, false);
+    }
+    run(b, &job.invocation)
+}
+
+/// The response to `job`, which its slot (`index`) took at `taken` and its backend answered
+/// with `out`: the backend's metrics plus the host's (wait, worker, hops, duration).
+pub(crate) fn respond<M>(
+    job: &Job<M>,
+    out: ExecOutput,
+    taken: Instant,
+    index: usize,
+) -> ResponseObject {
+    let mut metrics = out.metrics;
+    metrics.insert(
+        metrics::WAIT_TIME_MS.into(),
+        millis(taken.duration_since(job.accepted)),
+    );
+    metrics.insert(metrics::WORKER_INDEX.into(), index as f64);
+    let total = millis(job.accepted.elapsed());
+    place_hops(
+        &mut metrics,
+        job.accepted,
+        millis(taken.duration_since(job.accepted)),
+        total,
+    );
+    metrics.insert(metrics::DURATION_MS.into(), total);
+    ResponseObject {
+        id: job.caller_id.clone(),
+        resp: out.resp,
+        metrics,
+        profiler_output: out.profiler_output,
     }
 }
 

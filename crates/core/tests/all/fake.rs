@@ -89,6 +89,8 @@ pub struct Harness {
     generations: Mutex<HashMap<usize, usize>>,
     /// Workers whose backends report CPU time as if a thread spun all the time.
     spinning: Mutex<HashSet<usize>>,
+    /// The name of the thread each execution ran on, in order.
+    exec_threads: Mutex<Vec<String>>,
 }
 
 impl Harness {
@@ -107,6 +109,7 @@ impl Harness {
             idle_deaths: Mutex::new(HashSet::new()),
             generations: Mutex::new(HashMap::new()),
             spinning: Mutex::new(HashSet::new()),
+            exec_threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -242,6 +245,12 @@ impl Harness {
             .collect()
     }
 
+    /// The name of the thread each execution ran on (a slot thread's `roma-slot-<i>`, or the
+    /// submitting thread's under the direct hand-off), in order.
+    pub fn exec_threads(&self) -> Vec<String> {
+        self.exec_threads.lock().unwrap().clone()
+    }
+
     /// Whether every backend created so far has been dropped.
     pub fn all_dropped(&self) -> bool {
         let events = self.events();
@@ -363,6 +372,11 @@ impl<M> WorkerBackend<M> for Fake {
         inv: &Invocation,
         _meta: &Arc<M>,
     ) -> Result<ExecOutput, RomaError> {
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        self.harness.exec_threads.lock().unwrap().push(thread);
         self.harness.push(Event::Exec {
             worker: self.worker,
             generation: self.generation,

@@ -15,6 +15,7 @@ mod batch;
 mod cancel;
 mod contain;
 mod crashloop;
+mod direct;
 mod exec;
 mod fake;
 mod load;

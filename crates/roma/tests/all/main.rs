@@ -2,6 +2,7 @@
 mod cgroup;
 mod check;
 mod common;
+mod direct;
 mod newcomer;
 mod pool;
 mod profile;
