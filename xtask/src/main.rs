@@ -427,7 +427,9 @@ fn k8s_validate() -> Result<()> {
 
 /// The birdcage backend (a cargo feature, GPL-3.0) in its own target folder, so the main build
 /// stays free of it: `roma check` must find every protection held, the service's integration
-/// tests must pass with birdcage workers, and hello world must run.
+/// tests must pass with birdcage workers, and hello world must run. `roma` is built without
+/// its default `serve` feature: the smoke runs `check` and `run`, and the network service
+/// (tonic, axum, rustls) would only double the build.
 fn birdcage_smoke() -> Result<()> {
     let target = root().join("target/birdcage");
     run(cargo()
@@ -437,6 +439,7 @@ fn birdcage_smoke() -> Result<()> {
             "roma-worker",
             "-p",
             "roma-cli",
+            "--no-default-features",
             "--features",
             "roma-worker/birdcage,roma-cli/birdcage",
         ])
