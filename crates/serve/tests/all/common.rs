@@ -96,7 +96,18 @@ impl TestServer {
                 notify.notify_waiters();
             });
         }
-        let dir = settings.load_token_file.parent().unwrap().to_path_buf();
+        // The test's folder: where its token files, or its TLS files, are.
+        let dir = [
+            settings.load_token_file.as_deref(),
+            settings.execute_token_file.as_deref(),
+            settings.tls.as_ref().map(|t| t.cert_file.as_path()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(std::path::Path::parent)
+        .expect("the test's files are in its folder")
+        .to_path_buf();
         let server = roma_serve::start(settings, config)
             .await
             .expect("server starts");
