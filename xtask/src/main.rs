@@ -39,6 +39,7 @@ mod capi;
 mod cluster;
 mod docs;
 mod fuzz;
+mod hostile_serve;
 mod node;
 mod serve_bench;
 mod soak;
@@ -64,6 +65,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench(rest),
         "bench-serve" => serve_bench::bench_serve(rest),
+        "hostile-serve" => hostile_serve::hostile_serve(rest),
         "shim-check" => shim_check(),
         "docs-check" => docs_check(),
         "fuzz" => fuzz::fuzz(rest),
@@ -80,6 +82,7 @@ fn main() -> Result<()> {
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
                  bench-serve roma serve (HTTP/JSON, gRPC) against in-process, and h2load\n  \
+                 hostile-serve  hostile clients at full size against a release roma serve, with its RSS\n  \
                  shim-check  compile the V8 shim with -Wall -Wextra -Werror\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
