@@ -318,7 +318,9 @@ mod client {
 
     /// Loads the code, warms up, measures; the report is the in-process bench's.
     pub fn run(a: Args) -> Result<Report> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        // One client thread, as the in-process bench has: each answer is read, and the next
+        // request sent, on the thread the answer woke, with no hand-over to another worker.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the tokio runtime")?;
