@@ -11,7 +11,7 @@ use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -46,15 +46,19 @@ async fn try_h2(addr: SocketAddr) -> Option<(SendRequest<Full<Bytes>>, JoinHandl
     Some((send, ended))
 }
 
-/// `grpc.health.v1.Health/Check` for the whole server, by hand: its `grpc-status`.
-async fn health_check(send: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> String {
-    // One message frame holding an empty HealthCheckRequest: not compressed, length 0.
-    let req = hyper::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
+/// `grpc.health.v1.Health/Check` for the whole server, by hand: one message frame holding an
+/// empty HealthCheckRequest (not compressed, length 0).
+fn health_request(addr: SocketAddr) -> hyper::Request<Full<Bytes>> {
+    hyper::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
-        .unwrap();
-    let resp = tokio::time::timeout(PATIENCE, send.send_request(req))
+        .unwrap()
+}
+
+/// [`health_request`] on `send`: its `grpc-status`.
+async fn health_check(send: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> String {
+    let resp = tokio::time::timeout(PATIENCE, send.send_request(health_request(addr)))
         .await
         .expect("answered in time")
         .expect("answered");
@@ -64,23 +68,6 @@ async fn health_check(send: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> 
     status
         .map(|v| v.to_str().unwrap_or("?").to_string())
         .unwrap_or_default()
-}
-
-/// Reads until the server closes the connection (or resets it): what it sent.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .expect("the server closes the connection");
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,11 +80,11 @@ async fn a_client_that_never_sends_its_preface_is_cut_off() {
     .await;
     // Nothing at all.
     let mut silent = TcpStream::connect(addr).await.unwrap();
-    read_until_closed(&mut silent).await;
+    closed_by_server(&mut silent).await;
     // Half of the preface, then nothing.
     let mut half = TcpStream::connect(addr).await.unwrap();
     half.write_all(&PREFACE[..10]).await.unwrap();
-    read_until_closed(&mut half).await;
+    closed_by_server(&mut half).await;
     // The whole preface but no call: an idle connection (a channel opened before its first
     // call), closed after the idle timeout.
     let opened = Instant::now();
@@ -173,7 +160,7 @@ async fn connections_past_the_limit_are_closed_and_the_server_stays_up() {
     // The fourth is closed at once: not even the server's SETTINGS come back.
     let mut extra = TcpStream::connect(addr).await.unwrap();
     let _ = extra.write_all(PREFACE).await;
-    assert!(read_until_closed(&mut extra).await.is_empty());
+    assert!(closed_by_server(&mut extra).await.is_empty());
     assert_eq!(t.metric("roma_connections_refused_total").await, Some(1.0));
     // The HTTP port has a bound of its own: it still answers.
     assert_eq!(t.get("/healthz").await.status, hyper::StatusCode::OK);
@@ -189,11 +176,7 @@ async fn connections_past_the_limit_are_closed_and_the_server_stays_up() {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         if let Some((mut send, _ended)) = try_h2(addr).await {
-            let req = hyper::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
-                .unwrap();
+            let req = health_request(addr);
             if let Ok(Ok(resp)) = tokio::time::timeout(PATIENCE, send.send_request(req)).await {
                 assert_eq!(resp.status(), hyper::StatusCode::OK);
                 break;
