@@ -39,6 +39,7 @@ mod capi;
 mod cluster;
 mod docs;
 mod fuzz;
+mod hostile_serve;
 mod node;
 mod serve_bench;
 mod soak;
@@ -64,6 +65,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench(rest),
         "bench-serve" => serve_bench::bench_serve(rest),
+        "hostile-serve" => hostile_serve::hostile_serve(rest),
         "shim-check" => shim_check(),
         "docs-check" => docs_check(),
         "fuzz" => fuzz::fuzz(rest),
@@ -80,6 +82,7 @@ fn main() -> Result<()> {
                  test        setup, then fmt, clippy, shim check and every test\n  \
                  bench       run the criterion benchmarks\n  \
                  bench-serve roma serve (HTTP/JSON, gRPC) against in-process, and h2load\n  \
+                 hostile-serve  hostile clients at full size against a release roma serve, with its RSS\n  \
                  shim-check  compile the V8 shim with -Wall -Wextra -Werror\n  \
                  docs-check  run every command README.md and docs/ mark runnable\n  \
                  fuzz        run each fuzz target [--seconds N] (default 60)\n  \
@@ -445,7 +448,9 @@ fn k8s_validate() -> Result<()> {
 
 /// The birdcage backend (a cargo feature, GPL-3.0) in its own target folder, so the main build
 /// stays free of it: `roma check` must find every protection held, the service's integration
-/// tests must pass with birdcage workers, and hello world must run.
+/// tests must pass with birdcage workers, and hello world must run. `roma` is built without
+/// its default `serve` feature: the smoke runs `check` and `run`, and the network service
+/// (tonic, axum, rustls) would only double the build.
 fn birdcage_smoke() -> Result<()> {
     let target = root().join("target/birdcage");
     run(cargo()
@@ -455,6 +460,7 @@ fn birdcage_smoke() -> Result<()> {
             "roma-worker",
             "-p",
             "roma-cli",
+            "--no-default-features",
             "--features",
             "roma-worker/birdcage,roma-cli/birdcage",
         ])

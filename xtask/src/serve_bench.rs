@@ -46,10 +46,10 @@ fn flags(rest: &[String]) -> Result<Flags> {
 }
 
 /// A `roma serve` child, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    http: String,
-    grpc: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) http: String,
+    pub(crate) grpc: String,
 }
 
 impl Drop for Server {
@@ -60,14 +60,12 @@ impl Drop for Server {
     }
 }
 
-fn start_server(roma: &Path, dir: &Path, workers: usize) -> Result<Server> {
+/// `roma serve` with `args`, which must give it a gRPC port; returns once it printed both
+/// addresses (the workers are up and the ports bound).
+pub(crate) fn start_server(roma: &Path, args: &[String]) -> Result<Server> {
     let mut child = Command::new(roma)
-        .args(["serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
-        .args(["--workers", &workers.to_string()])
-        .arg("--load-token-file")
-        .arg(dir.join("load.tok"))
-        .arg("--execute-token-file")
-        .arg(dir.join("exec.tok"))
+        .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -137,7 +135,21 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("load.tok"), "bench-load-token")?;
     std::fs::write(dir.join("exec.tok"), "bench-exec-token")?;
-    let server = start_server(&roma, &dir, f.workers)?;
+    let server = start_server(
+        &roma,
+        &[
+            "--http".into(),
+            "127.0.0.1:0".into(),
+            "--grpc".into(),
+            "127.0.0.1:0".into(),
+            "--workers".into(),
+            f.workers.to_string(),
+            "--load-token-file".into(),
+            dir.join("load.tok").display().to_string(),
+            "--execute-token-file".into(),
+            dir.join("exec.tok").display().to_string(),
+        ],
+    )?;
     let http = format!("http://{}", server.http);
     let grpc = format!("grpc://{}", server.grpc);
     let workers = f.workers.to_string();
@@ -253,7 +265,7 @@ fn h2load(server: &Server, seconds: u64) -> Result<()> {
 }
 
 /// CPU model, cores and load average, printed beside the figures.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|i| {

@@ -62,6 +62,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error of a subcommand that needs the network service this binary was built without
+/// (`--no-default-features`).
+#[cfg(not(feature = "serve"))]
+fn without_serve(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} needs roma-cli's `serve` cargo feature, which this binary was built without \
+         (build it with the default features, or with --features serve)"
+    )
+}
+
 /// `roma --version`: this binary's version, then what the worker it would start reports.
 fn print_version() {
     println!("roma {}", env!("CARGO_PKG_VERSION"));

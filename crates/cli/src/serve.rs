@@ -1,13 +1,18 @@
 //! `roma serve`: roma as a network service (HTTP/JSON and gRPC), from a config file or flags.
+//! The flags exist in every build; serving needs the `serve` feature.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+#[cfg(feature = "serve")]
+use anyhow::{Context, bail};
 use clap::Args;
+#[cfg(feature = "serve")]
 use roma_serve::{RequestMetadata, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
 pub struct ServeArgs {
     /// A TOML config file (docs/serve.md lists its keys); the flags below override it.
     #[arg(long)]
@@ -18,10 +23,12 @@ pub struct ServeArgs {
     /// Where the gRPC API (roma.v1.Roma, health, reflection) listens, e.g. 127.0.0.1:8081.
     #[arg(long)]
     pub grpc: Option<SocketAddr>,
-    /// The file holding the bearer token that may load code.
+    /// The file holding the bearer token that may load code. Without it (and without
+    /// server.load_token_file) only a client certificate named by --load-client may.
     #[arg(long = "load-token-file")]
     pub load_token_file: Option<PathBuf>,
-    /// The file holding the bearer token that may execute.
+    /// The file holding the bearer token that may execute. Without it (and without
+    /// server.execute_token_file) only a client certificate named by --execute-client may.
     #[arg(long = "execute-token-file")]
     pub execute_token_file: Option<PathBuf>,
     /// Worker processes (default: one per core).
@@ -65,20 +72,35 @@ pub struct ServeArgs {
     pub no_sandbox: bool,
 }
 
+#[cfg(not(feature = "serve"))]
+pub fn serve(_: ServeArgs) -> Result<ExitCode> {
+    Err(crate::without_serve("roma serve"))
+}
+
+#[cfg(feature = "serve")]
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let mut s = match &a.config {
         Some(path) => Settings::from_file(path)?,
         None => {
-            let (Some(http), Some(l), Some(e)) = (
-                a.http,
+            let Some(http) = a.http else {
+                bail!("without --config, --http is required");
+            };
+            for (token, clients, role) in [
+                (&a.load_token_file, &a.load_client, "load"),
+                (&a.execute_token_file, &a.execute_client, "execute"),
+            ] {
+                if token.is_none() && clients.is_empty() {
+                    bail!(
+                        "without --config, --{role}-token-file is required (or --{role}-client \
+                         with TLS, for client certificates alone)"
+                    );
+                }
+            }
+            Settings::new(
+                http,
                 a.load_token_file.clone(),
                 a.execute_token_file.clone(),
-            ) else {
-                bail!(
-                    "without --config, --http, --load-token-file and --execute-token-file are required"
-                );
-            };
-            Settings::new(http, l, e)
+            )
         }
     };
     if let Some(h) = a.http {
@@ -87,11 +109,11 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     if a.grpc.is_some() {
         s.grpc = a.grpc;
     }
-    if let Some(p) = a.load_token_file {
-        s.load_token_file = p;
+    if a.load_token_file.is_some() {
+        s.load_token_file = a.load_token_file;
     }
-    if let Some(p) = a.execute_token_file {
-        s.execute_token_file = p;
+    if a.execute_token_file.is_some() {
+        s.execute_token_file = a.execute_token_file;
     }
     if a.workers.is_some() {
         s.service.workers = a.workers;

@@ -37,29 +37,33 @@ impl PeerRoles {
     }
 }
 
-/// The two tokens and where they come from.
+/// The two tokens and where they come from. A role without a token file has no token: only
+/// a client certificate grants it (the operator configured mTLS alone for it).
 #[derive(Debug)]
 pub struct Tokens {
-    load_file: PathBuf,
-    execute_file: PathBuf,
-    current: RwLock<(Vec<u8>, Vec<u8>)>,
+    load_file: Option<PathBuf>,
+    execute_file: Option<PathBuf>,
+    current: RwLock<Pair>,
 }
 
+/// The load token and the execute token, each if configured.
+type Pair = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 impl Tokens {
-    /// Reads both files; fails if either is missing, empty, too long, or they hold the same
-    /// token (the two roles would then be one).
-    pub fn load(load_file: &Path, execute_file: &Path) -> Result<Self, ServeError> {
+    /// Reads the files; fails if one is missing, empty, too long, or they hold the same token
+    /// (the two roles would then be one).
+    pub fn load(load_file: Option<&Path>, execute_file: Option<&Path>) -> Result<Self, ServeError> {
         let pair = read_pair(load_file, execute_file)?;
         Ok(Tokens {
-            load_file: load_file.to_path_buf(),
-            execute_file: execute_file.to_path_buf(),
+            load_file: load_file.map(Path::to_path_buf),
+            execute_file: execute_file.map(Path::to_path_buf),
             current: RwLock::new(pair),
         })
     }
 
-    /// Reads both files again. On an error the old tokens stay in force.
+    /// Reads the files again. On an error the old tokens stay in force.
     pub fn reload(&self) -> Result<(), ServeError> {
-        let pair = read_pair(&self.load_file, &self.execute_file)?;
+        let pair = read_pair(self.load_file.as_deref(), self.execute_file.as_deref())?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = pair;
         Ok(())
     }
@@ -75,6 +79,21 @@ impl Tokens {
         if peer.is_some_and(|p| p.grants(role)) {
             return Ok(());
         }
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let wanted = match role {
+            Role::Load => current.0.as_deref(),
+            Role::Execute => current.1.as_deref(),
+        };
+        let Some(wanted) = wanted else {
+            return Err(ApiError::Unauthenticated(match role {
+                Role::Load => {
+                    "loading code needs a client certificate (this server takes no load token)"
+                }
+                Role::Execute => {
+                    "executing needs a client certificate (this server takes no execute token)"
+                }
+            }));
+        };
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::Unauthenticated("no Authorization header"));
         };
@@ -82,11 +101,6 @@ impl Tokens {
             return Err(ApiError::Unauthenticated(
                 "Authorization is not a Bearer token",
             ));
-        };
-        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-        let wanted = match role {
-            Role::Load => &current.0,
-            Role::Execute => &current.1,
         };
         if constant_time_eq(given, wanted) {
             Ok(())
@@ -99,12 +113,14 @@ impl Tokens {
     }
 }
 
-fn read_pair(load: &Path, execute: &Path) -> Result<(Vec<u8>, Vec<u8>), ServeError> {
-    let l = read_token(load)?;
-    let e = read_token(execute)?;
-    if l == e {
+fn read_pair(load: Option<&Path>, execute: Option<&Path>) -> Result<Pair, ServeError> {
+    let l = load.map(read_token).transpose()?;
+    let e = execute.map(read_token).transpose()?;
+    if let (Some(l), Some(e), Some(path)) = (&l, &e, execute)
+        && l == e
+    {
         return Err(ServeError::Token {
-            path: execute.display().to_string(),
+            path: path.display().to_string(),
             message: "holds the same token as the load token file".into(),
         });
     }
@@ -159,7 +175,7 @@ mod tests {
         let (l, e) = (dir.join("l"), dir.join("e"));
         std::fs::write(&l, "load-1\n").unwrap();
         std::fs::write(&e, "exec-1").unwrap();
-        let t = Tokens::load(&l, &e).unwrap();
+        let t = Tokens::load(Some(&l), Some(&e)).unwrap();
         assert!(t.check(&headers("Bearer load-1"), None, Role::Load).is_ok());
         assert!(
             t.check(&headers("Bearer load-1"), None, Role::Execute)
@@ -202,13 +218,42 @@ mod tests {
     }
 
     #[test]
+    fn a_role_without_a_token_file_takes_only_certificates() {
+        let dir = std::env::temp_dir().join(format!("roma-serve-mtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let l = dir.join("l");
+        std::fs::write(&l, "load-1").unwrap();
+        let t = Tokens::load(Some(&l), None).unwrap();
+        assert!(t.check(&headers("Bearer load-1"), None, Role::Load).is_ok());
+        // No token executes, not even the load token or an empty one.
+        for h in ["Bearer load-1", "Bearer ", "Bearer x"] {
+            assert!(t.check(&headers(h), None, Role::Execute).is_err(), "{h}");
+        }
+        let exec = PeerRoles {
+            load: false,
+            execute: true,
+        };
+        assert!(
+            t.check(&HeaderMap::new(), Some(&exec), Role::Execute)
+                .is_ok()
+        );
+        assert!(
+            Tokens::load(None, None)
+                .unwrap()
+                .check(&headers("Bearer load-1"), None, Role::Load)
+                .is_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_certificate_role_stands_for_its_token_only() {
         let dir = std::env::temp_dir().join(format!("roma-serve-peer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (l, e) = (dir.join("l"), dir.join("e"));
         std::fs::write(&l, "load-1").unwrap();
         std::fs::write(&e, "exec-1").unwrap();
-        let t = Tokens::load(&l, &e).unwrap();
+        let t = Tokens::load(Some(&l), Some(&e)).unwrap();
         let exec = PeerRoles {
             load: false,
             execute: true,

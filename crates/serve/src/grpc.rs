@@ -6,7 +6,6 @@ use crate::api::{ExecuteBody, RequestMetadata};
 use crate::auth::{PeerRoles, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::tls::{Listener, Tls, TlsConn};
 use roma::{ErrorKind, InvocationRequest, RomaError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -390,30 +389,20 @@ impl Roma for GrpcApi {
     }
 }
 
-/// Serves gRPC on `listener` (over TLS when `tls` is set, each handshake within
-/// `handshake_timeout`) until `close` turns true; health turns `NOT_SERVING` when the drain
-/// starts.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// The gRPC services of one server, as each connection calls them.
+#[derive(Clone)]
+pub(crate) struct Services {
+    routes: tonic::service::Routes,
+    /// `limits.max_body_bytes`, the largest message.
+    max_message: usize,
+}
+
+/// The gRPC services: `roma.v1.Roma`, health (turning `NOT_SERVING` once `drain` turns true)
+/// and reflection; `None` (gRPC off, logged) if reflection's descriptors do not build.
+pub(crate) async fn services(
     state: Arc<AppState>,
-    tls: Option<Arc<Tls>>,
-    handshake_timeout: Duration,
-    mut drain: tokio::sync::watch::Receiver<bool>,
-    mut close: tokio::sync::watch::Receiver<bool>,
-) {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<RomaServer<GrpcApi>>().await;
-    tokio::spawn(async move {
-        while !*drain.borrow_and_update() {
-            if drain.changed().await.is_err() {
-                return;
-            }
-        }
-        reporter.set_not_serving::<RomaServer<GrpcApi>>().await;
-        reporter
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-    });
+    drain: tokio::sync::watch::Receiver<bool>,
+) -> Option<Services> {
     let reflection = match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -422,82 +411,77 @@ pub async fn serve(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "gRPC reflection does not build; gRPC is off");
-            return;
+            return None;
         }
     };
-    let shutdown = async move {
-        while !*close.borrow_and_update() {
-            if close.changed().await.is_err() {
-                return;
-            }
-        }
-    };
-    let router = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(256)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health)
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<RomaServer<GrpcApi>>().await;
+    tokio::spawn(async move {
+        crate::listener::until_true(drain).await;
+        reporter.set_not_serving::<RomaServer<GrpcApi>>().await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    });
+    let max_message = state.limits.max_body_bytes;
+    let routes = tonic::service::Routes::new(health)
         .add_service(reflection)
-        .add_service(GrpcApi::server(Arc::clone(&state)));
-    let r = match tls {
-        None => {
-            // Without TCP_NODELAY a small answer waits for the client's delayed ACK (about
-            // 40 ms on Linux).
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
-        Some(tls) => {
-            let incoming = tls_incoming(listener, tls, handshake_timeout);
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
-    };
-    if let Err(e) = r {
-        tracing::error!(error = %e, "the gRPC server stopped");
-    }
+        .add_service(GrpcApi::server(state))
+        .prepare();
+    Some(Services {
+        routes,
+        max_message,
+    })
 }
 
-/// The connections of `listener` once their TLS handshakes succeed. Each handshake runs on its
-/// own task, so a client that stalls in one holds up nobody else, and is dropped after
-/// `timeout`. The accepting stops when the server drops the stream.
-fn tls_incoming(
-    listener: tokio::net::TcpListener,
-    tls: Arc<Tls>,
-    timeout: Duration,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConn>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _peer) = tokio::select! {
-                () = tx.closed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "gRPC accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
-            let (tls, tx) = (Arc::clone(&tls), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(timeout, tls.accept(tcp, Listener::Grpc)).await {
-                    Ok(Ok(conn)) => {
-                        let _ = tx.send(Ok(conn)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(error = %e, "gRPC TLS handshake failed"),
-                    Err(_) => tracing::debug!("gRPC TLS handshake timed out"),
+impl Services {
+    /// One call, ended at the call's deadline (`grpc-timeout`) if it has not answered by
+    /// then: `DEADLINE_EXCEEDED`, kind `timeout`. (An execution's own timeout is set shorter,
+    /// [`deadline`], so roma's answer normally comes first.)
+    pub(crate) async fn call(
+        self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<tonic::body::Body>, std::convert::Infallible> {
+        use tower::ServiceExt;
+        let limit = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let answer = self.routes.oneshot(req);
+        let r = match limit {
+            None => answer.await,
+            Some(limit) => match tokio::time::timeout(limit, answer).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Ok(status(&ApiError::Roma(RomaError::new(
+                        ErrorKind::Timeout,
+                        format!("the call's deadline ({limit:?}) passed before its answer"),
+                    )))
+                    .into_http());
                 }
-            });
+            },
+        };
+        // tonic refuses a message longer than the decoding limit from its length prefix with
+        // OUT_OF_RANGE, a code roma never answers with otherwise: it is the body limit, and
+        // answers as every size limit does.
+        let too_long = r.as_ref().is_ok_and(|resp| {
+            resp.headers()
+                .get("grpc-status")
+                .is_some_and(|v| v.as_bytes() == b"11")
+        });
+        if too_long {
+            return Ok(status(&ApiError::Roma(RomaError::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "the message is larger than limits.max_body_bytes ({})",
+                    self.max_message
+                ),
+            )))
+            .into_http());
         }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+        r
+    }
 }
 
 #[cfg(test)]

@@ -1,25 +1,21 @@
-//! Starts the service and the listener, serves each connection within the limits, and drains:
-//! the accept loop, the per-connection timeouts, and the order a shutdown takes.
+//! Starts the service and both listeners, and drains: the order a start and a shutdown
+//! take. Each port's connections are served by [`crate::listener`].
 
 use crate::api::RequestMetadata;
-use crate::auth::{PeerRoles, Tokens};
+use crate::auth::Tokens;
 use crate::error::ServeError;
 use crate::http::router;
+use crate::listener::{Protocol, until_true};
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::tls::{Listener, Tls};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use crate::tls::Tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tower::ServiceExt;
 
 /// The largest request head (request line and headers) a client may send, in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -92,7 +88,10 @@ pub async fn start(
     mut config: roma::Config<RequestMetadata>,
 ) -> Result<RunningServer, ServeError> {
     settings.validate()?;
-    let tokens = Tokens::load(&settings.load_token_file, &settings.execute_token_file)?;
+    let tokens = Tokens::load(
+        settings.load_token_file.as_deref(),
+        settings.execute_token_file.as_deref(),
+    )?;
     let tls = settings
         .tls
         .as_ref()
@@ -185,101 +184,51 @@ pub async fn start(
     })
 }
 
-/// Accepts connections until the drain has finished.
+/// Serves both ports until a drain is asked for, drains, closes every connection and stops
+/// the workers.
 async fn run(
     listener: TcpListener,
     grpc_listener: Option<TcpListener>,
     state: Arc<AppState>,
     tls: Option<Arc<Tls>>,
     settings: Settings,
-    mut drain_rx: watch::Receiver<bool>,
+    drain_rx: watch::Receiver<bool>,
 ) {
-    let app = router(Arc::clone(&state));
-    let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
-    // Tells every connection to finish its current request and close.
+    let max = settings.limits.max_connections;
+    // Tells each port to stop accepting and each connection to finish its requests and close.
     let (close_tx, close_rx) = watch::channel(false);
-    let grpc_task = grpc_listener.map(|l| {
-        tokio::spawn(crate::grpc::serve(
+    let mut ports = vec![(Protocol::Http1(router(Arc::clone(&state))), listener)];
+    if let Some(l) = grpc_listener
+        && let Some(services) = crate::grpc::services(Arc::clone(&state), drain_rx.clone()).await
+    {
+        ports.push((Protocol::Grpc(services), l));
+    }
+    let mut accepting = Vec::new();
+    let mut permits = Vec::new();
+    for (protocol, l) in ports {
+        // Each port has its own bound, so a flood on one does not lock the other out.
+        let p = Arc::new(Semaphore::new(max));
+        accepting.push(tokio::spawn(crate::listener::serve(
             l,
+            protocol,
             Arc::clone(&state),
             tls.clone(),
-            settings.limits.header_read_timeout,
-            drain_rx.clone(),
+            settings.limits.clone(),
+            Arc::clone(&p),
             close_rx.clone(),
-        ))
-    });
-    let drained = {
-        let state = Arc::clone(&state);
-        let grace = settings.drain_grace;
-        let close_tx = close_tx.clone();
-        async move {
-            while !*drain_rx.borrow_and_update() {
-                if drain_rx.changed().await.is_err() {
-                    break;
-                }
-            }
-            drain(&state, grace).await;
-            let _ = close_tx.send(true);
-        }
-    };
-    tokio::pin!(drained);
-    loop {
-        tokio::select! {
-            () = &mut drained => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        state.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-                        drop(stream);
-                        continue;
-                    };
-                    let app = app.clone();
-                    let state = Arc::clone(&state);
-                    let limits = settings.limits.clone();
-                    let close_rx = close_rx.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-                        let _ = stream.set_nodelay(true);
-                        match tls {
-                            None => serve_connection(stream, None, app, &limits, close_rx).await,
-                            // The handshake counts as part of the head: a client that stalls
-                            // in it is cut off like a slow header.
-                            Some(tls) => match tokio::time::timeout(
-                                limits.header_read_timeout,
-                                tls.accept(stream, Listener::Http),
-                            )
-                            .await
-                            {
-                                Ok(Ok(conn)) => {
-                                    let roles = conn.roles();
-                                    serve_connection(conn, Some(roles), app, &limits, close_rx)
-                                        .await;
-                                }
-                                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::debug!("TLS handshake timed out"),
-                            },
-                        }
-                        state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-                        drop(permit);
-                    });
-                }
-                // Out of file descriptors and the like: pause instead of spinning.
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-        }
+        )));
+        permits.push(p);
     }
-    drop(listener);
+    until_true(drain_rx).await;
+    drain(&state, settings.drain_grace).await;
+    let _ = close_tx.send(true);
+    for a in accepting {
+        let _ = a.await;
+    }
     state.replica.stop();
-    if let Some(t) = grpc_task {
-        let _ = tokio::time::timeout(CLOSE_PATIENCE, t).await;
-    }
     // Let connections write their last answers, then stop the workers.
     let until = Instant::now() + CLOSE_PATIENCE;
-    while permits.available_permits() < settings.limits.max_connections && Instant::now() < until {
+    while permits.iter().any(|p| p.available_permits() < max) && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let service = Arc::clone(&state.service);
@@ -300,90 +249,4 @@ async fn drain(state: &AppState, grace: Duration) {
     let _ = tokio::task::spawn_blocking(move || service.stop()).await;
     // Every accepted request gets its callback once the service stops: the answers follow.
     let _ = state.wait_idle(CLOSE_PATIENCE).await;
-}
-
-/// Requests being served on one connection, and when the last one ended.
-struct Activity {
-    active: AtomicUsize,
-    last: std::sync::Mutex<Instant>,
-}
-
-impl Activity {
-    fn touch(&self) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-    fn last(&self) -> Instant {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Serves one connection: HTTP/1.1 with keep-alive, the head read within
-/// `limits.header_read_timeout`, closed once idle for `limits.idle_timeout` or when a drain
-/// ends. `peer` holds the roles of a TLS client's certificate.
-async fn serve_connection<S>(
-    stream: S,
-    peer: Option<PeerRoles>,
-    app: axum::Router,
-    limits: &crate::settings::Limits,
-    mut close_rx: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = Arc::new(Activity {
-        active: AtomicUsize::new(0),
-        last: std::sync::Mutex::new(Instant::now()),
-    });
-    let svc = {
-        let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            if let Some(p) = peer {
-                req.extensions_mut().insert(p);
-            }
-            let app = app.clone();
-            let activity = Arc::clone(&activity);
-            async move {
-                activity.active.fetch_add(1, Ordering::SeqCst);
-                let r = app.oneshot(req).await;
-                activity.touch();
-                activity.active.fetch_sub(1, Ordering::SeqCst);
-                r
-            }
-        })
-    };
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(conn);
-    let mut closing: Option<Instant> = None;
-    // When to look at the connection's idleness next: while a request runs it is not idle,
-    // so the next look is a whole idle period later (never a busy loop).
-    let mut next_look = activity.last() + limits.idle_timeout;
-    loop {
-        let give_up_at = closing.map(|c| c + limits.header_read_timeout);
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            () = tokio::time::sleep_until(next_look), if closing.is_none() => {
-                let idle_at = activity.last() + limits.idle_timeout;
-                if activity.active.load(Ordering::SeqCst) > 0 {
-                    next_look = Instant::now() + limits.idle_timeout;
-                } else if idle_at > Instant::now() {
-                    next_look = idle_at;
-                } else {
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now());
-                }
-            }
-            r = close_rx.changed(), if closing.is_none() => {
-                if r.is_err() || *close_rx.borrow() {
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now());
-                }
-            }
-            // A peer that does not read its last answer cannot hold the connection forever.
-            () = tokio::time::sleep_until(give_up_at.unwrap_or_else(Instant::now)), if give_up_at.is_some() => return,
-        }
-    }
 }

@@ -21,14 +21,15 @@ pub struct Limits {
     /// `limits.max_metadata_entries`: the most metadata entries of one request (default 64);
     /// each key holds at most 128 bytes and each value 4096.
     pub max_metadata_entries: usize,
-    /// `limits.max_connections`: connections open at once (default 1024); one more is closed
-    /// as soon as it is accepted.
+    /// `limits.max_connections`: connections open at once on each port (default 1024); one
+    /// more is closed as soon as it is accepted.
     pub max_connections: usize,
-    /// `limits.header_read_timeout`: how long a client may take to send a request's headers
-    /// (default 10 s); a slower one is cut off.
+    /// `limits.header_read_timeout`: how long a client may take to open, on either port: the
+    /// TLS handshake, then each HTTP/1.1 request's head or the HTTP/2 preface (default 10 s);
+    /// a slower one is cut off.
     pub header_read_timeout: Duration,
-    /// `limits.idle_timeout`: how long a connection may stay open with no request (default
-    /// 60 s).
+    /// `limits.idle_timeout`: how long a connection may stay open with no request in flight,
+    /// on either port (default 60 s).
     pub idle_timeout: Duration,
 }
 
@@ -120,10 +121,12 @@ pub struct Settings {
     pub http: SocketAddr,
     /// `server.grpc`: where the gRPC API listens, if anywhere (default: nowhere).
     pub grpc: Option<SocketAddr>,
-    /// `server.load_token_file`: the bearer token that may load code.
-    pub load_token_file: PathBuf,
-    /// `server.execute_token_file`: the bearer token that may execute.
-    pub execute_token_file: PathBuf,
+    /// `server.load_token_file`: the bearer token that may load code. `None`: only a client
+    /// certificate named in `tls.load_clients` may (which must then name one).
+    pub load_token_file: Option<PathBuf>,
+    /// `server.execute_token_file`: the bearer token that may execute. `None`: only a client
+    /// certificate named in `tls.execute_clients` may.
+    pub execute_token_file: Option<PathBuf>,
     /// `server.drain_grace`: how long requests in flight may take to finish once a drain
     /// starts (default 10 s); those still running then are cancelled and answered 503.
     pub drain_grace: Duration,
@@ -140,13 +143,18 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings with every default, listening on `http`, with the two token files.
-    pub fn new(http: SocketAddr, load_token_file: PathBuf, execute_token_file: PathBuf) -> Self {
+    /// Settings with every default, listening on `http`, with the two token files (`None`
+    /// for a role only client certificates grant).
+    pub fn new(
+        http: SocketAddr,
+        load_token_file: impl Into<Option<PathBuf>>,
+        execute_token_file: impl Into<Option<PathBuf>>,
+    ) -> Self {
         Settings {
             http,
             grpc: None,
-            load_token_file,
-            execute_token_file,
+            load_token_file: load_token_file.into(),
+            execute_token_file: execute_token_file.into(),
             drain_grace: Duration::from_secs(10),
             tls: None,
             bindings: Vec::new(),
@@ -177,14 +185,14 @@ impl Settings {
         let http = http
             .parse()
             .map_err(|e| bad("server.http", format!("{http:?}: {e}")))?;
-        let token = |p: Option<String>, key: &str| -> Result<PathBuf, ServeError> {
-            let p = PathBuf::from(required(p, key)?);
-            Ok(if p.is_relative() { base.join(p) } else { p })
+        let token = |p: Option<String>| {
+            p.map(PathBuf::from)
+                .map(|p| if p.is_relative() { base.join(p) } else { p })
         };
         let mut s = Settings::new(
             http,
-            token(server.load_token_file, "server.load_token_file")?,
-            token(server.execute_token_file, "server.execute_token_file")?,
+            token(server.load_token_file),
+            token(server.execute_token_file),
         );
         if let Some(g) = server.grpc {
             s.grpc = Some(
@@ -291,6 +299,33 @@ impl Settings {
         }
         if let Some(t) = &self.tls {
             t.validate()?;
+        }
+        // Each role needs a credential: its token, or client certificates named for it.
+        let no_names: &[String] = &[];
+        for (key, file, names, names_key) in [
+            (
+                "server.load_token_file",
+                &self.load_token_file,
+                self.tls
+                    .as_ref()
+                    .map_or(no_names, |t| t.load_clients.as_slice()),
+                "tls.load_clients",
+            ),
+            (
+                "server.execute_token_file",
+                &self.execute_token_file,
+                self.tls
+                    .as_ref()
+                    .map_or(no_names, |t| t.execute_clients.as_slice()),
+                "tls.execute_clients",
+            ),
+        ] {
+            if file.is_none() && names.is_empty() {
+                return Err(bad(
+                    key,
+                    format!("is required unless {names_key} names client certificates (mTLS)"),
+                ));
+            }
         }
         crate::forward::validate(&self.bindings)?;
         if self.service.workers == Some(0) {
@@ -448,8 +483,8 @@ mod tests {
     #[test]
     fn minimal_file_takes_defaults_and_resolves_relative_paths() {
         let s = Settings::from_toml(MIN, Path::new("/base")).unwrap();
-        assert_eq!(s.load_token_file, PathBuf::from("/base/l"));
-        assert_eq!(s.execute_token_file, PathBuf::from("/e"));
+        assert_eq!(s.load_token_file, Some(PathBuf::from("/base/l")));
+        assert_eq!(s.execute_token_file, Some(PathBuf::from("/e")));
         assert_eq!(s.limits, Limits::default());
     }
 
@@ -518,6 +553,37 @@ mod tests {
         let s = Settings::from_toml(&toml, Path::new("/")).unwrap();
         assert!(matches!(s.store.kind, StoreKind::Etcd(_)), "{:?}", s.store);
         assert_eq!(s.service.workers, Some(2));
+    }
+
+    #[test]
+    fn a_role_without_a_token_needs_client_certificates() {
+        let tls = "[tls]\ncert_file = \"c\"\nkey_file = \"k\"\nclient_ca_file = \"ca\"\n";
+        let only_load = "[server]\nhttp = \"127.0.0.1:0\"\nload_token_file = \"l\"\n";
+        assert!(key_of(only_load).starts_with("server.execute_token_file: is required unless"));
+        let s = Settings::from_toml(
+            &format!("{only_load}{tls}execute_clients = [\"app.internal\"]\n"),
+            Path::new("/b"),
+        )
+        .unwrap();
+        assert_eq!(s.execute_token_file, None);
+        assert_eq!(s.load_token_file, Some(PathBuf::from("/b/l")));
+        // Names for the other role do not count.
+        assert!(
+            key_of(&format!(
+                "{only_load}{tls}load_clients = [\"deploy.internal\"]\n"
+            ))
+            .starts_with("server.execute_token_file")
+        );
+        // mTLS alone for both roles.
+        let s = Settings::from_toml(
+            &format!(
+                "[server]\nhttp = \"127.0.0.1:0\"\n{tls}load_clients = [\"d.internal\"]\n\
+                 execute_clients = [\"a.internal\"]\n"
+            ),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!((s.load_token_file, s.execute_token_file), (None, None));
     }
 
     #[test]

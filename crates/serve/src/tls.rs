@@ -297,14 +297,6 @@ impl TlsConn {
     }
 }
 
-impl tonic::transport::server::Connected for TlsConn {
-    type ConnectInfo = PeerRoles;
-
-    fn connect_info(&self) -> PeerRoles {
-        self.roles
-    }
-}
-
 impl AsyncRead for TlsConn {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -96,7 +97,18 @@ impl TestServer {
                 notify.notify_waiters();
             });
         }
-        let dir = settings.load_token_file.parent().unwrap().to_path_buf();
+        // The test's folder: where its token files, or its TLS files, are.
+        let dir = [
+            settings.load_token_file.as_deref(),
+            settings.execute_token_file.as_deref(),
+            settings.tls.as_ref().map(|t| t.cert_file.as_path()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(std::path::Path::parent)
+        .expect("the test's files are in its folder")
+        .to_path_buf();
         let server = roma_serve::start(settings, config)
             .await
             .expect("server starts");
@@ -251,4 +263,21 @@ pub async fn request(
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
+}
+
+/// Reads until the server closes the connection (or resets it); fails after `PATIENCE`.
+pub async fn closed_by_server(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    got
 }

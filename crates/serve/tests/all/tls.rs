@@ -61,7 +61,13 @@ struct Pki {
 
 /// Writes the server's files into `dir` and sets `s.tls`.
 fn pki(s: &mut Settings) -> Pki {
-    let dir = s.load_token_file.parent().unwrap().to_path_buf();
+    let dir = s
+        .load_token_file
+        .as_ref()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let ca = ca("roma test CA");
     let (server, server_key) = leaf(
         &ca,
@@ -257,6 +263,50 @@ async fn https_with_tokens_and_client_certificates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_alone_when_no_token_file_is_configured() {
+    let mut s = settings();
+    let pki = pki(&mut s);
+    s.load_token_file = None;
+    s.execute_token_file = None;
+    let t = TestServer::start(s).await;
+    let anon = client_config(&pki, None, b"http/1.1");
+    let loader = client_config(&pki, Some(&pki.loader), b"http/1.1");
+    let app = client_config(&pki, Some(&pki.executor), b"http/1.1");
+    // No token grants anything, not even what the unused token files hold.
+    let r = https(
+        t.addr,
+        anon.clone(),
+        "/v1/code",
+        Some(LOAD),
+        code_body("v1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status, r.kind().as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    assert!(r.body.contains("client certificate"), "{}", r.body);
+    let r = https(t.addr, anon, "/v1/execute", Some(EXEC), execute_body())
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    // Each certificate grants its role, and only it.
+    let r = https(t.addr, loader.clone(), "/v1/code", None, code_body("v1"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = https(t.addr, loader, "/v1/execute", None, execute_body())
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = https(t.addr, app, "/v1/execute", None, execute_body())
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handshake_is_cut_off() {
     let (t, pki) = tls_server().await;
     let grpc = t.server.as_ref().unwrap().grpc_addr().unwrap();
@@ -367,7 +417,13 @@ async fn sighup_style_reload_keeps_old_files_on_error() {
 async fn a_key_that_does_not_fit_stops_the_start() {
     let mut s = settings();
     let _pki = pki(&mut s);
-    let dir = s.load_token_file.parent().unwrap().to_path_buf();
+    let dir = s
+        .load_token_file
+        .as_ref()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let other = KeyPair::generate().unwrap();
     std::fs::write(dir.join("server.key"), other.serialize_pem()).unwrap();
     let e = roma_serve::start(s, roma::Config::new()).await.unwrap_err();
