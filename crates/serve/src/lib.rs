@@ -14,6 +14,7 @@ mod error;
 mod forward;
 mod grpc;
 mod http;
+mod io_forward;
 mod listener;
 mod metrics;
 mod replica;
