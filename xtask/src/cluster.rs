@@ -281,16 +281,7 @@ pub fn cluster(rest: &[String]) -> Result<()> {
     ] {
         crate::ensure_program(program, package)?;
     }
-    let mut build = crate::cargo();
-    build.args(["build", "-p", "roma-cli", "-p", "roma-worker"]);
-    if release {
-        build.arg("--release");
-    }
-    crate::run(&mut build)?;
-    let roma = crate::root()
-        .join("target")
-        .join(if release { "release" } else { "debug" })
-        .join("roma");
+    let roma = crate::build_roma(!release)?;
     let steady = if short { 3 } else { 15 };
 
     let dir = std::env::temp_dir().join(format!("roma-cluster-{}", std::process::id()));

@@ -13,8 +13,8 @@
 //! Flags: `--debug` (debug binaries: a smoke run), `--connections N` (default 10000),
 //! `--slow N` (slowloris clients, default 1000), `--body-mb M` (default 1024).
 
-use crate::serve_bench::{machine, start_server};
-use crate::{cargo, root, run};
+use crate::root;
+use crate::serve_bench::{machine, number_after, start_server};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -46,11 +46,7 @@ fn flags(rest: &[String]) -> Result<Flags> {
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut num = |name: &str| -> Result<usize> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("{name} takes a number"))
-        };
+        let mut num = |name: &str| number_after(&mut it, name);
         match a.as_str() {
             "--debug" => f.debug = true,
             "--connections" => f.connections = num("--connections")?.max(1),
@@ -65,14 +61,7 @@ fn flags(rest: &[String]) -> Result<Flags> {
 pub fn hostile_serve(rest: &[String]) -> Result<()> {
     let f = flags(rest)?;
     crate::setup()?;
-    let profile: &[&str] = if f.debug { &[] } else { &["--release"] };
-    run(cargo()
-        .args(["build", "-p", "roma-cli", "-p", "roma-worker"])
-        .args(profile))?;
-    let roma = root()
-        .join("target")
-        .join(if f.debug { "debug" } else { "release" })
-        .join("roma");
+    let roma = crate::build_roma(f.debug)?;
     // This process holds every client socket and the server inherits the limit: each needs
     // a descriptor per connection.
     let files = raise_open_files((f.connections + f.slow + 256) as u64)?;

@@ -330,6 +330,19 @@ fn ensure_runtime_libraries() -> Result<()> {
     )
 }
 
+/// Builds the `roma` command and the worker library (release unless `debug`) and returns the
+/// path of `roma`: what the serve bench, the hostile clients and the cluster run.
+fn build_roma(debug: bool) -> Result<PathBuf> {
+    let profile: &[&str] = if debug { &[] } else { &["--release"] };
+    run(cargo()
+        .args(["build", "-p", "roma-cli", "-p", "roma-worker"])
+        .args(profile))?;
+    Ok(root()
+        .join("target")
+        .join(if debug { "debug" } else { "release" })
+        .join("roma"))
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());

@@ -7,10 +7,10 @@
 //! Flags: `--debug` (debug binaries: a smoke run, not figures), `--rounds N` (default 3),
 //! `--seconds S` per saturated run (default 5), `--workers W` (default: the cores).
 
-use crate::{apt_install, cargo, have, root, run};
+use crate::{apt_install, have, root};
 use anyhow::{Context, Result, bail};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 struct Flags {
@@ -29,11 +29,7 @@ fn flags(rest: &[String]) -> Result<Flags> {
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut num = |name: &str| -> Result<usize> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("{name} takes a number"))
-        };
+        let mut num = |name: &str| number_after(&mut it, name);
         match a.as_str() {
             "--debug" => f.debug = true,
             "--rounds" => f.rounds = num("--rounds")?.max(1),
@@ -43,6 +39,13 @@ fn flags(rest: &[String]) -> Result<Flags> {
         }
     }
     Ok(f)
+}
+
+/// The number that follows flag `name` on the command line.
+pub(crate) fn number_after(it: &mut std::slice::Iter<'_, String>, name: &str) -> Result<usize> {
+    it.next()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("{name} takes a number"))
 }
 
 /// A `roma serve` child, stopped (SIGTERM) when dropped.
@@ -123,14 +126,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn bench_serve(rest: &[String]) -> Result<()> {
     let f = flags(rest)?;
     crate::setup()?;
-    let profile: &[&str] = if f.debug { &[] } else { &["--release"] };
-    run(cargo()
-        .args(["build", "-p", "roma-cli", "-p", "roma-worker"])
-        .args(profile))?;
-    let bin: PathBuf = root()
-        .join("target")
-        .join(if f.debug { "debug" } else { "release" });
-    let roma = bin.join("roma");
+    let roma = crate::build_roma(f.debug)?;
     let dir = root().join("target/tmp/bench-serve");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("load.tok"), "bench-load-token")?;
