@@ -38,6 +38,10 @@ pub(crate) fn ring(word: &AtomicU32, waiting: &AtomicU32, value: u32) {
     }
 }
 
+/// How long a spin runs before it yields its CPU between rounds: longer than any answer or
+/// follow-up spin of [`crate::conversation`], so that only idle polls yield.
+const YIELDING_SPIN: Duration = crate::conversation::MAX_ANSWER_SPIN;
+
 /// Waits until `done(word)` holds; returns the value that satisfied it.
 ///
 /// `spin` is how long to busy-poll first (zero for none). `alive` runs between sleeps and returns
@@ -64,8 +68,15 @@ pub(crate) fn wait_until(
                     return Ok(v);
                 }
             }
-            if start.elapsed() >= spin {
+            let spun = start.elapsed();
+            if spun >= spin {
                 break;
+            }
+            // Only the low-latency mode's idle poll spins this long. It yields between rounds
+            // so that a runnable thread on this CPU (the peer that would ring, on a machine
+            // with fewer cores than runnable threads) is not held off by the poll.
+            if spun >= YIELDING_SPIN {
+                std::thread::yield_now();
             }
         }
     }

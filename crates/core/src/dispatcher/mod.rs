@@ -199,6 +199,7 @@
 //! wait for that thread, nor for the other dispatcher threads when another caller already
 //! joins them. Dropping the dispatcher stops it.
 
+mod answer_poll;
 mod backend;
 mod backoff;
 mod config;
@@ -581,25 +582,22 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         self.await_answer(&rx)
     }
 
-    /// The answer a blocking submit's callback sends. In the low-latency mode the channel is
-    /// polled a while before this thread sleeps on it, so that an answer in time needs no
-    /// wake-up; an answer run on this thread is there at once.
+    /// The answer a blocking submit's callback sends. An answer run on this thread (the
+    /// direct hand-off) is there at once; in the low-latency mode the channel is polled a
+    /// while before this thread sleeps on it (`answer_poll.rs`), so that an answer in time
+    /// needs no wake-up.
     fn await_answer(
         &self,
         rx: &mpsc::Receiver<Result<ResponseObject, RomaError>>,
     ) -> Result<ResponseObject, RomaError> {
-        if let Some(poll) = self.shared.config.idle_poll {
-            let until = Instant::now() + poll;
-            loop {
-                match rx.try_recv() {
-                    Ok(r) => return r,
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                    Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => break,
-                    Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
-                }
-            }
+        if let Ok(r) = rx.try_recv() {
+            return r;
         }
-        rx.recv().unwrap_or_else(|_| {
+        let got = match self.shared.config.idle_poll {
+            Some(bound) => self.shared.answer_poll.receive(rx, bound),
+            None => rx.recv().ok(),
+        };
+        got.unwrap_or_else(|| {
             Err(RomaError::internal(
                 "the request's callback was dropped without being called",
             ))

@@ -37,6 +37,8 @@ pub(crate) struct Shared<M> {
     /// One per slot, bumped by every wake of that slot: what a slot thread polling for work
     /// (the low-latency mode, [`super::DispatcherConfig::idle_poll`]) watches without the lock.
     pub slot_bell: Vec<AtomicU64>,
+    /// How long blocking callers poll for their answers in the low-latency mode.
+    pub answer_poll: super::answer_poll::AnswerPoll,
     /// Wakes the load-timeout thread.
     pub timer_cv: Condvar,
     /// Wakes submitters waiting for room in the queues (`State::room_waiters` of them).
@@ -103,6 +105,7 @@ impl<M> Shared<M> {
             }),
             slot_cv: (0..config.workers).map(|_| Condvar::new()).collect(),
             slot_bell: (0..config.workers).map(|_| AtomicU64::new(0)).collect(),
+            answer_poll: Default::default(),
             timer_cv: Condvar::new(),
             room_cv: Condvar::new(),
             config,

@@ -101,8 +101,14 @@ impl IdlePoll {
         while !rang() {
             n = n.wrapping_add(1);
             // Read the clock every few dozen loads only: the bell is the fast path.
-            if n.is_multiple_of(64) && Instant::now() >= until {
-                return;
+            if n.is_multiple_of(64) {
+                if Instant::now() >= until {
+                    return;
+                }
+                // Between rounds the CPU goes to any runnable thread on it (a worker, the
+                // caller that would ring): a poll that only spun would hold them off on a
+                // machine with fewer cores than runnable threads.
+                std::thread::yield_now();
             }
             std::hint::spin_loop();
         }
