@@ -139,10 +139,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     loop {
         let waiting_since = Instant::now();
         if !idle_poll.is_zero() && !worker.spin.is_zero() {
-            // Poll about twice the last gap, within the bound; a gap longer than the bound
-            // still gets the bound (the next request may come sooner).
-            let poll = last_gap.map_or(idle_poll, |g| g.saturating_mul(2).min(idle_poll));
-            ep.set_spin(poll.max(worker.spin));
+            ep.set_spin(roma_ipc::conversation::idle_poll(last_gap, idle_poll).max(worker.spin));
         }
         let received = ep.recv(IDLE_WAIT);
         if !idle_poll.is_zero() {

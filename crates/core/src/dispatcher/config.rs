@@ -42,8 +42,10 @@ pub struct DispatcherConfig {
     pub recycle_idle_cpu_per_sec: Duration,
     /// Low-latency mode: once idle, a slot thread polls its queue (no lock, no sleep) for up
     /// to this long before it sleeps, so that a request submitted meanwhile is taken without a
-    /// thread wake-up. Adaptive: it polls about twice the last idle gap, within this bound.
-    /// Costs up to a core per polling slot while it polls. Zero: off (at most
+    /// thread wake-up. Adaptive: it polls about twice the last idle gap, within this bound,
+    /// and not after a gap longer than the bound. A client blocked in
+    /// [`super::Dispatcher::execute_blocking`] polls its answer the same way, after its last
+    /// wait. Costs up to a core per polling thread while it polls. Zero: off (at most
     /// [`MAX_IDLE_POLL`]).
     pub idle_poll: Duration,
     /// The direct hand-off: a blocking submit ([`super::Dispatcher::execute_blocking`]) that

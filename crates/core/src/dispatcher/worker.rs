@@ -85,11 +85,15 @@ impl IdlePoll {
     }
 
     /// How long this idle stretch polls: twice the last gap, within the bound (the bound
-    /// until a gap has been seen).
+    /// until a gap has been seen), and not at all after a gap longer than the bound: a poll
+    /// cannot catch work that comes later than its bound, and a slot that gets no work (its
+    /// neighbours take it all) would otherwise poll its bound every time.
     fn budget(&self) -> Duration {
-        self.last_gap
-            .map_or(self.bound, |g| g.saturating_mul(2))
-            .min(self.bound)
+        match self.last_gap {
+            None => self.bound,
+            Some(g) if g <= self.bound => g.saturating_mul(2).min(self.bound),
+            Some(_) => Duration::ZERO,
+        }
     }
 
     /// Polls `rang` until it says yes or the budget (counted from going idle) is spent.
