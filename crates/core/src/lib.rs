@@ -23,6 +23,7 @@ mod log;
 mod request;
 mod validate;
 mod version_cache;
+pub mod wire_bytes;
 
 pub use dispatcher::{
     BatchCallback, DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatchFuture,

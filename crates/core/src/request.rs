@@ -109,9 +109,11 @@ pub struct CodeObject {
     /// JavaScript source. Exactly one of `js` and `wasm` is set.
     pub js: String,
     /// A standalone WASM module (binary), run without JS.
+    #[serde(with = "crate::wire_bytes")]
     pub wasm: Vec<u8>,
     /// A WASM module exposed to `js` as a global `Uint8Array` named by the
     /// [`WASM_ARRAY_NAME_TAG`] tag.
+    #[serde(with = "crate::wire_bytes")]
     pub wasm_bin: Vec<u8>,
     /// Tags (Roma's contract: [`WASM_ARRAY_NAME_TAG`]).
     pub tags: HashMap<String, String>,

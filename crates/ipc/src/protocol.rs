@@ -105,6 +105,7 @@ pub enum HostToWorker {
         /// The call's id.
         call_id: u64,
         /// Opaque reply, encoded by roma-udf.
+        #[serde(with = "roma_core::wire_bytes")]
         reply: Vec<u8>,
     },
     /// The host refused or cut off [`WorkerToHost::BindingCall`] `call_id` because the
@@ -194,6 +195,7 @@ pub enum WorkerToHost {
         /// The binding's name.
         name: String,
         /// Opaque payload, decoded by roma-udf.
+        #[serde(with = "roma_core::wire_bytes")]
         payload: Vec<u8>,
     },
     /// JS waits on asynchronous host calls and has nothing else to do: send the next reply
