@@ -13,7 +13,7 @@ use roma_sandbox::{ENV_ALLOW_LIST, ExitReport, SandboxError, WorkerSpec, sandbox
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::Duration;
-use util::{Worker, read_lines, spawn, spawn_spec, worker_spec, worker_spec_with};
+use util::{Worker, read_lines, spawn, spawn_and_read, spawn_spec, worker_spec, worker_spec_with};
 
 /// Generous bound for a worker that should end promptly; only a hang would reach it.
 const END: Duration = Duration::from_secs(20);
@@ -21,35 +21,24 @@ const END: Duration = Duration::from_secs(20);
 #[test]
 fn echo_round_trip_and_exit_when_the_host_closes() {
     for backend in ["none", "namespaces"] {
-        let Some(Worker {
-            mut process,
-            mut channel,
-            ..
-        }) = spawn(backend, "kill", "echo")
-        else {
+        let Some(mut w) = spawn(backend, "kill", "echo") else {
             continue;
         };
-        channel.write_all(b"hello\nworld\n").unwrap();
+        w.channel.write_all(b"hello\nworld\n").unwrap();
         let mut buf = [0u8; 12];
-        channel.read_exact(&mut buf).unwrap();
+        w.channel.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"hello\nworld\n", "{backend}");
-        drop(channel);
-        let report = process.wait_timeout(END).unwrap();
+        drop(w.channel);
+        let report = w.process.wait_timeout(END).unwrap();
         assert_eq!(report, Some(ExitReport::Exited { code: 0 }), "{backend}");
     }
 }
 
 #[test]
 fn every_probe_holds_under_namespaces() {
-    let Some(Worker {
-        mut process,
-        channel,
-        ..
-    }) = spawn("namespaces", "probe", "probe")
-    else {
+    let Some((mut process, lines)) = spawn_and_read("namespaces", "probe", "probe") else {
         return;
     };
-    let lines = read_lines(channel);
     let outcomes: Vec<ProbeOutcome> = lines
         .iter()
         .filter_map(|l| ProbeOutcome::parse_line(l))
@@ -72,15 +61,10 @@ fn every_probe_holds_under_namespaces() {
 #[test]
 fn namespaces_alone_hold_files_network_and_pids() {
     // Without seccomp, the namespaces and the read-only root must still stop these.
-    let Some(Worker {
-        channel,
-        process: _alive,
-        ..
-    }) = spawn("namespaces", "off", "probe")
-    else {
+    let Some((_alive, lines)) = spawn_and_read("namespaces", "off", "probe") else {
         return;
     };
-    let outcomes: Vec<ProbeOutcome> = read_lines(channel)
+    let outcomes: Vec<ProbeOutcome> = lines
         .iter()
         .filter_map(|l| ProbeOutcome::parse_line(l))
         .collect();
@@ -105,15 +89,10 @@ fn namespaces_alone_hold_files_network_and_pids() {
 
 #[test]
 fn probes_show_an_unjailed_worker_as_not_held() {
-    let Some(Worker {
-        channel,
-        process: _alive,
-        ..
-    }) = spawn("none", "off", "probe")
-    else {
+    let Some((_alive, lines)) = spawn_and_read("none", "off", "probe") else {
         unreachable!("the none backend needs no namespaces");
     };
-    let outcomes: Vec<ProbeOutcome> = read_lines(channel)
+    let outcomes: Vec<ProbeOutcome> = lines
         .iter()
         .filter_map(|l| ProbeOutcome::parse_line(l))
         .collect();
@@ -140,15 +119,9 @@ fn probes_show_an_unjailed_worker_as_not_held() {
 #[test]
 fn a_seccomp_violation_kills_the_worker_with_sigsys() {
     for backend in ["none", "namespaces"] {
-        let Some(Worker {
-            mut process,
-            channel,
-            ..
-        }) = spawn(backend, "kill", "violate")
-        else {
+        let Some((mut process, lines)) = spawn_and_read(backend, "kill", "violate") else {
             continue;
         };
-        let lines = read_lines(channel);
         assert!(
             lines.is_empty(),
             "{backend}: the worker survived: {lines:?}"
@@ -178,15 +151,9 @@ fn a_seccomp_violation_kills_the_worker_with_sigsys() {
 /// and the report says honestly that the worker did not name the call.
 #[test]
 fn a_violation_with_sigsys_blocked_still_kills_but_unnamed() {
-    let Some(Worker {
-        mut process,
-        channel,
-        ..
-    }) = spawn("namespaces", "kill", "violate-blocked")
-    else {
+    let Some((mut process, lines)) = spawn_and_read("namespaces", "kill", "violate-blocked") else {
         return;
     };
-    let lines = read_lines(channel);
     assert!(lines.is_empty(), "the worker survived: {lines:?}");
     let report = process.wait_timeout(END).unwrap().unwrap();
     assert_eq!(
@@ -277,15 +244,10 @@ fn allowed_argument_forms_work_and_refused_advice_fails_softly() {
 #[test]
 fn threads_can_start_under_the_filter() {
     for backend in ["none", "namespaces"] {
-        let Some(Worker {
-            mut process,
-            channel,
-            ..
-        }) = spawn(backend, "kill", "thread")
-        else {
+        let Some((mut process, lines)) = spawn_and_read(backend, "kill", "thread") else {
             continue;
         };
-        assert_eq!(read_lines(channel), ["thread ok 42"], "{backend}");
+        assert_eq!(lines, ["thread ok 42"], "{backend}");
         let report = process.wait_timeout(END).unwrap();
         assert_eq!(report, Some(ExitReport::Exited { code: 0 }), "{backend}");
     }
@@ -295,12 +257,7 @@ fn threads_can_start_under_the_filter() {
 /// it wrote before its last line, `done`, after checking that it lived to write `done` and
 /// exited with 0. `None` where `backend` cannot run here.
 fn lines_until_done(backend: &str, action: &str) -> Option<Vec<String>> {
-    let Worker {
-        mut process,
-        channel,
-        ..
-    } = spawn(backend, "kill", action)?;
-    let mut lines = read_lines(channel);
+    let (mut process, mut lines) = spawn_and_read(backend, "kill", action)?;
     let report = process.wait_timeout(END).unwrap();
     assert_eq!(
         lines.last().map(String::as_str),
@@ -472,15 +429,9 @@ fn rlimits_are_applied_inside_the_jail() {
 #[test]
 fn environment_is_only_the_allow_list() {
     for backend in ["none", "namespaces"] {
-        let Some(Worker {
-            channel,
-            process: _alive,
-            ..
-        }) = spawn(backend, "kill", "env")
-        else {
+        let Some((_alive, lines)) = spawn_and_read(backend, "kill", "env") else {
             continue;
         };
-        let lines = read_lines(channel);
         assert_eq!(lines.last().map(String::as_str), Some("done"), "{backend}");
         for l in &lines[..lines.len() - 1] {
             let key = l.strip_prefix("env ").unwrap();
@@ -562,15 +513,9 @@ fn spawn_reports_a_missing_binary_and_setup_failures() {
 #[test]
 fn spawn_fails_clearly_without_user_namespaces() {
     // The worker runs unjailed, takes user namespaces away from itself, then spawns.
-    let Some(Worker {
-        mut process,
-        channel,
-        ..
-    }) = spawn("none", "off", "no-userns")
-    else {
+    let Some((mut process, lines)) = spawn_and_read("none", "off", "no-userns") else {
         unreachable!("the none backend needs no namespaces");
     };
-    let lines = read_lines(channel);
     assert_eq!(
         process.wait_timeout(END).unwrap(),
         Some(ExitReport::Exited { code: 0 })

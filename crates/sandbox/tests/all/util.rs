@@ -43,6 +43,15 @@ pub fn spawn(backend: &str, seccomp: &str, action: &str) -> Option<Worker> {
     spawn_spec(backend, worker_spec(&[], seccomp, action))
 }
 
+/// [`spawn`], then every line the worker writes until it closes its channel.
+pub fn spawn_and_read(
+    backend: &str,
+    seccomp: &str,
+    action: &str,
+) -> Option<(Box<dyn WorkerProcess>, Vec<String>)> {
+    spawn(backend, seccomp, action).map(|w| (w.process, read_lines(w.channel)))
+}
+
 /// [`spawn`] with a spec of one's own; the channel fd is added to it.
 pub fn spawn_spec(backend: &str, mut spec: WorkerSpec) -> Option<Worker> {
     let (host, child) = UnixStream::pair().unwrap();
