@@ -9,6 +9,7 @@ use roma_core::{
     CodeObject, DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken, InvocationRequest,
     ResponseObject, RomaError,
 };
+use std::ops::Deref;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -34,6 +35,24 @@ enum Pools<M: Send + Sync + 'static> {
     Shared(Dispatcher<M>),
     /// Boxed: the shared variant, the common one, stays small.
     Tenants(Box<Tenants<M>>),
+}
+
+/// The pool one call goes to: the shared one, borrowed (no reference count touched on the
+/// common path), or a tenant's, held for the call.
+enum Pool<'a, M: Send + Sync + 'static> {
+    Shared(&'a Dispatcher<M>),
+    Tenant(Arc<Dispatcher<M>>),
+}
+
+impl<M: Send + Sync + 'static> Deref for Pool<'_, M> {
+    type Target = Dispatcher<M>;
+
+    fn deref(&self) -> &Dispatcher<M> {
+        match self {
+            Pool::Shared(d) => d,
+            Pool::Tenant(d) => d,
+        }
+    }
 }
 
 impl<M: Send + Sync + 'static> RomaService<M> {
@@ -100,10 +119,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
     {
-        match &self.pools {
-            Pools::Shared(d) => d.load(code, callback),
-            Pools::Tenants(t) => t.for_load(&code)?.load(code, callback),
-        }
+        self.pool_for_load(&code)?.load(code, callback)
     }
 
     /// Runs a handler of a loaded version on the least busy worker. `Ok` means accepted:
@@ -117,10 +133,7 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
     {
-        match &self.pools {
-            Pools::Shared(d) => d.execute(request, callback),
-            Pools::Tenants(t) => t.for_request(&request)?.execute(request, callback),
-        }
+        self.pool_for(&request)?.execute(request, callback)
     }
 
     /// [`execute`](Self::execute), but while the queues are full it waits for room, up to
@@ -136,13 +149,8 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
     {
-        match &self.pools {
-            Pools::Shared(d) => d.execute_waiting(request, self.queue_wait, callback),
-            Pools::Tenants(t) => {
-                t.for_request(&request)?
-                    .execute_waiting(request, self.queue_wait, callback)
-            }
-        }
+        self.pool_for(&request)?
+            .execute_waiting(request, self.queue_wait, callback)
     }
 
     /// Runs a request and waits for its response on the calling thread: waits for room in the
@@ -160,13 +168,8 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         request: InvocationRequest<M>,
     ) -> Result<ResponseObject, RomaError> {
         self.refuse_on_own_thread("execute_blocking")?;
-        match &self.pools {
-            Pools::Shared(d) => d.execute_blocking(request, self.queue_wait, |_| {}),
-            Pools::Tenants(t) => {
-                t.for_request(&request)?
-                    .execute_blocking(request, self.queue_wait, |_| {})
-            }
-        }
+        self.pool_for(&request)?
+            .execute_blocking(request, self.queue_wait, |_| {})
     }
 
     /// Loads a code object into every worker and waits until every worker has it (or for
@@ -192,15 +195,12 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
     {
-        match &self.pools {
-            Pools::Shared(d) => d.batch_execute(requests, callback),
-            Pools::Tenants(t) => match t.for_batch(&requests)? {
-                Some(d) => d.batch_execute(requests, callback),
-                None => {
-                    callback(Vec::new());
-                    Ok(Vec::new())
-                }
-            },
+        match self.pool_for_batch(&requests)? {
+            Some(d) => d.batch_execute(requests, callback),
+            None => {
+                callback(Vec::new());
+                Ok(Vec::new())
+            }
         }
     }
 
@@ -218,15 +218,12 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     where
         F: FnOnce(Vec<Result<ResponseObject, RomaError>>) + Send + 'static,
     {
-        match &self.pools {
-            Pools::Shared(d) => d.batch_execute_waiting(requests, self.queue_wait, callback),
-            Pools::Tenants(t) => match t.for_batch(&requests)? {
-                Some(d) => d.batch_execute_waiting(requests, self.queue_wait, callback),
-                None => {
-                    callback(Vec::new());
-                    Ok(Vec::new())
-                }
-            },
+        match self.pool_for_batch(&requests)? {
+            Some(d) => d.batch_execute_waiting(requests, self.queue_wait, callback),
+            None => {
+                callback(Vec::new());
+                Ok(Vec::new())
+            }
         }
     }
 
@@ -260,24 +257,18 @@ impl<M: Send + Sync + 'static> RomaService<M> {
     /// `Waker` they were polled with, so they work under tokio, async-std, smol or
     /// `futures::executor::block_on` alike.
     pub fn load_code_obj_async(&self, code: CodeObject) -> DispatchFuture<ResponseObject> {
-        match &self.pools {
-            Pools::Shared(d) => d.load_async(code),
-            Pools::Tenants(t) => match t.for_load(&code) {
-                Ok(d) => d.load_async(code),
-                Err(e) => DispatchFuture::refused(e),
-            },
+        match self.pool_for_load(&code) {
+            Ok(d) => d.load_async(code),
+            Err(e) => DispatchFuture::refused(e),
         }
     }
 
     /// [`execute`](Self::execute) as a future, for any executor. Dropping the future does not
     /// cancel the request; use its token.
     pub fn execute_async(&self, request: InvocationRequest<M>) -> DispatchFuture<ResponseObject> {
-        match &self.pools {
-            Pools::Shared(d) => d.execute_async(request),
-            Pools::Tenants(t) => match t.for_request(&request) {
-                Ok(d) => d.execute_async(request),
-                Err(e) => DispatchFuture::refused(e),
-            },
+        match self.pool_for(&request) {
+            Ok(d) => d.execute_async(request),
+            Err(e) => DispatchFuture::refused(e),
         }
     }
 
@@ -286,13 +277,38 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         &self,
         requests: Vec<InvocationRequest<M>>,
     ) -> DispatchFuture<Vec<Result<ResponseObject, RomaError>>> {
+        match self.pool_for_batch(&requests) {
+            Ok(Some(d)) => d.batch_execute_async(requests),
+            Ok(None) => DispatchFuture::ready(Ok(Vec::new())),
+            Err(e) => DispatchFuture::refused(e),
+        }
+    }
+
+    /// The pool a load goes to (with tenant pools, its tenant's, started on first use).
+    fn pool_for_load(&self, code: &CodeObject) -> Result<Pool<'_, M>, RomaError> {
         match &self.pools {
-            Pools::Shared(d) => d.batch_execute_async(requests),
-            Pools::Tenants(t) => match t.for_batch(&requests) {
-                Ok(Some(d)) => d.batch_execute_async(requests),
-                Ok(None) => DispatchFuture::ready(Ok(Vec::new())),
-                Err(e) => DispatchFuture::refused(e),
-            },
+            Pools::Shared(d) => Ok(Pool::Shared(d)),
+            Pools::Tenants(t) => t.for_load(code).map(Pool::Tenant),
+        }
+    }
+
+    /// The pool a request goes to.
+    fn pool_for(&self, request: &InvocationRequest<M>) -> Result<Pool<'_, M>, RomaError> {
+        match &self.pools {
+            Pools::Shared(d) => Ok(Pool::Shared(d)),
+            Pools::Tenants(t) => t.for_request(request).map(Pool::Tenant),
+        }
+    }
+
+    /// The pool a batch goes to; `None` for an empty batch under tenant pools (it names no
+    /// tenant, and is answered with no results).
+    fn pool_for_batch(
+        &self,
+        requests: &[InvocationRequest<M>],
+    ) -> Result<Option<Pool<'_, M>>, RomaError> {
+        match &self.pools {
+            Pools::Shared(d) => Ok(Some(Pool::Shared(d))),
+            Pools::Tenants(t) => Ok(t.for_batch(requests)?.map(Pool::Tenant)),
         }
     }
 
