@@ -27,11 +27,11 @@ mod version_cache;
 pub use dispatcher::{
     BatchCallback, DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatchFuture,
     Dispatcher, DispatcherConfig, DispatcherStats, ExecCallback, ExecOutput, ExecutionToken,
-    Interrupt, LoadCallback, MAX_IDLE_POLL, WorkerBackend, WorkerHealth, WorkerStats,
+    Interrupt, LoadCallback, WorkerBackend, WorkerHealth, WorkerStats,
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};
-pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, WORKER_OOM_EXIT_CODE};
+pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, MAX_IDLE_POLL, WORKER_OOM_EXIT_CODE};
 pub use log::LogLevel;
 pub use request::{
     CodeObject, DEFAULT_REQUEST_ID, Invocation, InvocationRequest, MAX_PROFILE_BYTES,

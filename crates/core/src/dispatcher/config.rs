@@ -1,6 +1,6 @@
 //! Dispatcher settings and their defaults.
 
-use crate::{DEFAULT_TIMEOUT, RomaError};
+use crate::{DEFAULT_TIMEOUT, MAX_IDLE_POLL, RomaError};
 use std::time::Duration;
 
 /// Settings of a [`super::Dispatcher`]. Zero values mean "the default" where noted.
@@ -53,9 +53,6 @@ pub struct DispatcherConfig {
     /// default; off, every request goes through a slot thread.
     pub direct_handoff: bool,
 }
-
-/// The longest [`DispatcherConfig::idle_poll`].
-pub const MAX_IDLE_POLL: Duration = Duration::from_millis(50);
 
 impl Default for DispatcherConfig {
     fn default() -> Self {

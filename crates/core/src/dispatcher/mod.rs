@@ -212,9 +212,7 @@ mod timer;
 mod worker;
 
 pub use backend::{ExecOutput, Interrupt, WorkerBackend};
-pub use config::{
-    DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig, MAX_IDLE_POLL,
-};
+pub use config::{DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig};
 pub use future::DispatchFuture;
 pub use job::{BatchCallback, ExecCallback, ExecutionToken, LoadCallback};
 pub use state::WorkerHealth;
