@@ -15,30 +15,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod dispatcher;
 mod duration;
 mod error;
 mod limits;
 mod log;
 mod request;
 mod validate;
-mod version_cache;
 
-pub use dispatcher::{
-    BatchCallback, DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatchFuture,
-    Dispatcher, DispatcherConfig, DispatcherStats, ExecCallback, ExecOutput, ExecutionToken,
-    Interrupt, LoadCallback, WorkerBackend, WorkerHealth, WorkerStats,
-};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};
 pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, MAX_IDLE_POLL, WORKER_OOM_EXIT_CODE};
 pub use log::LogLevel;
 pub use request::{
-    CodeObject, DEFAULT_REQUEST_ID, Invocation, InvocationRequest, MAX_PROFILE_BYTES,
+    CodeObject, DEFAULT_REQUEST_ID, ExecOutput, Invocation, InvocationRequest, MAX_PROFILE_BYTES,
     ResponseObject, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use validate::{CodeKind, validate_code_object, validate_invocation};
-pub use version_cache::{CachedVersion, VersionCache};
 
 /// The timeout applied to a load's top-level run and to an invocation that sets none (Roma's
 /// `kDefaultExecutionTimeout`).

@@ -60,9 +60,12 @@ pub use config::{
 pub use hooks::LogFn;
 pub use locate::worker_versions;
 pub use roma_core::{
-    CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
-    ExecutionToken, InvocationRequest, LogLevel, MAX_PROFILE_BYTES, ResponseObject, RomaError,
-    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
+    CodeObject, DEFAULT_MAX_HEAP_MB, EngineLimits, ErrorKind, InvocationRequest, LogLevel,
+    MAX_PROFILE_BYTES, ResponseObject, RomaError, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG,
+    WASM_RETURN_TYPE_TAG, metrics,
+};
+pub use roma_dispatch::{
+    DispatchFuture, DispatcherStats, ExecutionToken, WorkerHealth, WorkerStats,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{

@@ -3,7 +3,8 @@
 
 use crate::fake::{Event, Harness, MetaLog, PATIENCE, Seen, code, load_ok, recv, req};
 use crate::{NO_RETRY, health_is, run_on, start, wait_stats, with_backoff};
-use roma_core::{Dispatcher, ErrorKind, WorkerHealth, metrics};
+use roma_core::{ErrorKind, metrics};
+use roma_dispatch::{Dispatcher, WorkerHealth};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use super::direct::{Lend, Parking};
 use super::job::{Job, LoadJob, call_guarded, millis};
 use super::recycle::{IDLE_CPU_WINDOW, Usage};
 use super::state::{LendReport, LoadReply, Shared, State, Work, WorkerHealth};
-use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
+use roma_core::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -615,7 +615,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     /// backend dying is not.
     fn attempt(
         &self,
-        replay: &[Arc<crate::CodeObject>],
+        replay: &[Arc<roma_core::CodeObject>],
     ) -> Result<(B, Arc<dyn Interrupt>), RomaError> {
         let (created, _) = guarded("the factory", || (self.factory)(self.index));
         let mut b = created?;

@@ -4,7 +4,8 @@
 
 use crate::fake::{Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
 use crate::{config, start};
-use roma_core::{DispatcherConfig, ErrorKind, MAX_IDLE_POLL};
+use roma_core::{ErrorKind, MAX_IDLE_POLL};
+use roma_dispatch::DispatcherConfig;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

@@ -199,6 +199,9 @@
 //! wait for that thread, nor for the other dispatcher threads when another caller already
 //! joins them. Dropping the dispatcher stops it.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod backend;
 mod backoff;
 mod config;
@@ -209,6 +212,7 @@ mod oneshot;
 mod recycle;
 mod state;
 mod timer;
+mod version_cache;
 mod worker;
 
 pub use backend::{ExecOutput, Interrupt, WorkerBackend};
@@ -216,12 +220,13 @@ pub use config::{DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, Dispatche
 pub use future::DispatchFuture;
 pub use job::{BatchCallback, ExecCallback, ExecutionToken, LoadCallback};
 pub use state::WorkerHealth;
+pub use version_cache::{CachedVersion, VersionCache};
 
-use crate::{
+use job::{BatchCollector, Job, LoadAggregate, LoadJob, call_guarded};
+use roma_core::{
     CodeObject, ErrorKind, Invocation, InvocationRequest, ResponseObject, RomaError,
     validate_code_object, validate_invocation,
 };
-use job::{BatchCollector, Job, LoadAggregate, LoadJob, call_guarded};
 use state::{Shared, State};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -710,7 +715,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
                                         ErrorKind::QueueFull,
                                         format!(
                                             "waited {} for room: {}",
-                                            crate::format_duration(wait),
+                                            roma_core::format_duration(wait),
                                             e.message()
                                         ),
                                     )

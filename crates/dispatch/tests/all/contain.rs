@@ -3,7 +3,8 @@
 
 use crate::fake::{Event, Harness, code, load_ok, recv, req, sink, with_meta};
 use crate::{config, health_is, start, wait_stats};
-use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, WorkerHealth};
+use roma_core::ErrorKind;
+use roma_dispatch::{Dispatcher, DispatcherConfig, WorkerHealth};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;

@@ -26,9 +26,8 @@ mod stop;
 mod stress;
 
 use fake::{Harness, Meta, MetaLog, req};
-use roma_core::{
-    Dispatcher, DispatcherConfig, DispatcherStats, ResponseObject, RomaError, WorkerHealth,
-};
+use roma_core::{ResponseObject, RomaError};
+use roma_dispatch::{Dispatcher, DispatcherConfig, DispatcherStats, WorkerHealth};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;

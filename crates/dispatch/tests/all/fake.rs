@@ -24,10 +24,8 @@
 //! Loads: js `bad` fails everywhere with `Compile`; js `bad-on-<n>` fails only on worker `n`;
 //! js `crash-on-<n>` kills worker `n` (`WorkerCrashed`).
 
-use roma_core::{
-    CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, InvocationRequest, RomaError,
-    WorkerBackend,
-};
+use roma_core::{CodeObject, ErrorKind, ExecOutput, Invocation, InvocationRequest, RomaError};
+use roma_dispatch::{Interrupt, WorkerBackend};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
@@ -572,7 +570,7 @@ pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
 }
 
 /// Loads `code` and waits for the load's callback.
-pub fn load_ok<M: Send + Sync + 'static>(d: &roma_core::Dispatcher<M>, c: CodeObject) {
+pub fn load_ok<M: Send + Sync + 'static>(d: &roma_dispatch::Dispatcher<M>, c: CodeObject) {
     let (tx, rx) = mpsc::channel();
     d.load(c, sink(&tx)).expect("load accepted");
     recv(&rx).expect("load succeeded");

@@ -3,7 +3,8 @@
 
 use crate::fake::{Harness, Meta, MetaLog, Seen, code, load_ok, recv, req};
 use crate::{config, health_is, wait_stats};
-use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, ExecutionToken, WorkerHealth};
+use roma_core::ErrorKind;
+use roma_dispatch::{Dispatcher, DispatcherConfig, ExecutionToken, WorkerHealth};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;

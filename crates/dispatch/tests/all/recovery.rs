@@ -2,7 +2,8 @@
 
 use crate::fake::{Event, Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
 use crate::{NO_RETRY, config, health_is, run_on, start, wait_stats, with_backoff};
-use roma_core::{DispatcherConfig, ErrorKind, WorkerHealth, metrics};
+use roma_core::{ErrorKind, metrics};
+use roma_dispatch::{DispatcherConfig, WorkerHealth};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 
 use crate::fake::{Event, Harness, PATIENCE, code, load_ok, recv, req, sink};
 use crate::{config, start};
-use roma_core::{DispatcherConfig, ErrorKind, ResponseObject, RomaError};
+use roma_core::{ErrorKind, ResponseObject, RomaError};
+use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;

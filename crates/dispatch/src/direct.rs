@@ -21,7 +21,7 @@ use super::job::Job;
 use super::state::Shared;
 use super::state::WorkerHealth;
 use super::worker::{alive, execute_job, guarded, respond};
-use crate::{ErrorKind, RomaError};
+use roma_core::{ErrorKind, RomaError};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 

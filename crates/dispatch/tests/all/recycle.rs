@@ -4,7 +4,8 @@
 
 use crate::fake::{Event, Harness, code, load_ok, recv, req, sink};
 use crate::{config, start, wait_stats};
-use roma_core::{DispatcherConfig, RomaError};
+use roma_core::RomaError;
+use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ fn recycling(workers: usize, requests: u64, age: Duration, cpu: Duration) -> Dis
     }
 }
 
-fn echo_ok(d: &roma_core::Dispatcher<()>, version: &str, input: &str) {
+fn echo_ok(d: &roma_dispatch::Dispatcher<()>, version: &str, input: &str) {
     let (tx, rx) = mpsc::channel();
     d.execute(req(version, "echo", &[input]), sink(&tx))
         .expect("accepted");
