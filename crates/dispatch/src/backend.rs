@@ -4,12 +4,8 @@
 //! backend drives one jailed worker process over roma-ipc; tests use in-memory fakes. Each slot
 //! thread owns exactly one backend and calls it from that thread only, one call at a time.
 
-use roma_core::{CodeObject, Invocation, RomaError};
+use roma_core::{CodeObject, ExecOutput, Invocation, RomaError};
 use std::sync::Arc;
-
-// What a backend returns for a successful execution: the one result type from the worker to
-// the callback, defined with the other request and response types.
-pub use roma_core::ExecOutput;
 
 /// Stops a running execution from another thread (the dispatcher's `cancel`).
 ///

@@ -1,4 +1,4 @@
-//! Integration tests of roma-core's dispatcher, driven through the fake backend in `fake.rs`.
+//! Integration tests of roma-dispatch, driven through the fake backend in `fake.rs`.
 //!
 //! Tests synchronise on the fake's events, gates and "started" reports, never on sleeps, and
 //! assert no timings. `fake::PATIENCE` only turns a hang into a failure. One test sleeps to
