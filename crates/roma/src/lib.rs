@@ -30,7 +30,7 @@
 //! `docs/config.md` lists them all with their defaults.
 //!
 //! # How a request travels
-//! [`RomaService`] hands requests to roma-core's dispatcher, which queues them (bounded, per
+//! [`RomaService`] hands requests to roma-dispatch's dispatcher, which queues them (bounded, per
 //! worker) and gives each to the least busy worker slot. A slot owns one worker process (the
 //! pinned `node` carrying `libroma_worker.so`; see [`Config::node_binary`]), started through a
 //! roma-sandbox backend and reached over roma-ipc (shared memory with a futex
