@@ -9,6 +9,14 @@
 //! process (`tests/all`, over the fake backend of `tests/all/fake.rs`). The worker side never
 //! links it: nothing here crosses the process line.
 //!
+//! > An internal crate of roma: a service owner wants `roma::RomaService`, which runs a
+//! > dispatcher over jailed workers; this crate's API is for that facade and for tests.
+//!
+//! Trust: nothing here reads bytes from a worker. A backend turns what its worker sends into
+//! roma-core's typed results, bounded, before the dispatcher sees them; the dispatcher trusts a
+//! backend call to return in bounded time ([`WorkerBackend`]'s contract) and contains one that
+//! panics or dies. Callbacks and metadata are the caller's: a panic in either is contained too.
+//!
 //! The files: `dispatcher.rs` (the API: admission, placement, the submit forms, cancel, stop,
 //! stats), `state.rs` (what the one lock guards), `worker.rs` (a slot thread), `direct.rs` (the
 //! direct hand-off), `job.rs` (an accepted request and its callback), `config.rs`, `backend.rs`
