@@ -1,45 +1,45 @@
-//! Backend-neutral core of roma.
+//! What every layer of roma speaks.
 //!
 //! roma runs untrusted JavaScript and WebAssembly in fresh V8 contexts inside jailed worker
-//! processes. This crate sits at the bottom of the crate graph: it knows no engine, no sandbox
-//! and no transport. It holds what every other crate speaks:
+//! processes. This crate sits at the bottom of the crate graph: it knows no engine, no sandbox,
+//! no transport and no threads. It holds the types that the host, the wire (`roma-ipc`), the
+//! worker and the engine (`roma-v8`) share, so that none of them depends on another for them:
 //!
 //! - the request and response types ([`CodeObject`], [`InvocationRequest`], [`ResponseObject`]),
-//!   and [`Invocation`], the metadata-free form of a request that crosses into a worker;
+//!   [`Invocation`], the metadata-free form of a request that crosses into a worker, and
+//!   [`ExecOutput`], the one result type from the worker's engine to the host's callback;
 //! - the one error type, [`RomaError`], whose [`ErrorKind`] callers match on instead of text;
-//! - [`EngineLimits`], the resource limits a worker's engine is started with;
-//! - small parsers shared by all layers ([`parse_duration`]) and request validation.
+//! - [`EngineLimits`], the resource limits a worker's engine is started with, and the bound on
+//!   the idle poll ([`MAX_IDLE_POLL`]) that host and worker share;
+//! - small parsers shared by all layers ([`parse_duration`]), the log level, and request
+//!   validation.
+//!
+//! The host's dispatcher (its slots, queues, version cache and crash recovery) is the
+//! `roma-dispatch` crate, above this one; nothing on the worker's side depends on it.
 //!
 //! Trust: nothing here parses bytes from a worker; the types derive serde so `roma-ipc` can carry
-//! them, and the IPC layer bounds what it decodes.
+//! them, and the IPC layer bounds what it decodes. `roma-ipc`'s build id hashes all of this
+//! crate's sources, so a worker built from other wire types is refused by name.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod dispatcher;
 mod duration;
 mod error;
 mod limits;
 mod log;
 mod request;
 mod validate;
-mod version_cache;
 pub mod wire_bytes;
 
-pub use dispatcher::{
-    BatchCallback, DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatchFuture,
-    Dispatcher, DispatcherConfig, DispatcherStats, ExecCallback, ExecOutput, ExecutionToken,
-    Interrupt, LoadCallback, MAX_IDLE_POLL, WorkerBackend, WorkerHealth, WorkerStats,
-};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};
-pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, WORKER_OOM_EXIT_CODE};
+pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, MAX_IDLE_POLL, WORKER_OOM_EXIT_CODE};
 pub use log::LogLevel;
 pub use request::{
-    CodeObject, DEFAULT_REQUEST_ID, Invocation, InvocationRequest, MAX_PROFILE_BYTES,
+    CodeObject, DEFAULT_REQUEST_ID, ExecOutput, Invocation, InvocationRequest, MAX_PROFILE_BYTES,
     ResponseObject, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use validate::{CodeKind, validate_code_object, validate_invocation};
-pub use version_cache::{CachedVersion, VersionCache};
 
 /// The timeout applied to a load's top-level run and to an invocation that sets none (Roma's
 /// `kDefaultExecutionTimeout`).

@@ -1,4 +1,5 @@
-//! Resource limits a worker's engine starts with.
+//! Resource limits a worker's engine starts with, and the bound on the idle poll that host slots
+//! and workers share.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -14,6 +15,11 @@ pub const DEFAULT_MAX_HEAP_MB: usize = 128;
 /// as `OutOfMemory`, not as a crash. roma-v8's shim exits with it (`ROMA_FATAL_OOM_EXIT_CODE`
 /// in its generated header).
 pub const WORKER_OOM_EXIT_CODE: i32 = 86;
+
+/// The longest low-latency idle poll: a dispatcher slot's (`DispatcherConfig::idle_poll` in
+/// roma-dispatch) and a worker's (the `idle_poll` of its `Init`). Polling costs up to a core for
+/// as long as it lasts, so a worker clamps what the host sends to it.
+pub const MAX_IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// Limits and switches for one engine (one per worker). Sent by the host to each worker when it
 /// starts, so every field is plain data.

@@ -1,9 +1,7 @@
 //! [`Config`]: everything a [`crate::RomaService`] is built from.
 
-use roma_core::{
-    DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig,
-    EngineLimits, RomaError,
-};
+use roma_core::{DEFAULT_TIMEOUT, EngineLimits, RomaError};
+use roma_dispatch::{DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig};
 use roma_ipc::{
     ChannelConfig, DEFAULT_MAX_FRAME_BYTES, DEFAULT_REGION_PAYLOAD_BYTES, OversizePolicy,
     TransportKind,

@@ -30,7 +30,7 @@
 //! `docs/config.md` lists them all with their defaults.
 //!
 //! # How a request travels
-//! [`RomaService`] hands requests to roma-core's dispatcher, which queues them (bounded, per
+//! [`RomaService`] hands requests to roma-dispatch's dispatcher, which queues them (bounded, per
 //! worker) and gives each to the least busy worker slot. A slot owns one worker process (the
 //! pinned `node` carrying `libroma_worker.so`; see [`Config::node_binary`]), started through a
 //! roma-sandbox backend and reached over roma-ipc (shared memory with a futex
@@ -60,9 +60,12 @@ pub use config::{
 pub use hooks::LogFn;
 pub use locate::worker_versions;
 pub use roma_core::{
-    CodeObject, DEFAULT_MAX_HEAP_MB, DispatchFuture, DispatcherStats, EngineLimits, ErrorKind,
-    ExecutionToken, InvocationRequest, LogLevel, MAX_PROFILE_BYTES, ResponseObject, RomaError,
-    TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
+    CodeObject, DEFAULT_MAX_HEAP_MB, EngineLimits, ErrorKind, InvocationRequest, LogLevel,
+    MAX_PROFILE_BYTES, ResponseObject, RomaError, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG,
+    WASM_RETURN_TYPE_TAG, metrics,
+};
+pub use roma_dispatch::{
+    DispatchFuture, DispatcherStats, ExecutionToken, WorkerHealth, WorkerStats,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{

@@ -5,10 +5,8 @@ use crate::hooks::Hooks;
 use crate::locate::find_worker;
 use crate::tenant::Tenants;
 use crate::worker_client::{WorkerClient, WorkerMode, WorkerSetup};
-use roma_core::{
-    CodeObject, DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken, InvocationRequest,
-    ResponseObject, RomaError,
-};
+use roma_core::{CodeObject, InvocationRequest, ResponseObject, RomaError};
+use roma_dispatch::{DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken};
 use std::ops::Deref;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;

@@ -7,10 +7,8 @@
 //! that no caller holds (see `State::eviction_candidate`), so eviction never cuts a request or a
 //! load short; the evicted tenant's versions go with it.
 
-use roma_core::{
-    CodeObject, Dispatcher, DispatcherConfig, DispatcherStats, ErrorKind, InvocationRequest,
-    RomaError,
-};
+use roma_core::{CodeObject, ErrorKind, InvocationRequest, RomaError};
+use roma_dispatch::{Dispatcher, DispatcherConfig, DispatcherStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 

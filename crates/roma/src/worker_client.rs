@@ -14,9 +14,8 @@ use crate::hooks::Hooks;
 use crate::locate::WorkerBinary;
 use crate::udf_thread::{UdfThread, Waiting};
 use roma_core::LogLevel;
-use roma_core::{
-    CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, RomaError, WorkerBackend, metrics,
-};
+use roma_core::{CodeObject, ErrorKind, ExecOutput, Invocation, RomaError, metrics};
+use roma_dispatch::{Interrupt, WorkerBackend};
 use roma_ipc::{
     ChannelConfig, Control, ControlSender, Deadline, HostEndpoint, HostToWorker, IpcError,
     PROBE_MODE_ARG, ProbeResult, RequestTime, WORKER_OOM_EXIT_CODE, WorkerToHost, spawn_pair,

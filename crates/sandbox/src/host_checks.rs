@@ -7,6 +7,7 @@
 //! so the two lists print as one.
 
 use crate::probe::ProbeOutcome;
+use crate::probe::Verdict::{Held, NotHeld};
 use crate::procfs;
 
 /// The names of the checks [`check_started_worker`] makes, in order.
@@ -16,15 +17,6 @@ pub const HOST_CHECK_NAMES: [&str; 2] = ["worker host uid is not 0", "jail ends 
 /// is `pid`.
 pub fn check_started_worker(pid: u32) -> Vec<ProbeOutcome> {
     vec![host_uid(pid), tied_to_host(pid)]
-}
-
-fn outcome(name: &str, attempted: bool, held: bool, detail: String) -> ProbeOutcome {
-    ProbeOutcome {
-        name: name.to_owned(),
-        attempted,
-        held,
-        detail,
-    }
 }
 
 /// The real, effective, saved and filesystem uids of `pid` as the host sees them.
@@ -39,23 +31,23 @@ fn host_uid(pid: u32) -> ProbeOutcome {
     let mut pids = vec![pid];
     match procfs::descendants_of(pid) {
         Ok(below) => pids.extend(below.iter().filter(|p| !p.is_zombie()).map(|p| p.pid)),
-        Err(e) => return outcome(name, false, false, format!("cannot read /proc: {e}")),
+        Err(e) => {
+            return ProbeOutcome::not_attempted(name, NotHeld, format!("cannot read /proc: {e}"));
+        }
     }
     let mut seen: Vec<u32> = Vec::new();
     for p in &pids {
         let Some(ids) = uids(*p) else {
-            return outcome(
+            return ProbeOutcome::not_attempted(
                 name,
-                false,
-                false,
+                NotHeld,
                 format!("cannot read the uids of pid {p}"),
             );
         };
         if ids.contains(&0) {
-            return outcome(
+            return ProbeOutcome::attempted(
                 name,
-                true,
-                false,
+                NotHeld,
                 format!(
                     "pid {p} of the jail runs as host uid 0 (the host is root and this backend \
                      keeps its uid)"
@@ -67,51 +59,45 @@ fn host_uid(pid: u32) -> ProbeOutcome {
     seen.sort_unstable();
     seen.dedup();
     let list: Vec<String> = seen.iter().map(u32::to_string).collect();
-    outcome(name, true, true, format!("host uid {}", list.join(",")))
+    ProbeOutcome::attempted(name, Held, format!("host uid {}", list.join(",")))
 }
 
 fn tied_to_host(pid: u32) -> ProbeOutcome {
     let name = HOST_CHECK_NAMES[1];
     let Some(lifeline) = crate::backend::lifeline_read_end_made() else {
-        return outcome(
+        return ProbeOutcome::not_attempted(
             name,
-            false,
-            false,
-            "no launcher: the worker outlives a SIGKILLed host unless it exits by itself".into(),
+            NotHeld,
+            "no launcher: the worker outlives a SIGKILLed host unless it exits by itself",
         );
     };
     let Ok(ours) = std::fs::read_link(format!("/proc/self/fd/{lifeline}")) else {
-        return outcome(
-            name,
-            false,
-            false,
-            "cannot read the host's lifeline fd".into(),
-        );
+        return ProbeOutcome::not_attempted(name, NotHeld, "cannot read the host's lifeline fd");
     };
     let dir = format!("/proc/{pid}/fd");
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) => return outcome(name, false, false, format!("cannot list {dir}: {e}")),
+        Err(e) => {
+            return ProbeOutcome::not_attempted(name, NotHeld, format!("cannot list {dir}: {e}"));
+        }
     };
     let watched = entries
         .flatten()
         .any(|e| std::fs::read_link(e.path()).is_ok_and(|target| target == ours));
     if watched {
-        outcome(
+        ProbeOutcome::attempted(
             name,
-            true,
-            true,
+            Held,
             format!(
                 "the launcher holds the host's lifeline {} and kills the jail at its end",
                 ours.display()
             ),
         )
     } else {
-        outcome(
+        ProbeOutcome::attempted(
             name,
-            true,
-            false,
-            "the launcher does not hold the host's lifeline pipe".into(),
+            NotHeld,
+            "the launcher does not hold the host's lifeline pipe",
         )
     }
 }

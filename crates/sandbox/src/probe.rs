@@ -15,6 +15,7 @@
 //! the real one (which kills rather than failing). Never run untrusted code under the probe
 //! filter.
 
+use Verdict::{Held, NotHeld};
 use std::ffi::CStr;
 use std::fmt;
 use std::io;
@@ -35,13 +36,42 @@ pub struct ProbeOutcome {
 
 const LINE_TAG: &str = "probe";
 
+/// Whether a protection held: the forbidden action failed, or never got the chance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Held,
+    NotHeld,
+}
+
+impl Verdict {
+    /// [`Verdict::Held`] when `held` is true.
+    pub(crate) fn held_if(held: bool) -> Self {
+        if held {
+            Verdict::Held
+        } else {
+            Verdict::NotHeld
+        }
+    }
+}
+
 impl ProbeOutcome {
-    fn new(name: &str, attempted: bool, held: bool, detail: impl Into<String>) -> Self {
+    /// The forbidden action was tried; `verdict` says whether it failed.
+    pub(crate) fn attempted(name: &str, verdict: Verdict, detail: impl Into<String>) -> Self {
+        Self::new(name, true, verdict, detail.into())
+    }
+
+    /// An earlier step that the action needs failed, so the action itself was not tried;
+    /// `verdict` says whether what stopped it counts as the protection holding.
+    pub(crate) fn not_attempted(name: &str, verdict: Verdict, detail: impl Into<String>) -> Self {
+        Self::new(name, false, verdict, detail.into())
+    }
+
+    fn new(name: &str, attempted: bool, verdict: Verdict, detail: String) -> Self {
         ProbeOutcome {
             name: name.to_owned(),
             attempted,
-            held,
-            detail: detail.into(),
+            held: verdict == Verdict::Held,
+            detail,
         }
     }
 
@@ -168,8 +198,8 @@ fn last_error() -> io::Error {
 
 fn read_file(name: &str, path: &str) -> ProbeOutcome {
     match std::fs::read(path) {
-        Ok(_) => ProbeOutcome::new(name, true, false, "readable"),
-        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+        Ok(_) => ProbeOutcome::attempted(name, NotHeld, "readable"),
+        Err(e) => ProbeOutcome::attempted(name, Held, errno_name(&e)),
     }
 }
 
@@ -183,9 +213,9 @@ fn list_root(name: &str) -> ProbeOutcome {
             // Listing the jail's own root is harmless; the host's root has /etc.
             let host_root = names.iter().any(|n| n == "etc");
             let detail = format!("listed {} entries", names.len());
-            ProbeOutcome::new(name, true, !host_root, detail)
+            ProbeOutcome::attempted(name, Verdict::held_if(!host_root), detail)
         }
-        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+        Err(e) => ProbeOutcome::attempted(name, Held, errno_name(&e)),
     }
 }
 
@@ -201,17 +231,16 @@ fn write_file(name: &str, dir: &str) -> ProbeOutcome {
             drop(f);
             let _ = std::fs::remove_file(&path);
             match written {
-                Ok(()) => ProbeOutcome::new(name, true, false, "created and written (removed)"),
+                Ok(()) => ProbeOutcome::attempted(name, NotHeld, "created and written (removed)"),
                 // RLIMIT_FSIZE 0 stops the write (EFBIG): no data can leave.
-                Err(e) => ProbeOutcome::new(
+                Err(e) => ProbeOutcome::attempted(
                     name,
-                    true,
-                    true,
+                    Held,
                     format!("created, write failed: {} (removed)", errno_name(&e)),
                 ),
             }
         }
-        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+        Err(e) => ProbeOutcome::attempted(name, Held, errno_name(&e)),
     }
 }
 
@@ -239,7 +268,7 @@ fn tcp_connect(name: &str) -> ProbeOutcome {
     let fd = match socket(libc::AF_INET) {
         Ok(fd) => fd,
         Err(e) => {
-            return ProbeOutcome::new(name, true, true, format!("socket: {}", errno_name(&e)));
+            return ProbeOutcome::attempted(name, Held, format!("socket: {}", errno_name(&e)));
         }
     };
     let addr = libc::sockaddr_in {
@@ -259,7 +288,7 @@ fn tcp_connect(name: &str) -> ProbeOutcome {
         )
     };
     if rc == 0 {
-        return ProbeOutcome::new(name, true, false, "socket created, connected");
+        return ProbeOutcome::attempted(name, NotHeld, "socket created, connected");
     }
     let e = last_error();
     // Refused means the host's loopback answered: the network is reachable.
@@ -267,18 +296,17 @@ fn tcp_connect(name: &str) -> ProbeOutcome {
         e.raw_os_error(),
         Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EPERM)
     );
-    ProbeOutcome::new(
+    ProbeOutcome::attempted(
         name,
-        true,
-        held,
+        Verdict::held_if(held),
         format!("socket created, connect: {}", errno_name(&e)),
     )
 }
 
 fn unix_socket(name: &str) -> ProbeOutcome {
     match socket(libc::AF_UNIX) {
-        Ok(_fd) => ProbeOutcome::new(name, true, false, "socket(AF_UNIX) created"),
-        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+        Ok(_fd) => ProbeOutcome::attempted(name, NotHeld, "socket(AF_UNIX) created"),
+        Err(e) => ProbeOutcome::attempted(name, Held, errno_name(&e)),
     }
 }
 
@@ -317,8 +345,8 @@ fn in_forked_child(in_child: fn() -> i32) -> io::Result<i32> {
 
 fn fork(name: &str) -> ProbeOutcome {
     match in_forked_child(|| 0) {
-        Ok(_) => ProbeOutcome::new(name, true, false, "forked a child"),
-        Err(e) => ProbeOutcome::new(name, true, true, errno_name(&e)),
+        Ok(_) => ProbeOutcome::attempted(name, NotHeld, "forked a child"),
+        Err(e) => ProbeOutcome::attempted(name, Held, errno_name(&e)),
     }
 }
 
@@ -341,9 +369,9 @@ fn execve(name: &str) -> ProbeOutcome {
     };
     let e = last_error();
     if rc == 0 || e.raw_os_error() == Some(libc::EFAULT) {
-        ProbeOutcome::new(name, true, false, "the program was found and executable")
+        ProbeOutcome::attempted(name, NotHeld, "the program was found and executable")
     } else {
-        ProbeOutcome::new(name, true, true, errno_name(&e))
+        ProbeOutcome::attempted(name, Held, errno_name(&e))
     }
 }
 
@@ -359,21 +387,15 @@ fn ptrace(name: &str) -> ProbeOutcome {
     }
     // In a throw-away child when one can be forked, so the probing process is never traced.
     match in_forked_child(traceme) {
-        Ok(0) => ProbeOutcome::new(name, true, false, "PTRACE_TRACEME succeeded (in a child)"),
-        Ok(code) => ProbeOutcome::new(
-            name,
-            true,
-            true,
-            errno_name(&io::Error::from_raw_os_error(code)),
-        ),
+        Ok(0) => ProbeOutcome::attempted(name, NotHeld, "PTRACE_TRACEME succeeded (in a child)"),
+        Ok(code) => {
+            ProbeOutcome::attempted(name, Held, errno_name(&io::Error::from_raw_os_error(code)))
+        }
         Err(_) => match traceme() {
-            0 => ProbeOutcome::new(name, true, false, "PTRACE_TRACEME succeeded"),
-            code => ProbeOutcome::new(
-                name,
-                true,
-                true,
-                errno_name(&io::Error::from_raw_os_error(code)),
-            ),
+            0 => ProbeOutcome::attempted(name, NotHeld, "PTRACE_TRACEME succeeded"),
+            code => {
+                ProbeOutcome::attempted(name, Held, errno_name(&io::Error::from_raw_os_error(code)))
+            }
         },
     }
 }
@@ -383,14 +405,9 @@ fn mount(name: &str) -> ProbeOutcome {
     let fd = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::O_CLOEXEC) };
     if fd >= 0 {
         drop(Fd(fd as libc::c_int));
-        ProbeOutcome::new(
-            name,
-            true,
-            false,
-            "fsopen(tmpfs) succeeded (nothing mounted)",
-        )
+        ProbeOutcome::attempted(name, NotHeld, "fsopen(tmpfs) succeeded (nothing mounted)")
     } else {
-        ProbeOutcome::new(name, true, true, errno_name(&last_error()))
+        ProbeOutcome::attempted(name, Held, errno_name(&last_error()))
     }
 }
 
@@ -408,10 +425,9 @@ fn host_pids(name: &str) -> ProbeOutcome {
     // process. Or pid 1 does not exist for it at all.
     let own_namespace = pid == 1 || (pid == 2 && ppid == 1);
     let held = own_namespace || err.is_some_and(|e| e.raw_os_error() == Some(libc::ESRCH));
-    ProbeOutcome::new(
+    ProbeOutcome::attempted(
         name,
-        true,
-        held,
+        Verdict::held_if(held),
         format!("pid {pid}, parent {ppid}, {kill}"),
     )
 }
@@ -420,9 +436,9 @@ fn setuid(name: &str) -> ProbeOutcome {
     // SAFETY: setuid takes an integer.
     let rc = unsafe { libc::setuid(0) };
     if rc == 0 {
-        ProbeOutcome::new(name, true, false, "setuid(0) succeeded")
+        ProbeOutcome::attempted(name, NotHeld, "setuid(0) succeeded")
     } else {
-        ProbeOutcome::new(name, true, true, errno_name(&last_error()))
+        ProbeOutcome::attempted(name, Held, errno_name(&last_error()))
     }
 }
 
@@ -442,14 +458,9 @@ fn new_userns(name: &str) -> ProbeOutcome {
         Err(_) => in_child(),
     };
     if code == 0 {
-        ProbeOutcome::new(name, true, false, "unshare(CLONE_NEWUSER) succeeded")
+        ProbeOutcome::attempted(name, NotHeld, "unshare(CLONE_NEWUSER) succeeded")
     } else {
-        ProbeOutcome::new(
-            name,
-            true,
-            true,
-            errno_name(&io::Error::from_raw_os_error(code)),
-        )
+        ProbeOutcome::attempted(name, Held, errno_name(&io::Error::from_raw_os_error(code)))
     }
 }
 
@@ -458,7 +469,7 @@ fn new_userns(name: &str) -> ProbeOutcome {
 /// kernel got to answer it.
 fn refused_by_the_filter(name: &str, rc: libc::c_long, what: &str) -> ProbeOutcome {
     if rc >= 0 {
-        return ProbeOutcome::new(name, true, false, format!("{what} succeeded"));
+        return ProbeOutcome::attempted(name, NotHeld, format!("{what} succeeded"));
     }
     let e = last_error();
     let held = e.raw_os_error() == Some(libc::EPERM);
@@ -470,7 +481,7 @@ fn refused_by_the_filter(name: &str, rc: libc::c_long, what: &str) -> ProbeOutco
             errno_name(&e)
         )
     };
-    ProbeOutcome::new(name, true, held, detail)
+    ProbeOutcome::attempted(name, Verdict::held_if(held), detail)
 }
 
 fn futex_lock_pi(name: &str) -> ProbeOutcome {
@@ -499,7 +510,7 @@ fn madvise_remove(name: &str) -> ProbeOutcome {
         let page = libc::mmap(std::ptr::null_mut(), PAGE, rw, shared, -1, 0);
         if page == libc::MAP_FAILED {
             let e = last_error();
-            return ProbeOutcome::new(name, false, true, format!("mmap: {}", errno_name(&e)));
+            return ProbeOutcome::not_attempted(name, Held, format!("mmap: {}", errno_name(&e)));
         }
         let rc = libc::syscall(libc::SYS_madvise, page, PAGE, libc::MADV_REMOVE);
         let outcome = refused_by_the_filter(name, rc, "MADV_REMOVE on shared memory");
@@ -542,7 +553,7 @@ fn sigsys_reporter(name: &str) -> ProbeOutcome {
     };
     if rc != 0 {
         let e = last_error();
-        return ProbeOutcome::new(name, true, false, format!("sigaction: {}", errno_name(&e)));
+        return ProbeOutcome::attempted(name, NotHeld, format!("sigaction: {}", errno_name(&e)));
     }
     let installed = old.sa_sigaction != libc::SIG_DFL
         && old.sa_sigaction != libc::SIG_IGN
@@ -551,22 +562,19 @@ fn sigsys_reporter(name: &str) -> ProbeOutcome {
         installed,
         crate::current_jail().and_then(|j| j.violation_fd),
     ) {
-        (true, Some(fd)) => ProbeOutcome::new(
+        (true, Some(fd)) => ProbeOutcome::attempted(
             name,
-            true,
-            true,
+            Held,
             format!("SIGSYS handler reports the call's number to the host on fd {fd}"),
         ),
-        (true, None) => ProbeOutcome::new(
+        (true, None) => ProbeOutcome::attempted(
             name,
-            true,
-            false,
+            NotHeld,
             "no violation pipe from the host: a refused call kills unnamed",
         ),
-        (false, _) => ProbeOutcome::new(
+        (false, _) => ProbeOutcome::attempted(
             name,
-            true,
-            false,
+            NotHeld,
             "no SIGSYS handler: a refused call kills unnamed",
         ),
     }
@@ -578,7 +586,7 @@ mod tests {
 
     #[test]
     fn lines_round_trip_and_reject_garbage() {
-        let o = ProbeOutcome::new("fork", true, false, "forked\ta child\n");
+        let o = ProbeOutcome::attempted("fork", NotHeld, "forked\ta child\n");
         let line = o.to_line();
         assert!(!line.contains('\n'));
         let back = ProbeOutcome::parse_line(&line).unwrap();
@@ -595,6 +603,26 @@ mod tests {
             assert_eq!(ProbeOutcome::parse_line(bad), None, "{bad:?}");
         }
         assert!(o.to_string().contains("NOT HELD"));
+    }
+
+    #[test]
+    fn the_constructors_say_what_was_tried_and_whether_it_held() {
+        let flags = |o: ProbeOutcome| (o.attempted, o.held);
+        assert_eq!(flags(ProbeOutcome::attempted("a", Held, "")), (true, true));
+        assert_eq!(
+            flags(ProbeOutcome::attempted("a", NotHeld, "")),
+            (true, false)
+        );
+        assert_eq!(
+            flags(ProbeOutcome::not_attempted("a", Held, "")),
+            (false, true)
+        );
+        assert_eq!(
+            flags(ProbeOutcome::not_attempted("a", NotHeld, "")),
+            (false, false)
+        );
+        assert_eq!(Verdict::held_if(true), Held);
+        assert_eq!(Verdict::held_if(false), NotHeld);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Worker crashes, panicking backends, respawn with replay, and factory failures.
 
 use crate::fake::{Event, Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
-use crate::{NO_RETRY, config, health_is, run_on, start, wait_stats, with_backoff};
-use roma_core::{DispatcherConfig, ErrorKind, WorkerHealth, metrics};
+use crate::{NO_RETRY, config, health_is, loaded, run_on, start, wait_stats, with_backoff};
+use roma_core::{ErrorKind, metrics};
+use roma_dispatch::WorkerHealth;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,13 +17,9 @@ fn a_crash_fails_only_its_request_and_the_worker_comes_back_with_every_version()
     load_ok(&d, code("v1", "z")); // replaces v1: load order is now v2, v1
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "block:g", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
-    d.execute(log.req(2, req("v1", "crash", &[])), log.sink(2, &tx))
-        .unwrap();
-    d.execute(log.req(3, req("v1", "echo", &[])), log.sink(3, &tx))
-        .unwrap();
+    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
+    log.submit(&d, 2, "crash", &tx);
+    log.submit(&d, 3, "echo", &tx);
     h.open("g");
     assert!(recv(&rx).is_ok());
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
@@ -54,21 +51,14 @@ fn a_crash_fails_only_its_request_and_the_worker_comes_back_with_every_version()
 
 #[test]
 fn other_workers_are_untouched_by_a_crash() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
     let (ctx, crx) = mpsc::channel();
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     assert_eq!(h.wait_started().0, 0);
     d.execute(req("v1", "crash", &[]), sink(&ctx)).unwrap();
     assert_eq!(recv(&crx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
-    h.wait_events("worker 1 respawned", |e| {
-        e.contains(&Event::Spawn {
-            worker: 1,
-            generation: 2,
-        })
-    });
+    h.wait_spawned(1, 2);
     h.open("g");
     assert_eq!(recv(&rx).unwrap().resp, "released g");
     assert_eq!(h.spawns(0), 1);
@@ -78,17 +68,13 @@ fn other_workers_are_untouched_by_a_crash() {
 
 #[test]
 fn a_panicking_backend_fails_its_request_and_is_replaced() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "panic", &[])), log.sink(1, &tx))
-        .unwrap();
+    log.submit(&d, 1, "panic", &tx);
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Internal);
     log.assert_answered_once(1);
-    d.execute(log.req(2, req("v1", "echo", &[])), log.sink(2, &tx))
-        .unwrap();
+    log.submit(&d, 2, "echo", &tx);
     assert_eq!(recv(&rx).unwrap().resp, "v1|js|");
     assert_eq!(h.spawns(0), 2);
     assert_eq!(h.loads(0, 2), vec!["v1"]);
@@ -96,9 +82,7 @@ fn a_panicking_backend_fails_its_request_and_is_replaced() {
 
 #[test]
 fn a_version_the_engine_dropped_is_reloaded_from_the_host_cache() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "forget", &[]), sink(&tx)).unwrap();
     assert!(recv(&rx).is_ok());
@@ -110,16 +94,13 @@ fn a_version_the_engine_dropped_is_reloaded_from_the_host_cache() {
 
 #[test]
 fn a_failed_respawn_marks_the_slot_down_and_moves_its_queue() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, with_backoff(2, NO_RETRY, NO_RETRY));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(with_backoff(2, NO_RETRY, NO_RETRY));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
     run_on(&h, &d, &log, (2, "block:b"), &tx, 1);
     // Slot 0 queue: crash, 4; slot 1 queue: 3.
-    d.execute(log.req(10, req("v1", "crash", &[])), log.sink(10, &tx))
-        .unwrap();
+    log.submit(&d, 10, "crash", &tx);
     d.execute(log.req(3, req("v1", "echo", &["3"])), log.sink(3, &tx))
         .unwrap();
     d.execute(log.req(4, req("v1", "echo", &["4"])), log.sink(4, &tx))
@@ -155,25 +136,14 @@ fn a_failed_respawn_marks_the_slot_down_and_moves_its_queue() {
 
 #[test]
 fn a_down_slot_retries_with_backoff_and_replays_everything() {
-    let h = Harness::new();
-    let cfg = DispatcherConfig {
-        respawn_backoff_initial: Duration::from_millis(1),
-        respawn_backoff_max: Duration::from_millis(2),
-        ..config(2, 0)
-    };
-    let d = start::<()>(&h, cfg);
-    load_ok(&d, code("v1", "js"));
+    let backoff = with_backoff(2, Duration::from_millis(1), Duration::from_millis(2));
+    let (h, d) = loaded::<()>(backoff);
     h.fail_spawns.store(3, Ordering::SeqCst);
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "crash", &[]), sink(&tx)).unwrap();
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
     load_ok(&d, code("v2", "js")); // loaded while slot 0 is down or respawning
-    h.wait_events("slot 0 back", |e| {
-        e.contains(&Event::Spawn {
-            worker: 0,
-            generation: 2,
-        })
-    });
+    h.wait_spawned(0, 2);
     wait_stats(&d, "slot 0 up", |s| health_is(s, 0, WorkerHealth::Up));
     assert_eq!(h.failed_spawns(0), 3);
     let mut gen2 = h.loads(0, 2);
@@ -191,23 +161,12 @@ fn a_down_slot_retries_with_backoff_and_replays_everything() {
 
 #[test]
 fn with_every_slot_down_requests_fail_and_new_ones_are_refused() {
-    let h = Harness::new();
-    let cfg = DispatcherConfig {
-        respawn_backoff_initial: NO_RETRY,
-        respawn_backoff_max: NO_RETRY,
-        ..config(1, 0)
-    };
-    let d = start::<Meta>(&h, cfg);
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(with_backoff(1, NO_RETRY, NO_RETRY));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "block:g", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
-    d.execute(log.req(2, req("v1", "crash", &[])), log.sink(2, &tx))
-        .unwrap();
-    d.execute(log.req(3, req("v1", "echo", &[])), log.sink(3, &tx))
-        .unwrap();
+    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
+    log.submit(&d, 2, "crash", &tx);
+    log.submit(&d, 3, "echo", &tx);
     h.fail_spawns.store(1, Ordering::SeqCst);
     h.open("g");
     assert!(recv(&rx).is_ok());
@@ -230,20 +189,13 @@ fn with_every_slot_down_requests_fail_and_new_ones_are_refused() {
 
 #[test]
 fn a_worker_dying_during_a_load_fails_the_load_and_comes_back() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
     d.load(code("v2", "crash-on-1"), sink(&tx)).unwrap();
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
     let err = d.execute(req("v2", "echo", &[]), sink(&tx)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::VersionNotFound);
-    h.wait_events("worker 1 respawned", |e| {
-        e.contains(&Event::Spawn {
-            worker: 1,
-            generation: 2,
-        })
-    });
+    h.wait_spawned(1, 2);
     wait_stats(&d, "slot 1 up", |s| health_is(s, 1, WorkerHealth::Up));
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     assert_eq!(h.wait_started().0, 0);

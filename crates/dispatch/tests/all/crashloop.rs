@@ -1,26 +1,13 @@
 //! Crash loops: a backend that dies before proving healthy is replaced only after a backoff
 //! wait, a healthy one at once, and no request is lost or answered twice meanwhile.
 
-use crate::fake::{Event, Harness, MetaLog, PATIENCE, Seen, code, load_ok, recv, req};
-use crate::{NO_RETRY, health_is, run_on, start, wait_stats, with_backoff};
-use roma_core::{Dispatcher, ErrorKind, WorkerHealth, metrics};
+use crate::fake::{Event, Harness, MetaLog, Seen, code, load_ok, recv, req};
+use crate::{NO_RETRY, health_is, loaded, run_on, start, stop_promptly, wait_stats, with_backoff};
+use roma_core::{ErrorKind, metrics};
+use roma_dispatch::{Dispatcher, WorkerHealth};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// Stops `d` on another thread and fails the test if `stop` has not returned after
-/// [`PATIENCE`] (a backoff wait that `stop` does not end lasts an hour in these tests).
-fn stop_promptly<M: Send + Sync + 'static>(d: Dispatcher<M>) {
-    let d = Arc::new(d);
-    let stopper = Arc::clone(&d);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        stopper.stop();
-        let _ = tx.send(());
-    });
-    rx.recv_timeout(PATIENCE)
-        .expect("stop returns while a slot waits out its backoff");
-}
 
 /// Waits until backend `generation` of `worker` has been dropped and the slot is respawning
 /// (the slot marks itself respawning right after dropping the dead backend).
@@ -44,12 +31,7 @@ fn backends_dying_in_idle_are_replaced_on_the_backoff_schedule_not_in_a_loop() {
     h.die_in_idle(0);
     // Never healthy by age (the cap is an hour): every death here is early.
     let d = start::<()>(&h, with_backoff(1, Duration::from_millis(10), NO_RETRY));
-    h.wait_events("the slot keeps replacing its backend", |e| {
-        e.contains(&Event::Spawn {
-            worker: 0,
-            generation: 3,
-        })
-    });
+    h.wait_spawned(0, 3);
     // An observation window, not a synchronisation: waits of 10, 20, 40, 80 ms allow about 5
     // backends in 200 ms, a tight loop thousands. A slow machine only lowers the count.
     std::thread::sleep(Duration::from_millis(200));
@@ -72,8 +54,7 @@ fn a_slot_waiting_out_a_crash_loop_keeps_its_work_until_stop_which_ends_the_wait
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     for t in 1..=3 {
-        d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &tx))
-            .unwrap();
+        log.submit(&d, t, "echo", &tx);
     }
     let s = d.stats();
     assert_eq!((s.workers[0].queued, s.workers[0].pending_loads), (3, 1));
@@ -91,10 +72,8 @@ fn a_slot_waiting_out_a_crash_loop_keeps_its_work_until_stop_which_ends_the_wait
 
 #[test]
 fn a_healthy_worker_crashed_by_one_bad_request_is_replaced_at_once() {
-    let h = Harness::new();
     // Any backoff wait would last an hour and fail the next `recv`.
-    let d = start::<()>(&h, with_backoff(1, NO_RETRY, NO_RETRY));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(with_backoff(1, NO_RETRY, NO_RETRY));
     let (tx, rx) = mpsc::channel();
     let run = |handler: &str| {
         d.execute(req("v1", handler, &[]), crate::fake::sink(&tx))
@@ -115,17 +94,14 @@ fn a_healthy_worker_crashed_by_one_bad_request_is_replaced_at_once() {
 
 #[test]
 fn a_backend_dying_before_its_first_request_completes_waits_while_others_take_its_queue() {
-    let h = Harness::new();
-    let d = start::<crate::fake::Meta>(&h, with_backoff(2, NO_RETRY, NO_RETRY));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<crate::fake::Meta>(with_backoff(2, NO_RETRY, NO_RETRY));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
     run_on(&h, &d, &log, (2, "crash-after:b"), &tx, 1);
     let (etx, erx) = mpsc::channel();
     for t in 3..=6 {
-        d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &etx))
-            .unwrap();
+        log.submit(&d, t, "echo", &etx);
     }
     let queued: Vec<usize> = d.stats().workers.iter().map(|w| w.queued).collect();
     assert_eq!(queued, vec![2, 2]);

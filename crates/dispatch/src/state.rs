@@ -10,7 +10,8 @@ use super::backend::Interrupt;
 use super::config::Resolved;
 use super::direct::{Claim, Lend};
 use super::job::{Job, LoadAggregate, LoadCallback, LoadJob};
-use crate::{ResponseObject, RomaError, VersionCache};
+use crate::VersionCache;
+use roma_core::{ResponseObject, RomaError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -38,7 +39,7 @@ pub(crate) struct Shared<M> {
     /// (the low-latency mode, [`super::DispatcherConfig::idle_poll`]) watches without the lock.
     pub slot_bell: Vec<AtomicU64>,
     /// How long blocking callers poll for their answers in the low-latency mode.
-    pub answer_poll: super::answer_poll::AnswerPoll,
+    pub answer_poll: crate::answer_poll::AnswerPoll,
     /// Wakes the load-timeout thread.
     pub timer_cv: Condvar,
     /// Wakes submitters waiting for room in the queues (`State::room_waiters` of them).
@@ -521,7 +522,7 @@ impl<M> State<M> {
 
     /// For a slot coming back: the cached versions it must replay, oldest load first. Versions
     /// whose load is still in the slot's control queue are left to that queue.
-    pub fn replay_list(&self, i: usize) -> Vec<Arc<crate::CodeObject>> {
+    pub fn replay_list(&self, i: usize) -> Vec<Arc<roma_core::CodeObject>> {
         let first_pending = self.slots[i]
             .loads
             .iter()
@@ -539,7 +540,7 @@ impl<M> State<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CodeObject, Invocation};
+    use roma_core::{CodeObject, Invocation};
     use std::time::{Duration, Instant};
 
     fn state(workers: usize) -> State<()> {

@@ -9,7 +9,7 @@
 //! the exchange, gives the backend back and has its answer in hand, with no dispatcher thread
 //! woken.
 //!
-//! The rules ("Direct hand-off" in the dispatcher's module docs): a slot's backend is parked
+//! The rules ("Direct hand-off" in the crate docs): a slot's backend is parked
 //! ([`Parking`]) only by its slot thread, only while that thread waits with nothing to do; a
 //! claim ([`super::state::State::claim`]) is made under the dispatcher lock and marks the slot
 //! busy exactly as the slot thread's own take does; the borrower holds the backend in a
@@ -21,7 +21,7 @@ use super::job::Job;
 use super::state::Shared;
 use super::state::WorkerHealth;
 use super::worker::{alive, execute_job, guarded, respond};
-use crate::{ErrorKind, RomaError};
+use roma_core::{ErrorKind, RomaError};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Executions: the happy path, metrics, refusals, queue bounds, placement and stealing.
 
 use crate::fake::{Harness, MetaLog, code, load_ok, recv, req, sink};
-use crate::{config, start};
+use crate::{config, loaded, run_on, start};
 use roma_core::{ErrorKind, metrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,9 +55,7 @@ fn echo_round_trip_with_host_metrics() {
 
 #[test]
 fn backend_errors_reach_the_callback_without_a_respawn() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "fail", &[]), sink(&tx)).unwrap();
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Execution);
@@ -84,9 +82,7 @@ fn unknown_version_is_refused_at_once() {
 
 #[test]
 fn invalid_requests_are_refused_at_once() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<()>(config(1, 0));
     let (tx, _rx) = mpsc::channel();
     let mut bad_handler = req("v1", "a..b", &[]);
     bad_handler.id = "x".into();
@@ -102,21 +98,14 @@ fn invalid_requests_are_refused_at_once() {
 
 #[test]
 fn queue_full_at_capacity_refuses_at_once_and_drops_the_request() {
-    let h = Harness::new();
-    let d = start::<crate::fake::Meta>(&h, config(2, 2));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<crate::fake::Meta>(config(2, 2));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     // Occupy both workers; running requests do not count against the bound.
-    d.execute(log.req(100, req("v1", "block:a", &[])), log.sink(100, &tx))
-        .unwrap();
-    h.wait_started();
-    d.execute(log.req(101, req("v1", "block:b", &[])), log.sink(101, &tx))
-        .unwrap();
-    h.wait_started();
+    run_on(&h, &d, &log, (100, "block:a"), &tx, 0);
+    run_on(&h, &d, &log, (101, "block:b"), &tx, 1);
     for tag in 0..4 {
-        d.execute(log.req(tag, req("v1", "echo", &[])), log.sink(tag, &tx))
-            .unwrap();
+        log.submit(&d, tag, "echo", &tx);
     }
     let s = d.stats();
     assert_eq!((s.queued, s.capacity), (4, 4));
@@ -139,16 +128,13 @@ fn queue_full_at_capacity_refuses_at_once_and_drops_the_request() {
         "no callback for the refused request"
     );
     // With room again, the next request is accepted.
-    d.execute(log.req(5, req("v1", "echo", &[])), log.sink(5, &tx))
-        .unwrap();
+    log.submit(&d, 5, "echo", &tx);
     log.assert_answered_once(5);
 }
 
 #[test]
 fn new_work_goes_to_the_least_busy_worker() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(3, 0));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:a", &[]), sink(&tx)).unwrap();
     assert_eq!(h.wait_started().0, 0, "ties go to the lowest index");
@@ -175,9 +161,7 @@ fn new_work_goes_to_the_least_busy_worker() {
 
 #[test]
 fn an_idle_worker_steals_from_a_busy_one() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:a", &[]), sink(&tx)).unwrap();
     assert_eq!(h.wait_started().0, 0);
@@ -212,9 +196,7 @@ fn an_idle_worker_steals_from_a_busy_one() {
 
 #[test]
 fn a_panicking_callback_is_contained() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&calls);
     d.execute(req("v1", "echo", &[]), move |_| {
@@ -231,9 +213,8 @@ fn a_panicking_callback_is_contained() {
 
 #[test]
 fn a_callback_may_submit_follow_up_work() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(1, 0)));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<()>(config(1, 0));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     let d2 = Arc::clone(&d);
     let tx2 = tx.clone();
@@ -251,9 +232,7 @@ fn a_callback_may_submit_follow_up_work() {
 
 #[test]
 fn metadata_lives_until_its_callback_returned() {
-    let h = Harness::new();
-    let d = start::<crate::fake::Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<crate::fake::Meta>(config(1, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     for (tag, handler) in [(1, "echo"), (2, "fail"), (3, "crash"), (4, "panic")] {

@@ -5,7 +5,7 @@
 
 use super::job::call_guarded;
 use super::state::Shared;
-use crate::{ErrorKind, RomaError};
+use roma_core::{ErrorKind, RomaError};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 

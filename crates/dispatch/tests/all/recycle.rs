@@ -2,9 +2,10 @@
 //! uses CPU while idle; the new one holds every cached version before it takes a request, and no
 //! request fails because of it, under load included.
 
-use crate::fake::{Event, Harness, code, load_ok, recv, req, sink};
+use crate::fake::{Event, Harness, code, load_ok, recv, req, run, sink};
 use crate::{config, start, wait_stats};
-use roma_core::{DispatcherConfig, RomaError};
+use roma_core::RomaError;
+use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,11 +20,8 @@ fn recycling(workers: usize, requests: u64, age: Duration, cpu: Duration) -> Dis
     }
 }
 
-fn echo_ok(d: &roma_core::Dispatcher<()>, version: &str, input: &str) {
-    let (tx, rx) = mpsc::channel();
-    d.execute(req(version, "echo", &[input]), sink(&tx))
-        .expect("accepted");
-    let out = recv(&rx).expect("the request succeeds");
+fn echo_ok(d: &roma_dispatch::Dispatcher<()>, version: &str, input: &str) {
+    let out = run(d, req(version, "echo", &[input])).expect("the request succeeds");
     assert!(out.resp.starts_with(&format!("{version}|")), "{}", out.resp);
 }
 
@@ -84,12 +82,7 @@ fn an_idle_worker_is_recycled_at_its_age() {
     );
     load_ok(&d, code("v1", "one"));
     // No request comes: the idle slot wakes for the age rule by itself.
-    h.wait_events("a second and a third generation", |e| {
-        e.contains(&Event::Spawn {
-            worker: 0,
-            generation: 3,
-        })
-    });
+    h.wait_spawned(0, 3);
     echo_ok(&d, "v1", "after");
     replayed_before_serving(&h, 0, &["v1"]);
     d.stop();
@@ -105,12 +98,7 @@ fn a_worker_that_uses_cpu_while_idle_is_recycled_and_a_quiet_one_is_not() {
     );
     load_ok(&d, code("v1", "one"));
     h.spin_while_idle(1);
-    h.wait_events("the spinning worker replaced", |e| {
-        e.contains(&Event::Spawn {
-            worker: 1,
-            generation: 2,
-        })
-    });
+    h.wait_spawned(1, 2);
     // Worker 0 reported no CPU use in the same time: it is still its first backend.
     assert_eq!(h.spawns(0), 1);
     echo_ok(&d, "v1", "after");

@@ -4,12 +4,8 @@
 //! backend drives one jailed worker process over roma-ipc; tests use in-memory fakes. Each slot
 //! thread owns exactly one backend and calls it from that thread only, one call at a time.
 
-use crate::{CodeObject, Invocation, RomaError};
+use roma_core::{CodeObject, ExecOutput, Invocation, RomaError};
 use std::sync::Arc;
-
-// What a backend returns for a successful execution: the one result type from the worker to
-// the callback, defined with the other request and response types.
-pub use crate::request::ExecOutput;
 
 /// Stops a running execution from another thread (the dispatcher's `cancel`).
 ///
@@ -17,7 +13,7 @@ pub use crate::request::ExecOutput;
 /// `interrupt(id)` must return promptly (no waiting on the worker) and affect only the
 /// execution with that request id:
 /// - if `execute(id, ..)` is running, make it return soon, preferably with
-///   [`crate::ErrorKind::Cancelled`] (the dispatcher reports `Cancelled` whatever it returns);
+///   [`roma_core::ErrorKind::Cancelled`] (the dispatcher reports `Cancelled` whatever it returns);
 /// - the call may arrive just *before* `execute(id, ..)` begins (the dispatcher marks a request
 ///   running, then calls the backend): the backend must then end that execution at once;
 /// - it may arrive just *after* `execute(id, ..)` returned: it must then be ignored.
@@ -39,13 +35,13 @@ pub trait Interrupt: Send + Sync {
 ///   is hostile: `execute` within about `inv.timeout` plus a grace period, `load` within the
 ///   backend's load timeout. The dispatcher has no second watchdog; a backend that never returns
 ///   stalls its slot (the other slots go on), and `stop` waits for it.
-/// - **Crashes.** When the worker is gone, return [`crate::ErrorKind::WorkerCrashed`] (or make
+/// - **Crashes.** When the worker is gone, return [`roma_core::ErrorKind::WorkerCrashed`] (or make
 ///   [`is_alive`](Self::is_alive) false). The dispatcher then drops this backend and creates a
 ///   new one through the factory, and replays every cached version into it.
 /// - **Panics** are caught: the call's request fails with `Internal` and the backend is
 ///   replaced, as after a crash.
 /// - **Versions.** `load` of an existing version replaces it. `execute` of a version the backend
-///   does not hold returns [`crate::ErrorKind::VersionNotFound`]; if the host still caches that
+///   does not hold returns [`roma_core::ErrorKind::VersionNotFound`]; if the host still caches that
 ///   version, the dispatcher loads it into this backend and retries once.
 pub trait WorkerBackend<M>: Send + 'static {
     /// Compiles `code` and keeps it under `code.version_string`, replacing any earlier copy.

@@ -2,8 +2,9 @@
 //! answered exactly once and every metadata value is dropped exactly once.
 
 use crate::fake::{Harness, Meta, MetaLog, Seen, code, load_ok, recv, req};
-use crate::{config, health_is, wait_stats};
-use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, ExecutionToken, WorkerHealth};
+use crate::{health_is, loaded, wait_stats, with_backoff};
+use roma_core::ErrorKind;
+use roma_dispatch::{Dispatcher, DispatcherConfig, ExecutionToken, WorkerHealth};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -201,22 +202,23 @@ fn check_accounting(log: &MetaLog, t: &Tally) {
     );
 }
 
-fn stress_config() -> DispatcherConfig {
-    DispatcherConfig {
-        respawn_backoff_initial: Duration::from_millis(1),
-        respawn_backoff_max: Duration::from_millis(1),
-        ..config(3, 20)
-    }
+/// Three slots (20 queued requests each, respawns retried after 1 ms) with `v1` loaded, right
+/// after a storm: what the storm did is in the log and the tally.
+fn after_a_storm() -> (Arc<Harness>, Dispatcher<Meta>, Arc<MetaLog>, Arc<Tally>) {
+    let ms = Duration::from_millis(1);
+    let (h, d) = loaded::<Meta>(DispatcherConfig {
+        worker_queue_max_items: 20,
+        ..with_backoff(3, ms, ms)
+    });
+    let log = MetaLog::new();
+    let tally = Arc::new(Tally::default());
+    storm(&h, &d, &log, &tally);
+    (h, d, log, tally)
 }
 
 #[test]
 fn every_accepted_request_is_answered_exactly_once_through_a_stop() {
-    let h = Harness::new();
-    let d = Dispatcher::<Meta>::new(stress_config(), h.factory()).unwrap();
-    load_ok(&d, code("v1", "js"));
-    let log = MetaLog::new();
-    let tally = Arc::new(Tally::default());
-    storm(&h, &d, &log, &tally);
+    let (h, d, log, tally) = after_a_storm();
     // Whatever is still queued is cancelled by stop; running requests finish first.
     drop(d);
     assert!(h.all_dropped());
@@ -225,12 +227,7 @@ fn every_accepted_request_is_answered_exactly_once_through_a_stop() {
 
 #[test]
 fn after_a_storm_the_dispatcher_still_recovers_and_serves() {
-    let h = Harness::new();
-    let d = Dispatcher::<Meta>::new(stress_config(), h.factory()).unwrap();
-    load_ok(&d, code("v1", "js"));
-    let log = MetaLog::new();
-    let tally = Arc::new(Tally::default());
-    storm(&h, &d, &log, &tally);
+    let (_h, d, log, tally) = after_a_storm();
     // Idle too, so that the load below does not race the storm's last requests and loads.
     // (A backend killed from outside while idle still shows as up; the dispatcher replaces it
     // when it next gives it work, a load included.)
@@ -245,12 +242,10 @@ fn after_a_storm_the_dispatcher_still_recovers_and_serves() {
     load_ok(&d, code("v1", "js"));
     let after = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(after.req(0, req("v1", "crash", &[])), after.sink(0, &tx))
-        .unwrap();
+    after.submit(&d, 0, "crash", &tx);
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
     for tag in 1..=6 {
-        d.execute(after.req(tag, req("v1", "echo", &[])), after.sink(tag, &tx))
-            .unwrap();
+        after.submit(&d, tag, "echo", &tx);
         assert_eq!(recv(&rx).unwrap().resp, "v1|js|");
     }
     drop(d);

@@ -5,7 +5,8 @@
 
 use crate::fake::{Event, PATIENCE, Seen, code, load_ok, recv, req, sink};
 use crate::{Harness, MetaLog, config, start, wait_stats};
-use roma_core::{Dispatcher, DispatcherConfig, ErrorKind, RomaError, metrics};
+use roma_core::{ErrorKind, RomaError, metrics};
+use roma_dispatch::{Dispatcher, DispatcherConfig};
 use std::sync::{Arc, mpsc};
 
 /// The name of the calling thread (a test's thread is named after the test).

@@ -1,28 +1,21 @@
 //! Stop: queued work is cancelled, running work finishes, later calls are refused.
 
-use crate::fake::{Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
-use crate::{config, start};
+use crate::fake::{Meta, MetaLog, code, recv, req, sink};
+use crate::{config, loaded, run_on};
 use roma_core::ErrorKind;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 #[test]
 fn stop_cancels_queued_work_and_lets_running_work_finish() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(2, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(2, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     let (qtx, qrx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "block:a", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
-    d.execute(log.req(2, req("v1", "block:b", &[])), log.sink(2, &tx))
-        .unwrap();
-    h.wait_started();
+    run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
+    run_on(&h, &d, &log, (2, "block:b"), &tx, 1);
     for t in 10..20 {
-        d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &qtx))
-            .unwrap();
+        log.submit(&d, t, "echo", &qtx);
     }
     let (ltx, lrx) = mpsc::channel();
     d.load(code("v2", "js"), sink(&ltx)).unwrap();
@@ -61,17 +54,12 @@ fn stop_cancels_queued_work_and_lets_running_work_finish() {
 
 #[test]
 fn dropping_the_dispatcher_stops_it() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "block:g", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
+    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
     for t in 2..6 {
-        d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &tx))
-            .unwrap();
+        log.submit(&d, t, "echo", &tx);
     }
     std::thread::scope(|s| {
         s.spawn(move || drop(d));
@@ -90,9 +78,8 @@ fn dropping_the_dispatcher_stops_it() {
 
 #[test]
 fn a_callback_may_stop_the_dispatcher() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(2, 0)));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<()>(config(2, 0));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     let d2 = Arc::clone(&d);
     let tx2 = tx.clone();
@@ -109,9 +96,8 @@ fn a_callback_may_stop_the_dispatcher() {
 
 #[test]
 fn the_last_handle_may_be_dropped_inside_a_callback() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(1, 0)));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 0));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     let d2 = Arc::clone(&d);
     let tx2 = tx.clone();
@@ -130,20 +116,11 @@ fn the_last_handle_may_be_dropped_inside_a_callback() {
 
 #[test]
 fn a_stop_racing_a_cancel_answers_once() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(0, req("v1", "block:g", &[])), log.sink(0, &tx))
-        .unwrap();
-    h.wait_started();
-    let tokens: Vec<_> = (1..50)
-        .map(|t| {
-            d.execute(log.req(t, req("v1", "echo", &[])), log.sink(t, &tx))
-                .unwrap()
-        })
-        .collect();
+    run_on(&h, &d, &log, (0, "block:g"), &tx, 0);
+    let tokens: Vec<_> = (1..50).map(|t| log.submit(&d, t, "echo", &tx)).collect();
     std::thread::scope(|s| {
         s.spawn(|| {
             for t in &tokens {
@@ -163,9 +140,8 @@ fn a_stop_racing_a_cancel_answers_once() {
 
 #[test]
 fn a_stop_on_a_caller_thread_waits_for_a_stop_begun_in_a_callback() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(2, 0)));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(2, 0));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     assert_eq!(h.wait_started().0, 0);

@@ -25,9 +25,9 @@
 //! js `crash-on-<n>` kills worker `n` (`WorkerCrashed`).
 
 use roma_core::{
-    CodeObject, ErrorKind, ExecOutput, Interrupt, Invocation, InvocationRequest, RomaError,
-    WorkerBackend,
+    CodeObject, ErrorKind, ExecOutput, Invocation, InvocationRequest, ResponseObject, RomaError,
 };
+use roma_dispatch::{Dispatcher, ExecutionToken, Interrupt, WorkerBackend};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
@@ -173,6 +173,24 @@ impl Harness {
             assert!(now < deadline, "gave up waiting for {what}; events: {g:?}");
             g = self.events_cv.wait_timeout(g, deadline - now).unwrap().0;
         }
+    }
+
+    /// Waits until `worker` has its backend number `generation`.
+    pub fn wait_spawned(&self, worker: usize, generation: usize) {
+        let what = format!("backend {generation} of worker {worker}");
+        self.wait_events(&what, |e| e.contains(&Event::Spawn { worker, generation }));
+    }
+
+    /// Waits until `worker`'s backend number `generation` was given `version` to load.
+    pub fn wait_loaded(&self, worker: usize, generation: usize, version: &str) {
+        let what = format!("worker {worker} (backend {generation}) loading {version}");
+        self.wait_events(&what, |e| {
+            e.contains(&Event::Load {
+                worker,
+                generation,
+                version: version.into(),
+            })
+        });
     }
 
     /// Waits until a blocking or looping handler has started; returns (worker, request id).
@@ -555,12 +573,27 @@ pub fn with_meta<M>(r: InvocationRequest, m: M) -> InvocationRequest<M> {
     }
 }
 
-/// A callback that sends its result to `tx`.
-pub fn sink(
-    tx: &mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
-) -> impl FnOnce(Result<roma_core::ResponseObject, RomaError>) + Send + 'static {
+/// What an execution's or a load's callback gets.
+pub type Reply = Result<ResponseObject, RomaError>;
+
+/// A callback that sends what it gets (a [`Reply`], or a batch's replies) to `tx`.
+pub fn sink<T: Send + 'static>(tx: &mpsc::Sender<T>) -> impl FnOnce(T) + Send + 'static {
     let tx = tx.clone();
     move |r| {
+        let _ = tx.send(r);
+    }
+}
+
+/// [`sink`], counting its calls in `calls`: a test of "one callback" reads the count once the
+/// dispatcher is dropped.
+pub fn counted<T: Send + 'static>(
+    calls: &Arc<AtomicUsize>,
+    tx: &mpsc::Sender<T>,
+) -> impl FnOnce(T) + Send + 'static {
+    let calls = Arc::clone(calls);
+    let tx = tx.clone();
+    move |r| {
+        calls.fetch_add(1, Ordering::SeqCst);
         let _ = tx.send(r);
     }
 }
@@ -571,8 +604,15 @@ pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
         .expect("a callback should have run")
 }
 
+/// Submits `r` and waits for its answer.
+pub fn run(d: &Dispatcher<()>, r: InvocationRequest) -> Reply {
+    let (tx, rx) = mpsc::channel();
+    d.execute(r, sink(&tx)).expect("request accepted");
+    recv(&rx)
+}
+
 /// Loads `code` and waits for the load's callback.
-pub fn load_ok<M: Send + Sync + 'static>(d: &roma_core::Dispatcher<M>, c: CodeObject) {
+pub fn load_ok<M: Send + Sync + 'static>(d: &Dispatcher<M>, c: CodeObject) {
     let (tx, rx) = mpsc::channel();
     d.load(c, sink(&tx)).expect("load accepted");
     recv(&rx).expect("load succeeded");
@@ -675,14 +715,27 @@ impl MetaLog {
     pub fn sink(
         self: &Arc<Self>,
         tag: u32,
-        tx: &mpsc::Sender<Result<roma_core::ResponseObject, RomaError>>,
-    ) -> impl FnOnce(Result<roma_core::ResponseObject, RomaError>) + Send + 'static {
+        tx: &mpsc::Sender<Reply>,
+    ) -> impl FnOnce(Reply) + Send + 'static {
         let log = Arc::clone(self);
         let tx = tx.clone();
         move |r| {
             log.push(Seen::Callback(tag));
             let _ = tx.send(r);
         }
+    }
+
+    /// Submits request `tag`: `handler` of version `v1` without inputs, answering to `tx`
+    /// through [`sink`](Self::sink). Returns its token.
+    pub fn submit(
+        self: &Arc<Self>,
+        d: &Dispatcher<Meta>,
+        tag: u32,
+        handler: &str,
+        tx: &mpsc::Sender<Reply>,
+    ) -> ExecutionToken {
+        d.execute(self.req(tag, req("v1", handler, &[])), self.sink(tag, tx))
+            .unwrap_or_else(|e| panic!("request {tag} ({handler}) refused: {e}"))
     }
 
     /// Waits for `tag`'s metadata to be dropped and checks it was dropped exactly once, after
@@ -700,6 +753,13 @@ impl MetaLog {
     /// ran.
     pub fn assert_refused(&self, tag: u32) {
         assert_eq!(self.of(tag), vec![Seen::Dropped(tag)], "request {tag}");
+    }
+
+    /// Waits for `tag`'s metadata to be dropped and checks it was dropped once, with no
+    /// callback of its own (a request of a batch: the batch's callback answers it).
+    pub fn assert_dropped_uncalled(&self, tag: u32) {
+        self.wait_for(Seen::Dropped(tag));
+        self.assert_refused(tag);
     }
 
     /// How many metadata values were dropped.

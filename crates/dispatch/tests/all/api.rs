@@ -2,9 +2,9 @@
 
 use crate::fake::{Event, Harness, Meta, PATIENCE};
 use crate::{config, start};
-use roma_core::{
-    DispatchFuture, Dispatcher, DispatcherConfig, DispatcherStats, ErrorKind, ExecOutput,
-    ExecutionToken, ResponseObject, WorkerHealth,
+use roma_core::{ErrorKind, ExecOutput, ResponseObject};
+use roma_dispatch::{
+    DispatchFuture, Dispatcher, DispatcherConfig, DispatcherStats, ExecutionToken, WorkerHealth,
 };
 
 fn send_sync<T: Send + Sync>() {}

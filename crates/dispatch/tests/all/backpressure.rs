@@ -1,27 +1,30 @@
 //! Backpressure: submits that wait for room in the queues, batches larger than the queues, and
 //! queue-full errors that name the setting to raise.
 
-use crate::fake::{Harness, PATIENCE, code, load_ok, recv, req, sink};
-use crate::{config, start, wait_stats};
-use roma_core::{ErrorKind, ResponseObject, RomaError};
+use crate::fake::{PATIENCE, Reply, recv, req, sink};
+use crate::{config, loaded, wait_stats};
+use roma_core::{ErrorKind, InvocationRequest, RomaError};
+use roma_dispatch::Dispatcher;
 use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-type Batch = Vec<Result<ResponseObject, RomaError>>;
-
-fn batch_sink(tx: &mpsc::Sender<Batch>) -> impl FnOnce(Batch) + Send + 'static {
+/// `execute_waiting` of `r` (up to [`PATIENCE`]) on a thread of its own, answering to `tx`.
+fn submit_waiting(
+    d: &Arc<Dispatcher<()>>,
+    r: InvocationRequest,
+    tx: &mpsc::Sender<Reply>,
+) -> JoinHandle<Result<(), RomaError>> {
+    let d = Arc::clone(d);
     let tx = tx.clone();
-    move |rs| {
-        let _ = tx.send(rs);
-    }
+    std::thread::spawn(move || d.execute_waiting(r, PATIENCE, sink(&tx)).map(|_| ()))
 }
 
 #[test]
 fn four_threads_submit_four_thousand_requests_without_a_retry() {
-    let h = Harness::new();
     // Room for 10 queued requests: far fewer than the 4,000 submitted.
-    let d = Arc::new(start::<()>(&h, config(2, 5)));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<()>(config(2, 5));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -49,9 +52,7 @@ fn four_threads_submit_four_thousand_requests_without_a_retry() {
 
 #[test]
 fn queue_full_names_the_setting_and_a_wait_ends_at_its_deadline() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 1));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 1));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     h.wait_started();
@@ -79,21 +80,13 @@ fn queue_full_names_the_setting_and_a_wait_ends_at_its_deadline() {
 
 #[test]
 fn a_waiting_submit_takes_the_room_a_started_request_frees() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(1, 1)));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 1));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:a", &[]), sink(&tx)).unwrap();
     h.wait_started();
     d.execute(req("v1", "block:b", &[]), sink(&tx)).unwrap();
-    let waiter = {
-        let d = Arc::clone(&d);
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            d.execute_waiting(req("v1", "echo", &["late"]), PATIENCE, sink(&tx))
-                .map(|_| ())
-        })
-    };
+    let waiter = submit_waiting(&d, req("v1", "echo", &["late"]), &tx);
     // `block:b` leaves the queue when `block:a` finishes: that frees the waiter's room.
     h.open("a");
     h.wait_started();
@@ -109,21 +102,13 @@ fn a_waiting_submit_takes_the_room_a_started_request_frees() {
 
 #[test]
 fn stop_ends_a_wait_for_room() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(1, 1)));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 1));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     h.wait_started();
     d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
-    let waiter = {
-        let d = Arc::clone(&d);
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            d.execute_waiting(req("v1", "echo", &[]), PATIENCE, sink(&tx))
-                .map(|_| ())
-        })
-    };
+    let waiter = submit_waiting(&d, req("v1", "echo", &[]), &tx);
     let stopper = {
         let d = Arc::clone(&d);
         std::thread::spawn(move || d.stop())
@@ -141,16 +126,14 @@ fn stop_ends_a_wait_for_room() {
 
 #[test]
 fn a_batch_larger_than_the_queues_runs_when_it_may_wait() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 3));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<()>(config(1, 3));
     let requests = || -> Vec<_> {
         (0..20)
             .map(|i| req("v1", "echo", &[&i.to_string()]))
             .collect()
     };
     let (tx, rx) = mpsc::channel();
-    let refused = d.batch_execute(requests(), batch_sink(&tx)).unwrap_err();
+    let refused = d.batch_execute(requests(), sink(&tx)).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::QueueFull);
     assert!(
         refused.message().contains("worker_queue_max_items")
@@ -158,7 +141,7 @@ fn a_batch_larger_than_the_queues_runs_when_it_may_wait() {
         "{refused}"
     );
     let tokens = d
-        .batch_execute_waiting(requests(), PATIENCE, batch_sink(&tx))
+        .batch_execute_waiting(requests(), PATIENCE, sink(&tx))
         .unwrap();
     assert_eq!(tokens.len(), 20);
     let results = recv(&rx);
@@ -170,9 +153,7 @@ fn a_batch_larger_than_the_queues_runs_when_it_may_wait() {
 
 #[test]
 fn a_later_piece_that_finds_no_room_is_answered_in_the_batch_callback() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 2));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 2));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
     h.wait_started();
@@ -181,7 +162,7 @@ fn a_later_piece_that_finds_no_room_is_answered_in_the_batch_callback() {
         .map(|i| req("v1", "echo", &[&i.to_string()]))
         .collect();
     let tokens = d
-        .batch_execute_waiting(batch, Duration::from_millis(20), batch_sink(&btx))
+        .batch_execute_waiting(batch, Duration::from_millis(20), sink(&btx))
         .unwrap();
     assert_eq!(tokens.len(), 2, "the first piece filled the queues");
     wait_stats(&d, "the first piece queued", |s| s.queued == 2);
@@ -198,9 +179,8 @@ fn a_later_piece_that_finds_no_room_is_answered_in_the_batch_callback() {
 
 #[test]
 fn a_callback_does_not_wait_for_room_on_its_own_thread() {
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(&h, config(1, 1)));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 1));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "echo", &["queued"]), sink(&tx))
         .unwrap();

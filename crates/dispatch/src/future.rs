@@ -10,7 +10,7 @@
 
 use super::job::ExecutionToken;
 use super::oneshot;
-use crate::RomaError;
+use roma_core::RomaError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;

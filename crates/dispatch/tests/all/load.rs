@@ -1,26 +1,13 @@
 //! Loads: broadcast to every worker, one callback, failures, timeout, replacement, eviction.
 
-use crate::fake::{Event, Harness, PATIENCE, code, load_ok, recv, req, sink};
+use crate::fake::{Harness, PATIENCE, code, counted, load_ok, recv, req, sink};
 use crate::{config, start};
-use roma_core::{DispatcherConfig, ErrorKind, ResponseObject, RomaError};
+use roma_core::ErrorKind;
+use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
-
-type Reply = Result<ResponseObject, RomaError>;
-
-fn counted(
-    calls: &Arc<AtomicUsize>,
-    tx: &mpsc::Sender<Reply>,
-) -> impl FnOnce(Reply) + Send + 'static {
-    let calls = Arc::clone(calls);
-    let tx = tx.clone();
-    move |r| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        let _ = tx.send(r);
-    }
-}
 
 #[test]
 fn a_load_reaches_every_worker_before_its_callback() {
@@ -48,13 +35,7 @@ fn the_callback_waits_for_the_slowest_worker() {
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     d.load(code("v1", "js"), counted(&calls, &tx)).unwrap();
-    h.wait_events("worker 1 loads v1", |e| {
-        e.contains(&Event::Load {
-            worker: 1,
-            generation: 1,
-            version: "v1".into(),
-        })
-    });
+    h.wait_loaded(1, 1, "v1");
     assert!(rx.try_recv().is_err(), "worker 0 has not answered yet");
     h.open("g");
     assert!(recv(&erx).is_ok());
@@ -124,13 +105,7 @@ fn a_load_that_takes_too_long_times_out_and_still_completes() {
     assert_eq!(err.kind(), ErrorKind::Timeout);
     h.open("g");
     assert!(recv(&erx).is_ok());
-    h.wait_events("worker 0 loads v1", |e| {
-        e.contains(&Event::Load {
-            worker: 0,
-            generation: 1,
-            version: "v1".into(),
-        })
-    });
+    h.wait_loaded(0, 1, "v1");
     // The load finished in the background; v1 is served.
     d.execute(req("v1", "echo", &[]), sink(&etx)).unwrap();
     assert_eq!(recv(&erx).unwrap().resp, "v1|js|");
@@ -217,13 +192,7 @@ fn a_failure_is_reported_whichever_worker_finishes_first() {
             counted(&calls, &tx),
         )
         .unwrap();
-        h.wait_events("worker 0 answers", |e| {
-            e.contains(&Event::Load {
-                worker: 0,
-                generation: 1,
-                version: "v1".into(),
-            })
-        });
+        h.wait_loaded(0, 1, "v1");
         h.open("g");
         assert!(recv(&erx).is_ok());
         let err = recv(&rx).unwrap_err();

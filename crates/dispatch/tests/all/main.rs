@@ -1,4 +1,4 @@
-//! Integration tests of roma-core's dispatcher, driven through the fake backend in `fake.rs`.
+//! Integration tests of roma-dispatch, driven through the fake backend in `fake.rs`.
 //!
 //! Tests synchronise on the fake's events, gates and "started" reports, never on sleeps, and
 //! assert no timings. `fake::PATIENCE` only turns a hang into a failure. One test sleeps to
@@ -25,10 +25,9 @@ mod recycle;
 mod stop;
 mod stress;
 
-use fake::{Harness, Meta, MetaLog, req};
-use roma_core::{
-    Dispatcher, DispatcherConfig, DispatcherStats, ResponseObject, RomaError, WorkerHealth,
-};
+use fake::{Harness, Meta, MetaLog, Reply};
+use roma_core::ErrorKind;
+use roma_dispatch::{Dispatcher, DispatcherConfig, DispatcherStats, ExecutionToken, WorkerHealth};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -54,6 +53,14 @@ pub fn with_backoff(workers: usize, initial: Duration, max: Duration) -> Dispatc
 /// A dispatcher over fakes from `h`.
 pub fn start<M: Send + Sync + 'static>(h: &Arc<Harness>, cfg: DispatcherConfig) -> Dispatcher<M> {
     Dispatcher::new(cfg, h.factory()).expect("dispatcher starts")
+}
+
+/// A fresh harness and a dispatcher over its fakes, with version `v1` (js `js`) loaded.
+pub fn loaded<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
+    let h = Harness::new();
+    let d = start(&h, cfg);
+    fake::load_ok(&d, fake::code("v1", "js"));
+    (h, d)
 }
 
 /// Polls `stats` until `pred` holds. For states no callback or fake event announces (a slot
@@ -92,10 +99,40 @@ pub fn run_on(
     d: &Dispatcher<Meta>,
     log: &Arc<MetaLog>,
     (tag, handler): (u32, &str),
-    tx: &mpsc::Sender<Result<ResponseObject, RomaError>>,
+    tx: &mpsc::Sender<Reply>,
     worker: usize,
 ) {
-    d.execute(log.req(tag, req("v1", handler, &[])), log.sink(tag, tx))
-        .unwrap();
+    log.submit(d, tag, handler, tx);
     assert_eq!(h.wait_started().0, worker, "slot of request {tag}");
+}
+
+/// Submits request `tag` as a `loop` (it runs until interrupted), cancels it once it started,
+/// and checks that it was answered `Cancelled`, once. Returns its token.
+pub fn cancel_a_running_loop(
+    h: &Harness,
+    d: &Dispatcher<Meta>,
+    log: &Arc<MetaLog>,
+    tag: u32,
+) -> ExecutionToken {
+    let (tx, rx) = mpsc::channel();
+    let token = log.submit(d, tag, "loop", &tx);
+    h.wait_started();
+    assert!(d.cancel(&token));
+    assert_eq!(fake::recv(&rx).unwrap_err().kind(), ErrorKind::Cancelled);
+    log.assert_answered_once(tag);
+    token
+}
+
+/// Stops `d` on another thread and fails the test if `stop` has not returned after
+/// `fake::PATIENCE`: for waits that `stop` must end (a backoff of an hour, an idle poll).
+pub fn stop_promptly<M: Send + Sync + 'static>(d: Dispatcher<M>) {
+    let d = Arc::new(d);
+    let stopper = Arc::clone(&d);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        stopper.stop();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(fake::PATIENCE)
+        .expect("stop returns promptly");
 }

@@ -3,14 +3,14 @@
 //! or when a recycling rule says it has served long enough (see `recycle.rs`). While it waits
 //! with nothing to do, it parks its backend where a blocking submit may borrow it (`direct.rs`).
 
-use super::backend::{ExecOutput, Interrupt, WorkerBackend};
+use super::backend::{Interrupt, WorkerBackend};
 use super::backoff::{Backoff, Lifetime};
 use super::config::Recycle;
 use super::direct::{Lend, Parking};
 use super::job::{Job, LoadJob, call_guarded, millis};
 use super::recycle::{IDLE_CPU_WINDOW, Usage};
 use super::state::{LendReport, LoadReply, Shared, State, Work, WorkerHealth};
-use crate::{ErrorKind, Invocation, ResponseObject, RomaError, metrics};
+use roma_core::{ErrorKind, ExecOutput, Invocation, ResponseObject, RomaError, metrics};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -535,7 +535,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     }
 
     /// Runs the job on the backend ([`execute_job`]).
-    fn call_execute(&mut self, job: &Job<M>) -> (Result<super::ExecOutput, RomaError>, bool) {
+    fn call_execute(&mut self, job: &Job<M>) -> (Result<ExecOutput, RomaError>, bool) {
         let Some(b) = self.backend.as_mut() else {
             return (
                 Err(RomaError::new(ErrorKind::WorkerCrashed, "no worker")),
@@ -625,7 +625,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
     /// backend dying is not.
     fn attempt(
         &self,
-        replay: &[Arc<crate::CodeObject>],
+        replay: &[Arc<roma_core::CodeObject>],
     ) -> Result<(B, Arc<dyn Interrupt>), RomaError> {
         let (created, _) = guarded("the factory", || (self.factory)(self.index));
         let mut b = created?;
@@ -699,7 +699,7 @@ pub(crate) fn execute_job<M, B: WorkerBackend<M>>(
     b: &mut B,
     shared: &Shared<M>,
     job: &Job<M>,
-) -> (Result<super::ExecOutput, RomaError>, bool) {
+) -> (Result<ExecOutput, RomaError>, bool) {
     let run = |b: &mut B, inv: &Invocation| {
         let (r, panicked) = guarded("execute", || b.execute(job.id, inv, &job.metadata));
         let fatal = panicked || is_fatal(b, &r);

@@ -1,6 +1,6 @@
 //! Dispatcher settings and their defaults.
 
-use crate::{DEFAULT_TIMEOUT, RomaError};
+use roma_core::{DEFAULT_TIMEOUT, MAX_IDLE_POLL, RomaError};
 use std::time::Duration;
 
 /// Settings of a [`super::Dispatcher`]. Zero values mean "the default" where noted.
@@ -13,14 +13,14 @@ pub struct DispatcherConfig {
     pub worker_queue_max_items: usize,
     /// Versions the host keeps to replay into respawned workers (LRU). 0 means
     /// [`crate::VersionCache::DEFAULT_CAPACITY`]. Keep it equal to the engines'
-    /// [`crate::EngineLimits::version_cache_size`] so host and workers evict alike.
+    /// [`roma_core::EngineLimits::version_cache_size`] so host and workers evict alike.
     pub code_version_cache_size: usize,
     /// How long a load may take, from acceptance until every worker has it, before its callback
     /// gets `Timeout` (the load still completes in the background). 0 means 30 s: a worker takes
     /// a load only after its running request (up to its timeout, 5 s by default) and after the
     /// loads queued before it, so the bound must cover a few top-level runs.
     pub load_timeout: Duration,
-    /// Timeout of an invocation that sets none. 0 means [`crate::DEFAULT_TIMEOUT`].
+    /// Timeout of an invocation that sets none. 0 means [`roma_core::DEFAULT_TIMEOUT`].
     pub default_timeout: Duration,
     /// First wait before retrying a failed respawn, and before replacing a backend that died
     /// before proving healthy (a crash loop; see the dispatcher's "Crash recovery" docs);
@@ -55,9 +55,6 @@ pub struct DispatcherConfig {
     /// default; off, every request goes through a slot thread.
     pub direct_handoff: bool,
 }
-
-/// The longest [`DispatcherConfig::idle_poll`].
-pub const MAX_IDLE_POLL: Duration = Duration::from_millis(50);
 
 impl Default for DispatcherConfig {
     fn default() -> Self {

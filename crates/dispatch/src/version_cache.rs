@@ -11,8 +11,8 @@
 //! dispatcher uses it to replay in load order and to tell a version's current load from an older
 //! one (so the outcome of a stale load never removes a newer copy).
 
-use crate::CodeObject;
 use lru::LruCache;
+use roma_core::CodeObject;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub struct VersionCache {
 }
 
 impl VersionCache {
-    /// Capacity used when the configured size is 0 (matches [`crate::EngineLimits`]' engine-side
+    /// Capacity used when the configured size is 0 (matches [`roma_core::EngineLimits`]' engine-side
     /// default, so host and worker caches evict at the same size).
     pub const DEFAULT_CAPACITY: usize = 64;
 

@@ -1,24 +1,18 @@
 //! Cancel of queued and running executions.
 
-use crate::fake::{Harness, Meta, MetaLog, Seen, code, load_ok, recv, req, sink};
-use crate::{config, start};
+use crate::fake::{Meta, MetaLog, Seen, recv, req, sink};
+use crate::{cancel_a_running_loop, config, loaded, run_on};
 use roma_core::ErrorKind;
 use std::sync::mpsc;
 
 #[test]
 fn cancel_of_a_queued_request_answers_it_at_once() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(1, req("v1", "block:g", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
+    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
     let (ctx, crx) = mpsc::channel();
-    let token = d
-        .execute(log.req(2, req("v1", "echo", &[])), log.sink(2, &ctx))
-        .unwrap();
+    let token = log.submit(&d, 2, "echo", &ctx);
     assert!(d.cancel(&token));
     // Answered on this thread, before `cancel` returned.
     let err = crx
@@ -39,30 +33,19 @@ fn cancel_of_a_queued_request_answers_it_at_once() {
 
 #[test]
 fn cancel_of_a_running_request_interrupts_it() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 0));
     let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    let token = d
-        .execute(log.req(1, req("v1", "loop", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
-    assert!(d.cancel(&token));
-    assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Cancelled);
-    log.assert_answered_once(1);
+    let token = cancel_a_running_loop(&h, &d, &log, 1);
     assert!(!d.cancel(&token), "already answered");
-    d.execute(log.req(2, req("v1", "echo", &[])), log.sink(2, &tx))
-        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    log.submit(&d, 2, "echo", &tx);
     assert!(recv(&rx).is_ok());
     assert_eq!(h.spawns(0), 1, "an interrupted worker is not replaced");
 }
 
 #[test]
 fn a_cancelled_running_request_reports_cancelled_whatever_the_backend_returned() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     // `block` ignores interrupts and returns success once its gate opens.
     let token = d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
@@ -74,9 +57,7 @@ fn a_cancelled_running_request_reports_cancelled_whatever_the_backend_returned()
 
 #[test]
 fn cancel_only_hits_its_own_request() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<()>(config(2, 0));
     let (tx0, rx0) = mpsc::channel();
     let (tx1, rx1) = mpsc::channel();
     let looping = d.execute(req("v1", "loop", &[]), sink(&tx0)).unwrap();

@@ -1,31 +1,15 @@
 //! Batches: all or none, one callback, results in request order.
 
-use crate::fake::{Harness, Meta, MetaLog, PATIENCE, code, load_ok, recv, req};
-use crate::{config, start};
-use roma_core::{ErrorKind, ResponseObject, RomaError};
+use crate::fake::{Harness, Meta, MetaLog, PATIENCE, counted, recv, req};
+use crate::{config, loaded, run_on, start};
+use roma_core::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-type Batch = Vec<Result<ResponseObject, RomaError>>;
-
-fn batch_sink(
-    calls: &Arc<AtomicUsize>,
-    tx: &mpsc::Sender<Batch>,
-) -> impl FnOnce(Batch) + Send + 'static {
-    let calls = Arc::clone(calls);
-    let tx = tx.clone();
-    move |rs| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        let _ = tx.send(rs);
-    }
-}
-
 #[test]
 fn results_come_back_once_in_request_order() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 0));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<()>(config(3, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     let requests: Vec<_> = (0..12)
@@ -34,7 +18,7 @@ fn results_come_back_once_in_request_order() {
             req("v1", handler, &[&i.to_string()])
         })
         .collect();
-    let tokens = d.batch_execute(requests, batch_sink(&calls, &tx)).unwrap();
+    let tokens = d.batch_execute(requests, counted(&calls, &tx)).unwrap();
     assert_eq!(tokens.len(), 12);
     let rs = recv(&rx);
     assert_eq!(rs.len(), 12);
@@ -51,22 +35,15 @@ fn results_come_back_once_in_request_order() {
 
 #[test]
 fn a_batch_that_does_not_fit_is_refused_whole() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 3));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 3));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(100, req("v1", "block:g", &[])), log.sink(100, &tx))
-        .unwrap();
-    h.wait_started();
-    d.execute(log.req(101, req("v1", "echo", &[])), log.sink(101, &tx))
-        .unwrap();
+    run_on(&h, &d, &log, (100, "block:g"), &tx, 0);
+    log.submit(&d, 101, "echo", &tx);
     let calls = Arc::new(AtomicUsize::new(0));
     let (btx, brx) = mpsc::channel();
     let batch: Vec<_> = (0..3).map(|t| log.req(t, req("v1", "echo", &[]))).collect();
-    let err = d
-        .batch_execute(batch, batch_sink(&calls, &btx))
-        .unwrap_err();
+    let err = d.batch_execute(batch, counted(&calls, &btx)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::QueueFull);
     for t in 0..3 {
         log.assert_refused(t);
@@ -76,7 +53,7 @@ fn a_batch_that_does_not_fit_is_refused_whole() {
     let batch: Vec<_> = (10..12)
         .map(|t| log.req(t, req("v1", "echo", &[])))
         .collect();
-    d.batch_execute(batch, batch_sink(&calls, &btx)).unwrap();
+    d.batch_execute(batch, counted(&calls, &btx)).unwrap();
     assert_eq!(d.stats().queued, 3);
     h.open("g");
     assert!(recv(&rx).is_ok());
@@ -88,8 +65,7 @@ fn a_batch_that_does_not_fit_is_refused_whole() {
         log.assert_answered_once(t);
     }
     for t in [10, 11] {
-        log.wait_for(crate::fake::Seen::Dropped(t));
-        assert_eq!(log.of(t), vec![crate::fake::Seen::Dropped(t)]);
+        log.assert_dropped_uncalled(t);
     }
     drop(d);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -98,9 +74,7 @@ fn a_batch_that_does_not_fit_is_refused_whole() {
 
 #[test]
 fn a_batch_naming_an_unknown_version_is_refused_whole() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(2, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(2, 0));
     let log = MetaLog::new();
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, _rx) = mpsc::channel();
@@ -108,7 +82,7 @@ fn a_batch_naming_an_unknown_version_is_refused_whole() {
         log.req(0, req("v1", "echo", &[])),
         log.req(1, req("v2", "echo", &[])),
     ];
-    let err = d.batch_execute(batch, batch_sink(&calls, &tx)).unwrap_err();
+    let err = d.batch_execute(batch, counted(&calls, &tx)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::VersionNotFound);
     log.assert_refused(0);
     log.assert_refused(1);
@@ -116,7 +90,7 @@ fn a_batch_naming_an_unknown_version_is_refused_whole() {
         log.req(2, req("v1", "echo", &[])),
         log.req(3, req("v1", "", &[])),
     ];
-    let err = d.batch_execute(batch, batch_sink(&calls, &tx)).unwrap_err();
+    let err = d.batch_execute(batch, counted(&calls, &tx)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.message().contains("batch request 1"), "{err}");
     log.assert_refused(2);
@@ -132,9 +106,7 @@ fn an_empty_batch_is_answered_at_once() {
     let d = start::<()>(&h, config(1, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
-    let tokens = d
-        .batch_execute(Vec::new(), batch_sink(&calls, &tx))
-        .unwrap();
+    let tokens = d.batch_execute(Vec::new(), counted(&calls, &tx)).unwrap();
     assert!(tokens.is_empty());
     assert!(rx.recv_timeout(PATIENCE).unwrap().is_empty());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -142,20 +114,16 @@ fn an_empty_batch_is_answered_at_once() {
 
 #[test]
 fn cancelling_one_request_of_a_batch_reports_it_in_place() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(config(1, 0));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
-    d.execute(log.req(100, req("v1", "block:g", &[])), log.sink(100, &tx))
-        .unwrap();
-    h.wait_started();
+    run_on(&h, &d, &log, (100, "block:g"), &tx, 0);
     let calls = Arc::new(AtomicUsize::new(0));
     let (btx, brx) = mpsc::channel();
     let batch: Vec<_> = (0..3)
         .map(|t| log.req(t, req("v1", "echo", &[&t.to_string()])))
         .collect();
-    let tokens = d.batch_execute(batch, batch_sink(&calls, &btx)).unwrap();
+    let tokens = d.batch_execute(batch, counted(&calls, &btx)).unwrap();
     assert!(d.cancel(&tokens[1]));
     log.wait_for(crate::fake::Seen::Dropped(1));
     h.open("g");
@@ -165,12 +133,7 @@ fn cancelling_one_request_of_a_batch_reports_it_in_place() {
     assert_eq!(rs[1].as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
     assert_eq!(rs[2].as_ref().unwrap().resp, "v1|js|2");
     for t in 0..3 {
-        log.wait_for(crate::fake::Seen::Dropped(t));
-        assert_eq!(
-            log.of(t),
-            vec![crate::fake::Seen::Dropped(t)],
-            "dropped once"
-        );
+        log.assert_dropped_uncalled(t);
     }
     drop(d);
     assert_eq!(calls.load(Ordering::SeqCst), 1);

@@ -2,11 +2,12 @@
 //! before sleeping still answer every request once, take work arriving during the poll and
 //! after it (asleep again), steal, cancel and stop as without it.
 
-use crate::fake::{Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
-use crate::{config, start};
-use roma_core::{DispatcherConfig, ErrorKind, MAX_IDLE_POLL};
+use crate::fake::{Meta, MetaLog, recv, req, sink};
+use crate::{cancel_a_running_loop, config, loaded, stop_promptly};
+use roma_core::MAX_IDLE_POLL;
+use roma_dispatch::DispatcherConfig;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn polling(workers: usize, poll: Duration) -> DispatcherConfig {
     DispatcherConfig {
@@ -17,9 +18,7 @@ fn polling(workers: usize, poll: Duration) -> DispatcherConfig {
 
 #[test]
 fn requests_during_and_after_the_poll_are_answered_once() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, polling(2, Duration::from_millis(20)));
-    load_ok(&d, code("v1", "js"));
+    let (_h, d) = loaded::<Meta>(polling(2, Duration::from_millis(20)));
     let log = MetaLog::new();
     let (tx, rx) = mpsc::channel();
     // Back to back (taken while polling), then after gaps past the bound (taken from sleep).
@@ -38,50 +37,26 @@ fn requests_during_and_after_the_poll_are_answered_once() {
 
 #[test]
 fn cancel_and_stop_reach_a_polling_slot() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, polling(1, MAX_IDLE_POLL));
-    load_ok(&d, code("v1", "js"));
+    let (h, d) = loaded::<Meta>(polling(1, MAX_IDLE_POLL));
     let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    let token = d
-        .execute(log.req(1, req("v1", "loop", &[])), log.sink(1, &tx))
-        .unwrap();
-    h.wait_started();
-    assert!(d.cancel(&token));
-    assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Cancelled);
-    log.assert_answered_once(1);
+    cancel_a_running_loop(&h, &d, &log, 1);
     // The slot now polls for up to the bound; stop does not wait for the poll to run out
     // with work queued behind it, and the queued request is answered.
     let (qtx, qrx) = mpsc::channel();
-    d.execute(log.req(2, req("v1", "echo", &[])), log.sink(2, &qtx))
-        .unwrap();
+    log.submit(&d, 2, "echo", &qtx);
     assert!(recv(&qrx).is_ok());
-    let t0 = Instant::now();
-    d.stop();
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "stop took {:?}",
-        t0.elapsed()
-    );
+    stop_promptly(d);
     log.assert_answered_once(2);
 }
 
 #[test]
 fn an_idle_poll_above_the_bound_is_capped_and_zero_is_off() {
     for poll in [Duration::ZERO, Duration::from_secs(3600)] {
-        let h = Harness::new();
-        let d = start::<()>(&h, polling(1, poll));
-        load_ok(&d, code("v1", "js"));
+        let (_h, d) = loaded::<()>(polling(1, poll));
         let (tx, rx) = mpsc::channel();
         d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
         assert!(recv(&rx).is_ok());
         // A poll of an hour would hold stop for an hour if it were not capped.
-        let t0 = Instant::now();
-        d.stop();
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "stop took {:?}",
-            t0.elapsed()
-        );
+        stop_promptly(d);
     }
 }

@@ -4,7 +4,7 @@
 //! only party that may complete it, and [`Job::finish`] consumes it. That is how the
 //! exactly-once rule is made a property of the types rather than of bookkeeping.
 
-use crate::{CodeObject, Invocation, ResponseObject, RomaError};
+use roma_core::{CodeObject, Invocation, ResponseObject, RomaError};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,7 +49,7 @@ impl<M> Job<M> {
     /// The job of request `id`, accepted now.
     pub fn accepted(
         id: u64,
-        request: crate::InvocationRequest<M>,
+        request: roma_core::InvocationRequest<M>,
         invocation: Invocation,
         callback: ExecCallback,
     ) -> Self {
@@ -75,9 +75,10 @@ impl<M> Job<M> {
         if let Ok(r) = &mut result {
             // The last hop: taken just before the callback, which receives it.
             let at = millis(accepted.elapsed());
-            let floor = r.metrics.get(crate::metrics::DURATION_MS).copied();
+            let floor = r.metrics.get(roma_core::metrics::DURATION_MS).copied();
             let at = floor.map_or(at, |f| at.max(f));
-            r.metrics.insert(crate::metrics::HOP_CALLBACK_MS.into(), at);
+            r.metrics
+                .insert(roma_core::metrics::HOP_CALLBACK_MS.into(), at);
         }
         call_guarded(move || callback(result));
         // The metadata is the caller's type; a panic in its `Drop` must not stop this thread.
@@ -125,7 +126,7 @@ impl LoadAggregate {
             ..Default::default()
         };
         resp.metrics.insert(
-            crate::metrics::DURATION_MS.into(),
+            roma_core::metrics::DURATION_MS.into(),
             millis(self.accepted.elapsed()),
         );
         resp
