@@ -181,6 +181,11 @@ fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> String {
     p.to_str().expect("UTF-8 path").to_owned()
 }
 
+/// A fresh scratch folder for `test` holding one file, `name`, with `text`; its path.
+fn script(test: &str, name: &str, text: impl AsRef<[u8]>) -> String {
+    write(&scratch(test), name, text)
+}
+
 /// A JS file whose handler does what its input says: echo, throw, spin, log.
 const MULTI_JS: &str = r#"
 function Handler(what) {
@@ -213,9 +218,8 @@ fn no_input_is_undefined() {
 
 #[test]
 fn several_inputs_of_each_json_type() {
-    let dir = scratch("several_inputs");
-    let js = write(
-        &dir,
+    let js = script(
+        "several_inputs",
         "args.js",
         "function Handler(...args) { return args.map(a => [typeof a, Array.isArray(a), a]); }",
     );
@@ -270,9 +274,8 @@ fn an_input_that_is_not_json_is_bad_input() {
 
 #[test]
 fn dotted_handler_and_version() {
-    let dir = scratch("dotted_handler");
-    let js = write(
-        &dir,
+    let js = script(
+        "dotted_handler",
         "ns.js",
         "var api = { v2: { Handler: (x) => x * 2 } };",
     );
@@ -291,9 +294,8 @@ fn dotted_handler_and_version() {
 
 #[test]
 fn byte_str_passes_the_input_raw() {
-    let dir = scratch("byte_str");
-    let js = write(
-        &dir,
+    let js = script(
+        "byte_str",
         "raw.js",
         "function Handler(s) { return typeof s + ':' + s.length + ':' + s; }",
     );
@@ -383,8 +385,7 @@ fn profile_writes_a_cpuprofile_naming_the_handler() {
 
 #[test]
 fn a_throw_is_an_execution_error_with_the_stack() {
-    let dir = scratch("throw");
-    let js = write(&dir, "t.js", MULTI_JS);
+    let js = script("throw", "t.js", MULTI_JS);
     let run = roma(&["run", &js, "--input", r#""throw""#]);
     let err = run.failed();
     assert!(
@@ -396,8 +397,7 @@ fn a_throw_is_an_execution_error_with_the_stack() {
 
 #[test]
 fn a_timeout_is_reported_and_exits_1() {
-    let dir = scratch("timeout");
-    let js = write(&dir, "spin.js", MULTI_JS);
+    let js = script("timeout", "spin.js", MULTI_JS);
     let run = roma(&["run", &js, "--handler", "Spin", "--timeout", "100ms"]);
     let err = run.failed();
     let last = err.lines().last().unwrap_or_default();
@@ -407,8 +407,11 @@ fn a_timeout_is_reported_and_exits_1() {
 
 #[test]
 fn a_top_level_timeout_fails_the_load() {
-    let dir = scratch("top_level_timeout");
-    let js = write(&dir, "spin.js", "while (true) {}\nfunction Handler() {}");
+    let js = script(
+        "top_level_timeout",
+        "spin.js",
+        "while (true) {}\nfunction Handler() {}",
+    );
     let run = roma(&["run", &js, "--timeout", "100ms"]);
     let err = run.failed();
     assert!(err.starts_with("error: timeout: "), "{err}");
@@ -417,8 +420,7 @@ fn a_top_level_timeout_fails_the_load() {
 
 #[test]
 fn a_compile_error_fails_the_load() {
-    let dir = scratch("compile_error");
-    let js = write(&dir, "bad.js", "function Handler( {");
+    let js = script("compile_error", "bad.js", "function Handler( {");
     let run = roma(&["run", &js]);
     let err = run.failed();
     assert!(err.starts_with("error: compile: "), "{err}");
@@ -502,8 +504,7 @@ fn wasm_bin_needs_its_array_name() {
 
 #[test]
 fn console_output_goes_to_stderr_with_its_level() {
-    let dir = scratch("console");
-    let js = write(&dir, "log.js", MULTI_JS);
+    let js = script("console", "log.js", MULTI_JS);
     let run = roma(&["run", &js, "--input", r#""log""#]);
     assert_eq!(run.ok(), "\"logged\"\n");
     assert_eq!(
@@ -717,8 +718,7 @@ fn an_empty_batch_prints_nothing() {
 fn a_long_batch_keeps_its_order() {
     // More lines than the queue holds: the CLI must wait for answers and keep the order.
     let input: String = (0..500).map(|i| format!("[{i}]\n")).collect();
-    let dir = scratch("long_batch");
-    let js = write(&dir, "id.js", "function Handler(n) { return n; }");
+    let js = script("long_batch", "id.js", "function Handler(n) { return n; }");
     let run = roma_with_stdin(
         &["run", &js, "--batch", "-", "--workers", "2"],
         Some(&input),
@@ -757,8 +757,7 @@ fn a_batch_where_roma_could_not_run_a_line_exits_1() {
 
 #[test]
 fn a_batch_whose_load_fails_exits_1_without_lines() {
-    let dir = scratch("batch_load_fails");
-    let js = write(&dir, "bad.js", "throw new Error('no load')");
+    let js = script("batch_load_fails", "bad.js", "throw new Error('no load')");
     let run = roma_with_stdin(&["run", &js, "--batch", "-"], Some("[1]\n"));
     let err = run.failed();
     assert!(err.starts_with("error: compile: "), "{err}");
@@ -937,9 +936,8 @@ fn example_udf_js_needs_its_host_functions() {
 
 #[test]
 fn a_heap_bomb_is_out_of_memory_and_the_worker_goes_on() {
-    let dir = scratch("heap_bomb");
-    let js = write(
-        &dir,
+    let js = script(
+        "heap_bomb",
         "bomb.js",
         "function Handler(n) {\n\
            if (n === 0) return 'small';\n\
@@ -1068,9 +1066,8 @@ fn bench_of_a_file_prints_its_table() {
 
 #[test]
 fn bench_of_a_throwing_handler_counts_the_errors_by_kind() {
-    let dir = scratch("bench_throws");
-    let js = write(
-        &dir,
+    let js = script(
+        "bench_throws",
         "throws.js",
         "function Handler() { throw new Error('no luck'); }",
     );
@@ -1395,9 +1392,8 @@ fn tenant_pools_are_a_flag_of_run_and_bench() {
 
 #[test]
 fn a_cgroup_memory_limit_stops_a_hoarding_handler_or_says_why_it_cannot() {
-    let dir = scratch("cgroup_hoard");
-    let js = write(
-        &dir,
+    let js = script(
+        "cgroup_hoard",
         "hoard.js",
         "function Handler() {\n\
            const kept = [];\n\
