@@ -11,8 +11,8 @@
 //! - the one error type, [`RomaError`], whose [`ErrorKind`] callers match on instead of text;
 //! - [`EngineLimits`], the resource limits a worker's engine is started with, and the bound on
 //!   the idle poll ([`MAX_IDLE_POLL`]) that host and worker share;
-//! - small parsers shared by all layers ([`parse_duration`]), the log level, and request
-//!   validation.
+//! - small parsers shared by all layers ([`parse_duration`]), the log level, request
+//!   validation, and [`wire_bytes`], which carries byte buffers across serde as one run.
 //!
 //! The host's dispatcher (its slots, queues, version cache and crash recovery) is the
 //! `roma-dispatch` crate, above this one; nothing on the worker's side depends on it.

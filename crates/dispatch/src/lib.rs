@@ -21,7 +21,8 @@
 //! stats), `state.rs` (what the one lock guards), `worker.rs` (a slot thread), `direct.rs` (the
 //! direct hand-off), `job.rs` (an accepted request and its callback), `config.rs`, `backend.rs`
 //! (the backend's contract), `version_cache.rs`, `timer.rs` (load timeouts), `backoff.rs` and
-//! `recycle.rs` (the respawn and recycling rules), `future.rs` and `oneshot.rs` (the async forms).
+//! `recycle.rs` (the respawn and recycling rules), `future.rs` and `oneshot.rs` (the async forms),
+//! `answer_poll.rs` (how a blocking caller polls for its answer in the low-latency mode).
 //!
 //! # Threads
 //! - **One thread per slot** (`roma-slot-<i>`). It owns that slot's backend, created on the
