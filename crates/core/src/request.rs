@@ -75,7 +75,7 @@ pub mod metrics {
         HOP_CALLBACK_MS,
     ];
 
-    /// The hops a [`WorkerBackend`](crate::WorkerBackend) reports in its
+    /// The hops a backend (roma-dispatch's `WorkerBackend`) reports in its
     /// [`ExecOutput`](crate::ExecOutput), in order, each as [`hop_stamp`] of the moment; the
     /// dispatcher turns them into milliseconds since submission (and drops any that is not
     /// finite). A backend that reports none is fine.
