@@ -18,18 +18,20 @@
 //!
 //! Two services of one API differ by up to 30% for as long as they live (each worker's process
 //! and threads settle differently on the cores), so each round starts a fresh service of each
-//! contender, in a rotated order, and an API's figure is its ratio to `rust_api`'s median in the
-//! same round, summed up over rounds as their median and their geometric mean with its 95%
-//! interval. Each round times its services in two orders, which one goes
-//! first alternating: **by call** (one call of each contender in turn, so all see the same
-//! moment) and **by block** (a block of consecutive calls of each contender in turn, as one
-//! service's user makes them). The two differ where contenders run different copies of
-//! roma's code: by call, the code of the copy the bench calls less is colder at each call.
+//! contender, and an API's figure is its ratio to `rust_api`'s median in the same round, summed
+//! up over rounds as their median and their geometric mean with its 95% interval. Each round
+//! times its services in two orders, which one goes first alternating: **by block** (a block of
+//! consecutive calls of each contender in turn, as one service's user makes them; the process's
+//! CPU time over a block is that contender's host side per call), the figure to quote, and **by
+//! call** (one call of each contender in turn). By call, the contenders that run on the copy
+//! of roma in `libroma_c.so` (the C++ API and `c_api (libroma_c.so)`) come out slower than the
+//! same calls on the copy linked into the bench, which the bench calls more often: what they
+//! pay is that copy's code being colder at each call, which a program holding one copy of roma
+//! does not pay. The contenders' order, in starting and in timing, is shuffled anew each round.
 //!
 //! `--rounds N` sets the number of rounds (200). Without `--bench` (as `cargo test --benches`
 //! runs it), one short round checks that every contender answers. `round_trip --calls API N`
-//! makes N calls of one contender and exits: the driver for counting instructions per call
-//! with `valgrind --tool=callgrind`.
+//! makes N calls of one contender and prints their wall and host CPU time per call.
 
 #[path = "round_trip/c_abi.rs"]
 mod c_abi;
@@ -251,9 +253,49 @@ enum Order {
 
 const N: usize = APIS.len();
 
-/// Times `calls` calls of each service in `order`; `round` rotates who goes first.
-fn time(services: &[Service], order: Order, round: usize, calls: usize) -> [Vec<Duration>; N] {
+/// A fixed pseudo-random order of the contenders for `round` (a shuffle driven by xorshift64,
+/// seeded by the round), so that no contender always starts first, runs first or follows the
+/// same one; the same in every run.
+fn shuffled(round: usize) -> [usize; N] {
+    let mut x = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    for i in (1..N).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+/// The CPU time this process has used, all its threads (user and system): the host side of
+/// every service in it, not the workers, which are other processes.
+fn host_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is valid for a write of a `rusage`, which getrusage fills on success.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage failed");
+    // SAFETY: zeroed is a valid `rusage` (plain integers), and getrusage filled it.
+    let u = unsafe { usage.assume_init() };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// One order's measurements in one round.
+struct Timed {
+    /// Each contender's call times.
+    times: [Vec<Duration>; N],
+    /// Each contender's host CPU time per call, measured over its block (by block only: by
+    /// call, the contenders' calls share the process's CPU clock).
+    cpu: [Option<Duration>; N],
+}
+
+/// Times `calls` calls of each service in `order`, the contenders taken in `perm`'s order.
+fn time(services: &[Service], order: Order, perm: &[usize; N], calls: usize) -> Timed {
     let mut times: [Vec<Duration>; N] = Default::default();
+    let mut cpu = [None; N];
     let mut timed = |i: usize| {
         let s = Instant::now();
         services[i].call();
@@ -263,20 +305,21 @@ fn time(services: &[Service], order: Order, round: usize, calls: usize) -> [Vec<
         Order::ByCall => {
             for call in 0..calls {
                 for k in 0..N {
-                    timed((call + k) % N);
+                    timed(perm[(call + k) % N]);
                 }
             }
         }
         Order::ByBlock => {
-            for k in 0..N {
-                let i = (round + k) % N;
+            for &i in perm {
+                let before = host_cpu();
                 for _ in 0..calls {
                     timed(i);
                 }
+                cpu[i] = Some((host_cpu() - before) / calls as u32);
             }
         }
     }
-    times
+    Timed { times, cpu }
 }
 
 /// Each contender's ratios to `rust_api` (one per round) and all its calls, for one order.
@@ -284,14 +327,16 @@ fn time(services: &[Service], order: Order, round: usize, calls: usize) -> [Vec<
 struct Tally {
     ratios: [Vec<f64>; N],
     all: [Vec<Duration>; N],
+    cpu: [Vec<Duration>; N],
 }
 
 impl Tally {
-    fn add(&mut self, mut times: [Vec<Duration>; N]) {
-        let m: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
+    fn add(&mut self, mut t: Timed) {
+        let m: Vec<Duration> = t.times.iter_mut().map(|t| median(t)).collect();
         for i in 0..N {
             self.ratios[i].push(m[i].as_secs_f64() / m[0].as_secs_f64());
-            self.all[i].append(&mut times[i]);
+            self.all[i].append(&mut t.times[i]);
+            self.cpu[i].extend(t.cpu[i]);
         }
     }
 
@@ -302,10 +347,18 @@ impl Tally {
             r.sort_by(f64::total_cmp);
             let all = median(&mut self.all[i]).as_secs_f64();
             let (mean, low, high) = geometric_mean(r);
+            let cpu = if self.cpu[i].is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; host CPU per call {:.1} µs (median of the blocks)",
+                    median(&mut self.cpu[i]).as_secs_f64() * 1e6
+                )
+            };
             eprintln!(
                 "{order:?}, {rounds} rounds x {calls} calls: {:<28} x rust_api: median {:.3} \
                  (middle half {:.3}-{:.3}), geometric mean {mean:.3} (95% interval \
-                 {low:.3}-{high:.3}); all calls' median {:.1} µs ({:.3})",
+                 {low:.3}-{high:.3}); all calls' median {:.1} µs ({:.3}){cpu}",
                 api.name(),
                 r[r.len() / 2],
                 r[r.len() / 4],
@@ -321,9 +374,9 @@ fn rounds(libs: &Libs, rounds: usize, calls: usize) {
     let mut by_call = Tally::default();
     let mut by_block = Tally::default();
     for round in 0..rounds {
+        let perm = shuffled(round);
         let mut started: Vec<Option<Service>> = (0..N).map(|_| None).collect();
-        for k in 0..N {
-            let i = (round + k) % N;
+        for &i in &perm {
             started[i] = Some(libs.start(APIS[i]));
         }
         let services: Vec<Service> = started
@@ -336,15 +389,15 @@ fn rounds(libs: &Libs, rounds: usize, calls: usize) {
             [Order::ByBlock, Order::ByCall]
         };
         for order in orders {
-            let times = time(&services, order, round, calls);
+            let timed = time(&services, order, &perm, calls);
             match order {
-                Order::ByCall => by_call.add(times),
-                Order::ByBlock => by_block.add(times),
+                Order::ByCall => by_call.add(timed),
+                Order::ByBlock => by_block.add(timed),
             }
         }
     }
-    by_call.print(Order::ByCall, rounds, calls);
     by_block.print(Order::ByBlock, rounds, calls);
+    by_call.print(Order::ByCall, rounds, calls);
 }
 
 /// The geometric mean of `ratios` and its 95% interval (two standard errors of the mean of
@@ -382,9 +435,17 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .expect("--calls API N: N is a count");
         let service = Libs::new(api == Api::Cpp).start(api);
+        let (wall, cpu) = (Instant::now(), host_cpu());
         for _ in 0..n {
             service.call();
         }
+        let per_call = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        eprintln!(
+            "{}: {n} calls, {:.1} µs each, {:.1} µs of host CPU each",
+            api.name(),
+            per_call(wall.elapsed()),
+            per_call(host_cpu() - cpu)
+        );
         return;
     }
     let libs = Libs::new(true);
