@@ -52,8 +52,8 @@ roma_error_t *roma_service_execute(const roma_service_t *service, const roma_req
  *  calling thread runs the request itself (the direct hand-off: no roma thread is woken).
  *  On success *response is set to an owned response (free with roma_response_delete); on
  *  failure the error is returned and *response is untouched. No callback. Thread-safe.
- *  Refused with ROMA_ERROR_INVALID_ARGUMENT on roma's threads (in a callback or a host
- *  function), where the thread it would block may be the one to answer. */
+ *  Refused with ROMA_ERROR_INVALID_ARGUMENT on the service's own threads (in its callback, or
+ *  a host function run inline), where the thread it would block may be the one to answer. */
 roma_error_t *roma_service_execute_blocking(const roma_service_t *service,
                                             const roma_request_t *request,
                                             roma_response_t **response);

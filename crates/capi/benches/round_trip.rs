@@ -23,11 +23,12 @@
 //! times its services in two orders, which one goes first alternating: **by block** (a block of
 //! consecutive calls of each contender in turn, as one service's user makes them; the process's
 //! CPU time over a block is that contender's host side per call), the figure to quote, and **by
-//! call** (one call of each contender in turn). By call, the contenders that run on the copy
-//! of roma in `libroma_c.so` (the C++ API and `c_api (libroma_c.so)`) come out slower than the
-//! same calls on the copy linked into the bench, which the bench calls more often: what they
-//! pay is that copy's code being colder at each call, which a program holding one copy of roma
-//! does not pay. The contenders' order, in starting and in timing, is shuffled anew each round.
+//! call** (one call of each contender in turn). By call, each service idles through the other
+//! contenders' calls and its code and data are colder at each of its own; the C++ API, with
+//! the most code of its own (roma.hpp's layer and the copy of roma in `libroma_c.so`, which
+//! only it and `c_api (libroma_c.so)` run), pays the most for that, which a program that uses
+//! one API does not. The contenders' order, in starting and in timing, is shuffled anew each
+//! round.
 //!
 //! `--rounds N` sets the number of rounds (200). Without `--bench` (as `cargo test --benches`
 //! runs it), one short round checks that every contender answers. `round_trip --calls API N`

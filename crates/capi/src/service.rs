@@ -186,8 +186,9 @@ pub unsafe extern "C" fn roma_service_execute(
 /// `roma_response_delete`). An error returned (a null argument, queues full past the wait,
 /// unknown version, the handler's failure, a timeout, stopped): an owned error, and
 /// `*response` is untouched. No callback is involved. Thread-safe: any number of threads may
-/// wait at once. On one of roma's threads (in a callback, or a host function) it is refused
-/// with `ROMA_ERROR_INVALID_ARGUMENT`: the thread it would block may be the one to answer.
+/// wait at once. On one of the service's own threads (in its callback, or a host function run
+/// inline) it is refused with `ROMA_ERROR_INVALID_ARGUMENT`: the thread it would block may be
+/// the one to answer. A host function that calls it holds its own request until that answer.
 ///
 /// # Safety
 /// `service` and `request` are null or live; `response` is null or writable.
