@@ -382,7 +382,7 @@ static void test_stop_with_queued(void) {
 }
 
 /* The blocking execute: its answer, from many threads at once, its refusals, and its refusal
- * on roma's threads (a callback that calls it gets ROMA_ERROR_INVALID_ARGUMENT). */
+ * on the service's own threads (a callback that calls it gets ROMA_ERROR_INVALID_ARGUMENT). */
 #define BLOCKING_THREADS 4
 #define BLOCKING_CALLS 50
 static atomic_int blocking_wrong;
