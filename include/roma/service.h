@@ -1,9 +1,11 @@
-/* roma_service_t: the running service; load, execute, batch execute, cancel, stop.
+/* roma_service_t: the running service; load, execute (with a callback, or blocking), batch
+ * execute, cancel, stop.
  *
  * Callbacks run on roma's own threads, never on the submitting thread. Every submit that
  * returns NULL gets exactly one callback, also when the service stops first (with
  * ROMA_ERROR_CANCELLED); one that returns an error gets none. Do not stop or delete the
- * service, or call roma_service_batch_execute, from a callback. */
+ * service, or call roma_service_batch_execute, from a callback (roma_service_execute_blocking
+ * is refused there). */
 #ifndef ROMA_SERVICE_H
 #define ROMA_SERVICE_H
 
@@ -44,6 +46,17 @@ roma_error_t *roma_service_load(const roma_service_t *service, const roma_code_o
 roma_error_t *roma_service_execute(const roma_service_t *service, const roma_request_t *request,
                                    roma_callback_t callback, void *user_data,
                                    roma_execution_token_t **token);
+/** Runs a request (copied) and waits on the calling thread for its answer: for room while the
+ *  queues are full (up to the queue wait timeout), then for the answer (bounded by the
+ *  request's timeout). When the worker it would go to is idle and nothing is queued, the
+ *  calling thread runs the request itself (the direct hand-off: no roma thread is woken).
+ *  On success *response is set to an owned response (free with roma_response_delete); on
+ *  failure the error is returned and *response is untouched. No callback. Thread-safe.
+ *  Refused with ROMA_ERROR_INVALID_ARGUMENT on the service's own threads (in its callback, or
+ *  a host function run inline), where the thread it would block may be the one to answer. */
+roma_error_t *roma_service_execute_blocking(const roma_service_t *service,
+                                            const roma_request_t *request,
+                                            roma_response_t **response);
 /** Runs n requests (copied) as Roma's BatchExecute: enqueued in order as room frees (blocking
  *  while the queues are full, up to the queue wait timeout); callback runs once with one
  *  result per request, in order. */

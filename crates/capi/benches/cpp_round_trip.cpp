@@ -1,7 +1,8 @@
 // The C++ side of `cargo bench -p roma-capi`: a roma::RomaService<> (roma.hpp, over libroma_c)
 // with Roma's Getting Started handler, and one hello-world round trip the way a Roma user
 // writes it (Execute with a callback, the answer awaited). The bench compiles this into a
-// shared library and calls these three functions, interleaved with the Rust API's calls.
+// shared library against libroma_c.so and calls these three functions beside its other
+// contenders (round_trip.rs).
 #include <roma/roma.hpp>
 
 #include <condition_variable>

@@ -1,4 +1,5 @@
-//! `roma_service_t`: the running service; load, execute, batch execute, cancel, stop.
+//! `roma_service_t`: the running service; load, execute (with a callback, or blocking), batch
+//! execute, cancel, stop.
 
 use crate::code::roma_code_object_t;
 use crate::config::roma_config_t;
@@ -172,6 +173,41 @@ pub unsafe extern "C" fn roma_service_execute(
             // SAFETY: non-null, and the caller's contract makes it writable.
             unsafe { token.write(t) };
         }
+        Ok(())
+    })
+}
+
+/// Runs a request (copied) and waits on the calling thread for its answer, as the Rust API's
+/// `execute_blocking`: while the queues are full it waits for room (up to the queue wait
+/// timeout), then for the answer, which the request's timeout bounds. When the worker the
+/// request would go to is idle and nothing is queued, the calling thread runs the request
+/// itself (the direct hand-off: no roma thread is woken for it, and the answer needs no
+/// wake-up). Null returned: `*response` is set to an owned response (free it with
+/// `roma_response_delete`). An error returned (a null argument, queues full past the wait,
+/// unknown version, the handler's failure, a timeout, stopped): an owned error, and
+/// `*response` is untouched. No callback is involved. Thread-safe: any number of threads may
+/// wait at once. On one of the service's own threads (in its callback, or a host function run
+/// inline) it is refused with `ROMA_ERROR_INVALID_ARGUMENT`: the thread it would block may be
+/// the one to answer. A host function that calls it holds its own request until that answer.
+///
+/// # Safety
+/// `service` and `request` are null or live; `response` is null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roma_service_execute_blocking(
+    service: *const roma_service_t,
+    request: *const roma_request_t,
+    response: *mut *mut roma_response_t,
+) -> *mut roma_error_t {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let (s, r) = unsafe { (arg_ref(service, "service")?, arg_ref(request, "request")?) };
+        if response.is_null() {
+            return Err(RomaError::invalid_argument("response is a null pointer"));
+        }
+        let answer = s.inner.execute_blocking(r.inner.clone())?;
+        let out = Box::into_raw(Box::new(roma_response_t::new(&answer)));
+        // SAFETY: checked non-null; the caller's contract makes it writable.
+        unsafe { response.write(out) };
         Ok(())
     })
 }

@@ -1,6 +1,6 @@
 /* The edges of roma's C API: exactly-once callbacks under load, stop with requests queued, use
  * after stop, host functions that fail, null and invalid UTF-8 arguments, metadata isolation,
- * list/map/bytes host functions, the logging function, cancel. Prints "ok NAME" per check and
+ * list/map/bytes host functions, the logging function, cancel, the blocking execute. Prints "ok NAME" per check and
  * exits non-zero at the first failure. The worker library comes from $ROMA_WORKER_LIB. */
 #include <roma.h>
 
@@ -362,6 +362,10 @@ static void test_stop_with_queued(void) {
   roma_error_t *e = roma_service_execute(s, q, on_answer, &after, NULL);
   check(e != NULL, "execute after stop is refused");
   roma_error_delete(e);
+  roma_response_t *none = NULL;
+  e = roma_service_execute_blocking(s, q, &none);
+  check(e != NULL && none == NULL, "blocking execute after stop is refused");
+  roma_error_delete(e);
   roma_code_object_t *code = roma_code_object_new();
   ok(roma_code_object_set_version(code, S("v2")), "version");
   ok(roma_code_object_set_js(code, S(JS)), "js");
@@ -377,6 +381,69 @@ static void test_stop_with_queued(void) {
   printf("ok stop_with_queued (%d of %d cancelled), cancel, use_after_stop, env_delete\n", cancelled, N + 1);
 }
 
+/* The blocking execute: its answer, from many threads at once, its refusals, and its refusal
+ * on the service's own threads (a callback that calls it gets ROMA_ERROR_INVALID_ARGUMENT). */
+#define BLOCKING_THREADS 4
+#define BLOCKING_CALLS 50
+static atomic_int blocking_wrong;
+static void *blocking_caller(void *arg) {
+  (void)arg;
+  roma_request_t *r = request("Handler", "\"Foobar\"");
+  for (int i = 0; i < BLOCKING_CALLS; i++) {
+    roma_response_t *resp = NULL;
+    roma_error_t *e = roma_service_execute_blocking(shared, r, &resp);
+    if (e != NULL || resp == NULL ||
+        strcmp(roma_response_resp(resp, NULL), "\"Hello world! \\\"Foobar\\\"\"") != 0)
+      atomic_fetch_add(&blocking_wrong, 1);
+    roma_error_delete(e);
+    roma_response_delete(resp);
+  }
+  roma_request_delete(r);
+  return NULL;
+}
+static void blocking_in_callback(void *data, roma_response_t *r, roma_error_t *e) {
+  slot_t *s = data;
+  roma_response_delete(r);
+  roma_error_delete(e);
+  roma_request_t *q = request("Handler", "\"x\"");
+  roma_response_t *resp = NULL;
+  roma_error_t *refused_here = roma_service_execute_blocking(shared, q, &resp);
+  s->kind = refused_here != NULL ? roma_error_kind(refused_here) : 0;
+  check(resp == NULL, "no response when refused");
+  roma_error_delete(refused_here);
+  roma_request_delete(q);
+  atomic_fetch_add(&s->calls, 1);
+  bump();
+}
+static void test_execute_blocking(roma_service_t *s) {
+  shared = s;
+  pthread_t th[BLOCKING_THREADS];
+  for (int t = 0; t < BLOCKING_THREADS; t++) pthread_create(&th[t], NULL, blocking_caller, NULL);
+  for (int t = 0; t < BLOCKING_THREADS; t++) pthread_join(th[t], NULL);
+  check(atomic_load(&blocking_wrong) == 0, "every blocking call answered hello world");
+  roma_request_t *r = request("Handler", "\"Foobar\"");
+  roma_response_t *resp = NULL;
+  expect_kind(roma_service_execute_blocking(s, r, NULL), ROMA_ERROR_INVALID_ARGUMENT, "null response");
+  expect_kind(roma_service_execute_blocking(NULL, r, &resp), ROMA_ERROR_INVALID_ARGUMENT, "null service");
+  expect_kind(roma_service_execute_blocking(s, NULL, &resp), ROMA_ERROR_INVALID_ARGUMENT, "null request");
+  roma_request_t *thrower = request("Throws", NULL);
+  expect_kind(roma_service_execute_blocking(s, thrower, &resp), ROMA_ERROR_EXECUTION, "handler error");
+  roma_request_delete(thrower);
+  ok(roma_request_set_version(r, S("nope")), "set version");
+  expect_kind(roma_service_execute_blocking(s, r, &resp), ROMA_ERROR_VERSION_NOT_FOUND, "unknown version");
+  check(resp == NULL, "no response on failure");
+  ok(roma_request_set_version(r, S("v1")), "set version");
+  slot_t in_callback = {0};
+  in_callback.kind = ROMA_ERROR_INTERNAL;
+  reset_answers();
+  ok(roma_service_execute(s, r, blocking_in_callback, &in_callback, NULL), "execute");
+  await_answers(1);
+  check(in_callback.kind == ROMA_ERROR_INVALID_ARGUMENT, "blocking execute refused in a callback");
+  roma_request_delete(r);
+  printf("ok execute_blocking (%d threads x %d calls, refusals, in a callback)\n", BLOCKING_THREADS,
+         BLOCKING_CALLS);
+}
+
 static void test_batch(roma_service_t *s);
 
 int main(void) {
@@ -388,6 +455,7 @@ int main(void) {
   test_host_functions(s);
   test_logging(s);
   test_batch(s);
+  test_execute_blocking(s);
   test_exactly_once(s);
   roma_service_delete(s);
   test_stop_with_queued();
