@@ -1,7 +1,11 @@
 /* roma_service_t: the running service; load, execute (with a callback, or blocking), batch
  * execute, cancel, stop.
  *
- * Callbacks run on roma's own threads, never on the submitting thread. Every submit that
+ * A callback never runs inside the submit call that asked for it. It runs on one of roma's
+ * threads, except that a request cancelled while still queued is answered on the thread
+ * calling roma_service_cancel, and requests still queued at stop on the thread calling
+ * roma_service_stop or roma_service_delete: a callback must not take a lock that such a
+ * caller holds. Every submit that
  * returns NULL gets exactly one callback, also when the service stops first (with
  * ROMA_ERROR_CANCELLED); one that returns an error gets none. Do not stop or delete the
  * service, or call roma_service_batch_execute, from a callback (roma_service_execute_blocking
