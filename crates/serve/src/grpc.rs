@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
 
-/// The generated messages and service.
+/// The generated messages and services: `roma.v1.Roma`, which this server serves, and
+/// `roma.v1.HostFunctionService`, which config-declared `grpc://` bindings call.
 #[allow(missing_docs, clippy::all)]
 pub mod pb {
     tonic::include_proto!("roma.v1");
@@ -403,9 +404,14 @@ pub(crate) async fn services(
     state: Arc<AppState>,
     drain: tokio::sync::watch::Receiver<bool>,
 ) -> Option<Services> {
+    // The services this port serves, by name: `roma.v1` also holds HostFunctionService, which
+    // operators serve and roma calls, so reflection must not list it as served here.
     let reflection = match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("roma.v1.Roma")
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
     {
         Ok(r) => r,

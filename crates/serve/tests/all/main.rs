@@ -6,6 +6,7 @@ mod common;
 mod drain;
 mod etcd;
 mod grpc;
+mod grpc_bindings;
 mod grpc_limits;
 mod limits;
 mod store;
