@@ -43,7 +43,9 @@ pub fn grpc_code(kind: ErrorKind) -> Code {
     }
 }
 
-fn status(e: &ApiError) -> Status {
+/// The status of a refused or failed call: its code, roma's kind in the details and the
+/// `roma-error-kind` trailer.
+pub(crate) fn status(e: &ApiError) -> Status {
     let (code, kind, message) = match e {
         ApiError::Roma(e) => (
             grpc_code(e.kind()),
@@ -57,6 +59,7 @@ fn status(e: &ApiError) -> Status {
             "the server is shutting down; retry on another instance".to_string(),
         ),
         ApiError::Unavailable(m) => (Code::Unavailable, "unavailable", m.clone()),
+        ApiError::RequestTimeout(m) => (Code::DeadlineExceeded, "request_timeout", m.clone()),
     };
     let mut s = Status::with_details(code, message, kind.as_bytes().to_vec().into());
     if let Ok(v) = kind.parse() {
@@ -446,7 +449,7 @@ impl Services {
     /// [`deadline`], so roma's answer normally comes first.)
     pub(crate) async fn call(
         self,
-        req: hyper::Request<hyper::body::Incoming>,
+        req: hyper::Request<crate::body_deadline::TimedBody>,
     ) -> Result<hyper::Response<tonic::body::Body>, std::convert::Infallible> {
         use tower::ServiceExt;
         let limit = req

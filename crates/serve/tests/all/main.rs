@@ -9,5 +9,6 @@ mod grpc;
 mod grpc_bindings;
 mod grpc_limits;
 mod limits;
+mod slow_clients;
 mod store;
 mod tls;
