@@ -135,6 +135,11 @@ pub struct Settings {
     /// `server.drain_grace`: how long requests in flight may take to finish once a drain
     /// starts (default 10 s); those still running then are cancelled and answered 503.
     pub drain_grace: Duration,
+    /// `server.threads`: the threads of the server's tokio runtime, which run both listeners,
+    /// every connection and the forwarded host-function calls (default: one per core). Used
+    /// by [`crate::serve_until_signalled`]; an embedder that calls [`crate::start`] runs it on
+    /// its own runtime.
+    pub threads: Option<usize>,
     /// `[tls]`: TLS on both listeners, and client certificates; `None` serves plain TCP.
     pub tls: Option<crate::tls::TlsSettings>,
     /// `[[bindings]]`: host functions that forward their calls to the operator's endpoints.
@@ -161,6 +166,7 @@ impl Settings {
             load_token_file: load_token_file.into(),
             execute_token_file: execute_token_file.into(),
             drain_grace: Duration::from_secs(10),
+            threads: None,
             tls: None,
             bindings: Vec::new(),
             limits: Limits::default(),
@@ -208,6 +214,7 @@ impl Settings {
         if let Some(g) = server.drain_grace {
             s.drain_grace = duration(&g, "server.drain_grace")?;
         }
+        s.threads = server.threads;
         s.tls = file.tls.map(|t| t.resolve(base)).transpose()?;
         s.bindings = crate::forward::resolve(file.bindings)?;
         let l = file.limits.unwrap_or_default();
@@ -337,6 +344,9 @@ impl Settings {
             }
         }
         crate::forward::validate(&self.bindings)?;
+        if self.threads == Some(0) {
+            return Err(bad("server.threads", "must be at least 1".into()));
+        }
         if self.service.workers == Some(0) {
             return Err(bad("service.workers", "must be at least 1".into()));
         }
@@ -450,6 +460,7 @@ struct ServerTable {
     load_token_file: Option<String>,
     execute_token_file: Option<String>,
     drain_grace: Option<String>,
+    threads: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -501,12 +512,13 @@ mod tests {
     #[test]
     fn values_are_read() {
         let t = format!(
-            "{MIN}drain_grace = \"2s\"\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
+            "{MIN}drain_grace = \"2s\"\nthreads = 1\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
              body_timeout = \"250ms\"\n\
              [service]\nworkers = 2\nsandbox = \"none\"\n"
         );
         let s = Settings::from_toml(&t, Path::new("/")).unwrap();
         assert_eq!(s.drain_grace, Duration::from_secs(2));
+        assert_eq!(s.threads, Some(1));
         assert_eq!(s.limits.max_inputs, 3);
         assert_eq!(s.limits.idle_timeout, Duration::from_millis(150));
         assert_eq!(s.limits.body_timeout, Duration::from_millis(250));
@@ -601,6 +613,7 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(key_of("[server]\n").starts_with("server.http: is required"));
+        assert!(key_of(&format!("{MIN}threads = 0\n")).starts_with("server.threads"));
         assert!(
             key_of(&format!("{MIN}[limits]\nmax_connections = 0\n"))
                 .starts_with("limits.max_connections")
