@@ -245,15 +245,7 @@ async fn serve_connection<S>(
                 .keep_alive(true)
                 .serve_connection(io, svc);
             tokio::pin!(conn);
-            supervise(
-                conn,
-                |c| c.graceful_shutdown(),
-                &activity,
-                state,
-                limits,
-                close,
-            )
-            .await;
+            supervise(conn, |c| c.graceful_shutdown(), &activity, state, close).await;
         }
         Protocol::Grpc(services) => {
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -268,15 +260,7 @@ async fn serve_connection<S>(
                 .keep_alive_timeout(H2_PING_TIMEOUT)
                 .serve_connection(io, svc);
             tokio::pin!(conn);
-            supervise(
-                conn,
-                |c| c.graceful_shutdown(),
-                &activity,
-                state,
-                limits,
-                close,
-            )
-            .await;
+            supervise(conn, |c| c.graceful_shutdown(), &activity, state, close).await;
         }
     }
 }
@@ -302,9 +286,9 @@ async fn supervise<C: Future>(
     shutdown: impl Fn(Pin<&mut C>),
     activity: &Activity,
     state: &AppState,
-    limits: &Limits,
     mut close: watch::Receiver<bool>,
 ) {
+    let limits = &state.limits;
     let mut closing: Option<Instant> = None;
     if *close.borrow_and_update() {
         shutdown(conn.as_mut());

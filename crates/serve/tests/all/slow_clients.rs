@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BOUND: Duration = Duration::from_millis(300);
@@ -40,6 +40,18 @@ impl Body for TestBody {
             TestBody::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
+}
+
+/// Waits until the server cuts `stream` off, which must come no sooner than [`BOUND`] after
+/// `started`; returns what the server sent before.
+async fn cut_off(stream: &mut (impl AsyncRead + Unpin), started: Instant) -> String {
+    let got = String::from_utf8_lossy(&closed_by_server(stream).await).into_owned();
+    assert!(
+        started.elapsed() >= BOUND,
+        "cut after {:?}",
+        started.elapsed()
+    );
+    got
 }
 
 fn slow_limits(s: &mut roma_serve::Settings) {
@@ -70,15 +82,10 @@ async fn a_slow_http_body_is_answered_408_while_others_are_served() {
         t.execute("Handler", &["1"], &[]).await.status,
         StatusCode::OK
     );
-    let got = String::from_utf8_lossy(&closed_by_server(&mut stalled).await).into_owned();
+    let got = cut_off(&mut stalled, started).await;
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert!(got.contains("request_timeout"), "{got}");
     assert!(got.contains("limits.body_timeout"), "{got}");
-    assert!(
-        started.elapsed() >= BOUND,
-        "cut after {:?}",
-        started.elapsed()
-    );
 
     // A chunked body that never stops trickling: the bound is on the whole body, not on the
     // gaps between its bytes.
@@ -95,13 +102,8 @@ async fn a_slow_http_body_is_answered_408_while_others_are_served() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    let got = String::from_utf8_lossy(&closed_by_server(&mut read).await).into_owned();
+    let got = cut_off(&mut read, started).await;
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
-    assert!(
-        started.elapsed() >= BOUND,
-        "cut after {:?}",
-        started.elapsed()
-    );
     writer.abort();
 
     assert_eq!(
@@ -219,12 +221,7 @@ async fn an_http2_header_block_that_never_ends_is_cut_off() {
     slow.write_all(&hello).await.unwrap();
     // Another connection is served meanwhile.
     assert_eq!(health_check(&mut other, addr).await, "0");
-    closed_by_server(&mut slow).await;
-    assert!(
-        started.elapsed() >= BOUND,
-        "cut after {:?}",
-        started.elapsed()
-    );
+    cut_off(&mut slow, started).await;
     assert_eq!(
         t.metric("roma_slow_clients_total{phase=\"head\"}").await,
         Some(1.0)
@@ -268,12 +265,7 @@ async fn a_kept_alive_http_connection_waits_for_the_idle_timeout_and_its_next_he
     slow.write_all(b"GET /healthz HTTP/1.1\r\nhost")
         .await
         .unwrap();
-    closed_by_server(&mut slow).await;
-    assert!(
-        started.elapsed() >= BOUND,
-        "cut after {:?}",
-        started.elapsed()
-    );
+    cut_off(&mut slow, started).await;
     assert_eq!(
         t.metric("roma_slow_clients_total{phase=\"head\"}").await,
         Some(1.0)
