@@ -4,14 +4,16 @@
 //!
 //! The cases: malformed JSON bodies, malformed protobuf messages (hand-made HTTP/2 frames),
 //! 1 GiB bodies (declared, chunked, unauthenticated, and a gRPC message declaring 1 GiB),
-//! 10,000 idle connections on each port, and slowloris clients that trickle a head (HTTP/1)
-//! or the HTTP/2 preface a byte a second. Each must get its error or be cut off, and the server
+//! 10,000 idle connections on each port, slowloris clients that trickle a head (HTTP/1)
+//! or the HTTP/2 preface a byte a second, and clients that trickle a request body (HTTP/1) or
+//! an HTTP/2 header block the same way. Each must get its error or be cut off, and the server
 //! must answer hello world after each; the run fails otherwise, or if the server's RSS ever
 //! reaches the size of the body it was sent (or 1 GiB). The integration tests (`cargo test -p
 //! roma-serve`) check the same at small sizes, with the exact status codes.
 //!
 //! Flags: `--debug` (debug binaries: a smoke run), `--connections N` (default 10000),
-//! `--slow N` (slowloris clients, default 1000), `--body-mb M` (default 1024).
+//! `--slow N` (slowloris clients of each kind, default 1000), `--body-mb M` (default 1024; more
+//! than twice the server's body limit, [`BODY_LIMIT_MIB`]).
 
 use crate::root;
 use crate::serve_bench::{machine, number_after, start_server};
@@ -27,6 +29,13 @@ const LOAD_TOKEN: &str = "hostile-load-token";
 const EXEC_TOKEN: &str = "hostile-exec-token";
 /// The server's `limits.header_read_timeout` in this run (its default).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's `limits.body_timeout` in this run (its default).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's `limits.max_body_bytes` in this run, in MiB (its default, written into its
+/// config so the bodies are sized against the limit in force). A big body must pass it by
+/// more than the socket buffers hold (a few MiB on loopback): a smaller one could be written
+/// in full before the server's answer arrives, and would not show that it is cut off.
+const BODY_LIMIT_MIB: u64 = 16;
 /// The client connection preface of HTTP/2 (RFC 9113, 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -51,9 +60,18 @@ fn flags(rest: &[String]) -> Result<Flags> {
             "--debug" => f.debug = true,
             "--connections" => f.connections = num("--connections")?.max(1),
             "--slow" => f.slow = num("--slow")?.max(1),
-            "--body-mb" => f.body_mb = num("--body-mb")?.max(1) as u64,
+            "--body-mb" => f.body_mb = num("--body-mb")? as u64,
             other => bail!("hostile-serve: unknown flag {other}"),
         }
+    }
+    if f.body_mb <= 2 * BODY_LIMIT_MIB {
+        bail!(
+            "hostile-serve: --body-mb {} is too small: the server refuses bodies over {BODY_LIMIT_MIB} MiB \
+             (limits.max_body_bytes), and a body must pass that by more than the socket buffers hold \
+             to show it is cut off; give more than {}",
+            f.body_mb,
+            2 * BODY_LIMIT_MIB
+        );
     }
     Ok(f)
 }
@@ -76,8 +94,9 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
         format!(
             "[server]\nhttp = \"127.0.0.1:0\"\ngrpc = \"127.0.0.1:0\"\n\
              load_token_file = \"load.tok\"\nexecute_token_file = \"exec.tok\"\n\
-             [limits]\nmax_connections = {}\n[service]\nworkers = 1\n",
-            f.connections + f.slow + 64
+             [limits]\nmax_connections = {}\nmax_body_bytes = {}\n[service]\nworkers = 1\n",
+            f.connections + f.slow + 64,
+            BODY_LIMIT_MIB << 20
         ),
     )?;
     let server = start_server(
@@ -105,6 +124,17 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
     let sampler = Sampler::start(pid);
     let mut rows = Vec::new();
     let body_bytes = f.body_mb << 20;
+    // A complete head, then a body a byte a second.
+    let slow_body = format!(
+        "POST /v1/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {EXEC_TOKEN}\r\n\
+         content-length: 1000\r\n\r\n"
+    )
+    .into_bytes();
+    // The preface, SETTINGS, and the header of a HEADERS frame without END_HEADERS, then its
+    // payload a byte a second.
+    let mut slow_block = PREFACE.to_vec();
+    slow_block.extend(frame(SETTINGS, 0, 0, &[]));
+    slow_block.extend_from_slice(&frame(HEADERS, 0, 1, &[0; 1000])[..9]);
     let cases: Vec<(String, Case)> = vec![
         (
             "malformed JSON (HTTP)".into(),
@@ -152,6 +182,14 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
         (
             format!("{} slowloris prefaces (gRPC)", f.slow),
             Box::new(move || slowloris(grpc, f.slow, b"", PREFACE)),
+        ),
+        (
+            format!("{} slow bodies (HTTP)", f.slow),
+            Box::new(move || slowloris(http, f.slow, &slow_body, b"x")),
+        ),
+        (
+            format!("{} slow header blocks (gRPC)", f.slow),
+            Box::new(move || slowloris(grpc, f.slow, &slow_block, b"x")),
         ),
     ];
     for (name, case) in cases {
@@ -805,7 +843,8 @@ fn idle_connections(addr: SocketAddr, n: usize) -> Result<Outcome> {
 }
 
 /// `n` connections that send `first`, then one byte of `trickle` (round and round) per
-/// connection per second: each must be cut off at the head timeout, however long it trickles.
+/// connection per second: each must be cut off at the server's timeout for what it is
+/// sending (the head or the body timeout, both 10 s), however long it trickles.
 fn slowloris(addr: SocketAddr, n: usize, first: &[u8], trickle: &[u8]) -> Result<Outcome> {
     let started = Instant::now();
     let mut conns = Vec::with_capacity(n);
@@ -816,7 +855,7 @@ fn slowloris(addr: SocketAddr, n: usize, first: &[u8], trickle: &[u8]) -> Result
         conns.push((s, None::<Duration>));
     }
     let mut step = 0;
-    let give_up = HEAD_TIMEOUT * 4;
+    let give_up = HEAD_TIMEOUT.max(BODY_TIMEOUT) * 4;
     while started.elapsed() < give_up && conns.iter().any(|(_, cut)| cut.is_none()) {
         let byte = [trickle[step % trickle.len()]];
         for (s, cut) in conns.iter_mut() {

@@ -81,6 +81,9 @@ pub enum ApiError {
     /// Something the request needs is unreachable now (the code store): 503, kind
     /// `unavailable`.
     Unavailable(String),
+    /// The client did not send its body within `limits.body_timeout`: 408 (and the
+    /// connection closes), kind `request_timeout`.
+    RequestTimeout(String),
 }
 
 /// The error as JSON.
@@ -108,6 +111,7 @@ impl ApiError {
             ApiError::Draining | ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
         }
     }
 
@@ -116,7 +120,7 @@ impl ApiError {
             ApiError::Roma(e) => e.message(),
             ApiError::Unauthenticated(m) => m,
             ApiError::Draining => "the server is shutting down; retry on another instance",
-            ApiError::Unavailable(m) => m,
+            ApiError::Unavailable(m) | ApiError::RequestTimeout(m) => m,
         }
     }
 }
@@ -168,6 +172,12 @@ impl ApiError {
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            // The rest of the body may still come: the connection cannot carry another
+            // request.
+            StatusCode::REQUEST_TIMEOUT => {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         r
@@ -197,6 +207,13 @@ mod tests {
             http_status(ErrorKind::PayloadTooLarge),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    #[test]
+    fn a_slow_body_is_answered_408_and_closes() {
+        let r = ApiError::RequestTimeout("slow".into()).response_for("rid");
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
     }
 
     #[test]

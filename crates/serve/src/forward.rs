@@ -1,11 +1,15 @@
 //! Host functions for a server that runs no Rust of the operator's: each binding the config
-//! declares (`[[bindings]]`) forwards its calls to an HTTP endpoint the operator runs, with
-//! the request's id and the client's metadata beside the call's input, and a timeout per call.
-//! The code sees only the endpoint's output; no binding exists that the config does not
+//! declares (`[[bindings]]`) forwards its calls to an HTTP or gRPC endpoint the operator runs,
+//! with the request's id and the client's metadata beside the call's input, and a timeout per
+//! call. The code sees only the endpoint's output; no binding exists that the config does not
 //! declare.
 //!
-//! The wire format (one `POST` per call, JSON both ways) is defined once, by [`CallBody`] and
-//! [`AnswerBody`], and described in docs/serve.md.
+//! Two wire forms, chosen by the scheme of the binding's `url`: `http://` posts one JSON body
+//! per call ([`CallBody`], answered by an [`AnswerBody`]); `grpc://` makes one
+//! `roma.v1.HostFunctionService/Call` per call ([`grpc`]). Both fail the same way, and
+//! docs/serve.md describes both.
+
+mod grpc;
 
 use crate::api::RequestMetadata;
 use crate::error::ServeError;
@@ -28,7 +32,8 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
 pub struct BindingSettings {
     /// `name`: what the code calls (`kv.get` creates `kv` with `get`).
     pub name: String,
-    /// `url`: where each call is posted, `http://host:port/path`.
+    /// `url`: where each call goes: `http://host:port/path` (a JSON `POST`) or
+    /// `grpc://host:port` (`roma.v1.HostFunctionService/Call`).
     pub url: hyper::Uri,
     /// `timeout`: how long one call may take, connecting included (default 1 s). Past it the
     /// call throws in JS.
@@ -36,13 +41,21 @@ pub struct BindingSettings {
     /// `async`: the function returns a Promise instead of blocking the handler (default
     /// false).
     pub is_async: bool,
-    /// `max_response_bytes`: the largest answer read (default 1 MiB); a larger one fails the
-    /// call.
+    /// `max_response_bytes`: the largest answer read (default 1 MiB): the body of an HTTP
+    /// answer, the message of a gRPC one. A larger one fails the call.
     pub max_response_bytes: usize,
 }
 
+/// How a binding reaches its endpoint, from its `url`'s scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Grpc,
+}
+
 impl BindingSettings {
-    /// A synchronous binding `name` posting to `url` with the default timeout.
+    /// A synchronous binding `name` calling `url` (`http://` or `grpc://`) with the default
+    /// timeout.
     pub fn new(name: impl Into<String>, url: hyper::Uri) -> Self {
         BindingSettings {
             name: name.into(),
@@ -131,15 +144,32 @@ pub(crate) fn validate(bindings: &[BindingSettings]) -> Result<(), ServeError> {
 
 fn parse_url(text: &str) -> Result<hyper::Uri, String> {
     let u: hyper::Uri = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
-    if u.scheme_str() != Some("http") {
-        return Err(format!(
-            "{text:?}: only http:// endpoints are supported (run the endpoint beside the server)"
-        ));
-    }
-    if u.host().is_none_or(str::is_empty) {
-        return Err(format!("{text:?}: names no host"));
-    }
+    scheme(&u).map_err(|m| format!("{text:?}: {m}"))?;
     Ok(u)
+}
+
+/// The scheme of a binding's `url`, once the rest of it fits that scheme.
+fn scheme(u: &hyper::Uri) -> Result<Scheme, &'static str> {
+    if u.host().is_none_or(str::is_empty) {
+        return Err("names no host");
+    }
+    match u.scheme_str() {
+        Some("http") => Ok(Scheme::Http),
+        Some("grpc") => {
+            if u.port().is_none() {
+                return Err("a grpc:// endpoint needs a port (grpc://host:port)");
+            }
+            if !matches!(u.path(), "" | "/") || u.query().is_some() {
+                return Err(
+                    "a grpc:// endpoint names no path: every call is roma.v1.HostFunctionService/Call",
+                );
+            }
+            Ok(Scheme::Grpc)
+        }
+        _ => Err(
+            "only http:// and grpc:// endpoints are supported (no TLS: run the endpoint beside the server)",
+        ),
+    }
 }
 
 fn config(key: &str, message: String) -> ServeError {
@@ -226,32 +256,43 @@ impl Value {
     }
 }
 
-/// Posts the calls of one binding.
+/// What an endpoint answered a call: the output for the code, or the message of the error
+/// the code throws.
+type Answer = Result<BindingOutput, String>;
+
+/// How one binding's calls reach its endpoint.
+enum Transport {
+    /// A JSON `POST` per call, on the server's pool of kept-alive connections (a handle to
+    /// the shared pool, boxed: it is six times the size of a channel).
+    Http(Box<Client<HttpConnector, Full<Bytes>>>),
+    /// A gRPC call per call, on the binding's own channel.
+    Grpc(tonic::transport::Channel),
+}
+
+/// Forwards the calls of one binding.
 struct Forwarder {
     settings: BindingSettings,
-    client: Client<HttpConnector, Full<Bytes>>,
+    transport: Transport,
 }
 
 impl Forwarder {
     /// One call: the io with its output, or with the error the code sees (the details go to
     /// the log, not to the code).
     async fn call(&self, mut io: FunctionBindingIo, meta: RequestMetadata) -> FunctionBindingIo {
-        let body = CallBody {
-            binding: self.settings.name.clone(),
-            request_id: meta.request_id.clone(),
-            metadata: meta.values,
-            input: Value::from_input(std::mem::take(&mut io.input)),
+        let input = std::mem::take(&mut io.input);
+        let answer = async {
+            match &self.transport {
+                Transport::Http(client) => self.post(client, &meta, input).await,
+                Transport::Grpc(channel) => grpc::call(channel, &self.settings, &meta, input).await,
+            }
         };
-        let result = tokio::time::timeout(self.settings.timeout, self.post(&body))
+        let result = tokio::time::timeout(self.settings.timeout, answer)
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.settings.timeout)));
         match result {
-            Ok(AnswerBody { error: Some(e), .. }) => io.errors.push(e),
-            Ok(AnswerBody { output, .. }) => match Value::into_output(output) {
-                Ok(o) => io.output = o,
-                Err(e) => self.fail(&mut io, &meta.request_id, e),
-            },
-            Err(e) => self.fail(&mut io, &meta.request_id, e),
+            Ok(Ok(output)) => io.output = output,
+            Ok(Err(thrown)) => io.errors.push(thrown),
+            Err(why) => self.fail(&mut io, &meta.request_id, why),
         }
         io
     }
@@ -261,14 +302,26 @@ impl Forwarder {
         io.errors.push(format!("{} failed", self.settings.name));
     }
 
-    async fn post(&self, body: &CallBody) -> Result<AnswerBody, String> {
-        let json = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    /// The HTTP form: one JSON `POST`; `Err` is why the call failed.
+    async fn post(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        meta: &RequestMetadata,
+        input: BindingInput,
+    ) -> Result<Answer, String> {
+        let body = CallBody {
+            binding: self.settings.name.clone(),
+            request_id: meta.request_id.clone(),
+            metadata: meta.values.clone(),
+            input: Value::from_input(input),
+        };
+        let json = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
         let req = hyper::Request::post(self.settings.url.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(crate::http::REQUEST_ID_HEADER, &body.request_id)
             .body(Full::new(Bytes::from(json)))
             .map_err(|e| e.to_string())?;
-        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let resp = client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
         if status != hyper::StatusCode::OK {
             return Err(format!("the endpoint answered {status}"));
@@ -278,29 +331,44 @@ impl Forwarder {
             .await
             .map_err(|e| format!("reading the answer: {e}"))?
             .to_bytes();
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the answer is not the expected JSON: {e}"))
+        let answer: AnswerBody = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the answer is not the expected JSON: {e}"))?;
+        match answer {
+            AnswerBody { error: Some(e), .. } => Ok(Err(e)),
+            AnswerBody { output, .. } => Value::into_output(output).map(Ok),
+        }
     }
 }
 
-/// Registers each binding on `config`; their calls run on the runtime of `handle`.
+/// Registers each binding on `config`; their calls run on the runtime of `handle`. The gRPC
+/// channels connect on their first call, so an endpoint that is not up yet does not stop the
+/// start.
 pub(crate) fn register(
     bindings: &[BindingSettings],
     config: &mut roma::Config<RequestMetadata>,
     handle: &tokio::runtime::Handle,
-) {
+) -> Result<(), ServeError> {
     if bindings.is_empty() {
-        return;
+        return Ok(());
     }
+    // A channel's connection task runs on the server's runtime.
+    let _runtime = handle.enter();
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
-    for b in bindings {
+    for (i, b) in bindings.iter().enumerate() {
+        // `config` is the roma config here: the error maker is `self::config`.
+        let bad_url = |m: String| self::config(&format!("bindings[{i}].url"), m);
+        let transport = match scheme(&b.url) {
+            Ok(Scheme::Http) => Transport::Http(Box::new(client.clone())),
+            Ok(Scheme::Grpc) => Transport::Grpc(grpc::channel(b).map_err(bad_url)?),
+            Err(m) => return Err(bad_url(m.to_string())),
+        };
         let f = Arc::new(Forwarder {
             settings: b.clone(),
-            client: client.clone(),
+            transport,
         });
         let handle = handle.clone();
         if b.is_async {
@@ -326,6 +394,7 @@ pub(crate) fn register(
             });
         }
     }
+    Ok(())
 }
 
 /// The answer of a call the server stopped before it finished.
@@ -379,6 +448,32 @@ mod tests {
             err("[[bindings]]\nname = \"a\"\nurl = \"http://a/\"\nmethod = \"GET\"\n")
                 .contains("method")
         );
+    }
+
+    #[test]
+    fn grpc_endpoints_name_a_host_and_port_and_no_path() {
+        let ok =
+            table("[[bindings]]\nname = \"kv.get\"\nurl = \"grpc://127.0.0.1:9001\"\n").unwrap();
+        assert_eq!(scheme(&ok[0].url), Ok(Scheme::Grpc));
+        let ok =
+            table("[[bindings]]\nname = \"kv.get\"\nurl = \"http://127.0.0.1:9001/kv\"\n").unwrap();
+        assert_eq!(scheme(&ok[0].url), Ok(Scheme::Http));
+        for (url, why) in [
+            ("grpc://127.0.0.1", "needs a port"),
+            ("grpc://127.0.0.1:9001/kv.get", "names no path"),
+            ("grpc://127.0.0.1:9001/?x=1", "names no path"),
+            ("grpcs://127.0.0.1:9001", "only http:// and grpc://"),
+        ] {
+            let e = table(&format!("[[bindings]]\nname = \"a\"\nurl = \"{url}\"\n")).unwrap_err();
+            assert!(
+                e.contains("bindings[0].url") && e.contains(why),
+                "{url}: {e}"
+            );
+        }
+        // A binding built in code is checked by the same rules.
+        let b = BindingSettings::new("a", "grpc://127.0.0.1/x".parse().unwrap());
+        let e = validate(&[b]).unwrap_err().to_string();
+        assert!(e.contains("bindings[0].url"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
 
-/// The generated messages and service.
+/// The generated messages and services: `roma.v1.Roma`, which this server serves, and
+/// `roma.v1.HostFunctionService`, which config-declared `grpc://` bindings call.
 #[allow(missing_docs, clippy::all)]
 pub mod pb {
     tonic::include_proto!("roma.v1");
@@ -42,7 +43,9 @@ pub fn grpc_code(kind: ErrorKind) -> Code {
     }
 }
 
-fn status(e: &ApiError) -> Status {
+/// The status of a refused or failed call: its code, roma's kind in the details and the
+/// `roma-error-kind` trailer.
+pub(crate) fn status(e: &ApiError) -> Status {
     let (code, kind, message) = match e {
         ApiError::Roma(e) => (
             grpc_code(e.kind()),
@@ -56,6 +59,7 @@ fn status(e: &ApiError) -> Status {
             "the server is shutting down; retry on another instance".to_string(),
         ),
         ApiError::Unavailable(m) => (Code::Unavailable, "unavailable", m.clone()),
+        ApiError::RequestTimeout(m) => (Code::DeadlineExceeded, "request_timeout", m.clone()),
     };
     let mut s = Status::with_details(code, message, kind.as_bytes().to_vec().into());
     if let Ok(v) = kind.parse() {
@@ -403,9 +407,14 @@ pub(crate) async fn services(
     state: Arc<AppState>,
     drain: tokio::sync::watch::Receiver<bool>,
 ) -> Option<Services> {
+    // The services this port serves, by name: `roma.v1` also holds HostFunctionService, which
+    // operators serve and roma calls, so reflection must not list it as served here.
     let reflection = match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("roma.v1.Roma")
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
     {
         Ok(r) => r,
@@ -440,7 +449,7 @@ impl Services {
     /// [`deadline`], so roma's answer normally comes first.)
     pub(crate) async fn call(
         self,
-        req: hyper::Request<hyper::body::Incoming>,
+        req: hyper::Request<crate::body_deadline::TimedBody>,
     ) -> Result<hyper::Response<tonic::body::Body>, std::convert::Infallible> {
         use tower::ServiceExt;
         let limit = req

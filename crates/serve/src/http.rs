@@ -3,6 +3,7 @@
 
 use crate::api::{BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, parse};
 use crate::auth::{PeerRoles, Role};
+use crate::body_deadline::BodyTimeout;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -260,7 +261,8 @@ fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
 }
 
 /// Reads the body, at most `limits.max_body_bytes` (a larger `Content-Length` is refused
-/// before anything is read). Called after auth, so an unauthenticated client never makes the
+/// before anything is read), by its deadline (`limits.body_timeout`, set by the listener:
+/// 408 past it). Called after auth, so an unauthenticated client never makes the
 /// server buffer a body.
 async fn read_body(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let max = st.limits.max_body_bytes;
@@ -284,6 +286,8 @@ async fn read_body(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Byt
             .is_some()
         {
             too_large()
+        } else if let Some(late) = BodyTimeout::find(&*inner) {
+            late.into()
         } else {
             ApiError::Roma(RomaError::invalid_argument(format!(
                 "cannot read the body: {inner}"

@@ -10,9 +10,11 @@
 
 mod api;
 mod auth;
+mod body_deadline;
 mod error;
 mod forward;
 mod grpc;
+mod h2_frames;
 mod http;
 mod io_forward;
 mod listener;

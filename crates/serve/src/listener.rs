@@ -6,13 +6,23 @@
 //!   soon as it is accepted, without an answer, and counted.
 //! - The TLS handshake, and then the protocol's opening, must each arrive within
 //!   `limits.header_read_timeout`, or the client is cut off: over HTTP/1 the opening is the
-//!   first request's head (later heads are bounded the same way by hyper), over HTTP/2 the
-//!   connection preface (a gRPC client may open its channel before its first call).
+//!   first request's head, over HTTP/2 the connection preface (a gRPC client may open its
+//!   channel before its first call). Every later head is held to the same bound from its first
+//!   byte: over HTTP/1 what arrives while no request is in flight, over HTTP/2 each header
+//!   block ([`crate::h2_frames`]). (hyper's own HTTP/1 head timer is off: it runs while a
+//!   kept-alive connection waits for its next request, which would end idle connections at
+//!   the head timeout instead of `limits.idle_timeout`.)
+//! - Each request's body must arrive within `limits.body_timeout` of its head
+//!   ([`crate::body_deadline`]).
+//! - Every such cut-off is counted in `roma_slow_clients_total`.
 //! - A connection with no request in flight for `limits.idle_timeout` is closed gracefully
 //!   (HTTP/2: `GOAWAY`), as is every connection when the server closes; one that does not
 //!   finish closing within `limits.header_read_timeout` more is dropped.
 
 use crate::auth::PeerRoles;
+use crate::body_deadline::{Api, TimedBody};
+use crate::h2_frames::HeaderBlocks;
+use crate::metrics::SlowPhase;
 use crate::server::MAX_HEAD_BYTES;
 use crate::settings::Limits;
 use crate::state::AppState;
@@ -69,6 +79,23 @@ impl Protocol {
             Protocol::Grpc(_) => crate::tls::Listener::Grpc,
         }
     }
+
+    /// How a new connection's reader tells its heads from the rest.
+    fn heads(&self) -> Heads {
+        match self {
+            Protocol::Http1(_) => Heads::Http1,
+            Protocol::Grpc(_) => Heads::Http2(HeaderBlocks::new()),
+        }
+    }
+}
+
+/// How a connection's reader tells when a head begins and ends.
+enum Heads {
+    /// HTTP/1.1: what arrives while no request is in flight begins the next request's head,
+    /// which ends when hyper hands the request over.
+    Http1,
+    /// HTTP/2: the frames say.
+    Http2(HeaderBlocks),
 }
 
 /// Returns once `rx` holds `true` (or its sender is gone).
@@ -128,7 +155,7 @@ pub(crate) async fn serve(
             // 40 ms on Linux).
             let _ = stream.set_nodelay(true);
             match tls {
-                None => serve_connection(stream, None, protocol, &limits, close).await,
+                None => serve_connection(stream, None, protocol, &state, &limits, close).await,
                 // The handshake is bounded like a head: a client that stalls in it is cut off.
                 Some(tls) => match tokio::time::timeout(
                     limits.header_read_timeout,
@@ -138,10 +165,13 @@ pub(crate) async fn serve(
                 {
                     Ok(Ok(conn)) => {
                         let roles = conn.roles();
-                        serve_connection(conn, Some(roles), protocol, &limits, close).await;
+                        serve_connection(conn, Some(roles), protocol, &state, &limits, close).await;
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                    Err(_) => {
+                        state.metrics.record_slow(SlowPhase::Handshake);
+                        tracing::debug!("TLS handshake timed out");
+                    }
                 },
             }
         });
@@ -181,6 +211,7 @@ async fn serve_connection<S>(
     stream: S,
     peer: Option<PeerRoles>,
     protocol: Protocol,
+    state: &Arc<AppState>,
     limits: &Limits,
     close: watch::Receiver<bool>,
 ) where
@@ -190,27 +221,36 @@ async fn serve_connection<S>(
     let io = TokioIo::new(Counted {
         inner: stream,
         activity: Arc::clone(&activity),
+        heads: protocol.heads(),
     });
     let a = Arc::clone(&activity);
+    let (st, body_timeout) = (Arc::clone(state), limits.body_timeout);
+    // Each request's body is due `limits.body_timeout` after its head.
+    let timed = move |req: hyper::Request<Incoming>, api| {
+        let st = Arc::clone(&st);
+        with_peer(req.map(|b| TimedBody::new(b, body_timeout, api, st)), peer)
+    };
     match protocol {
         Protocol::Http1(app) => {
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let busy = a.begin();
-                tracked(busy, app.clone().oneshot(with_peer(req, peer)))
+                a.set_head_open(false);
+                tracked(busy, app.clone().oneshot(timed(req, Api::Http)))
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                // Heads are timed by `supervise` (the module's doc says why).
+                .header_read_timeout(None::<Duration>)
                 .max_buf_size(MAX_HEAD_BYTES)
                 .keep_alive(true)
                 .serve_connection(io, svc);
             tokio::pin!(conn);
-            supervise(conn, |c| c.graceful_shutdown(), &activity, limits, close).await;
+            supervise(conn, |c| c.graceful_shutdown(), &activity, state, close).await;
         }
         Protocol::Grpc(services) => {
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let busy = a.begin();
-                tracked(busy, services.clone().call(with_peer(req, peer)))
+                tracked(busy, services.clone().call(timed(req, Api::Grpc)))
             });
             let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -220,15 +260,12 @@ async fn serve_connection<S>(
                 .keep_alive_timeout(H2_PING_TIMEOUT)
                 .serve_connection(io, svc);
             tokio::pin!(conn);
-            supervise(conn, |c| c.graceful_shutdown(), &activity, limits, close).await;
+            supervise(conn, |c| c.graceful_shutdown(), &activity, state, close).await;
         }
     }
 }
 
-fn with_peer(
-    mut req: hyper::Request<Incoming>,
-    peer: Option<PeerRoles>,
-) -> hyper::Request<Incoming> {
+fn with_peer<B>(mut req: hyper::Request<B>, peer: Option<PeerRoles>) -> hyper::Request<B> {
     if let Some(p) = peer {
         req.extensions_mut().insert(p);
     }
@@ -248,9 +285,10 @@ async fn supervise<C: Future>(
     mut conn: Pin<&mut C>,
     shutdown: impl Fn(Pin<&mut C>),
     activity: &Activity,
-    limits: &Limits,
+    state: &AppState,
     mut close: watch::Receiver<bool>,
 ) {
+    let limits = &state.limits;
     let mut closing: Option<Instant> = None;
     if *close.borrow_and_update() {
         shutdown(conn.as_mut());
@@ -266,7 +304,8 @@ async fn supervise<C: Future>(
                 match verdict(&activity.seen(), limits, Instant::now()) {
                     Verdict::Wait(at) => next_look = at,
                     Verdict::Cut => {
-                        tracing::debug!("not opened within limits.header_read_timeout: cut off");
+                        state.metrics.record_slow(SlowPhase::Head);
+                        tracing::debug!("a head did not arrive within limits.header_read_timeout: cut off");
                         return;
                     }
                     Verdict::Close => {
@@ -288,24 +327,45 @@ async fn supervise<C: Future>(
 }
 
 /// A connection's stream, counting what it reads into its [`Activity`] until the opening is
-/// in.
+/// in, and telling it when a head begins (and, over HTTP/2, ends).
 struct Counted<S> {
     inner: S,
     activity: Arc<Activity>,
+    heads: Heads,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len().saturating_sub(before) as u64;
-        let a = &self.activity;
-        if n > 0 && a.received.load(Ordering::Relaxed) < a.opening {
-            a.received.fetch_add(n, Ordering::Relaxed);
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let got = buf.filled().get(before..).unwrap_or_default();
+        if got.is_empty() {
+            return r;
+        }
+        let a = &this.activity;
+        if a.received.load(Ordering::Relaxed) < a.opening {
+            a.received.fetch_add(got.len() as u64, Ordering::Relaxed);
+        }
+        match &mut this.heads {
+            Heads::Http1 => {
+                if a.active.load(Ordering::SeqCst) == 0 && !a.head_open() {
+                    a.set_head_open(true);
+                }
+            }
+            Heads::Http2(blocks) => {
+                let was_open = blocks.open();
+                blocks.scan(got);
+                // A block that opens and closes within one read (the usual case) costs
+                // nothing.
+                if was_open != blocks.open() {
+                    a.set_head_open(blocks.open());
+                }
+            }
         }
         r
     }
@@ -313,8 +373,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
 
 crate::io_forward::forward_async_write!(impl [S: AsyncWrite + Unpin] for Counted<S>);
 
-/// What a connection has done: bytes received, requests begun and in flight, and when the
-/// last one ended.
+/// What a connection has done: bytes received, requests begun and in flight, when the last
+/// one ended, and since when a header block has been open.
 struct Activity {
     opened: Instant,
     /// [`Protocol::opening_bytes`].
@@ -323,6 +383,9 @@ struct Activity {
     begun: AtomicU64,
     active: AtomicUsize,
     last: std::sync::Mutex<Instant>,
+    /// Since when a header block has been open, in nanoseconds after `opened`, plus one; 0
+    /// when none is.
+    head_open_since: AtomicU64,
 }
 
 /// One look at an [`Activity`].
@@ -335,6 +398,8 @@ struct Seen {
     active: usize,
     /// When the last request ended (when the connection opened, before any did).
     last: Instant,
+    /// Since when a header block has been open, if one is.
+    head_open_since: Option<Instant>,
 }
 
 impl Activity {
@@ -347,7 +412,22 @@ impl Activity {
             begun: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             last: std::sync::Mutex::new(now),
+            head_open_since: AtomicU64::new(0),
         }
+    }
+
+    fn set_head_open(&self, open: bool) {
+        let since = if open {
+            let nanos = Instant::now().duration_since(self.opened).as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+        } else {
+            0
+        };
+        self.head_open_since.store(since, Ordering::Relaxed);
+    }
+
+    fn head_open(&self) -> bool {
+        self.head_open_since.load(Ordering::Relaxed) != 0
     }
 
     fn begin(self: &Arc<Self>) -> Busy {
@@ -364,6 +444,10 @@ impl Activity {
             begun: self.begun.load(Ordering::SeqCst),
             active: self.active.load(Ordering::SeqCst),
             last: *self.last.lock().unwrap_or_else(|p| p.into_inner()),
+            head_open_since: match self.head_open_since.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(self.opened + Duration::from_nanos(n - 1)),
+            },
         }
     }
 }
@@ -384,29 +468,39 @@ impl Drop for Busy {
 enum Verdict {
     /// Nothing now; look again then.
     Wait(Instant),
-    /// The client did not open the connection in time: drop it (there is nothing to answer).
+    /// The client did not open the connection, or finish a header block, in time: drop it
+    /// (there is nothing to answer).
     Cut,
     /// Idle too long: close it gracefully.
     Close,
 }
 
 fn verdict(seen: &Seen, limits: &Limits, now: Instant) -> Verdict {
-    if seen.begun == 0 && seen.received < seen.opening {
-        let due = seen.opened + limits.header_read_timeout.min(limits.idle_timeout);
-        return if now >= due {
+    let head = limits.header_read_timeout;
+    let cut_at = |due: Instant| {
+        if now >= due {
             Verdict::Cut
         } else {
             Verdict::Wait(due)
-        };
+        }
+    };
+    if seen.begun == 0 && seen.received < seen.opening {
+        return cut_at(seen.opened + head.min(limits.idle_timeout));
     }
+    // An open header block holds up the whole connection, busy or not.
+    if let Some(since) = seen.head_open_since {
+        return cut_at(since + head);
+    }
+    // Otherwise the next look comes within a head timeout, so a header block that opens
+    // before it is timed from its start without the reader having to wake the supervisor.
     if seen.active > 0 {
-        return Verdict::Wait(now + limits.idle_timeout);
+        return Verdict::Wait(now + limits.idle_timeout.min(head));
     }
     let idle_at = seen.last + limits.idle_timeout;
     if now >= idle_at {
         Verdict::Close
     } else {
-        Verdict::Wait(idle_at)
+        Verdict::Wait(idle_at.min(now + head))
     }
 }
 
@@ -434,6 +528,7 @@ mod tests {
             begun: 0,
             active: 0,
             last: t0,
+            head_open_since: None,
         };
         // No request yet: due within the head timeout, cut off after it.
         assert_eq!(verdict(&fresh, &l, t0), Verdict::Wait(t0 + ms(100)));
@@ -448,8 +543,13 @@ mod tests {
         };
         assert_eq!(verdict(&h2, &l, t0 + ms(100)), Verdict::Cut);
         let opened = Seen { received: 24, ..h2 };
+        // Looked at again within a head timeout, closed at the idle timeout.
         assert_eq!(
             verdict(&opened, &l, t0 + ms(100)),
+            Verdict::Wait(t0 + ms(200))
+        );
+        assert_eq!(
+            verdict(&opened, &l, t0 + ms(950)),
             Verdict::Wait(t0 + ms(1000))
         );
         assert_eq!(verdict(&opened, &l, t0 + ms(1000)), Verdict::Close);
@@ -461,7 +561,7 @@ mod tests {
         };
         assert_eq!(
             verdict(&busy, &l, t0 + ms(5000)),
-            Verdict::Wait(t0 + ms(6000))
+            Verdict::Wait(t0 + ms(5100))
         );
         // Idle since its last answer: kept until the idle timeout, then closed.
         let idle = Seen {
@@ -471,10 +571,31 @@ mod tests {
             ..fresh
         };
         assert_eq!(
-            verdict(&idle, &l, t0 + ms(300)),
+            verdict(&idle, &l, t0 + ms(1150)),
             Verdict::Wait(t0 + ms(1200))
         );
         assert_eq!(verdict(&idle, &l, t0 + ms(1200)), Verdict::Close);
+        // A header block open too long is cut off, whatever else is in flight.
+        let heading = Seen {
+            head_open_since: Some(t0 + ms(5000)),
+            ..busy
+        };
+        assert_eq!(
+            verdict(&heading, &l, t0 + ms(5050)),
+            Verdict::Wait(t0 + ms(5100))
+        );
+        assert_eq!(verdict(&heading, &l, t0 + ms(5100)), Verdict::Cut);
+    }
+
+    #[test]
+    fn a_header_block_left_open_across_reads_is_timed() {
+        let a = Arc::new(Activity::new(24));
+        let before = Instant::now();
+        a.set_head_open(true);
+        let since = a.seen().head_open_since.expect("open");
+        assert!(since >= before && since <= Instant::now(), "{since:?}");
+        a.set_head_open(false);
+        assert_eq!(a.seen().head_open_since, None);
     }
 
     #[test]

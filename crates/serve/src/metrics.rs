@@ -34,6 +34,30 @@ struct Inner {
     known_ids: BTreeSet<String>,
 }
 
+/// What a client was sending too slowly when it was cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowPhase {
+    /// The TLS handshake (`limits.header_read_timeout`).
+    Handshake,
+    /// A head: HTTP/1.1's first request head, HTTP/2's preface or a header block
+    /// (`limits.header_read_timeout`).
+    Head,
+    /// A request body (`limits.body_timeout`).
+    Body,
+}
+
+impl SlowPhase {
+    const ALL: [SlowPhase; 3] = [SlowPhase::Handshake, SlowPhase::Head, SlowPhase::Body];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SlowPhase::Handshake => "handshake",
+            SlowPhase::Head => "head",
+            SlowPhase::Body => "body",
+        }
+    }
+}
+
 /// Every counter of one server.
 #[derive(Default)]
 pub struct Metrics {
@@ -44,6 +68,8 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     /// Connections closed at once because `limits.max_connections` were open.
     pub connections_refused: AtomicU64,
+    /// Clients cut off for sending too slowly, by [`SlowPhase`].
+    slow_clients: [AtomicU64; SlowPhase::ALL.len()],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +126,11 @@ impl Metrics {
         if outcome == "ok" && g.known_ids.len() < MAX_CODE_ID_LABELS {
             g.known_ids.insert(version.to_string());
         }
+    }
+
+    /// Counts a client cut off for sending too slowly.
+    pub fn record_slow(&self, phase: SlowPhase) {
+        self.slow_clients[phase as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether any load succeeded.
@@ -204,6 +235,18 @@ impl Metrics {
              # TYPE roma_connections_refused_total counter\nroma_connections_refused_total {}",
             self.connections_refused.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP roma_slow_clients_total Connections and requests cut off because the client \
+             sent too slowly, by what it was sending.\n# TYPE roma_slow_clients_total counter\n",
+        );
+        for phase in SlowPhase::ALL {
+            let _ = writeln!(
+                out,
+                "roma_slow_clients_total{{phase=\"{}\"}} {}",
+                phase.as_str(),
+                self.slow_clients[phase as usize].load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }
@@ -252,5 +295,26 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("roma_loads_total{outcome=\"ok\"} 1\n"), "{t}");
+    }
+
+    #[test]
+    fn slow_clients_count_by_phase() {
+        let m = Metrics::default();
+        m.record_slow(SlowPhase::Body);
+        m.record_slow(SlowPhase::Body);
+        m.record_slow(SlowPhase::Handshake);
+        let t = m.render(&ServiceFigures::default());
+        assert!(
+            t.contains("roma_slow_clients_total{phase=\"body\"} 2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("roma_slow_clients_total{phase=\"handshake\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("roma_slow_clients_total{phase=\"head\"} 0\n"),
+            "{t}"
+        );
     }
 }

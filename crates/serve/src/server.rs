@@ -118,7 +118,7 @@ pub async fn start(
         &settings.bindings,
         &mut config,
         &tokio::runtime::Handle::current(),
-    );
+    )?;
     let listener = TcpListener::bind(settings.http)
         .await
         .map_err(|source| ServeError::Io {

@@ -25,9 +25,13 @@ pub struct Limits {
     /// more is closed as soon as it is accepted.
     pub max_connections: usize,
     /// `limits.header_read_timeout`: how long a client may take to open, on either port: the
-    /// TLS handshake, then each HTTP/1.1 request's head or the HTTP/2 preface (default 10 s);
-    /// a slower one is cut off.
+    /// TLS handshake, then each HTTP/1.1 request's head, or the HTTP/2 preface and then each
+    /// header block (default 10 s); a slower one is cut off.
     pub header_read_timeout: Duration,
+    /// `limits.body_timeout`: how long a request's body may take to arrive once its head is
+    /// in, on either port (default 10 s). A slower one is answered 408 (gRPC:
+    /// `DEADLINE_EXCEEDED`), kind `request_timeout`.
+    pub body_timeout: Duration,
     /// `limits.idle_timeout`: how long a connection may stay open with no request in flight,
     /// on either port (default 60 s).
     pub idle_timeout: Duration,
@@ -43,6 +47,7 @@ impl Default for Limits {
             max_metadata_entries: 64,
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
         }
     }
@@ -130,6 +135,11 @@ pub struct Settings {
     /// `server.drain_grace`: how long requests in flight may take to finish once a drain
     /// starts (default 10 s); those still running then are cancelled and answered 503.
     pub drain_grace: Duration,
+    /// `server.threads`: the threads of the server's tokio runtime, which run both listeners,
+    /// every connection and the forwarded host-function calls (default: one per core). Used
+    /// by [`crate::serve_until_signalled`]; an embedder that calls [`crate::start`] runs it on
+    /// its own runtime.
+    pub threads: Option<usize>,
     /// `[tls]`: TLS on both listeners, and client certificates; `None` serves plain TCP.
     pub tls: Option<crate::tls::TlsSettings>,
     /// `[[bindings]]`: host functions that forward their calls to the operator's endpoints.
@@ -156,6 +166,7 @@ impl Settings {
             load_token_file: load_token_file.into(),
             execute_token_file: execute_token_file.into(),
             drain_grace: Duration::from_secs(10),
+            threads: None,
             tls: None,
             bindings: Vec::new(),
             limits: Limits::default(),
@@ -203,6 +214,7 @@ impl Settings {
         if let Some(g) = server.drain_grace {
             s.drain_grace = duration(&g, "server.drain_grace")?;
         }
+        s.threads = server.threads;
         s.tls = file.tls.map(|t| t.resolve(base)).transpose()?;
         s.bindings = crate::forward::resolve(file.bindings)?;
         let l = file.limits.unwrap_or_default();
@@ -215,6 +227,9 @@ impl Settings {
         set(&mut d.max_connections, l.max_connections);
         if let Some(t) = l.header_read_timeout {
             d.header_read_timeout = duration(&t, "limits.header_read_timeout")?;
+        }
+        if let Some(t) = l.body_timeout {
+            d.body_timeout = duration(&t, "limits.body_timeout")?;
         }
         if let Some(t) = l.idle_timeout {
             d.idle_timeout = duration(&t, "limits.idle_timeout")?;
@@ -262,6 +277,7 @@ impl Settings {
         }
         for (key, v) in [
             ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.body_timeout", l.body_timeout),
             ("limits.idle_timeout", l.idle_timeout),
             ("server.drain_grace", self.drain_grace),
             ("service.default_timeout", self.service.default_timeout),
@@ -328,6 +344,9 @@ impl Settings {
             }
         }
         crate::forward::validate(&self.bindings)?;
+        if self.threads == Some(0) {
+            return Err(bad("server.threads", "must be at least 1".into()));
+        }
         if self.service.workers == Some(0) {
             return Err(bad("service.workers", "must be at least 1".into()));
         }
@@ -441,6 +460,7 @@ struct ServerTable {
     load_token_file: Option<String>,
     execute_token_file: Option<String>,
     drain_grace: Option<String>,
+    threads: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -453,6 +473,7 @@ struct LimitsTable {
     max_metadata_entries: Option<usize>,
     max_connections: Option<usize>,
     header_read_timeout: Option<String>,
+    body_timeout: Option<String>,
     idle_timeout: Option<String>,
 }
 
@@ -491,13 +512,16 @@ mod tests {
     #[test]
     fn values_are_read() {
         let t = format!(
-            "{MIN}drain_grace = \"2s\"\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
+            "{MIN}drain_grace = \"2s\"\nthreads = 1\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
+             body_timeout = \"250ms\"\n\
              [service]\nworkers = 2\nsandbox = \"none\"\n"
         );
         let s = Settings::from_toml(&t, Path::new("/")).unwrap();
         assert_eq!(s.drain_grace, Duration::from_secs(2));
+        assert_eq!(s.threads, Some(1));
         assert_eq!(s.limits.max_inputs, 3);
         assert_eq!(s.limits.idle_timeout, Duration::from_millis(150));
+        assert_eq!(s.limits.body_timeout, Duration::from_millis(250));
         assert_eq!(s.service.workers, Some(2));
         assert_eq!(s.service.sandbox, roma::SandboxKind::None);
         assert_eq!(s.tls, None);
@@ -589,6 +613,7 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(key_of("[server]\n").starts_with("server.http: is required"));
+        assert!(key_of(&format!("{MIN}threads = 0\n")).starts_with("server.threads"));
         assert!(
             key_of(&format!("{MIN}[limits]\nmax_connections = 0\n"))
                 .starts_with("limits.max_connections")
@@ -596,6 +621,10 @@ mod tests {
         assert!(
             key_of(&format!("{MIN}[limits]\nidle_timeout = \"soon\"\n"))
                 .starts_with("limits.idle_timeout")
+        );
+        assert!(
+            key_of(&format!("{MIN}[limits]\nbody_timeout = \"0s\"\n"))
+                .starts_with("limits.body_timeout: must be more than 0")
         );
         assert!(
             key_of(&format!("{MIN}[service]\nsandbox = \"chroot\"\n"))

@@ -18,7 +18,11 @@ pub fn serve_until_signalled(
         let what = what.to_string();
         move |source| ServeError::Io { what, source }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = settings.threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("roma-serve")
         .build()

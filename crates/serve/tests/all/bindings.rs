@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-const BINDING_JS: &str = r#"
+/// Handlers calling the bindings both forms declare (`kv.*`, `later.*`).
+pub const BINDING_JS: &str = r#"
 function Kv(k) { return kv.get(k); }
 function Deny() { try { kv.deny("x"); return "no throw"; } catch (e) { return "threw: " + e.message; } }
 function Broken() { try { kv.broken("x"); return "no throw"; } catch (e) { return "threw: " + e.message; } }
@@ -113,7 +114,9 @@ async fn server_with_bindings() -> (TestServer, Seen) {
     (t, seen)
 }
 
-async fn run(t: &TestServer, handler: &str, input: &[&str]) -> String {
+/// Runs `handler` of `v1` as request `rid-42` with metadata `tenant=acme, secret=s3`: its
+/// result.
+pub async fn run(t: &TestServer, handler: &str, input: &[&str]) -> String {
     let body = serde_json::json!({
         "version_string": "v1", "handler_name": handler, "input": input,
         "metadata": {"tenant": "acme", "secret": "s3"},

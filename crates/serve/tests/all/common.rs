@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -266,7 +266,8 @@ pub async fn request(
 }
 
 /// Reads until the server closes the connection (or resets it); fails after `PATIENCE`.
-pub async fn closed_by_server(stream: &mut TcpStream) -> Vec<u8> {
+/// `stream` is the connection or its read half.
+pub async fn closed_by_server(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     tokio::time::timeout(PATIENCE, async {

@@ -16,9 +16,9 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 /// The client connection preface of HTTP/2 (RFC 9113, 3.4).
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-async fn grpc_test_server(
+pub async fn grpc_test_server(
     edit: impl FnOnce(&mut roma_serve::Settings),
 ) -> (TestServer, SocketAddr) {
     let mut s = settings();
@@ -29,12 +29,23 @@ async fn grpc_test_server(
     (t, addr)
 }
 
-/// An HTTP/2 connection; the task ends when the connection does.
-async fn h2(addr: SocketAddr) -> (SendRequest<Full<Bytes>>, JoinHandle<()>) {
+/// An HTTP/2 connection whose requests carry bodies of type `B`; the task ends when the
+/// connection does.
+pub async fn h2<B>(addr: SocketAddr) -> (SendRequest<B>, JoinHandle<()>)
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     try_h2(addr).await.expect("an HTTP/2 connection")
 }
 
-async fn try_h2(addr: SocketAddr) -> Option<(SendRequest<Full<Bytes>>, JoinHandle<()>)> {
+async fn try_h2<B>(addr: SocketAddr) -> Option<(SendRequest<B>, JoinHandle<()>)>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let tcp = TcpStream::connect(addr).await.ok()?;
     let (send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -48,7 +59,7 @@ async fn try_h2(addr: SocketAddr) -> Option<(SendRequest<Full<Bytes>>, JoinHandl
 
 /// `grpc.health.v1.Health/Check` for the whole server, by hand: one message frame holding an
 /// empty HealthCheckRequest (not compressed, length 0).
-fn health_request(addr: SocketAddr) -> hyper::Request<Full<Bytes>> {
+pub fn health_request(addr: SocketAddr) -> hyper::Request<Full<Bytes>> {
     hyper::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -57,7 +68,7 @@ fn health_request(addr: SocketAddr) -> hyper::Request<Full<Bytes>> {
 }
 
 /// [`health_request`] on `send`: its `grpc-status`.
-async fn health_check(send: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> String {
+pub async fn health_check(send: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> String {
     let resp = tokio::time::timeout(PATIENCE, send.send_request(health_request(addr)))
         .await
         .expect("answered in time")
@@ -88,7 +99,7 @@ async fn a_client_that_never_sends_its_preface_is_cut_off() {
     // The whole preface but no call: an idle connection (a channel opened before its first
     // call), closed after the idle timeout.
     let opened = Instant::now();
-    let (_send, ended) = h2(addr).await;
+    let (_send, ended) = h2::<Full<Bytes>>(addr).await;
     tokio::time::timeout(PATIENCE, ended)
         .await
         .expect("the server closes a connection that makes no call")
