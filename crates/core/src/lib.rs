@@ -33,7 +33,9 @@ pub mod wire_bytes;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{ErrorKind, RomaError};
-pub use limits::{DEFAULT_MAX_HEAP_MB, EngineLimits, MAX_IDLE_POLL, WORKER_OOM_EXIT_CODE};
+pub use limits::{
+    DEFAULT_MAX_HEAP_MB, EngineLimits, MAX_IDLE_POLL, WORKER_OOM_EXIT_CODE, idle_poll_budget,
+};
 pub use log::LogLevel;
 pub use request::{
     CodeObject, DEFAULT_REQUEST_ID, ExecOutput, Invocation, InvocationRequest, MAX_PROFILE_BYTES,

@@ -21,6 +21,20 @@ pub const WORKER_OOM_EXIT_CODE: i32 = 86;
 /// as long as it lasts, so a worker clamps what the host sends to it.
 pub const MAX_IDLE_POLL: Duration = Duration::from_millis(50);
 
+/// How long an idle poller of the low-latency mode (a dispatcher slot waiting for work, a
+/// worker waiting for its next request) polls, whose last gap between arrivals was `last_gap`
+/// (`None`: none yet): about twice that gap, within `bound`; `bound` until a gap has been seen;
+/// nothing after a gap longer than `bound`. A poll cannot catch an arrival later than its
+/// bound, and a poller that gets nothing (one of several, the others taking it all) would
+/// otherwise poll its bound every time, a core's worth of CPU for nothing.
+pub fn idle_poll_budget(last_gap: Option<Duration>, bound: Duration) -> Duration {
+    match last_gap {
+        None => bound,
+        Some(g) if g <= bound => g.saturating_mul(2).min(bound),
+        Some(_) => Duration::ZERO,
+    }
+}
+
 /// Limits and switches for one engine (one per worker). Sent by the host to each worker when it
 /// starts, so every field is plain data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,5 +97,30 @@ impl EngineLimits {
             self.effective_max_heap_mb().saturating_mul(4)
         };
         mb.saturating_mul(1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_poll_budget;
+    use std::time::Duration;
+
+    #[test]
+    fn an_idle_poller_polls_twice_its_last_gap_within_the_bound_and_not_after_a_long_one() {
+        let bound = Duration::from_millis(50);
+        assert_eq!(idle_poll_budget(None, bound), bound);
+        assert_eq!(
+            idle_poll_budget(Some(Duration::from_millis(2)), bound),
+            Duration::from_millis(4)
+        );
+        assert_eq!(
+            idle_poll_budget(Some(Duration::from_millis(40)), bound),
+            bound
+        );
+        assert_eq!(idle_poll_budget(Some(bound), bound), bound);
+        assert_eq!(
+            idle_poll_budget(Some(bound + Duration::from_nanos(1)), bound),
+            Duration::ZERO
+        );
     }
 }

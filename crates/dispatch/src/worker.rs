@@ -84,16 +84,9 @@ impl IdlePoll {
         !self.polled
     }
 
-    /// How long this idle stretch polls: twice the last gap, within the bound (the bound
-    /// until a gap has been seen), and not at all after a gap longer than the bound: a poll
-    /// cannot catch work that comes later than its bound, and a slot that gets no work (its
-    /// neighbours take it all) would otherwise poll its bound every time.
+    /// How long this idle stretch polls ([`roma_core::idle_poll_budget`] of the last gap).
     fn budget(&self) -> Duration {
-        match self.last_gap {
-            None => self.bound,
-            Some(g) if g <= self.bound => g.saturating_mul(2).min(self.bound),
-            Some(_) => Duration::ZERO,
-        }
+        roma_core::idle_poll_budget(self.last_gap, self.bound)
     }
 
     /// Polls `rang` until it says yes or the budget (counted from going idle) is spent.

@@ -59,20 +59,6 @@ pub fn answer_spin(last_round_trip: Option<Duration>, configured: Duration) -> D
     }
 }
 
-/// How long an idle worker in the low-latency mode polls for its next request, whose last
-/// gap between requests was `last_gap` (`None`: none yet): about twice that gap, within
-/// `bound`; `bound` until a gap has been seen; nothing after a gap longer than `bound`. A poll
-/// cannot catch a request that comes later than its bound, and a worker that gets no requests
-/// (one of several, the others taking them all) would otherwise poll its bound every time,
-/// a core's worth of CPU for nothing.
-pub fn idle_poll(last_gap: Option<Duration>, bound: Duration) -> Duration {
-    match last_gap {
-        None => bound,
-        Some(g) if g <= bound => g.saturating_mul(2).min(bound),
-        Some(_) => Duration::ZERO,
-    }
-}
-
 /// The spin for a wait whose last counterpart took `last_wait` (`None`: not seen yet): about
 /// twice that when it was short, else `default`. A zero `default` (spinning turned off) stays
 /// zero.
@@ -259,22 +245,6 @@ mod tests {
         assert!(second > first);
         assert!(ids.is_late(first));
         assert!(!ids.is_late(second));
-    }
-
-    #[test]
-    fn an_idle_worker_polls_twice_its_last_gap_within_the_bound_and_not_after_a_long_one() {
-        let bound = Duration::from_millis(50);
-        assert_eq!(idle_poll(None, bound), bound);
-        assert_eq!(
-            idle_poll(Some(Duration::from_millis(2)), bound),
-            Duration::from_millis(4)
-        );
-        assert_eq!(idle_poll(Some(Duration::from_millis(40)), bound), bound);
-        assert_eq!(idle_poll(Some(bound), bound), bound);
-        assert_eq!(
-            idle_poll(Some(bound + Duration::from_nanos(1)), bound),
-            Duration::ZERO
-        );
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     loop {
         let waiting_since = Instant::now();
         if !idle_poll.is_zero() && !worker.spin.is_zero() {
-            ep.set_spin(roma_ipc::conversation::idle_poll(last_gap, idle_poll).max(worker.spin));
+            ep.set_spin(roma_core::idle_poll_budget(last_gap, idle_poll).max(worker.spin));
         }
         let received = ep.recv(IDLE_WAIT);
         if !idle_poll.is_zero() {
