@@ -17,12 +17,13 @@
 //! under the lock; and the slot thread never touches a claimed backend.
 
 use super::backend::WorkerBackend;
-use super::job::Job;
+use super::job::{ExecutionToken, Job, call_guarded};
 use super::state::Shared;
 use super::state::WorkerHealth;
 use super::worker::{alive, execute_job, guarded, respond};
-use roma_core::{ErrorKind, RomaError};
-use std::sync::{Mutex, PoisonError};
+use roma_core::{ErrorKind, ResponseObject, RomaError};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Instant;
 
 /// What a claim on a slot gives its borrower: a way to run one job on the slot's backend,
@@ -206,4 +207,110 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> Lend<M> for Parking<B> {
         let _ = loan.give_back(Fate::Served { fatal, proved });
         job.finish(result);
     }
+}
+
+/// A request that found its slot idle and holds it (a claim, rule 2 of "Direct hand-off" in
+/// the crate docs), to run on the thread that calls [`DirectRun::run`]. Made by
+/// [`Dispatcher::execute_here_or_async`](crate::Dispatcher::execute_here_or_async) (and inside
+/// `execute_blocking`).
+///
+/// While it is held the slot serves nothing else (a load for it waits), so it is meant to be
+/// run at once. Dropping it unrun ends the claim and drops the request, which never ran: its
+/// metadata is dropped and nothing is answered, as for a request whose submit call failed.
+pub struct DirectRun<M: Send + Sync + 'static> {
+    shared: Arc<Shared<M>>,
+    /// `None` once run.
+    held: Option<Held<M>>,
+    rx: mpsc::Receiver<Result<ResponseObject, RomaError>>,
+    token: ExecutionToken,
+}
+
+/// What a claim holds until it runs.
+struct Held<M> {
+    claim: Claim,
+    lender: Arc<dyn Lend<M>>,
+    job: Job<M>,
+}
+
+impl<M: Send + Sync + 'static> DirectRun<M> {
+    /// The claim on slot `claim` for `job`, whose callback sends on the channel `rx` reads.
+    pub(crate) fn new(
+        shared: Arc<Shared<M>>,
+        claim: Claim,
+        lender: Arc<dyn Lend<M>>,
+        job: Job<M>,
+        rx: mpsc::Receiver<Result<ResponseObject, RomaError>>,
+    ) -> Self {
+        let token = ExecutionToken {
+            dispatcher: shared.dispatcher_id,
+            request: job.id,
+        };
+        DirectRun {
+            shared,
+            held: Some(Held { claim, lender, job }),
+            rx,
+            token,
+        }
+    }
+
+    /// The request's token: another thread may cancel it with it while it runs.
+    pub fn token(&self) -> &ExecutionToken {
+        &self.token
+    }
+
+    /// Runs the request on this thread, on the claimed slot's backend, and returns its
+    /// answer. It blocks for as long as the request runs (its timeout bounds that): under an
+    /// async runtime, call it where blocking is allowed (tokio's `block_in_place`). A
+    /// backend found dead before the request was sent hands the request to the slot thread,
+    /// which replaces the backend and runs it; this then waits for that answer.
+    pub fn run(mut self) -> Result<ResponseObject, RomaError> {
+        if let Some(Held { claim, lender, job }) = self.held.take() {
+            let _stand_in = self.shared.stand_in();
+            lender.run(&self.shared, claim, job);
+        }
+        await_answer(&self.shared, &self.rx)
+    }
+}
+
+impl<M: Send + Sync + 'static> Drop for DirectRun<M> {
+    fn drop(&mut self) {
+        if let Some(Held { claim, job, .. }) = self.held.take() {
+            // The backend was never taken out of its parking: the slot goes back untouched.
+            let asked = self.shared.lock().unclaim(claim.index);
+            if asked {
+                self.shared.wake(claim.index);
+            }
+            call_guarded(move || drop(job));
+        }
+    }
+}
+
+impl<M: Send + Sync + 'static> fmt::Debug for DirectRun<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectRun")
+            .field("token", &self.token)
+            .field("ran", &self.held.is_none())
+            .finish()
+    }
+}
+
+/// The answer a blocking submit's callback sends. An answer run on this thread (the direct
+/// hand-off) is there at once; in the low-latency mode the channel is polled a while before
+/// this thread sleeps on it (`answer_poll.rs`), so that an answer in time needs no wake-up.
+pub(crate) fn await_answer<M>(
+    shared: &Shared<M>,
+    rx: &mpsc::Receiver<Result<ResponseObject, RomaError>>,
+) -> Result<ResponseObject, RomaError> {
+    if let Ok(r) = rx.try_recv() {
+        return r;
+    }
+    let got = match shared.config.idle_poll {
+        Some(bound) => shared.answer_poll.receive(rx, bound),
+        None => rx.recv().ok(),
+    };
+    got.unwrap_or_else(|| {
+        Err(RomaError::internal(
+            "the request's callback was dropped without being called",
+        ))
+    })
 }

@@ -1,6 +1,7 @@
 //! [`Dispatcher`], the API over the slots: admission, placement, the submit forms, cancel, stop
 //! and the stats. The crate docs say how its threads, queues and callbacks work together.
 
+use crate::direct::{Claim, DirectRun, Lend, await_answer};
 use crate::job::{
     BatchCollector, ExecCallback, ExecutionToken, Job, LoadAggregate, LoadJob, call_guarded,
 };
@@ -12,7 +13,6 @@ use roma_core::{
     validate_code_object, validate_invocation,
 };
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -28,6 +28,24 @@ use std::time::{Duration, Instant};
 pub struct Dispatcher<M: Send + Sync + 'static> {
     shared: Arc<Shared<M>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How [`Dispatcher::execute_here_or_async`] submitted a request.
+pub enum Submitted<M: Send + Sync + 'static> {
+    /// Its slot was idle: the request holds it, to run on the caller's thread with
+    /// [`DirectRun::run`].
+    Here(DirectRun<M>),
+    /// It was queued (or refused: the future answers the refusal).
+    Queued(DispatchFuture<ResponseObject>),
+}
+
+impl<M: Send + Sync + 'static> fmt::Debug for Submitted<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Submitted::Here(run) => f.debug_tuple("Here").field(run).finish(),
+            Submitted::Queued(fut) => f.debug_tuple("Queued").field(fut).finish(),
+        }
+    }
 }
 
 /// A snapshot of one slot.
@@ -332,60 +350,93 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         }
         let invocation = self.prepare(&request)?;
         let deadline = self.room_deadline(wait);
+        let st = self.shared.lock();
+        let mut st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
+        match self.claim_idle(&mut st) {
+            Some(claimed) => {
+                drop(st);
+                let run = self.held(claimed, request, invocation);
+                // A panic in the caller's closure drops the claim unrun: the slot goes back
+                // untouched and the request, which never ran, unwinds with the caller.
+                accepted(run.token());
+                run.run()
+            }
+            None => {
+                let (tx, rx) = mpsc::channel();
+                let callback: ExecCallback = Box::new(move |r| {
+                    let _ = tx.send(r);
+                });
+                let token = self.place(st, request, invocation, callback)?;
+                accepted(&token);
+                await_answer(&self.shared, &rx)
+            }
+        }
+    }
+
+    /// Submits one execution for a caller that can run it itself: when the slot it would
+    /// go to is idle with nothing queued (the condition of the direct hand-off in
+    /// [`execute_blocking`](Self::execute_blocking)), the request claims that slot and comes
+    /// back as [`Submitted::Here`], to be run on the caller's thread; otherwise it is
+    /// submitted as by [`execute_async`](Self::execute_async) and comes back as
+    /// [`Submitted::Queued`] (a refusal is that future's answer). Never waits for room.
+    ///
+    /// For an async server: an idle request then costs no dispatcher thread's wake-up and
+    /// no wake of the caller's task, and under load, when no slot is idle, it queues and
+    /// awaits as usual, so that only as many callers block as there are idle slots. On one
+    /// of the dispatcher's threads (a callback) the request is always queued.
+    pub fn execute_here_or_async(&self, request: InvocationRequest<M>) -> Submitted<M> {
+        let invocation = match self.prepare(&request) {
+            Ok(invocation) => invocation,
+            Err(e) => return Submitted::Queued(DispatchFuture::refused(e)),
+        };
+        let mut st = self.shared.lock();
+        if let Err(e) = admit(
+            &mut st,
+            std::iter::once(invocation.version_string.as_str()),
+            1,
+        ) {
+            drop(st);
+            return Submitted::Queued(DispatchFuture::refused(e));
+        }
+        match self.claim_idle(&mut st) {
+            Some(claimed) => {
+                drop(st);
+                Submitted::Here(self.held(claimed, request, invocation))
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                match self.place(st, request, invocation, Box::new(move |r| tx.send(r))) {
+                    Ok(token) => Submitted::Queued(DispatchFuture::waiting(rx, Some(token))),
+                    Err(e) => Submitted::Queued(DispatchFuture::refused(e)),
+                }
+            }
+        }
+    }
+
+    /// Claims the slot an admitted request would go to, when it is idle (see
+    /// `State::claim`), for the id it returns. Never on one of the dispatcher's own threads,
+    /// which must not wait for a request of their own.
+    fn claim_idle(&self, st: &mut State<M>) -> Option<(Claim, Arc<dyn Lend<M>>, u64)> {
+        let direct = self.shared.config.direct && !self.shared.on_own_thread();
+        let id = st.next_id;
+        let (claim, lender) = st.claim(id, direct)?;
+        st.next_id += 1;
+        Some((claim, lender, id))
+    }
+
+    /// The claimed request `id`, held for its caller to run.
+    fn held(
+        &self,
+        (claim, lender, id): (Claim, Arc<dyn Lend<M>>, u64),
+        request: InvocationRequest<M>,
+        invocation: Invocation,
+    ) -> DirectRun<M> {
         let (tx, rx) = mpsc::channel();
         let callback: ExecCallback = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        let st = self.shared.lock();
-        let mut st = self.wait_for_room(st, &invocation.version_string, 1, deadline, wait)?;
-        let id = st.next_id;
-        match st.claim(id, self.shared.config.direct) {
-            Some((claim, lender)) => {
-                st.next_id += 1;
-                drop(st);
-                let job = Job::accepted(id, request, invocation, callback);
-                let token = self.token(id);
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| accepted(&token))) {
-                    // The caller's own closure: the slot goes back untouched, and the request,
-                    // which never ran, is dropped with the unwinding caller.
-                    let asked = self.shared.lock().unclaim(claim.index);
-                    if asked {
-                        self.shared.wake(claim.index);
-                    }
-                    call_guarded(move || drop(job));
-                    resume_unwind(panic);
-                }
-                let _stand_in = self.shared.stand_in();
-                lender.run(&self.shared, claim, job);
-            }
-            None => {
-                let token = self.place(st, request, invocation, callback)?;
-                accepted(&token);
-            }
-        }
-        self.await_answer(&rx)
-    }
-
-    /// The answer a blocking submit's callback sends. An answer run on this thread (the
-    /// direct hand-off) is there at once; in the low-latency mode the channel is polled a
-    /// while before this thread sleeps on it (`answer_poll.rs`), so that an answer in time
-    /// needs no wake-up.
-    fn await_answer(
-        &self,
-        rx: &mpsc::Receiver<Result<ResponseObject, RomaError>>,
-    ) -> Result<ResponseObject, RomaError> {
-        if let Ok(r) = rx.try_recv() {
-            return r;
-        }
-        let got = match self.shared.config.idle_poll {
-            Some(bound) => self.shared.answer_poll.receive(rx, bound),
-            None => rx.recv().ok(),
-        };
-        got.unwrap_or_else(|| {
-            Err(RomaError::internal(
-                "the request's callback was dropped without being called",
-            ))
-        })
+        let job = Job::accepted(id, request, invocation, callback);
+        DirectRun::new(Arc::clone(&self.shared), claim, lender, job, rx)
     }
 
     /// [`batch_execute`](Self::batch_execute) for a batch of any size: the requests are
