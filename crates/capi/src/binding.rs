@@ -5,9 +5,12 @@
 use crate::codes;
 use crate::error::roma_error_t;
 use crate::ffi::{
-    CText, UserPtr, arg_mut, arg_ref, bytes_arg, guard, guard_value, str_arg, write_out,
+    CText, UserPtr, arg_ref, bytes_arg, entry, guard, guard_value, str_arg, write_out,
 };
-use roma::{BindingInput, BindingOutput, Config, FunctionBindingIo, LogLevel, RomaError};
+use roma::{
+    BindingFuture, BindingInput, BindingOutput, FunctionBindingIo, FunctionBindingPayload,
+    LogLevel, RomaError,
+};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void};
 use std::future::Future;
@@ -46,12 +49,19 @@ pub type roma_worker_output_function_t =
 pub type roma_user_delete_t = unsafe extern "C" fn(env: *mut c_void);
 
 /// A user pointer with its deleter, called once when roma drops the last use.
-struct Env {
+pub(crate) struct Env {
     ptr: UserPtr,
     delete: Option<roma_user_delete_t>,
 }
 
 impl Env {
+    pub(crate) fn new(ptr: *mut c_void, delete: Option<roma_user_delete_t>) -> Self {
+        Env {
+            ptr: UserPtr(ptr),
+            delete,
+        }
+    }
+
     /// The pointer, through a method on the whole `Env`: a closure that calls it owns the
     /// `Env` (and so runs its deleter only when the closure is dropped), where reading the
     /// field would capture that field alone and drop the `Env` at once.
@@ -69,18 +79,19 @@ impl Drop for Env {
     }
 }
 
-pub(crate) fn register_host_function(
-    config: &mut Config<CMeta>,
-    name: &str,
+/// Calls `f` with `s` as C text: NUL-terminated, and its length without the NUL.
+fn with_c_text<R>(s: &str, f: impl FnOnce(*const c_char, usize) -> R) -> R {
+    let text = CText::new(s);
+    // SAFETY: a null `len` is not written.
+    f(unsafe { text.out(std::ptr::null_mut()) }, s.len())
+}
+
+/// The host function (for `Config::register_function`) that calls the C `function`.
+pub(crate) fn host_function(
     function: roma_host_function_t,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) {
-    let env = Env {
-        ptr: UserPtr(env),
-        delete: env_delete,
-    };
-    config.register_function(name, move |p| {
+    env: Env,
+) -> impl Fn(&mut FunctionBindingPayload<'_, CMeta>) + Send + Sync + 'static {
+    move |p| {
         let mut io = roma_host_io_t {
             io: std::mem::take(&mut p.io),
             texts: Vec::new(),
@@ -89,78 +100,51 @@ pub(crate) fn register_host_function(
         // lives across the call and the pointers handed out through it live as long as it.
         unsafe { function(env.ptr(), &mut io, p.metadata.get()) };
         p.io = io.io;
-    });
+    }
 }
 
-pub(crate) fn set_logging(
-    config: &mut Config<CMeta>,
+/// The logging function (for `Config::set_logging_function`) that calls the C `function`.
+pub(crate) fn logging_function(
     function: roma_log_function_t,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) {
-    let env = Env {
-        ptr: UserPtr(env),
-        delete: env_delete,
-    };
-    config.set_logging_function(move |level, meta, msg| {
+    env: Env,
+) -> impl Fn(LogLevel, &CMeta, &str) + Send + Sync + 'static {
+    move |level, meta, msg| {
         let level = match level {
             LogLevel::Debug => codes::LOG_DEBUG,
             LogLevel::Info => codes::LOG_INFO,
             LogLevel::Warning => codes::LOG_WARNING,
             LogLevel::Error => codes::LOG_ERROR,
         };
-        let text = CText::new(msg);
-        // SAFETY: the user's logging function with the documented signature; the text lives
-        // across the call.
-        unsafe {
-            function(
-                env.ptr(),
-                level,
-                text.out(std::ptr::null_mut()),
-                msg.len(),
-                meta.get(),
-            )
-        };
-    });
+        with_c_text(msg, |text, len| {
+            // SAFETY: the user's logging function with the documented signature; the text
+            // lives across the call.
+            unsafe { function(env.ptr(), level, text, len, meta.get()) }
+        });
+    }
 }
 
-pub(crate) fn set_worker_output(
-    config: &mut Config<CMeta>,
+/// The worker-output function (for `Config::set_worker_output_function`) that calls the C
+/// `function`.
+pub(crate) fn worker_output_function(
     function: roma_worker_output_function_t,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) {
-    let env = Env {
-        ptr: UserPtr(env),
-        delete: env_delete,
-    };
-    config.set_worker_output_function(move |worker, line| {
-        let text = CText::new(line);
-        // SAFETY: the user's worker-output function with the documented signature; the text
-        // lives across the call.
-        unsafe {
-            function(
-                env.ptr(),
-                worker,
-                text.out(std::ptr::null_mut()),
-                line.len(),
-            )
-        };
-    });
+    env: Env,
+) -> impl Fn(usize, &str) + Send + Sync + 'static {
+    move |worker, line| {
+        with_c_text(line, |text, len| {
+            // SAFETY: the user's worker-output function with the documented signature; the
+            // text lives across the call.
+            unsafe { function(env.ptr(), worker, text, len) }
+        });
+    }
 }
 
-pub(crate) fn register_async_host_function(
-    config: &mut Config<CMeta>,
-    name: &str,
+/// The asynchronous host function (for `Config::register_async_function`) that calls the C
+/// `function`.
+pub(crate) fn async_host_function(
     function: roma_async_host_function_t,
-    env: *mut c_void,
-    env_delete: Option<roma_user_delete_t>,
-) {
-    let env = Env {
-        ptr: UserPtr(env),
-        delete: env_delete,
-    };
-    config.register_async_function(name, move |io, meta| {
+    env: Env,
+) -> impl Fn(FunctionBindingIo, &CMeta) -> BindingFuture + Send + Sync + 'static {
+    move |io, meta| {
         let slot = Arc::new(Mutex::new(CallSlot::default()));
         let call = Box::into_raw(Box::new(roma_host_call_t {
             io: roma_host_io_t {
@@ -173,7 +157,7 @@ pub(crate) fn register_async_host_function(
         // it back through `roma_host_call_finish`.
         unsafe { function(env.ptr(), call, meta.get()) };
         Box::pin(CallFuture(slot))
-    });
+    }
 }
 
 /// Where an asynchronous call's io waits for its future: put by `roma_host_call_finish`,
@@ -283,40 +267,31 @@ pub unsafe extern "C" fn roma_host_io_input_kind(io: *const roma_host_io_t) -> r
     })
 }
 
+/// The error of an input read that does not match the input's kind or length.
+fn bad_input(message: &str) -> RomaError {
+    RomaError::new(roma::ErrorKind::BadInput, message)
+}
+
 fn texts<'a>(io: &'a mut roma_host_io_t, s: &str) -> &'a CText {
     io.texts.push(CText::new(s));
     io.texts.last().unwrap_or_else(|| unreachable!())
 }
 
-/// The string (or JSON) input: NUL-terminated through `*out`, its length through `*len`; valid
-/// until the call returns. Not a string: `ROMA_ERROR_BAD_INPUT`.
-///
-/// # Safety
-/// `io` is null or the live io of a call; `out` and `len` are null or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_input_string(
-    io: *mut roma_host_io_t,
-    out: *mut *const c_char,
-    len: *mut usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
+entry!(
+    /// The string (or JSON) input: NUL-terminated through `*out`, its length through `*len`;
+    /// valid until the call returns. Not a string: `ROMA_ERROR_BAD_INPUT`.
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; `out` and `len` are null or writable.
+    fn roma_host_io_input_string(io: *mut roma_host_io_t, out: *mut *const c_char, len: *mut usize)
+    |io| {
         let s = match &io.io.input {
             BindingInput::String(s) | BindingInput::Json(s) => s.clone(),
-            _ => {
-                return Err(RomaError::new(
-                    roma::ErrorKind::BadInput,
-                    "the input is not a string",
-                ));
-            }
+            _ => return Err(bad_input("the input is not a string")),
         };
-        let t = texts(io, &s);
-        // SAFETY: the caller's contract on `out` and `len`.
-        unsafe { write_out(out, t.out(len)) };
-        Ok(())
-    })
-}
+        write_out(out, texts(io, &s).out(len))
+    }
+);
 
 /// How many strings a list input has (0 when it is not a list), or entries a map input has.
 ///
@@ -335,63 +310,52 @@ pub unsafe extern "C" fn roma_host_io_input_len(io: *const roma_host_io_t) -> us
     })
 }
 
-/// The string at `index` of a list input (as `roma_host_io_input_string`). Not a list, or
-/// out of range: `ROMA_ERROR_BAD_INPUT`.
-///
-/// # Safety
-/// `io` is null or the live io of a call; `out` and `len` are null or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_input_list_get(
-    io: *mut roma_host_io_t,
-    index: usize,
-    out: *mut *const c_char,
-    len: *mut usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
+entry!(
+    /// The string at `index` of a list input (as `roma_host_io_input_string`). Not a list, or
+    /// out of range: `ROMA_ERROR_BAD_INPUT`.
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; `out` and `len` are null or writable.
+    fn roma_host_io_input_list_get(
+        io: *mut roma_host_io_t,
+        index: usize,
+        out: *mut *const c_char,
+        len: *mut usize,
+    )
+    |io| {
         let s = match &io.io.input {
             BindingInput::List(l) => l.get(index).cloned(),
             _ => None,
         }
-        .ok_or_else(|| RomaError::new(roma::ErrorKind::BadInput, "no list item at that index"))?;
-        let t = texts(io, &s);
-        // SAFETY: the caller's contract on `out` and `len`.
-        unsafe { write_out(out, t.out(len)) };
-        Ok(())
-    })
-}
+        .ok_or_else(|| bad_input("no list item at that index"))?;
+        write_out(out, texts(io, &s).out(len))
+    }
+);
 
-/// The entry at `index` (in key order) of a map input. Not a map, or out of range:
-/// `ROMA_ERROR_BAD_INPUT`.
-///
-/// # Safety
-/// `io` is null or the live io of a call; the out-pointers are null or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_input_map_get(
-    io: *mut roma_host_io_t,
-    index: usize,
-    key: *mut *const c_char,
-    key_len: *mut usize,
-    value: *mut *const c_char,
-    value_len: *mut usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
+entry!(
+    /// The entry at `index` (in key order) of a map input. Not a map, or out of range:
+    /// `ROMA_ERROR_BAD_INPUT`.
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; the out-pointers are null or writable.
+    fn roma_host_io_input_map_get(
+        io: *mut roma_host_io_t,
+        index: usize,
+        key: *mut *const c_char,
+        key_len: *mut usize,
+        value: *mut *const c_char,
+        value_len: *mut usize,
+    )
+    |io| {
         let (k, v) = match &io.io.input {
             BindingInput::Map(m) => m.iter().nth(index).map(|(k, v)| (k.clone(), v.clone())),
             _ => None,
         }
-        .ok_or_else(|| RomaError::new(roma::ErrorKind::BadInput, "no map entry at that index"))?;
-        // SAFETY: the caller's contract on the out-pointers.
-        unsafe {
-            write_out(key, texts(io, &k).out(key_len));
-            write_out(value, texts(io, &v).out(value_len));
-        }
-        Ok(())
-    })
-}
+        .ok_or_else(|| bad_input("no map entry at that index"))?;
+        write_out(key, texts(io, &k).out(key_len));
+        write_out(value, texts(io, &v).out(value_len))
+    }
+);
 
 /// The bytes of a `Uint8Array` input, valid until the call returns. Not bytes:
 /// `ROMA_ERROR_BAD_INPUT`.
@@ -408,10 +372,7 @@ pub unsafe extern "C" fn roma_host_io_input_bytes(
         // SAFETY: the caller's contract.
         let io = unsafe { arg_ref(io, "io") }?;
         let BindingInput::Bytes(b) = &io.io.input else {
-            return Err(RomaError::new(
-                roma::ErrorKind::BadInput,
-                "the input is not bytes",
-            ));
+            return Err(bad_input("the input is not bytes"));
         };
         // SAFETY: the caller's contract on `out` and `len`.
         unsafe {
@@ -422,114 +383,69 @@ pub unsafe extern "C" fn roma_host_io_input_bytes(
     })
 }
 
-/// Returns a string to JS (copied). Invalid UTF-8 or null: `ROMA_ERROR_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `io` is null or the live io of a call; `s` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_set_output_string(
-    io: *mut roma_host_io_t,
-    s: *const c_char,
-    len: usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { str_arg(s, len, "output") }?;
-        io.io.set_output_string(s);
-        Ok(())
-    })
-}
+entry!(
+    /// Returns a string to JS (copied). Invalid UTF-8 or null: `ROMA_ERROR_INVALID_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; `s` is null or `len` readable bytes.
+    fn roma_host_io_set_output_string(io: *mut roma_host_io_t, s: *const c_char, len: usize)
+    |io| io.io.set_output_string(str_arg(s, len, "output")?)
+);
 
-/// Returns an `Array` of `n` strings to JS (copied): `items[i]` is `lens[i]` bytes.
-///
-/// # Safety
-/// `io` is null or the live io of a call; `items` and `lens` are null or `n` long, each item
-/// null or `lens[i]` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_set_output_list(
-    io: *mut roma_host_io_t,
-    items: *const *const c_char,
-    lens: *const usize,
-    n: usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
-        // SAFETY: the caller's contract.
-        let list = unsafe { strings(items, lens, n, "items") }?;
-        io.io.set_output_list(list);
-        Ok(())
-    })
-}
+entry!(
+    /// Returns an `Array` of `n` strings to JS (copied): `items[i]` is `lens[i]` bytes.
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; `items` and `lens` are null or `n` long, each item
+    /// null or `lens[i]` readable bytes.
+    fn roma_host_io_set_output_list(
+        io: *mut roma_host_io_t,
+        items: *const *const c_char,
+        lens: *const usize,
+        n: usize,
+    )
+    |io| io.io.set_output_list(strings(items, lens, n, "items")?)
+);
 
-/// Returns a `Map` of `n` entries to JS (copied): `keys[i]` to `values[i]`.
-///
-/// # Safety
-/// As `roma_host_io_set_output_list`, for both arrays.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_set_output_map(
-    io: *mut roma_host_io_t,
-    keys: *const *const c_char,
-    key_lens: *const usize,
-    values: *const *const c_char,
-    value_lens: *const usize,
-    n: usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
-        // SAFETY: the caller's contract.
-        let k = unsafe { strings(keys, key_lens, n, "keys") }?;
-        // SAFETY: the caller's contract.
-        let v = unsafe { strings(values, value_lens, n, "values") }?;
-        io.io
-            .set_output_map(k.into_iter().zip(v).collect::<BTreeMap<_, _>>());
-        Ok(())
-    })
-}
+entry!(
+    /// Returns a `Map` of `n` entries to JS (copied): `keys[i]` to `values[i]`.
+    ///
+    /// # Safety
+    /// As `roma_host_io_set_output_list`, for both arrays.
+    fn roma_host_io_set_output_map(
+        io: *mut roma_host_io_t,
+        keys: *const *const c_char,
+        key_lens: *const usize,
+        values: *const *const c_char,
+        value_lens: *const usize,
+        n: usize,
+    )
+    |io| {
+        let k = strings(keys, key_lens, n, "keys")?;
+        let v = strings(values, value_lens, n, "values")?;
+        io.io.set_output_map(k.into_iter().zip(v).collect::<BTreeMap<_, _>>())
+    }
+);
 
-/// Returns a `Uint8Array` to JS (copied).
-///
-/// # Safety
-/// `io` is null or the live io of a call; `bytes` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_set_output_bytes(
-    io: *mut roma_host_io_t,
-    bytes: *const u8,
-    len: usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
-        // SAFETY: the caller's contract.
-        let b = unsafe { bytes_arg(bytes, len, "bytes") }?;
-        io.io.output = BindingOutput::Bytes(b.to_vec());
-        Ok(())
-    })
-}
+entry!(
+    /// Returns a `Uint8Array` to JS (copied).
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; `bytes` is null or `len` readable bytes.
+    fn roma_host_io_set_output_bytes(io: *mut roma_host_io_t, bytes: *const u8, len: usize)
+    |io| io.io.output = BindingOutput::Bytes(bytes_arg(bytes, len, "bytes")?.to_vec())
+);
 
-/// Makes the JS call throw an `Error` with this message (added to any earlier ones) instead
-/// of returning the output.
-///
-/// # Safety
-/// `io` is null or the live io of a call; `message` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_host_io_add_error(
-    io: *mut roma_host_io_t,
-    message: *const c_char,
-    len: usize,
-) -> *mut roma_error_t {
-    guard(|| {
-        // SAFETY: the caller's contract.
-        let io = unsafe { arg_mut(io, "io") }?;
-        // SAFETY: the caller's contract; invalid UTF-8 is replaced so the call still fails.
-        let m = unsafe { bytes_arg(message.cast(), len, "message") }?;
-        io.io.add_error(String::from_utf8_lossy(m));
-        Ok(())
-    })
-}
+entry!(
+    /// Makes the JS call throw an `Error` with this message (added to any earlier ones) instead
+    /// of returning the output.
+    ///
+    /// # Safety
+    /// `io` is null or the live io of a call; `message` is null or `len` readable bytes.
+    fn roma_host_io_add_error(io: *mut roma_host_io_t, message: *const c_char, len: usize)
+    // Invalid UTF-8 is replaced, so the call still fails.
+    |io| io.io.add_error(String::from_utf8_lossy(bytes_arg(message.cast(), len, "message")?))
+);
 
 /// `n` strings from parallel pointer and length arrays.
 ///

@@ -1,15 +1,14 @@
 //! `roma_config_t`: the settings a service is built from, one setter per `roma::Config` setter.
 
 use crate::binding::{
-    CMeta, register_async_host_function, register_host_function, set_logging, set_worker_output,
+    CMeta, Env, async_host_function, host_function, logging_function, worker_output_function,
 };
 use crate::binding::{
     roma_async_host_function_t, roma_host_function_t, roma_log_function_t, roma_user_delete_t,
     roma_worker_output_function_t,
 };
 use crate::codes;
-use crate::error::roma_error_t;
-use crate::ffi::{arg_mut, guard, str_arg};
+use crate::ffi::{entry, free, str_arg};
 use roma::{Config, OversizePolicy, RomaError, SandboxKind, TransportKind};
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
@@ -48,69 +47,44 @@ pub extern "C" fn roma_config_new() -> *mut roma_config_t {
 /// `config` is null or a live configuration, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_config_delete(config: *mut roma_config_t) {
-    if !config.is_null() {
-        // SAFETY: the caller's contract: roma allocated it and it is deleted once.
-        drop(unsafe { Box::from_raw(config) });
-    }
-}
-
-/// Runs a setter on a checked configuration pointer.
-///
-/// # Safety
-/// `config` is null or a live configuration.
-unsafe fn set(
-    config: *mut roma_config_t,
-    f: impl FnOnce(&mut roma_config_t) -> Result<(), RomaError>,
-) -> *mut roma_error_t {
     // SAFETY: the caller's contract.
-    guard(|| f(unsafe { arg_mut(config, "config") }?))
+    unsafe { free(config) }
 }
 
+/// Defines a setter taking one plain value, which `roma_service_new` checks.
 macro_rules! setter {
     ($(#[$doc:meta])* $name:ident, $t:ty, |$c:ident, $v:ident| $body:expr) => {
-        $(#[$doc])*
-        ///
-        /// Returns null, or an owned error (`ROMA_ERROR_INVALID_ARGUMENT`) for a null
-        /// `config`. The value is checked by `roma_service_new`.
-        ///
-        /// # Safety
-        /// `config` is null or a live configuration.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(config: *mut roma_config_t, value: $t) -> *mut roma_error_t {
-            // SAFETY: forwarded contract.
-            unsafe {
-                set(config, |$c| {
-                    let $v = value;
-                    $body;
-                    Ok(())
-                })
+        entry!(
+            $(#[$doc])*
+            ///
+            /// Returns null, or an owned error (`ROMA_ERROR_INVALID_ARGUMENT`) for a null
+            /// `config`. The value is checked by `roma_service_new`.
+            ///
+            /// # Safety
+            /// `config` is null or a live configuration.
+            fn $name(config: *mut roma_config_t, value: $t)
+            |$c| {
+                let $v = value;
+                $body
             }
-        }
+        );
     };
 }
 
 /// Defines a setter taking a path (`path`, `len` bytes of UTF-8), copied into the config.
 macro_rules! path_setter {
     ($(#[$doc:meta])* $name:ident, |$c:ident, $p:ident| $body:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `config` is null or a live configuration; `path` is null or `len` readable bytes.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(
-            config: *mut roma_config_t,
-            path: *const c_char,
-            len: usize,
-        ) -> *mut roma_error_t {
-            // SAFETY: forwarded contract.
-            unsafe {
-                set(config, |$c| {
-                    let $p = str_arg(path, len, "path")?;
-                    $body;
-                    Ok(())
-                })
+        entry!(
+            $(#[$doc])*
+            ///
+            /// # Safety
+            /// `config` is null or a live configuration; `path` is null or `len` readable bytes.
+            fn $name(config: *mut roma_config_t, path: *const c_char, len: usize)
+            |$c| {
+                let $p = str_arg(path, len, "path")?;
+                $body
             }
-        }
+        );
     };
 }
 
@@ -256,31 +230,18 @@ setter!(
     roma_config_set_low_latency_ms, u64, |c, v| c.inner.low_latency(Duration::from_millis(v))
 );
 
-/// The CPU bandwidth of each worker's cgroup: `quota_us` microseconds of CPU time per
-/// `period_us` (quota at least 1 ms, period 1 ms to 1 s). Default none.
-///
-/// Returns null, or an owned error (`ROMA_ERROR_INVALID_ARGUMENT`) for a null `config`. The
-/// values are checked by `roma_service_new`.
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_cgroup_cpu_max(
-    config: *mut roma_config_t,
-    quota_us: u64,
-    period_us: u64,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            c.inner.cgroup_cpu_max(
-                Duration::from_micros(quota_us),
-                Duration::from_micros(period_us),
-            );
-            Ok(())
-        })
-    }
-}
+entry!(
+    /// The CPU bandwidth of each worker's cgroup: `quota_us` microseconds of CPU time per
+    /// `period_us` (quota at least 1 ms, period 1 ms to 1 s). Default none.
+    ///
+    /// Returns null, or an owned error (`ROMA_ERROR_INVALID_ARGUMENT`) for a null `config`. The
+    /// values are checked by `roma_service_new`.
+    ///
+    /// # Safety
+    /// `config` is null or a live configuration.
+    fn roma_config_set_cgroup_cpu_max(config: *mut roma_config_t, quota_us: u64, period_us: u64)
+    |c| c.inner.cgroup_cpu_max(Duration::from_micros(quota_us), Duration::from_micros(period_us))
+);
 
 path_setter!(
     /// cgroup v2 only: the cgroup (an absolute path under the cgroup2 mount) to make worker
@@ -288,168 +249,105 @@ path_setter!(
     roma_config_set_cgroup_parent, |c, path| c.inner.cgroup_parent(path)
 );
 
-/// Removes the `RLIMIT_DATA` limit of the workers (`worker_data_limit_mb` unset).
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_unset_worker_data_limit_mb(
-    config: *mut roma_config_t,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            c.inner.worker_data_limit_mb(None);
-            Ok(())
-        })
-    }
-}
+entry!(
+    /// Removes the `RLIMIT_DATA` limit of the workers (`worker_data_limit_mb` unset).
+    ///
+    /// # Safety
+    /// `config` is null or a live configuration.
+    fn roma_config_unset_worker_data_limit_mb(config: *mut roma_config_t)
+    |c| c.inner.worker_data_limit_mb(None)
+);
 
-/// Turns off recycling a worker for its idle CPU use (`recycle_idle_cpu_per_sec` unset).
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_unset_recycle_idle_cpu_per_sec(
-    config: *mut roma_config_t,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            c.inner.recycle_idle_cpu_per_sec(None);
-            Ok(())
-        })
-    }
-}
+entry!(
+    /// Turns off recycling a worker for its idle CPU use (`recycle_idle_cpu_per_sec` unset).
+    ///
+    /// # Safety
+    /// `config` is null or a live configuration.
+    fn roma_config_unset_recycle_idle_cpu_per_sec(config: *mut roma_config_t)
+    |c| c.inner.recycle_idle_cpu_per_sec(None)
+);
 
-/// What a payload larger than the fast-path size does: `ROMA_OVERSIZE_SLOW_PATH` (it takes
-/// the socket; the default) or `ROMA_OVERSIZE_REJECT` (it fails with
-/// `ROMA_ERROR_PAYLOAD_TOO_LARGE`). Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_oversize_payloads(
-    config: *mut roma_config_t,
-    policy: roma_oversize_policy_t,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let policy = match policy {
-                codes::OVERSIZE_SLOW_PATH => OversizePolicy::SlowPath,
-                codes::OVERSIZE_REJECT => OversizePolicy::Reject,
-                p => {
-                    return Err(RomaError::invalid_argument(format!(
-                        "oversize_payloads: unknown policy {p}"
-                    )));
+/// Defines a setter taking a `ROMA_*` code of one setting's choices, given as each code and the
+/// choice it stands for; another code is `ROMA_ERROR_INVALID_ARGUMENT`, its message `$unknown`
+/// and the code.
+macro_rules! choice_setter {
+    ($(#[$doc:meta])* fn $name:ident($v:ident: $t:ty) => $set:ident, $unknown:literal {
+        $($code:path => $choice:expr,)*
+    }) => {
+        entry!(
+            $(#[$doc])*
+            ///
+            /// # Safety
+            /// `config` is null or a live configuration.
+            fn $name(config: *mut roma_config_t, $v: $t)
+            |c| c.inner.$set(match $v {
+                $($code => $choice,)*
+                other => {
+                    let message = format!(concat!($unknown, " {}"), other);
+                    return Err(RomaError::invalid_argument(message));
                 }
-            };
-            c.inner.oversize_payloads(policy);
-            Ok(())
-        })
-    }
+            })
+        );
+    };
 }
 
-/// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
-/// isolate, in MB; 0 keeps V8's size.
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_js_engine_resource_constraints(
-    config: *mut roma_config_t,
-    initial_heap_size_in_mb: usize,
-    maximum_heap_size_in_mb: usize,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            c.inner.configure_js_engine_resource_constraints(
-                initial_heap_size_in_mb,
-                maximum_heap_size_in_mb,
-            );
-            Ok(())
-        })
+choice_setter!(
+    /// What a payload larger than the fast-path size does: `ROMA_OVERSIZE_SLOW_PATH` (it takes
+    /// the socket; the default) or `ROMA_OVERSIZE_REJECT` (it fails with
+    /// `ROMA_ERROR_PAYLOAD_TOO_LARGE`). Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
+    fn roma_config_set_oversize_payloads(policy: roma_oversize_policy_t) => oversize_payloads,
+    "oversize_payloads: unknown policy" {
+        codes::OVERSIZE_SLOW_PATH => OversizePolicy::SlowPath,
+        codes::OVERSIZE_REJECT => OversizePolicy::Reject,
     }
-}
+);
 
-/// The jail the workers run in: `ROMA_SANDBOX_NAMESPACES` (the default), `ROMA_SANDBOX_BIRDCAGE`
-/// (only in a library built with the `birdcage` feature) or `ROMA_SANDBOX_NONE` (debugging
-/// only). Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_sandbox(
-    config: *mut roma_config_t,
-    kind: roma_sandbox_kind_t,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let kind = match kind {
-                codes::SANDBOX_NAMESPACES => SandboxKind::Namespaces,
-                codes::SANDBOX_BIRDCAGE => SandboxKind::Birdcage,
-                codes::SANDBOX_NONE => SandboxKind::None,
-                k => {
-                    return Err(RomaError::invalid_argument(format!(
-                        "sandbox: unknown kind {k}"
-                    )));
-                }
-            };
-            c.inner.sandbox(kind);
-            Ok(())
-        })
-    }
-}
+entry!(
+    /// Roma's `ConfigureJsEngineResourceConstraints`: the initial and maximum V8 heap of each
+    /// isolate, in MB; 0 keeps V8's size.
+    ///
+    /// # Safety
+    /// `config` is null or a live configuration.
+    fn roma_config_set_js_engine_resource_constraints(
+        config: *mut roma_config_t,
+        initial_heap_size_in_mb: usize,
+        maximum_heap_size_in_mb: usize,
+    )
+    |c| c.inner.configure_js_engine_resource_constraints(
+        initial_heap_size_in_mb,
+        maximum_heap_size_in_mb,
+    )
+);
 
-/// How requests travel: `ROMA_TRANSPORT_SHARED_MEMORY` (the default) or `ROMA_TRANSPORT_SOCKET`.
-///
-/// # Safety
-/// `config` is null or a live configuration.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_set_transport(
-    config: *mut roma_config_t,
-    kind: roma_transport_kind_t,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let kind = match kind {
-                codes::TRANSPORT_SHARED_MEMORY => TransportKind::SharedMemory,
-                codes::TRANSPORT_SOCKET => TransportKind::Socket,
-                k => {
-                    return Err(RomaError::invalid_argument(format!(
-                        "transport: unknown kind {k}"
-                    )));
-                }
-            };
-            c.inner.transport(kind);
-            Ok(())
-        })
+choice_setter!(
+    /// The jail the workers run in: `ROMA_SANDBOX_NAMESPACES` (the default),
+    /// `ROMA_SANDBOX_BIRDCAGE` (only in a library built with the `birdcage` feature) or
+    /// `ROMA_SANDBOX_NONE` (debugging only). Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
+    fn roma_config_set_sandbox(kind: roma_sandbox_kind_t) => sandbox, "sandbox: unknown kind" {
+        codes::SANDBOX_NAMESPACES => SandboxKind::Namespaces,
+        codes::SANDBOX_BIRDCAGE => SandboxKind::Birdcage,
+        codes::SANDBOX_NONE => SandboxKind::None,
     }
-}
+);
 
-/// Adds one V8 flag for every worker (e.g. `--single-threaded-gc`).
-///
-/// # Safety
-/// `config` is null or a live configuration; `flag` is null or `len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_config_add_v8_flag(
-    config: *mut roma_config_t,
-    flag: *const c_char,
-    len: usize,
-) -> *mut roma_error_t {
-    // SAFETY: forwarded contract.
-    unsafe {
-        set(config, |c| {
-            let flag = str_arg(flag, len, "flag")?;
-            c.v8_flags.push(flag.to_owned());
-            Ok(())
-        })
+choice_setter!(
+    /// How requests travel: `ROMA_TRANSPORT_SHARED_MEMORY` (the default) or
+    /// `ROMA_TRANSPORT_SOCKET`. Another value is `ROMA_ERROR_INVALID_ARGUMENT`.
+    fn roma_config_set_transport(kind: roma_transport_kind_t) => transport,
+    "transport: unknown kind" {
+        codes::TRANSPORT_SHARED_MEMORY => TransportKind::SharedMemory,
+        codes::TRANSPORT_SOCKET => TransportKind::Socket,
     }
-}
+);
+
+entry!(
+    /// Adds one V8 flag for every worker (e.g. `--single-threaded-gc`).
+    ///
+    /// # Safety
+    /// `config` is null or a live configuration; `flag` is null or `len` readable bytes.
+    fn roma_config_add_v8_flag(config: *mut roma_config_t, flag: *const c_char, len: usize)
+    |c| c.v8_flags.push(str_arg(flag, len, "flag")?.to_owned())
+);
 
 path_setter!(
     /// The worker library (`libroma_worker.so`) each worker's `node` preloads. Without it, roma
@@ -464,58 +362,38 @@ path_setter!(
 );
 
 /// Defines a setter taking a C function (null is refused), the `env` passed to every call of
-/// it and `env_delete`; with `named` before the function type, also the JS name (`name`,
-/// `name_len` bytes of UTF-8).
+/// it and `env_delete`, which the body gets as an [`Env`]; with `named` before the function
+/// type, also the JS name (`name`, `name_len` bytes of UTF-8).
 macro_rules! function_setter {
-    ($(#[$doc:meta])* $name:ident, $f:ty, |$c:ident, $fun:ident, $env:ident, $del:ident| $body:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `config` is null or a live configuration; `function` is null or a function of the
-        /// type; `env` is usable from any thread.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(
-            config: *mut roma_config_t,
-            function: Option<$f>,
-            env: *mut c_void,
-            env_delete: Option<roma_user_delete_t>,
-        ) -> *mut roma_error_t {
-            // SAFETY: forwarded contract.
-            unsafe {
-                set(config, |$c| {
-                    let ($fun, $env, $del) = (required(function)?, env, env_delete);
-                    $body;
-                    Ok(())
-                })
-            }
-        }
+    ($(#[$doc:meta])* $name:ident, $f:ty, |$c:ident, $fun:ident, $env:ident| $body:expr) => {
+        function_setter!(@ $(#[$doc])* $name, $f, [], |$c, $fun, $env| $body);
     };
-    ($(#[$doc:meta])* $name:ident, named $f:ty, |$c:ident, $n:ident, $fun:ident, $env:ident, $del:ident| $body:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `config` is null or a live configuration; `name` is null or `name_len` readable
-        /// bytes; `function` is null or a function of the type; `env` is usable from any
-        /// thread.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(
-            config: *mut roma_config_t,
-            name: *const c_char,
-            name_len: usize,
-            function: Option<$f>,
-            env: *mut c_void,
-            env_delete: Option<roma_user_delete_t>,
-        ) -> *mut roma_error_t {
-            // SAFETY: forwarded contract.
-            unsafe {
-                set(config, |$c| {
-                    let $n = str_arg(name, name_len, "name")?;
-                    let ($fun, $env, $del) = (required(function)?, env, env_delete);
-                    $body;
-                    Ok(())
-                })
+    ($(#[$doc:meta])* $name:ident, named $f:ty,
+        |$c:ident, $n:ident, $fun:ident, $env:ident| $body:expr) => {
+        function_setter!(@ $(#[$doc])* $name, $f, [$n], |$c, $fun, $env| $body);
+    };
+    (@ $(#[$doc:meta])* $name:ident, $f:ty, [$($n:ident)?],
+        |$c:ident, $fun:ident, $env:ident| $body:expr) => {
+        entry!(
+            $(#[$doc])*
+            ///
+            /// # Safety
+            /// `config` is null or a live configuration; `function` is null or a function of the
+            /// type; `env` is usable from any thread.
+            $(#[doc = concat!("`", stringify!($n), "` is null or `name_len` readable bytes.")])?
+            fn $name(
+                config: *mut roma_config_t,
+                $($n: *const c_char, name_len: usize,)?
+                function: Option<$f>,
+                env: *mut c_void,
+                env_delete: Option<roma_user_delete_t>,
+            )
+            |$c| {
+                $(let $n = str_arg($n, name_len, "name")?;)?
+                let ($fun, $env) = (required(function)?, Env::new(env, env_delete));
+                $body
             }
-        }
+        );
     };
 }
 
@@ -532,15 +410,7 @@ function_setter!(
     /// the service's threads have let go of it (possibly just after `roma_service_delete`
     /// returns). Names are checked by `roma_service_new`.
     roma_config_register_function, named roma_host_function_t,
-    |c, name, f, env, del| register_host_function(&mut c.inner, name, f, env, del)
-);
-
-function_setter!(
-    /// Sets where the code's console output goes: `function` runs on roma's threads with the
-    /// level, the message and the request's metadata pointer. `env` and `env_delete` as for
-    /// `roma_config_register_function`. Without it, console output is dropped.
-    roma_config_set_logging_function, roma_log_function_t,
-    |c, f, env, del| set_logging(&mut c.inner, f, env, del)
+    |c, name, f, env| c.inner.register_function(name, host_function(f, env))
 );
 
 function_setter!(
@@ -553,7 +423,15 @@ function_setter!(
     /// (`roma_config_set_async_binding_threads`). `env` and `env_delete` as for
     /// `roma_config_register_function`.
     roma_config_register_async_function, named roma_async_host_function_t,
-    |c, name, f, env, del| register_async_host_function(&mut c.inner, name, f, env, del)
+    |c, name, f, env| c.inner.register_async_function(name, async_host_function(f, env))
+);
+
+function_setter!(
+    /// Sets where the code's console output goes: `function` runs on roma's threads with the
+    /// level, the message and the request's metadata pointer. `env` and `env_delete` as for
+    /// `roma_config_register_function`. Without it, console output is dropped.
+    roma_config_set_logging_function, roma_log_function_t,
+    |c, f, env| c.inner.set_logging_function(logging_function(f, env))
 );
 
 function_setter!(
@@ -565,5 +443,5 @@ function_setter!(
     /// `env_delete` as for `roma_config_register_function`. Without one, lines go to the
     /// host's stderr prefixed `roma-worker N:`.
     roma_config_set_worker_output_function, roma_worker_output_function_t,
-    |c, f, env, del| set_worker_output(&mut c.inner, f, env, del)
+    |c, f, env| c.inner.set_worker_output_function(worker_output_function(f, env))
 );

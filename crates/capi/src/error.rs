@@ -1,6 +1,6 @@
 //! `roma_error_t`: an owned error with a typed kind, a message and an optional JS stack.
 
-use crate::ffi::{CText, guard_value, write_out};
+use crate::ffi::{CText, free, guard_value, text_out};
 use roma::{ErrorKind, RomaError};
 use std::ffi::c_char;
 
@@ -86,17 +86,9 @@ pub unsafe extern "C" fn roma_error_message(
     error: *const roma_error_t,
     len: *mut usize,
 ) -> *const c_char {
-    guard_value(c"".as_ptr(), || {
-        // SAFETY: the caller's contract: null or live, `len` null or writable.
-        match unsafe { error.as_ref() } {
-            // SAFETY: `len` is null or writable.
-            Some(e) => unsafe { e.message.out(len) },
-            None => {
-                // SAFETY: `len` is null or writable.
-                unsafe { write_out(len, 0) };
-                c"".as_ptr()
-            }
-        }
+    // SAFETY: the caller's contract: `error` null or live, `len` null or writable.
+    guard_value(c"".as_ptr(), || unsafe {
+        text_out(error.as_ref().map(|e| &e.message), len)
     })
 }
 
@@ -125,8 +117,6 @@ pub unsafe extern "C" fn roma_error_stack(
 /// `error` is null or a `roma_error_t` not yet deleted; it is not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_error_delete(error: *mut roma_error_t) {
-    if !error.is_null() {
-        // SAFETY: the caller's contract: an error roma allocated, deleted once.
-        drop(unsafe { Box::from_raw(error) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free(error) }
 }

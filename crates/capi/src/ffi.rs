@@ -20,6 +20,112 @@ pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
+/// Runs an entry point's body on a handle argument: null is `invalid_argument` naming the
+/// handle (`what`), else `f`'s outcome is returned as by [`guard`].
+///
+/// # Safety
+/// `ptr` is null or points to a live `T` that nothing else mutates during the call.
+pub(crate) unsafe fn with_mut<T>(
+    ptr: *mut T,
+    what: &str,
+    f: impl FnOnce(&mut T) -> Result<(), RomaError>,
+) -> *mut roma_error_t {
+    // SAFETY: the caller's contract.
+    guard(|| f(unsafe { arg_mut(ptr, what) }?))
+}
+
+/// Defines an `extern "C"` entry point whose first argument is a handle, checked by
+/// [`with_mut`] (the message names the handle argument), whose body runs on it: its errors
+/// (through `?`) become the returned owned error, success returns null. A macro because each
+/// entry point is an exported symbol of its own; the docs, `# Safety` included, are the
+/// invocation's.
+macro_rules! entry {
+    ($(#[$doc:meta])* fn $name:ident($h:ident: *mut $t:ty $(, $arg:ident: $ty:ty)* $(,)?)
+        |$b:ident| $body:expr) => {
+        $(#[$doc])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            $h: *mut $t
+            $(, $arg: $ty)*
+        ) -> *mut $crate::error::roma_error_t {
+            // SAFETY: the caller's contract, the `# Safety` section above.
+            unsafe {
+                $crate::ffi::with_mut($h, stringify!($h), |$b| {
+                    $body;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+pub(crate) use entry;
+
+/// Defines setters of a handle's text fields (`$h: $t`, then each setter's docs, name and
+/// body): each takes `s` and `len` bytes of UTF-8, copied; a null pointer or invalid UTF-8 is
+/// `ROMA_ERROR_INVALID_ARGUMENT` naming the setter.
+macro_rules! text_setters {
+    ($h:ident: $t:ty; $($(#[$doc:meta])* $name:ident, |$c:ident, $s:ident| $body:expr;)*) => {$(
+        $crate::ffi::entry!(
+            $(#[$doc])*
+            ///
+            /// The text is copied. A null pointer or invalid UTF-8 is
+            /// `ROMA_ERROR_INVALID_ARGUMENT`.
+            ///
+            /// # Safety
+            #[doc = concat!(
+                "`", stringify!($h), "` is null or live; `s` is null or `len` readable bytes."
+            )]
+            fn $name($h: *mut $t, s: *const ::std::ffi::c_char, len: usize)
+            |$c| {
+                let $s = $crate::ffi::str_arg(s, len, stringify!($name))?;
+                $body
+            }
+        );
+    )*};
+}
+pub(crate) use text_setters;
+
+/// Defines the setter of a handle's tags (`$h: $t`, then the setter's docs, name and body):
+/// it takes `key` and `value`, `key_len` and `value_len` bytes of UTF-8, copied; a null
+/// pointer or invalid UTF-8 is `ROMA_ERROR_INVALID_ARGUMENT` naming the argument.
+macro_rules! tag_setter {
+    ($h:ident: $t:ty; $(#[$doc:meta])* $name:ident, |$c:ident, $k:ident, $v:ident| $body:expr) => {
+        $crate::ffi::entry!(
+            $(#[$doc])*
+            ///
+            /// # Safety
+            #[doc = concat!(
+                "`", stringify!($h), "` is null or live; `key` and `value` are null or their",
+                " lengths readable."
+            )]
+            fn $name(
+                $h: *mut $t,
+                key: *const ::std::ffi::c_char,
+                key_len: usize,
+                value: *const ::std::ffi::c_char,
+                value_len: usize,
+            )
+            |$c| {
+                let $k = $crate::ffi::str_arg(key, key_len, "key")?.to_owned();
+                let $v = $crate::ffi::str_arg(value, value_len, "value")?.to_owned();
+                $body
+            }
+        );
+    };
+}
+pub(crate) use tag_setter;
+
+/// Frees a handle roma allocated (a `Box`). Null is ignored.
+///
+/// # Safety
+/// `ptr` is null or a handle roma allocated and has not freed, not used afterwards.
+pub(crate) unsafe fn free<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: the caller's contract: roma allocated it and it is freed once.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
 /// A handle argument, or `invalid_argument` naming it when null.
 ///
 /// # Safety
@@ -109,6 +215,23 @@ impl CText {
         // SAFETY: the caller's contract on `len`.
         unsafe { write_out(len, self.0.len() - 1) };
         self.0.as_ptr().cast()
+    }
+}
+
+/// The text of a handle that may be absent (a null handle): as [`CText::out`], or an empty
+/// string and a length of 0.
+///
+/// # Safety
+/// `len` is null or writable.
+pub(crate) unsafe fn text_out(text: Option<&CText>, len: *mut usize) -> *const c_char {
+    match text {
+        // SAFETY: the caller's contract on `len`.
+        Some(t) => unsafe { t.out(len) },
+        None => {
+            // SAFETY: the caller's contract on `len`.
+            unsafe { write_out(len, 0) };
+            c"".as_ptr()
+        }
     }
 }
 

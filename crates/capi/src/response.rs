@@ -1,7 +1,7 @@
 //! `roma_response_t` and `roma_batch_t`: the answers callbacks receive.
 
 use crate::error::roma_error_t;
-use crate::ffi::{CText, guard_value, write_out};
+use crate::ffi::{CText, free, guard_value, text_out, write_out};
 use roma::{ResponseObject, RomaError};
 use std::ffi::c_char;
 
@@ -25,69 +25,42 @@ impl roma_response_t {
     }
 }
 
-/// The request's id, NUL-terminated, its length through `len` (may be null); valid until the
-/// response is deleted. Empty for a null `response`.
-///
-/// # Safety
-/// `response` is null or a live response; `len` is null or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_response_id(
-    response: *const roma_response_t,
-    len: *mut usize,
-) -> *const c_char {
-    // SAFETY: the caller's contract.
-    unsafe { text(response, len, |r| &r.id) }
-}
-
-/// The handler's result (JSON text, or the raw string in byte-string mode), as
-/// `roma_response_id`.
-///
-/// # Safety
-/// As `roma_response_id`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_response_resp(
-    response: *const roma_response_t,
-    len: *mut usize,
-) -> *const c_char {
-    // SAFETY: the caller's contract.
-    unsafe { text(response, len, |r| &r.resp) }
-}
-
-/// A profiled request's V8 CPU profile of the handler call, in the Chrome DevTools
-/// `.cpuprofile` JSON form, at most 1 MiB; empty when the request was not profiled. Made
-/// inside the sandbox: treat it as untrusted text. As `roma_response_id`.
-///
-/// # Safety
-/// As `roma_response_id`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roma_response_profiler_output(
-    response: *const roma_response_t,
-    len: *mut usize,
-) -> *const c_char {
-    // SAFETY: the caller's contract.
-    unsafe { text(response, len, |r| &r.profiler_output) }
-}
-
-/// # Safety
-/// As `roma_response_id`.
-unsafe fn text(
-    response: *const roma_response_t,
-    len: *mut usize,
-    field: impl FnOnce(&roma_response_t) -> &CText,
-) -> *const c_char {
-    guard_value(c"".as_ptr(), || {
-        // SAFETY: the caller's contract.
-        match unsafe { response.as_ref() } {
-            // SAFETY: the caller's contract on `len`.
-            Some(r) => unsafe { field(r).out(len) },
-            None => {
-                // SAFETY: the caller's contract on `len`.
-                unsafe { write_out(len, 0) };
-                c"".as_ptr()
-            }
+/// Defines a getter of one text field of a response, as `roma_response_id` documents.
+macro_rules! text_getter {
+    ($(#[$doc:meta])* $name:ident, $field:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `response` is null or a live response; `len` is null or writable.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            response: *const roma_response_t,
+            len: *mut usize,
+        ) -> *const c_char {
+            // SAFETY: the caller's contract: `response` null or live, `len` null or writable.
+            guard_value(c"".as_ptr(), || unsafe {
+                text_out(response.as_ref().map(|r| &r.$field), len)
+            })
         }
-    })
+    };
 }
+
+text_getter!(
+    /// The request's id, NUL-terminated, its length through `len` (may be null); valid until the
+    /// response is deleted. Empty for a null `response`.
+    roma_response_id, id
+);
+text_getter!(
+    /// The handler's result (JSON text, or the raw string in byte-string mode), as
+    /// `roma_response_id`.
+    roma_response_resp, resp
+);
+text_getter!(
+    /// A profiled request's V8 CPU profile of the handler call, in the Chrome DevTools
+    /// `.cpuprofile` JSON form, at most 1 MiB; empty when the request was not profiled. Made
+    /// inside the sandbox: treat it as untrusted text. As `roma_response_id`.
+    roma_response_profiler_output, profiler_output
+);
 
 /// How many metrics the response has (names in roma's `roma.execution.*` set).
 ///
@@ -133,10 +106,8 @@ pub unsafe extern "C" fn roma_response_metric(
 /// `response` is null or a live response, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_response_delete(response: *mut roma_response_t) {
-    if !response.is_null() {
-        // SAFETY: the caller's contract: roma allocated it and it is deleted once.
-        drop(unsafe { Box::from_raw(response) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free(response) }
 }
 
 /// The results of a batch, one per request in request order; owned by the batch callback,
@@ -206,8 +177,6 @@ pub unsafe extern "C" fn roma_batch_get(
 /// `batch` is null or a live batch, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_batch_delete(batch: *mut roma_batch_t) {
-    if !batch.is_null() {
-        // SAFETY: the caller's contract: roma allocated it and it is deleted once.
-        drop(unsafe { Box::from_raw(batch) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free(batch) }
 }

@@ -4,7 +4,7 @@
 use crate::code::roma_code_object_t;
 use crate::config::roma_config_t;
 use crate::error::roma_error_t;
-use crate::ffi::{UserPtr, arg_ref, guard, guard_value, write_out};
+use crate::ffi::{UserPtr, arg_ref, free, guard, guard_value, write_out};
 use crate::request::roma_request_t;
 use crate::response::{roma_batch_t, roma_response_t};
 use roma::{ExecutionToken, ResponseObject, RomaError, RomaService};
@@ -94,12 +94,8 @@ pub unsafe extern "C" fn roma_service_stop(service: *const roma_service_t) -> *m
 /// `service` is null or a live service, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_service_delete(service: *mut roma_service_t) {
-    if !service.is_null() {
-        guard_value((), || {
-            // SAFETY: the caller's contract: roma allocated it and it is deleted once.
-            drop(unsafe { Box::from_raw(service) });
-        });
-    }
+    // SAFETY: the caller's contract.
+    guard_value((), || unsafe { free(service) });
 }
 
 fn answer(
@@ -279,8 +275,6 @@ pub unsafe extern "C" fn roma_service_cancel(
 /// `token` is null or a live token, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roma_execution_token_delete(token: *mut roma_execution_token_t) {
-    if !token.is_null() {
-        // SAFETY: the caller's contract: roma allocated it and it is deleted once.
-        drop(unsafe { Box::from_raw(token) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free(token) }
 }

@@ -77,9 +77,19 @@ fn pkg_config_flags(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Compiles `tests/c/<source>` into `<name>`, with `extra` flags.
-fn build(source: &str, name: &str, extra: &[&str]) -> PathBuf {
-    let cpp = source.ends_with(".cpp");
+/// Compiles `tests/c/<source>` into a program named after it, `_san` added (and built with
+/// [`SANITIZE`]) when `sanitize`.
+fn build(source: &str, sanitize: bool) -> PathBuf {
+    let (stem, ext) = source
+        .rsplit_once('.')
+        .expect("a source named NAME.c or NAME.cpp");
+    let cpp = ext == "cpp";
+    let name = &if sanitize {
+        format!("{stem}_san")
+    } else {
+        stem.to_string()
+    };
+    let extra = if sanitize { SANITIZE } else { &[] };
     let compiler = if cpp {
         std::env::var("CXX").unwrap_or_else(|_| "c++".into())
     } else {
@@ -157,108 +167,78 @@ fn check_getting_started(out: &Output) {
     assert!(lines.contains(&"stop: ok"), "{stdout}");
 }
 
-fn check_edges(out: &Output) {
+/// Checks that the program printed, for each of `checks`, a line that `matches` it.
+fn check_lines(out: &Output, checks: &[&str], matches: fn(&str, &str) -> bool) {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for check in [
-        "ok hello",
-        "ok bad_arguments",
-        "ok host_functions",
-        "ok logging",
-        "ok batch",
-        "ok exactly_once",
-        "ok stop_with_queued",
-        "all ok",
-    ] {
+    for check in checks {
         assert!(
-            stdout.lines().any(|l| l.starts_with(check)),
+            stdout.lines().any(|l| matches(l, check)),
             "no {check:?} in:\n{stdout}"
         );
     }
 }
 
-#[test]
-fn roma_getting_started_runs_through_the_cpp_header() {
-    check_getting_started(&run(&build("getting_started.cpp", "getting_started", &[])));
+const EDGES: &[&str] = &[
+    "ok hello",
+    "ok bad_arguments",
+    "ok host_functions",
+    "ok logging",
+    "ok batch",
+    "ok exactly_once",
+    "ok stop_with_queued",
+    "all ok",
+];
+
+const CPP_EDGES: &[&str] = &[
+    "ok execute_before_init",
+    "ok settings_checked",
+    "ok host_function_errors",
+    "ok metadata",
+    "ok list_map_bytes",
+    "ok logging",
+    "ok async_bindings",
+    "ok profiles",
+    "ok shared_buffer_only",
+    "ok error_kinds",
+    "ok use_after_stop",
+    "all ok",
+];
+
+const SETTINGS: &[&str] = &[
+    "ok async_host_functions",
+    "ok profiles",
+    "ok recycling_and_toggles",
+    "ok worker_output",
+    "ok worker_output_env_delete",
+    "ok profile_refused_without_enable_profilers",
+    "ok oversize_reject",
+    "ok tenant_pools",
+    "all ok",
+];
+
+/// Two tests per program: `tests/c/<source>` built plain and under the sanitizers, each run
+/// and its output checked.
+macro_rules! program_tests {
+    ($($plain:ident, $sanitized:ident: $source:literal => $check:expr;)*) => {$(
+        #[test]
+        fn $plain() {
+            ($check)(&run(&build($source, false)));
+        }
+
+        #[test]
+        fn $sanitized() {
+            ($check)(&run(&build($source, true)));
+        }
+    )*};
 }
 
-#[test]
-fn roma_getting_started_under_sanitizers() {
-    check_getting_started(&run(&build(
-        "getting_started.cpp",
-        "getting_started_san",
-        SANITIZE,
-    )));
-}
-
-#[test]
-fn the_c_api_edges_hold() {
-    check_edges(&run(&build("edges.c", "edges", &[])));
-}
-
-#[test]
-fn the_c_api_edges_hold_under_sanitizers() {
-    check_edges(&run(&build("edges.c", "edges_san", SANITIZE)));
-}
-
-fn check_cpp_edges(out: &Output) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for check in [
-        "ok execute_before_init",
-        "ok settings_checked",
-        "ok host_function_errors",
-        "ok metadata",
-        "ok list_map_bytes",
-        "ok logging",
-        "ok async_bindings",
-        "ok profiles",
-        "ok shared_buffer_only",
-        "ok error_kinds",
-        "ok use_after_stop",
-        "all ok",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == check),
-            "no {check:?} in:\n{stdout}"
-        );
-    }
-}
-
-#[test]
-fn the_cpp_layer_edges_hold() {
-    check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges", &[])));
-}
-
-#[test]
-fn the_cpp_layer_edges_hold_under_sanitizers() {
-    check_cpp_edges(&run(&build("cpp_edges.cpp", "cpp_edges_san", SANITIZE)));
-}
-
-fn check_settings(out: &Output) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for check in [
-        "ok async_host_functions",
-        "ok profiles",
-        "ok recycling_and_toggles",
-        "ok worker_output",
-        "ok worker_output_env_delete",
-        "ok profile_refused_without_enable_profilers",
-        "ok oversize_reject",
-        "ok tenant_pools",
-        "all ok",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == check),
-            "no {check:?} in:\n{stdout}"
-        );
-    }
-}
-
-#[test]
-fn the_c_settings_take_effect() {
-    check_settings(&run(&build("settings.c", "settings", &[])));
-}
-
-#[test]
-fn the_c_settings_take_effect_under_sanitizers() {
-    check_settings(&run(&build("settings.c", "settings_san", SANITIZE)));
+program_tests! {
+    roma_getting_started_runs_through_the_cpp_header, roma_getting_started_under_sanitizers:
+        "getting_started.cpp" => check_getting_started;
+    the_c_api_edges_hold, the_c_api_edges_hold_under_sanitizers:
+        "edges.c" => |out| check_lines(out, EDGES, |l, c| l.starts_with(c));
+    the_cpp_layer_edges_hold, the_cpp_layer_edges_hold_under_sanitizers:
+        "cpp_edges.cpp" => |out| check_lines(out, CPP_EDGES, |l, c| l == c);
+    the_c_settings_take_effect, the_c_settings_take_effect_under_sanitizers:
+        "settings.c" => |out| check_lines(out, SETTINGS, |l, c| l == c);
 }

@@ -41,83 +41,52 @@ fn new_with(
 
 type Setter = Box<dyn Fn(*mut roma_config_t) -> *mut roma_error_t>;
 
-/// A setter called with `c` and the given arguments.
+/// The setting a C setter sets, by the naming rule of the C API: `roma_config_set_NAME`, with
+/// `_ms` added for a duration (`roma_config_unset_NAME` keeps its `unset_`).
+fn setting(setter: &'static str) -> &'static str {
+    let name = setter.trim_start_matches("roma_config_");
+    let name = name.strip_prefix("set_").unwrap_or(name);
+    name.strip_suffix("_ms").unwrap_or(name)
+}
+
+/// A setter called with `c` and the given arguments, with the name of its setting.
 macro_rules! s {
     ($f:ident $(, $arg:expr)*) => {
-        Box::new(|c| {
-            // SAFETY: `c` is null or a live configuration, as the setters ask; the other
-            // arguments are plain values or live C strings.
-            unsafe { $f(c $(, $arg)*) }
-        }) as Setter
+        (
+            setting(stringify!($f)),
+            Box::new(|c| {
+                // SAFETY: `c` is null or a live configuration, as the setters ask; the other
+                // arguments are plain values or live C strings.
+                unsafe { $f(c $(, $arg)*) }
+            }) as Setter,
+        )
     };
 }
 
-/// Each setter with a value out of range and the setting's name in roma::Config.
+/// Each setter with a value out of range, and the setting's name in roma::Config.
 fn out_of_range() -> Vec<(&'static str, Setter)> {
     vec![
-        (
-            "number_of_workers",
-            s!(roma_config_set_number_of_workers, 0),
-        ),
-        (
-            "worker_queue_max_items",
-            s!(roma_config_set_worker_queue_max_items, 0),
-        ),
-        (
-            "code_version_cache_size",
-            s!(roma_config_set_code_version_cache_size, 0),
-        ),
-        (
-            "max_array_buffer_mb",
-            s!(roma_config_set_max_array_buffer_mb, 0),
-        ),
-        (
-            "max_wasm_memory_pages",
-            s!(roma_config_set_max_wasm_memory_pages, 0),
-        ),
-        ("default_timeout", s!(roma_config_set_default_timeout_ms, 0)),
-        ("load_timeout", s!(roma_config_set_load_timeout_ms, 0)),
-        (
-            "worker_startup_timeout",
-            s!(roma_config_set_worker_startup_timeout_ms, 0),
-        ),
-        ("worker_grace", s!(roma_config_set_worker_grace_ms, 0)),
-        (
-            "worker_data_limit_mb",
-            s!(roma_config_set_worker_data_limit_mb, 0),
-        ),
-        (
-            "payload_fast_path_bytes",
-            s!(roma_config_set_payload_fast_path_bytes, 0),
-        ),
-        (
-            "max_payload_bytes",
-            s!(roma_config_set_max_payload_bytes, 0),
-        ),
+        s!(roma_config_set_number_of_workers, 0),
+        s!(roma_config_set_worker_queue_max_items, 0),
+        s!(roma_config_set_code_version_cache_size, 0),
+        s!(roma_config_set_max_array_buffer_mb, 0),
+        s!(roma_config_set_max_wasm_memory_pages, 0),
+        s!(roma_config_set_default_timeout_ms, 0),
+        s!(roma_config_set_load_timeout_ms, 0),
+        s!(roma_config_set_worker_startup_timeout_ms, 0),
+        s!(roma_config_set_worker_grace_ms, 0),
+        s!(roma_config_set_worker_data_limit_mb, 0),
+        s!(roma_config_set_payload_fast_path_bytes, 0),
+        s!(roma_config_set_max_payload_bytes, 0),
         // Smaller than the fast path (1 MiB by default): the pair is refused.
-        (
-            "max_payload_bytes",
-            s!(roma_config_set_max_payload_bytes, 4096),
-        ),
-        (
-            "async_binding_threads",
-            s!(roma_config_set_async_binding_threads, 0),
-        ),
-        ("worker_uid", s!(roma_config_set_worker_uid, 0)),
-        (
-            "recycle_after_requests",
-            s!(roma_config_set_recycle_after_requests, 0),
-        ),
-        (
-            "recycle_after_age",
-            s!(roma_config_set_recycle_after_age_ms, 0),
-        ),
-        (
-            "recycle_idle_cpu_per_sec",
-            s!(roma_config_set_recycle_idle_cpu_per_sec_ms, 0),
-        ),
-        ("tenant_pools", s!(roma_config_set_tenant_pools, 0)),
-        ("max_tenants", s!(roma_config_set_max_tenants, 0)),
+        s!(roma_config_set_max_payload_bytes, 4096),
+        s!(roma_config_set_async_binding_threads, 0),
+        s!(roma_config_set_worker_uid, 0),
+        s!(roma_config_set_recycle_after_requests, 0),
+        s!(roma_config_set_recycle_after_age_ms, 0),
+        s!(roma_config_set_recycle_idle_cpu_per_sec_ms, 0),
+        s!(roma_config_set_tenant_pools, 0),
+        s!(roma_config_set_max_tenants, 0),
     ]
 }
 
@@ -202,33 +171,27 @@ unsafe extern "C" fn no_output(_: *mut c_void, _: usize, _: *const c_char, _: us
 fn every_setter_refuses_a_null_config() {
     let null = std::ptr::null_mut();
     let mut setters = out_of_range();
-    setters.extend::<Vec<(&str, Setter)>>(vec![
-        ("", s!(roma_config_set_prewarm, true)),
-        ("", s!(roma_config_set_enable_profilers, true)),
-        ("", s!(roma_config_set_host_functions_inline, true)),
-        ("", s!(roma_config_set_spin, true)),
-        ("", s!(roma_config_unset_worker_data_limit_mb)),
-        ("", s!(roma_config_unset_recycle_idle_cpu_per_sec)),
-        ("", s!(roma_config_set_oversize_payloads, 0)),
-        (
-            "",
-            s!(
-                roma_config_register_async_function,
-                c"f".as_ptr(),
-                1,
-                Some(no_host),
-                std::ptr::null_mut(),
-                None
-            ),
+    setters.extend([
+        s!(roma_config_set_prewarm, true),
+        s!(roma_config_set_enable_profilers, true),
+        s!(roma_config_set_host_functions_inline, true),
+        s!(roma_config_set_spin, true),
+        s!(roma_config_unset_worker_data_limit_mb),
+        s!(roma_config_unset_recycle_idle_cpu_per_sec),
+        s!(roma_config_set_oversize_payloads, 0),
+        s!(
+            roma_config_register_async_function,
+            c"f".as_ptr(),
+            1,
+            Some(no_host),
+            std::ptr::null_mut(),
+            None
         ),
-        (
-            "",
-            s!(
-                roma_config_set_worker_output_function,
-                Some(no_output),
-                std::ptr::null_mut(),
-                None
-            ),
+        s!(
+            roma_config_set_worker_output_function,
+            Some(no_output),
+            std::ptr::null_mut(),
+            None
         ),
     ]);
     for (name, set) in setters {

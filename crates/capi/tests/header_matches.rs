@@ -92,8 +92,10 @@ fn defined() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for (_, text) in files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), "rs") {
         for l in text.lines() {
-            if let Some(i) = l.find("extern \"C\" fn roma_") {
-                let rest = &l[i + "extern \"C\" fn ".len()..];
+            // An `extern "C" fn`, or one made by the `entry!` macro (`fn roma_...(` in its
+            // invocation).
+            if let Some(i) = l.find("fn roma_") {
+                let rest = &l[i + "fn ".len()..];
                 let name: String = rest
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
@@ -153,19 +155,23 @@ fn every_declared_function_is_defined_and_every_defined_one_declared() {
     );
 }
 
+/// Checks that the headers `#define` exactly the codes of `rust` (name and value) among the
+/// defines that `keep` selects.
+fn assert_header_codes<'a>(
+    keep: impl Fn(&str) -> bool,
+    rust: impl IntoIterator<Item = (&'a str, u32)>,
+) {
+    let header: BTreeMap<String, u32> = defines().into_iter().filter(|(k, _)| keep(k)).collect();
+    let rust: BTreeMap<String, u32> = rust.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    assert_eq!(header, rust);
+}
+
 #[test]
 fn the_error_codes_match() {
-    let defines = defines();
-    let header: BTreeMap<_, _> = defines
-        .iter()
-        .filter(|(k, _)| k.starts_with("ROMA_ERROR_"))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    let rust: BTreeMap<_, _> = ERROR_KIND_CODES
-        .iter()
-        .map(|(_, c, n)| (n.to_string(), *c))
-        .collect();
-    assert_eq!(header, rust);
+    assert_header_codes(
+        |k| k.starts_with("ROMA_ERROR_"),
+        ERROR_KIND_CODES.iter().map(|(_, c, n)| (*n, *c)),
+    );
     for kind in ErrorKind::ALL {
         assert!(
             ERROR_KIND_CODES.iter().any(|(k, _, _)| *k == kind),
@@ -182,17 +188,10 @@ fn the_error_codes_match() {
 
 #[test]
 fn the_other_codes_match() {
-    let defines = defines();
-    let header: BTreeMap<_, _> = defines
-        .iter()
-        .filter(|(k, _)| !k.starts_with("ROMA_ERROR_") && !k.ends_with("_H"))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    let rust: BTreeMap<_, _> = codes::ALL
-        .iter()
-        .map(|(n, v)| (n.to_string(), *v))
-        .collect();
-    assert_eq!(header, rust);
+    assert_header_codes(
+        |k| !k.starts_with("ROMA_ERROR_") && !k.ends_with("_H"),
+        codes::ALL.iter().copied(),
+    );
     let levels = [
         (codes::LOG_DEBUG, LogLevel::Debug),
         (codes::LOG_INFO, LogLevel::Info),

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counter.h"
+
 #define S(x) x, strlen(x)
 
 static void fail(const char *what, roma_error_t *e) {
@@ -32,22 +34,11 @@ static void expect_kind(roma_error_t *e, roma_error_kind_t kind, const char *wha
   roma_error_delete(e);
 }
 
-/* A counter that callbacks bump and the main thread awaits. */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+/* How many requests were answered (or refused): callbacks bump it, the main thread awaits. */
 static long answered;
 
-static void bump(void) {
-  pthread_mutex_lock(&mu);
-  answered++;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
-}
-static void await_answers(long n) {
-  pthread_mutex_lock(&mu);
-  while (answered < n) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
-}
+static void bump(void) { counter_bump(&answered); }
+static void await_answers(long n) { counter_await(&answered, n); }
 static void reset_answers(void) {
   pthread_mutex_lock(&mu);
   answered = 0;
@@ -136,18 +127,10 @@ static void bytes_fn(void *env, roma_host_io_t *io, void *metadata) {
 
 /* env_delete runs on whichever thread lets go of the env last, possibly after
  * roma_service_delete returned: awaited, not checked at once. */
-static int env_deleted;
+static long env_deleted;
 static void delete_env(void *env) {
   check(env == &env_deleted, "env_delete gets env");
-  pthread_mutex_lock(&mu);
-  env_deleted++;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
-}
-static void await_env_deleted(int n) {
-  pthread_mutex_lock(&mu);
-  while (env_deleted < n) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  counter_bump(&env_deleted);
 }
 
 static char last_log[256];
@@ -377,7 +360,7 @@ static void test_stop_with_queued(void) {
   roma_request_delete(slow);
   roma_service_delete(s);
   check(atomic_load(&after.calls) == 0, "no callback for a refused request");
-  await_env_deleted(2); /* one per service started */
+  counter_await(&env_deleted, 2); /* one per service started */
   printf("ok stop_with_queued (%d of %d cancelled), cancel, use_after_stop, env_delete\n", cancelled, N + 1);
 }
 

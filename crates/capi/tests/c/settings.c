@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counter.h"
+
 #define S(x) x, strlen(x)
 
 static void fail(const char *what, const char *why) {
@@ -25,12 +27,9 @@ static void check(int cond, const char *what) {
   if (!cond) fail(what, NULL);
 }
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-
 /* One answer: its kind (0 for a response), result text and profile. */
 typedef struct {
-  int done;
+  long done;
   roma_error_kind_t kind;
   char resp[256];
   char *profile;
@@ -57,11 +56,7 @@ static void on_answer(void *data, roma_response_t *r, roma_error_t *e) {
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&mu);
 }
-static void await_done(answer_t *a) {
-  pthread_mutex_lock(&mu);
-  while (!a->done) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
-}
+static void await_done(answer_t *a) { counter_await(&a->done, 1); }
 
 /* Loads `js` as `id` at `version` and waits for the load's answer. */
 static void load_version(roma_service_t *s, const char *id, const char *version, const char *js) {
@@ -152,7 +147,7 @@ static void reject_fn(void *env, roma_host_call_t *call, void *metadata) {
 }
 
 static int output_env;
-static int output_env_deleted;
+static long output_env_deleted;
 static int output_plain_seen, output_raw_escape, output_bad_worker;
 static void output_fn(void *env, size_t worker, const char *line, size_t len) {
   check(env == &output_env, "output env");
@@ -165,10 +160,7 @@ static void output_fn(void *env, size_t worker, const char *line, size_t len) {
 }
 static void delete_output_env(void *env) {
   check(env == &output_env, "env_delete gets env");
-  pthread_mutex_lock(&mu);
-  output_env_deleted++;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  counter_bump(&output_env_deleted);
 }
 
 static const char *JS =
@@ -245,9 +237,7 @@ static void test_async_profiles_recycling(void) {
   pthread_mutex_unlock(&mu);
   printf("ok worker_output\n");
   roma_service_delete(s);
-  pthread_mutex_lock(&mu);
-  while (output_env_deleted < 1) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  counter_await(&output_env_deleted, 1);
   printf("ok worker_output_env_delete\n");
 }
 
