@@ -38,8 +38,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod capi;
 mod cluster;
 mod docs;
+mod flags;
 mod fuzz;
 mod hostile_serve;
+// The machine a bench ran on, named as `roma bench` names it.
+#[path = "../../crates/cli/src/machine.rs"]
+mod machine;
 mod node;
 mod serve_bench;
 mod soak;

@@ -5,6 +5,7 @@
 //! whole matrix (idle gaps, saturation, raw V8) in interleaved rounds.
 
 use crate::code::{HELLO_JS, read_code};
+use crate::machine::{cores, cpu_model, load_average};
 use crate::service::{ServiceArgs, describe_error, load, start};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -190,7 +191,7 @@ struct Target {
 
 impl Target {
     fn start(args: &BenchArgs, workers: Option<usize>, w: &Workload) -> Result<Target> {
-        let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default_workers = cores();
         let mut config = args.service.config(default_workers);
         if let Some(n) = workers {
             config.number_of_workers(n);
@@ -262,7 +263,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         let (Some(l), Some(e)) = (&args.load_token_file, &args.execute_token_file) else {
             bail!("--target needs --load-token-file and --execute-token-file");
         };
-        let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default_workers = cores();
         let concurrency = if args.concurrency == 0 {
             default_workers * 2
         } else {
@@ -475,8 +476,7 @@ impl CaseResult {
 }
 
 fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("machine       {}, {} cores", cpu_model(), cores);
+    println!("machine       {}, {} cores", cpu_model(), cores());
     println!("load average  {} (start)", load_average());
     let mut cases = vec![Case::Raw];
     for ms in SUITE_GAPS_MS {
@@ -634,16 +634,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
-}
-
-/// The 1, 5 and 15 minute load averages as `/proc/loadavg` gives them ("?" where it cannot
-/// be read).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .filter(|l| !l.is_empty())
-        .unwrap_or_else(|| "?".into())
 }
 
 fn millis(d: Duration) -> f64 {
@@ -1028,7 +1018,7 @@ impl Report {
             ipc_ms: (rt - run).max(0.0),
             error_kinds: summarize_errors(samples),
             cpu: cpu_model(),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: cores(),
             cgroups: None,
             hops: hop_medians(samples),
             client: ClientArg::Channel,
@@ -1165,20 +1155,6 @@ impl Report {
             },
         })
     }
-}
-
-/// The CPU model as `/proc/cpuinfo` names it ("unknown CPU" where it does not).
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// The first line of a message, cut to 200 characters: the summary of a kind stays one line.
