@@ -12,6 +12,7 @@
 //! fails when a request outside the kill window fails, or a bound is not met. `--short` (run
 //! by `cargo xtask test`) shortens the steady phases; the failures are the same.
 
+use crate::machine::{cores, cpu_model};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -255,22 +256,6 @@ fn parse_wrk(name: &'static str, child: Child) -> Result<Phase> {
     Ok(p)
 }
 
-fn cpu() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    format!("{model}, {cores} cores")
-}
-
 pub fn cluster(rest: &[String]) -> Result<()> {
     let short = rest.iter().any(|a| a == "--short");
     let release = rest.iter().any(|a| a == "--release");
@@ -424,8 +409,9 @@ fn drive(dir: &Path, roma: &Path, steady: u64) -> Result<()> {
     let after = parse_wrk("after", wrk(lb, steady, &script, "after")?)?;
 
     println!(
-        "roma serve cluster: 3 replicas (1 worker each), etcd, HAProxy; wrk -c{CONNECTIONS}; {}",
-        cpu()
+        "roma serve cluster: 3 replicas (1 worker each), etcd, HAProxy; wrk -c{CONNECTIONS}; {}, {} cores",
+        cpu_model(),
+        cores()
     );
     println!("| phase | seconds | requests sent | OK | failed | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");

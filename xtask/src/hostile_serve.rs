@@ -15,8 +15,9 @@
 //! `--slow N` (slowloris clients of each kind, default 1000), `--body-mb M` (default 1024; more
 //! than twice the server's body limit, [`BODY_LIMIT_MIB`]).
 
+use crate::flags::TaskFlags;
 use crate::root;
-use crate::serve_bench::{machine, number_after, start_server};
+use crate::serve_bench::{machine, start_server};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -39,50 +40,26 @@ const BODY_LIMIT_MIB: u64 = 16;
 /// The client connection preface of HTTP/2 (RFC 9113, 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-struct Flags {
-    debug: bool,
-    connections: usize,
-    slow: usize,
-    body_mb: u64,
-}
-
-fn flags(rest: &[String]) -> Result<Flags> {
-    let mut f = Flags {
-        debug: false,
-        connections: 10_000,
-        slow: 1000,
-        body_mb: 1024,
-    };
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        let mut num = |name: &str| number_after(&mut it, name);
-        match a.as_str() {
-            "--debug" => f.debug = true,
-            "--connections" => f.connections = num("--connections")?.max(1),
-            "--slow" => f.slow = num("--slow")?.max(1),
-            "--body-mb" => f.body_mb = num("--body-mb")? as u64,
-            other => bail!("hostile-serve: unknown flag {other}"),
-        }
-    }
-    if f.body_mb <= 2 * BODY_LIMIT_MIB {
+pub fn hostile_serve(rest: &[String]) -> Result<()> {
+    let mut flags = TaskFlags::new("hostile-serve", rest);
+    let debug = flags.switch("--debug");
+    let connections = flags.number("--connections", 10_000)?.max(1);
+    let slow = flags.number("--slow", 1000)?.max(1);
+    let body_mb = flags.number("--body-mb", 1024)? as u64;
+    flags.finish()?;
+    if body_mb <= 2 * BODY_LIMIT_MIB {
         bail!(
-            "hostile-serve: --body-mb {} is too small: the server refuses bodies over {BODY_LIMIT_MIB} MiB \
+            "hostile-serve: --body-mb {body_mb} is too small: the server refuses bodies over {BODY_LIMIT_MIB} MiB \
              (limits.max_body_bytes), and a body must pass that by more than the socket buffers hold \
              to show it is cut off; give more than {}",
-            f.body_mb,
             2 * BODY_LIMIT_MIB
         );
     }
-    Ok(f)
-}
-
-pub fn hostile_serve(rest: &[String]) -> Result<()> {
-    let f = flags(rest)?;
     crate::setup()?;
-    let roma = crate::build_roma(f.debug)?;
+    let roma = crate::build_roma(debug)?;
     // This process holds every client socket and the server inherits the limit: each needs
     // a descriptor per connection.
-    let files = raise_open_files((f.connections + f.slow + 256) as u64)?;
+    let files = raise_open_files((connections + slow + 256) as u64)?;
     let dir = root().join("target/tmp/hostile-serve");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("load.tok"), LOAD_TOKEN)?;
@@ -95,7 +72,7 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
             "[server]\nhttp = \"127.0.0.1:0\"\ngrpc = \"127.0.0.1:0\"\n\
              load_token_file = \"load.tok\"\nexecute_token_file = \"exec.tok\"\n\
              [limits]\nmax_connections = {}\nmax_body_bytes = {}\n[service]\nworkers = 1\n",
-            f.connections + f.slow + 64,
+            connections + slow + 64,
             BODY_LIMIT_MIB << 20
         ),
     )?;
@@ -123,7 +100,7 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
     }
     let sampler = Sampler::start(pid);
     let mut rows = Vec::new();
-    let body_bytes = f.body_mb << 20;
+    let body_bytes = body_mb << 20;
     // A complete head, then a body a byte a second.
     let slow_body = format!(
         "POST /v1/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {EXEC_TOKEN}\r\n\
@@ -145,51 +122,51 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
             Box::new(move || malformed_protobuf(grpc)),
         ),
         (
-            format!("{} MiB body, Content-Length", f.body_mb),
+            format!("{body_mb} MiB body, Content-Length"),
             Box::new(move || big_body(http, body_bytes, false, Some(EXEC_TOKEN), 413)),
         ),
         (
-            format!("{} MiB body, chunked", f.body_mb),
+            format!("{body_mb} MiB body, chunked"),
             Box::new(move || big_body(http, body_bytes, true, Some(EXEC_TOKEN), 413)),
         ),
         (
-            format!("{} MiB body, no token", f.body_mb),
+            format!("{body_mb} MiB body, no token"),
             Box::new(move || big_body(http, body_bytes, true, None, 401)),
         ),
         (
-            format!("gRPC message declaring {} MiB", f.body_mb),
+            format!("gRPC message declaring {body_mb} MiB"),
             Box::new(move || big_grpc_message(grpc, body_bytes)),
         ),
         (
-            format!("{} idle connections (HTTP)", f.connections),
-            Box::new(move || idle_connections(http, f.connections)),
+            format!("{connections} idle connections (HTTP)"),
+            Box::new(move || idle_connections(http, connections)),
         ),
         (
-            format!("{} idle connections (gRPC)", f.connections),
-            Box::new(move || idle_connections(grpc, f.connections)),
+            format!("{connections} idle connections (gRPC)"),
+            Box::new(move || idle_connections(grpc, connections)),
         ),
         (
-            format!("{} slowloris heads (HTTP)", f.slow),
+            format!("{slow} slowloris heads (HTTP)"),
             Box::new(move || {
                 slowloris(
                     http,
-                    f.slow,
+                    slow,
                     b"POST /v1/execute HTTP/1.1\r\nhost: x\r\nx-slow: ",
                     b"abcdefgh",
                 )
             }),
         ),
         (
-            format!("{} slowloris prefaces (gRPC)", f.slow),
-            Box::new(move || slowloris(grpc, f.slow, b"", PREFACE)),
+            format!("{slow} slowloris prefaces (gRPC)"),
+            Box::new(move || slowloris(grpc, slow, b"", PREFACE)),
         ),
         (
-            format!("{} slow bodies (HTTP)", f.slow),
-            Box::new(move || slowloris(http, f.slow, &slow_body, b"x")),
+            format!("{slow} slow bodies (HTTP)"),
+            Box::new(move || slowloris(http, slow, &slow_body, b"x")),
         ),
         (
-            format!("{} slow header blocks (gRPC)", f.slow),
-            Box::new(move || slowloris(grpc, f.slow, &slow_block, b"x")),
+            format!("{slow} slow header blocks (gRPC)"),
+            Box::new(move || slowloris(grpc, slow, &slow_block, b"x")),
         ),
     ];
     for (name, case) in cases {
@@ -229,8 +206,8 @@ pub fn hostile_serve(rest: &[String]) -> Result<()> {
     println!("{}", machine());
     println!(
         "roma serve ({} build, 1 worker, default limits but max_connections = {}), open files {files}",
-        if f.debug { "DEBUG" } else { "release" },
-        f.connections + f.slow + 64
+        if debug { "DEBUG" } else { "release" },
+        connections + slow + 64
     );
     println!("| case | what happened | RSS before | peak during | after | |");
     println!("| --- | --- | --- | --- | --- | --- |");

@@ -38,8 +38,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod capi;
 mod cluster;
 mod docs;
+mod flags;
 mod fuzz;
 mod hostile_serve;
+// The machine a bench ran on, named as `roma bench` names it.
+#[path = "../../crates/cli/src/machine.rs"]
+mod machine;
 mod node;
 mod serve_bench;
 mod soak;
@@ -192,7 +196,12 @@ fn setup() -> Result<()> {
     let root = root();
     ensure_compiler()?;
     ensure_protoc()?;
-    ensure_cmake()?;
+    // The C API's CMake check builds Roma's Getting Started with `find_package(roma)`.
+    ensure_program_for(
+        "cmake",
+        "cmake",
+        "the C API's CMake package check builds with it",
+    )?;
     ensure_runtime_libraries()?;
     ensure_cluster_tools();
     node::ensure(&root.join("target"))?;
@@ -216,13 +225,18 @@ fn ensure_cluster_tools() {
 
 /// Installs the Debian package `package` when `program` is not on the PATH.
 fn ensure_program(program: &str, package: &str) -> Result<()> {
+    ensure_program_for(program, package, &format!("roma's build needs `{program}`"))
+}
+
+/// [`ensure_program`], saying `why` roma needs it when it installs it.
+fn ensure_program_for(program: &str, package: &str, why: &str) -> Result<()> {
     if have(program) {
         return Ok(());
     }
     if !have("apt-get") {
         bail!("`{program}` is missing and there is no apt-get to install {package}: install it");
     }
-    apt_install(&[package], &format!("roma's build needs `{program}`"))?;
+    apt_install(&[package], why)?;
     if !have(program) {
         bail!("installed {package} but `{program}` is still not on the PATH");
     }
@@ -231,7 +245,12 @@ fn ensure_program(program: &str, package: &str) -> Result<()> {
 
 /// A C++ compiler that speaks C++20 (V8 14's headers need it; Debian 12's g++ 12 does).
 fn ensure_compiler() -> Result<()> {
-    ensure_pkg_config()?;
+    // The C API's tests build their C and C++ programs through `pkg-config --cflags --libs roma`.
+    ensure_program_for(
+        "pkg-config",
+        "pkg-config",
+        "the C API's tests build with it",
+    )?;
     if !have("c++") && !have("g++") {
         ensure_program("g++", "g++")?;
     }
@@ -283,28 +302,6 @@ const NODE_RUNTIME_LIBRARIES: [(&str, &str); 2] = [
     ("libstdc++.so.6", "libstdc++6"),
     ("libatomic.so.1", "libatomic1"),
 ];
-
-/// The C API's tests build their C and C++ programs through `pkg-config --cflags --libs roma`.
-fn ensure_pkg_config() -> Result<()> {
-    if have("pkg-config") {
-        return Ok(());
-    }
-    if !have("apt-get") {
-        bail!("no pkg-config and no apt-get to install it");
-    }
-    apt_install(&["pkg-config"], "the C API's tests build with it")
-}
-
-/// The C API's CMake check builds Roma's Getting Started with `find_package(roma)`.
-fn ensure_cmake() -> Result<()> {
-    if have("cmake") {
-        return Ok(());
-    }
-    if !have("apt-get") {
-        bail!("no cmake and no apt-get to install it");
-    }
-    apt_install(&["cmake"], "the C API's CMake package check builds with it")
-}
 
 fn ensure_runtime_libraries() -> Result<()> {
     let cache = Command::new("ldconfig")

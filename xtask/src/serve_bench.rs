@@ -7,46 +7,13 @@
 //! Flags: `--debug` (debug binaries: a smoke run, not figures), `--rounds N` (default 3),
 //! `--seconds S` per saturated run (default 5), `--workers W` (default: the cores).
 
+use crate::flags::TaskFlags;
+use crate::machine::{cores, cpu_model, load_average};
 use crate::{apt_install, have, root};
 use anyhow::{Context, Result, bail};
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-
-struct Flags {
-    debug: bool,
-    rounds: usize,
-    seconds: u64,
-    workers: usize,
-}
-
-fn flags(rest: &[String]) -> Result<Flags> {
-    let mut f = Flags {
-        debug: false,
-        rounds: 3,
-        seconds: 5,
-        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        let mut num = |name: &str| number_after(&mut it, name);
-        match a.as_str() {
-            "--debug" => f.debug = true,
-            "--rounds" => f.rounds = num("--rounds")?.max(1),
-            "--seconds" => f.seconds = num("--seconds")?.max(1) as u64,
-            "--workers" => f.workers = num("--workers")?.max(1),
-            other => bail!("bench-serve: unknown flag {other}"),
-        }
-    }
-    Ok(f)
-}
-
-/// The number that follows flag `name` on the command line.
-pub(crate) fn number_after(it: &mut std::slice::Iter<'_, String>, name: &str) -> Result<usize> {
-    it.next()
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{name} takes a number"))
-}
 
 /// A `roma serve` child, stopped (SIGTERM) when dropped.
 pub(crate) struct Server {
@@ -124,9 +91,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn bench_serve(rest: &[String]) -> Result<()> {
-    let f = flags(rest)?;
+    let mut flags = TaskFlags::new("bench-serve", rest);
+    let debug = flags.switch("--debug");
+    let rounds = flags.number("--rounds", 3)?.max(1);
+    let seconds = flags.number("--seconds", 5)?.max(1) as u64;
+    let workers = flags.number("--workers", cores())?.max(1);
+    flags.finish()?;
     crate::setup()?;
-    let roma = crate::build_roma(f.debug)?;
+    let roma = crate::build_roma(debug)?;
     let dir = root().join("target/tmp/bench-serve");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("load.tok"), "bench-load-token")?;
@@ -139,7 +111,7 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
             "--grpc".into(),
             "127.0.0.1:0".into(),
             "--workers".into(),
-            f.workers.to_string(),
+            workers.to_string(),
             "--load-token-file".into(),
             dir.join("load.tok").display().to_string(),
             "--execute-token-file".into(),
@@ -148,7 +120,7 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     )?;
     let http = format!("http://{}", server.http);
     let grpc = format!("grpc://{}", server.grpc);
-    let workers = f.workers.to_string();
+    let workers_arg = workers.to_string();
     let idle: Vec<String> = [
         "--concurrency",
         "1",
@@ -159,11 +131,11 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     ]
     .map(String::from)
     .to_vec();
-    let seconds = format!("{}s", f.seconds);
-    let busy: Vec<String> = ["--duration", &seconds].map(String::from).to_vec();
+    let duration = format!("{seconds}s");
+    let busy: Vec<String> = ["--duration", &duration].map(String::from).to_vec();
     let with_workers = |v: &[String]| {
         let mut v = v.to_vec();
-        v.extend(["--workers".to_string(), workers.clone()]);
+        v.extend(["--workers".to_string(), workers_arg.clone()]);
         v
     };
     let modes: [(&str, Option<&str>); 3] = [
@@ -173,7 +145,7 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     ];
     let mut idle_p50 = vec![Vec::new(); 3];
     let mut busy_rps = vec![Vec::new(); 3];
-    for round in 0..f.rounds {
+    for round in 0..rounds {
         for (i, (name, target)) in modes.iter().enumerate() {
             let args = if target.is_none() {
                 with_workers(&idle)
@@ -196,10 +168,8 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     let rps: Vec<f64> = busy_rps.into_iter().map(median).collect();
     println!("{}", machine());
     println!(
-        "{} workers, {} rounds interleaved, medians{}",
-        f.workers,
-        f.rounds,
-        if f.debug {
+        "{workers} workers, {rounds} rounds interleaved, medians{}",
+        if debug {
             " (DEBUG BUILD: a smoke run, not figures)"
         } else {
             ""
@@ -216,7 +186,7 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
             rps[i] / rps[0].max(1e-9)
         );
     }
-    h2load(&server, f.seconds)?;
+    h2load(&server, seconds)?;
     Ok(())
 }
 
@@ -234,7 +204,7 @@ fn h2load(server: &Server, seconds: u64) -> Result<()> {
         &body,
         r#"{"version_string":"bench","handler_name":"Handler","input":["\"Foobar\""]}"#,
     )?;
-    let conns = (2 * std::thread::available_parallelism().map_or(1, |n| n.get())).to_string();
+    let conns = (2 * cores()).to_string();
     let out = Command::new("h2load")
         .args(["--h1", "-c", &conns, "-D", &seconds.to_string()])
         .args(["-H", "authorization: Bearer bench-exec-token"])
@@ -262,20 +232,10 @@ fn h2load(server: &Server, seconds: u64) -> Result<()> {
 
 /// CPU model, cores and load average, printed beside the figures.
 pub(crate) fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|i| {
-            i.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .and_then(|r| r.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
     format!(
-        "machine: {cpu}, {cores} cores, load average {}",
-        load.join(" ")
+        "machine: {}, {} cores, load average {}",
+        cpu_model(),
+        cores(),
+        load_average()
     )
 }

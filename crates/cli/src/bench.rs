@@ -5,6 +5,7 @@
 //! whole matrix (idle gaps, saturation, raw V8) in interleaved rounds.
 
 use crate::code::{HELLO_JS, read_code};
+use crate::machine::{cores, cpu_model, load_average};
 use crate::service::{ServiceArgs, describe_error, load, start};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -190,7 +191,7 @@ struct Target {
 
 impl Target {
     fn start(args: &BenchArgs, workers: Option<usize>, w: &Workload) -> Result<Target> {
-        let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default_workers = cores();
         let mut config = args.service.config(default_workers);
         if let Some(n) = workers {
             config.number_of_workers(n);
@@ -234,17 +235,23 @@ impl Target {
         bar: Option<&ProgressBar>,
         interval: Option<Duration>,
     ) -> Result<Vec<Sample>> {
-        let concurrency = concurrency.max(1);
+        let d = Drive {
+            w,
+            concurrency: concurrency.max(1),
+            limit,
+            bar,
+            interval,
+        };
         match client {
-            ClientArg::Channel => drive_channel(&self.svc, w, concurrency, limit, bar, interval),
-            ClientArg::Blocking => drive_blocking(&self.svc, w, concurrency, limit, bar, interval),
+            ClientArg::Channel => drive_channel(&self.svc, d),
+            ClientArg::Blocking => drive_blocking(&self.svc, d),
             ClientArg::Chained => {
                 if interval.is_some() {
                     bail!(
                         "--interval needs a client thread to pause: use --client blocking or channel"
                     );
                 }
-                drive_chained(&self.svc, w, concurrency, limit, bar)
+                drive_chained(&self.svc, d)
             }
         }
     }
@@ -262,7 +269,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         let (Some(l), Some(e)) = (&args.load_token_file, &args.execute_token_file) else {
             bail!("--target needs --load-token-file and --execute-token-file");
         };
-        let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default_workers = cores();
         let concurrency = if args.concurrency == 0 {
             default_workers * 2
         } else {
@@ -475,8 +482,7 @@ impl CaseResult {
 }
 
 fn suite(args: &BenchArgs, w: &Workload) -> Result<ExitCode> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("machine       {}, {} cores", cpu_model(), cores);
+    println!("machine       {}, {} cores", cpu_model(), cores());
     println!("load average  {} (start)", load_average());
     let mut cases = vec![Case::Raw];
     for ms in SUITE_GAPS_MS {
@@ -636,16 +642,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// The 1, 5 and 15 minute load averages as `/proc/loadavg` gives them ("?" where it cannot
-/// be read).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .filter(|l| !l.is_empty())
-        .unwrap_or_else(|| "?".into())
-}
-
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -695,27 +691,31 @@ fn tick(bar: Option<&ProgressBar>, limit: Limit, started: Instant) {
     }
 }
 
-/// Callbacks send their samples to this thread, which submits the next request: latency is
-/// taken in the callback.
-fn drive_channel(
-    svc: &RomaService,
-    w: &Workload,
+/// What one measurement asks of a client: the workload, how many requests it keeps in flight,
+/// until when, the progress bar to move and the pause before each request.
+#[derive(Clone, Copy)]
+struct Drive<'a> {
+    w: &'a Workload,
     concurrency: usize,
     limit: Limit,
-    bar: Option<&ProgressBar>,
+    bar: Option<&'a ProgressBar>,
     interval: Option<Duration>,
-) -> Result<Vec<Sample>> {
+}
+
+/// Callbacks send their samples to this thread, which submits the next request: latency is
+/// taken in the callback.
+fn drive_channel(svc: &RomaService, d: Drive<'_>) -> Result<Vec<Sample>> {
     let (tx, rx) = mpsc::channel::<Sample>();
     let started = Instant::now();
     let mut submitted = 0usize;
     let mut samples = Vec::new();
     let submit = |submitted: &mut usize| -> Result<()> {
-        if let Some(pause) = interval {
+        if let Some(pause) = d.interval {
             std::thread::sleep(pause);
         }
         let tx = tx.clone();
         let t0 = Instant::now();
-        svc.execute(w.request(), move |r| {
+        svc.execute(d.w.request(), move |r| {
             let _ = tx.send(sample(t0, r));
         })
         .map_err(|e| anyhow::anyhow!("{}", describe_error(&e)))?;
@@ -723,7 +723,7 @@ fn drive_channel(
         Ok(())
     };
     let mut in_flight = 0usize;
-    while in_flight < concurrency && limit.more(started, submitted) {
+    while in_flight < d.concurrency && d.limit.more(started, submitted) {
         submit(&mut submitted)?;
         in_flight += 1;
     }
@@ -731,8 +731,8 @@ fn drive_channel(
         let s = rx.recv().context("a bench callback was lost")?;
         in_flight -= 1;
         samples.push(s);
-        tick(bar, limit, started);
-        if limit.more(started, submitted) {
+        tick(d.bar, d.limit, started);
+        if d.limit.more(started, submitted) {
             submit(&mut submitted)?;
             in_flight += 1;
         }
@@ -742,31 +742,24 @@ fn drive_channel(
 
 /// `concurrency` client threads, each submitting with `execute_blocking` and waiting for the
 /// answer before the next: latency is taken when the waiting thread has the answer.
-fn drive_blocking(
-    svc: &RomaService,
-    w: &Workload,
-    concurrency: usize,
-    limit: Limit,
-    bar: Option<&ProgressBar>,
-    interval: Option<Duration>,
-) -> Result<Vec<Sample>> {
+fn drive_blocking(svc: &RomaService, d: Drive<'_>) -> Result<Vec<Sample>> {
     let started = Instant::now();
     let submitted = AtomicUsize::new(0);
     let take = || {
         submitted
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                limit.more(started, n).then_some(n + 1)
+                d.limit.more(started, n).then_some(n + 1)
             })
             .is_ok()
     };
     let client = || -> Result<Vec<Sample>> {
         let mut out = Vec::new();
         while take() {
-            if let Some(pause) = interval {
+            if let Some(pause) = d.interval {
                 std::thread::sleep(pause);
             }
             let t0 = Instant::now();
-            let r = match svc.execute_blocking(w.request()) {
+            let r = match svc.execute_blocking(d.w.request()) {
                 // Refused before it ran (for example the queues full): the bench's own
                 // mistake, not a sample.
                 Err(e) if e.kind() == ErrorKind::InvalidArgument => {
@@ -779,7 +772,7 @@ fn drive_blocking(
         Ok(out)
     };
     let per_thread: Vec<Result<Vec<Sample>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..concurrency).map(|_| s.spawn(client)).collect();
+        let handles: Vec<_> = (0..d.concurrency).map(|_| s.spawn(client)).collect();
         handles
             .into_iter()
             .map(|h| {
@@ -792,21 +785,16 @@ fn drive_blocking(
     for r in per_thread {
         samples.extend(r?);
     }
-    if let Some(bar) = bar {
-        tick(Some(bar), limit, started);
+    if let Some(bar) = d.bar {
+        tick(Some(bar), d.limit, started);
     }
     Ok(samples)
 }
 
 /// `concurrency` chains: each callback submits the next request itself, with no client thread
-/// between requests; latency is taken in the callback.
-fn drive_chained(
-    svc: &Arc<RomaService>,
-    w: &Workload,
-    concurrency: usize,
-    limit: Limit,
-    bar: Option<&ProgressBar>,
-) -> Result<Vec<Sample>> {
+/// between requests; latency is taken in the callback. A pause between requests is not this
+/// client's to make: [`Target::drive`] refuses an interval.
+fn drive_chained(svc: &Arc<RomaService>, d: Drive<'_>) -> Result<Vec<Sample>> {
     enum Msg {
         Sample(Sample),
         /// A chain ended; with the reason when a submission failed.
@@ -857,22 +845,22 @@ fn drive_chained(
     let started = Instant::now();
     let chain = Arc::new(Chain {
         svc: Arc::clone(svc),
-        request: w.request(),
+        request: d.w.request(),
         started,
-        limit,
+        limit: d.limit,
         submitted: AtomicUsize::new(0),
         tx: std::sync::Mutex::new(tx),
     });
-    for _ in 0..concurrency {
+    for _ in 0..d.concurrency {
         next(Arc::clone(&chain));
     }
     drop(chain);
     let (mut ended, mut samples, mut failure) = (0, Vec::new(), None);
-    while ended < concurrency {
+    while ended < d.concurrency {
         match rx.recv().context("a bench callback was lost")? {
             Msg::Sample(s) => {
                 samples.push(s);
-                tick(bar, limit, started);
+                tick(d.bar, d.limit, started);
             }
             Msg::End(e) => {
                 ended += 1;
@@ -1028,7 +1016,7 @@ impl Report {
             ipc_ms: (rt - run).max(0.0),
             error_kinds: summarize_errors(samples),
             cpu: cpu_model(),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: cores(),
             cgroups: None,
             hops: hop_medians(samples),
             client: ClientArg::Channel,
@@ -1165,20 +1153,6 @@ impl Report {
             },
         })
     }
-}
-
-/// The CPU model as `/proc/cpuinfo` names it ("unknown CPU" where it does not).
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// The first line of a message, cut to 200 characters: the summary of a kind stays one line.

@@ -6,6 +6,7 @@ mod bench_remote;
 mod check;
 mod code;
 mod console;
+mod machine;
 mod run;
 mod serve;
 mod service;

@@ -107,38 +107,37 @@ impl ServiceArgs {
         }
         c.prewarm(!self.no_prewarm);
         c.spin(!self.no_spin);
-        if let Some(uid) = self.worker_uid {
-            c.worker_uid(uid);
-        }
-        if let Some(n) = self.recycle_after_requests {
-            c.recycle_after_requests(n);
-        }
-        if let Some(n) = self.tenant_pools {
-            c.tenant_pools(n);
-        }
-        if let Some(n) = self.max_tenants {
-            c.max_tenants(n);
-        }
-        if let Some(mb) = self.cgroup_memory_mb {
-            c.cgroup_memory_max_mb(mb);
-        }
-        if let Some(n) = self.cgroup_pids_max {
-            c.cgroup_pids_max(n);
-        }
+        // The options that are a setter's argument as they are, set only when given.
+        set(&mut c, self.worker_uid, Config::worker_uid);
+        set(
+            &mut c,
+            self.recycle_after_requests,
+            Config::recycle_after_requests,
+        );
+        set(&mut c, self.tenant_pools, Config::tenant_pools);
+        set(&mut c, self.max_tenants, Config::max_tenants);
+        set(&mut c, self.cgroup_memory_mb, Config::cgroup_memory_max_mb);
+        set(&mut c, self.cgroup_pids_max, Config::cgroup_pids_max);
+        set(&mut c, self.low_latency, Config::low_latency);
         if let Some(pct) = self.cgroup_cpu_percent {
             // A 100 ms period, the kernel's default; 1% of it (1 ms) is the smallest quota.
             let period = std::time::Duration::from_millis(100);
             c.cgroup_cpu_max(std::time::Duration::from_millis(u64::from(pct)), period);
         }
         c.enable_profilers(self.enable_profilers);
-        if let Some(poll) = self.low_latency {
-            c.low_latency(poll);
-        }
         // Console output of the code: stderr, prefixed with its level.
         c.set_logging_function(|level, _: &(), msg| {
             eprintln!("[{}] {msg}", level_name(level));
         });
         c
+    }
+}
+
+/// Calls `setter` with `value` when the option was given; without it the config keeps its
+/// default.
+fn set<T>(c: &mut Config, value: Option<T>, setter: fn(&mut Config, T) -> &mut Config) {
+    if let Some(v) = value {
+        setter(c, v);
     }
 }
 
@@ -158,24 +157,41 @@ pub fn start(config: Config) -> Result<RomaService> {
         .context("cannot start roma")
 }
 
+/// Where a callback sends its answer.
+type Answer = mpsc::Sender<Result<ResponseObject, RomaError>>;
+
+/// Submits with `submit`, which hands the answer's sender to its callback, and waits for the
+/// answer; `what` names the callback that never came.
+fn wait_for(
+    what: &str,
+    submit: impl FnOnce(Answer) -> Result<(), RomaError>,
+) -> Result<ResponseObject, RomaError> {
+    let (tx, rx) = mpsc::channel();
+    submit(tx)?;
+    rx.recv_timeout(CALLBACK_PATIENCE).unwrap_or_else(|_| {
+        Err(RomaError::internal(format!(
+            "the {what}'s callback never came"
+        )))
+    })
+}
+
 /// Loads `code` and waits for every worker to have it.
 pub fn load(svc: &RomaService, code: CodeObject) -> Result<ResponseObject, RomaError> {
-    let (tx, rx) = mpsc::channel();
-    svc.load_code_obj(code, move |r| {
-        let _ = tx.send(r);
-    })?;
-    rx.recv_timeout(CALLBACK_PATIENCE)
-        .unwrap_or_else(|_| Err(RomaError::internal("the load's callback never came")))
+    wait_for("load", |tx| {
+        svc.load_code_obj(code, move |r| {
+            let _ = tx.send(r);
+        })
+    })
 }
 
 /// Runs one request and waits for its answer.
 pub fn execute(svc: &RomaService, req: InvocationRequest) -> Result<ResponseObject, RomaError> {
-    let (tx, rx) = mpsc::channel();
-    svc.execute(req, move |r| {
-        let _ = tx.send(r);
-    })?;
-    rx.recv_timeout(CALLBACK_PATIENCE)
-        .unwrap_or_else(|_| Err(RomaError::internal("the request's callback never came")))
+    wait_for("request", |tx| {
+        svc.execute(req, move |r| {
+            let _ = tx.send(r);
+        })
+        .map(drop)
+    })
 }
 
 /// `error: KIND: MESSAGE` and the JS stack, for stderr.
