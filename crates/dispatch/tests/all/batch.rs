@@ -1,7 +1,7 @@
 //! Batches: all or none, one callback, results in request order.
 
 use crate::fake::{Harness, Meta, MetaLog, PATIENCE, counted, recv, req};
-use crate::{config, loaded, run_on, start};
+use crate::{Logged, config, loaded, logged, start};
 use roma_core::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,10 +35,7 @@ fn results_come_back_once_in_request_order() {
 
 #[test]
 fn a_batch_that_does_not_fit_is_refused_whole() {
-    let (h, d) = loaded::<Meta>(config(1, 3));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (100, "block:g"), &tx, 0);
+    let Logged { h, d, log, tx, rx } = logged(config(1, 3), &[(100, "block:g")]);
     log.submit(&d, 101, "echo", &tx);
     let calls = Arc::new(AtomicUsize::new(0));
     let (btx, brx) = mpsc::channel();
@@ -114,10 +111,13 @@ fn an_empty_batch_is_answered_at_once() {
 
 #[test]
 fn cancelling_one_request_of_a_batch_reports_it_in_place() {
-    let (h, d) = loaded::<Meta>(config(1, 0));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (100, "block:g"), &tx, 0);
+    let Logged {
+        h,
+        d,
+        log,
+        tx: _tx,
+        rx,
+    } = logged(config(1, 0), &[(100, "block:g")]);
     let calls = Arc::new(AtomicUsize::new(0));
     let (btx, brx) = mpsc::channel();
     let batch: Vec<_> = (0..3)
