@@ -48,13 +48,13 @@ pub fn spin_and_hello_service(workers: usize) -> RomaService {
     svc
 }
 
+/// What a load's or an execution's callback gets.
+pub type Reply = Result<ResponseObject, RomaError>;
+
 /// A callback that sends its answer to the receiver.
-fn answer() -> (
-    impl FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
-    mpsc::Receiver<Result<ResponseObject, RomaError>>,
-) {
+fn answer() -> (impl FnOnce(Reply) + Send + 'static, mpsc::Receiver<Reply>) {
     let (tx, rx) = mpsc::channel();
-    let callback = move |r: Result<ResponseObject, RomaError>| {
+    let callback = move |r: Reply| {
         let _ = tx.send(r);
     };
     (callback, rx)

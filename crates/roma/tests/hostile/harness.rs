@@ -20,7 +20,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn record(&self, r: &Result<ResponseObject, RomaError>) {
+    pub fn record(&self, r: &Reply) {
         self.delivered.fetch_add(1, Ordering::SeqCst);
         let kind = match r {
             Ok(_) => "ok",
@@ -36,7 +36,7 @@ impl Tally {
 }
 
 /// Where a counted request's one answer arrives.
-pub type Answer = mpsc::Receiver<Result<ResponseObject, RomaError>>;
+pub type Answer = mpsc::Receiver<Reply>;
 
 /// A service with the corpus loaded as `v1` and hello world as `hello`, counting every request.
 pub struct Harness<M: Send + Sync + 'static = ()> {
@@ -56,15 +56,10 @@ impl<M: Default + Send + Sync + 'static> Harness<M> {
     }
 
     /// A callback that records its answer in the tally, then sends it to the receiver.
-    fn counted(
-        &self,
-    ) -> (
-        impl FnOnce(Result<ResponseObject, RomaError>) + Send + 'static,
-        Answer,
-    ) {
+    fn counted(&self) -> (impl FnOnce(Reply) + Send + 'static, Answer) {
         let (tx, rx) = mpsc::channel();
         let tally = Arc::clone(&self.tally);
-        let callback = move |r: Result<ResponseObject, RomaError>| {
+        let callback = move |r: Reply| {
             tally.record(&r);
             let _ = tx.send(r);
         };
