@@ -22,15 +22,20 @@ use roma::{
 };
 use roma_sandbox::procfs::{self, ProcInfo};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 /// The tests here kill every worker of this process: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Takes [`SERIAL`] (a test that panicked holding it leaves nothing to protect).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn a_killed_worker_is_replaced_and_its_versions_reloaded() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let svc = service(1);
     load(&svc, code("v1", HELLO)).unwrap();
     load(&svc, code("v2", "function Handler() { return 2; }")).unwrap();
@@ -50,7 +55,7 @@ fn a_killed_worker_is_replaced_and_its_versions_reloaded() {
 
 #[test]
 fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_version() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let svc = spin_and_hello_service(1);
     load(&svc, code("v2", "function Handler() { return 2; }")).unwrap();
     let (tx, rx) = mpsc::channel();
@@ -256,7 +261,7 @@ fn assert_deadline(e: &RomaError) {
 
 #[test]
 fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     for fault in [
         "__roma_fault_garbage",
@@ -283,7 +288,7 @@ fn a_forbidden_system_call_is_named_in_the_error() {
         eprintln!("NOTE: no seccomp filter with the `none` sandbox; nothing to name");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     let e = h
         .exec(request::<()>("v1", "__roma_fault_forbidden_call", &[]))
@@ -313,7 +318,7 @@ fn a_forbidden_system_call_is_named_in_the_error() {
 
 #[test]
 fn a_worker_that_ignores_its_timeout_is_killed_after_the_grace() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(Duration::from_millis(300)));
     let before = worker_pids();
     let mut req = request::<()>("v1", "__roma_fault_hang", &[]);
@@ -327,7 +332,7 @@ fn a_worker_that_ignores_its_timeout_is_killed_after_the_grace() {
 
 #[test]
 fn a_log_flood_is_delivered_and_the_service_serves() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let lines = Arc::new(AtomicUsize::new(0));
     let mut c = fault_config::<()>(DEFAULT_GRACE);
     let counter = Arc::clone(&lines);
@@ -345,7 +350,7 @@ fn a_log_flood_is_delivered_and_the_service_serves() {
 
 #[test]
 fn a_stopped_worker_fails_its_request_after_the_grace_and_is_replaced() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(Duration::from_millis(300)));
     let mut spin = request::<()>("v1", "Spin", &[]);
     spin.timeout = Some(Duration::from_millis(500));
@@ -366,7 +371,7 @@ fn a_stopped_worker_fails_its_request_after_the_grace_and_is_replaced() {
 
 #[test]
 fn sigkill_while_idle_is_survived() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     kill_workers_and_wait();
     // A worker that died while idle costs no request: the slot sees the death before it sends
@@ -378,7 +383,7 @@ fn sigkill_while_idle_is_survived() {
 
 #[test]
 fn sigkill_mid_load_answers_the_load_exactly_once() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     let rx = submit_slow_load(&h);
     // Not a timing assertion: the kill lands during the 1.5 s top-level loop, or (on a very
@@ -404,7 +409,7 @@ fn sigkill_mid_load_answers_the_load_exactly_once() {
 /// plus grace at the latest, and the stopped worker is replaced.
 #[test]
 fn sigstop_mid_load_answers_the_load_once_and_replaces_the_worker() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let mut c = fault_config::<()>(Duration::from_millis(300));
     c.load_timeout(Duration::from_secs(1));
     let h = harness(c);
@@ -464,7 +469,7 @@ fn blocked_in_a_host_call(timeout: Duration) -> (Harness, Answer, mpsc::Sender<(
 
 #[test]
 fn sigkill_mid_host_call_fails_only_that_request() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let (h, rx, release) = blocked_in_a_host_call(Duration::from_secs(30));
     // Release the host function only once the worker is gone, or it could still take the reply
     // and answer.
@@ -494,7 +499,7 @@ fn sigkill_mid_host_call_fails_only_that_request() {
 /// host function is still blocked.
 #[test]
 fn a_blocking_host_function_is_bounded_by_the_request_timeout() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let (h, rx, release) = blocked_in_a_host_call(Duration::from_millis(300));
     // 300 ms timeout + 300 ms grace; ten seconds is only a safety net.
     let r = rx.recv_timeout(Duration::from_secs(10));
@@ -535,7 +540,7 @@ fn a_blocking_host_function_is_bounded_by_the_request_timeout() {
 
 #[test]
 fn a_panicking_callback_does_not_stop_later_requests() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     for _ in 0..3 {
         let tally = Arc::clone(&h.tally);
@@ -557,7 +562,7 @@ fn a_panicking_callback_does_not_stop_later_requests() {
 /// every one of them is answered, and every worker process is gone.
 #[test]
 fn dropping_the_service_answers_everything_and_leaves_no_worker() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     let mut spin = request::<()>("v1", "Spin", &[]);
     spin.timeout = Some(Duration::from_millis(500));
@@ -612,7 +617,7 @@ impl Drop for Tracked {
 /// and no request's metadata outlives the service.
 #[test]
 fn random_kills_and_stops_lose_no_callback() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let mut c = fault_config::<Tracked>(Duration::from_millis(300));
     c.number_of_workers(2);
     let js = format!("{FAULT_JS} function Throw() {{ throw new Error('boom'); }}");
@@ -695,7 +700,7 @@ fn random_kills_and_stops_lose_no_callback() {
 /// (`PayloadTooLarge`), a timeout, an uncaught throw.
 #[test]
 fn recoverable_failures_keep_the_same_worker_process() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let mut c = fault_config::<()>(DEFAULT_GRACE);
     c.configure_js_engine_resource_constraints(1, 15);
     c.max_payload_bytes(1 << 20);

@@ -64,9 +64,26 @@ pub fn run_ok(e: &mut Engine, version: &str, handler: &str, input: &[&str]) -> S
     }
 }
 
-/// The error of a call without inputs that must fail with `kind`.
-pub fn run_err(e: &mut Engine, version: &str, handler: &str, kind: ErrorKind) -> RomaError {
-    match run(e, version, handler, &[]) {
+/// The error of loading `src` as version `v1`, which must fail with `kind`.
+pub fn load_err(e: &mut Engine, src: &str, kind: ErrorKind) -> RomaError {
+    match e.load(&js("v1", src)) {
+        Ok(_) => panic!("v1 loaded"),
+        Err(err) => {
+            assert_eq!(err.kind(), kind, "{err}");
+            err
+        }
+    }
+}
+
+/// The error of a call that must fail with `kind`.
+pub fn run_err(
+    e: &mut Engine,
+    version: &str,
+    handler: &str,
+    input: &[&str],
+    kind: ErrorKind,
+) -> RomaError {
+    match run(e, version, handler, input) {
         Ok(x) => panic!("{handler} succeeded: {}", x.resp),
         Err(err) => {
             assert_eq!(err.kind(), kind, "{handler}: {err}");

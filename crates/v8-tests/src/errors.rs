@@ -5,20 +5,22 @@ use roma_core::{CodeObject, ErrorKind};
 
 fn compile_error_has_message_and_line() {
     let mut e = engine();
-    let err = e
-        .load(&js("v1", "function ok() {}\nfunction H( {"))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Compile);
+    let err = load_err(
+        &mut e,
+        "function ok() {}\nfunction H( {",
+        ErrorKind::Compile,
+    );
     assert!(err.message().starts_with("line 2: SyntaxError"), "{err}");
     assert!(!e.has_version("v1"));
 }
 
 fn top_level_throw_fails_the_load() {
     let mut e = engine();
-    let err = e
-        .load(&js("v1", "\n\nthrow new Error('boom at load');"))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Compile);
+    let err = load_err(
+        &mut e,
+        "\n\nthrow new Error('boom at load');",
+        ErrorKind::Compile,
+    );
     assert!(
         err.message().contains("line 3") && err.message().contains("boom at load"),
         "{err}"
@@ -29,7 +31,7 @@ fn handler_throw_is_execution_with_stack() {
     let mut e = loaded(
         "function inner() { throw new TypeError('bad thing'); }\nfunction Handler() { inner(); }",
     );
-    let err = run_err(&mut e, "v1", "Handler", ErrorKind::Execution);
+    let err = run_err(&mut e, "v1", "Handler", &[], ErrorKind::Execution);
     assert_eq!(err.message(), "Uncaught TypeError: bad thing");
     let stack = err.stack().expect("a stack");
     assert!(
@@ -51,34 +53,33 @@ fn non_error_throws_and_rejections() {
         run(&mut e, "v1", "O", &[]).unwrap_err().message(),
         r#"Uncaught {"code":7}"#
     );
-    let r = run_err(&mut e, "v1", "R", ErrorKind::Execution);
+    let r = run_err(&mut e, "v1", "R", &[], ErrorKind::Execution);
     assert_eq!(r.message(), "Uncaught (in promise) Error: rejected");
-    let p = run_err(&mut e, "v1", "P", ErrorKind::Execution);
+    let p = run_err(&mut e, "v1", "P", &[], ErrorKind::Execution);
     assert!(p.message().contains("never settles"), "{p}");
 }
 
 fn unserialisable_results() {
     let mut e =
         loaded("function C() { const a = {}; a.a = a; return a; }\nfunction B() { return 10n; }");
-    run_err(&mut e, "v1", "C", ErrorKind::Execution);
-    run_err(&mut e, "v1", "B", ErrorKind::Execution);
+    run_err(&mut e, "v1", "C", &[], ErrorKind::Execution);
+    run_err(&mut e, "v1", "B", &[], ErrorKind::Execution);
 }
 
 fn handler_not_found_names_what_exists() {
     let mut e = loaded("function Handler() {}\nvar notfn = 1;");
-    let err = run_err(&mut e, "v1", "Handlr", ErrorKind::HandlerNotFound);
+    let err = run_err(&mut e, "v1", "Handlr", &[], ErrorKind::HandlerNotFound);
     assert_eq!(
         err.message(),
         "handler `Handlr` not found in version v1; the code defines: Handler"
     );
-    run_err(&mut e, "v1", "notfn", ErrorKind::HandlerNotFound);
-    run_err(&mut e, "v1", "a.b.c", ErrorKind::HandlerNotFound);
+    run_err(&mut e, "v1", "notfn", &[], ErrorKind::HandlerNotFound);
+    run_err(&mut e, "v1", "a.b.c", &[], ErrorKind::HandlerNotFound);
 }
 
 fn bad_json_input() {
     let mut e = loaded("function H(x) { return x; }");
-    let err = run(&mut e, "v1", "H", &["{not json"]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::BadInput);
+    let err = run_err(&mut e, "v1", "H", &["{not json"], ErrorKind::BadInput);
     assert!(
         err.message().starts_with("input 0 is not valid JSON"),
         "{err}"
@@ -88,8 +89,8 @@ fn bad_json_input() {
 
 fn version_not_found_and_invalid_arguments() {
     let mut e = engine();
-    run_err(&mut e, "nope", "H", ErrorKind::VersionNotFound);
-    run_err(&mut e, "", "H", ErrorKind::InvalidArgument);
+    run_err(&mut e, "nope", "H", &[], ErrorKind::VersionNotFound);
+    run_err(&mut e, "", "H", &[], ErrorKind::InvalidArgument);
     assert_eq!(
         e.load(&CodeObject::default()).unwrap_err().kind(),
         ErrorKind::InvalidArgument

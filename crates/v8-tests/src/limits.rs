@@ -39,8 +39,7 @@ fn timeouts_in_promises_and_microtasks() {
 fn top_level_infinite_loop_fails_the_load_within_the_timeout() {
     let mut e = engine_with(|l| l.default_timeout = Duration::from_millis(200));
     let start = Instant::now();
-    let err = e.load(&js("v1", "while (true) {}")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    load_err(&mut e, "while (true) {}", ErrorKind::Timeout);
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -84,7 +83,7 @@ fn heap_exhaustion_is_out_of_memory_and_the_engine_recovers() {
     );
     // Twice: the rebuilt isolate has the same limit.
     for _ in 0..2 {
-        run_err(&mut e, "v1", "Bomb", ErrorKind::OutOfMemory);
+        run_err(&mut e, "v1", "Bomb", &[], ErrorKind::OutOfMemory);
         assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), r#""loaded""#);
     }
 }
@@ -98,7 +97,7 @@ fn array_buffers_and_strings_past_the_cap() {
         "function Buf() { const k = []; for (let i = 0; i < 100; i++) k.push(new ArrayBuffer(16 << 20)); return k.length; }\n\
          function Str() { return 'x'.repeat(1 << 30).length; }\nfunction Ok() { return 1; }",
     );
-    run_err(&mut e, "v1", "Buf", ErrorKind::OutOfMemory);
+    run_err(&mut e, "v1", "Buf", &[], ErrorKind::OutOfMemory);
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), "1");
     // V8 refuses strings this long up front: a RangeError, not a crash.
     let s = run(&mut e, "v1", "Str", &[]).unwrap_err();
@@ -111,8 +110,7 @@ fn array_buffers_and_strings_past_the_cap() {
 
 fn deep_recursion_is_an_execution_error() {
     let mut e = loaded("function R(n) { return R(n + 1) + 1; }\nfunction Ok() { return 2; }");
-    let err = run(&mut e, "v1", "R", &["0"]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Execution);
+    let err = run_err(&mut e, "v1", "R", &["0"], ErrorKind::Execution);
     assert!(
         err.message().contains("Maximum call stack size exceeded"),
         "{err}"

@@ -26,7 +26,7 @@ fn lru_evicts_the_least_recently_used() {
     run_ok(&mut e, "a", "H", &[]); // a is now more recent than b
     e.load(&js("c", "function H() { return 'c'; }")).unwrap();
     assert!(e.has_version("a") && e.has_version("c") && !e.has_version("b"));
-    run_err(&mut e, "b", "H", ErrorKind::VersionNotFound);
+    run_err(&mut e, "b", "H", &[], ErrorKind::VersionNotFound);
     assert_eq!(run_ok(&mut e, "a", "H", &[]), r#""a""#);
     assert_eq!(e.versions(), vec!["a".to_string(), "c".to_string()]);
 }

@@ -128,13 +128,11 @@ fn a_caught_top_level_webassembly_probe_keeps_the_snapshot() {
 
 fn a_top_level_failure_that_never_reads_webassembly_stays_a_compile_error() {
     let mut e = engine();
-    let err = e
-        .load(&js(
-            "v1",
-            "throw new ReferenceError('WebAssembly is not defined');",
-        ))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Compile, "{err}");
+    load_err(
+        &mut e,
+        "throw new ReferenceError('WebAssembly is not defined');",
+        ErrorKind::Compile,
+    );
     assert!(!e.has_version("v1"));
 }
 
@@ -167,8 +165,13 @@ fn standalone_wasm_string_in_string_out() {
         r#""Hello, ünïcødé""#
     );
     assert_eq!(e.wasm_stats("w1").unwrap().0, 1, "compiled once");
-    let err = run(&mut e, "w1", "greeet", &[r#""roma""#]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::HandlerNotFound);
+    let err = run_err(
+        &mut e,
+        "w1",
+        "greeet",
+        &[r#""roma""#],
+        ErrorKind::HandlerNotFound,
+    );
     assert!(
         err.message()
             .starts_with("export `greeet` not found in version w1; the module exports: "),
@@ -192,17 +195,22 @@ fn standalone_wasm_ints_and_lists() {
 fn standalone_wasm_errors_are_typed() {
     let mut e = engine();
     standalone(&mut e);
-    let missing = run_err(&mut e, "w1", "nope", ErrorKind::HandlerNotFound);
+    let missing = run_err(&mut e, "w1", "nope", &[], ErrorKind::HandlerNotFound);
     assert!(missing.message().contains("greet"), "{missing}");
-    let trap = run_err(&mut e, "w1", "boom", ErrorKind::Execution);
+    let trap = run_err(&mut e, "w1", "boom", &[], ErrorKind::Execution);
     assert!(trap.message().contains("unreachable"), "{trap}");
     assert!(
         trap.stack().is_some_and(|s| s.contains("wasm")),
         "{:?}",
         trap.stack()
     );
-    let bad = run(&mut e, "w1", "greet", &[r#"{"an":"object"}"#]).unwrap_err();
-    assert_eq!(bad.kind(), ErrorKind::BadInput);
+    run_err(
+        &mut e,
+        "w1",
+        "greet",
+        &[r#"{"an":"object"}"#],
+        ErrorKind::BadInput,
+    );
     let mut spin = with_timeout(inv("w1", "spin", &[]), 100);
     spin.wasm_return_type = Some("i32".into());
     assert_eq!(

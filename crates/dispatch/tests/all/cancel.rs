@@ -7,13 +7,7 @@ use std::sync::mpsc;
 
 #[test]
 fn cancel_of_a_queued_request_answers_it_at_once() {
-    let Logged {
-        h,
-        d,
-        log,
-        tx: _tx,
-        rx,
-    } = logged(config(1, 0), &[(1, "block:g")]);
+    let Logged { h, d, log, rx, .. } = logged(config(1, 0), &[(1, "block:g")]);
     let (ctx, crx) = mpsc::channel();
     let token = log.submit(&d, 2, "echo", &ctx);
     assert!(d.cancel(&token));

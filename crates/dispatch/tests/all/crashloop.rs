@@ -96,13 +96,7 @@ fn a_healthy_worker_crashed_by_one_bad_request_is_replaced_at_once() {
 
 #[test]
 fn a_backend_dying_before_its_first_request_completes_waits_while_others_take_its_queue() {
-    let Logged {
-        h,
-        d,
-        log,
-        tx: _tx,
-        rx,
-    } = logged(
+    let Logged { h, d, log, rx, .. } = logged(
         with_backoff(2, NO_RETRY, NO_RETRY),
         &[(1, "block:a"), (2, "crash-after:b")],
     );

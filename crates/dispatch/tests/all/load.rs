@@ -1,11 +1,11 @@
 //! Loads: broadcast to every worker, one callback, failures, timeout, replacement, eviction.
 
 use crate::fake::{Harness, PATIENCE, code, counted, load_ok, recv, req, sink};
-use crate::{config, hold, loaded, start};
+use crate::{callbacks_after_drop, config, hold, loaded, start};
 use roma_core::ErrorKind;
 use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -38,8 +38,7 @@ fn the_callback_waits_for_the_slowest_worker() {
     assert!(recv(&erx).is_ok());
     assert!(recv(&rx).is_ok());
     assert_eq!(h.loads(0, 1), vec!["v1", "v2"]);
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(callbacks_after_drop(d, &calls), 1);
 }
 
 #[test]
@@ -62,8 +61,7 @@ fn a_failure_on_one_worker_fails_the_load_and_uncaches_the_version() {
     // A failure everywhere is still one callback.
     d.load(code("v2", "bad"), counted(&calls, &tx)).unwrap();
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Compile);
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(callbacks_after_drop(d, &calls), 2);
 }
 
 #[test]
@@ -102,8 +100,7 @@ fn a_load_that_takes_too_long_times_out_and_still_completes() {
     // The load finished in the background; v2 is served.
     d.execute(req("v2", "echo", &[]), sink(&etx)).unwrap();
     assert_eq!(recv(&erx).unwrap().resp, "v2|js|");
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "no second callback");
+    assert_eq!(callbacks_after_drop(d, &calls), 1, "no second callback");
 }
 
 #[test]
@@ -186,7 +183,6 @@ fn a_failure_is_reported_whichever_worker_finishes_first() {
         assert!(recv(&erx).is_ok());
         let err = recv(&rx).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Compile, "worker {failing} failed");
-        drop(d);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(callbacks_after_drop(d, &calls), 1);
     }
 }

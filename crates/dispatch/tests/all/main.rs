@@ -29,6 +29,7 @@ use fake::{Harness, Meta, MetaLog, Reply};
 use roma_core::ErrorKind;
 use roma_dispatch::{Dispatcher, DispatcherConfig, DispatcherStats, ExecutionToken, WorkerHealth};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -164,6 +165,16 @@ pub fn hold(
         .unwrap_or_else(|e| panic!("{handler} refused: {e}"));
     assert_eq!(h.wait_started().0, worker, "slot of {handler}");
     token
+}
+
+/// Drops `d`, which answers all it holds first, and returns the callbacks `calls` counted
+/// ([`fake::counted`]): a test of "one callback" reads the count here.
+pub fn callbacks_after_drop<M: Send + Sync + 'static>(
+    d: Dispatcher<M>,
+    calls: &AtomicUsize,
+) -> usize {
+    drop(d);
+    calls.load(Ordering::SeqCst)
 }
 
 /// Checks that `d` refuses new work with `kind`: request `tag` (its metadata dropped, its

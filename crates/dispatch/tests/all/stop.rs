@@ -8,13 +8,7 @@ use std::sync::mpsc;
 
 #[test]
 fn stop_cancels_queued_work_and_lets_running_work_finish() {
-    let Logged {
-        h,
-        d,
-        log,
-        tx: _tx,
-        rx,
-    } = logged(config(2, 0), &[(1, "block:a"), (2, "block:b")]);
+    let Logged { h, d, log, rx, .. } = logged(config(2, 0), &[(1, "block:a"), (2, "block:b")]);
     let (qtx, qrx) = mpsc::channel();
     for t in 10..20 {
         log.submit(&d, t, "echo", &qtx);
