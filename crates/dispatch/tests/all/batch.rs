@@ -1,7 +1,7 @@
 //! Batches: all or none, one callback, results in request order.
 
-use crate::fake::{Harness, Meta, MetaLog, PATIENCE, counted, recv, req};
-use crate::{Logged, callbacks_after_drop, config, loaded, logged, start};
+use crate::fake::{Meta, MetaLog, PATIENCE, counted, recv, req};
+use crate::{Logged, callbacks_after_drop, config, fresh, loaded, logged};
 use roma_core::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -96,8 +96,7 @@ fn a_batch_naming_an_unknown_version_is_refused_whole() {
 
 #[test]
 fn an_empty_batch_is_answered_at_once() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
+    let (_h, d) = fresh::<()>(config(1, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     let tokens = d.batch_execute(Vec::new(), counted(&calls, &tx)).unwrap();

@@ -1,7 +1,7 @@
 //! Executions: the happy path, metrics, refusals, queue bounds, placement and stealing.
 
-use crate::fake::{Harness, MetaLog, code, recv, req, sink};
-use crate::{Logged, Shared, config, hold, loaded, logged, shared, start};
+use crate::fake::{MetaLog, code, recv, req, sink};
+use crate::{Logged, Shared, config, fresh, hold, loaded, logged, shared};
 use roma_core::{ErrorKind, metrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,8 +66,7 @@ fn backend_errors_reach_the_callback_without_a_respawn() {
 
 #[test]
 fn unknown_version_is_refused_at_once() {
-    let h = Harness::new();
-    let d = start::<crate::fake::Meta>(&h, config(2, 0));
+    let (h, d) = fresh::<crate::fake::Meta>(config(2, 0));
     let log = MetaLog::new();
     let (tx, _rx) = mpsc::channel();
     let err = d
@@ -234,8 +233,7 @@ fn metadata_lives_until_its_callback_returned() {
 #[test]
 fn async_forms_resolve() {
     use crate::fake::block_on;
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 1));
+    let (_h, d) = fresh::<()>(config(2, 1));
     let loaded = block_on(d.load_async(code("v1", "js"))).unwrap();
     assert_eq!(loaded.id, "load-v1");
     let r = block_on(d.execute_async(req("v1", "echo", &["x"]))).unwrap();

@@ -1,7 +1,7 @@
 //! Loads: broadcast to every worker, one callback, failures, timeout, replacement, eviction.
 
 use crate::fake::{Harness, PATIENCE, code, counted, load_ok, recv, req, sink};
-use crate::{callbacks_after_drop, config, hold, loaded, start};
+use crate::{callbacks_after_drop, config, fresh, hold, loaded, start};
 use roma_core::ErrorKind;
 use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
@@ -11,8 +11,7 @@ use std::time::Duration;
 
 #[test]
 fn a_load_reaches_every_worker_before_its_callback() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 0));
+    let (h, d) = fresh::<()>(config(3, 0));
     let (tx, rx) = mpsc::channel();
     d.load(code("v1", "js"), sink(&tx)).unwrap();
     let r = recv(&rx).unwrap();
@@ -43,8 +42,7 @@ fn the_callback_waits_for_the_slowest_worker() {
 
 #[test]
 fn a_failure_on_one_worker_fails_the_load_and_uncaches_the_version() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 0));
+    let (h, d) = fresh::<()>(config(3, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     d.load(code("v1", "bad-on-1"), counted(&calls, &tx))
@@ -66,8 +64,7 @@ fn a_failure_on_one_worker_fails_the_load_and_uncaches_the_version() {
 
 #[test]
 fn a_failed_reload_keeps_no_stale_copy_and_a_good_one_replaces() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
+    let (_h, d) = fresh::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
     load_ok(&d, code("v1", "first"));
     d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
@@ -128,8 +125,7 @@ fn loads_past_the_cache_size_evict_the_least_recently_used() {
 
 #[test]
 fn invalid_code_is_refused_at_once() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
+    let (h, d) = fresh::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     let err = d.load(code("", "js"), sink(&tx)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -143,8 +139,7 @@ fn invalid_code_is_refused_at_once() {
 
 #[test]
 fn an_execution_accepted_after_a_load_runs_the_new_version() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
+    let (_h, d) = fresh::<()>(config(2, 0));
     load_ok(&d, code("v1", "old"));
     let (tx, rx) = mpsc::channel();
     let (ltx, lrx) = mpsc::channel();

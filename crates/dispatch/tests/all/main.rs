@@ -56,10 +56,16 @@ pub fn start<M: Send + Sync + 'static>(h: &Arc<Harness>, cfg: DispatcherConfig) 
     Dispatcher::new(cfg, h.factory()).expect("dispatcher starts")
 }
 
-/// A fresh harness and a dispatcher over its fakes, with version `v1` (js `js`) loaded.
-pub fn loaded<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
+/// A fresh harness and a dispatcher over its fakes.
+pub fn fresh<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
     let h = Harness::new();
     let d = start(&h, cfg);
+    (h, d)
+}
+
+/// [`fresh`], with version `v1` (js `js`) loaded.
+pub fn loaded<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
+    let (h, d) = fresh(cfg);
     fake::load_ok(&d, fake::code("v1", "js"));
     (h, d)
 }

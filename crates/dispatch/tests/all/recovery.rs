@@ -1,8 +1,8 @@
 //! Worker crashes, panicking backends, respawn with replay, and factory failures.
 
-use crate::fake::{Event, Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
+use crate::fake::{Event, Meta, MetaLog, code, load_ok, recv, req, sink};
 use crate::{
-    Logged, NO_RETRY, assert_refuses_work, config, health_is, hold, loaded, logged, run_on, start,
+    Logged, NO_RETRY, assert_refuses_work, config, fresh, health_is, hold, loaded, logged, run_on,
     wait_stats, with_backoff,
 };
 use roma_core::{ErrorKind, metrics};
@@ -13,8 +13,7 @@ use std::time::Duration;
 
 #[test]
 fn a_crash_fails_only_its_request_and_the_worker_comes_back_with_every_version() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
+    let (h, d) = fresh::<Meta>(config(1, 0));
     load_ok(&d, code("v1", "x"));
     load_ok(&d, code("v2", "y"));
     load_ok(&d, code("v1", "z")); // replaces v1: load order is now v2, v1
