@@ -161,20 +161,21 @@ mod tests {
     fn wrong_sized_frames_are_rejected() {
         let (h, w) = control_pair().unwrap();
         let rx = ControlReceiver::new(w);
-        write_all(
-            h.as_fd(),
-            &[&[1u8; 3]],
-            &Deadline::after(Duration::from_secs(1)),
-        )
-        .unwrap();
-        assert!(matches!(rx.recv(None), Err(IpcError::Malformed(_))));
-        write_all(
-            h.as_fd(),
-            &[&[1u8; 40]],
-            &Deadline::after(Duration::from_secs(1)),
-        )
-        .unwrap();
-        assert!(matches!(rx.recv(None), Err(IpcError::Malformed(_))));
+        // Shorter, then longer than a control frame.
+        for frame in [&[1u8; 3][..], &[1u8; 40][..]] {
+            write_all(
+                h.as_fd(),
+                &[frame],
+                &Deadline::after(Duration::from_secs(1)),
+            )
+            .unwrap();
+            let got = rx.recv(None);
+            assert!(
+                matches!(got, Err(IpcError::Malformed(_))),
+                "{} bytes: {got:?}",
+                frame.len()
+            );
+        }
     }
 
     #[test]

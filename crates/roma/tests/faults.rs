@@ -16,19 +16,26 @@ mod common;
 mod harness;
 
 use common::*;
-use harness::Harness;
-use roma::{Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, RomaError};
+use harness::{Answer, Harness};
+use roma::{
+    Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, InvocationRequest, RomaError,
+};
 use roma_sandbox::procfs::{self, ProcInfo};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 /// The tests here kill every worker of this process: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Takes [`SERIAL`] (a test that panicked holding it leaves nothing to protect).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn a_killed_worker_is_replaced_and_its_versions_reloaded() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let svc = service(1);
     load(&svc, code("v1", HELLO)).unwrap();
     load(&svc, code("v2", "function Handler() { return 2; }")).unwrap();
@@ -48,7 +55,7 @@ fn a_killed_worker_is_replaced_and_its_versions_reloaded() {
 
 #[test]
 fn sigkill_mid_request_fails_only_that_request_and_the_new_worker_has_every_version() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let svc = spin_and_hello_service(1);
     load(&svc, code("v2", "function Handler() { return 2; }")).unwrap();
     let (tx, rx) = mpsc::channel();
@@ -137,7 +144,7 @@ fn signal(procs: &[Proc], sig: i32) {
 /// SIGKILLs every worker and waits until its processes are gone. SIGKILL is asynchronous, and
 /// it reaches the jailed worker only through its launcher's death (PDEATHSIG).
 fn kill_workers_and_wait() {
-    let doomed: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+    let doomed = worker_pids();
     assert!(kill_workers() > 0, "no worker process found");
     workers_settle("killed", |_| {
         worker_procs().iter().all(|p| !doomed.contains(&p.pid))
@@ -206,43 +213,55 @@ fn until_running(h: &Harness) {
     }
 }
 
-/// Submits `req` without waiting; the receiver gets its one callback.
-fn submit<M: Default + Send + Sync + 'static>(
-    h: &Harness<M>,
-    req: roma::InvocationRequest<M>,
-) -> mpsc::Receiver<Result<roma::ResponseObject, RomaError>> {
-    let (tx, rx) = mpsc::channel();
-    let tally = Arc::clone(&h.tally);
-    h.svc
-        .execute(req, move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })
-        .unwrap();
-    h.tally.submitted.fetch_add(1, Ordering::SeqCst);
-    rx
+/// Submits `req` without waiting, counted in the tally.
+fn submit<M: Default + Send + Sync + 'static>(h: &Harness<M>, req: InvocationRequest<M>) -> Answer {
+    h.submit(req).expect("the request is accepted")
 }
 
 /// Loads version `slow`, whose top-level code runs for 1.5 s (then `Slow` returns "slow"),
-/// counted in the tally; the receiver gets the load's answer.
-fn submit_slow_load(h: &Harness<()>) -> mpsc::Receiver<Result<roma::ResponseObject, RomaError>> {
+/// counted in the tally, without waiting for it.
+fn submit_slow_load(h: &Harness<()>) -> Answer {
     let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} \
                 function Slow() { return 'slow'; }";
-    let (tx, rx) = mpsc::channel();
-    let tally = Arc::clone(&h.tally);
-    h.svc
-        .load_code_obj(code("slow", slow), move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })
-        .unwrap();
-    h.tally.submitted.fetch_add(1, Ordering::SeqCst);
-    rx
+    h.submit_load(code("slow", slow))
+        .expect("the slow load is accepted")
+}
+
+/// The pids of the worker processes now.
+fn worker_pids() -> Vec<i32> {
+    worker_procs().iter().map(|p| p.pid).collect()
+}
+
+/// Checks that none of the worker processes `before` is left: `what` replaced them.
+fn assert_replaced(before: &[i32], what: &str) {
+    let after = worker_pids();
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{what}: the worker was not replaced ({before:?} -> {after:?})"
+    );
+}
+
+/// SIGSTOPs the one engine process (the jailed worker, or the only process without a jail)
+/// and returns it: its watchdog cannot run, only the host's deadline can end what it runs.
+fn stop_the_engine() -> Proc {
+    let engine: Vec<Proc> = worker_procs().into_iter().filter(|p| p.engine).collect();
+    assert_eq!(engine.len(), 1, "{engine:?}");
+    signal(&engine, libc::SIGSTOP);
+    engine[0]
+}
+
+/// Checks that `e` is what the host's deadline answers: `Timeout`, or `WorkerCrashed` where
+/// the kill came first.
+fn assert_deadline(e: &RomaError) {
+    assert!(
+        matches!(e.kind(), ErrorKind::Timeout | ErrorKind::WorkerCrashed),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     for fault in [
         "__roma_fault_garbage",
@@ -250,17 +269,13 @@ fn a_worker_that_breaks_the_protocol_or_dies_is_replaced() {
         "__roma_fault_exit",
         "__roma_fault_abort",
     ] {
-        let before: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+        let before = worker_pids();
         let e = h.exec(request::<()>("v1", fault, &[])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::WorkerCrashed, "{fault}: {e}");
         // The next request runs on a new worker, with the version reloaded.
         assert_eq!(h.ok("Count", &[]), "1", "after {fault}");
         h.assert_hello();
-        let after: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
-        assert!(
-            after.iter().all(|p| !before.contains(p)),
-            "{fault}: the worker was not replaced ({before:?} -> {after:?})"
-        );
+        assert_replaced(&before, fault);
     }
     finish(h, 1);
 }
@@ -273,7 +288,7 @@ fn a_forbidden_system_call_is_named_in_the_error() {
         eprintln!("NOTE: no seccomp filter with the `none` sandbox; nothing to name");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     let e = h
         .exec(request::<()>("v1", "__roma_fault_forbidden_call", &[]))
@@ -303,29 +318,21 @@ fn a_forbidden_system_call_is_named_in_the_error() {
 
 #[test]
 fn a_worker_that_ignores_its_timeout_is_killed_after_the_grace() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(Duration::from_millis(300)));
-    let before: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+    let before = worker_pids();
     let mut req = request::<()>("v1", "__roma_fault_hang", &[]);
     req.timeout = Some(Duration::from_millis(200));
     // Answered after 200 ms + 300 ms grace; the harness waits up to a minute as a safety net.
-    let e = h.exec(req).unwrap_err();
-    assert!(
-        matches!(e.kind(), ErrorKind::Timeout | ErrorKind::WorkerCrashed),
-        "{e}"
-    );
+    assert_deadline(&h.exec(req).unwrap_err());
     assert_eq!(h.ok("Count", &[]), "1");
-    let after: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
-    assert!(
-        after.iter().all(|p| !before.contains(p)),
-        "the hung worker was not replaced ({before:?} -> {after:?})"
-    );
+    assert_replaced(&before, "the hang");
     finish(h, 1);
 }
 
 #[test]
 fn a_log_flood_is_delivered_and_the_service_serves() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let lines = Arc::new(AtomicUsize::new(0));
     let mut c = fault_config::<()>(DEFAULT_GRACE);
     let counter = Arc::clone(&lines);
@@ -343,39 +350,28 @@ fn a_log_flood_is_delivered_and_the_service_serves() {
 
 #[test]
 fn a_stopped_worker_fails_its_request_after_the_grace_and_is_replaced() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(Duration::from_millis(300)));
     let mut spin = request::<()>("v1", "Spin", &[]);
     spin.timeout = Some(Duration::from_millis(500));
     let rx = submit(&h, spin);
     until_running(&h);
-    // Stop the engine process: its watchdog cannot end the spin, only the host's deadline can.
-    let jailed: Vec<Proc> = worker_procs().into_iter().filter(|p| p.engine).collect();
-    assert_eq!(jailed.len(), 1, "{jailed:?}");
-    signal(&jailed, libc::SIGSTOP);
+    let stopped = stop_the_engine();
     let r = rx
         .recv_timeout(Duration::from_millis(800) + PATIENCE)
         .expect("the request ends although its worker is stopped");
     // Cleanup whatever happens next: a stopped process would otherwise stay.
-    signal(&jailed, libc::SIGCONT);
-    let e = r.unwrap_err();
-    assert!(
-        matches!(e.kind(), ErrorKind::Timeout | ErrorKind::WorkerCrashed),
-        "{e}"
-    );
+    signal(&[stopped], libc::SIGCONT);
+    assert_deadline(&r.unwrap_err());
     assert_eq!(h.ok("Count", &[]), "1");
-    let now: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
-    assert!(
-        !now.contains(&jailed[0].pid),
-        "the stopped worker is still there"
-    );
-    signal(&jailed, libc::SIGKILL);
+    assert_replaced(&[stopped.pid], "the stop");
+    signal(&[stopped], libc::SIGKILL);
     finish(h, 1);
 }
 
 #[test]
 fn sigkill_while_idle_is_survived() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     kill_workers_and_wait();
     // A worker that died while idle costs no request: the slot sees the death before it sends
@@ -387,7 +383,7 @@ fn sigkill_while_idle_is_survived() {
 
 #[test]
 fn sigkill_mid_load_answers_the_load_exactly_once() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     let rx = submit_slow_load(&h);
     // Not a timing assertion: the kill lands during the 1.5 s top-level loop, or (on a very
@@ -413,33 +409,23 @@ fn sigkill_mid_load_answers_the_load_exactly_once() {
 /// plus grace at the latest, and the stopped worker is replaced.
 #[test]
 fn sigstop_mid_load_answers_the_load_once_and_replaces_the_worker() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let mut c = fault_config::<()>(Duration::from_millis(300));
     c.load_timeout(Duration::from_secs(1));
     let h = harness(c);
     let rx = submit_slow_load(&h);
     std::thread::sleep(Duration::from_millis(300));
-    let engine: Vec<Proc> = worker_procs().into_iter().filter(|p| p.engine).collect();
-    assert_eq!(engine.len(), 1, "{engine:?}");
-    signal(&engine, libc::SIGSTOP);
+    let stopped = stop_the_engine();
     let r = rx.recv_timeout(PATIENCE).expect("the load is answered");
-    signal(&engine, libc::SIGCONT);
+    signal(&[stopped], libc::SIGCONT);
     println!("load with a stopped worker: {r:?}");
-    let e = r.unwrap_err();
-    assert!(
-        matches!(e.kind(), ErrorKind::Timeout | ErrorKind::WorkerCrashed),
-        "{e}"
-    );
+    assert_deadline(&r.unwrap_err());
     assert!(
         rx.recv_timeout(Duration::from_millis(100)).is_err(),
         "a second answer"
     );
     assert_eq!(h.ok("Count", &[]), "1");
-    let now: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
-    assert!(
-        !now.contains(&engine[0].pid),
-        "the stopped worker is still there"
-    );
+    assert_replaced(&[stopped.pid], "the stop");
     finish(h, 1);
 }
 
@@ -466,17 +452,25 @@ fn blocker_config() -> (Config<()>, mpsc::Receiver<()>, mpsc::Sender<()>) {
     (c, entered_rx, release_tx)
 }
 
-#[test]
-fn sigkill_mid_host_call_fails_only_that_request() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+/// A harness over [`blocker_config`] with a `Block` request of `timeout` submitted and blocked
+/// in `blocker`; returns the harness, the request's answer, and the sender whose drop releases
+/// the host function.
+fn blocked_in_a_host_call(timeout: Duration) -> (Harness, Answer, mpsc::Sender<()>) {
     let (c, entered, release) = blocker_config();
     let h = harness(c);
     let mut req = request::<()>("v1", "Block", &[]);
-    req.timeout = Some(Duration::from_secs(30));
+    req.timeout = Some(timeout);
     let rx = submit(&h, req);
     entered
         .recv_timeout(PATIENCE)
         .expect("the host function starts");
+    (h, rx, release)
+}
+
+#[test]
+fn sigkill_mid_host_call_fails_only_that_request() {
+    let _serial = serial();
+    let (h, rx, release) = blocked_in_a_host_call(Duration::from_secs(30));
     // Release the host function only once the worker is gone, or it could still take the reply
     // and answer.
     kill_workers_and_wait();
@@ -505,15 +499,8 @@ fn sigkill_mid_host_call_fails_only_that_request() {
 /// host function is still blocked.
 #[test]
 fn a_blocking_host_function_is_bounded_by_the_request_timeout() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (c, entered, release) = blocker_config();
-    let h = harness(c);
-    let mut req = request::<()>("v1", "Block", &[]);
-    req.timeout = Some(Duration::from_millis(300));
-    let rx = submit(&h, req);
-    entered
-        .recv_timeout(PATIENCE)
-        .expect("the host function starts");
+    let _serial = serial();
+    let (h, rx, release) = blocked_in_a_host_call(Duration::from_millis(300));
     // 300 ms timeout + 300 ms grace; ten seconds is only a safety net.
     let r = rx.recv_timeout(Duration::from_secs(10));
     let r = match r {
@@ -553,7 +540,7 @@ fn a_blocking_host_function_is_bounded_by_the_request_timeout() {
 
 #[test]
 fn a_panicking_callback_does_not_stop_later_requests() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     for _ in 0..3 {
         let tally = Arc::clone(&h.tally);
@@ -575,7 +562,7 @@ fn a_panicking_callback_does_not_stop_later_requests() {
 /// every one of them is answered, and every worker process is gone.
 #[test]
 fn dropping_the_service_answers_everything_and_leaves_no_worker() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let h = harness(fault_config(DEFAULT_GRACE));
     let mut spin = request::<()>("v1", "Spin", &[]);
     spin.timeout = Some(Duration::from_millis(500));
@@ -630,7 +617,7 @@ impl Drop for Tracked {
 /// and no request's metadata outlives the service.
 #[test]
 fn random_kills_and_stops_lose_no_callback() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let mut c = fault_config::<Tracked>(Duration::from_millis(300));
     c.number_of_workers(2);
     let js = format!("{FAULT_JS} function Throw() {{ throw new Error('boom'); }}");
@@ -713,7 +700,7 @@ fn random_kills_and_stops_lose_no_callback() {
 /// (`PayloadTooLarge`), a timeout, an uncaught throw.
 #[test]
 fn recoverable_failures_keep_the_same_worker_process() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = serial();
     let mut c = fault_config::<()>(DEFAULT_GRACE);
     c.configure_js_engine_resource_constraints(1, 15);
     c.max_payload_bytes(1 << 20);
@@ -724,7 +711,7 @@ fn recoverable_failures_keep_the_same_worker_process() {
          function Big() {{ return 'x'.repeat(4 << 20); }} function Throw() {{ throw new Error('boom'); }}"
     );
     let h = Harness::with_code(c, code("v1", &js));
-    let before: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
+    let before = worker_pids();
     assert_eq!(before.len(), per_worker(), "{before:?}");
     for (handler, timeout, kind) in [
         ("Bomb", Duration::from_secs(30), ErrorKind::OutOfMemory),
@@ -734,8 +721,7 @@ fn recoverable_failures_keep_the_same_worker_process() {
     ] {
         h.fails(handler, timeout, kind);
         assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
-        let now: Vec<i32> = worker_procs().iter().map(|p| p.pid).collect();
-        assert_eq!(now, before, "{handler} replaced the worker");
+        assert_eq!(worker_pids(), before, "{handler} replaced the worker");
     }
     finish(h, 1);
 }

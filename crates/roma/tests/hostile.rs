@@ -13,8 +13,9 @@ mod harness;
 use common::*;
 use harness::Harness;
 use roma::{
-    CodeObject, Config, ErrorKind, FunctionBindingObject, FunctionBindingPayload, OversizePolicy,
-    ResponseObject, RomaError, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG,
+    CodeObject, Config, ErrorKind, FunctionBindingIo, FunctionBindingObject,
+    FunctionBindingPayload, OversizePolicy, ResponseObject, RomaError, WASM_ARRAY_NAME_TAG,
+    WASM_RETURN_TYPE_TAG,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +31,34 @@ const SHORT: Duration = Duration::from_millis(200);
 const GENEROUS: Duration = Duration::from_secs(30);
 
 fn harness() -> Harness {
-    Harness::with_code(config(1), code("v1", CORPUS))
+    corpus(config(1))
+}
+
+/// A harness over `c` with the corpus loaded as `v1`.
+fn corpus<M: Default + Send + Sync + 'static>(c: Config<M>) -> Harness<M> {
+    Harness::with_code(c, code("v1", CORPUS))
+}
+
+/// A one-worker harness with the corpus loaded as `v1`, over a config that `set` adjusts.
+fn corpus_with(set: impl FnOnce(&mut Config<()>)) -> Harness {
+    let mut c = config::<()>(1);
+    set(&mut c);
+    corpus(c)
+}
+
+/// A one-worker harness under a 15 MB heap.
+fn small_heap() -> Harness {
+    corpus_with(|c| {
+        c.configure_js_engine_resource_constraints(1, 15);
+    })
+}
+
+/// The error of `handler` of `v1`, which must fail, after checking that the next request is
+/// served: the worker recovered.
+fn fails_and_recovers(h: &Harness, handler: &str) -> RomaError {
+    let e = h.call(handler, &[]).expect_err(handler);
+    assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
+    e
 }
 
 #[test]
@@ -74,9 +102,7 @@ fn deep_recursion_is_a_range_error() {
 /// V8's maximum string length (2^29 - 24 characters) is refused at once, whatever the heap.
 #[test]
 fn heap_bombs_are_typed_and_the_worker_recovers() {
-    let mut c = config::<()>(1);
-    c.configure_js_engine_resource_constraints(1, 15);
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = small_heap();
     let acceptable = |handler: &str, e: &RomaError| {
         let range = e.kind() == ErrorKind::Execution
             && (e.message().contains("RangeError: Invalid string length")
@@ -93,17 +119,15 @@ fn heap_bombs_are_typed_and_the_worker_recovers() {
         "BombArrayBuffers",
         "BombRepeatFlat",
     ] {
-        let e = h.call(handler, &[]).expect_err(handler);
+        let e = fails_and_recovers(&h, handler);
         acceptable(handler, &e);
         assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{handler}: {e}");
-        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
     }
     // Observed: one string past the maximum length (a doubled cons string costs no memory).
     for handler in ["BombStringDoubling", "BombRepeat"] {
-        let e = h.call(handler, &[]).expect_err(handler);
+        let e = fails_and_recovers(&h, handler);
         acceptable(handler, &e);
         assert_eq!(e.kind(), ErrorKind::Execution, "{handler}: {e}");
-        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
     }
     h.done();
 }
@@ -137,16 +161,13 @@ fn the_default_heap_limit_ends_a_400_mb_handler_with_out_of_memory() {
 /// caller gets `OutOfMemory` (the strict form below); either way the service serves on.
 #[test]
 fn a_single_allocation_larger_than_the_heap_does_not_take_the_service_down() {
-    let mut c = config::<()>(1);
-    c.configure_js_engine_resource_constraints(1, 15);
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = small_heap();
     for handler in ["BombOneHugeString", "BombOneHugeArray"] {
-        let e = h.call(handler, &[]).expect_err(handler);
+        let e = fails_and_recovers(&h, handler);
         assert!(
             matches!(e.kind(), ErrorKind::OutOfMemory | ErrorKind::WorkerCrashed),
             "{handler}: {e}"
         );
-        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
     }
     h.done();
 }
@@ -157,13 +178,10 @@ fn a_single_allocation_larger_than_the_heap_does_not_take_the_service_down() {
 /// process dies and the request is reported as `WorkerCrashed`.
 #[test]
 fn a_single_allocation_larger_than_the_heap_is_out_of_memory() {
-    let mut c = config::<()>(1);
-    c.configure_js_engine_resource_constraints(1, 15);
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = small_heap();
     for handler in ["BombOneHugeString", "BombOneHugeArray"] {
-        let e = h.call(handler, &[]).expect_err(handler);
+        let e = fails_and_recovers(&h, handler);
         assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{handler}: {e}");
-        assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
     }
     h.done();
 }
@@ -181,9 +199,9 @@ fn wasm_call(h: &Harness, version: &str, export: &str, input: &str) -> Result<St
 
 #[test]
 fn wasm_memory_cannot_grow_past_the_page_cap() {
-    let mut c = config::<()>(1);
-    c.max_wasm_memory_pages(16);
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = corpus_with(|c| {
+        c.max_wasm_memory_pages(16);
+    });
     let grow = CodeObject {
         id: "grow".into(),
         version_string: "grow".into(),
@@ -260,11 +278,11 @@ fn wasm_infinite_loops_time_out() {
 /// drops the response it cannot send and answers `PayloadTooLarge`; the next requests run.
 #[test]
 fn a_result_too_large_for_the_channel_fails_only_that_request() {
-    let mut c = config::<()>(1);
-    c.max_payload_bytes(1 << 20);
-    c.payload_fast_path_bytes(1 << 20);
-    c.oversize_payloads(OversizePolicy::Reject);
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = corpus_with(|c| {
+        c.max_payload_bytes(1 << 20)
+            .payload_fast_path_bytes(1 << 20)
+            .oversize_payloads(OversizePolicy::Reject);
+    });
     for _ in 0..2 {
         let e = h.call("ReturnBig", &[]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
@@ -362,26 +380,37 @@ fn throwing_non_errors_is_an_execution_error_with_the_value() {
     h.done();
 }
 
+/// The corpus's handlers that throw, reject or return a value with an endless getter, each
+/// with whether it is one of those once observed to cost the worker (see
+/// [`thrown_values_with_endless_getters_do_not_cost_the_worker`]).
+const ENDLESS_GETTERS: [(&str, bool); 9] = [
+    ("ThrowStackLoop", false),
+    ("ThrowNameLoop", true),
+    ("RejectMessageLoop", false),
+    ("ThrowToJSONLoop", false),
+    ("ThrowProxyLoop", true),
+    ("LogProxyLoop", false),
+    ("ResultGetterThrowsLoopy", true),
+    ("ResultProxyKeysThrowLoopy", true),
+    ("RejectProxyLoop", true),
+];
+
+/// A one-worker harness whose grace past a request's timeout (500 ms) leaves the watchdog
+/// time to end an endless getter before the host kills the worker.
+fn graced_harness() -> Harness {
+    corpus_with(|c| {
+        c.worker_grace(Duration::from_millis(500));
+    })
+}
+
 /// The engine inspects what a handler threw (its name, message, stack, JSON) after the throw;
 /// hostile getters there must still be bounded by the request's timeout. All end typed and the
 /// service serves on (the watchdog keeps terminating until the engine is done, so none of
 /// them costs a worker).
 #[test]
 fn thrown_values_with_endless_getters_are_bounded() {
-    let mut c = config::<()>(1);
-    c.worker_grace(Duration::from_millis(500));
-    let h = Harness::with_code(c, code("v1", CORPUS));
-    for handler in [
-        "ThrowStackLoop",
-        "ThrowNameLoop",
-        "RejectMessageLoop",
-        "ThrowToJSONLoop",
-        "ThrowProxyLoop",
-        "LogProxyLoop",
-        "ResultGetterThrowsLoopy",
-        "ResultProxyKeysThrowLoopy",
-        "RejectProxyLoop",
-    ] {
+    let h = graced_harness();
+    for (handler, _) in ENDLESS_GETTERS {
         h.fails(handler, SHORT, ErrorKind::Timeout);
         assert_eq!(h.ok("Count", &[]), "1", "after {handler}");
     }
@@ -404,16 +433,9 @@ fn thrown_values_with_endless_getters_are_bounded() {
 /// Proxy passed to console.log, inside the handler, is bounded: `LogProxyLoop`.)
 #[test]
 fn thrown_values_with_endless_getters_do_not_cost_the_worker() {
-    let mut c = config::<()>(1);
-    c.worker_grace(Duration::from_millis(500));
-    let h = Harness::with_code(c, code("v1", CORPUS));
-    for handler in [
-        "ThrowNameLoop",
-        "ThrowProxyLoop",
-        "ResultGetterThrowsLoopy",
-        "ResultProxyKeysThrowLoopy",
-        "RejectProxyLoop",
-    ] {
+    let h = graced_harness();
+    let observed = ENDLESS_GETTERS.iter().filter(|(_, costly)| *costly);
+    for &(handler, _) in observed {
         let e = h.fails(handler, SHORT, ErrorKind::Timeout);
         assert!(
             !e.message().contains("replaced"),
@@ -444,7 +466,7 @@ fn echo_config(calls: Arc<AtomicUsize>) -> Config<()> {
 #[test]
 fn a_host_function_called_with_hostile_arguments_throws_a_type_error_in_js() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let h = Harness::with_code(echo_config(Arc::clone(&calls)), code("v1", CORPUS));
+    let h = corpus(echo_config(Arc::clone(&calls)));
     // Cases 0..=12 must be refused inside the worker with a TypeError the code can catch.
     for i in 0..=12 {
         let resp = h.ok("CallEcho", &[&i.to_string()]);
@@ -481,7 +503,7 @@ fn a_console_flood_is_delivered_and_bounded() {
         s.0 += 1;
         s.1 = s.1.max(message.len());
     });
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = corpus(c);
     assert_eq!(h.ok("LogFlood", &[]), r#""logged""#);
     let (count, longest, in_order) = *lines.lock().unwrap();
     assert_eq!(count, 10_001);
@@ -499,10 +521,10 @@ fn a_console_flood_is_delivered_and_bounded() {
 /// by the engine's default timeout and heap, and what it changes stays in its own version.
 #[test]
 fn hostile_top_level_code_fails_its_load_only() {
-    let mut c = config::<()>(1);
-    c.default_timeout(Duration::from_millis(500));
-    c.configure_js_engine_resource_constraints(1, 15);
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = corpus_with(|c| {
+        c.default_timeout(Duration::from_millis(500))
+            .configure_js_engine_resource_constraints(1, 15);
+    });
     let outcomes: Vec<(&str, Result<ResponseObject, RomaError>)> = [
         ("loop", "while (true) {}"),
         (
@@ -548,27 +570,36 @@ fn hostile_top_level_code_fails_its_load_only() {
     h.done();
 }
 
+/// A one-worker harness whose asynchronous host function `later` counts its calls in `started`
+/// and, once polled, answers `reply(io)`.
+fn later_harness(
+    started: &Arc<AtomicUsize>,
+    reply: fn(FunctionBindingIo) -> FunctionBindingIo,
+) -> Harness {
+    let mut c = config::<()>(1);
+    let n = Arc::clone(started);
+    c.register_function_binding(FunctionBindingObject::new_async(
+        "later",
+        move |io: FunctionBindingIo, _: &()| -> roma::BindingFuture {
+            n.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { reply(io) })
+        },
+    ));
+    corpus(c)
+}
+
 /// Asynchronous host functions under abuse: a call left behind by a finished request never
 /// answers a later one, a fan-out past the per-request cap is refused call by call (the host
 /// spawns at most the cap), and hostile arguments are refused in JS as for synchronous ones.
 #[test]
 fn asynchronous_host_functions_under_abuse() {
     let started = Arc::new(AtomicUsize::new(0));
-    let mut c = config::<()>(1);
-    let n = Arc::clone(&started);
-    c.register_function_binding(FunctionBindingObject::new_async(
-        "later",
-        move |io: roma::FunctionBindingIo, _: &()| -> roma::BindingFuture {
-            n.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move {
-                let key = io.input_string().unwrap_or_default().to_owned();
-                let mut out = roma::FunctionBindingIo::default();
-                out.set_output_string(format!("reply for {key}"));
-                out
-            })
-        },
-    ));
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = later_harness(&started, |io| {
+        let key = io.input_string().unwrap_or_default().to_owned();
+        let mut out = FunctionBindingIo::default();
+        out.set_output_string(format!("reply for {key}"));
+        out
+    });
     assert_eq!(h.ok("FireAndForget", &[]), r#""fired""#);
     for key in ["a", "b", "c"] {
         let input = format!("\"{key}\"");
@@ -597,14 +628,7 @@ fn asynchronous_host_functions_under_abuse() {
 /// `later(x).catch(...)` and `Promise.allSettled(keys.map(later))` blow up.
 #[test]
 fn a_refused_asynchronous_call_is_a_rejected_promise() {
-    let mut c = config::<()>(1);
-    c.register_function_binding(FunctionBindingObject::new_async(
-        "later",
-        |_: roma::FunctionBindingIo, _: &()| -> roma::BindingFuture {
-            Box::pin(async { roma::FunctionBindingIo::default() })
-        },
-    ));
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = later_harness(&Arc::default(), |_| FunctionBindingIo::default());
     let r: serde_json::Value = serde_json::from_str(&h.ok("FanOutBomb", &[])).unwrap();
     assert_eq!(r["threw"], 0, "{r}");
     assert_eq!(r["rejected"], 10_000 - 64, "{r}");
@@ -618,16 +642,7 @@ fn a_refused_asynchronous_call_is_a_rejected_promise() {
 #[test]
 fn a_refused_asynchronous_call_never_runs_the_host_function() {
     let started = Arc::new(AtomicUsize::new(0));
-    let mut c = config::<()>(1);
-    let n = Arc::clone(&started);
-    c.register_function_binding(FunctionBindingObject::new_async(
-        "later",
-        move |_: roma::FunctionBindingIo, _: &()| -> roma::BindingFuture {
-            n.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { roma::FunctionBindingIo::default() })
-        },
-    ));
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = later_harness(&started, |_| FunctionBindingIo::default());
     h.ok("FanOutBomb", &[]);
     assert_eq!(started.load(Ordering::SeqCst), 64);
     h.done();
@@ -680,7 +695,7 @@ fn microtasks_left_by_one_call_never_run_in_the_next() {
             log.lock().unwrap().push((p.metadata.clone(), arg));
         },
     ));
-    let h = Harness::with_code(c, code("v1", CORPUS));
+    let h = corpus(c);
     let as_tenant = |tenant: &str, handler: &str, timeout: Duration| {
         let mut req = request::<String>("v1", handler, &[]);
         req.metadata = tenant.into();

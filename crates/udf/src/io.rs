@@ -3,38 +3,40 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The argument JS passed to a host function.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BindingInput {
-    /// No argument (or `undefined`).
-    #[default]
-    None,
-    /// A string.
-    String(String),
-    /// An array of strings.
-    List(Vec<String>),
-    /// A JS `Map` of strings to strings.
-    Map(BTreeMap<String, String>),
-    /// A `Uint8Array`.
-    Bytes(Vec<u8>),
-    /// Any other plain object, as JSON text (Roma's `Struct`).
-    Json(String),
+/// Declares a value that crosses between JS and a host function: the kinds both directions
+/// carry, then the kinds only this direction does.
+macro_rules! binding_value {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $var:ident($ty:ty),)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            /// `undefined` (for an argument: none).
+            #[default]
+            None,
+            /// A string.
+            String(String),
+            /// An `Array` of strings.
+            List(Vec<String>),
+            /// A JS `Map` of strings to strings.
+            Map(BTreeMap<String, String>),
+            /// A `Uint8Array`.
+            Bytes(Vec<u8>),
+            $($(#[$vdoc])* $var($ty),)*
+        }
+    };
 }
 
-/// What a host function returns to JS.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BindingOutput {
-    /// `undefined`.
-    #[default]
-    None,
-    /// A string.
-    String(String),
-    /// An `Array` of strings.
-    List(Vec<String>),
-    /// A `Map` of strings to strings.
-    Map(BTreeMap<String, String>),
-    /// A `Uint8Array`.
-    Bytes(Vec<u8>),
+binding_value! {
+    /// The argument JS passed to a host function.
+    BindingInput {
+        /// Any other plain object, as JSON text (Roma's `Struct`).
+        Json(String),
+    }
+}
+
+binding_value! {
+    /// What a host function returns to JS.
+    BindingOutput {}
 }
 
 /// One call's input and output. A function that pushes to `errors` makes the JS call throw an

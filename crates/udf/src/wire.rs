@@ -25,6 +25,30 @@ use std::collections::BTreeMap;
 
 /// Declares a kind-byte enum with its list, its decoder and its name in the shim's header.
 macro_rules! kind_enum {
+    // `..values` stands for the value kinds, 1 to 4: the same bytes in both directions, as their
+    // layouts are (`put_tagged`, `put_list`, `put_map`).
+    ($(#[$doc:meta])* $name:ident, $prefix:literal {
+        $(#[$v0doc:meta])* $v0:ident = $val0:literal => $c0:literal,
+        ..values,
+        $($rest:tt)*
+    }) => {
+        kind_enum! {
+            $(#[$doc])*
+            $name, $prefix {
+                $(#[$v0doc])*
+                $v0 = $val0 => $c0,
+                /// A string.
+                String = 1 => "STRING",
+                /// An array of strings (`Array`).
+                List = 2 => "LIST",
+                /// A `Map` of strings to strings.
+                Map = 3 => "MAP",
+                /// A `Uint8Array`.
+                Bytes = 4 => "BYTES",
+                $($rest)*
+            }
+        }
+    };
     ($(#[$doc:meta])* $name:ident, $prefix:literal {
         $($(#[$vdoc:meta])* $var:ident = $val:literal => $c:literal,)*
     }) => {
@@ -62,14 +86,7 @@ kind_enum! {
     ArgKind, "ROMA_ARG_" {
         /// No argument (`undefined`).
         None = 0 => "NONE",
-        /// A string.
-        String = 1 => "STRING",
-        /// An array of strings.
-        List = 2 => "LIST",
-        /// A `Map` of strings to strings.
-        Map = 3 => "MAP",
-        /// A `Uint8Array`.
-        Bytes = 4 => "BYTES",
+        ..values,
         /// A plain object, as JSON text.
         Json = 5 => "JSON",
     }
@@ -80,14 +97,7 @@ kind_enum! {
     ReplyKind, "ROMA_REPLY_" {
         /// `undefined`.
         Undefined = 0 => "UNDEFINED",
-        /// A string.
-        String = 1 => "STRING",
-        /// An `Array` of strings.
-        List = 2 => "LIST",
-        /// A `Map` of strings to strings.
-        Map = 3 => "MAP",
-        /// A `Uint8Array`.
-        Bytes = 4 => "BYTES",
+        ..values,
         /// Throws `Error(message)`.
         Error = 5 => "ERROR",
         /// Throws `TypeError(message)`.

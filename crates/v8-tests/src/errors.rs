@@ -5,20 +5,22 @@ use roma_core::{CodeObject, ErrorKind};
 
 fn compile_error_has_message_and_line() {
     let mut e = engine();
-    let err = e
-        .load(&js("v1", "function ok() {}\nfunction H( {"))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Compile);
+    let err = load_err(
+        &mut e,
+        "function ok() {}\nfunction H( {",
+        ErrorKind::Compile,
+    );
     assert!(err.message().starts_with("line 2: SyntaxError"), "{err}");
     assert!(!e.has_version("v1"));
 }
 
 fn top_level_throw_fails_the_load() {
     let mut e = engine();
-    let err = e
-        .load(&js("v1", "\n\nthrow new Error('boom at load');"))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Compile);
+    let err = load_err(
+        &mut e,
+        "\n\nthrow new Error('boom at load');",
+        ErrorKind::Compile,
+    );
     assert!(
         err.message().contains("line 3") && err.message().contains("boom at load"),
         "{err}"
@@ -26,14 +28,10 @@ fn top_level_throw_fails_the_load() {
 }
 
 fn handler_throw_is_execution_with_stack() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "function inner() { throw new TypeError('bad thing'); }\nfunction Handler() { inner(); }",
-    ))
-    .unwrap();
-    let err = run(&mut e, "v1", "Handler", &[]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Execution);
+    );
+    let err = run_err(&mut e, "v1", "Handler", &[], ErrorKind::Execution);
     assert_eq!(err.message(), "Uncaught TypeError: bad thing");
     let stack = err.stack().expect("a stack");
     assert!(
@@ -43,13 +41,10 @@ fn handler_throw_is_execution_with_stack() {
 }
 
 fn non_error_throws_and_rejections() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "function N() { throw 42; }\nfunction O() { throw {code: 7}; }\n\
          async function R() { throw new Error('rejected'); }\nfunction P() { return new Promise(() => {}); }",
-    ))
-    .unwrap();
+    );
     assert_eq!(
         run(&mut e, "v1", "N", &[]).unwrap_err().message(),
         "Uncaught 42"
@@ -58,56 +53,33 @@ fn non_error_throws_and_rejections() {
         run(&mut e, "v1", "O", &[]).unwrap_err().message(),
         r#"Uncaught {"code":7}"#
     );
-    let r = run(&mut e, "v1", "R", &[]).unwrap_err();
-    assert_eq!(r.kind(), ErrorKind::Execution);
+    let r = run_err(&mut e, "v1", "R", &[], ErrorKind::Execution);
     assert_eq!(r.message(), "Uncaught (in promise) Error: rejected");
-    let p = run(&mut e, "v1", "P", &[]).unwrap_err();
-    assert_eq!(p.kind(), ErrorKind::Execution);
+    let p = run_err(&mut e, "v1", "P", &[], ErrorKind::Execution);
     assert!(p.message().contains("never settles"), "{p}");
 }
 
 fn unserialisable_results() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
-        "function C() { const a = {}; a.a = a; return a; }\nfunction B() { return 10n; }",
-    ))
-    .unwrap();
-    assert_eq!(
-        run(&mut e, "v1", "C", &[]).unwrap_err().kind(),
-        ErrorKind::Execution
-    );
-    assert_eq!(
-        run(&mut e, "v1", "B", &[]).unwrap_err().kind(),
-        ErrorKind::Execution
-    );
+    let mut e =
+        loaded("function C() { const a = {}; a.a = a; return a; }\nfunction B() { return 10n; }");
+    run_err(&mut e, "v1", "C", &[], ErrorKind::Execution);
+    run_err(&mut e, "v1", "B", &[], ErrorKind::Execution);
 }
 
 fn handler_not_found_names_what_exists() {
-    let mut e = engine();
-    e.load(&js("v1", "function Handler() {}\nvar notfn = 1;"))
-        .unwrap();
-    let err = run(&mut e, "v1", "Handlr", &[]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::HandlerNotFound);
+    let mut e = loaded("function Handler() {}\nvar notfn = 1;");
+    let err = run_err(&mut e, "v1", "Handlr", &[], ErrorKind::HandlerNotFound);
     assert_eq!(
         err.message(),
         "handler `Handlr` not found in version v1; the code defines: Handler"
     );
-    assert_eq!(
-        run(&mut e, "v1", "notfn", &[]).unwrap_err().kind(),
-        ErrorKind::HandlerNotFound
-    );
-    assert_eq!(
-        run(&mut e, "v1", "a.b.c", &[]).unwrap_err().kind(),
-        ErrorKind::HandlerNotFound
-    );
+    run_err(&mut e, "v1", "notfn", &[], ErrorKind::HandlerNotFound);
+    run_err(&mut e, "v1", "a.b.c", &[], ErrorKind::HandlerNotFound);
 }
 
 fn bad_json_input() {
-    let mut e = engine();
-    e.load(&js("v1", "function H(x) { return x; }")).unwrap();
-    let err = run(&mut e, "v1", "H", &["{not json"]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::BadInput);
+    let mut e = loaded("function H(x) { return x; }");
+    let err = run_err(&mut e, "v1", "H", &["{not json"], ErrorKind::BadInput);
     assert!(
         err.message().starts_with("input 0 is not valid JSON"),
         "{err}"
@@ -117,14 +89,8 @@ fn bad_json_input() {
 
 fn version_not_found_and_invalid_arguments() {
     let mut e = engine();
-    assert_eq!(
-        run(&mut e, "nope", "H", &[]).unwrap_err().kind(),
-        ErrorKind::VersionNotFound
-    );
-    assert_eq!(
-        run(&mut e, "", "H", &[]).unwrap_err().kind(),
-        ErrorKind::InvalidArgument
-    );
+    run_err(&mut e, "nope", "H", &[], ErrorKind::VersionNotFound);
+    run_err(&mut e, "", "H", &[], ErrorKind::InvalidArgument);
     assert_eq!(
         e.load(&CodeObject::default()).unwrap_err().kind(),
         ErrorKind::InvalidArgument
@@ -138,12 +104,7 @@ fn version_not_found_and_invalid_arguments() {
 }
 
 fn cancel_from_another_thread() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
-        "function H() { while (true) {} }\nfunction Ok() { return 1; }",
-    ))
-    .unwrap();
+    let mut e = loaded("function H() { while (true) {} }\nfunction Ok() { return 1; }");
     let t = e.terminator();
     let canceller = std::thread::spawn(move || {
         // Cancel the (tagged) request once it runs.

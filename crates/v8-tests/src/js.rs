@@ -1,11 +1,11 @@
 //! Plain JS: results, fresh contexts, async, dotted handlers, byte strings, console.
 
 use crate::common::*;
+use crate::spin::{SPIN, profile_functions};
 use roma_core::LogLevel;
 
 fn hello_world() {
-    let mut e = engine();
-    e.load(&js("v1", HELLO)).unwrap();
+    let mut e = loaded(HELLO);
     assert_eq!(
         run_ok(&mut e, "v1", "Handler", &[r#""Foobar""#]),
         r#""Hello world! \"Foobar\"""#
@@ -13,15 +13,12 @@ fn hello_world() {
 }
 
 fn globals_do_not_survive_between_calls() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "var counter = 10; const list = [1];\n\
          function Handler() { counter++; list.push(2); globalThis.leak = 'x';\n\
            Object.prototype.polluted = true; return [counter, list.length, typeof leak]; }\n\
          function Check() { return [counter, list.length, typeof leak, ({}).polluted === undefined]; }",
-    ))
-    .unwrap();
+    );
     for _ in 0..3 {
         assert_eq!(run_ok(&mut e, "v1", "Handler", &[]), r#"[11,2,"string"]"#);
     }
@@ -32,12 +29,7 @@ fn globals_do_not_survive_between_calls() {
 }
 
 fn inputs_are_json_and_missing_are_undefined() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
-        "function H(a, b, c) { return [typeof a, a, b, typeof c]; }",
-    ))
-    .unwrap();
+    let mut e = loaded("function H(a, b, c) { return [typeof a, a, b, typeof c]; }");
     assert_eq!(
         run_ok(&mut e, "v1", "H", &[r#"{"x":1}"#, "[1,2]"]),
         r#"["object",{"x":1},[1,2],"undefined"]"#
@@ -49,31 +41,24 @@ fn inputs_are_json_and_missing_are_undefined() {
 }
 
 fn undefined_result_is_roma_text() {
-    let mut e = engine();
-    e.load(&js("v1", "function H() {}")).unwrap();
+    let mut e = loaded("function H() {}");
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), "undefined");
 }
 
 fn async_handlers_are_awaited() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "async function H(x) { const a = await Promise.resolve(x); const b = await new Promise(r => r(2)); return a + b; }\n\
          function Then(x) { return Promise.resolve(x).then(v => v * 10); }",
-    ))
-    .unwrap();
+    );
     assert_eq!(run_ok(&mut e, "v1", "H", &["40"]), "42");
     assert_eq!(run_ok(&mut e, "v1", "Then", &["4"]), "40");
 }
 
 fn dotted_handlers() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "var foo = { bar: { Handler(x) { return 'deep ' + x + ' ' + (this === foo.bar); } } };\n\
          class K { static m() { return 'static'; } }\n globalThis.K = K;",
-    ))
-    .unwrap();
+    );
     assert_eq!(
         run_ok(&mut e, "v1", "foo.bar.Handler", &["1"]),
         r#""deep 1 true""#
@@ -82,12 +67,7 @@ fn dotted_handlers() {
 }
 
 fn byte_string_mode() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
-        "function H(s) { return s.length + ':' + s; }\nfunction N(s) { return 1; }",
-    ))
-    .unwrap();
+    let mut e = loaded("function H(s) { return s.length + ':' + s; }\nfunction N(s) { return 1; }");
     let mut i = inv("v1", "H", &["not json {"]);
     i.treat_input_as_byte_str = true;
     assert_eq!(e.execute(&i, &mut |_, _| {}).unwrap().resp, "10:not json {");
@@ -98,13 +78,10 @@ fn byte_string_mode() {
 }
 
 fn console_levels_and_min_level_filter() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "function H() { console.debug('d'); console.log('l', 1, {a: 2}); console.info('i');\n\
          console.warn('w'); console.error('e'); return typeof performance.now(); }",
-    ))
-    .unwrap();
+    );
     let mut i = inv("v1", "H", &[]);
     i.min_log_level = LogLevel::Debug;
     let (r, logs) = run_logged(&mut e, &i);
@@ -128,15 +105,14 @@ fn console_levels_and_min_level_filter() {
 }
 
 fn performance_now_advances() {
-    let mut e = engine();
-    e.load(&js("v1", "function H() { const a = performance.now(); let x = 0; for (let i = 0; i < 3e6; i++) x += i; return performance.now() >= a && a >= 0; }")).unwrap();
+    let mut e = loaded(
+        "function H() { const a = performance.now(); let x = 0; for (let i = 0; i < 3e6; i++) x += i; return performance.now() >= a && a >= 0; }",
+    );
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), "true");
 }
 
 fn prewarmed_context_is_fresh() {
-    let mut e = engine();
-    e.load(&js("v1", "var n = 0; function H() { return ++n; }"))
-        .unwrap();
+    let mut e = loaded("var n = 0; function H() { return ++n; }");
     assert_eq!(e.prewarm(4), 1);
     let first = run(&mut e, "v1", "H", &[]).unwrap();
     assert!(first.prewarmed);
@@ -146,23 +122,6 @@ fn prewarmed_context_is_fresh() {
     let cold = run(&mut e, "v1", "H", &[]).unwrap();
     assert!(!cold.prewarmed);
     assert_eq!(cold.resp, "1");
-}
-
-/// The tests of this module, by name.
-/// A handler that keeps the CPU busy for about 30 ms inside a named function.
-const SPIN: &str = "function busyLoop(ms) { const end = Date.now() + ms; let n = 0;\n\
-       while (Date.now() < end) { n++; } return n; }\n\
-     function SpinHandler() { return busyLoop(30) > 0; }";
-
-/// The function names of a `.cpuprofile` JSON text's nodes.
-fn profile_functions(profile: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(profile).expect("the profile is JSON");
-    v["nodes"]
-        .as_array()
-        .expect("the profile has nodes")
-        .iter()
-        .filter_map(|n| n["callFrame"]["functionName"].as_str().map(str::to_owned))
-        .collect()
 }
 
 /// The function names of the profile of a profiled `SpinHandler` call that sampled
@@ -186,8 +145,7 @@ fn spin_profile(e: &mut roma_v8::Engine, version: &str) -> Vec<String> {
 }
 
 fn profiled_call_names_the_handler() {
-    let mut e = engine();
-    e.load(&js("v1", SPIN)).unwrap();
+    let mut e = loaded(SPIN);
     let names = spin_profile(&mut e, "v1");
     assert!(names.iter().any(|n| n == "SpinHandler"), "{names:?}");
     // The next call without the flag carries no profile: no profiler outlives its call.
@@ -209,6 +167,7 @@ fn profiled_call_that_throws_still_profiles() {
     spin_profile(&mut e, "v1");
 }
 
+/// The tests of this module, by name.
 pub const TESTS: &[(&str, fn())] = &[
     (
         "js::profiled_call_names_the_handler",

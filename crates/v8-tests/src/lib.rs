@@ -13,6 +13,7 @@ mod common;
 mod errors;
 mod js;
 mod limits;
+mod spin;
 mod versions;
 mod wasm;
 mod wasm_pages;

@@ -5,12 +5,7 @@ use roma_core::ErrorKind;
 use std::time::{Duration, Instant};
 
 fn infinite_loop_times_out_and_engine_recovers() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
-        "function H() { while (true) {} }\nfunction Ok() { return 'fine'; }",
-    ))
-    .unwrap();
+    let mut e = loaded("function H() { while (true) {} }\nfunction Ok() { return 'fine'; }");
     // The issue's bound is 100-300 ms; take the best of three runs on a noisy machine.
     let mut best = Duration::MAX;
     for _ in 0..3 {
@@ -28,14 +23,11 @@ fn infinite_loop_times_out_and_engine_recovers() {
 }
 
 fn timeouts_in_promises_and_microtasks() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "async function A() { await null; while (true) {} }\n\
          function M() { const loop = () => Promise.resolve().then(loop); loop(); return new Promise(() => {}); }\n\
          function G() { return { get x() { while (true) {} } }; }",
-    ))
-    .unwrap();
+    );
     for h in ["A", "M", "G"] {
         let err = e
             .execute(&with_timeout(inv("v1", h, &[]), 100), &mut |_, _| {})
@@ -47,8 +39,7 @@ fn timeouts_in_promises_and_microtasks() {
 fn top_level_infinite_loop_fails_the_load_within_the_timeout() {
     let mut e = engine_with(|l| l.default_timeout = Duration::from_millis(200));
     let start = Instant::now();
-    let err = e.load(&js("v1", "while (true) {}")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    load_err(&mut e, "while (true) {}", ErrorKind::Timeout);
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -81,43 +72,32 @@ fn repeated_top_level_timeouts_never_touch_a_disposed_isolate() {
 }
 
 fn heap_exhaustion_is_out_of_memory_and_the_engine_recovers() {
-    let mut e = engine_with(|l| {
-        l.initial_heap_mb = 1;
-        l.max_heap_mb = 15;
-    });
-    e.load(&js(
-        "v1",
+    let mut e = loaded_with(
+        |l| {
+            l.initial_heap_mb = 1;
+            l.max_heap_mb = 15;
+        },
         "var kept = 'loaded';\n\
          function Bomb() { const a = []; for (let i = 0; i < 1024; i++) a.push(new Array(1024 * 128).fill(i)); return a.length; }\n\
          function Ok() { return kept; }",
-    ))
-    .unwrap();
-    let err = run(&mut e, "v1", "Bomb", &[]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
-    assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), r#""loaded""#);
-    // Again: the rebuilt isolate has the same limit.
-    assert_eq!(
-        run(&mut e, "v1", "Bomb", &[]).unwrap_err().kind(),
-        ErrorKind::OutOfMemory
     );
-    assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), r#""loaded""#);
+    // Twice: the rebuilt isolate has the same limit.
+    for _ in 0..2 {
+        run_err(&mut e, "v1", "Bomb", &[], ErrorKind::OutOfMemory);
+        assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), r#""loaded""#);
+    }
 }
 
 fn array_buffers_and_strings_past_the_cap() {
-    let mut e = engine_with(|l| {
-        l.max_heap_mb = 15;
-        l.max_array_buffer_mb = 64;
-    });
-    e.load(&js(
-        "v1",
+    let mut e = loaded_with(
+        |l| {
+            l.max_heap_mb = 15;
+            l.max_array_buffer_mb = 64;
+        },
         "function Buf() { const k = []; for (let i = 0; i < 100; i++) k.push(new ArrayBuffer(16 << 20)); return k.length; }\n\
          function Str() { return 'x'.repeat(1 << 30).length; }\nfunction Ok() { return 1; }",
-    ))
-    .unwrap();
-    assert_eq!(
-        run(&mut e, "v1", "Buf", &[]).unwrap_err().kind(),
-        ErrorKind::OutOfMemory
     );
+    run_err(&mut e, "v1", "Buf", &[], ErrorKind::OutOfMemory);
     assert_eq!(run_ok(&mut e, "v1", "Ok", &[]), "1");
     // V8 refuses strings this long up front: a RangeError, not a crash.
     let s = run(&mut e, "v1", "Str", &[]).unwrap_err();
@@ -129,14 +109,8 @@ fn array_buffers_and_strings_past_the_cap() {
 }
 
 fn deep_recursion_is_an_execution_error() {
-    let mut e = engine();
-    e.load(&js(
-        "v1",
-        "function R(n) { return R(n + 1) + 1; }\nfunction Ok() { return 2; }",
-    ))
-    .unwrap();
-    let err = run(&mut e, "v1", "R", &["0"]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Execution);
+    let mut e = loaded("function R(n) { return R(n + 1) + 1; }\nfunction Ok() { return 2; }");
+    let err = run_err(&mut e, "v1", "R", &["0"], ErrorKind::Execution);
     assert!(
         err.message().contains("Maximum call stack size exceeded"),
         "{err}"
@@ -157,8 +131,7 @@ fn timeout_tag_style_durations() {
     };
     let i = req.to_invocation(Duration::from_secs(5)).unwrap();
     assert_eq!(i.timeout, Duration::from_millis(150));
-    let mut e = engine();
-    e.load(&js("v1", "function H() { for (;;) {} }")).unwrap();
+    let mut e = loaded("function H() { for (;;) {} }");
     let start = Instant::now();
     assert_eq!(
         e.execute(&i, &mut |_, _| {}).unwrap_err().kind(),

@@ -4,8 +4,7 @@ use crate::common::*;
 use roma_core::ErrorKind;
 
 fn two_versions_coexist_and_overwrite_replaces_only_its_own() {
-    let mut e = engine();
-    e.load(&js("v1", "function H() { return 'one'; }")).unwrap();
+    let mut e = loaded("function H() { return 'one'; }");
     e.load(&js("v2", "function H() { return 'two'; }")).unwrap();
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), r#""one""#);
     assert_eq!(run_ok(&mut e, "v2", "H", &[]), r#""two""#);
@@ -15,8 +14,7 @@ fn two_versions_coexist_and_overwrite_replaces_only_its_own() {
 }
 
 fn a_failed_reload_keeps_the_old_version() {
-    let mut e = engine();
-    e.load(&js("v1", "function H() { return 'one'; }")).unwrap();
+    let mut e = loaded("function H() { return 'one'; }");
     assert!(e.load(&js("v1", "function H( {")).is_err());
     assert_eq!(run_ok(&mut e, "v1", "H", &[]), r#""one""#);
 }
@@ -28,10 +26,7 @@ fn lru_evicts_the_least_recently_used() {
     run_ok(&mut e, "a", "H", &[]); // a is now more recent than b
     e.load(&js("c", "function H() { return 'c'; }")).unwrap();
     assert!(e.has_version("a") && e.has_version("c") && !e.has_version("b"));
-    assert_eq!(
-        run(&mut e, "b", "H", &[]).unwrap_err().kind(),
-        ErrorKind::VersionNotFound
-    );
+    run_err(&mut e, "b", "H", &[], ErrorKind::VersionNotFound);
     assert_eq!(run_ok(&mut e, "a", "H", &[]), r#""a""#);
     assert_eq!(e.versions(), vec!["a".to_string(), "c".to_string()]);
 }

@@ -115,13 +115,10 @@ fn a_caught_top_level_webassembly_probe_keeps_the_snapshot() {
     // The top level reads WebAssembly, which a snapshotting context lacks, and survives: the
     // version stays a snapshot, and the probe the shim put in WebAssembly's place is gone from
     // it (each call's context has the real WebAssembly).
-    let mut e = engine();
-    e.load(&js(
-        "v1",
+    let mut e = loaded(
         "let seen; try { seen = typeof WebAssembly.Module; } catch (err) { seen = err.name; }\n\
          function Handler() { return [seen, typeof WebAssembly, Object.keys(globalThis).includes('WebAssembly')]; }",
-    ))
-    .unwrap();
+    );
     assert_eq!(e.version_mode("v1"), Some(VersionMode::Snapshot));
     assert_eq!(
         run_ok(&mut e, "v1", "Handler", &[]),
@@ -131,24 +128,26 @@ fn a_caught_top_level_webassembly_probe_keeps_the_snapshot() {
 
 fn a_top_level_failure_that_never_reads_webassembly_stays_a_compile_error() {
     let mut e = engine();
-    let err = e
-        .load(&js(
-            "v1",
-            "throw new ReferenceError('WebAssembly is not defined');",
-        ))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Compile, "{err}");
+    load_err(
+        &mut e,
+        "throw new ReferenceError('WebAssembly is not defined');",
+        ErrorKind::Compile,
+    );
     assert!(!e.has_version("v1"));
 }
 
-fn standalone(e: &mut roma_v8::Engine) {
-    let c = CodeObject {
+/// A standalone WASM code object of version `version`, from the text `module`.
+fn standalone_code(version: &str, module: &str) -> CodeObject {
+    CodeObject {
         id: "w".into(),
-        version_string: "w1".into(),
-        wasm: wasm(GREET),
+        version_string: version.into(),
+        wasm: wasm(module),
         ..Default::default()
-    };
-    e.load(&c).unwrap();
+    }
+}
+
+fn standalone(e: &mut roma_v8::Engine) {
+    e.load(&standalone_code("w1", GREET)).unwrap();
     assert_eq!(e.version_mode("w1"), Some(VersionMode::Wasm));
 }
 
@@ -166,8 +165,13 @@ fn standalone_wasm_string_in_string_out() {
         r#""Hello, ünïcødé""#
     );
     assert_eq!(e.wasm_stats("w1").unwrap().0, 1, "compiled once");
-    let err = run(&mut e, "w1", "greeet", &[r#""roma""#]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::HandlerNotFound);
+    let err = run_err(
+        &mut e,
+        "w1",
+        "greeet",
+        &[r#""roma""#],
+        ErrorKind::HandlerNotFound,
+    );
     assert!(
         err.message()
             .starts_with("export `greeet` not found in version w1; the module exports: "),
@@ -191,19 +195,22 @@ fn standalone_wasm_ints_and_lists() {
 fn standalone_wasm_errors_are_typed() {
     let mut e = engine();
     standalone(&mut e);
-    let missing = run(&mut e, "w1", "nope", &[]).unwrap_err();
-    assert_eq!(missing.kind(), ErrorKind::HandlerNotFound);
+    let missing = run_err(&mut e, "w1", "nope", &[], ErrorKind::HandlerNotFound);
     assert!(missing.message().contains("greet"), "{missing}");
-    let trap = run(&mut e, "w1", "boom", &[]).unwrap_err();
-    assert_eq!(trap.kind(), ErrorKind::Execution);
+    let trap = run_err(&mut e, "w1", "boom", &[], ErrorKind::Execution);
     assert!(trap.message().contains("unreachable"), "{trap}");
     assert!(
         trap.stack().is_some_and(|s| s.contains("wasm")),
         "{:?}",
         trap.stack()
     );
-    let bad = run(&mut e, "w1", "greet", &[r#"{"an":"object"}"#]).unwrap_err();
-    assert_eq!(bad.kind(), ErrorKind::BadInput);
+    run_err(
+        &mut e,
+        "w1",
+        "greet",
+        &[r#"{"an":"object"}"#],
+        ErrorKind::BadInput,
+    );
     let mut spin = with_timeout(inv("w1", "spin", &[]), 100);
     spin.wasm_return_type = Some("i32".into());
     assert_eq!(
@@ -253,13 +260,7 @@ fn console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm() {
       (func (export "Handler") (result i32)
         (call $log (i32.const 3) (i32.const 64) (i32.const 9))
         (i32.const 7)))"#;
-    let c = CodeObject {
-        id: "w".into(),
-        version_string: "w2".into(),
-        wasm: wasm(logging),
-        ..Default::default()
-    };
-    e.load(&c).unwrap();
+    e.load(&standalone_code("w2", logging)).unwrap();
     let mut i = inv("w2", "Handler", &[]);
     i.wasm_return_type = Some("i32".into());
     let (out, logs) = run_logged(&mut e, &i);
@@ -274,14 +275,10 @@ fn console_reaches_the_sink_from_js_with_wasm_and_from_standalone_wasm() {
 /// import, instead of loading and failing every call.
 fn a_standalone_module_with_an_unknown_import_fails_its_load() {
     let mut e = engine();
-    let c = CodeObject {
-        id: "w".into(),
-        version_string: "w3".into(),
-        wasm: wasm(
-            r#"(module (import "env" "fetch" (func (param i32))) (func (export "Handler") (result i32) (i32.const 1)))"#,
-        ),
-        ..Default::default()
-    };
+    let c = standalone_code(
+        "w3",
+        r#"(module (import "env" "fetch" (func (param i32))) (func (export "Handler") (result i32) (i32.const 1)))"#,
+    );
     let err = e.load(&c).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Compile, "{err}");
     assert!(err.message().contains("env.fetch"), "{err}");

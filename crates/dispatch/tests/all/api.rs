@@ -1,7 +1,7 @@
 //! The auto traits and small promises of the public API.
 
 use crate::fake::{Event, Harness, Meta, PATIENCE};
-use crate::{config, start};
+use crate::{config, fresh, start};
 use roma_core::{ErrorKind, ExecOutput, ResponseObject};
 use roma_dispatch::{
     DispatchFuture, Dispatcher, DispatcherConfig, DispatcherStats, ExecutionToken, WorkerHealth,
@@ -37,8 +37,7 @@ fn config_is_validated() {
 
 #[test]
 fn stats_report_capacity_and_workers() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 7));
+    let (h, d) = fresh::<()>(config(3, 7));
     let s = d.stats();
     assert_eq!(d.worker_count(), 3);
     assert_eq!(s.capacity, 21);

@@ -2,7 +2,7 @@
 //! queue-full errors that name the setting to raise.
 
 use crate::fake::{PATIENCE, Reply, recv, req, sink};
-use crate::{config, loaded, wait_stats};
+use crate::{Shared, config, hold, loaded, shared, wait_stats};
 use roma_core::{ErrorKind, InvocationRequest, RomaError};
 use roma_dispatch::Dispatcher;
 use std::sync::{Arc, mpsc};
@@ -54,8 +54,7 @@ fn four_threads_submit_four_thousand_requests_without_a_retry() {
 fn queue_full_names_the_setting_and_a_wait_ends_at_its_deadline() {
     let (h, d) = loaded::<()>(config(1, 1));
     let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    h.wait_started();
+    hold(&h, &d, "g", &tx, 0);
     d.execute(req("v1", "echo", &["queued"]), sink(&tx))
         .unwrap();
     let full = d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap_err();
@@ -80,11 +79,8 @@ fn queue_full_names_the_setting_and_a_wait_ends_at_its_deadline() {
 
 #[test]
 fn a_waiting_submit_takes_the_room_a_started_request_frees() {
-    let (h, d) = loaded::<()>(config(1, 1));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:a", &[]), sink(&tx)).unwrap();
-    h.wait_started();
+    let Shared { h, d, tx, rx } = shared(config(1, 1));
+    hold(&h, &d, "a", &tx, 0);
     d.execute(req("v1", "block:b", &[]), sink(&tx)).unwrap();
     let waiter = submit_waiting(&d, req("v1", "echo", &["late"]), &tx);
     // `block:b` leaves the queue when `block:a` finishes: that frees the waiter's room.
@@ -102,11 +98,8 @@ fn a_waiting_submit_takes_the_room_a_started_request_frees() {
 
 #[test]
 fn stop_ends_a_wait_for_room() {
-    let (h, d) = loaded::<()>(config(1, 1));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    h.wait_started();
+    let Shared { h, d, tx, rx } = shared(config(1, 1));
+    hold(&h, &d, "g", &tx, 0);
     d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
     let waiter = submit_waiting(&d, req("v1", "echo", &[]), &tx);
     let stopper = {
@@ -155,8 +148,7 @@ fn a_batch_larger_than_the_queues_runs_when_it_may_wait() {
 fn a_later_piece_that_finds_no_room_is_answered_in_the_batch_callback() {
     let (h, d) = loaded::<()>(config(1, 2));
     let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    h.wait_started();
+    hold(&h, &d, "g", &tx, 0);
     let (btx, brx) = mpsc::channel();
     let batch: Vec<_> = (0..4)
         .map(|i| req("v1", "echo", &[&i.to_string()]))
@@ -179,9 +171,7 @@ fn a_later_piece_that_finds_no_room_is_answered_in_the_batch_callback() {
 
 #[test]
 fn a_callback_does_not_wait_for_room_on_its_own_thread() {
-    let (h, d) = loaded::<()>(config(1, 1));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
+    let Shared { h, d, tx, rx } = shared(config(1, 1));
     d.execute(req("v1", "echo", &["queued"]), sink(&tx))
         .unwrap();
     recv(&rx).unwrap();

@@ -1,7 +1,7 @@
 //! Batches: all or none, one callback, results in request order.
 
-use crate::fake::{Harness, Meta, MetaLog, PATIENCE, counted, recv, req};
-use crate::{config, loaded, run_on, start};
+use crate::fake::{Meta, MetaLog, PATIENCE, counted, recv, req};
+use crate::{Logged, callbacks_after_drop, config, fresh, loaded, logged};
 use roma_core::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,16 +29,12 @@ fn results_come_back_once_in_request_order() {
             assert_eq!(r.unwrap().resp, format!("v1|js|{i}"));
         }
     }
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(callbacks_after_drop(d, &calls), 1);
 }
 
 #[test]
 fn a_batch_that_does_not_fit_is_refused_whole() {
-    let (h, d) = loaded::<Meta>(config(1, 3));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (100, "block:g"), &tx, 0);
+    let Logged { h, d, log, tx, rx } = logged(config(1, 3), &[(100, "block:g")]);
     log.submit(&d, 101, "echo", &tx);
     let calls = Arc::new(AtomicUsize::new(0));
     let (btx, brx) = mpsc::channel();
@@ -67,8 +63,7 @@ fn a_batch_that_does_not_fit_is_refused_whole() {
     for t in [10, 11] {
         log.assert_dropped_uncalled(t);
     }
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(callbacks_after_drop(d, &calls), 1);
     assert_eq!(h.execs().len(), 4, "the refused batch never ran");
 }
 
@@ -95,15 +90,13 @@ fn a_batch_naming_an_unknown_version_is_refused_whole() {
     assert!(err.message().contains("batch request 1"), "{err}");
     log.assert_refused(2);
     log.assert_refused(3);
-    drop(d);
+    assert_eq!(callbacks_after_drop(d, &calls), 0);
     assert!(h.execs().is_empty());
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
 #[test]
 fn an_empty_batch_is_answered_at_once() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
+    let (_h, d) = fresh::<()>(config(1, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     let tokens = d.batch_execute(Vec::new(), counted(&calls, &tx)).unwrap();
@@ -114,10 +107,7 @@ fn an_empty_batch_is_answered_at_once() {
 
 #[test]
 fn cancelling_one_request_of_a_batch_reports_it_in_place() {
-    let (h, d) = loaded::<Meta>(config(1, 0));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (100, "block:g"), &tx, 0);
+    let Logged { h, d, log, rx, .. } = logged(config(1, 0), &[(100, "block:g")]);
     let calls = Arc::new(AtomicUsize::new(0));
     let (btx, brx) = mpsc::channel();
     let batch: Vec<_> = (0..3)
@@ -135,6 +125,5 @@ fn cancelling_one_request_of_a_batch_reports_it_in_place() {
     for t in 0..3 {
         log.assert_dropped_uncalled(t);
     }
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(callbacks_after_drop(d, &calls), 1);
 }

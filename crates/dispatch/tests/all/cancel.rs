@@ -1,16 +1,13 @@
 //! Cancel of queued and running executions.
 
 use crate::fake::{Meta, MetaLog, Seen, recv, req, sink};
-use crate::{cancel_a_running_loop, config, loaded, run_on};
+use crate::{Logged, cancel_a_running_loop, config, hold, loaded, logged};
 use roma_core::ErrorKind;
 use std::sync::mpsc;
 
 #[test]
 fn cancel_of_a_queued_request_answers_it_at_once() {
-    let (h, d) = loaded::<Meta>(config(1, 0));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
+    let Logged { h, d, log, rx, .. } = logged(config(1, 0), &[(1, "block:g")]);
     let (ctx, crx) = mpsc::channel();
     let token = log.submit(&d, 2, "echo", &ctx);
     assert!(d.cancel(&token));
@@ -48,8 +45,7 @@ fn a_cancelled_running_request_reports_cancelled_whatever_the_backend_returned()
     let (h, d) = loaded::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     // `block` ignores interrupts and returns success once its gate opens.
-    let token = d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    h.wait_started();
+    let token = hold(&h, &d, "g", &tx, 0);
     assert!(d.cancel(&token));
     h.open("g");
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Cancelled);
@@ -62,8 +58,7 @@ fn cancel_only_hits_its_own_request() {
     let (tx1, rx1) = mpsc::channel();
     let looping = d.execute(req("v1", "loop", &[]), sink(&tx0)).unwrap();
     h.wait_started();
-    let _blocked = d.execute(req("v1", "block:g", &[]), sink(&tx1)).unwrap();
-    h.wait_started();
+    hold(&h, &d, "g", &tx1, 1);
     assert!(d.cancel(&looping));
     assert_eq!(recv(&rx0).unwrap_err().kind(), ErrorKind::Cancelled);
     h.open("g");

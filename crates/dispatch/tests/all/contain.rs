@@ -5,29 +5,30 @@ use crate::fake::{Harness, recv, req, run, sink, with_meta};
 use crate::{config, health_is, loaded, wait_stats, with_backoff};
 use roma_core::ErrorKind;
 use roma_dispatch::{Dispatcher, WorkerHealth};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// On a one-slot dispatcher, `handler` fails with `kind` and the next request is served;
+/// returns the harness and the dispatcher for the test's checks of the backends.
+fn fails_then_serves(handler: &str, kind: ErrorKind) -> (Arc<Harness>, Dispatcher<()>) {
+    let (h, d) = loaded::<()>(config(1, 0));
+    let err = run(&d, req("v1", handler, &[])).unwrap_err();
+    assert_eq!(err.kind(), kind, "{handler}: {err}");
+    assert_eq!(run(&d, req("v1", "echo", &[])).unwrap().resp, "v1|js|");
+    (h, d)
+}
+
 #[test]
 fn a_panicking_is_alive_counts_as_dead() {
-    let (h, d) = loaded::<()>(config(1, 0));
-    assert_eq!(
-        run(&d, req("v1", "panic-alive", &[])).unwrap_err().kind(),
-        ErrorKind::Execution
-    );
-    assert_eq!(run(&d, req("v1", "echo", &[])).unwrap().resp, "v1|js|");
+    let (h, _d) = fails_then_serves("panic-alive", ErrorKind::Execution);
     assert_eq!(h.spawns(0), 2);
 }
 
 #[test]
 fn a_failure_that_leaves_the_worker_dead_replaces_it() {
-    let (h, d) = loaded::<()>(config(1, 0));
-    assert_eq!(
-        run(&d, req("v1", "dead-fail", &[])).unwrap_err().kind(),
-        ErrorKind::Execution
-    );
-    assert_eq!(run(&d, req("v1", "echo", &[])).unwrap().resp, "v1|js|");
+    let (h, _d) = fails_then_serves("dead-fail", ErrorKind::Execution);
     assert_eq!(h.loads(0, 2), vec!["v1"]);
 }
 
@@ -57,14 +58,7 @@ fn a_worker_killed_while_idle_is_replaced_before_its_next_request() {
 
 #[test]
 fn a_panic_in_a_backends_drop_is_contained() {
-    let (h, d) = loaded::<()>(config(1, 0));
-    assert_eq!(
-        run(&d, req("v1", "crash-panic-drop", &[]))
-            .unwrap_err()
-            .kind(),
-        ErrorKind::WorkerCrashed
-    );
-    assert_eq!(run(&d, req("v1", "echo", &[])).unwrap().resp, "v1|js|");
+    let (h, _d) = fails_then_serves("crash-panic-drop", ErrorKind::WorkerCrashed);
     assert_eq!(h.spawns(0), 2);
 }
 

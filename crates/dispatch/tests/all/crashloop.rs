@@ -2,7 +2,9 @@
 //! wait, a healthy one at once, and no request is lost or answered twice meanwhile.
 
 use crate::fake::{Event, Harness, MetaLog, Seen, code, load_ok, recv, req};
-use crate::{NO_RETRY, health_is, loaded, run_on, start, stop_promptly, wait_stats, with_backoff};
+use crate::{
+    Logged, NO_RETRY, health_is, loaded, logged, start, stop_promptly, wait_stats, with_backoff,
+};
 use roma_core::{ErrorKind, metrics};
 use roma_dispatch::{Dispatcher, WorkerHealth};
 use std::sync::Arc;
@@ -94,11 +96,10 @@ fn a_healthy_worker_crashed_by_one_bad_request_is_replaced_at_once() {
 
 #[test]
 fn a_backend_dying_before_its_first_request_completes_waits_while_others_take_its_queue() {
-    let (h, d) = loaded::<crate::fake::Meta>(with_backoff(2, NO_RETRY, NO_RETRY));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
-    run_on(&h, &d, &log, (2, "crash-after:b"), &tx, 1);
+    let Logged { h, d, log, rx, .. } = logged(
+        with_backoff(2, NO_RETRY, NO_RETRY),
+        &[(1, "block:a"), (2, "crash-after:b")],
+    );
     let (etx, erx) = mpsc::channel();
     for t in 3..=6 {
         log.submit(&d, t, "echo", &etx);

@@ -5,9 +5,10 @@
 
 use crate::fake::{Event, PATIENCE, Seen, code, load_ok, recv, req, sink};
 use crate::{Harness, MetaLog, config, start, wait_stats};
-use roma_core::{ErrorKind, RomaError, metrics};
+use roma_core::{ErrorKind, InvocationRequest, ResponseObject, RomaError, metrics};
 use roma_dispatch::{Dispatcher, DispatcherConfig};
 use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 /// The name of the calling thread (a test's thread is named after the test).
 fn me() -> String {
@@ -35,9 +36,25 @@ fn ready(h: &Arc<Harness>, cfg: DispatcherConfig) -> Dispatcher<()> {
 
 fn blocking<M: Send + Sync + 'static>(
     d: &Dispatcher<M>,
-    r: roma_core::InvocationRequest<M>,
-) -> Result<roma_core::ResponseObject, RomaError> {
+    r: InvocationRequest<M>,
+) -> Result<ResponseObject, RomaError> {
     d.execute_blocking(r, PATIENCE, |_| {})
+}
+
+/// Runs `r` through `execute_blocking` on a client thread of its own named `client`; returns
+/// that thread once `r` (a blocking or looping handler) started, and the slot it started on.
+fn borrowed_run<M: Send + Sync + 'static>(
+    h: &Harness,
+    d: &Arc<Dispatcher<M>>,
+    client: &str,
+    r: InvocationRequest<M>,
+) -> (JoinHandle<Result<ResponseObject, RomaError>>, usize) {
+    let d = Arc::clone(d);
+    let thread = std::thread::Builder::new()
+        .name(client.into())
+        .spawn(move || blocking(&d, r))
+        .expect("the client thread starts");
+    (thread, h.wait_started().0)
 }
 
 /// Backends created for slot 0 in `events`.
@@ -99,14 +116,8 @@ fn with_the_hand_off_off_every_request_goes_through_a_slot_thread() {
 fn a_claimed_slot_counts_as_running_and_its_queue_is_stolen() {
     let h = Harness::new();
     let d = Arc::new(ready(&h, config(2, 0)));
-    let a = {
-        let d = Arc::clone(&d);
-        std::thread::Builder::new()
-            .name("client-a".into())
-            .spawn(move || blocking(&d, req("v1", "block:a", &[])))
-            .unwrap()
-    };
-    assert_eq!(h.wait_started().0, 0, "the least busy slot, lowest index");
+    let (a, slot) = borrowed_run(&h, &d, "client-a", req("v1", "block:a", &[]));
+    assert_eq!(slot, 0, "the least busy slot, lowest index");
     assert_eq!(last_thread(&h), "client-a");
     let s = d.stats();
     assert!(s.workers[0].running && !s.workers[0].parked, "{s:?}");
@@ -166,11 +177,7 @@ fn stop_waits_for_a_borrowed_run_which_is_answered_then_every_backend_is_dropped
     let d = Arc::new(start::<crate::fake::Meta>(&h, config(1, 0)));
     load_ok(&d, code("v1", "js"));
     parked(&d, 0);
-    let client = {
-        let (d, log) = (Arc::clone(&d), Arc::clone(&log));
-        std::thread::spawn(move || blocking(&d, log.req(1, req("v1", "block:g", &[]))))
-    };
-    h.wait_started();
+    let (client, _) = borrowed_run(&h, &d, "client", log.req(1, req("v1", "block:g", &[])));
     let stopper = {
         let d = Arc::clone(&d);
         std::thread::spawn(move || d.stop())
@@ -282,11 +289,7 @@ fn the_request_count_recycling_rule_is_never_passed_through_the_hand_off() {
 fn a_load_during_a_borrowed_run_is_applied_once_the_backend_is_back() {
     let h = Harness::new();
     let d = Arc::new(ready(&h, config(1, 0)));
-    let client = {
-        let d = Arc::clone(&d);
-        std::thread::spawn(move || blocking(&d, req("v1", "block:g", &[])))
-    };
-    h.wait_started();
+    let (client, _) = borrowed_run(&h, &d, "client", req("v1", "block:g", &[]));
     let (tx, rx) = mpsc::channel();
     d.load(code("v2", "js2"), sink(&tx)).unwrap();
     h.open("g");

@@ -1,7 +1,7 @@
 //! Executions: the happy path, metrics, refusals, queue bounds, placement and stealing.
 
-use crate::fake::{Harness, MetaLog, code, load_ok, recv, req, sink};
-use crate::{config, loaded, run_on, start};
+use crate::fake::{MetaLog, code, recv, req, sink};
+use crate::{Logged, Shared, config, fresh, hold, loaded, logged, shared};
 use roma_core::{ErrorKind, metrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,15 +9,13 @@ use std::sync::mpsc;
 
 #[test]
 fn echo_round_trip_with_host_metrics() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
-    load_ok(&d, code("v1", "js1"));
+    let (_h, d) = loaded::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     d.execute(req("v1", "echo", &["1", "2"]), sink(&tx))
         .unwrap();
     let r = recv(&rx).unwrap();
     assert_eq!(r.id, "echo-1,2");
-    assert_eq!(r.resp, "v1|js1|1,2");
+    assert_eq!(r.resp, "v1|js|1,2");
     assert_eq!(
         r.metrics.get("fake.metric"),
         Some(&1.5),
@@ -68,8 +66,7 @@ fn backend_errors_reach_the_callback_without_a_respawn() {
 
 #[test]
 fn unknown_version_is_refused_at_once() {
-    let h = Harness::new();
-    let d = start::<crate::fake::Meta>(&h, config(2, 0));
+    let (h, d) = fresh::<crate::fake::Meta>(config(2, 0));
     let log = MetaLog::new();
     let (tx, _rx) = mpsc::channel();
     let err = d
@@ -98,12 +95,8 @@ fn invalid_requests_are_refused_at_once() {
 
 #[test]
 fn queue_full_at_capacity_refuses_at_once_and_drops_the_request() {
-    let (h, d) = loaded::<crate::fake::Meta>(config(2, 2));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
     // Occupy both workers; running requests do not count against the bound.
-    run_on(&h, &d, &log, (100, "block:a"), &tx, 0);
-    run_on(&h, &d, &log, (101, "block:b"), &tx, 1);
+    let Logged { h, d, log, tx, rx } = logged(config(2, 2), &[(100, "block:a"), (101, "block:b")]);
     for tag in 0..4 {
         log.submit(&d, tag, "echo", &tx);
     }
@@ -136,15 +129,13 @@ fn queue_full_at_capacity_refuses_at_once_and_drops_the_request() {
 fn new_work_goes_to_the_least_busy_worker() {
     let (h, d) = loaded::<()>(config(3, 0));
     let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:a", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 0, "ties go to the lowest index");
-    d.execute(req("v1", "block:b", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 1);
+    // Ties go to the lowest index.
+    hold(&h, &d, "a", &tx, 0);
+    hold(&h, &d, "b", &tx, 1);
     d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
     let r = recv(&rx).unwrap();
     assert_eq!(r.metrics[metrics::WORKER_INDEX], 2.0, "the idle worker");
-    d.execute(req("v1", "block:c", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 2);
+    hold(&h, &d, "c", &tx, 2);
     // Every worker runs one request; queued ones spread evenly, lowest index first.
     for _ in 0..5 {
         d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
@@ -163,10 +154,8 @@ fn new_work_goes_to_the_least_busy_worker() {
 fn an_idle_worker_steals_from_a_busy_one() {
     let (h, d) = loaded::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:a", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 0);
-    d.execute(req("v1", "block:b", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 1);
+    hold(&h, &d, "a", &tx, 0);
+    hold(&h, &d, "b", &tx, 1);
     for i in 0..3 {
         d.execute(req("v1", "echo", &[&i.to_string()]), sink(&tx))
             .unwrap();
@@ -213,9 +202,7 @@ fn a_panicking_callback_is_contained() {
 
 #[test]
 fn a_callback_may_submit_follow_up_work() {
-    let (_h, d) = loaded::<()>(config(1, 0));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
+    let Shared { h: _h, d, tx, rx } = shared(config(1, 0));
     let d2 = Arc::clone(&d);
     let tx2 = tx.clone();
     d.execute(req("v1", "echo", &["first"]), move |r| {
@@ -246,8 +233,7 @@ fn metadata_lives_until_its_callback_returned() {
 #[test]
 fn async_forms_resolve() {
     use crate::fake::block_on;
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 1));
+    let (_h, d) = fresh::<()>(config(2, 1));
     let loaded = block_on(d.load_async(code("v1", "js"))).unwrap();
     assert_eq!(loaded.id, "load-v1");
     let r = block_on(d.execute_async(req("v1", "echo", &["x"]))).unwrap();

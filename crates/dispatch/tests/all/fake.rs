@@ -29,13 +29,14 @@ use roma_core::{
 };
 use roma_dispatch::{Dispatcher, ExecutionToken, Interrupt, WorkerBackend};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+#[path = "shared.rs"]
+mod shared;
+pub use shared::{block_on, code};
 
 /// How long a test waits for something that must happen before calling it a failure. A safety
 /// net against hangs, never a speed assertion.
@@ -536,16 +537,6 @@ impl Drop for Fake {
     }
 }
 
-/// A JS code object.
-pub fn code(version: &str, js: &str) -> CodeObject {
-    CodeObject {
-        id: format!("load-{version}"),
-        version_string: version.into(),
-        js: js.into(),
-        ..Default::default()
-    }
-}
-
 /// A request without metadata.
 pub fn req(version: &str, handler: &str, input: &[&str]) -> InvocationRequest {
     InvocationRequest {
@@ -616,27 +607,6 @@ pub fn load_ok<M: Send + Sync + 'static>(d: &Dispatcher<M>, c: CodeObject) {
     let (tx, rx) = mpsc::channel();
     d.load(c, sink(&tx)).expect("load accepted");
     recv(&rx).expect("load succeeded");
-}
-
-/// Runs a future to completion on this thread (any executor would do).
-pub fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "future never completed");
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
 }
 
 /// Metadata that records when it is dropped, next to when its callback ran.

@@ -1,18 +1,17 @@
 //! Loads: broadcast to every worker, one callback, failures, timeout, replacement, eviction.
 
 use crate::fake::{Harness, PATIENCE, code, counted, load_ok, recv, req, sink};
-use crate::{config, start};
+use crate::{callbacks_after_drop, config, fresh, hold, loaded, start};
 use roma_core::ErrorKind;
 use roma_dispatch::DispatcherConfig;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::time::Duration;
 
 #[test]
 fn a_load_reaches_every_worker_before_its_callback() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 0));
+    let (h, d) = fresh::<()>(config(3, 0));
     let (tx, rx) = mpsc::channel();
     d.load(code("v1", "js"), sink(&tx)).unwrap();
     let r = recv(&rx).unwrap();
@@ -26,29 +25,24 @@ fn a_load_reaches_every_worker_before_its_callback() {
 
 #[test]
 fn the_callback_waits_for_the_slowest_worker() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
-    load_ok(&d, code("v0", "js"));
+    let (h, d) = loaded::<()>(config(2, 0));
     let (etx, erx) = mpsc::channel();
-    d.execute(req("v0", "block:g", &[]), sink(&etx)).unwrap();
-    assert_eq!(h.wait_started().0, 0);
+    hold(&h, &d, "g", &etx, 0);
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
-    d.load(code("v1", "js"), counted(&calls, &tx)).unwrap();
-    h.wait_loaded(1, 1, "v1");
+    d.load(code("v2", "js"), counted(&calls, &tx)).unwrap();
+    h.wait_loaded(1, 1, "v2");
     assert!(rx.try_recv().is_err(), "worker 0 has not answered yet");
     h.open("g");
     assert!(recv(&erx).is_ok());
     assert!(recv(&rx).is_ok());
-    assert_eq!(h.loads(0, 1), vec!["v0", "v1"]);
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.loads(0, 1), vec!["v1", "v2"]);
+    assert_eq!(callbacks_after_drop(d, &calls), 1);
 }
 
 #[test]
 fn a_failure_on_one_worker_fails_the_load_and_uncaches_the_version() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(3, 0));
+    let (h, d) = fresh::<()>(config(3, 0));
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     d.load(code("v1", "bad-on-1"), counted(&calls, &tx))
@@ -65,14 +59,12 @@ fn a_failure_on_one_worker_fails_the_load_and_uncaches_the_version() {
     // A failure everywhere is still one callback.
     d.load(code("v2", "bad"), counted(&calls, &tx)).unwrap();
     assert_eq!(recv(&rx).unwrap_err().kind(), ErrorKind::Compile);
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(callbacks_after_drop(d, &calls), 2);
 }
 
 #[test]
 fn a_failed_reload_keeps_no_stale_copy_and_a_good_one_replaces() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
+    let (_h, d) = fresh::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
     load_ok(&d, code("v1", "first"));
     d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
@@ -88,29 +80,24 @@ fn a_failed_reload_keeps_no_stale_copy_and_a_good_one_replaces() {
 
 #[test]
 fn a_load_that_takes_too_long_times_out_and_still_completes() {
-    let h = Harness::new();
-    let cfg = DispatcherConfig {
+    let (h, d) = loaded::<()>(DispatcherConfig {
         load_timeout: Duration::from_millis(20),
         ..config(2, 0)
-    };
-    let d = start::<()>(&h, cfg);
-    load_ok(&d, code("v0", "js"));
+    });
     let (etx, erx) = mpsc::channel();
-    d.execute(req("v0", "block:g", &[]), sink(&etx)).unwrap();
-    h.wait_started();
+    hold(&h, &d, "g", &etx, 0);
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
-    d.load(code("v1", "js"), counted(&calls, &tx)).unwrap();
+    d.load(code("v2", "js"), counted(&calls, &tx)).unwrap();
     let err = recv(&rx).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     h.open("g");
     assert!(recv(&erx).is_ok());
-    h.wait_loaded(0, 1, "v1");
-    // The load finished in the background; v1 is served.
-    d.execute(req("v1", "echo", &[]), sink(&etx)).unwrap();
-    assert_eq!(recv(&erx).unwrap().resp, "v1|js|");
-    drop(d);
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "no second callback");
+    h.wait_loaded(0, 1, "v2");
+    // The load finished in the background; v2 is served.
+    d.execute(req("v2", "echo", &[]), sink(&etx)).unwrap();
+    assert_eq!(recv(&erx).unwrap().resp, "v2|js|");
+    assert_eq!(callbacks_after_drop(d, &calls), 1, "no second callback");
 }
 
 #[test]
@@ -138,8 +125,7 @@ fn loads_past_the_cache_size_evict_the_least_recently_used() {
 
 #[test]
 fn invalid_code_is_refused_at_once() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(1, 0));
+    let (h, d) = fresh::<()>(config(1, 0));
     let (tx, rx) = mpsc::channel();
     let err = d.load(code("", "js"), sink(&tx)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -153,8 +139,7 @@ fn invalid_code_is_refused_at_once() {
 
 #[test]
 fn an_execution_accepted_after_a_load_runs_the_new_version() {
-    let h = Harness::new();
-    let d = start::<()>(&h, config(2, 0));
+    let (_h, d) = fresh::<()>(config(2, 0));
     load_ok(&d, code("v1", "old"));
     let (tx, rx) = mpsc::channel();
     let (ltx, lrx) = mpsc::channel();
@@ -174,30 +159,25 @@ fn an_execution_accepted_after_a_load_runs_the_new_version() {
 #[test]
 fn a_failure_is_reported_whichever_worker_finishes_first() {
     for failing in [0, 1] {
-        let h = Harness::new();
-        let d = start::<()>(&h, config(2, 0));
-        load_ok(&d, code("v0", "js"));
+        let (h, d) = loaded::<()>(config(2, 0));
         let (etx, erx) = mpsc::channel();
         // Worker 1 is blocked, so worker 0 answers the load first.
-        d.execute(req("v0", "block:x", &[]), sink(&etx)).unwrap();
-        assert_eq!(h.wait_started().0, 0);
-        d.execute(req("v0", "block:g", &[]), sink(&etx)).unwrap();
-        assert_eq!(h.wait_started().0, 1);
+        hold(&h, &d, "x", &etx, 0);
+        hold(&h, &d, "g", &etx, 1);
         h.open("x");
         assert!(recv(&erx).is_ok());
         let calls = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
         d.load(
-            code("v1", &format!("bad-on-{failing}")),
+            code("v2", &format!("bad-on-{failing}")),
             counted(&calls, &tx),
         )
         .unwrap();
-        h.wait_loaded(0, 1, "v1");
+        h.wait_loaded(0, 1, "v2");
         h.open("g");
         assert!(recv(&erx).is_ok());
         let err = recv(&rx).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Compile, "worker {failing} failed");
-        drop(d);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(callbacks_after_drop(d, &calls), 1);
     }
 }

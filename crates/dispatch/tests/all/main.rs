@@ -30,6 +30,7 @@ use fake::{Harness, Meta, MetaLog, Reply};
 use roma_core::ErrorKind;
 use roma_dispatch::{Dispatcher, DispatcherConfig, DispatcherStats, ExecutionToken, WorkerHealth};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -56,10 +57,16 @@ pub fn start<M: Send + Sync + 'static>(h: &Arc<Harness>, cfg: DispatcherConfig) 
     Dispatcher::new(cfg, h.factory()).expect("dispatcher starts")
 }
 
-/// A fresh harness and a dispatcher over its fakes, with version `v1` (js `js`) loaded.
-pub fn loaded<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
+/// A fresh harness and a dispatcher over its fakes.
+pub fn fresh<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
     let h = Harness::new();
     let d = start(&h, cfg);
+    (h, d)
+}
+
+/// [`fresh`], with version `v1` (js `js`) loaded.
+pub fn loaded<M: Send + Sync + 'static>(cfg: DispatcherConfig) -> (Arc<Harness>, Dispatcher<M>) {
+    let (h, d) = fresh(cfg);
     fake::load_ok(&d, fake::code("v1", "js"));
     (h, d)
 }
@@ -105,6 +112,92 @@ pub fn run_on(
 ) {
     log.submit(d, tag, handler, tx);
     assert_eq!(h.wait_started().0, worker, "slot of request {tag}");
+}
+
+/// What the tests of a request's life start from: a dispatcher of [`Meta`] requests over fakes
+/// with `v1` loaded, the log of their metadata, and a channel for their answers.
+pub struct Logged {
+    pub h: Arc<Harness>,
+    pub d: Dispatcher<Meta>,
+    pub log: Arc<MetaLog>,
+    pub tx: mpsc::Sender<Reply>,
+    pub rx: mpsc::Receiver<Reply>,
+}
+
+/// [`Logged`] over `cfg`, with the `running` requests submitted through [`run_on`] in order,
+/// request `i` checked to start on slot `i` (the least busy slot, lowest index first).
+pub fn logged(cfg: DispatcherConfig, running: &[(u32, &str)]) -> Logged {
+    let (h, d) = loaded(cfg);
+    let log = MetaLog::new();
+    let (tx, rx) = mpsc::channel();
+    for (slot, &request) in running.iter().enumerate() {
+        run_on(&h, &d, &log, request, &tx, slot);
+    }
+    Logged { h, d, log, tx, rx }
+}
+
+/// A dispatcher of plain requests over fakes with `v1` loaded, behind an `Arc` so that
+/// callbacks and other threads may call it too, and a channel for the answers.
+pub struct Shared {
+    pub h: Arc<Harness>,
+    pub d: Arc<Dispatcher<()>>,
+    pub tx: mpsc::Sender<Reply>,
+    pub rx: mpsc::Receiver<Reply>,
+}
+
+/// [`Shared`] over `cfg`.
+pub fn shared(cfg: DispatcherConfig) -> Shared {
+    let (h, d) = loaded(cfg);
+    let (tx, rx) = mpsc::channel();
+    Shared {
+        h,
+        d: Arc::new(d),
+        tx,
+        rx,
+    }
+}
+
+/// Submits `block:<gate>` of version `v1`, answering to `tx`, and checks that it started on
+/// slot `worker`: that slot stays busy until the test opens `gate`. Returns its token.
+pub fn hold(
+    h: &Harness,
+    d: &Dispatcher<()>,
+    gate: &str,
+    tx: &mpsc::Sender<Reply>,
+    worker: usize,
+) -> ExecutionToken {
+    let handler = format!("block:{gate}");
+    let token = d
+        .execute(fake::req("v1", &handler, &[]), fake::sink(tx))
+        .unwrap_or_else(|e| panic!("{handler} refused: {e}"));
+    assert_eq!(h.wait_started().0, worker, "slot of {handler}");
+    token
+}
+
+/// Drops `d`, which answers all it holds first, and returns the callbacks `calls` counted
+/// ([`fake::counted`]): a test of "one callback" reads the count here.
+pub fn callbacks_after_drop<M: Send + Sync + 'static>(
+    d: Dispatcher<M>,
+    calls: &AtomicUsize,
+) -> usize {
+    drop(d);
+    calls.load(Ordering::SeqCst)
+}
+
+/// Checks that `d` refuses new work with `kind`: request `tag` (its metadata dropped, its
+/// callback never run) and a load.
+pub fn assert_refuses_work(d: &Dispatcher<Meta>, log: &Arc<MetaLog>, tag: u32, kind: ErrorKind) {
+    let (tx, _rx) = mpsc::channel();
+    let err = d
+        .execute(
+            log.req(tag, fake::req("v1", "echo", &[])),
+            log.sink(tag, &tx),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), kind, "request {tag}: {err}");
+    log.assert_refused(tag);
+    let err = d.load(fake::code("refused", "js"), |_| {}).unwrap_err();
+    assert_eq!(err.kind(), kind, "load: {err}");
 }
 
 /// Submits request `tag` as a `loop` (it runs until interrupted), cancels it once it started,

@@ -1,7 +1,10 @@
 //! Worker crashes, panicking backends, respawn with replay, and factory failures.
 
-use crate::fake::{Event, Harness, Meta, MetaLog, code, load_ok, recv, req, sink};
-use crate::{NO_RETRY, config, health_is, loaded, run_on, start, wait_stats, with_backoff};
+use crate::fake::{Event, Meta, MetaLog, code, load_ok, recv, req, sink};
+use crate::{
+    Logged, NO_RETRY, assert_refuses_work, config, fresh, health_is, hold, loaded, logged, run_on,
+    wait_stats, with_backoff,
+};
 use roma_core::{ErrorKind, metrics};
 use roma_dispatch::WorkerHealth;
 use std::sync::atomic::Ordering;
@@ -10,8 +13,7 @@ use std::time::Duration;
 
 #[test]
 fn a_crash_fails_only_its_request_and_the_worker_comes_back_with_every_version() {
-    let h = Harness::new();
-    let d = start::<Meta>(&h, config(1, 0));
+    let (h, d) = fresh::<Meta>(config(1, 0));
     load_ok(&d, code("v1", "x"));
     load_ok(&d, code("v2", "y"));
     load_ok(&d, code("v1", "z")); // replaces v1: load order is now v2, v1
@@ -54,8 +56,7 @@ fn other_workers_are_untouched_by_a_crash() {
     let (h, d) = loaded::<()>(config(2, 0));
     let (tx, rx) = mpsc::channel();
     let (ctx, crx) = mpsc::channel();
-    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 0);
+    hold(&h, &d, "g", &tx, 0);
     d.execute(req("v1", "crash", &[]), sink(&ctx)).unwrap();
     assert_eq!(recv(&crx).unwrap_err().kind(), ErrorKind::WorkerCrashed);
     h.wait_spawned(1, 2);
@@ -94,11 +95,10 @@ fn a_version_the_engine_dropped_is_reloaded_from_the_host_cache() {
 
 #[test]
 fn a_failed_respawn_marks_the_slot_down_and_moves_its_queue() {
-    let (h, d) = loaded::<Meta>(with_backoff(2, NO_RETRY, NO_RETRY));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
-    run_on(&h, &d, &log, (2, "block:b"), &tx, 1);
+    let Logged { h, d, log, tx, rx } = logged(
+        with_backoff(2, NO_RETRY, NO_RETRY),
+        &[(1, "block:a"), (2, "block:b")],
+    );
     // Slot 0 queue: crash, 4; slot 1 queue: 3.
     log.submit(&d, 10, "crash", &tx);
     d.execute(log.req(3, req("v1", "echo", &["3"])), log.sink(3, &tx))
@@ -161,10 +161,8 @@ fn a_down_slot_retries_with_backoff_and_replays_everything() {
 
 #[test]
 fn with_every_slot_down_requests_fail_and_new_ones_are_refused() {
-    let (h, d) = loaded::<Meta>(with_backoff(1, NO_RETRY, NO_RETRY));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
+    let Logged { h, d, log, tx, rx } =
+        logged(with_backoff(1, NO_RETRY, NO_RETRY), &[(1, "block:g")]);
     log.submit(&d, 2, "crash", &tx);
     log.submit(&d, 3, "echo", &tx);
     h.fail_spawns.store(1, Ordering::SeqCst);
@@ -177,13 +175,7 @@ fn with_every_slot_down_requests_fail_and_new_ones_are_refused() {
         log.assert_answered_once(t);
     }
     wait_stats(&d, "slot 0 down", |s| health_is(s, 0, WorkerHealth::Down));
-    let err = d
-        .execute(log.req(4, req("v1", "echo", &[])), log.sink(4, &tx))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::WorkerCrashed);
-    log.assert_refused(4);
-    let err = d.load(code("v2", "js"), |_| {}).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::WorkerCrashed);
+    assert_refuses_work(&d, &log, 4, ErrorKind::WorkerCrashed);
     drop(d); // returns although the slot waits an hour to retry
 }
 
@@ -197,8 +189,7 @@ fn a_worker_dying_during_a_load_fails_the_load_and_comes_back() {
     assert_eq!(err.kind(), ErrorKind::VersionNotFound);
     h.wait_spawned(1, 2);
     wait_stats(&d, "slot 1 up", |s| health_is(s, 1, WorkerHealth::Up));
-    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 0);
+    hold(&h, &d, "g", &tx, 0);
     d.execute(req("v1", "echo", &[]), sink(&tx)).unwrap();
     let r = recv(&rx).unwrap();
     assert_eq!(

@@ -3,9 +3,9 @@
 //! request fails because of it, under load included.
 
 use crate::fake::{Event, Harness, code, load_ok, recv, req, run, sink};
-use crate::{config, start, wait_stats};
+use crate::{config, loaded, wait_stats};
 use roma_core::RomaError;
-use roma_dispatch::DispatcherConfig;
+use roma_dispatch::{Dispatcher, DispatcherConfig};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -46,11 +46,19 @@ fn replayed_before_serving(h: &Harness, worker: usize, versions: &[&str]) {
     }
 }
 
+/// Checks [`replayed_before_serving`] for each of `workers`, then stops `d` and checks that
+/// every backend was dropped.
+fn stop_after_replays(h: &Harness, d: &Dispatcher<()>, workers: &[usize], versions: &[&str]) {
+    for &w in workers {
+        replayed_before_serving(h, w, versions);
+    }
+    d.stop();
+    assert!(h.all_dropped());
+}
+
 #[test]
 fn a_worker_is_recycled_after_n_requests_with_every_version_replayed_first() {
-    let h = Harness::new();
-    let d = start::<()>(&h, recycling(1, 3, Duration::ZERO, Duration::ZERO));
-    load_ok(&d, code("v1", "one"));
+    let (h, d) = loaded(recycling(1, 3, Duration::ZERO, Duration::ZERO));
     load_ok(&d, code("v2", "two"));
     for i in 0..10 {
         echo_ok(&d, if i % 2 == 0 { "v1" } else { "v2" }, &i.to_string());
@@ -66,57 +74,37 @@ fn a_worker_is_recycled_after_n_requests_with_every_version_replayed_first() {
         })
         .collect();
     assert_eq!(per_generation, [3, 3, 3, 1]);
-    replayed_before_serving(&h, 0, &["v1", "v2"]);
     let s = wait_stats(&d, "three recycles counted", |s| s.workers[0].recycled == 3);
     assert_eq!(s.workers[0].recycled, 3);
-    d.stop();
-    assert!(h.all_dropped());
+    stop_after_replays(&h, &d, &[0], &["v1", "v2"]);
 }
 
 #[test]
 fn an_idle_worker_is_recycled_at_its_age() {
-    let h = Harness::new();
-    let d = start::<()>(
-        &h,
-        recycling(1, 0, Duration::from_millis(30), Duration::ZERO),
-    );
-    load_ok(&d, code("v1", "one"));
+    let (h, d) = loaded(recycling(1, 0, Duration::from_millis(30), Duration::ZERO));
     // No request comes: the idle slot wakes for the age rule by itself.
     h.wait_spawned(0, 3);
     echo_ok(&d, "v1", "after");
-    replayed_before_serving(&h, 0, &["v1"]);
-    d.stop();
-    assert!(h.all_dropped());
+    stop_after_replays(&h, &d, &[0], &["v1"]);
 }
 
 #[test]
 fn a_worker_that_uses_cpu_while_idle_is_recycled_and_a_quiet_one_is_not() {
-    let h = Harness::new();
-    let d = start::<()>(
-        &h,
-        recycling(2, 0, Duration::ZERO, Duration::from_millis(200)),
-    );
-    load_ok(&d, code("v1", "one"));
+    let (h, d) = loaded(recycling(2, 0, Duration::ZERO, Duration::from_millis(200)));
     h.spin_while_idle(1);
     h.wait_spawned(1, 2);
     // Worker 0 reported no CPU use in the same time: it is still its first backend.
     assert_eq!(h.spawns(0), 1);
     echo_ok(&d, "v1", "after");
-    replayed_before_serving(&h, 1, &["v1"]);
-    d.stop();
-    assert!(h.all_dropped());
+    stop_after_replays(&h, &d, &[1], &["v1"]);
 }
 
 #[test]
 fn no_request_fails_while_workers_recycle_under_load() {
     const THREADS: usize = 4;
     const PER_THREAD: usize = 150;
-    let h = Harness::new();
-    let d = Arc::new(start::<()>(
-        &h,
-        recycling(3, 2, Duration::from_millis(5), Duration::ZERO),
-    ));
-    load_ok(&d, code("v1", "one"));
+    let (h, d) = loaded(recycling(3, 2, Duration::from_millis(5), Duration::ZERO));
+    let d = Arc::new(d);
     let (tx, rx) = mpsc::channel::<Result<roma_core::ResponseObject, RomaError>>();
     let submitters: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -144,9 +132,5 @@ fn no_request_fails_while_workers_recycle_under_load() {
     assert!(rx.try_recv().is_err(), "a request was answered twice");
     let recycled: u64 = d.stats().workers.iter().map(|w| w.recycled).sum();
     assert!(recycled >= 100, "only {recycled} recycles for 600 requests");
-    for w in 0..3 {
-        replayed_before_serving(&h, w, &["v1"]);
-    }
-    d.stop();
-    assert!(h.all_dropped());
+    stop_after_replays(&h, &d, &[0, 1, 2], &["v1"]);
 }

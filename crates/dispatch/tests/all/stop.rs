@@ -1,19 +1,15 @@
 //! Stop: queued work is cancelled, running work finishes, later calls are refused.
 
-use crate::fake::{Meta, MetaLog, code, recv, req, sink};
-use crate::{config, loaded, run_on};
+use crate::fake::{code, recv, req, sink};
+use crate::{Logged, Shared, assert_refuses_work, config, hold, logged, shared};
 use roma_core::ErrorKind;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 #[test]
 fn stop_cancels_queued_work_and_lets_running_work_finish() {
-    let (h, d) = loaded::<Meta>(config(2, 0));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
+    let Logged { h, d, log, rx, .. } = logged(config(2, 0), &[(1, "block:a"), (2, "block:b")]);
     let (qtx, qrx) = mpsc::channel();
-    run_on(&h, &d, &log, (1, "block:a"), &tx, 0);
-    run_on(&h, &d, &log, (2, "block:b"), &tx, 1);
     for t in 10..20 {
         log.submit(&d, t, "echo", &qtx);
     }
@@ -35,13 +31,7 @@ fn stop_cancels_queued_work_and_lets_running_work_finish() {
     for t in (1..=2).chain(10..20) {
         log.assert_answered_once(t);
     }
-    let err = d
-        .execute(log.req(30, req("v1", "echo", &[])), log.sink(30, &tx))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Cancelled);
-    log.assert_refused(30);
-    let err = d.load(code("v3", "js"), |_| {}).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_refuses_work(&d, &log, 30, ErrorKind::Cancelled);
     let err = d
         .batch_execute(vec![log.req(31, req("v1", "echo", &[]))], |_| {})
         .unwrap_err();
@@ -54,10 +44,7 @@ fn stop_cancels_queued_work_and_lets_running_work_finish() {
 
 #[test]
 fn dropping_the_dispatcher_stops_it() {
-    let (h, d) = loaded::<Meta>(config(1, 0));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (1, "block:g"), &tx, 0);
+    let Logged { h, d, log, tx, rx } = logged(config(1, 0), &[(1, "block:g")]);
     for t in 2..6 {
         log.submit(&d, t, "echo", &tx);
     }
@@ -78,9 +65,7 @@ fn dropping_the_dispatcher_stops_it() {
 
 #[test]
 fn a_callback_may_stop_the_dispatcher() {
-    let (_h, d) = loaded::<()>(config(2, 0));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
+    let Shared { h: _h, d, tx, rx } = shared(config(2, 0));
     let d2 = Arc::clone(&d);
     let tx2 = tx.clone();
     d.execute(req("v1", "echo", &[]), move |r| {
@@ -96,9 +81,7 @@ fn a_callback_may_stop_the_dispatcher() {
 
 #[test]
 fn the_last_handle_may_be_dropped_inside_a_callback() {
-    let (h, d) = loaded::<()>(config(1, 0));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
+    let Shared { h, d, tx, rx } = shared(config(1, 0));
     let d2 = Arc::clone(&d);
     let tx2 = tx.clone();
     let holder = std::sync::Mutex::new(Some(d2));
@@ -116,10 +99,7 @@ fn the_last_handle_may_be_dropped_inside_a_callback() {
 
 #[test]
 fn a_stop_racing_a_cancel_answers_once() {
-    let (h, d) = loaded::<Meta>(config(1, 0));
-    let log = MetaLog::new();
-    let (tx, rx) = mpsc::channel();
-    run_on(&h, &d, &log, (0, "block:g"), &tx, 0);
+    let Logged { h, d, log, tx, rx } = logged(config(1, 0), &[(0, "block:g")]);
     let tokens: Vec<_> = (1..50).map(|t| log.submit(&d, t, "echo", &tx)).collect();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -140,11 +120,8 @@ fn a_stop_racing_a_cancel_answers_once() {
 
 #[test]
 fn a_stop_on_a_caller_thread_waits_for_a_stop_begun_in_a_callback() {
-    let (h, d) = loaded::<()>(config(2, 0));
-    let d = Arc::new(d);
-    let (tx, rx) = mpsc::channel();
-    d.execute(req("v1", "block:g", &[]), sink(&tx)).unwrap();
-    assert_eq!(h.wait_started().0, 0);
+    let Shared { h, d, tx, rx } = shared(config(2, 0));
+    hold(&h, &d, "g", &tx, 0);
     let (stopping_tx, stopping_rx) = mpsc::channel();
     let d2 = Arc::clone(&d);
     d.execute(req("v1", "echo", &[]), move |_| {

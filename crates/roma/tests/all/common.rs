@@ -6,6 +6,11 @@ use roma::{
 use std::sync::mpsc;
 use std::time::Duration;
 
+// One definition of the code objects and the future runner, shared with roma-dispatch's tests.
+#[path = "../../../dispatch/tests/all/shared.rs"]
+pub mod shared;
+pub use shared::code;
+
 /// How long a test waits for a callback before calling it lost: a safety net, not a timing
 /// assertion.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -43,23 +48,24 @@ pub fn spin_and_hello_service(workers: usize) -> RomaService {
     svc
 }
 
-pub fn code(version: &str, js: &str) -> CodeObject {
-    CodeObject {
-        id: format!("load-{version}"),
-        version_string: version.into(),
-        js: js.into(),
-        ..Default::default()
-    }
+/// What a load's or an execution's callback gets.
+pub type Reply = Result<ResponseObject, RomaError>;
+
+/// A callback that sends its answer to the receiver.
+fn answer() -> (impl FnOnce(Reply) + Send + 'static, mpsc::Receiver<Reply>) {
+    let (tx, rx) = mpsc::channel();
+    let callback = move |r: Reply| {
+        let _ = tx.send(r);
+    };
+    (callback, rx)
 }
 
 pub fn load<M: Send + Sync + 'static>(
     svc: &RomaService<M>,
     code: CodeObject,
 ) -> Result<ResponseObject, RomaError> {
-    let (tx, rx) = mpsc::channel();
-    svc.load_code_obj(code, move |r| {
-        let _ = tx.send(r);
-    })?;
+    let (callback, rx) = answer();
+    svc.load_code_obj(code, callback)?;
     rx.recv_timeout(PATIENCE).expect("load callback arrives")
 }
 
@@ -77,37 +83,9 @@ pub fn exec<M: Send + Sync + 'static>(
     svc: &RomaService<M>,
     req: InvocationRequest<M>,
 ) -> Result<ResponseObject, RomaError> {
-    let (tx, rx) = mpsc::channel();
-    svc.execute(req, move |r| {
-        let _ = tx.send(r);
-    })?;
+    let (callback, rx) = answer();
+    svc.execute(req, callback)?;
     rx.recv_timeout(PATIENCE).expect("execute callback arrives")
-}
-
-/// Runs a future to completion on this thread (no executor crate needed).
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "future never completed"
-        );
-        std::thread::park_timeout(std::time::Duration::from_millis(100));
-    }
 }
 
 /// Waits until `cond` holds (at most [`PATIENCE`]).

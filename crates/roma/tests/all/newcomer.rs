@@ -81,8 +81,8 @@ fn a_future_resolves_on_any_executor() {
     let mut config = Config::default();
     config.number_of_workers(1).sandbox(sandbox());
     let svc = RomaService::new(config).expect("service starts");
-    crate::common::block_on(svc.load_code_obj_async(CodeObject::js("v1", HELLO))).unwrap();
-    let r = crate::common::block_on(svc.execute_async(InvocationRequest::new(
+    crate::common::shared::block_on(svc.load_code_obj_async(CodeObject::js("v1", HELLO))).unwrap();
+    let r = crate::common::shared::block_on(svc.execute_async(InvocationRequest::new(
         "v1",
         "Handler",
         vec![r#""async""#.into()],

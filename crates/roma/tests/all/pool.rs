@@ -1,5 +1,6 @@
 //! Queues, batches, cancel, stop, versions and metrics through real sandboxed workers.
 
+use crate::common::shared::block_on;
 use crate::common::*;
 use roma::{ErrorKind, InvocationRequest, RomaService, metrics};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +38,19 @@ fn busy_service(queue: usize) -> (RomaService, roma::ExecutionToken, mpsc::Recei
         std::thread::sleep(Duration::from_millis(1));
     }
     (svc, token, rx)
+}
+
+/// Cancels [`busy_service`]'s running spinner and checks that it was answered `Cancelled`.
+fn cancel_spinner(
+    svc: &RomaService,
+    token: &roma::ExecutionToken,
+    spinner: &mpsc::Receiver<ErrorKind>,
+) {
+    assert!(svc.cancel(token), "the spinner is still running");
+    assert_eq!(
+        spinner.recv_timeout(PATIENCE).unwrap(),
+        ErrorKind::Cancelled
+    );
 }
 
 #[test]
@@ -117,11 +131,7 @@ fn queue_full_at_capacity_and_a_batch_that_does_not_fit_is_refused_whole() {
         })
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::QueueFull);
-    assert!(svc.cancel(&token));
-    assert_eq!(
-        spinner.recv_timeout(PATIENCE).unwrap(),
-        ErrorKind::Cancelled
-    );
+    cancel_spinner(&svc, &token, &spinner);
     for _ in 0..3 {
         assert!(rx.recv_timeout(PATIENCE).unwrap());
     }
@@ -134,11 +144,7 @@ fn queue_full_at_capacity_and_a_batch_that_does_not_fit_is_refused_whole() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::QueueFull);
     assert_eq!(svc.stats().queued, 0);
-    svc.cancel(&token);
-    assert_eq!(
-        spinner.recv_timeout(PATIENCE).unwrap(),
-        ErrorKind::Cancelled
-    );
+    cancel_spinner(&svc, &token, &spinner);
 }
 
 #[test]
@@ -155,11 +161,7 @@ fn cancel_of_a_queued_request_answers_at_once() {
         rx.recv_timeout(PATIENCE).unwrap(),
         Err(ErrorKind::Cancelled)
     );
-    svc.cancel(&token);
-    assert_eq!(
-        spinner.recv_timeout(PATIENCE).unwrap(),
-        ErrorKind::Cancelled
-    );
+    cancel_spinner(&svc, &token, &spinner);
 }
 
 #[test]

@@ -4,19 +4,10 @@
 use crate::common::*;
 use roma::{ErrorKind, MAX_PROFILE_BYTES, RomaService};
 
-const SPIN: &str = "function busyLoop(ms) { const end = Date.now() + ms; let n = 0;\n\
-       while (Date.now() < end) { n++; } return n; }\n\
-     function SpinHandler() { return busyLoop(30) > 0; }";
-
-fn function_names(profile: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(profile).expect("the profile is JSON");
-    v["nodes"]
-        .as_array()
-        .expect("the profile has nodes")
-        .iter()
-        .filter_map(|n| n["callFrame"]["functionName"].as_str().map(str::to_owned))
-        .collect()
-}
+// One definition of the spinning handler and the profile reader, shared with roma-v8's tests.
+#[path = "../../../v8-tests/src/spin.rs"]
+mod spin;
+use spin::{SPIN, profile_functions};
 
 #[test]
 fn a_profiled_request_names_its_handler_and_an_unprofiled_one_has_none() {
@@ -31,7 +22,7 @@ fn a_profiled_request_names_its_handler_and_an_unprofiled_one_has_none() {
     .unwrap();
     assert_eq!(r.resp, "true");
     assert!(r.profiler_output.len() <= MAX_PROFILE_BYTES);
-    let names = function_names(&r.profiler_output);
+    let names = profile_functions(&r.profiler_output);
     assert!(
         names.iter().any(|n| n == "SpinHandler") && names.iter().any(|n| n == "busyLoop"),
         "{names:?}"

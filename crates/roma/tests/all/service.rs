@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use roma::tools::{MAX_LINE_BYTES, MAX_LINES_PER_SECOND};
-use roma::{ErrorKind, InvocationRequest, RomaService};
+use roma::{Config, ErrorKind, InvocationRequest, RomaService};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -118,37 +118,43 @@ fn stop_refuses_new_work() {
     assert_eq!(e.kind(), ErrorKind::Cancelled);
 }
 
+/// Checks that `RomaService::new` refuses a one-worker config that `spoil` changed, with
+/// `InvalidArgument` and a message that names each of `named`.
+fn new_refuses(spoil: impl FnOnce(&mut Config<()>), named: &[&str]) {
+    let mut c = config::<()>(1);
+    spoil(&mut c);
+    let e = RomaService::new(c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    for part in named {
+        assert!(e.message().contains(part), "{part}: {e}");
+    }
+}
+
 #[test]
 fn missing_worker_library_or_node_fails_new_clearly() {
-    let mut c = config::<()>(1);
-    c.worker_library("/nonexistent/libroma_worker.so");
-    let e = roma::RomaService::new(c).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(
-        e.message().contains("/nonexistent/libroma_worker.so"),
-        "{e}"
+    new_refuses(
+        |c| {
+            c.worker_library("/nonexistent/libroma_worker.so");
+        },
+        &["/nonexistent/libroma_worker.so", "-p roma-worker"],
     );
-    assert!(e.message().contains("-p roma-worker"), "{e}");
-    let mut c = config::<()>(1);
-    c.node_binary("/nonexistent/bin/node");
-    let e = roma::RomaService::new(c).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(e.message().contains("/nonexistent/bin/node"), "{e}");
-    assert!(e.message().contains("cargo xtask setup"), "{e}");
+    new_refuses(
+        |c| {
+            c.node_binary("/nonexistent/bin/node");
+        },
+        &["/nonexistent/bin/node", "cargo xtask setup"],
+    );
 }
 
 /// A node that does not carry the worker (here /bin/true in its place) fails `new` naming both
 /// files, before any worker is started.
 #[test]
 fn a_node_that_does_not_answer_as_a_worker_fails_new() {
-    let mut c = config::<()>(1);
-    c.node_binary("/bin/true");
-    let e = roma::RomaService::new(c).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(e.message().contains("/bin/true"), "{e}");
-    assert!(
-        e.message().contains("does not answer as a roma worker"),
-        "{e}"
+    new_refuses(
+        |c| {
+            c.node_binary("/bin/true");
+        },
+        &["/bin/true", "does not answer as a roma worker"],
     );
 }
 

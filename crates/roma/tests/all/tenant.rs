@@ -2,6 +2,7 @@
 //! host function called from one tenant's worker only ever sees that tenant's metadata, one
 //! tenant's stuck worker does not hold up another, and stop ends every pool.
 
+use crate::common::shared::block_on;
 use crate::common::*;
 use roma::{
     ErrorKind, FunctionBindingObject, FunctionBindingPayload, InvocationRequest, RomaService,

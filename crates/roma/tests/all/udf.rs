@@ -106,20 +106,34 @@ fn request_with(tenant: &str, handler: &str, inputs: &[&str]) -> roma::Invocatio
     r
 }
 
-#[test]
-fn a_binding_gets_its_input_and_the_request_metadata() {
+/// A service over [`bindings_config`] with [`JS`] loaded as `v1`.
+fn bindings_service() -> RomaService<Meta> {
     let svc = RomaService::new(bindings_config()).unwrap();
     load(&svc, code("v1", JS)).unwrap();
-    let r = exec(&svc, request_with("acme", "Cool", &[r#""Foobar""#])).unwrap();
-    assert_eq!(r.resp, r#""Foobar String from Rust for acme""#);
-    let r = exec(&svc, request_with("globex", "Cool", &[r#""x""#])).unwrap();
-    assert_eq!(r.resp, r#""x String from Rust for globex""#);
+    svc
+}
+
+/// Checks that `Cool` called with the string `input` as `tenant` is answered by the binding,
+/// with the tenant's metadata.
+fn assert_cool(svc: &RomaService<Meta>, tenant: &str, input: &str) {
+    let r = exec(
+        svc,
+        request_with(tenant, "Cool", &[&format!("\"{input}\"")]),
+    )
+    .unwrap();
+    assert_eq!(r.resp, format!("\"{input} String from Rust for {tenant}\""));
+}
+
+#[test]
+fn a_binding_gets_its_input_and_the_request_metadata() {
+    let svc = bindings_service();
+    assert_cool(&svc, "acme", "Foobar");
+    assert_cool(&svc, "globex", "x");
 }
 
 #[test]
 fn every_input_and_output_shape_converts() {
-    let svc = RomaService::new(bindings_config()).unwrap();
-    load(&svc, code("v1", JS)).unwrap();
+    let svc = bindings_service();
     let r = exec(&svc, request_with("t", "Shapes", &[])).unwrap();
     let v: serde_json::Value = serde_json::from_str(&r.resp).unwrap();
     assert_eq!(v["none"], true);
@@ -132,48 +146,31 @@ fn every_input_and_output_shape_converts() {
 
 #[test]
 fn wrong_arguments_errors_and_panics_throw_in_js_and_the_worker_goes_on() {
-    let svc = RomaService::new(bindings_config()).unwrap();
-    load(&svc, code("v1", JS)).unwrap();
+    let svc = bindings_service();
     let r = exec(&svc, request_with("t", "Wrong", &[])).unwrap();
     let v: Vec<String> = serde_json::from_str(&r.resp).unwrap();
-    assert!(
-        v[0].starts_with("TypeError") && v[0].contains("cool_function"),
-        "{}",
-        v[0]
-    );
-    assert!(
-        v[1].starts_with("TypeError") && v[1].contains("at most one"),
-        "{}",
-        v[1]
-    );
-    assert!(
-        v[2].starts_with("TypeError") && v[2].contains("not a string"),
-        "{}",
-        v[2]
-    );
-    assert!(
-        v[3].starts_with("TypeError") && v[3].contains("JSON"),
-        "{v:?}"
-    );
-    assert!(
-        v[4].starts_with("TypeError") && v[4].contains("Proxy"),
-        "{}",
-        v[4]
-    );
+    // What each of `Wrong`'s calls threw: its error's name, and a part of its message.
+    let thrown = [
+        (0, "TypeError", "cool_function"),
+        (1, "TypeError", "at most one"),
+        (2, "TypeError", "not a string"),
+        (3, "TypeError", "JSON"),
+        (4, "TypeError", "Proxy"),
+        (6, "Error", "binding bug"),
+    ];
+    for (i, name, part) in thrown {
+        assert!(
+            v[i].starts_with(name) && v[i].contains(part),
+            "call {i}: {v:?}"
+        );
+    }
     assert_eq!(v[5], "Error: lookup failed");
-    assert!(
-        v[6].starts_with("Error") && v[6].contains("binding bug"),
-        "{}",
-        v[6]
-    );
-    let r = exec(&svc, request_with("t", "Cool", &[r#""after""#])).unwrap();
-    assert_eq!(r.resp, r#""after String from Rust for t""#);
+    assert_cool(&svc, "t", "after");
 }
 
 #[test]
 fn metadata_is_dropped_once_after_its_callback_on_every_path() {
-    let svc = RomaService::new(bindings_config()).unwrap();
-    load(&svc, code("v1", JS)).unwrap();
+    let svc = bindings_service();
     let drops = Arc::new(AtomicUsize::new(0));
     let mut n = 0;
     for handler in ["Cool", "Throws", "Missing", "Wrong"] {
@@ -514,8 +511,7 @@ fn a_blocking_binding_is_bounded_by_the_request_timeout() {
         "the invocation of Block ran past its 300ms timeout in a host function",
         "the timeout is said once"
     );
-    let ok = exec(&svc, request_with("t", "Cool", &[r#""next""#])).unwrap();
-    assert_eq!(ok.resp, r#""next String from Rust for t""#);
+    assert_cool(&svc, "t", "next");
     // Blocking after several calls of the same request went through the UDF thread: the
     // request is taken back from the stuck thread mid-way.
     let mut r = request_with("t", "CallsThenBlocks", &[]);

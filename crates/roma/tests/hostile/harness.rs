@@ -20,7 +20,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn record(&self, r: &Result<ResponseObject, RomaError>) {
+    pub fn record(&self, r: &Reply) {
         self.delivered.fetch_add(1, Ordering::SeqCst);
         let kind = match r {
             Ok(_) => "ok",
@@ -34,6 +34,9 @@ impl Tally {
             .or_default() += 1;
     }
 }
+
+/// Where a counted request's one answer arrives.
+pub type Answer = mpsc::Receiver<Reply>;
 
 /// A service with the corpus loaded as `v1` and hello world as `hello`, counting every request.
 pub struct Harness<M: Send + Sync + 'static = ()> {
@@ -52,26 +55,45 @@ impl<M: Default + Send + Sync + 'static> Harness<M> {
         h
     }
 
-    pub fn load(&self, code: CodeObject) -> Result<ResponseObject, RomaError> {
+    /// A callback that records its answer in the tally, then sends it to the receiver.
+    fn counted(&self) -> (impl FnOnce(Reply) + Send + 'static, Answer) {
         let (tx, rx) = mpsc::channel();
         let tally = Arc::clone(&self.tally);
-        self.svc.load_code_obj(code, move |r| {
+        let callback = move |r: Reply| {
             tally.record(&r);
             let _ = tx.send(r);
-        })?;
+        };
+        (callback, rx)
+    }
+
+    /// Submits loading `code`, counted, without waiting for it.
+    pub fn submit_load(&self, code: CodeObject) -> Result<Answer, RomaError> {
+        let (callback, rx) = self.counted();
+        self.svc.load_code_obj(code, callback)?;
         self.tally.submitted.fetch_add(1, Ordering::SeqCst);
-        rx.recv_timeout(PATIENCE).expect("load callback arrives")
+        Ok(rx)
+    }
+
+    /// Submits `req`, counted, without waiting for it.
+    pub fn submit(&self, req: InvocationRequest<M>) -> Result<Answer, RomaError> {
+        let (callback, rx) = self.counted();
+        self.svc.execute(req, callback)?;
+        self.tally.submitted.fetch_add(1, Ordering::SeqCst);
+        Ok(rx)
+    }
+
+    pub fn load(&self, code: CodeObject) -> Result<ResponseObject, RomaError> {
+        let answer = self.submit_load(code)?;
+        answer
+            .recv_timeout(PATIENCE)
+            .expect("load callback arrives")
     }
 
     pub fn exec(&self, req: InvocationRequest<M>) -> Result<ResponseObject, RomaError> {
-        let (tx, rx) = mpsc::channel();
-        let tally = Arc::clone(&self.tally);
-        self.svc.execute(req, move |r| {
-            tally.record(&r);
-            let _ = tx.send(r);
-        })?;
-        self.tally.submitted.fetch_add(1, Ordering::SeqCst);
-        rx.recv_timeout(PATIENCE).expect("execute callback arrives")
+        let answer = self.submit(req)?;
+        answer
+            .recv_timeout(PATIENCE)
+            .expect("execute callback arrives")
     }
 
     /// Runs `handler` of `v1` with a generous timeout.

@@ -147,17 +147,7 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
             let ret = forbidden_call(path).ok_or_else(|| format!("unknown form {path}"))?;
             out.write_all(format!("survived {path} = {ret:?}\n").as_bytes())?;
         }
-        "arg-forms" => {
-            let mut text = String::new();
-            for (name, result) in allowed_forms() {
-                match result {
-                    Ok(()) => text.push_str(&format!("call {name} ok\n")),
-                    Err(errno) => text.push_str(&format!("call {name} errno {errno}\n")),
-                }
-            }
-            text.push_str("done\n");
-            out.write_all(text.as_bytes())?;
-        }
+        "arg-forms" => out.write_all(call_report(allowed_forms()).as_bytes())?,
         "thread" => {
             let t = std::thread::Builder::new()
                 .name("probe-thread".into())
@@ -165,17 +155,7 @@ fn run(args: &[String], channel: Option<i32>) -> Result<(), Box<dyn std::error::
             let v = t.join().map_err(|_| "the thread panicked")?;
             out.write_all(format!("thread ok {v}\n").as_bytes())?;
         }
-        "v8-calls" => {
-            let mut text = String::new();
-            for (name, result) in v8_calls() {
-                match result {
-                    Ok(()) => text.push_str(&format!("call {name} ok\n")),
-                    Err(errno) => text.push_str(&format!("call {name} errno {errno}\n")),
-                }
-            }
-            text.push_str("done\n");
-            out.write_all(text.as_bytes())?;
-        }
+        "v8-calls" => out.write_all(call_report(v8_calls()).as_bytes())?,
         "fds" => {
             let mut text = String::from("fds");
             for n in 0..1024 {
@@ -408,6 +388,20 @@ fn checked(ret: libc::c_long) -> Result<(), i32> {
 /// Makes, with the arguments V8 and glibc use, each call the worker may make after the filter is
 /// installed. A call the filter kills ends the process here, so a test that reads `done` knows
 /// every one of them was let through (or answered with the filter's errno).
+/// What the `arg-forms` and `v8-calls` actions write: `call NAME ok` or `call NAME errno N` for
+/// each call, then `done`.
+fn call_report(calls: Vec<(&'static str, Result<(), i32>)>) -> String {
+    let mut text = String::new();
+    for (name, result) in calls {
+        match result {
+            Ok(()) => text.push_str(&format!("call {name} ok\n")),
+            Err(errno) => text.push_str(&format!("call {name} errno {errno}\n")),
+        }
+    }
+    text.push_str("done\n");
+    text
+}
+
 fn v8_calls() -> Vec<(&'static str, Result<(), i32>)> {
     const PAGE: usize = 4096;
     let mut calls = Vec::new();

@@ -13,7 +13,9 @@ use roma_sandbox::{ENV_ALLOW_LIST, ExitReport, SandboxError, WorkerSpec, sandbox
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::Duration;
-use util::{Worker, read_lines, spawn, spawn_and_read, spawn_spec, worker_spec, worker_spec_with};
+use util::{
+    Worker, read_lines, spawn, spawn_and_read, spawn_spec_and_read, worker_spec, worker_spec_with,
+};
 
 /// Generous bound for a worker that should end promptly; only a hang would reach it.
 const END: Duration = Duration::from_secs(20);
@@ -34,15 +36,28 @@ fn echo_round_trip_and_exit_when_the_host_closes() {
     }
 }
 
+/// The probe outcomes among a worker's lines.
+fn outcomes(lines: &[String]) -> Vec<ProbeOutcome> {
+    lines
+        .iter()
+        .filter_map(|l| ProbeOutcome::parse_line(l))
+        .collect()
+}
+
+/// The outcome of probe `name`, which must be among `outcomes`.
+fn outcome<'a>(outcomes: &'a [ProbeOutcome], name: &str) -> &'a ProbeOutcome {
+    outcomes
+        .iter()
+        .find(|o| o.name == name)
+        .unwrap_or_else(|| panic!("no `{name}` in {outcomes:?}"))
+}
+
 #[test]
 fn every_probe_holds_under_namespaces() {
     let Some((mut process, lines)) = spawn_and_read("namespaces", "probe", "probe") else {
         return;
     };
-    let outcomes: Vec<ProbeOutcome> = lines
-        .iter()
-        .filter_map(|l| ProbeOutcome::parse_line(l))
-        .collect();
+    let outcomes = outcomes(&lines);
     assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:?}");
     let names: Vec<&str> = outcomes.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(names, PROBE_NAMES, "{lines:?}");
@@ -64,10 +79,7 @@ fn namespaces_alone_hold_files_network_and_pids() {
     let Some((_alive, lines)) = spawn_and_read("namespaces", "off", "probe") else {
         return;
     };
-    let outcomes: Vec<ProbeOutcome> = lines
-        .iter()
-        .filter_map(|l| ProbeOutcome::parse_line(l))
-        .collect();
+    let outcomes = outcomes(&lines);
     for name in [
         "read /etc/passwd",
         "list /",
@@ -79,10 +91,7 @@ fn namespaces_alone_hold_files_network_and_pids() {
         "mount",
         "see host pids",
     ] {
-        let o = outcomes
-            .iter()
-            .find(|o| o.name == name)
-            .unwrap_or_else(|| panic!("no `{name}` in {outcomes:?}"));
+        let o = outcome(&outcomes, name);
         assert!(o.held, "{o}");
     }
 }
@@ -92,10 +101,7 @@ fn probes_show_an_unjailed_worker_as_not_held() {
     let Some((_alive, lines)) = spawn_and_read("none", "off", "probe") else {
         unreachable!("the none backend needs no namespaces");
     };
-    let outcomes: Vec<ProbeOutcome> = lines
-        .iter()
-        .filter_map(|l| ProbeOutcome::parse_line(l))
-        .collect();
+    let outcomes = outcomes(&lines);
     // The ones that need no privilege on the host, so this holds as root and as a user.
     for name in [
         "list /",
@@ -105,10 +111,7 @@ fn probes_show_an_unjailed_worker_as_not_held() {
         "execve /bin/sh",
         "see host pids",
     ] {
-        let o = outcomes
-            .iter()
-            .find(|o| o.name == name)
-            .unwrap_or_else(|| panic!("no `{name}` in {outcomes:?}"));
+        let o = outcome(&outcomes, name);
         assert!(
             !o.held,
             "an unjailed worker should show `{name}` as not held: {o}"
@@ -185,18 +188,10 @@ fn forbidden_argument_forms_are_trapped_and_named() {
         ("sendmsg", libc::SYS_sendmsg),
         ("rt_sigaction-sigsys", libc::SYS_rt_sigaction),
     ] {
-        let Some(Worker {
-            mut process,
-            channel,
-            ..
-        }) = spawn_spec(
-            "namespaces",
-            worker_spec_with(&[], "kill", &["forbidden", form]),
-        )
-        else {
+        let spec = worker_spec_with(&[], "kill", &["forbidden", form]);
+        let Some((mut process, lines)) = spawn_spec_and_read("namespaces", spec) else {
             return;
         };
-        let lines = read_lines(channel);
         assert!(lines.is_empty(), "{form}: the worker survived: {lines:?}");
         let report = process.wait_timeout(END).unwrap().unwrap();
         assert_eq!(
@@ -397,21 +392,14 @@ fn only_stdio_and_the_channel_are_open_inside() {
 
 #[test]
 fn rlimits_are_applied_inside_the_jail() {
-    let Some(Worker {
-        mut process,
-        channel,
-        ..
-    }) = spawn_spec("namespaces", {
-        let mut spec = worker_spec(&[], "kill", "limits");
-        spec.address_space_limit_mb = Some(64 * 1024);
-        spec.data_limit_mb = Some(3 * 1024);
-        spec
-    })
-    else {
+    let mut spec = worker_spec(&[], "kill", "limits");
+    spec.address_space_limit_mb = Some(64 * 1024);
+    spec.data_limit_mb = Some(3 * 1024);
+    let Some((mut process, lines)) = spawn_spec_and_read("namespaces", spec) else {
         return;
     };
     assert_eq!(
-        read_lines(channel),
+        lines,
         [format!(
             "limits core=0 fsize=0 nofile={} nproc={} as={} data={}",
             roma_sandbox::DEFAULT_MAX_OPEN_FILES,
@@ -542,10 +530,7 @@ fn extra_read_only_paths_are_readable_and_not_writable() {
         let mut spec = worker_spec(&[], "off", action);
         spec.args.push(path.into_os_string());
         spec.extra_read_only_paths = vec![dir.clone()];
-        spawn_spec("namespaces", spec).map(|w| {
-            let _alive = w.process;
-            read_lines(w.channel)
-        })
+        spawn_spec_and_read("namespaces", spec).map(|(_alive, lines)| lines)
     };
     let Some(read) = run("read", dir.join("data.txt")) else {
         return;

@@ -2,7 +2,7 @@
 //! second of the host's SIGKILL even when the worker ignores end-of-file, a root host's jail
 //! runs as an unprivileged host uid, and `RLIMIT_NPROC` holds there.
 
-use crate::util::{Worker, allow_no_userns, spawn, spawn_spec, worker_spec};
+use crate::util::{Worker, allow_no_userns, spawn, spawn_spec, spawn_spec_and_read, worker_spec};
 use roma_sandbox::procfs;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -158,15 +158,10 @@ fn the_data_limit_bounds_what_native_code_can_touch() {
             data_limit_mb: Some(64),
             ..worker_spec(&[], "kill", "touch")
         };
-        let Some(Worker {
-            process: _process,
-            channel,
-            ..
-        }) = spawn_spec("namespaces", spec)
-        else {
+        let Some((_process, lines)) = spawn_spec_and_read("namespaces", spec) else {
             return "skipped".into();
         };
-        crate::util::read_lines(channel).join("|")
+        lines.join("|")
     };
     let small = run("16");
     if small == "skipped" {
@@ -182,15 +177,9 @@ fn the_task_limit_holds_in_the_jail_whoever_the_host_is() {
         args: vec!["kill".into(), "threads".into(), "1000".into()],
         ..worker_spec(&[], "kill", "threads")
     };
-    let Some(Worker {
-        process: _process,
-        channel,
-        ..
-    }) = spawn_spec("namespaces", spec)
-    else {
+    let Some((_process, lines)) = spawn_spec_and_read("namespaces", spec) else {
         return;
     };
-    let lines = crate::util::read_lines(channel);
     let line = lines.first().map(String::as_str).unwrap_or("");
     let started: usize = line
         .strip_prefix("threads started=")

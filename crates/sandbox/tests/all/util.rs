@@ -49,7 +49,15 @@ pub fn spawn_and_read(
     seccomp: &str,
     action: &str,
 ) -> Option<(Box<dyn WorkerProcess>, Vec<String>)> {
-    spawn(backend, seccomp, action).map(|w| (w.process, read_lines(w.channel)))
+    spawn_spec_and_read(backend, worker_spec(&[], seccomp, action))
+}
+
+/// [`spawn_spec`], then every line the worker writes until it closes its channel.
+pub fn spawn_spec_and_read(
+    backend: &str,
+    spec: WorkerSpec,
+) -> Option<(Box<dyn WorkerProcess>, Vec<String>)> {
+    spawn_spec(backend, spec).map(|w| (w.process, read_lines(w.channel)))
 }
 
 /// [`spawn`] with a spec of one's own; the channel fd is added to it.
