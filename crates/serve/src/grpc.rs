@@ -225,7 +225,7 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::LoadCodeObjRequest>,
     ) -> Result<Response<pb::LoadCodeObjResponse>, Status> {
-        self.call_with("grpc_load", Role::Load, request, async |_rid, r, _meta| {
+        self.call_with("grpc_load", Role::Load, request, async |_, r, _| {
             let code = crate::api::CodeBody {
                 id: (!r.id.is_empty()).then_some(r.id),
                 version_string: r.version_string,
@@ -355,15 +355,10 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelResponse>, Status> {
-        self.call_with(
-            "grpc_cancel",
-            Role::Execute,
-            request,
-            async |_rid, r, _meta| {
-                let cancelled = self.state.cancel_named(&r.request_id);
-                (String::new(), Ok(pb::CancelResponse { cancelled }))
-            },
-        )
+        self.call_with("grpc_cancel", Role::Execute, request, async |_, r, _| {
+            let cancelled = self.state.cancel_named(&r.request_id);
+            (String::new(), Ok(pb::CancelResponse { cancelled }))
+        })
         .await
     }
 }
