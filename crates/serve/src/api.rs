@@ -157,25 +157,46 @@ impl CodeBody {
                     }),
             }
         };
-        let js = self.js.unwrap_or_default();
-        let wasm = decode("wasm", self.wasm)?;
-        let wasm_bin = decode("wasm_bin", self.wasm_bin)?;
-        let size = js.len() + wasm.len() + wasm_bin.len();
-        if size > limits.max_code_bytes {
-            return Err(too_large(format!(
-                "the code object holds {size} bytes, more than limits.max_code_bytes ({})",
-                limits.max_code_bytes
-            )));
-        }
-        Ok(CodeObject {
+        let code = CodeObject {
+            wasm: decode("wasm", self.wasm)?,
+            wasm_bin: decode("wasm_bin", self.wasm_bin)?,
+            js: self.js.unwrap_or_default(),
             id: self.id.unwrap_or_else(|| self.version_string.clone()),
             version_string: self.version_string,
-            js,
-            wasm,
-            wasm_bin,
             tags: self.tags,
-        })
+        };
+        check_code_size(&code, limits)?;
+        Ok(code)
     }
+}
+
+/// Refuses a code object whose JS and modules together are past `limits.max_code_bytes`.
+pub(crate) fn check_code_size(code: &CodeObject, limits: &Limits) -> Result<(), ApiError> {
+    let size = code.js.len() + code.wasm.len() + code.wasm_bin.len();
+    if size > limits.max_code_bytes {
+        return Err(too_large(format!(
+            "the code object holds {size} bytes, more than limits.max_code_bytes ({})",
+            limits.max_code_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a batch that is empty or holds more than `limits.max_batch` requests.
+pub(crate) fn check_batch_len(len: usize, limits: &Limits) -> Result<(), RomaError> {
+    if len == 0 {
+        return Err(RomaError::invalid_argument("the batch holds no requests"));
+    }
+    if len > limits.max_batch {
+        return Err(RomaError::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "{len} requests, more than limits.max_batch ({})",
+                limits.max_batch
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl ExecuteBody {

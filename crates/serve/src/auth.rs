@@ -160,119 +160,78 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TestDir;
     use axum::http::HeaderValue;
 
-    fn headers(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
-        h
+    /// The roles a request gets with the `Authorization` header `auth` on a connection whose
+    /// certificate grants `peer`.
+    fn granted(t: &Tokens, auth: Option<&str>, peer: Option<&PeerRoles>) -> Vec<Role> {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = auth {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        [Role::Load, Role::Execute]
+            .into_iter()
+            .filter(|&role| t.check(&headers, peer, role).is_ok())
+            .collect()
     }
+
+    /// A certificate that grants executing only.
+    const EXEC_PEER: PeerRoles = PeerRoles {
+        load: false,
+        execute: true,
+    };
 
     #[test]
     fn roles_are_separate_and_reload_rotates() {
-        let dir = std::env::temp_dir().join(format!("roma-serve-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (l, e) = (dir.join("l"), dir.join("e"));
-        std::fs::write(&l, "load-1\n").unwrap();
-        std::fs::write(&e, "exec-1").unwrap();
+        let dir = TestDir::new("auth");
+        let (l, e) = (dir.write("l", "load-1\n"), dir.write("e", "exec-1"));
         let t = Tokens::load(Some(&l), Some(&e)).unwrap();
-        assert!(t.check(&headers("Bearer load-1"), None, Role::Load).is_ok());
-        assert!(
-            t.check(&headers("Bearer load-1"), None, Role::Execute)
-                .is_err()
-        );
-        assert!(
-            t.check(&headers("Bearer exec-1"), None, Role::Execute)
-                .is_ok()
-        );
-        assert!(
-            t.check(&headers("Bearer exec-"), None, Role::Execute)
-                .is_err()
-        );
-        assert!(
-            t.check(&headers("Bearer exec-11"), None, Role::Execute)
-                .is_err()
-        );
-        assert!(t.check(&headers("exec-1"), None, Role::Execute).is_err());
-        assert!(t.check(&HeaderMap::new(), None, Role::Execute).is_err());
-        std::fs::write(&e, "exec-2").unwrap();
+        assert_eq!(granted(&t, Some("Bearer load-1"), None), [Role::Load]);
+        assert_eq!(granted(&t, Some("Bearer exec-1"), None), [Role::Execute]);
+        for wrong in [
+            Some("Bearer exec-"),
+            Some("Bearer exec-11"),
+            Some("exec-1"),
+            None,
+        ] {
+            assert_eq!(granted(&t, wrong, None), [], "{wrong:?}");
+        }
+        dir.write("e", "exec-2");
         t.reload().unwrap();
-        assert!(
-            t.check(&headers("Bearer exec-1"), None, Role::Execute)
-                .is_err()
-        );
-        assert!(
-            t.check(&headers("Bearer exec-2"), None, Role::Execute)
-                .is_ok()
-        );
+        assert_eq!(granted(&t, Some("Bearer exec-1"), None), []);
+        assert_eq!(granted(&t, Some("Bearer exec-2"), None), [Role::Execute]);
         // A bad file keeps the old tokens.
-        std::fs::write(&e, "").unwrap();
+        dir.write("e", "");
         assert!(t.reload().is_err());
-        assert!(
-            t.check(&headers("Bearer exec-2"), None, Role::Execute)
-                .is_ok()
-        );
-        std::fs::write(&e, "load-1").unwrap();
+        assert_eq!(granted(&t, Some("Bearer exec-2"), None), [Role::Execute]);
+        dir.write("e", "load-1");
         assert!(matches!(t.reload(), Err(ServeError::Token { .. })));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_role_without_a_token_file_takes_only_certificates() {
-        let dir = std::env::temp_dir().join(format!("roma-serve-mtls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let l = dir.join("l");
-        std::fs::write(&l, "load-1").unwrap();
-        let t = Tokens::load(Some(&l), None).unwrap();
-        assert!(t.check(&headers("Bearer load-1"), None, Role::Load).is_ok());
+        let dir = TestDir::new("mtls");
+        let t = Tokens::load(Some(&dir.write("l", "load-1")), None).unwrap();
         // No token executes, not even the load token or an empty one.
-        for h in ["Bearer load-1", "Bearer ", "Bearer x"] {
-            assert!(t.check(&headers(h), None, Role::Execute).is_err(), "{h}");
+        assert_eq!(granted(&t, Some("Bearer load-1"), None), [Role::Load]);
+        for h in ["Bearer ", "Bearer x"] {
+            assert_eq!(granted(&t, Some(h), None), [], "{h}");
         }
-        let exec = PeerRoles {
-            load: false,
-            execute: true,
-        };
-        assert!(
-            t.check(&HeaderMap::new(), Some(&exec), Role::Execute)
-                .is_ok()
-        );
-        assert!(
-            Tokens::load(None, None)
-                .unwrap()
-                .check(&headers("Bearer load-1"), None, Role::Load)
-                .is_err()
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(granted(&t, None, Some(&EXEC_PEER)), [Role::Execute]);
+        let none = Tokens::load(None, None).unwrap();
+        assert_eq!(granted(&none, Some("Bearer load-1"), None), []);
     }
 
     #[test]
     fn a_certificate_role_stands_for_its_token_only() {
-        let dir = std::env::temp_dir().join(format!("roma-serve-peer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (l, e) = (dir.join("l"), dir.join("e"));
-        std::fs::write(&l, "load-1").unwrap();
-        std::fs::write(&e, "exec-1").unwrap();
+        let dir = TestDir::new("peer");
+        let (l, e) = (dir.write("l", "load-1"), dir.write("e", "exec-1"));
         let t = Tokens::load(Some(&l), Some(&e)).unwrap();
-        let exec = PeerRoles {
-            load: false,
-            execute: true,
-        };
-        assert!(
-            t.check(&HeaderMap::new(), Some(&exec), Role::Execute)
-                .is_ok()
-        );
-        assert!(t.check(&HeaderMap::new(), Some(&exec), Role::Load).is_err());
+        assert_eq!(granted(&t, None, Some(&EXEC_PEER)), [Role::Execute]);
         // A token still works beside a certificate without that role.
-        assert!(
-            t.check(&headers("Bearer load-1"), Some(&exec), Role::Load)
-                .is_ok()
-        );
-        let none = PeerRoles::default();
-        assert!(
-            t.check(&HeaderMap::new(), Some(&none), Role::Execute)
-                .is_err()
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        let both = granted(&t, Some("Bearer load-1"), Some(&EXEC_PEER));
+        assert_eq!(both, [Role::Load, Role::Execute]);
+        assert_eq!(granted(&t, None, Some(&PeerRoles::default())), []);
     }
 }

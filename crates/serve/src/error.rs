@@ -125,6 +125,15 @@ impl ApiError {
     }
 }
 
+/// How a request or a load ended, as the metrics and the log name it: `ok`, or the error's
+/// kind.
+pub(crate) fn outcome<T>(r: &Result<T, ApiError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) => e.status_and_kind().1,
+    }
+}
+
 impl From<RomaError> for ApiError {
     fn from(e: RomaError) -> Self {
         ApiError::Roma(e)

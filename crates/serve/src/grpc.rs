@@ -2,13 +2,15 @@
 //! and server reflection, on their own port. It shares the HTTP API's state: the same
 //! tokens, limits, metrics and drain, and the same error kinds, mapped to gRPC codes.
 
-use crate::api::{ExecuteBody, RequestMetadata};
+use crate::api::{ExecuteBody, RequestMetadata, check_batch_len, check_code_size};
 use crate::auth::{PeerRoles, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, outcome};
+use crate::http::REQUEST_ID_HEADER;
 use crate::state::AppState;
 use roma::{ErrorKind, InvocationRequest, RomaError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 /// The generated messages and services: `roma.v1.Roma`, which this server serves, and
@@ -115,17 +117,12 @@ impl GrpcApi {
     {
         let st = &self.state;
         let started = Instant::now();
-        let rid = metadata
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| {
-                !v.is_empty()
-                    && v.len() <= crate::http::MAX_REQUEST_ID_BYTES
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            })
-            .map(str::to_string)
-            .unwrap_or_else(|| st.next_request_id());
+        let rid = crate::http::request_id(
+            st,
+            metadata
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
         let (code_id, result) = match st.admit() {
             None => (String::new(), Err(ApiError::Draining)),
             Some(_admission) => {
@@ -136,10 +133,7 @@ impl GrpcApi {
                 }
             }
         };
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.status_and_kind().1,
-        };
+        let outcome = outcome(&result);
         st.metrics
             .record(endpoint, &code_id, outcome, started.elapsed());
         tracing::info!(request_id = %rid, endpoint, outcome, micros = started.elapsed().as_micros() as u64, "grpc");
@@ -147,14 +141,34 @@ impl GrpcApi {
         let rid = rid.parse().ok();
         match (&mut r, rid) {
             (Ok(resp), Some(v)) => {
-                resp.metadata_mut().insert("x-request-id", v);
+                resp.metadata_mut().insert(REQUEST_ID_HEADER, v);
             }
             (Err(s), Some(v)) => {
-                s.metadata_mut().insert("x-request-id", v);
+                s.metadata_mut().insert(REQUEST_ID_HEADER, v);
             }
             _ => {}
         }
         r
+    }
+
+    /// [`call`](Self::call) for a whole request: `handle` gets the message and the call's
+    /// metadata.
+    async fn call_with<M, T, F>(
+        &self,
+        endpoint: &'static str,
+        role: Role,
+        request: Request<M>,
+        handle: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: AsyncFnOnce(&str, M, &MetadataMap) -> (String, Result<T, ApiError>),
+    {
+        let (meta, ext, message) = request.into_parts();
+        let peer = ext.get::<PeerRoles>().copied();
+        self.call(endpoint, role, &meta, peer, async |rid| {
+            handle(rid, message, &meta).await
+        })
+        .await
     }
 
     fn request(
@@ -211,10 +225,7 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::LoadCodeObjRequest>,
     ) -> Result<Response<pb::LoadCodeObjResponse>, Status> {
-        let (meta, ext, r) = request.into_parts();
-        let peer = ext.get::<PeerRoles>().copied();
-        let st = Arc::clone(&self.state);
-        self.call("grpc_load", Role::Load, &meta, peer, async move |_rid| {
+        self.call_with("grpc_load", Role::Load, request, async |_, r, _| {
             let code = crate::api::CodeBody {
                 id: (!r.id.is_empty()).then_some(r.id),
                 version_string: r.version_string,
@@ -223,35 +234,21 @@ impl Roma for GrpcApi {
                 wasm_bin: None,
                 tags: r.tags,
             };
-            let mut code = match code.into_code(&st.limits) {
+            let mut code = match code.into_code(&self.state.limits) {
                 Ok(c) => c,
                 Err(e) => return (String::new(), Err(e)),
             };
             code.wasm = r.wasm;
             code.wasm_bin = r.wasm_bin;
-            let size = code.js.len() + code.wasm.len() + code.wasm_bin.len();
             let version = code.version_string.clone();
-            if size > st.limits.max_code_bytes {
-                return (
-                    version,
-                    Err(ApiError::Roma(RomaError::new(
-                        ErrorKind::PayloadTooLarge,
-                        format!(
-                            "the code object holds {size} bytes, more than limits.max_code_bytes ({})",
-                            st.limits.max_code_bytes
-                        ),
-                    ))),
-                );
+            if let Err(e) = check_code_size(&code, &self.state.limits) {
+                return (version, Err(e));
             }
-            let result = st.replica.load(&st.service, code).await;
-            st.metrics.record_load(
-                &version,
-                match &result {
-                    Ok(_) => "ok",
-                    Err(e) => e.status_and_kind().1,
-                },
-            );
-            (version, result.map(|(r, _)| pb::LoadCodeObjResponse { id: r.id }))
+            let result = self.state.load_code(code).await;
+            (
+                version,
+                result.map(|(r, _)| pb::LoadCodeObjResponse { id: r.id }),
+            )
         })
         .await
     }
@@ -308,67 +305,49 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::BatchExecuteRequest>,
     ) -> Result<Response<pb::BatchExecuteResponse>, Status> {
-        let (meta, ext, r) = request.into_parts();
-        let peer = ext.get::<PeerRoles>().copied();
-        let st = Arc::clone(&self.state);
-        let deadline = deadline(&meta);
-        self.call("grpc_batch", Role::Execute, &meta, peer, async move |rid| {
-            let code_id = r
-                .requests
-                .first()
-                .map(|r| r.version_string.clone())
-                .unwrap_or_default();
-            let fail = |e: RomaError| (code_id.clone(), Err(ApiError::Roma(e)));
-            if r.requests.is_empty() {
-                return fail(RomaError::invalid_argument("the batch holds no requests"));
-            }
-            if r.requests.len() > st.limits.max_batch {
-                return fail(RomaError::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!(
-                        "{} requests, more than limits.max_batch ({})",
-                        r.requests.len(),
-                        st.limits.max_batch
-                    ),
-                ));
-            }
-            let requests = match r
-                .requests
-                .into_iter()
-                .map(|q| self.request(q, rid, deadline))
-                .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(v) => v,
-                Err(e) => return (code_id, Err(e)),
-            };
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let tokens = match st.service.batch_execute(requests, move |results| {
-                let _ = tx.send(results);
-            }) {
-                Ok(t) => t,
-                Err(e) => return fail(e),
-            };
-            let guard = st.cancel_on_drop(tokens);
-            let Ok(results) = rx.await else {
-                return fail(RomaError::internal(
-                    "the batch's callback was dropped without being called",
-                ));
-            };
-            guard.disarm();
-            let results = results
-                .into_iter()
-                .map(|r| pb::BatchExecuteResult {
-                    result: Some(match r {
-                        Ok(r) => pb::batch_execute_result::Result::Response(response(r)),
-                        Err(e) => pb::batch_execute_result::Result::Error(pb::Error {
-                            kind: e.kind().as_str().to_string(),
-                            message: e.message().to_string(),
+        self.call_with(
+            "grpc_batch",
+            Role::Execute,
+            request,
+            async |rid, r, meta| {
+                let deadline = deadline(meta);
+                let code_id = r
+                    .requests
+                    .first()
+                    .map(|r| r.version_string.clone())
+                    .unwrap_or_default();
+                let fail = |e: RomaError| (code_id.clone(), Err(ApiError::Roma(e)));
+                if let Err(e) = check_batch_len(r.requests.len(), &self.state.limits) {
+                    return fail(e);
+                }
+                let requests = match r
+                    .requests
+                    .into_iter()
+                    .map(|q| self.request(q, rid, deadline))
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(v) => v,
+                    Err(e) => return (code_id, Err(e)),
+                };
+                let results = match self.state.run_batch(requests).await {
+                    Ok(results) => results,
+                    Err(e) => return fail(e),
+                };
+                let results = results
+                    .into_iter()
+                    .map(|r| pb::BatchExecuteResult {
+                        result: Some(match r {
+                            Ok(r) => pb::batch_execute_result::Result::Response(response(r)),
+                            Err(e) => pb::batch_execute_result::Result::Error(pb::Error {
+                                kind: e.kind().as_str().to_string(),
+                                message: e.message().to_string(),
+                            }),
                         }),
-                    }),
-                })
-                .collect();
-            (code_id, Ok(pb::BatchExecuteResponse { results }))
-        })
+                    })
+                    .collect();
+                (code_id, Ok(pb::BatchExecuteResponse { results }))
+            },
+        )
         .await
     }
 
@@ -376,19 +355,10 @@ impl Roma for GrpcApi {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelResponse>, Status> {
-        let (meta, ext, r) = request.into_parts();
-        let peer = ext.get::<PeerRoles>().copied();
-        let st = Arc::clone(&self.state);
-        self.call(
-            "grpc_cancel",
-            Role::Execute,
-            &meta,
-            peer,
-            async move |_rid| {
-                let cancelled = st.cancel_named(&r.request_id);
-                (String::new(), Ok(pb::CancelResponse { cancelled }))
-            },
-        )
+        self.call_with("grpc_cancel", Role::Execute, request, async |_, r, _| {
+            let cancelled = self.state.cancel_named(&r.request_id);
+            (String::new(), Ok(pb::CancelResponse { cancelled }))
+        })
         .await
     }
 }

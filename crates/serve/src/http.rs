@@ -1,10 +1,12 @@
 //! The HTTP/JSON API: routes, and the path of each request through admission (drain), auth,
 //! the body limit, parsing, and roma, to exactly one answer that carries the request id.
 
-use crate::api::{BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, parse};
+use crate::api::{
+    BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, check_batch_len, parse,
+};
 use crate::auth::{PeerRoles, Role};
 use crate::body_deadline::BodyTimeout;
-use crate::error::ApiError;
+use crate::error::{ApiError, outcome};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -49,22 +51,19 @@ async fn load(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer(&st, "code", &headers, async |rid| {
-        let mut code_id = String::new();
-        let result = async {
-            st.tokens.check(&headers, peer.as_deref(), Role::Load)?;
+    let peer = peer.as_deref();
+    answer_as(
+        &st,
+        "code",
+        Role::Load,
+        peer,
+        &headers,
+        async |rid, code_id| {
             let bytes = read_body(&st, &headers, body).await?;
             let code = parse::<CodeBody>(&bytes)?.into_code(&st.limits)?;
-            code_id = code.version_string.clone();
+            *code_id = code.version_string.clone();
             let version = code.version_string.clone();
-            let r = st.replica.load(&st.service, code).await;
-            st.metrics.record_load(
-                &version,
-                match &r {
-                    Ok(_) => "ok",
-                    Err(e) => e.status_and_kind().1,
-                },
-            );
+            let r = st.load_code(code).await;
             tracing::info!(request_id = %rid, version = %version, ok = r.is_ok(), "load");
             let (r, receipt) = r?;
             let mut body = ResponseBody::for_request(r, rid);
@@ -76,10 +75,8 @@ async fn load(
                 HeaderValue::from(receipt.revision),
             );
             Ok(resp)
-        }
-        .await;
-        Outcome { code_id, result }
-    })
+        },
+    )
     .await
 }
 
@@ -117,28 +114,19 @@ async fn batch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer(&st, "batch", &headers, async |rid| {
-        let mut code_id = String::new();
-        let result = async {
-            st.tokens.check(&headers, peer.as_deref(), Role::Execute)?;
+    let peer = peer.as_deref();
+    answer_as(
+        &st,
+        "batch",
+        Role::Execute,
+        peer,
+        &headers,
+        async |rid, code_id| {
             let deadline = deadline(&headers)?;
             let bytes = read_body(&st, &headers, body).await?;
             let b = parse::<BatchBody>(&bytes)?;
-            if b.requests.is_empty() {
-                return Err(RomaError::invalid_argument("the batch holds no requests").into());
-            }
-            if b.requests.len() > st.limits.max_batch {
-                return Err(RomaError::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!(
-                        "{} requests, more than limits.max_batch ({})",
-                        b.requests.len(),
-                        st.limits.max_batch
-                    ),
-                )
-                .into());
-            }
-            code_id = b.requests[0].version_string.clone();
+            check_batch_len(b.requests.len(), &st.limits)?;
+            *code_id = b.requests[0].version_string.clone();
             for r in &b.requests {
                 st.replica.check(&r.version_string)?;
             }
@@ -147,16 +135,9 @@ async fn batch(
                 .into_iter()
                 .map(|r| r.into_request(&st.limits, rid, st.default_timeout, deadline))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let tokens = st.service.batch_execute(requests, move |results| {
-                let _ = tx.send(results);
-            })?;
-            let guard = st.cancel_on_drop(tokens);
-            let results = rx.await.map_err(|_| {
-                RomaError::internal("the batch's callback was dropped without being called")
-            })?;
-            guard.disarm();
-            let responses: Vec<BatchEntry> = results
+            let responses: Vec<BatchEntry> = st
+                .run_batch(requests)
+                .await?
                 .into_iter()
                 .map(|r| match r {
                     Ok(r) => BatchEntry::Ok(r.into()),
@@ -172,8 +153,31 @@ async fn batch(
                 Json(serde_json::json!({ "request_id": rid, "responses": responses }))
                     .into_response(),
             )
-        }
-        .await;
+        },
+    )
+    .await
+}
+
+/// [`answer`] for a request that needs `role`: checks the credential, then runs `handle`,
+/// which sets the code id (`""` until it does) once it knows which code the request is for,
+/// so the metrics count even a later failure against that code.
+async fn answer_as<F>(
+    st: &AppState,
+    endpoint: &'static str,
+    role: Role,
+    peer: Option<&PeerRoles>,
+    headers: &HeaderMap,
+    handle: F,
+) -> Response
+where
+    F: AsyncFnOnce(&str, &mut String) -> Result<Response, ApiError>,
+{
+    answer(st, endpoint, headers, async |rid| {
+        let mut code_id = String::new();
+        let result = match st.tokens.check(headers, peer, role) {
+            Ok(()) => handle(rid, &mut code_id).await,
+            Err(e) => Err(e),
+        };
         Outcome { code_id, result }
     })
     .await
@@ -191,23 +195,21 @@ where
     F: AsyncFnOnce(&str) -> Outcome,
 {
     let started = Instant::now();
-    let rid = request_id(st, headers);
-    let outcome = match st.admit() {
+    let rid = request_id(
+        st,
+        headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()),
+    );
+    let done = match st.admit() {
         Some(_admission) => handle(&rid).await,
         None => Outcome {
             code_id: String::new(),
             result: Err(ApiError::Draining),
         },
     };
-    let (mut response, kind) = match outcome.result {
-        Ok(r) => (r, "ok"),
-        Err(e) => {
-            let kind = e.status_and_kind().1;
-            (e.response_for(&rid), kind)
-        }
-    };
+    let kind = outcome(&done.result);
+    let mut response = done.result.unwrap_or_else(|e| e.response_for(&rid));
     st.metrics
-        .record(endpoint, &outcome.code_id, kind, started.elapsed());
+        .record(endpoint, &done.code_id, kind, started.elapsed());
     tracing::info!(
         request_id = %rid,
         endpoint,
@@ -222,11 +224,10 @@ where
     response
 }
 
-/// The client's request id if it is a short token of `[A-Za-z0-9._-]`, else a new one.
-fn request_id(st: &AppState, headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
+/// The client's request id (`given`, over either API) if it is a short token of
+/// `[A-Za-z0-9._-]`, else a new one.
+pub(crate) fn request_id(st: &AppState, given: Option<&str>) -> String {
+    given
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= MAX_REQUEST_ID_BYTES

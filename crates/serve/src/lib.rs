@@ -24,6 +24,8 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+#[cfg(test)]
+mod test_dir;
 mod tls;
 
 pub use api::{

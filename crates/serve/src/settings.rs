@@ -613,37 +613,30 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(key_of("[server]\n").starts_with("server.http: is required"));
-        assert!(key_of(&format!("{MIN}threads = 0\n")).starts_with("server.threads"));
-        assert!(
-            key_of(&format!("{MIN}[limits]\nmax_connections = 0\n"))
-                .starts_with("limits.max_connections")
-        );
-        assert!(
-            key_of(&format!("{MIN}[limits]\nidle_timeout = \"soon\"\n"))
-                .starts_with("limits.idle_timeout")
-        );
-        assert!(
-            key_of(&format!("{MIN}[limits]\nbody_timeout = \"0s\"\n"))
-                .starts_with("limits.body_timeout: must be more than 0")
-        );
-        assert!(
-            key_of(&format!("{MIN}[service]\nsandbox = \"chroot\"\n"))
-                .starts_with("service.sandbox")
-        );
         assert!(key_of("[server]\nhttp = \"nowhere\"\n").starts_with("server.http"));
-        assert!(key_of(&format!("{MIN}[store]\nkind = \"dir\"\n")).starts_with("store.dir"));
-        assert!(
-            key_of(&format!("{MIN}[store]\netcd_endpoints = []\n"))
-                .starts_with("store.etcd_endpoints")
-        );
-        assert!(
-            key_of(&format!(
-                "{MIN}[store]\netcd_endpoints = [\"127.0.0.1:2379\"]\nmax_object_bytes = 9999999\n"
-            ))
-            .starts_with("store.max_object_bytes")
-        );
-        assert!(key_of(&format!("{MIN}[store]\nkind = \"s3\"\n")).starts_with("store.kind"));
-        assert!(key_of(&format!("{MIN}[tls]\ncert_file = \"c\"\n")).starts_with("tls.key_file"));
+        // Each: what follows a valid `[server]` table, and how the error begins.
+        let cases = [
+            ("threads = 0\n", "server.threads"),
+            ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+            ("[limits]\nidle_timeout = \"soon\"\n", "limits.idle_timeout"),
+            (
+                "[limits]\nbody_timeout = \"0s\"\n",
+                "limits.body_timeout: must be more than 0",
+            ),
+            ("[service]\nsandbox = \"chroot\"\n", "service.sandbox"),
+            ("[store]\nkind = \"dir\"\n", "store.dir"),
+            ("[store]\netcd_endpoints = []\n", "store.etcd_endpoints"),
+            (
+                "[store]\netcd_endpoints = [\"127.0.0.1:2379\"]\nmax_object_bytes = 9999999\n",
+                "store.max_object_bytes",
+            ),
+            ("[store]\nkind = \"s3\"\n", "store.kind"),
+            ("[tls]\ncert_file = \"c\"\n", "tls.key_file"),
+        ];
+        for (tail, start) in cases {
+            let got = key_of(&format!("{MIN}{tail}"));
+            assert!(got.starts_with(start), "{tail:?}: {got}");
+        }
         // toml names an unknown key itself.
         assert!(key_of(&format!("{MIN}[limits]\nmax_bodybytes = 1\n")).contains("max_bodybytes"));
     }

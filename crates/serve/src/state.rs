@@ -3,10 +3,12 @@
 
 use crate::api::RequestMetadata;
 use crate::auth::Tokens;
+use crate::error::{ApiError, outcome};
 use crate::metrics::{Metrics, ServiceFigures};
 use crate::settings::Limits;
 use roma::WorkerHealth;
-use roma::{ExecutionToken, RomaService};
+use roma::{CodeObject, ExecutionToken, InvocationRequest, ResponseObject, RomaError, RomaService};
+use roma_store::PutReceipt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -156,6 +158,35 @@ impl AppState {
             service: &self.service,
             tokens,
         }
+    }
+
+    /// Loads `code` through the code store and counts the load by its outcome.
+    pub async fn load_code(
+        &self,
+        code: CodeObject,
+    ) -> Result<(ResponseObject, PutReceipt), ApiError> {
+        let version = code.version_string.clone();
+        let r = self.replica.load(&self.service, code).await;
+        self.metrics.record_load(&version, outcome(&r));
+        r
+    }
+
+    /// Submits `requests` as one batch and waits for their results, in request order. Dropped
+    /// before they come (the client went away), it cancels the batch's executions.
+    pub async fn run_batch(
+        &self,
+        requests: Vec<InvocationRequest<RequestMetadata>>,
+    ) -> Result<Vec<Result<ResponseObject, RomaError>>, RomaError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tokens = self.service.batch_execute(requests, move |results| {
+            let _ = tx.send(results);
+        })?;
+        let guard = self.cancel_on_drop(tokens);
+        let results = rx.await.map_err(|_| {
+            RomaError::internal("the batch's callback was dropped without being called")
+        })?;
+        guard.disarm();
+        Ok(results)
     }
 
     fn named_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, NamedSlot>> {

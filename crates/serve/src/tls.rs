@@ -341,22 +341,26 @@ mod tests {
         assert!(key_of(with(&["x.y"], &["x.y"], true)).starts_with("tls.execute_clients"));
     }
 
+    /// The file that `Tls::load` names in its error.
+    fn failing_file(s: &TlsSettings) -> String {
+        match Tls::load(s) {
+            Err(ServeError::Tls { path, .. }) => path,
+            other => panic!("expected a TLS error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn bad_files_are_named() {
-        let dir = std::env::temp_dir().join(format!("roma-serve-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let garbage = dir.join("garbage.pem");
-        std::fs::write(&garbage, "not pem").unwrap();
-        let s = TlsSettings::new(garbage.clone(), garbage.clone());
-        match Tls::load(&s) {
-            Err(ServeError::Tls { path, .. }) => assert_eq!(path, garbage.display().to_string()),
-            other => panic!("expected a TLS error, got {other:?}"),
-        }
-        let missing = dir.join("missing.pem");
-        match Tls::load(&TlsSettings::new(missing.clone(), garbage)) {
-            Err(ServeError::Tls { path, .. }) => assert_eq!(path, missing.display().to_string()),
-            other => panic!("expected a TLS error, got {other:?}"),
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TestDir::new("tls");
+        let garbage = dir.write("garbage.pem", "not pem");
+        assert_eq!(
+            failing_file(&TlsSettings::new(garbage.clone(), garbage.clone())),
+            garbage.display().to_string()
+        );
+        let missing = dir.path("missing.pem");
+        assert_eq!(
+            failing_file(&TlsSettings::new(missing.clone(), garbage)),
+            missing.display().to_string()
+        );
     }
 }

@@ -135,12 +135,7 @@ async fn error_kinds_map_to_statuses() {
         })
         .to_string();
         let r = t.post("/v1/execute", Some(EXEC), headers, body).await;
-        assert_eq!(
-            (r.status, r.kind().as_str()),
-            (*status, *kind),
-            "{handler}: {}",
-            r.body
-        );
+        r.assert_error_for(handler, *status, kind);
         // The error body names the request as the header does.
         assert_eq!(
             r.json()["request_id"].as_str(),
@@ -156,12 +151,7 @@ async fn error_kinds_map_to_statuses() {
     assert!(r.body.contains("200ms"), "{}", r.body);
     // A load that does not compile.
     let r = t.load("v3", "function (").await;
-    assert_eq!(
-        (r.status, r.kind().as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "compile"),
-        "{}",
-        r.body
-    );
+    r.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "compile");
     // Malformed JSON, an unknown field, bad base64, a missing field.
     for body in [
         "{\"version_string\": ",
@@ -172,12 +162,7 @@ async fn error_kinds_map_to_statuses() {
         let r = t
             .post("/v1/execute", Some(EXEC), &[], body.to_string())
             .await;
-        assert_eq!(
-            (r.status, r.kind().as_str()),
-            (StatusCode::BAD_REQUEST, "invalid_argument"),
-            "{body}: {}",
-            r.body
-        );
+        r.assert_error_for(body, StatusCode::BAD_REQUEST, "invalid_argument");
     }
     let r = t
         .post(
@@ -187,18 +172,10 @@ async fn error_kinds_map_to_statuses() {
             r#"{"version_string":"w","wasm":"@@@"}"#,
         )
         .await;
-    assert_eq!(
-        (r.status, r.kind().as_str()),
-        (StatusCode::BAD_REQUEST, "invalid_argument"),
-        "{}",
-        r.body
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "invalid_argument");
     assert!(r.body.contains("base64"), "{}", r.body);
     // Still serving.
-    assert_eq!(
-        t.execute("Handler", &["1"], &[]).await.status,
-        StatusCode::OK
-    );
+    t.execute_ok().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,32 +183,9 @@ async fn queue_full_is_429_with_retry_after() {
     let mut s = settings();
     s.service.queue_max_items = Some(1);
     let t = TestServer::with_code(s).await;
-    let spin = || {
-        let addr = t.addr;
-        tokio::spawn(async move {
-            let body = serde_json::json!({"version_string": "v1", "handler_name": "Signal",
-                "tags": {"TimeoutDuration": "1s"}})
-            .to_string();
-            request(addr, "POST", "/v1/execute", Some(EXEC), &[], body.into()).await
-        })
-    };
-    let running = spin();
-    t.wait_started(1).await;
-    let queued = spin();
-    tokio::time::timeout(PATIENCE, async {
-        while t.metric("roma_queue_depth").await != Some(1.0) {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the second request is queued");
+    let [running, queued] = t.one_running_one_queued("1s").await;
     let r = t.execute("Handler", &["1"], &[]).await;
-    assert_eq!(
-        (r.status, r.kind().as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
-        "{}",
-        r.body
-    );
+    r.assert_error(StatusCode::TOO_MANY_REQUESTS, "queue_full");
     assert_eq!(r.headers["retry-after"], "1");
     for h in [running, queued] {
         let r = h.await.unwrap();
@@ -245,10 +199,10 @@ async fn auth_refusals_do_nothing_and_tokens_rotate() {
     let code = serde_json::json!({"version_string": "v1", "js": JS}).to_string();
     for token in [None, Some(EXEC), Some("wrong"), Some("")] {
         let r = t.post("/v1/code", token, &[], code.clone()).await;
-        assert_eq!(
-            (r.status, r.kind().as_str()),
-            (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            "{token:?}"
+        r.assert_error_for(
+            format!("{token:?}"),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
         );
         assert_eq!(r.headers["www-authenticate"], "Bearer");
     }
@@ -257,7 +211,7 @@ async fn auth_refusals_do_nothing_and_tokens_rotate() {
         t.get("/readyz").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    assert_eq!(t.load("v1", JS).await.status, StatusCode::OK);
+    t.load_ok("v1", JS).await;
     let exec = serde_json::json!({"version_string": "v1", "handler_name": "Handler"}).to_string();
     for token in [None, Some(LOAD), Some("exec-token-456")] {
         let r = t.post("/v1/execute", token, &[], exec.clone()).await;
@@ -315,7 +269,7 @@ async fn metadata_reaches_host_functions() {
     assert_eq!(r.json()["resp"], r#""acme/true""#);
     // The code itself sees no metadata: it is not among its globals or arguments.
     let js = r#"function Look(a) { return [typeof metadata, typeof a, JSON.stringify(globalThis).includes("acme")].join(","); }"#;
-    assert_eq!(t.load("v9", js).await.status, StatusCode::OK);
+    t.load_ok("v9", js).await;
     let body = serde_json::json!({"version_string": "v9", "handler_name": "Look",
         "metadata": {"tenant": "acme"}})
     .to_string();
@@ -332,10 +286,7 @@ async fn metadata_reaches_host_functions() {
 async fn metrics_after_a_known_sequence() {
     let t = TestServer::with_code(settings()).await;
     for _ in 0..3 {
-        assert_eq!(
-            t.execute("Handler", &["1"], &[]).await.status,
-            StatusCode::OK
-        );
+        t.execute_ok().await;
     }
     assert_eq!(
         t.execute("Throw", &[], &[]).await.status,

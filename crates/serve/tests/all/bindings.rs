@@ -109,8 +109,7 @@ async fn server_with_bindings() -> (TestServer, Seen) {
         both,
     ];
     let t = TestServer::start(s).await;
-    let r = t.load("v1", BINDING_JS).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    t.load_ok("v1", BINDING_JS).await;
     (t, seen)
 }
 
@@ -178,12 +177,8 @@ async fn a_binding_whose_endpoint_is_down_throws() {
         format!("http://{addr}/get").parse().unwrap(),
     )];
     let t = TestServer::start(s).await;
-    let r = t
-        .load(
-            "v1",
-            "function Kv() { try { return kv.get('k'); } catch (e) { return 'threw: ' + e.message; } }",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let js =
+        "function Kv() { try { return kv.get('k'); } catch (e) { return 'threw: ' + e.message; } }";
+    t.load_ok("v1", js).await;
     assert_eq!(run(&t, "Kv", &[]).await, "threw: kv.get failed");
 }

@@ -1,19 +1,23 @@
-//! The test server and client: a server per test, on 127.0.0.1 with a port the OS picks, and
-//! a small HTTP/1.1 client over hyper.
+//! The test server and client: a server per test, on 127.0.0.1 with a port the OS picks, a
+//! small HTTP/1.1 client over hyper, a tonic client for the gRPC port, and the checks the
+//! tests share.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
 use roma::SandboxKind;
+use roma_serve::pb::ExecuteRequest;
 use roma_serve::{RequestMetadata, RunningServer, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 pub const LOAD: &str = "load-token-0123";
 pub const EXEC: &str = "exec-token-4567";
@@ -124,8 +128,7 @@ impl TestServer {
     /// A server with `JS` loaded as `v1`.
     pub async fn with_code(settings: Settings) -> TestServer {
         let t = TestServer::start(settings).await;
-        let r = t.load("v1", JS).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        t.load_ok("v1", JS).await;
         t
     }
 
@@ -147,6 +150,12 @@ impl TestServer {
     pub async fn load(&self, version: &str, js: &str) -> Reply {
         let body = serde_json::json!({"version_string": version, "js": js}).to_string();
         self.post("/v1/code", Some(LOAD), &[], body).await
+    }
+
+    /// Loads `js` as `version`, which must succeed.
+    pub async fn load_ok(&self, version: &str, js: &str) {
+        let r = self.load(version, js).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
 
     pub async fn execute(&self, handler: &str, input: &[&str], extra: &[(&str, &str)]) -> Reply {
@@ -180,6 +189,39 @@ impl TestServer {
             .and_then(|v| v.parse().ok())
     }
 
+    /// Runs `Handler` of `v1`, which must answer 200: the server still serves.
+    pub async fn execute_ok(&self) {
+        let r = self.execute("Handler", &["1"], &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+
+    /// Starts two executions of `Signal` of `v1` with the timeout `timeout`, each on a task of
+    /// its own, and waits until the first runs and the second waits in the queue behind it
+    /// (the server has one worker): their answers, the running one's first.
+    pub async fn one_running_one_queued(&self, timeout: &str) -> [JoinHandle<Reply>; 2] {
+        let spin = || {
+            let body = serde_json::json!({"version_string": "v1", "handler_name": "Signal",
+                "tags": {"TimeoutDuration": timeout}});
+            spawn_execute(self.addr, body)
+        };
+        let running = spin();
+        self.wait_started(1).await;
+        let queued = spin();
+        self.wait_metric("roma_queue_depth", 1.0).await;
+        [running, queued]
+    }
+
+    /// Waits until the metric line `prefix` reads `value`.
+    pub async fn wait_metric(&self, prefix: &str, value: f64) {
+        tokio::time::timeout(PATIENCE, async {
+            while self.metric(prefix).await != Some(value) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{prefix} never read {value}"));
+    }
+
     /// Drains the server and waits until it finished.
     pub async fn drain(&mut self) {
         if let Some(s) = self.server.take() {
@@ -209,6 +251,35 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads all of `resp`.
+    pub async fn read(resp: hyper::Response<hyper::body::Incoming>) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Asserts that this is the error answer `status` of kind `kind`.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, kind: &str) {
+        self.assert_error_for("", status, kind);
+    }
+
+    /// [`Reply::assert_error`] for one of several cases: a failure names `case`.
+    #[track_caller]
+    pub fn assert_error_for(&self, case: impl std::fmt::Display, status: StatusCode, kind: &str) {
+        assert_eq!(
+            (self.status, self.kind().as_str()),
+            (status, kind),
+            "{case}: {}",
+            self.body
+        );
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
@@ -255,14 +326,15 @@ pub async fn request(
     .await
     .expect("answered in time")
     .expect("answered");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    Reply::read(resp).await
+}
+
+/// `POST /v1/execute` of `body` with the execute token, on a task of its own: its answer.
+pub fn spawn_execute(addr: SocketAddr, body: serde_json::Value) -> JoinHandle<Reply> {
+    tokio::spawn(async move {
+        let body = body.to_string().into();
+        request(addr, "POST", "/v1/execute", Some(EXEC), &[], body).await
+    })
 }
 
 /// Reads until the server closes the connection (or resets it); fails after `PATIENCE`.
@@ -281,4 +353,54 @@ pub async fn closed_by_server(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> 
     .await
     .expect("the server closes the connection");
     got
+}
+
+/// Asserts that at least `bound` has passed since `since`: the server kept to its limit and
+/// did not act before it. `what` is what happened.
+#[track_caller]
+pub fn assert_waited(since: Instant, bound: Duration, what: &str) {
+    let waited = since.elapsed();
+    assert!(
+        waited >= bound,
+        "{what} after {waited:?}, sooner than {bound:?}"
+    );
+}
+
+/// Awaits `task`, which ends when `what` happens (within `PATIENCE`), and asserts that it
+/// ended no sooner than `bound` after `since`: its output.
+pub async fn ended_after<T>(task: JoinHandle<T>, since: Instant, bound: Duration, what: &str) -> T {
+    let out = tokio::time::timeout(PATIENCE, task)
+        .await
+        .expect(what)
+        .expect("the task runs to its end");
+    assert_waited(since, bound, what);
+    out
+}
+
+/// A gRPC channel (plain HTTP/2) to `addr`.
+pub async fn grpc_channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects")
+}
+
+/// `msg` with the metadata `authorization: Bearer <token>`.
+pub fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A gRPC execution `g1` of `handler` of `v1` with `input`.
+pub fn exec(handler: &str, input: &[&str]) -> ExecuteRequest {
+    ExecuteRequest {
+        id: "g1".into(),
+        version_string: "v1".into(),
+        handler_name: handler.into(),
+        input: input.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
 }

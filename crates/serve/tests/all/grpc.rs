@@ -2,42 +2,30 @@
 //! auth, the deadline, health, reflection, malformed protobuf, and drain.
 
 use crate::common::*;
+use crate::grpc_limits::grpc_test_server;
 use roma_serve::pb::roma_client::RomaClient;
 use roma_serve::pb::{
-    BatchExecuteRequest, CancelRequest, ExecuteRequest, LoadCodeObjRequest, batch_execute_result,
+    BatchExecuteRequest, CancelRequest, LoadCodeObjRequest, batch_execute_result,
 };
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 async fn grpc_server() -> (TestServer, RomaClient<Channel>) {
-    let mut s = settings();
-    s.grpc = Some("127.0.0.1:0".parse().unwrap());
-    let t = TestServer::start(s).await;
-    let addr = t.server.as_ref().unwrap().grpc_addr().unwrap();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
+    let (t, addr) = grpc_test_server(|_| {}).await;
+    (t, RomaClient::new(grpc_channel(addr).await))
+}
+
+/// Cancels the execution named `id`: whether one was in flight.
+async fn cancel(c: &mut RomaClient<Channel>, id: &str) -> bool {
+    let r = CancelRequest {
+        request_id: id.into(),
+    };
+    c.cancel(with_token(r, EXEC))
         .await
-        .expect("connects");
-    (t, RomaClient::new(channel))
-}
-
-fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
-fn exec(handler: &str, input: &[&str]) -> ExecuteRequest {
-    ExecuteRequest {
-        id: "g1".into(),
-        version_string: "v1".into(),
-        handler_name: handler.into(),
-        input: input.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+        .unwrap()
+        .into_inner()
+        .cancelled
 }
 
 #[track_caller]
@@ -150,33 +138,16 @@ async fn every_method_and_error_code() {
     let mut c2 = c.clone();
     let running = tokio::spawn(async move { c2.execute(with_token(spin, EXEC)).await });
     t.wait_started(1).await;
-    let r = c
-        .cancel(with_token(
-            CancelRequest {
-                request_id: "spin-1".into(),
-            },
-            EXEC,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.cancelled);
+    assert!(cancel(&mut c, "spin-1").await);
     let e = running.await.unwrap().unwrap_err();
     assert_eq!(
         (e.code(), kind(&e).as_str()),
         (Code::Cancelled, "cancelled")
     );
-    let r = c
-        .cancel(with_token(
-            CancelRequest {
-                request_id: "spin-1".into(),
-            },
-            EXEC,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!r.cancelled, "nothing of that name is in flight any more");
+    assert!(
+        !cancel(&mut c, "spin-1").await,
+        "nothing of that name is in flight any more"
+    );
 
     // gRPC calls count in the same metrics.
     assert_eq!(
@@ -192,11 +163,7 @@ async fn health_reflection_and_malformed_protobuf() {
     use tonic_health::pb::health_client::HealthClient;
     let (mut t, _c) = grpc_server().await;
     let addr = t.server.as_ref().unwrap().grpc_addr().unwrap();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = grpc_channel(addr).await;
     let mut health = HealthClient::new(channel.clone());
     let r = health
         .check(HealthCheckRequest {

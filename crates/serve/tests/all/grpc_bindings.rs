@@ -7,7 +7,6 @@
 
 use crate::bindings::{BINDING_JS, run};
 use crate::common::*;
-use hyper::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use roma_serve::BindingSettings;
 use roma_serve::pb::binding_value::Kind;
@@ -208,8 +207,7 @@ async fn grpc_bindings_forward_with_metadata_and_throw_on_failure() {
         both,
     ];
     let t = TestServer::start(s).await;
-    let r = t.load("v1", &format!("{BINDING_JS}{MORE_JS}")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    t.load_ok("v1", &format!("{BINDING_JS}{MORE_JS}")).await;
 
     assert_eq!(run(&t, "Kv", &["\"k\""]).await, "k@acme");
     let last = host.seen().last().cloned().unwrap();
@@ -264,13 +262,9 @@ async fn a_grpc_binding_throws_while_its_endpoint_is_down_and_recovers() {
     let mut s = settings();
     s.bindings = vec![binding("kv.get", host.addr)];
     let t = TestServer::start(s).await;
-    let r = t
-        .load(
-            "v1",
-            "function Kv(k) { try { return kv.get(k); } catch (e) { return 'threw: ' + e.message; } }",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let js =
+        "function Kv(k) { try { return kv.get(k); } catch (e) { return 'threw: ' + e.message; } }";
+    t.load_ok("v1", js).await;
     assert_eq!(run(&t, "Kv", &["\"a\""]).await, "a@acme");
 
     let (addr, host) = host.stop().await;

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use roma_serve::pb::roma_client::RomaClient;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -100,15 +101,8 @@ async fn a_client_that_never_sends_its_preface_is_cut_off() {
     // call), closed after the idle timeout.
     let opened = Instant::now();
     let (_send, ended) = h2::<Full<Bytes>>(addr).await;
-    tokio::time::timeout(PATIENCE, ended)
-        .await
-        .expect("the server closes a connection that makes no call")
-        .unwrap();
-    assert!(
-        opened.elapsed() >= idle,
-        "closed after {:?}",
-        opened.elapsed()
-    );
+    let what = "the server closes a connection that makes no call";
+    ended_after(ended, opened, idle, what).await;
     // The server goes on.
     let (mut send, _ended) = h2(addr).await;
     assert_eq!(health_check(&mut send, addr).await, "0");
@@ -124,35 +118,13 @@ async fn an_idle_grpc_connection_is_closed_after_the_idle_timeout() {
     assert_eq!(health_check(&mut send, addr).await, "0");
     // The client keeps its end open; the server closes it once it has been idle long enough,
     // never before.
-    tokio::time::timeout(PATIENCE, ended)
-        .await
-        .expect("the server closes the idle connection")
-        .unwrap();
-    assert!(
-        asked.elapsed() >= idle,
-        "closed after {:?}",
-        asked.elapsed()
-    );
+    ended_after(ended, asked, idle, "the server closes the idle connection").await;
     // A connection with calls in flight is not idle: a running execution outlives the idle
     // timeout on its connection.
-    let r = t.load("v1", JS).await;
-    assert_eq!(r.status, hyper::StatusCode::OK, "{}", r.body);
-    let mut req = tonic::Request::new(roma_serve::pb::ExecuteRequest {
-        version_string: "v1".into(),
-        handler_name: "SignalThenWork".into(),
-        input: vec!["1500".into()],
-        ..Default::default()
-    });
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {EXEC}").parse().unwrap());
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = roma_serve::pb::roma_client::RomaClient::new(channel);
+    t.load_ok("v1", JS).await;
+    let mut c = RomaClient::new(grpc_channel(addr).await);
     let r = c
-        .execute(req)
+        .execute(with_token(exec("SignalThenWork", &["1500"]), EXEC))
         .await
         .expect("the call outlives the idle timeout");
     assert_eq!(r.into_inner().resp, "\"done\"");
@@ -204,28 +176,12 @@ async fn connections_past_the_limit_are_closed_and_the_server_stays_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_past_the_body_limit_is_refused_and_the_connection_goes_on() {
     let (t, addr) = grpc_test_server(|s| s.limits.max_body_bytes = 64 * 1024).await;
-    let r = t.load("v1", JS).await;
-    assert_eq!(r.status, hyper::StatusCode::OK, "{}", r.body);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = roma_serve::pb::roma_client::RomaClient::new(channel);
-    let call = |input: String| {
-        let mut req = tonic::Request::new(roma_serve::pb::ExecuteRequest {
-            version_string: "v1".into(),
-            handler_name: "Handler".into(),
-            input: vec![input],
-            ..Default::default()
-        });
-        req.metadata_mut()
-            .insert("authorization", format!("Bearer {EXEC}").parse().unwrap());
-        req
-    };
+    t.load_ok("v1", JS).await;
+    let mut c = RomaClient::new(grpc_channel(addr).await);
+    let call = |input: &str| with_token(exec("Handler", &[input]), EXEC);
     // Refused from its length prefix, before it is read, as every size limit is.
     let e = c
-        .execute(call(format!("\"{}\"", "x".repeat(100 * 1024))))
+        .execute(call(&format!("\"{}\"", "x".repeat(100 * 1024))))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
@@ -236,9 +192,6 @@ async fn a_message_past_the_body_limit_is_refused_and_the_connection_goes_on() {
         Some("payload_too_large")
     );
     assert!(e.message().contains("limits.max_body_bytes"), "{e:?}");
-    let r = c
-        .execute(call("\"small\"".into()))
-        .await
-        .expect("the next call");
+    let r = c.execute(call("\"small\"")).await.expect("the next call");
     assert_eq!(r.into_inner().resp, "\"Hello world! \\\"small\\\"\"");
 }

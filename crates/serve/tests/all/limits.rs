@@ -18,19 +18,9 @@ async fn size_limits_answer_413_naming_the_limit() {
     let r = t
         .load("big", &format!("{}//{}", JS, "x".repeat(1000)))
         .await;
-    assert_eq!(
-        (r.status, r.kind().as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        "{}",
-        r.body
-    );
+    r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     assert!(r.body.contains("limits.max_code_bytes"), "{}", r.body);
-    assert_eq!(
-        t.load("v1", "function Handler(x) { return x; }")
-            .await
-            .status,
-        StatusCode::OK
-    );
+    t.load_ok("v1", "function Handler(x) { return x; }").await;
 
     let r = t.execute("Handler", &["1", "2", "3"], &[]).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
@@ -92,10 +82,7 @@ async fn size_limits_answer_413_naming_the_limit() {
     let got = String::from_utf8_lossy(&closed_by_server(&mut raw).await).into_owned();
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
 
-    assert_eq!(
-        t.execute("Handler", &["1"], &[]).await.status,
-        StatusCode::OK
-    );
+    t.execute_ok().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,19 +3,19 @@
 //! client of another CA), HTTP/1.1 over TLS through hyper and gRPC over TLS through tonic.
 
 use crate::common::*;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
+use roma_serve::pb::LoadCodeObjRequest;
 use roma_serve::pb::roma_client::RomaClient;
-use roma_serve::pb::{ExecuteRequest, LoadCodeObjRequest};
 use roma_serve::{Settings, TlsSettings};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,15 +59,15 @@ struct Pki {
     stranger: (rcgen::Certificate, KeyPair),
 }
 
-/// Writes the server's files into `dir` and sets `s.tls`.
+/// The test's folder, where [`settings`] put its token files.
+fn test_dir(s: &Settings) -> PathBuf {
+    let token = s.load_token_file.as_ref().unwrap();
+    token.parent().unwrap().to_path_buf()
+}
+
+/// Writes the server's files into the test's folder and sets `s.tls`.
 fn pki(s: &mut Settings) -> Pki {
-    let dir = s
-        .load_token_file
-        .as_ref()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let dir = test_dir(s);
     let ca = ca("roma test CA");
     let (server, server_key) = leaf(
         &ca,
@@ -122,49 +122,65 @@ fn client_config(
     Arc::new(c)
 }
 
-/// One HTTPS request on a new connection; an error when the handshake or the exchange fails.
-async fn https(
+/// A client of the server's HTTPS port, with the identity its config holds.
+struct Https {
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
-    path: &str,
-    token: Option<&str>,
-    body: String,
-) -> Result<Reply, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("localhost").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(if body.is_empty() { "GET" } else { "POST" })
-        .uri(path)
-        .header("host", "localhost")
-        .header("content-type", "application/json");
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
+}
+
+impl Https {
+    /// A client of `t` that presents `who`'s certificate, or none.
+    fn new(t: &TestServer, pki: &Pki, who: Option<&(rcgen::Certificate, KeyPair)>) -> Https {
+        Https {
+            addr: t.addr,
+            config: client_config(pki, who, b"http/1.1"),
+        }
     }
-    let resp = tokio::time::timeout(
-        PATIENCE,
-        send.send_request(b.body(Full::from(body)).unwrap()),
-    )
-    .await
-    .expect("answered in time")
-    .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Ok(Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    })
+
+    /// The anonymous client, the loader and the app of `t`.
+    fn all(t: &TestServer, pki: &Pki) -> [Https; 3] {
+        [None, Some(&pki.loader), Some(&pki.executor)].map(|who| Https::new(t, pki, who))
+    }
+
+    /// One request on a new connection: `GET` if `body` is empty, else `POST`; an error when
+    /// the handshake or the exchange fails.
+    async fn send(&self, path: &str, token: Option<&str>, body: String) -> Result<Reply, String> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let mut b = Request::builder()
+            .method(if body.is_empty() { "GET" } else { "POST" })
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = tokio::time::timeout(
+            PATIENCE,
+            send.send_request(b.body(Full::from(body)).unwrap()),
+        )
+        .await
+        .expect("answered in time")
+        .map_err(|e| e.to_string())?;
+        Ok(Reply::read(resp).await)
+    }
+
+    /// `GET path` without a token.
+    async fn get(&self, path: &str) -> Result<Reply, String> {
+        self.send(path, None, String::new()).await
+    }
 }
 
 fn code_body(version: &str) -> String {
@@ -187,62 +203,40 @@ async fn tls_server() -> (TestServer, Pki) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_tokens_and_client_certificates() {
     let (t, pki) = tls_server().await;
-    let anon = client_config(&pki, None, b"http/1.1");
-    let loader = client_config(&pki, Some(&pki.loader), b"http/1.1");
-    let app = client_config(&pki, Some(&pki.executor), b"http/1.1");
+    let [anon, loader, app] = Https::all(&t, &pki);
 
     // Tokens still work over TLS, and nothing works without a credential.
-    let r = https(
-        t.addr,
-        anon.clone(),
-        "/v1/code",
-        Some(LOAD),
-        code_body("v1"),
-    )
-    .await;
+    let r = anon.send("/v1/code", Some(LOAD), code_body("v1")).await;
     assert_eq!(r.unwrap().status, StatusCode::OK);
-    let r = https(t.addr, anon.clone(), "/v1/execute", None, execute_body()).await;
-    let r = r.unwrap();
-    assert_eq!(
-        (r.status, r.kind().as_str()),
-        (StatusCode::UNAUTHORIZED, "unauthenticated")
-    );
-    assert_eq!(
-        https(t.addr, anon.clone(), "/healthz", None, String::new())
-            .await
-            .unwrap()
-            .status,
-        StatusCode::OK
-    );
+    let r = anon.send("/v1/execute", None, execute_body()).await;
+    r.unwrap()
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(anon.get("/healthz").await.unwrap().status, StatusCode::OK);
 
     // Each certificate has its own role and no other.
-    let r = https(t.addr, app.clone(), "/v1/execute", None, execute_body())
-        .await
-        .unwrap();
+    let r = app.send("/v1/execute", None, execute_body()).await.unwrap();
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["resp"], "\"Hello world! \\\"tls\\\"\"");
-    let r = https(t.addr, app.clone(), "/v1/code", None, code_body("v2"))
-        .await
-        .unwrap();
+    let r = app.send("/v1/code", None, code_body("v2")).await.unwrap();
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = https(t.addr, loader.clone(), "/v1/code", None, code_body("v2"))
+    let r = loader
+        .send("/v1/code", None, code_body("v2"))
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = https(t.addr, loader.clone(), "/v1/execute", None, execute_body())
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = loader.send("/v1/execute", None, execute_body()).await;
+    assert_eq!(r.unwrap().status, StatusCode::UNAUTHORIZED);
     // The executor's certificate with the load token: the token grants what the certificate
     // does not.
-    let r = https(t.addr, app, "/v1/code", Some(LOAD), code_body("v3"))
-        .await
-        .unwrap();
+    let r = app.send("/v1/code", Some(LOAD), code_body("v3")).await;
+    let r = r.unwrap();
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
     // A certificate from another CA is refused in the handshake, whatever name it holds.
-    let stranger = client_config(&pki, Some(&pki.stranger), b"http/1.1");
-    let r = https(t.addr, stranger, "/v1/execute", Some(EXEC), execute_body()).await;
+    let stranger = Https::new(&t, &pki, Some(&pki.stranger));
+    let r = stranger
+        .send("/v1/execute", Some(EXEC), execute_body())
+        .await;
     assert!(r.is_err(), "a stranger's certificate was accepted: {r:?}");
 
     // Plain HTTP on the TLS port gets no HTTP answer, and the server carries on.
@@ -256,10 +250,7 @@ async fn https_with_tokens_and_client_certificates() {
         .await
         .expect("the server closes the connection");
     assert!(!buf.starts_with(b"HTTP/"), "a plain answer: {buf:?}");
-    let r = https(t.addr, anon, "/readyz", None, String::new())
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(anon.get("/readyz").await.unwrap().status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,41 +260,34 @@ async fn client_certificates_alone_when_no_token_file_is_configured() {
     s.load_token_file = None;
     s.execute_token_file = None;
     let t = TestServer::start(s).await;
-    let anon = client_config(&pki, None, b"http/1.1");
-    let loader = client_config(&pki, Some(&pki.loader), b"http/1.1");
-    let app = client_config(&pki, Some(&pki.executor), b"http/1.1");
+    let [anon, loader, app] = Https::all(&t, &pki);
     // No token grants anything, not even what the unused token files hold.
-    let r = https(
-        t.addr,
-        anon.clone(),
-        "/v1/code",
-        Some(LOAD),
-        code_body("v1"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (r.status, r.kind().as_str()),
-        (StatusCode::UNAUTHORIZED, "unauthenticated")
-    );
+    let r = anon.send("/v1/code", Some(LOAD), code_body("v1")).await;
+    let r = r.unwrap();
+    r.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(r.body.contains("client certificate"), "{}", r.body);
-    let r = https(t.addr, anon, "/v1/execute", Some(EXEC), execute_body())
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     // Each certificate grants its role, and only it.
-    let r = https(t.addr, loader.clone(), "/v1/code", None, code_body("v1"))
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = https(t.addr, loader, "/v1/execute", None, execute_body())
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    let r = https(t.addr, app, "/v1/execute", None, execute_body())
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for (who, path, token, body, status) in [
+        (
+            &anon,
+            "/v1/execute",
+            Some(EXEC),
+            execute_body(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (&loader, "/v1/code", None, code_body("v1"), StatusCode::OK),
+        (
+            &loader,
+            "/v1/execute",
+            None,
+            execute_body(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (&app, "/v1/execute", None, execute_body(), StatusCode::OK),
+    ] {
+        let r = who.send(path, token, body).await.unwrap();
+        assert_eq!(r.status, status, "{path} {token:?}: {}", r.body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,14 +304,11 @@ async fn a_stalled_handshake_is_cut_off() {
         assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     }
     // Meanwhile and afterwards, others are served.
-    let anon = client_config(&pki, None, b"http/1.1");
-    let r = https(t.addr, anon, "/healthz", None, String::new())
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK);
+    let anon = Https::new(&t, &pki, None);
+    assert_eq!(anon.get("/healthz").await.unwrap().status, StatusCode::OK);
 }
 
-async fn grpc_channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
+async fn grpcs_channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
     let connector = tower::service_fn(move |_uri: hyper::Uri| {
         let config = Arc::clone(&config);
         async move {
@@ -350,22 +331,16 @@ async fn grpc_over_tls_with_client_certificates() {
     let (t, pki) = tls_server().await;
     let addr = t.server.as_ref().unwrap().grpc_addr().unwrap();
     let mut loader =
-        RomaClient::new(grpc_channel(addr, client_config(&pki, Some(&pki.loader), b"h2")).await);
+        RomaClient::new(grpcs_channel(addr, client_config(&pki, Some(&pki.loader), b"h2")).await);
     let mut app =
-        RomaClient::new(grpc_channel(addr, client_config(&pki, Some(&pki.executor), b"h2")).await);
-    let mut anon = RomaClient::new(grpc_channel(addr, client_config(&pki, None, b"h2")).await);
+        RomaClient::new(grpcs_channel(addr, client_config(&pki, Some(&pki.executor), b"h2")).await);
+    let mut anon = RomaClient::new(grpcs_channel(addr, client_config(&pki, None, b"h2")).await);
     let load = LoadCodeObjRequest {
         version_string: "v1".into(),
         js: JS.into(),
         ..Default::default()
     };
-    let exec = ExecuteRequest {
-        id: "g1".into(),
-        version_string: "v1".into(),
-        handler_name: "Handler".into(),
-        input: vec!["\"grpcs\"".into()],
-        ..Default::default()
-    };
+    let exec = exec("Handler", &["\"grpcs\""]);
     let e = app.load_code_obj(load.clone()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     loader.load_code_obj(load).await.expect("the loader loads");
@@ -375,11 +350,7 @@ async fn grpc_over_tls_with_client_certificates() {
     assert_eq!(e.code(), Code::Unauthenticated);
     let e = anon.execute(exec.clone()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
-    let mut with_token = tonic::Request::new(exec);
-    with_token
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {EXEC}").parse().unwrap());
-    anon.execute(with_token)
+    anon.execute(with_token(exec, EXEC))
         .await
         .expect("a token works over TLS");
 }
@@ -394,8 +365,8 @@ async fn sighup_style_reload_keeps_old_files_on_error() {
         server.reload_tls(),
         Err(roma_serve::ServeError::Tls { .. })
     ));
-    let anon = client_config(&pki, None, b"http/1.1");
-    let r = https(t.addr, anon.clone(), "/healthz", None, String::new()).await;
+    let anon = Https::new(&t, &pki, None);
+    let r = anon.get("/healthz").await;
     assert_eq!(
         r.unwrap().status,
         StatusCode::OK,
@@ -408,7 +379,7 @@ async fn sighup_style_reload_keeps_old_files_on_error() {
     std::fs::write(&tls, cert.pem()).unwrap();
     std::fs::write(t.dir.join("server.key"), key.serialize_pem()).unwrap();
     server.reload_tls().expect("the new files load");
-    let r = https(t.addr, anon, "/healthz", None, String::new()).await;
+    let r = anon.get("/healthz").await;
     assert!(r.is_err(), "the old certificate is still served: {r:?}");
 }
 
@@ -417,13 +388,7 @@ async fn sighup_style_reload_keeps_old_files_on_error() {
 async fn a_key_that_does_not_fit_stops_the_start() {
     let mut s = settings();
     let _pki = pki(&mut s);
-    let dir = s
-        .load_token_file
-        .as_ref()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let dir = test_dir(&s);
     let other = KeyPair::generate().unwrap();
     std::fs::write(dir.join("server.key"), other.serialize_pem()).unwrap();
     let e = roma_serve::start(s, roma::Config::new()).await.unwrap_err();
