@@ -27,7 +27,6 @@ mod duration;
 mod error;
 mod limits;
 mod log;
-mod prewarm_pacing;
 mod request;
 mod validate;
 pub mod wire_bytes;
@@ -38,7 +37,6 @@ pub use limits::{
     DEFAULT_MAX_HEAP_MB, EngineLimits, MAX_IDLE_POLL, WORKER_OOM_EXIT_CODE, idle_poll_budget,
 };
 pub use log::LogLevel;
-pub use prewarm_pacing::{PREWARM_DEFER, PrewarmPacing};
 pub use request::{
     CodeObject, DEFAULT_REQUEST_ID, ExecOutput, Invocation, InvocationRequest, MAX_PROFILE_BYTES,
     ResponseObject, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,

@@ -2,9 +2,7 @@
 //! one at a time.
 
 use crate::cancel::{CancelState, spawn_control_thread};
-use roma_core::{
-    ErrorKind, ExecOutput, LogLevel, PREWARM_DEFER, PrewarmPacing, RomaError, metrics,
-};
+use roma_core::{ErrorKind, ExecOutput, LogLevel, RomaError, metrics};
 use roma_ipc::{
     CallIds, ChildSpec, Deadline, HostCallTimeout, HostToWorker, IpcError, PROBE_MODE_ARG,
     ProbeResult, RequestTime, WorkerEndpoint, WorkerLink, WorkerToHost, follow_up_spin,
@@ -138,36 +136,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
     ep.set_spin(worker.spin);
     // The low-latency mode's last gap between requests (None: not seen yet).
     let mut last_gap: Option<Duration> = None;
-    // A prewarm put off until the host has had PREWARM_DEFER to finish with our answer.
-    let mut prewarm_deferred = false;
-    let mut pacing = PrewarmPacing::default();
     loop {
         let waiting_since = Instant::now();
-        let received = if prewarm_deferred {
-            // Asleep, not spinning: the point is to leave the CPU to the host.
-            ep.set_spin(Duration::ZERO);
-            let r = ep.recv(PREWARM_DEFER);
+        if !idle_poll.is_zero() && !worker.spin.is_zero() {
+            ep.set_spin(roma_core::idle_poll_budget(last_gap, idle_poll).max(worker.spin));
+        }
+        let received = ep.recv(IDLE_WAIT);
+        if !idle_poll.is_zero() {
             ep.set_spin(worker.spin);
-            if r.as_ref().is_err_and(|e| e.is_timeout()) {
-                prewarm_deferred = false;
-                worker.prewarm(&mut pacing);
-                continue;
-            }
-            r
-        } else {
-            if !idle_poll.is_zero() && !worker.spin.is_zero() {
-                ep.set_spin(roma_core::idle_poll_budget(last_gap, idle_poll).max(worker.spin));
-            }
-            let r = ep.recv(IDLE_WAIT);
-            if !idle_poll.is_zero() {
-                ep.set_spin(worker.spin);
-                last_gap = Some(waiting_since.elapsed());
-            }
-            r
-        };
-        // A message during the deferral: the request (if it is one) makes its own context.
-        prewarm_deferred = false;
-        pacing.message(Instant::now());
+            last_gap = Some(waiting_since.elapsed());
+        }
         // Whether the worker sat idle before this message: the service is not saturated.
         let was_idle = waiting_since.elapsed() >= IDLE_GAP;
         let msg = match received {
@@ -202,7 +180,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
                     }
                     other => other?,
                 }
-                pacing.answered(Instant::now());
             }
             HostToWorker::Probe if !probe_mode => {
                 return Err(WorkerError::Protocol(
@@ -225,13 +202,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), WorkerError> 
             }
         }
         if worker.prewarm {
-            // Idle, after the host's turnaround (`roma_core::PrewarmPacing`); not in the
-            // low-latency mode, which polls for the next request instead.
-            if idle_poll.is_zero() && pacing.defers(was_idle) {
-                prewarm_deferred = true;
-            } else {
-                worker.prewarm(&mut pacing);
+            if was_idle {
+                // The host thread taking our answer may have been woken on this core, where
+                // it would wait behind the prewarm (~0.3 ms: the scheduler does not preempt us
+                // for it). Let it run first. Not under saturation: there the next request is
+                // already on its way and the prewarm overlaps the host's turnaround.
+                std::thread::yield_now();
             }
+            // The host is busy with our answer: prepare the next context meanwhile.
+            worker.engine.prewarm(1);
         }
     }
 }
@@ -251,13 +230,6 @@ struct Worker {
 }
 
 impl Worker {
-    /// Prepares the next context, timing it for `pacing`.
-    fn prewarm(&mut self, pacing: &mut PrewarmPacing) {
-        let started = Instant::now();
-        self.engine.prewarm(1);
-        pacing.prewarmed(started.elapsed());
-    }
-
     /// Runs one request; console output goes to the host as `Log` messages as it happens.
     fn execute(
         &mut self,
