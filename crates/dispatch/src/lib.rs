@@ -239,8 +239,7 @@ mod worker;
 
 pub use backend::{Interrupt, WorkerBackend};
 pub use config::{DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig};
-pub use direct::DirectRun;
-pub use dispatcher::{Dispatcher, DispatcherStats, Submitted, WorkerStats};
+pub use dispatcher::{Dispatcher, DispatcherStats, WorkerStats};
 pub use future::DispatchFuture;
 pub use job::{BatchCallback, ExecCallback, ExecutionToken, LoadCallback};
 pub use state::WorkerHealth;

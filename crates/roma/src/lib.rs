@@ -65,8 +65,7 @@ pub use roma_core::{
     WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use roma_dispatch::{
-    DirectRun, DispatchFuture, DispatcherStats, ExecutionToken, Submitted, WorkerHealth,
-    WorkerStats,
+    DispatchFuture, DispatcherStats, ExecutionToken, WorkerHealth, WorkerStats,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{

@@ -336,6 +336,30 @@ fn metadata_is_dropped_once_before_the_blocking_call_returns() {
 }
 
 #[test]
+fn a_panic_in_the_accepted_closure_ends_the_claim_and_drops_the_request_once() {
+    let h = Harness::new();
+    let log = MetaLog::new();
+    let d = start::<crate::fake::Meta>(&h, config(1, 0));
+    load_ok(&d, code("v1", "js"));
+    parked(&d, 0);
+    let request = log.req(1, req("v1", "echo", &[]));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        d.execute_blocking(request, PATIENCE, |_| panic!("the caller's closure"))
+    }));
+    assert!(caught.is_err(), "the panic reaches the caller");
+    assert_eq!(log.of(1), vec![Seen::Dropped(1)], "never ran, dropped once");
+    assert!(h.exec_threads().is_empty(), "nothing ran");
+    let s = d.stats();
+    assert!(
+        s.workers[0].parked && !s.workers[0].running,
+        "the slot is back: {s:?}"
+    );
+    let again = blocking(&d, log.req(2, req("v1", "echo", &["y"])));
+    assert_eq!(again.unwrap().resp, "v1|js|y");
+    assert_eq!(last_thread(&h), me(), "and claimable again");
+}
+
+#[test]
 fn blocking_and_callback_clients_together_each_get_exactly_one_answer() {
     let h = Harness::new();
     let d = Arc::new(ready(&h, config(2, 0)));

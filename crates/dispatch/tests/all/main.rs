@@ -18,7 +18,6 @@ mod crashloop;
 mod direct;
 mod exec;
 mod fake;
-mod here_or_async;
 mod load;
 mod low_latency;
 mod recovery;
