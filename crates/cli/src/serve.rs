@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// The timeout of an execution that sets none, e.g. 5s.
     #[arg(long = "default-timeout", value_parser = roma::tools::parse_duration)]
     pub default_timeout: Option<std::time::Duration>,
+    /// Low-latency mode: idle threads keep polling this long before they sleep, e.g. 5ms
+    /// (service.low_latency; default off; costs up to a core per polling thread).
+    #[arg(long = "low-latency", value_parser = roma::tools::parse_duration)]
+    pub low_latency: Option<std::time::Duration>,
     /// How long requests in flight may take to finish after SIGTERM, e.g. 10s.
     #[arg(long = "drain-grace", value_parser = roma::tools::parse_duration)]
     pub drain_grace: Option<std::time::Duration>,
@@ -120,6 +124,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(t) = a.default_timeout {
         s.service.default_timeout = t;
+    }
+    if let Some(t) = a.low_latency {
+        s.service.low_latency = t;
     }
     if let Some(g) = a.drain_grace {
         s.drain_grace = g;

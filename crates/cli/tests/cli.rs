@@ -1174,6 +1174,10 @@ fn serve_refuses_a_bad_config_naming_the_key() {
         .failed()
         .to_string();
     assert!(err.contains("need TLS"), "{err}");
+    let err = roma(&[&base[..], &["--low-latency", "1s"]].concat())
+        .failed()
+        .to_string();
+    assert!(err.contains("service.low_latency"), "{err}");
     let garbage = tok("server.pem", "not a certificate");
     let err = roma(&[&base[..], &["--tls-cert", &garbage, "--tls-key", &garbage]].concat())
         .failed()
@@ -1227,6 +1231,9 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         "1",
         "--log-format",
         "json",
+        // The low-latency mode through the server: its answers are the same.
+        "--low-latency",
+        "5ms",
     ])
     .args(["--load-token-file", &load, "--execute-token-file", &exec])
     .current_dir(repo_root())

@@ -533,7 +533,7 @@ impl<M> Config<M> {
     /// Low-latency mode (off by default): once idle, each slot thread, each worker and each
     /// client waiting in [`execute_blocking`](crate::RomaService::execute_blocking) keeps
     /// polling for up to `poll` (about twice the last gap between requests, within `poll`,
-    /// and not after a gap longer than `poll`; at most [`roma_core::MAX_IDLE_POLL`]) before
+    /// and not after a gap longer than `poll`; at most [`MAX_IDLE_POLL`](crate::MAX_IDLE_POLL)) before
     /// it sleeps, so that a request arriving meanwhile skips the thread wake-ups. A client's
     /// poll follows its last wait instead, and stops after a slow answer (a busy service);
     /// every long poll yields its CPU to other runnable threads between rounds. Costs up to a

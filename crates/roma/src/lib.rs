@@ -61,8 +61,8 @@ pub use hooks::LogFn;
 pub use locate::worker_versions;
 pub use roma_core::{
     CodeObject, DEFAULT_MAX_HEAP_MB, EngineLimits, ErrorKind, InvocationRequest, LogLevel,
-    MAX_PROFILE_BYTES, ResponseObject, RomaError, TIMEOUT_DURATION_TAG, WASM_ARRAY_NAME_TAG,
-    WASM_RETURN_TYPE_TAG, metrics,
+    MAX_IDLE_POLL, MAX_PROFILE_BYTES, ResponseObject, RomaError, TIMEOUT_DURATION_TAG,
+    WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use roma_dispatch::{
     DispatchFuture, DispatcherStats, ExecutionToken, WorkerHealth, WorkerStats,

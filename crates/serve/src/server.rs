@@ -108,7 +108,10 @@ pub async fn start(
     if let Some(n) = s.queue_max_items {
         config.worker_queue_max_items(n);
     }
-    config.default_timeout(s.default_timeout).sandbox(s.sandbox);
+    config
+        .default_timeout(s.default_timeout)
+        .sandbox(s.sandbox)
+        .low_latency(s.low_latency);
     // Every stored version fits in the service's cache, so no replica drops one the store
     // still holds; the margin holds versions compiled by loads whose write then failed (the
     // store went away between the check and the write), which are never served.

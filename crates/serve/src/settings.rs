@@ -71,6 +71,9 @@ pub struct ServiceSettings {
     pub default_timeout: Duration,
     /// `service.sandbox`: `namespaces` (default), `birdcage` or `none` (debugging only).
     pub sandbox: roma::SandboxKind,
+    /// `service.low_latency`: the idle poll of `Config::low_latency` (default zero, off; at
+    /// most 50 ms, `roma::MAX_IDLE_POLL`).
+    pub low_latency: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -81,6 +84,7 @@ impl Default for ServiceSettings {
             queue_max_items: None,
             default_timeout: Duration::from_secs(5),
             sandbox: roma::SandboxKind::Namespaces,
+            low_latency: Duration::ZERO,
         }
     }
 }
@@ -241,6 +245,9 @@ impl Settings {
         if let Some(t) = v.default_timeout {
             s.service.default_timeout = duration(&t, "service.default_timeout")?;
         }
+        if let Some(t) = v.low_latency {
+            s.service.low_latency = duration(&t, "service.low_latency")?;
+        }
         if let Some(k) = v.sandbox {
             s.service.sandbox = match k.as_str() {
                 "namespaces" => roma::SandboxKind::Namespaces,
@@ -285,6 +292,15 @@ impl Settings {
             if v.is_zero() {
                 return Err(bad(key, "must be more than 0".into()));
             }
+        }
+        if self.service.low_latency > roma::MAX_IDLE_POLL {
+            return Err(bad(
+                "service.low_latency",
+                format!(
+                    "must be at most {} ms (0 turns it off)",
+                    roma::MAX_IDLE_POLL.as_millis()
+                ),
+            ));
         }
         let sl = &self.store.limits;
         for (key, v) in [
@@ -485,6 +501,7 @@ struct ServiceTable {
     queue_max_items: Option<usize>,
     default_timeout: Option<String>,
     sandbox: Option<String>,
+    low_latency: Option<String>,
 }
 
 #[cfg(test)]
@@ -507,6 +524,7 @@ mod tests {
         assert_eq!(s.load_token_file, Some(PathBuf::from("/base/l")));
         assert_eq!(s.execute_token_file, Some(PathBuf::from("/e")));
         assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.service.low_latency, Duration::ZERO);
     }
 
     #[test]
@@ -514,7 +532,7 @@ mod tests {
         let t = format!(
             "{MIN}drain_grace = \"2s\"\nthreads = 1\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
              body_timeout = \"250ms\"\n\
-             [service]\nworkers = 2\nsandbox = \"none\"\n"
+             [service]\nworkers = 2\nsandbox = \"none\"\nlow_latency = \"5ms\"\n"
         );
         let s = Settings::from_toml(&t, Path::new("/")).unwrap();
         assert_eq!(s.drain_grace, Duration::from_secs(2));
@@ -524,6 +542,7 @@ mod tests {
         assert_eq!(s.limits.body_timeout, Duration::from_millis(250));
         assert_eq!(s.service.workers, Some(2));
         assert_eq!(s.service.sandbox, roma::SandboxKind::None);
+        assert_eq!(s.service.low_latency, Duration::from_millis(5));
         assert_eq!(s.tls, None);
         let t = format!(
             "{MIN}[tls]\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n\
@@ -624,6 +643,10 @@ mod tests {
                 "limits.body_timeout: must be more than 0",
             ),
             ("[service]\nsandbox = \"chroot\"\n", "service.sandbox"),
+            (
+                "[service]\nlow_latency = \"51ms\"\n",
+                "service.low_latency: must be at most 50 ms",
+            ),
             ("[store]\nkind = \"dir\"\n", "store.dir"),
             ("[store]\netcd_endpoints = []\n", "store.etcd_endpoints"),
             (
