@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// (service.low_latency; default off; costs up to a core per polling thread).
     #[arg(long = "low-latency", value_parser = roma::tools::parse_duration)]
     pub low_latency: Option<std::time::Duration>,
+    /// Workers do not prepare their next context while idle (service.prewarm = false).
+    #[arg(long = "no-prewarm")]
+    pub no_prewarm: bool,
     /// How long requests in flight may take to finish after SIGTERM, e.g. 10s.
     #[arg(long = "drain-grace", value_parser = roma::tools::parse_duration)]
     pub drain_grace: Option<std::time::Duration>,
@@ -127,6 +130,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(t) = a.low_latency {
         s.service.low_latency = t;
+    }
+    if a.no_prewarm {
+        s.service.prewarm = false;
     }
     if let Some(g) = a.drain_grace {
         s.drain_grace = g;

@@ -1231,9 +1231,11 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         "1",
         "--log-format",
         "json",
-        // The low-latency mode through the server: its answers are the same.
+        // The low-latency mode, and workers without a prepared context: the answers are the
+        // same.
         "--low-latency",
         "5ms",
+        "--no-prewarm",
     ])
     .args(["--load-token-file", &load, "--execute-token-file", &exec])
     .current_dir(repo_root())

@@ -111,7 +111,8 @@ pub async fn start(
     config
         .default_timeout(s.default_timeout)
         .sandbox(s.sandbox)
-        .low_latency(s.low_latency);
+        .low_latency(s.low_latency)
+        .prewarm(s.prewarm);
     // Every stored version fits in the service's cache, so no replica drops one the store
     // still holds; the margin holds versions compiled by loads whose write then failed (the
     // store went away between the check and the write), which are never served.

@@ -74,6 +74,8 @@ pub struct ServiceSettings {
     /// `service.low_latency`: the idle poll of `Config::low_latency` (default zero, off; at
     /// most 50 ms, `roma::MAX_IDLE_POLL`).
     pub low_latency: Duration,
+    /// `service.prewarm`: each idle worker prepares its next context (default true).
+    pub prewarm: bool,
 }
 
 impl Default for ServiceSettings {
@@ -85,6 +87,7 @@ impl Default for ServiceSettings {
             default_timeout: Duration::from_secs(5),
             sandbox: roma::SandboxKind::Namespaces,
             low_latency: Duration::ZERO,
+            prewarm: true,
         }
     }
 }
@@ -244,6 +247,9 @@ impl Settings {
         s.service.queue_max_items = v.queue_max_items;
         if let Some(t) = v.default_timeout {
             s.service.default_timeout = duration(&t, "service.default_timeout")?;
+        }
+        if let Some(p) = v.prewarm {
+            s.service.prewarm = p;
         }
         if let Some(t) = v.low_latency {
             s.service.low_latency = duration(&t, "service.low_latency")?;
@@ -502,6 +508,7 @@ struct ServiceTable {
     default_timeout: Option<String>,
     sandbox: Option<String>,
     low_latency: Option<String>,
+    prewarm: Option<bool>,
 }
 
 #[cfg(test)]
@@ -525,6 +532,7 @@ mod tests {
         assert_eq!(s.execute_token_file, Some(PathBuf::from("/e")));
         assert_eq!(s.limits, Limits::default());
         assert_eq!(s.service.low_latency, Duration::ZERO);
+        assert!(s.service.prewarm);
     }
 
     #[test]
@@ -532,7 +540,7 @@ mod tests {
         let t = format!(
             "{MIN}drain_grace = \"2s\"\nthreads = 1\n[limits]\nmax_inputs = 3\nidle_timeout = \"150ms\"\n\
              body_timeout = \"250ms\"\n\
-             [service]\nworkers = 2\nsandbox = \"none\"\nlow_latency = \"5ms\"\n"
+             [service]\nworkers = 2\nsandbox = \"none\"\nlow_latency = \"5ms\"\nprewarm = false\n"
         );
         let s = Settings::from_toml(&t, Path::new("/")).unwrap();
         assert_eq!(s.drain_grace, Duration::from_secs(2));
@@ -543,6 +551,7 @@ mod tests {
         assert_eq!(s.service.workers, Some(2));
         assert_eq!(s.service.sandbox, roma::SandboxKind::None);
         assert_eq!(s.service.low_latency, Duration::from_millis(5));
+        assert!(!s.service.prewarm);
         assert_eq!(s.tls, None);
         let t = format!(
             "{MIN}[tls]\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n\
