@@ -8,8 +8,11 @@
 //!   `limits.header_read_timeout`, or the client is cut off: over HTTP/1 the opening is the
 //!   first request's head, over HTTP/2 the connection preface (a gRPC client may open its
 //!   channel before its first call). Every later head is held to the same bound from its first
-//!   byte: over HTTP/1 what arrives while no request is in flight, over HTTP/2 each header
-//!   block ([`crate::h2_frames`]). (hyper's own HTTP/1 head timer is off: it runs while a
+//!   byte: over HTTP/1 what arrives while no request is in flight (a head begun in the read
+//!   that brought the request before it is not seen to begin, and lasts until
+//!   `limits.idle_timeout`, as an idle connection does), over HTTP/2 each header block
+//!   ([`crate::h2_frames`]). An HTTP/1 answer sent before its body was read (a refusal)
+//!   closes the connection, so an unread body holds nothing. (hyper's own HTTP/1 head timer is off: it runs while a
 //!   kept-alive connection waits for its next request, which would end idle connections at
 //!   the head timeout instead of `limits.idle_timeout`.)
 //! - Each request's body must arrive within `limits.body_timeout` of its head

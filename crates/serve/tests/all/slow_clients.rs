@@ -2,9 +2,10 @@
 //! and HTTP/2) is answered at `limits.body_timeout` (408, `DEADLINE_EXCEEDED`), and an HTTP/2
 //! header block or a kept-alive HTTP/1.1 connection's next head that never ends is cut off at
 //! `limits.header_read_timeout`, while requests on other connections are served meanwhile (and
-//! a kept-alive connection that sends nothing lasts until `limits.idle_timeout`). Every other
-//! bound is set far beyond the test's patience, so only the bound under test can end the slow
-//! client.
+//! a kept-alive connection that sends nothing lasts until `limits.idle_timeout`, as does one
+//! whose pipelined next head stops short). A body the server answered early without reading
+//! closes its connection. Every other bound is set far beyond the test's patience, so only the
+//! bound under test can end the slow client.
 
 use crate::common::*;
 use crate::grpc_limits::{PREFACE, grpc_test_server, h2, health_check, health_request};
@@ -232,4 +233,42 @@ async fn a_kept_alive_http_connection_waits_for_the_idle_timeout_and_its_next_he
         t.metric("roma_slow_clients_total{phase=\"head\"}").await,
         Some(1.0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_closes_the_connection_instead_of_waiting_for_the_unread_body() {
+    let mut s = settings();
+    slow_limits(&mut s);
+    s.limits.body_timeout = FAR;
+    let t = TestServer::start(s).await;
+    // No token: refused before the body is read; the client goes on trickling the body.
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    c.write_all(b"POST /v1/execute HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"id\"")
+        .await
+        .unwrap();
+    let trickled = c.write_all(b"x").await;
+    let got = String::from_utf8_lossy(&closed_by_server(&mut c).await).into_owned();
+    assert!(got.starts_with("HTTP/1.1 401"), "{got} ({trickled:?})");
+    assert!(got.contains("unauthenticated"), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_head_left_unfinished_is_held_no_longer_than_an_idle_connection() {
+    let idle = Duration::from_millis(800);
+    let mut s = settings();
+    slow_limits(&mut s);
+    s.limits.idle_timeout = idle;
+    let t = TestServer::start(s).await;
+    // A whole request and the start of the next in one write: the second head's bytes come in
+    // the read that brings the first, whose dispatch ends the head timer, so the unfinished
+    // head is not timed from its first byte. The connection is then an idle one, closed at
+    // the idle timeout like any other (which a client holding a connection idle gets anyway).
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /healthz HTTP/1.1\r\nhost")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let got = String::from_utf8_lossy(&closed_by_server(&mut c).await).into_owned();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_waited(started, idle, "closed at the idle timeout");
 }
