@@ -6,6 +6,8 @@ mod bench_remote;
 mod check;
 mod code;
 mod console;
+#[cfg(feature = "serve")]
+mod log_queue;
 mod machine;
 mod run;
 mod serve;

@@ -1,6 +1,8 @@
 //! `roma serve`: roma as a network service (HTTP/JSON and gRPC), from a config file or flags.
 //! The flags exist in every build; serving needs the `serve` feature.
 
+#[cfg(feature = "serve")]
+use crate::log_queue::LogQueue;
 use anyhow::Result;
 #[cfg(feature = "serve")]
 use anyhow::{Context, bail};
@@ -177,8 +179,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         s.store.kind = roma_serve::StoreKind::Etcd(e);
     }
     s.validate()?;
+    let lines = LogQueue::start(std::io::stderr()).context("cannot start the log thread")?;
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(lines.clone())
         .with_target(false);
     if a.log_format == "json" {
         logs.json().init();
@@ -186,16 +189,25 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         logs.init();
     }
     let mut config = roma::Config::<RequestMetadata>::new();
-    // Console output of the code: stderr, with the request it came from.
+    // Console output of the code: a log line of its own, in the log's format, with the request
+    // it came from; the code is untrusted, so the message is cut and its control characters
+    // escaped (a line break in it cannot forge a log line).
     config.set_logging_function(|level, meta: &RequestMetadata, msg| {
-        eprintln!(
-            "[{}] request {}: {msg}",
-            crate::service::level_name(level),
-            meta.request_id
-        );
+        let line = crate::console::console_line(msg);
+        let rid = &meta.request_id;
+        match level {
+            roma::LogLevel::Error => tracing::error!(request_id = %rid, console = %line, "console"),
+            roma::LogLevel::Warning => {
+                tracing::warn!(request_id = %rid, console = %line, "console")
+            }
+            // console.debug reaches the log only when a request asks for it (min_log_level).
+            roma::LogLevel::Info | roma::LogLevel::Debug => {
+                tracing::info!(request_id = %rid, console = %line, "console")
+            }
+        }
     });
     let tls = s.tls.is_some();
-    roma_serve::serve_until_signalled(s, config, |http, grpc| {
+    let served = roma_serve::serve_until_signalled(s, config, |http, grpc| {
         // The lines a script waits for; the real ports when the settings asked for 0.
         let (h, g) = if tls {
             ("https", "grpcs")
@@ -207,6 +219,8 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             println!("listening on {g}://{grpc}");
         }
     })
-    .context("roma serve")?;
+    .context("roma serve");
+    lines.flush();
+    served?;
     Ok(ExitCode::SUCCESS)
 }

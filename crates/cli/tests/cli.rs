@@ -1188,6 +1188,64 @@ fn serve_refuses_a_bad_config_naming_the_key() {
     );
 }
 
+/// `roma serve` on 127.0.0.1 (a random HTTP port, one worker) with `args` and the two token
+/// files, its stdout and stderr piped: the child and its stdout.
+fn spawn_serve(
+    args: &[&str],
+    load: &str,
+    exec: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut cmd = Command::new(roma_bin());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--workers", "1"])
+        .args(args)
+        .args(["--load-token-file", load, "--execute-token-file", exec])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if sandbox() == "none" {
+        cmd.arg("--no-sandbox");
+    }
+    let mut child = cmd.spawn().expect("roma serve starts");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// Sends `roma serve` SIGTERM, reads its stderr to the end and asserts that it drained and
+/// exited with success: its stderr.
+fn drained(child: &mut std::process::Child) -> String {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Read while it exits: a server whose stderr is full cannot write its last lines.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        err
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("roma serve did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let err = reader.join().unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("draining"), "{err}");
+    err
+}
+
 /// The address on the next `listening on SCHEME://ADDRESS` line of `roma serve`.
 fn listening_on(stdout: &mut impl std::io::BufRead, scheme: &str) -> String {
     let mut line = String::new();
@@ -1220,33 +1278,21 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
     let dir = scratch("serve_flags");
     let load = write(&dir, "load.tok", "load-secret\n");
     let exec = write(&dir, "exec.tok", "exec-secret\n");
-    let mut cmd = Command::new(roma_bin());
-    cmd.args([
-        "serve",
-        "--http",
-        "127.0.0.1:0",
-        "--grpc",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--log-format",
-        "json",
-        // The low-latency mode, and workers without a prepared context: the answers are the
-        // same.
-        "--low-latency",
-        "5ms",
-        "--no-prewarm",
-    ])
-    .args(["--load-token-file", &load, "--execute-token-file", &exec])
-    .current_dir(repo_root())
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    if sandbox() == "none" {
-        cmd.arg("--no-sandbox");
-    }
-    let mut child = cmd.spawn().expect("roma serve starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut child, mut stdout) = spawn_serve(
+        &[
+            "--grpc",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            // The low-latency mode, and workers without a prepared context: the answers are
+            // the same.
+            "--low-latency",
+            "5ms",
+            "--no-prewarm",
+        ],
+        &load,
+        &exec,
+    );
     let addr = listening_on(&mut stdout, "http");
     let grpc = listening_on(&mut stdout, "grpc");
     assert!(
@@ -1307,26 +1353,7 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         "1",
     ]);
     assert!(out.failed().contains("401"), "{}", out.failed());
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "roma serve did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(status.success(), "{status:?}: {err}");
-    assert!(err.contains("draining"), "{err}");
+    let err = drained(&mut child);
     // --log-format json: one object a line, and the execution's line names its request id.
     let lines: Vec<serde_json::Value> = err
         .lines()
@@ -1340,6 +1367,47 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
                 && l["fields"]["endpoint"] == "execute"),
         "no log line for {rid}: {err}"
     );
+}
+
+#[test]
+fn serve_answers_while_its_stderr_is_not_read_and_escapes_console_lines() {
+    let dir = scratch("serve_stderr");
+    let load = write(&dir, "load.tok", "load-secret\n");
+    let exec = write(&dir, "exec.tok", "exec-secret\n");
+    // stderr is a pipe nobody reads until the end: it fills after 64 KiB.
+    let (mut child, mut stdout) = spawn_serve(&[], &load, &exec);
+    let addr = listening_on(&mut stdout, "http");
+    let js = r#"function Log(n) {
+        console.log("one\nforged: line");
+        for (let i = 0; i < 4; i++) console.log("x".repeat(16000));
+        return n;
+    }"#;
+    let code = serde_json::json!({"version_string": "v1", "js": js}).to_string();
+    let r = http(&addr, "/v1/code", "load-secret", &code);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // About 6 MiB of console output: every request is answered regardless.
+    let run = r#"{"version_string":"v1","handler_name":"Log","input":["7"]}"#;
+    for i in 0..100 {
+        let r = http(&addr, "/v1/execute", "exec-secret", run);
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.contains(r#""resp":"7""#),
+            "{i}: {r}"
+        );
+    }
+    let err = drained(&mut child);
+    assert!(
+        err.contains("log lines dropped: stderr was not read fast enough"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    // A line break in the code's output cannot start a log line of its own.
+    assert!(
+        err.lines()
+            .any(|l| l.contains("console=one") && l.ends_with("forged: line")),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(!err.lines().any(|l| l.starts_with("forged")));
 }
 
 // ---------------------------------------------------------------- tenant pools and cgroups
