@@ -206,6 +206,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             }
         }
     });
+    // What workers write to their stderr (already cut, escaped and rate-limited): the same log.
+    config.set_worker_output_function(|worker, line| {
+        tracing::warn!(worker, line, "worker stderr");
+    });
     let tls = s.tls.is_some();
     let served = roma_serve::serve_until_signalled(s, config, |http, grpc| {
         // The lines a script waits for; the real ports when the settings asked for 0.
