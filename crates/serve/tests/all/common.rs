@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -335,6 +335,13 @@ pub fn spawn_execute(addr: SocketAddr, body: serde_json::Value) -> JoinHandle<Re
         let body = body.to_string().into();
         request(addr, "POST", "/v1/execute", Some(EXEC), &[], body).await
     })
+}
+
+/// A new connection to `addr` that has sent `bytes`.
+pub async fn sent(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(bytes).await.unwrap();
+    c
 }
 
 /// Reads until the server closes the connection (or resets it); fails after `PATIENCE`.

@@ -54,25 +54,18 @@ async fn size_limits_answer_413_naming_the_limit() {
     assert!(r.body.contains("limits.max_body_bytes"), "{}", r.body);
 
     // A client that claims 1 GB is answered 413 before it sends it.
-    let mut raw = TcpStream::connect(t.addr).await.unwrap();
-    raw.write_all(
-        format!(
-            "POST /v1/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {EXEC}\r\ncontent-length: 1073741824\r\n\r\n{{"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let head = format!(
+        "POST /v1/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {EXEC}\r\ncontent-length: 1073741824\r\n\r\n{{"
+    );
+    let mut raw = sent(t.addr, head.as_bytes()).await;
     let got = String::from_utf8_lossy(&closed_by_server(&mut raw).await).into_owned();
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
 
     // A chunked body with no length grows past the limit: cut off at the limit.
-    let mut raw = TcpStream::connect(t.addr).await.unwrap();
-    raw.write_all(
-        format!("POST /v1/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {EXEC}\r\ntransfer-encoding: chunked\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let head = format!(
+        "POST /v1/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {EXEC}\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let mut raw = sent(t.addr, head.as_bytes()).await;
     let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "y".repeat(16 * 1024));
     for _ in 0..8 {
         if raw.write_all(chunk.as_bytes()).await.is_err() {
@@ -94,17 +87,15 @@ async fn slowloris_idle_and_connection_limits() {
     let t = TestServer::start(s).await;
 
     // A head that never ends is cut off.
-    let mut slow = TcpStream::connect(t.addr).await.unwrap();
-    slow.write_all(b"POST /v1/execute HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n")
-        .await
-        .unwrap();
+    let mut slow = sent(
+        t.addr,
+        b"POST /v1/execute HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n",
+    )
+    .await;
     closed_by_server(&mut slow).await;
 
     // A kept-alive connection with no next request is closed once idle.
-    let mut idle = TcpStream::connect(t.addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut idle = sent(t.addr, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
     let got = String::from_utf8_lossy(&closed_by_server(&mut idle).await).into_owned();
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
 
@@ -124,10 +115,7 @@ async fn slowloris_idle_and_connection_limits() {
     // closed at once without an answer.
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut c = TcpStream::connect(t.addr).await.unwrap();
-        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut c = sent(t.addr, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
         let mut buf = [0u8; 512];
         let n = c.read(&mut buf).await.unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));

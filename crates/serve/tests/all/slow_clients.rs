@@ -37,13 +37,6 @@ async fn cut_off(stream: &mut (impl AsyncRead + Unpin), started: Instant) -> Str
     got
 }
 
-/// A new connection to `addr` that has sent `bytes`.
-async fn sent(addr: std::net::SocketAddr, bytes: &[u8]) -> TcpStream {
-    let mut c = TcpStream::connect(addr).await.unwrap();
-    c.write_all(bytes).await.unwrap();
-    c
-}
-
 fn slow_limits(s: &mut roma_serve::Settings) {
     s.limits.header_read_timeout = FAR;
     s.limits.idle_timeout = FAR;
