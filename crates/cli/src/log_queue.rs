@@ -4,91 +4,203 @@
 //! stall requests with it. Lines queue instead, up to [`MAX_QUEUED_BYTES`]; past that they
 //! are dropped and counted, and the count is written as a line of its own once the reader
 //! catches up. Nothing a client or the code does can make the server wait for its stderr.
+//!
+//! A request does not wake the writer either. Waking a sleeping thread costs the waker a
+//! system call and an inter-processor interrupt, and the woken thread takes a CPU just as the
+//! answer is being written; on a small machine every wake-up on an idle request's path shows
+//! (docs/performance.md, "One runtime per connection thread"). So while lines flow, the writer
+//! wakes by itself every [`TICK`] and writes what has queued; only after [`DOZE_AFTER`]
+//! without a line does it sleep until woken, and then the next line wakes it (one wake per
+//! quiet spell, not one per line). A queue past [`WAKE_BYTES`] and a flush wake it at once.
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 /// The most bytes of lines waiting for stderr.
 pub const MAX_QUEUED_BYTES: usize = 1 << 20;
 
+/// How often the writer looks for lines while they flow: the most a line waits for stderr
+/// when the writer is not stalled by its reader.
+const TICK: Duration = Duration::from_millis(10);
+
+/// How long without a line before the writer stops ticking and sleeps until a line wakes it.
+const DOZE_AFTER: Duration = Duration::from_secs(1);
+
+/// Queued bytes past which a line wakes the writer at once instead of waiting for its tick.
+const WAKE_BYTES: usize = 64 * 1024;
+
 /// How long the last lines may take to reach stderr when the server exits.
 const FLUSH_PATIENCE: Duration = Duration::from_secs(2);
 
-enum Message {
-    Line(Vec<u8>),
-    /// Answered once every line sent before it is written.
-    Flush(mpsc::SyncSender<()>),
+/// What the writer has to do, guarded by one lock.
+#[derive(Default)]
+struct Pending {
+    lines: VecDeque<Vec<u8>>,
+    /// The bytes of `lines` and of the lines the writer took and has not written yet.
+    bytes: usize,
+    /// Answered once every line queued before it is written.
+    flushes: Vec<mpsc::SyncSender<()>>,
+    /// Every [`LogQueue`] is gone: write what is left and end.
+    closed: bool,
 }
 
 struct Shared {
-    queued: AtomicUsize,
+    pending: Mutex<Pending>,
+    /// Lines refused since the writer last said so.
     dropped: AtomicU64,
+    /// The writer sleeps until woken: the next line must wake it. Set by the writer before
+    /// its last look at `pending` (under the lock), so a line queued after that look sees it.
+    dozing: AtomicBool,
+    /// How many times a sender woke the writer (the tests read it).
+    wakes: AtomicU64,
+}
+
+impl Shared {
+    /// The pending work; a writer or sender that panicked while holding the lock left it
+    /// consistent (every change to it is a single push, pop or take), so the poison is ignored.
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The senders' side: dropping the last one ends the writer once its lines are written.
+struct Handle {
+    shared: Arc<Shared>,
+    writer: Thread,
+}
+
+impl Handle {
+    fn wake(&self) {
+        self.shared.wakes.fetch_add(1, Ordering::Relaxed);
+        self.writer.unpark();
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.pending().closed = true;
+        self.writer.unpark();
+    }
 }
 
 /// Where the log lines go: hand one to the subscriber (it makes one writer per line).
 #[derive(Clone)]
 pub struct LogQueue {
-    tx: mpsc::Sender<Message>,
-    shared: Arc<Shared>,
+    handle: Arc<Handle>,
 }
 
 impl LogQueue {
     /// Starts the thread that writes the lines to `out` (stderr).
     pub fn start(out: impl Write + Send + 'static) -> std::io::Result<LogQueue> {
-        let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
-            queued: AtomicUsize::new(0),
+            pending: Mutex::new(Pending::default()),
             dropped: AtomicU64::new(0),
+            // Nothing has been logged yet: the first line wakes the writer.
+            dozing: AtomicBool::new(true),
+            wakes: AtomicU64::new(0),
         });
         let s = Arc::clone(&shared);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("roma-log".into())
-            .spawn(move || write_lines(rx, &s, out))?;
-        Ok(LogQueue { tx, shared })
+            .spawn(move || write_lines(&s, out))?;
+        Ok(LogQueue {
+            handle: Arc::new(Handle {
+                shared,
+                writer: writer.thread().clone(),
+            }),
+        })
     }
 
     /// Queues one line (with its line break), or counts it dropped when the queue is full.
     pub fn send(&self, line: Vec<u8>) {
+        let shared = &self.handle.shared;
         let n = line.len();
-        let queued = self.shared.queued.fetch_add(n, Ordering::AcqRel);
-        if queued + n > MAX_QUEUED_BYTES || self.tx.send(Message::Line(line)).is_err() {
-            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        let bytes = {
+            let mut p = shared.pending();
+            if p.bytes + n > MAX_QUEUED_BYTES {
+                drop(p);
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            p.bytes += n;
+            p.lines.push_back(line);
+            p.bytes
+        };
+        // After the lock: a writer that looked at `pending` before this line had set
+        // `dozing` before that look, and the lock orders the two.
+        if shared.dozing.swap(false, Ordering::SeqCst) || bytes > WAKE_BYTES {
+            self.handle.wake();
         }
     }
 
     /// Waits, at most [`FLUSH_PATIENCE`], until the lines queued so far are written.
     pub fn flush(&self) {
         let (done, wait) = mpsc::sync_channel(1);
-        if self.tx.send(Message::Flush(done)).is_ok() {
-            let _ = wait.recv_timeout(FLUSH_PATIENCE);
-        }
+        self.handle.shared.pending().flushes.push(done);
+        self.handle.wake();
+        let _ = wait.recv_timeout(FLUSH_PATIENCE);
     }
 }
 
-fn write_lines(rx: mpsc::Receiver<Message>, shared: &Shared, mut out: impl Write) {
-    for m in rx {
-        match m {
-            Message::Line(line) => {
-                // A write error (stderr closed) loses the line; the server goes on.
-                let _ = out.write_all(&line);
-                shared.queued.fetch_sub(line.len(), Ordering::AcqRel);
-                let dropped = shared.dropped.swap(0, Ordering::Relaxed);
-                if dropped > 0 {
-                    let _ = writeln!(
-                        out,
-                        "roma serve: {dropped} log lines dropped: stderr was not read fast enough"
-                    );
-                }
-            }
-            Message::Flush(done) => {
-                let _ = out.flush();
+fn write_lines(shared: &Shared, mut out: impl Write) {
+    // None: no line yet, so the writer dozes from the start.
+    let mut last_line: Option<Instant> = None;
+    loop {
+        let (lines, flushes, closed) = {
+            let mut p = shared.pending();
+            (
+                std::mem::take(&mut p.lines),
+                std::mem::take(&mut p.flushes),
+                p.closed,
+            )
+        };
+        if !lines.is_empty() {
+            last_line = Some(Instant::now());
+        }
+        // Each line stays counted until it is written, so a stalled stderr holds at most
+        // MAX_QUEUED_BYTES, the line being written included, and each line written makes
+        // room at once.
+        for line in lines {
+            // A write error (stderr closed) loses the line; the server goes on.
+            let _ = out.write_all(&line);
+            shared.pending().bytes -= line.len();
+        }
+        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "roma serve: {dropped} log lines dropped: stderr was not read fast enough"
+            );
+        }
+        if !flushes.is_empty() {
+            let _ = out.flush();
+            for done in flushes {
                 let _ = done.try_send(());
             }
         }
+        if closed {
+            let _ = out.flush();
+            return;
+        }
+        if last_line.is_some_and(|t| t.elapsed() < DOZE_AFTER) {
+            std::thread::park_timeout(TICK);
+            continue;
+        }
+        shared.dozing.store(true, Ordering::SeqCst);
+        let idle = {
+            let p = shared.pending();
+            p.lines.is_empty() && p.flushes.is_empty() && !p.closed
+        };
+        if idle {
+            // Until a line, a flush or the last sender's drop unparks it; a spurious
+            // return only means one more look.
+            std::thread::park();
+        }
+        shared.dozing.store(false, Ordering::SeqCst);
     }
 }
 
@@ -198,5 +310,86 @@ mod tests {
         q.send(b"after\n".to_vec());
         q.flush();
         assert!(gate.text().ends_with("after\n"));
+    }
+
+    /// Polls `what` until it holds, for at most `within`.
+    fn eventually(within: Duration, what: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + within;
+        while !what() {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    fn open_gate() -> (Gate, LogQueue) {
+        let gate = Gate::default();
+        gate.open();
+        let q = LogQueue::start(gate.clone()).unwrap();
+        (gate, q)
+    }
+
+    #[test]
+    fn lines_that_flow_do_not_wake_the_writer() {
+        let (gate, q) = open_gate();
+        q.send(b"first\n".to_vec());
+        assert!(eventually(Duration::from_secs(5), || gate.text() == "first\n"));
+        for i in 0..50 {
+            q.send(format!("line {i}\n").into_bytes());
+        }
+        assert!(eventually(Duration::from_secs(5), || gate
+            .text()
+            .ends_with("line 49\n")));
+        assert_eq!(gate.text().lines().count(), 51);
+        // The first line woke the writer from its doze; the rest waited for its tick. (One
+        // more wake is possible if this thread was held off the CPU for over DOZE_AFTER
+        // between the two sends; one per line is the bug this catches.)
+        let wakes = q.handle.shared.wakes.load(Ordering::Relaxed);
+        assert!((1..=2).contains(&wakes), "{wakes} wakes for 51 lines");
+    }
+
+    #[test]
+    fn a_line_after_a_quiet_spell_wakes_the_dozing_writer() {
+        let (gate, q) = open_gate();
+        q.send(b"before\n".to_vec());
+        assert!(eventually(Duration::from_secs(5), || gate.text() == "before\n"));
+        let dozing = || q.handle.shared.dozing.load(Ordering::SeqCst);
+        // The writer stops ticking DOZE_AFTER after its last line.
+        assert!(eventually(DOZE_AFTER * 10, dozing));
+        let wakes = q.handle.shared.wakes.load(Ordering::Relaxed);
+        q.send(b"after\n".to_vec());
+        assert_eq!(q.handle.shared.wakes.load(Ordering::Relaxed), wakes + 1);
+        // No flush: the wake alone brings the line out.
+        assert!(eventually(Duration::from_secs(5), || gate.text() == "before\nafter\n"));
+    }
+
+    #[test]
+    fn a_long_queue_wakes_the_writer_before_its_tick() {
+        let (gate, q) = open_gate();
+        let line = vec![b'x'; 1023]
+            .into_iter()
+            .chain([b'\n'])
+            .collect::<Vec<u8>>();
+        for _ in 0..WAKE_BYTES / 1024 + 8 {
+            q.send(line.clone());
+        }
+        let wakes = q.handle.shared.wakes.load(Ordering::Relaxed);
+        // The doze's wake, and a wake for each line past WAKE_BYTES (cheap while the writer
+        // is awake: an unpark of a running thread makes no system call).
+        assert!(wakes >= 2, "{wakes} wakes");
+        q.flush();
+        assert_eq!(gate.text().lines().count(), WAKE_BYTES / 1024 + 8);
+    }
+
+    #[test]
+    fn the_last_sender_dropped_writes_what_is_left() {
+        let (gate, q) = open_gate();
+        q.send(b"first\n".to_vec());
+        assert!(eventually(Duration::from_secs(5), || gate.text() == "first\n"));
+        q.send(b"last\n".to_vec());
+        drop(q);
+        assert!(eventually(Duration::from_secs(5), || gate.text() == "first\nlast\n"));
     }
 }

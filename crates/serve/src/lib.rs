@@ -11,6 +11,7 @@
 mod api;
 mod auth;
 mod body_deadline;
+mod conn_threads;
 mod error;
 mod forward;
 mod grpc;

@@ -24,6 +24,7 @@
 
 use crate::auth::PeerRoles;
 use crate::body_deadline::{Api, TimedBody};
+use crate::conn_threads::ConnThreads;
 use crate::h2_frames::HeaderBlocks;
 use crate::metrics::SlowPhase;
 use crate::server::MAX_HEAD_BYTES;
@@ -110,11 +111,13 @@ pub(crate) async fn until_true(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Accepts connections on `listener` and serves each on its own task, each holding one of
-/// `permits` while it is open, until `close` turns true; the connections then finish their
-/// requests and close.
+/// Accepts connections on `listener` and serves each on its own task on one of `threads`,
+/// each holding one of `permits` while it is open, until `close` turns true; the connections
+/// then finish their requests and close.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     listener: TcpListener,
+    threads: Arc<ConnThreads>,
     protocol: Protocol,
     state: Arc<AppState>,
     tls: Option<Arc<Tls>>,
@@ -152,8 +155,23 @@ pub(crate) async fn serve(
             limits.clone(),
             close.clone(),
         );
-        tokio::spawn(async move {
+        // The socket leaves this runtime's reactor for the connection thread's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand an accepted connection over");
+                continue;
+            }
+        };
+        threads.spawn(move || async move {
             let _open = Open::new(&state, permit);
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot register an accepted connection");
+                    return;
+                }
+            };
             // Without TCP_NODELAY a small answer waits for the client's delayed ACK (about
             // 40 ms on Linux).
             let _ = stream.set_nodelay(true);

@@ -3,6 +3,7 @@
 
 use crate::api::RequestMetadata;
 use crate::auth::Tokens;
+use crate::conn_threads::ConnThreads;
 use crate::error::ServeError;
 use crate::http::router;
 use crate::listener::{Protocol, until_true};
@@ -151,6 +152,13 @@ pub async fn start(
             source,
         })?),
     };
+    // Both ports' connections share them; the end of a drain (of `run`) stops them.
+    let threads = ConnThreads::start(settings.threads.unwrap_or_else(default_threads))
+        .map(Arc::new)
+        .map_err(|source| ServeError::Io {
+            what: "cannot start the connection threads".into(),
+            source,
+        })?;
     let service = tokio::task::spawn_blocking(move || roma::RomaService::new(config))
         .await
         .map_err(|e| roma::RomaError::internal(format!("the start-up thread failed: {e}")))??;
@@ -172,6 +180,7 @@ pub async fn start(
     let task = tokio::spawn(run(
         listener,
         grpc_listener,
+        threads,
         Arc::clone(&state),
         tls.clone(),
         settings,
@@ -193,6 +202,7 @@ pub async fn start(
 async fn run(
     listener: TcpListener,
     grpc_listener: Option<TcpListener>,
+    threads: Arc<ConnThreads>,
     state: Arc<AppState>,
     tls: Option<Arc<Tls>>,
     settings: Settings,
@@ -214,6 +224,7 @@ async fn run(
         let p = Arc::new(Semaphore::new(max));
         accepting.push(tokio::spawn(crate::listener::serve(
             l,
+            Arc::clone(&threads),
             protocol,
             Arc::clone(&state),
             tls.clone(),
@@ -238,6 +249,11 @@ async fn run(
     let service = Arc::clone(&state.service);
     let _ = tokio::task::spawn_blocking(move || service.stop()).await;
     tracing::info!("roma serve: drained and stopped");
+}
+
+/// One connection thread per core.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Refuses new requests, waits for those in flight up to `grace`, then stops the service so

@@ -142,10 +142,10 @@ pub struct Settings {
     /// `server.drain_grace`: how long requests in flight may take to finish once a drain
     /// starts (default 10 s); those still running then are cancelled and answered 503.
     pub drain_grace: Duration,
-    /// `server.threads`: the threads of the server's tokio runtime, which run both listeners,
-    /// every connection and the forwarded host-function calls (default: one per core). Used
-    /// by [`crate::serve_until_signalled`]; an embedder that calls [`crate::start`] runs it on
-    /// its own runtime.
+    /// `server.threads`: the connection threads (default: one per core). Each runs a
+    /// single-threaded runtime that serves the connections given to it, both ports'; the
+    /// accept loops, the store and the forwarded host-function calls run on the runtime
+    /// [`crate::start`] is called on.
     pub threads: Option<usize>,
     /// `[tls]`: TLS on both listeners, and client certificates; `None` serves plain TCP.
     pub tls: Option<crate::tls::TlsSettings>,

@@ -18,11 +18,9 @@ pub fn serve_until_signalled(
         let what = what.to_string();
         move |source| ServeError::Io { what, source }
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = settings.threads {
-        builder.worker_threads(n);
-    }
-    let runtime = builder
+    // The accept loops, the store and the forwarded host-function calls; the connections
+    // have threads of their own (`server.threads`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("roma-serve")
         .build()
