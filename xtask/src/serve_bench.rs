@@ -1,7 +1,10 @@
 //! `cargo xtask bench-serve`: what `roma serve` costs over the in-process service, measured
 //! in one run with the rounds interleaved (in-process, HTTP/JSON, gRPC, again and again), for
 //! hello world: the idle p50 overhead (one request at a time, a pause between) and the
-//! saturated throughput ratio. Then `h2load` (Debian's nghttp2-client, installed here when
+//! saturated throughput ratio. Each round also measures each API's health check the idle way
+//! (`roma bench --target ... --health`): the round trip through the same server and client
+//! with no code run, so the overhead splits into what the network path costs by itself and
+//! what handing an execution over to roma adds to it. Then `h2load` (Debian's nghttp2-client, installed here when
 //! missing, as a user would) drives the HTTP/JSON API as an external load generator.
 //!
 //! Flags: `--debug` (debug binaries: a smoke run, not figures), `--rounds N` (default 3),
@@ -145,6 +148,9 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     ];
     let mut idle_p50 = vec![Vec::new(); 3];
     let mut busy_rps = vec![Vec::new(); 3];
+    let mut health_p50 = vec![Vec::new(); 2];
+    let mut health_idle = idle.clone();
+    health_idle.push("--health".into());
     for round in 0..rounds {
         for (i, (name, target)) in modes.iter().enumerate() {
             let args = if target.is_none() {
@@ -163,7 +169,13 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
             idle_p50[i].push(p50);
             busy_rps[i].push(rps);
         }
+        for (i, (name, target)) in modes[1..].iter().enumerate() {
+            let (p50, _) = bench(&roma, &dir, *target, &health_idle)?;
+            eprintln!("round {round}: {name}: health check idle p50 {p50:.3} ms");
+            health_p50[i].push(p50);
+        }
     }
+    let health: Vec<f64> = health_p50.into_iter().map(median).collect();
     let p50: Vec<f64> = idle_p50.into_iter().map(median).collect();
     let rps: Vec<f64> = busy_rps.into_iter().map(median).collect();
     println!("{}", machine());
@@ -184,6 +196,20 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
             (p50[i] - p50[0]) * 1e3,
             rps[i],
             rps[i] / rps[0].max(1e-9)
+        );
+    }
+    println!();
+    println!(
+        "| API | health check idle p50 (no code) | execute idle p50 | execute over health | in-process idle p50 |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, (name, _)) in modes[1..].iter().enumerate() {
+        println!(
+            "| {name} | {:.1} µs | {:.1} µs | {:+.1} µs | {:.1} µs |",
+            health[i] * 1e3,
+            p50[i + 1] * 1e3,
+            (p50[i + 1] - health[i]) * 1e3,
+            p50[0] * 1e3
         );
     }
     h2load(&server, seconds)?;

@@ -71,6 +71,12 @@ pub struct BenchArgs {
     /// the service flags below are then the server's business and ignored.
     #[arg(long, requires_all = ["load_token_file", "execute_token_file"])]
     pub target: Option<crate::bench_remote::Target>,
+    /// With --target: measure the server's health check instead of an execution (HTTP/JSON
+    /// `GET /healthz`, gRPC `grpc.health.v1.Health/Check`), the same way: the round trip
+    /// through the same server and client with no code run, the floor under an execution's
+    /// overhead.
+    #[arg(long, requires = "target")]
+    pub health: bool,
     /// With --target: the file holding the server's load token.
     #[arg(long = "load-token-file")]
     pub load_token_file: Option<PathBuf>,
@@ -288,6 +294,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 None => Limit::Requests(args.requests),
             },
             interval: args.interval,
+            health: args.health,
         })?;
         return Ok(print_report(&report, args.json));
     }

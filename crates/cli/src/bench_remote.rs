@@ -73,6 +73,8 @@ pub struct Args {
     pub warmup: usize,
     pub limit: Limit,
     pub interval: Option<Duration>,
+    /// The health check instead of an execution.
+    pub health: bool,
 }
 
 #[cfg(feature = "serve")]
@@ -100,11 +102,20 @@ mod client {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
+    use tonic_health::ServingStatus;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
 
     /// One request in flight's connection.
     enum Conn {
         Http(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-        Grpc(RomaClient<tonic::transport::Channel>),
+        Grpc(Box<GrpcConn>),
+    }
+
+    /// A gRPC connection's two clients, over one channel.
+    struct GrpcConn {
+        roma: RomaClient<tonic::transport::Channel>,
+        health: HealthClient<tonic::transport::Channel>,
     }
 
     struct Plan {
@@ -113,6 +124,7 @@ mod client {
         version: String,
         handler: String,
         inputs: Vec<String>,
+        health: bool,
     }
 
     impl Plan {
@@ -136,7 +148,10 @@ mod client {
                             .connect()
                             .await
                             .with_context(|| format!("cannot connect to {addr}"))?;
-                    Conn::Grpc(RomaClient::new(channel))
+                    Conn::Grpc(Box::new(GrpcConn {
+                        roma: RomaClient::new(channel.clone()),
+                        health: HealthClient::new(channel),
+                    }))
                 }
             })
         }
@@ -157,7 +172,7 @@ mod client {
                     });
                     let mut send = match self.connect().await? {
                         Conn::Http(s) => s,
-                        Conn::Grpc(_) => unreachable!("an HTTP target connects over HTTP"),
+                        Conn::Grpc(..) => unreachable!("an HTTP target connects over HTTP"),
                     };
                     let (status, text) = http_post(
                         &mut send,
@@ -173,7 +188,7 @@ mod client {
                 }
                 Target::Grpc(_) => {
                     let mut c = match self.connect().await? {
-                        Conn::Grpc(c) => c,
+                        Conn::Grpc(c) => c.roma,
                         Conn::Http(_) => unreachable!("a gRPC target connects over gRPC"),
                     };
                     let mut r = tonic::Request::new(LoadCodeObjRequest {
@@ -194,10 +209,30 @@ mod client {
             Ok(())
         }
 
-        /// One execution on `conn`: its sample.
+        /// One execution (or health check) on `conn`: its sample.
         async fn execute(&self, conn: &mut Conn) -> Result<Sample> {
             let t0 = Instant::now();
             let outcome = match (conn, &self.target) {
+                (Conn::Http(send), Target::Http(addr)) if self.health => {
+                    let (status, text) = http_get(send, *addr, "/healthz").await?;
+                    if status == 200 {
+                        Ok(BTreeMap::new())
+                    } else {
+                        Err(RomaError::internal(format!("health: {status} {text}")))
+                    }
+                }
+                (Conn::Grpc(c), _) if self.health => {
+                    match c.health.check(HealthCheckRequest::default()).await {
+                        Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => {
+                            Ok(BTreeMap::new())
+                        }
+                        Ok(r) => Err(RomaError::internal(format!(
+                            "health: status {}",
+                            r.get_ref().status
+                        ))),
+                        Err(s) => Err(grpc_error(&s)),
+                    }
+                }
                 (Conn::Http(send), Target::Http(addr)) => {
                     let body = serde_json::json!({
                         "id": "bench", "version_string": self.version,
@@ -223,7 +258,7 @@ mod client {
                     });
                     r.metadata_mut()
                         .insert("authorization", bearer(&self.tokens.execute)?);
-                    match c.execute(r).await {
+                    match c.roma.execute(r).await {
                         Ok(resp) => Ok(resp.into_inner().metrics.into_iter().collect()),
                         Err(s) => Err(grpc_error(&s)),
                     }
@@ -267,6 +302,21 @@ mod client {
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {token}"))
             .body(Full::new(Bytes::from(body)))?;
+        let resp = send.send_request(req).await.context("no answer")?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn http_get(
+        send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<(u16, String)> {
+        send.ready().await.context("the connection closed")?;
+        let req = hyper::Request::get(path)
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::new()))?;
         let resp = send.send_request(req).await.context("no answer")?;
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
@@ -331,6 +381,7 @@ mod client {
                 version: a.code.version_string.clone(),
                 handler: a.handler,
                 inputs: a.inputs,
+                health: a.health,
             });
             plan.load(&a.code).await?;
             let mut conns = Vec::with_capacity(a.concurrency);

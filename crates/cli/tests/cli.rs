@@ -1317,22 +1317,24 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
         "{r}"
     );
     // roma bench --target measures the running server over both APIs with the same report.
-    for target in [format!("http://{addr}"), format!("grpc://{grpc}")] {
-        let out = roma(&[
+    let bench = |target: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
             "bench",
             "--target",
-            &target,
+            target,
             "--load-token-file",
             &load,
             "--execute-token-file",
             &exec,
             "--requests",
             "40",
-            "--concurrency",
-            "2",
             "--json",
-        ]);
-        let report: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+        ];
+        args.extend(extra);
+        serde_json::from_str(roma(&args).ok()).unwrap()
+    };
+    for target in [format!("http://{addr}"), format!("grpc://{grpc}")] {
+        let report = bench(&target, &["--concurrency", "2"]);
         assert_eq!(report["requests"], 40, "{target}: {report}");
         assert_eq!(report["errors"], 0, "{target}: {report}");
         assert!(
@@ -1340,7 +1342,20 @@ fn serve_with_flags_answers_and_drains_on_sigterm() {
             "{report}"
         );
         assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+        // --health: the same loop over the health check, which runs no code (no hop metrics).
+        let health = bench(&target, &["--health"]);
+        assert_eq!(health["requests"], 40, "{target}: {health}");
+        assert_eq!(health["errors"], 0, "{target}: {health}");
+        assert!(
+            !report["hops_p50_ms"].as_object().unwrap().is_empty(),
+            "{report}"
+        );
+        assert!(
+            health["hops_p50_ms"].as_object().unwrap().is_empty(),
+            "{health}"
+        );
     }
+    roma(&["bench", "--health"]).usage_error("--target");
     let out = roma(&[
         "bench",
         "--target",
