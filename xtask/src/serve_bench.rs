@@ -4,8 +4,9 @@
 //! saturated throughput ratio. Each round also measures each API's health check the idle way
 //! (`roma bench --target ... --health`): the round trip through the same server and client
 //! with no code run, so the overhead splits into what the network path costs by itself and
-//! what handing an execution over to roma adds to it. Then `h2load` (Debian's nghttp2-client, installed here when
-//! missing, as a user would) drives the HTTP/JSON API as an external load generator.
+//! what handing an execution over to roma adds to it. Then `h2load` (Debian's
+//! nghttp2-client, installed here when missing, as a user would) drives the HTTP/JSON API as
+//! an external load generator.
 //!
 //! Flags: `--debug` (debug binaries: a smoke run, not figures), `--rounds N` (default 3),
 //! `--seconds S` per saturated run (default 5), `--workers W` (default: the cores).

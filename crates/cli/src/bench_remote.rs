@@ -296,16 +296,12 @@ mod client {
         token: &str,
         body: String,
     ) -> Result<(u16, String)> {
-        send.ready().await.context("the connection closed")?;
         let req = hyper::Request::post(path)
             .header("host", addr.to_string())
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {token}"))
             .body(Full::new(Bytes::from(body)))?;
-        let resp = send.send_request(req).await.context("no answer")?;
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+        http_send(send, req).await
     }
 
     async fn http_get(
@@ -313,10 +309,18 @@ mod client {
         addr: SocketAddr,
         path: &str,
     ) -> Result<(u16, String)> {
-        send.ready().await.context("the connection closed")?;
         let req = hyper::Request::get(path)
             .header("host", addr.to_string())
             .body(Full::new(Bytes::new()))?;
+        http_send(send, req).await
+    }
+
+    /// Sends `req` once the connection is ready: the answer's status and body.
+    async fn http_send(
+        send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> Result<(u16, String)> {
+        send.ready().await.context("the connection closed")?;
         let resp = send.send_request(req).await.context("no answer")?;
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();

@@ -68,14 +68,9 @@ impl ConnThreads {
         Ok(ConnThreads { threads, stop })
     }
 
-    /// Runs `connection` on the thread with the fewest open connections. The future is built
-    /// there (`make` runs on that thread, inside its runtime), so the sockets it registers
-    /// belong to that thread's reactor.
-    pub(crate) fn spawn<M, F>(&self, make: M)
-    where
-        M: FnOnce() -> F + Send + 'static,
-        F: Future<Output = ()> + Send + 'static,
-    {
+    /// Runs `connection` on the thread with the fewest open connections. The future runs
+    /// only there, so the sockets it registers once polled belong to that thread's reactor.
+    pub(crate) fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
         let Some(t) = self
             .threads
             .iter()
@@ -87,7 +82,7 @@ impl ConnThreads {
         let on = OnThread(Arc::clone(&t.open));
         t.handle.spawn(async move {
             let _on = on;
-            make().await;
+            connection.await;
         });
     }
 }
@@ -125,7 +120,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for _ in 0..2 {
             let tx = tx.clone();
-            threads.spawn(move || async move {
+            threads.spawn(async move {
                 let _dropped = Dropped(tx.clone());
                 let first = std::thread::current().id();
                 tokio::time::sleep(Duration::from_millis(1)).await;

@@ -163,8 +163,9 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        threads.spawn(move || async move {
+        threads.spawn(async move {
             let _open = Open::new(&state, permit);
+            // Registered here, when first polled: on the connection thread's reactor.
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(s) => s,
                 Err(e) => {
