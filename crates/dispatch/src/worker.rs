@@ -8,7 +8,7 @@ use super::backoff::{Backoff, Lifetime};
 use super::config::Recycle;
 use super::direct::{Lend, Parking};
 use super::job::{Job, LoadJob, call_guarded, millis};
-use super::recycle::{IDLE_CPU_WINDOW, Usage};
+use super::recycle::Usage;
 use super::state::{LendReport, LoadReply, Shared, State, Work, WorkerHealth};
 use roma_core::{ErrorKind, ExecOutput, Invocation, ResponseObject, RomaError, metrics};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -284,13 +284,12 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                     let fatal = self.idle();
                     if !fatal && rules.idle_cpu_per_sec.is_some() {
                         // Pre-warming is the last work the slot gave it: from here it is idle.
-                        let cpu = self.backend.as_mut().and_then(|b| b.cpu_time());
-                        self.usage.idle_from(Instant::now(), cpu);
+                        self.usage.idle_from(Instant::now());
                     }
                     fatal
                 }
                 Next::Check => {
-                    self.judge_idle_cpu(&rules);
+                    self.judge_idle_cpu(&rules, false);
                     false
                 }
                 Next::Work(Work::Load(job)) => {
@@ -301,7 +300,7 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
                 Next::Work(Work::Exec(job)) => {
                     idled = false;
                     if rules.idle_cpu_per_sec.is_some() {
-                        self.judge_idle_cpu(&rules);
+                        self.judge_idle_cpu(&rules, true);
                     }
                     self.usage.busy();
                     if self.usage.due(&rules, Instant::now()) {
@@ -372,23 +371,28 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         }
         self.usage.busy();
         if rules.idle_cpu_per_sec.is_some() {
-            let cpu = self.backend.as_mut().and_then(|b| b.cpu_time());
-            self.usage.idle_from(Instant::now(), cpu);
+            self.usage.idle_from(Instant::now());
         }
     }
 
-    /// Samples the idle backend's CPU time and records whether it used more than the rule
-    /// allows since the slot last gave it work.
-    fn judge_idle_cpu(&mut self, rules: &super::config::Recycle) {
+    /// Samples the idle backend's CPU time when a sample is due and records whether it used more
+    /// than the rule allows over the window the sample ends. `before_work`: the slot is about to give it a request, and only a complete window is
+    /// judged (a first sample would start a window that the request ends at once).
+    fn judge_idle_cpu(&mut self, rules: &super::config::Recycle, before_work: bool) {
         let Some(limit) = rules.idle_cpu_per_sec else {
             return;
         };
         let now = Instant::now();
-        if !self.usage.idle_window_complete(now, IDLE_CPU_WINDOW) {
+        let due = if before_work {
+            self.usage.window_due(now)
+        } else {
+            self.usage.sample_due(now)
+        };
+        if !due {
             return;
         }
         let cpu = self.backend.as_mut().and_then(|b| b.cpu_time());
-        self.usage.judge_idle(now, cpu, limit);
+        self.usage.sample(now, cpu, limit);
     }
 
     /// A planned replacement of a healthy backend: a new one is created and given every cached

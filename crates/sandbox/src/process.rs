@@ -124,9 +124,14 @@ impl WorkerProcess for PidfdChild {
         // The launcher may have died (killed from outside) while the rest of its jail lives on
         // (birdcage's init survives it): end the group while the launcher is still an unreaped
         // zombie, which keeps its pid, and so the group id, from being reused.
+        // A pidfd turns readable when its process ends, so one that is not readable answers
+        // the question alone: this runs before every request, and the `waitpid` it spares is
+        // half its cost. A failed poll falls through to `waitpid`, which decides.
         let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-        if matches!(poll(&mut fds, Some(&rustix::event::Timespec::default())), Ok(n) if n > 0) {
-            self.kill_group();
+        match poll(&mut fds, Some(&rustix::event::Timespec::default())) {
+            Ok(0) => return Ok(None),
+            Ok(_) => self.kill_group(),
+            Err(_) => {}
         }
         let status = self.child.try_wait().map_err(SandboxError::at("waitpid"))?;
         self.report = status.map(|s| match ExitReport::from_status(s) {
@@ -192,5 +197,45 @@ impl Drop for PidfdChild {
             // in the kernel, which is then left as a zombie rather than hanging the host.
             let _ = self.wait_timeout(DROP_REAP_TIMEOUT);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn try_wait_says_running_then_reports_the_kill_once_the_child_ends() {
+        // Its own process group, as a launcher has: `kill_group` signals only this child.
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let mut p = PidfdChild::new(child, None, None).expect("pidfd");
+        assert_eq!(
+            p.try_wait().expect("try_wait"),
+            None,
+            "a sleeping child runs"
+        );
+        assert_eq!(p.try_wait().expect("try_wait"), None, "and still runs");
+        // Killed from outside (not through `kill`), as a worker killed by an operator is.
+        // SAFETY: kill(2) on our own unreaped child's pid, which cannot have been reused.
+        assert_eq!(unsafe { libc::kill(p.pid() as i32, libc::SIGKILL) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let report = loop {
+            if let Some(r) = p.try_wait().expect("try_wait") {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "a killed child ends");
+            std::thread::yield_now();
+        };
+        assert!(
+            matches!(report, ExitReport::Signaled { signal } if signal == libc::SIGKILL),
+            "{report:?}"
+        );
+        // The report stays once reaped.
+        assert_eq!(p.try_wait().expect("try_wait"), Some(report));
     }
 }
