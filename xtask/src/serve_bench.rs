@@ -4,9 +4,10 @@
 //! saturated throughput ratio. Each round also measures each API's health check the idle way
 //! (`roma bench --target ... --health`): the round trip through the same server and client
 //! with no code run, so the overhead splits into what the network path costs by itself and
-//! what handing an execution over to roma adds to it. Then `h2load` (Debian's
-//! nghttp2-client, installed here when missing, as a user would) drives the HTTP/JSON API as
-//! an external load generator.
+//! what handing an execution over to roma adds to it. And each round `h2load` (Debian's
+//! nghttp2-client, installed here when missing, as a user would) drives both APIs saturated as
+//! the external load generator, a client lighter than roma's own (on shared cores, a client's
+//! CPU is taken from the server); its requests must all be ones the server counted `ok`.
 //!
 //! Flags: `--debug` (debug binaries: a smoke run, not figures), `--rounds N` (default 3),
 //! `--seconds S` per saturated run (default 5), `--workers W` (default: the cores).
@@ -150,6 +151,8 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
     let mut idle_p50 = vec![Vec::new(); 3];
     let mut busy_rps = vec![Vec::new(); 3];
     let mut health_p50 = vec![Vec::new(); 2];
+    let mut h2_rps = vec![Vec::new(); 2];
+    let bodies = H2Bodies::new(&dir)?;
     let mut health_idle = idle.clone();
     health_idle.push("--health".into());
     for round in 0..rounds {
@@ -175,7 +178,13 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
             eprintln!("round {round}: {name}: health check idle p50 {p50:.3} ms");
             health_p50[i].push(p50);
         }
+        for (i, api) in [H2Api::Http, H2Api::Grpc].into_iter().enumerate() {
+            let rps = h2load(&server, api, &bodies, seconds)?;
+            eprintln!("round {round}: h2load {}: {rps:.0} req/s", api.endpoint());
+            h2_rps[i].push(rps);
+        }
     }
+    let h2: Vec<f64> = h2_rps.into_iter().map(median).collect();
     let health: Vec<f64> = health_p50.into_iter().map(median).collect();
     let p50: Vec<f64> = idle_p50.into_iter().map(median).collect();
     let rps: Vec<f64> = busy_rps.into_iter().map(median).collect();
@@ -213,48 +222,140 @@ pub fn bench_serve(rest: &[String]) -> Result<()> {
             p50[0] * 1e3
         );
     }
-    h2load(&server, seconds)?;
+    println!();
+    let conns = 2 * cores();
+    println!(
+        "| API, driven by h2load ({conns} connections, one request in flight each) | saturated req/s | ratio to in-process |"
+    );
+    println!("| --- | --- | --- |");
+    for (i, (name, _)) in modes[1..].iter().enumerate() {
+        println!(
+            "| {name} | {:.0} | {:.2}x |",
+            h2[i],
+            h2[i] / rps[0].max(1e-9)
+        );
+    }
     Ok(())
 }
 
-/// h2load over HTTP/1.1 against `POST /v1/execute`, with as many connections as cores × 2.
-fn h2load(server: &Server, seconds: u64) -> Result<()> {
-    if !have("h2load") {
-        apt_install(
-            &["nghttp2-client"],
-            "bench-serve's external load generator, h2load",
+/// What h2load drives: an API's execute call, sent with its body from a file.
+#[derive(Clone, Copy)]
+enum H2Api {
+    /// `POST /v1/execute` over HTTP/1.1.
+    Http,
+    /// `/roma.v1.Roma/Execute` over HTTP/2 without TLS (h2c).
+    Grpc,
+}
+
+impl H2Api {
+    /// The `endpoint` label of the server's `roma_requests_total` for this call.
+    fn endpoint(self) -> &'static str {
+        match self {
+            H2Api::Http => "execute",
+            H2Api::Grpc => "grpc_execute",
+        }
+    }
+}
+
+/// The h2load bodies: HTTP/JSON's written here, gRPC's the checked-in framed `ExecuteRequest`
+/// (`crates/serve/tests/data`, checked against the `.proto` by roma-serve's tests).
+struct H2Bodies {
+    json: std::path::PathBuf,
+    grpc: std::path::PathBuf,
+}
+
+impl H2Bodies {
+    fn new(dir: &Path) -> Result<Self> {
+        if !have("h2load") {
+            apt_install(
+                &["nghttp2-client"],
+                "bench-serve's external load generator, h2load",
+            )?;
+        }
+        let json = dir.join("execute.json");
+        std::fs::write(
+            &json,
+            r#"{"version_string":"bench","handler_name":"Handler","input":["\"Foobar\""]}"#,
         )?;
+        let grpc = root().join("crates/serve/tests/data/grpc-execute-hello.bin");
+        Ok(H2Bodies { json, grpc })
     }
-    let dir = root().join("target/tmp/bench-serve");
-    let body = dir.join("execute.json");
-    std::fs::write(
-        &body,
-        r#"{"version_string":"bench","handler_name":"Handler","input":["\"Foobar\""]}"#,
-    )?;
+}
+
+/// One h2load run of `seconds` against `api`, with as many connections as cores × 2, one
+/// request in flight on each: its requests per second. Every request it counts must be one
+/// the server counted as answered `ok` (a gRPC error is still HTTP 200 to h2load).
+fn h2load(server: &Server, api: H2Api, bodies: &H2Bodies, seconds: u64) -> Result<f64> {
     let conns = (2 * cores()).to_string();
-    let out = Command::new("h2load")
-        .args(["--h1", "-c", &conns, "-D", &seconds.to_string()])
-        .args(["-H", "authorization: Bearer bench-exec-token"])
-        .args(["-H", "content-type: application/json"])
-        .arg("-d")
-        .arg(&body)
-        .arg(format!("http://{}/v1/execute", server.http))
-        .output()
-        .context("cannot run h2load")?;
+    let before = ok_count(server, api.endpoint())?;
+    let mut c = Command::new("h2load");
+    c.args(["-c", &conns, "-m", "1", "-D", &seconds.to_string()])
+        .args(["-H", "authorization: Bearer bench-exec-token"]);
+    match api {
+        H2Api::Http => c
+            .arg("--h1")
+            .args(["-H", "content-type: application/json", "-d"])
+            .arg(&bodies.json)
+            .arg(format!("http://{}/v1/execute", server.http)),
+        H2Api::Grpc => c
+            .args([
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "-d",
+            ])
+            .arg(&bodies.grpc)
+            .arg(format!("http://{}/roma.v1.Roma/Execute", server.grpc)),
+    };
+    let out = c.output().context("cannot run h2load")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    println!("h2load --h1 -c {conns} -D {seconds} POST /v1/execute:");
-    for l in text.lines().filter(|l| {
-        l.starts_with("finished in")
-            || l.starts_with("requests:")
-            || l.starts_with("status codes:")
-            || l.starts_with("time for request:")
-    }) {
-        println!("  {l}");
-    }
     if !out.status.success() {
         bail!("h2load failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(())
+    // "requests: N total, N started, N done, N succeeded, N failed, ..."
+    let field = |line: &str, name: &str| -> Option<f64> {
+        let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+        words
+            .windows(2)
+            .find(|w| w[1] == name)
+            .and_then(|w| w[0].parse().ok())
+    };
+    let requests = text.lines().find(|l| l.starts_with("requests:"));
+    let succeeded = requests.and_then(|l| field(l, "succeeded"));
+    let failed = requests.and_then(|l| field(l, "failed"));
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("finished in"))
+        .and_then(|l| field(l, "req/s"));
+    let (Some(succeeded), Some(failed), Some(rps)) = (succeeded, failed, rps) else {
+        bail!("h2load printed no figures:\n{text}");
+    };
+    let ok = ok_count(server, api.endpoint())? - before;
+    if failed > 0.0 || ok < succeeded {
+        bail!(
+            "h2load against {}: {succeeded} succeeded and {failed} failed, the server answered {ok} ok",
+            api.endpoint()
+        );
+    }
+    Ok(rps)
+}
+
+/// The server's count of `endpoint` requests answered `ok`, from `GET /metrics`.
+fn ok_count(server: &Server, endpoint: &str) -> Result<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&server.http)
+        .with_context(|| format!("cannot connect to {}", server.http))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let label = format!("endpoint=\"{endpoint}\"");
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("roma_requests_total{"))
+        .filter(|l| l.contains(&label) && l.contains("outcome=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
 }
 
 /// CPU model, cores and load average, printed beside the figures.

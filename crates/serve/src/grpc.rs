@@ -484,4 +484,27 @@ mod tests {
         m.insert("grpc-timeout", "1n".parse().unwrap());
         assert_eq!(deadline(&m), Some(Duration::from_millis(1)));
     }
+
+    /// The gRPC request body `cargo xtask bench-serve` hands h2load (which sends a file, and
+    /// knows no protobuf): checked here against the `.proto`'s own types, so the file and the
+    /// schema cannot drift apart.
+    #[test]
+    fn the_bench_request_file_is_one_framed_execute_request() {
+        use prost::Message;
+        let file = include_bytes!("../tests/data/grpc-execute-hello.bin");
+        // gRPC's length-prefixed message: not compressed, then the length, big-endian.
+        let (head, body) = file.split_at(5);
+        assert_eq!(head[0], 0, "not compressed");
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        assert_eq!(len as usize, body.len());
+        let req = pb::ExecuteRequest::decode(body).expect("an ExecuteRequest");
+        let want = pb::ExecuteRequest {
+            version_string: "bench".into(),
+            handler_name: "Handler".into(),
+            input: vec!["\"Foobar\"".into()],
+            ..Default::default()
+        };
+        assert_eq!(req, want);
+        assert_eq!(want.encode_to_vec(), body, "the canonical encoding");
+    }
 }
