@@ -12,6 +12,8 @@
 //! wakes by itself every [`TICK`] and writes what has queued; only after [`DOZE_AFTER`]
 //! without a line does it sleep until woken, and then the next line wakes it (one wake per
 //! quiet spell, not one per line). A queue past [`WAKE_BYTES`] and a flush wake it at once.
+//! What it finds it writes together, up to [`WRITE_CHUNK`] a write: a busy server's lines cost
+//! one system call per tick, not one per line.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -29,6 +31,9 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// How long without a line before the writer stops ticking and sleeps until a line wakes it.
 const DOZE_AFTER: Duration = Duration::from_secs(1);
+
+/// The most bytes of lines the writer hands stderr in one write.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Queued bytes past which a line wakes the writer at once instead of waiting for its tick.
 const WAKE_BYTES: usize = 64 * 1024;
@@ -149,6 +154,7 @@ impl LogQueue {
 fn write_lines(shared: &Shared, mut out: impl Write) {
     // None: no line yet, so the writer dozes from the start.
     let mut last_line: Option<Instant> = None;
+    let mut chunk = Vec::with_capacity(WRITE_CHUNK);
     loop {
         let (lines, flushes, closed) = {
             let mut p = shared.pending();
@@ -161,13 +167,21 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
         if !lines.is_empty() {
             last_line = Some(Instant::now());
         }
-        // Each line stays counted until it is written, so a stalled stderr holds at most
-        // MAX_QUEUED_BYTES, the line being written included, and each line written makes
-        // room at once.
-        for line in lines {
-            // A write error (stderr closed) loses the line; the server goes on.
-            let _ = out.write_all(&line);
-            shared.pending().bytes -= line.len();
+        // The lines taken go out together, up to WRITE_CHUNK a write: one system call per
+        // tick instead of one per line. Each line stays counted until its write is done, so a
+        // stalled stderr holds at most MAX_QUEUED_BYTES, the chunk being written included,
+        // and each chunk written makes room at once.
+        let mut lines = lines.into_iter().peekable();
+        while lines.peek().is_some() {
+            chunk.clear();
+            while let Some(line) =
+                lines.next_if(|l| chunk.is_empty() || chunk.len() + l.len() <= WRITE_CHUNK)
+            {
+                chunk.extend_from_slice(&line);
+            }
+            // A write error (stderr closed) loses the chunk; the server goes on.
+            let _ = out.write_all(&chunk);
+            shared.pending().bytes -= chunk.len();
         }
         let dropped = shared.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
@@ -250,6 +264,7 @@ mod tests {
     struct Gate {
         open: Arc<(Mutex<bool>, std::sync::Condvar)>,
         got: Arc<Mutex<Vec<u8>>>,
+        writes: Arc<Mutex<usize>>,
     }
 
     impl Gate {
@@ -270,6 +285,7 @@ mod tests {
                 open = cv.wait(open).unwrap();
             }
             self.got.lock().unwrap().extend_from_slice(buf);
+            *self.writes.lock().unwrap() += 1;
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -348,6 +364,35 @@ mod tests {
         // between the two sends; one per line is the bug this catches.)
         let wakes = q.handle.shared.wakes.load(Ordering::Relaxed);
         assert!((1..=2).contains(&wakes), "{wakes} wakes for 51 lines");
+    }
+
+    #[test]
+    fn lines_queued_together_leave_in_one_write_each_chunk() {
+        let gate = Gate::default();
+        let q = LogQueue::start(gate.clone()).unwrap();
+        // The writer takes the first line and blocks writing it; the rest queue meanwhile.
+        q.send(b"first\n".to_vec());
+        let line = |i: usize| format!("{i:05} {}\n", "y".repeat(1017)).into_bytes();
+        let n = 2 * WRITE_CHUNK / 1024 + 10;
+        for i in 0..n {
+            q.send(line(i));
+        }
+        gate.open();
+        q.flush();
+        let text = gate.text();
+        assert_eq!(text.lines().count(), n + 1, "every line, once");
+        assert!(
+            text.starts_with("first\n00000 y")
+                && text.ends_with(&format!("{:05} {}\n", n - 1, "y".repeat(1017)))
+        );
+        // The first line alone (or with the few sent before the writer took it), then the
+        // rest in chunks of WRITE_CHUNK: one write per line is what this catches.
+        let writes = *gate.writes.lock().unwrap();
+        assert!(
+            (2..=5).contains(&writes),
+            "{writes} writes for {} lines",
+            n + 1
+        );
     }
 
     #[test]
