@@ -19,7 +19,7 @@ pub fn cpu_model() -> String {
 
 /// The cores this process may run on (1 where that cannot be told).
 pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    roma::tools::cores()
 }
 
 /// The 1, 5 and 15 minute load averages as `/proc/loadavg` gives them ("?" where it cannot

@@ -21,7 +21,7 @@ pub use roma_ipc::ProbeResult;
 pub fn check(sandbox: SandboxKind) -> Result<Vec<ProbeResult>, RomaError> {
     let mut config = Config::default();
     config.sandbox(sandbox);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let cores = crate::tools::cores() as u32;
     let period = Duration::from_millis(100);
     let mut unavailable = Vec::new();
     for (name, limits) in [

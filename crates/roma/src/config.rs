@@ -734,8 +734,7 @@ impl<M> Config<M> {
     }
 
     pub(crate) fn workers(&self) -> usize {
-        self.number_of_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.number_of_workers.unwrap_or_else(crate::tools::cores)
     }
 
     pub(crate) fn engine_limits(&self) -> EngineLimits {

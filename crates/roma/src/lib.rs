@@ -85,4 +85,10 @@ pub mod tools {
         MAX_LINE_BYTES, MAX_LINES_PER_SECOND, escape_control, escape_control_json,
     };
     pub use roma_core::parse_duration;
+
+    /// The cores this process may run on (1 where that cannot be told): the default number of
+    /// workers, of `roma serve`'s connection threads, and what the benches print.
+    pub fn cores() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }

@@ -28,7 +28,9 @@ struct ConnThread {
 /// The connection threads. Dropping this stops them: connections still open on them are
 /// dropped (closed) with their runtimes.
 pub(crate) struct ConnThreads {
-    threads: Vec<ConnThread>,
+    /// There is always one, so a connection always has a thread to go to.
+    first: ConnThread,
+    rest: Vec<ConnThread>,
     stop: watch::Sender<bool>,
 }
 
@@ -41,43 +43,46 @@ impl Drop for OnThread {
     }
 }
 
+/// Starts connection thread `i`, which runs until `stopped` turns true or its sender is gone.
+fn start_thread(i: usize, mut stopped: watch::Receiver<bool>) -> std::io::Result<ConnThread> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name(format!("roma-conn-{i}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                // Either a stop or the sender's drop ends the thread.
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+        })?;
+    Ok(ConnThread {
+        handle,
+        open: Arc::new(AtomicUsize::new(0)),
+    })
+}
+
 impl ConnThreads {
     /// Starts `n` (at least 1) threads, named `roma-conn-<i>`.
     pub(crate) fn start(n: usize) -> std::io::Result<ConnThreads> {
         let (stop, stopped) = watch::channel(false);
-        let mut threads = Vec::with_capacity(n.max(1));
-        for i in 0..n.max(1) {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = runtime.handle().clone();
-            let mut stopped = stopped.clone();
-            std::thread::Builder::new()
-                .name(format!("roma-conn-{i}"))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        // Either a stop or the sender's drop ends the thread.
-                        let _ = stopped.wait_for(|s| *s).await;
-                    });
-                })?;
-            threads.push(ConnThread {
-                handle,
-                open: Arc::new(AtomicUsize::new(0)),
-            });
-        }
-        Ok(ConnThreads { threads, stop })
+        let first = start_thread(0, stopped.clone())?;
+        let rest = (1..n)
+            .map(|i| start_thread(i, stopped.clone()))
+            .collect::<std::io::Result<_>>()?;
+        Ok(ConnThreads { first, rest, stop })
     }
 
-    /// Runs `connection` on the thread with the fewest open connections. The future runs
-    /// only there, so the sockets it registers once polled belong to that thread's reactor.
+    /// Runs `connection` on the thread with the fewest open connections (the lowest-numbered
+    /// of those). The future runs only there, so the sockets it registers once polled belong
+    /// to that thread's reactor.
     pub(crate) fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
-        let Some(t) = self
-            .threads
-            .iter()
-            .min_by_key(|t| t.open.load(Ordering::Relaxed))
-        else {
-            return;
-        };
+        let open = |t: &ConnThread| t.open.load(Ordering::Relaxed);
+        let t = self.rest.iter().fold(
+            &self.first,
+            |best, t| if open(t) < open(best) { t } else { best },
+        );
         t.open.fetch_add(1, Ordering::Relaxed);
         let on = OnThread(Arc::clone(&t.open));
         t.handle.spawn(async move {
@@ -143,9 +148,8 @@ mod tests {
         assert_ne!(ran[0], ran[1]);
         assert!(ran.iter().all(|id| *id != std::thread::current().id()));
         assert!(
-            threads
-                .threads
-                .iter()
+            std::iter::once(&threads.first)
+                .chain(&threads.rest)
                 .all(|t| t.open.load(Ordering::Relaxed) == 1)
         );
         drop(threads);

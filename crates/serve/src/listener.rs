@@ -111,20 +111,35 @@ pub(crate) async fn until_true(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Accepts connections on `listener` and serves each on its own task on one of `threads`,
-/// each holding one of `permits` while it is open, until `close` turns true; the connections
-/// then finish their requests and close.
-#[allow(clippy::too_many_arguments)]
+/// What the connections of every port are served with.
+#[derive(Clone)]
+pub(crate) struct Serving {
+    /// The threads the connections run on.
+    pub threads: Arc<ConnThreads>,
+    pub state: Arc<AppState>,
+    /// TLS on both ports, or on neither.
+    pub tls: Option<Arc<Tls>>,
+    pub limits: Limits,
+    /// Turns true when the ports stop accepting and the connections finish and close.
+    pub close: watch::Receiver<bool>,
+}
+
+/// Accepts connections on `listener` and serves each as `protocol` on its own task on one of
+/// the connection threads, each holding one of `permits` (the port's bound) while it is open,
+/// until `serving.close` turns true; the connections then finish their requests and close.
 pub(crate) async fn serve(
     listener: TcpListener,
-    threads: Arc<ConnThreads>,
     protocol: Protocol,
-    state: Arc<AppState>,
-    tls: Option<Arc<Tls>>,
-    limits: Limits,
     permits: Arc<Semaphore>,
-    close: watch::Receiver<bool>,
+    serving: Serving,
 ) {
+    let Serving {
+        threads,
+        state,
+        tls,
+        limits,
+        close,
+    } = serving;
     let closed = until_true(close.clone());
     tokio::pin!(closed);
     loop {

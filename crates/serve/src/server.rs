@@ -217,6 +217,13 @@ async fn run(
     {
         ports.push((Protocol::Grpc(services), l));
     }
+    let serving = crate::listener::Serving {
+        threads,
+        state: Arc::clone(&state),
+        tls,
+        limits: settings.limits.clone(),
+        close: close_rx,
+    };
     let mut accepting = Vec::new();
     let mut permits = Vec::new();
     for (protocol, l) in ports {
@@ -224,13 +231,9 @@ async fn run(
         let p = Arc::new(Semaphore::new(max));
         accepting.push(tokio::spawn(crate::listener::serve(
             l,
-            Arc::clone(&threads),
             protocol,
-            Arc::clone(&state),
-            tls.clone(),
-            settings.limits.clone(),
             Arc::clone(&p),
-            close_rx.clone(),
+            serving.clone(),
         )));
         permits.push(p);
     }
@@ -253,7 +256,7 @@ async fn run(
 
 /// One connection thread per core.
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    roma::tools::cores()
 }
 
 /// Refuses new requests, waits for those in flight up to `grace`, then stops the service so
