@@ -52,7 +52,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// One HTTP/1.1 request on a new connection: (status, body).
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,

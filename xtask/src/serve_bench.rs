@@ -343,12 +343,15 @@ fn h2load(server: &Server, api: H2Api, bodies: &H2Bodies, seconds: u64) -> Resul
 
 /// The server's count of `endpoint` requests answered `ok`, from `GET /metrics`.
 fn ok_count(server: &Server, endpoint: &str) -> Result<f64> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(&server.http)
-        .with_context(|| format!("cannot connect to {}", server.http))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
+    let port = server
+        .http
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .with_context(|| format!("no port in {}", server.http))?;
+    let (status, text) = crate::cluster::http(port, "GET", "/metrics", None, "")?;
+    if status != 200 {
+        bail!("GET /metrics answered {status}: {text}");
+    }
     let label = format!("endpoint=\"{endpoint}\"");
     Ok(text
         .lines()

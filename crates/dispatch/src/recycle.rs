@@ -96,20 +96,22 @@ impl Usage {
     /// one judges the window it ends: over `per_sec` per second of it marks the backend for
     /// recycling. A new window starts at each sample.
     pub fn sample(&mut self, now: Instant, cpu: Option<Duration>, per_sec: Duration) {
-        let (Some(after), idle) = (cpu, self.idle) else {
+        let Some(after) = cpu else {
             self.idle = Idle::No;
             return;
         };
-        if let Idle::Sampled(since, before) = idle {
-            let wall = now.saturating_duration_since(since);
-            let used = after.saturating_sub(before);
-            if used > per_sec.mul_f64(wall.as_secs_f64()) {
-                self.over_idle_cpu = true;
+        match self.idle {
+            Idle::No => return,
+            Idle::Settling(_) => {}
+            Idle::Sampled(since, before) => {
+                let wall = now.saturating_duration_since(since);
+                let used = after.saturating_sub(before);
+                if used > per_sec.mul_f64(wall.as_secs_f64()) {
+                    self.over_idle_cpu = true;
+                }
             }
         }
-        if idle != Idle::No {
-            self.idle = Idle::Sampled(now, after);
-        }
+        self.idle = Idle::Sampled(now, after);
     }
 
     /// No replacement before `at` (the last attempt failed).

@@ -375,9 +375,10 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> SlotWorker<M, B> {
         }
     }
 
-    /// Samples the idle backend's CPU time when a sample is due and records whether it used more
-    /// than the rule allows over the window the sample ends. `before_work`: the slot is about to give it a request, and only a complete window is
-    /// judged (a first sample would start a window that the request ends at once).
+    /// Samples the idle backend's CPU time when a sample is due and records whether it used
+    /// more than the rule allows over the window the sample ends. `before_work`: the slot is
+    /// about to give it a request, and only a complete window is judged (a first sample would
+    /// start a window that the request ends at once).
     fn judge_idle_cpu(&mut self, rules: &super::config::Recycle, before_work: bool) {
         let Some(limit) = rules.idle_cpu_per_sec else {
             return;

@@ -133,14 +133,7 @@ pub(crate) async fn serve(
     permits: Arc<Semaphore>,
     serving: Serving,
 ) {
-    let Serving {
-        threads,
-        state,
-        tls,
-        limits,
-        close,
-    } = serving;
-    let closed = until_true(close.clone());
+    let closed = until_true(serving.close.clone());
     tokio::pin!(closed);
     loop {
         let stream = tokio::select! {
@@ -156,20 +149,22 @@ pub(crate) async fn serve(
             },
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            state
+            serving
+                .state
                 .metrics
                 .connections_refused
                 .fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
         };
-        let (protocol, state, tls, limits, close) = (
-            protocol.clone(),
-            Arc::clone(&state),
-            tls.clone(),
-            limits.clone(),
-            close.clone(),
-        );
+        let protocol = protocol.clone();
+        let Serving {
+            threads,
+            state,
+            tls,
+            limits,
+            close,
+        } = serving.clone();
         // The socket leaves this runtime's reactor for the connection thread's.
         let stream = match stream.into_std() {
             Ok(s) => s,

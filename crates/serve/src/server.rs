@@ -153,7 +153,7 @@ pub async fn start(
         })?),
     };
     // Both ports' connections share them; the end of a drain (of `run`) stops them.
-    let threads = ConnThreads::start(settings.threads.unwrap_or_else(default_threads))
+    let threads = ConnThreads::start(settings.threads.unwrap_or_else(roma::tools::cores))
         .map(Arc::new)
         .map_err(|source| ServeError::Io {
             what: "cannot start the connection threads".into(),
@@ -252,11 +252,6 @@ async fn run(
     let service = Arc::clone(&state.service);
     let _ = tokio::task::spawn_blocking(move || service.stop()).await;
     tracing::info!("roma serve: drained and stopped");
-}
-
-/// One connection thread per core.
-fn default_threads() -> usize {
-    roma::tools::cores()
 }
 
 /// Refuses new requests, waits for those in flight up to `grace`, then stops the service so
