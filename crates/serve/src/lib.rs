@@ -11,6 +11,7 @@
 mod api;
 mod auth;
 mod body_deadline;
+mod coalesce;
 mod conn_threads;
 mod error;
 mod forward;

@@ -24,6 +24,7 @@
 
 use crate::auth::PeerRoles;
 use crate::body_deadline::{Api, TimedBody};
+use crate::coalesce::Coalesced;
 use crate::conn_threads::ConnThreads;
 use crate::h2_frames::HeaderBlocks;
 use crate::metrics::SlowPhase;
@@ -81,14 +82,6 @@ impl Protocol {
         match self {
             Protocol::Http1(_) => crate::tls::Listener::Http,
             Protocol::Grpc(_) => crate::tls::Listener::Grpc,
-        }
-    }
-
-    /// How a new connection's reader tells its heads from the rest.
-    fn heads(&self) -> Heads {
-        match self {
-            Protocol::Http1(_) => Heads::Http1,
-            Protocol::Grpc(_) => Heads::Http2(HeaderBlocks::new()),
         }
     }
 }
@@ -250,11 +243,6 @@ async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new(protocol.opening_bytes()));
-    let io = TokioIo::new(Counted {
-        inner: stream,
-        activity: Arc::clone(&activity),
-        heads: protocol.heads(),
-    });
     let a = Arc::clone(&activity);
     let (st, body_timeout) = (Arc::clone(state), limits.body_timeout);
     // Each request's body is due `limits.body_timeout` after its head.
@@ -264,6 +252,11 @@ async fn serve_connection<S>(
     };
     match protocol {
         Protocol::Http1(app) => {
+            let io = TokioIo::new(Counted {
+                inner: stream,
+                activity: Arc::clone(&activity),
+                heads: Heads::Http1,
+            });
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let busy = a.begin();
                 a.set_head_open(false);
@@ -280,6 +273,11 @@ async fn serve_connection<S>(
             supervise(conn, |c| c.graceful_shutdown(), &activity, state, close).await;
         }
         Protocol::Grpc(services) => {
+            let io = TokioIo::new(Counted {
+                inner: Coalesced::new(stream),
+                activity: Arc::clone(&activity),
+                heads: Heads::Http2(HeaderBlocks::new()),
+            });
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let busy = a.begin();
                 tracked(busy, services.clone().call(timed(req, Api::Grpc)))
