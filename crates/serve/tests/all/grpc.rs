@@ -99,17 +99,18 @@ async fn every_method_and_error_code() {
         let e = c.execute(with_token(req, EXEC)).await.unwrap_err();
         assert_eq!((e.code(), kind(&e).as_str()), (code, k), "{e:?}");
     }
-    // The call's deadline caps the invocation's 5 s default timeout, less a tenth, so roma's
-    // own answer comes before the transport's.
+    // The call's deadline (5 s) caps the invocation's timeout a tenth earlier (4.5 s, under
+    // the 5 s default), so roma's own answer comes before the transport's. 500 ms is the most
+    // the server keeps back: the widest margin a loaded machine has to deliver that answer.
     let mut r = with_token(exec("Spin", &[]), EXEC);
-    r.set_timeout(Duration::from_secs(3));
+    r.set_timeout(Duration::from_secs(5));
     let e = c.execute(r).await.unwrap_err();
     assert_eq!(
         (e.code(), kind(&e).as_str()),
         (Code::DeadlineExceeded, "timeout"),
         "{e:?}"
     );
-    assert!(e.message().contains("2700ms"), "{e:?}");
+    assert!(e.message().contains("4500ms"), "{e:?}");
 
     let batch = BatchExecuteRequest {
         requests: vec![exec("Handler", &["1"]), exec("Throw", &[])],
