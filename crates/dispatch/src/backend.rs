@@ -58,8 +58,9 @@ pub trait WorkerBackend<M>: Send + 'static {
     ) -> Result<ExecOutput, RomaError>;
 
     /// Whether the worker is still usable. Checked after a failed call, when the slot runs
-    /// out of work, and before each execution, so it must be cheap (a `try_wait`, no round
-    /// trip to the worker).
+    /// out of work, and right before each load and execution (a backend found dead then is
+    /// replaced, and the call goes to the new one), so it must be cheap (a `try_wait`, no round
+    /// trip to the worker), and `load` and `execute` need not check again.
     fn is_alive(&mut self) -> bool;
 
     /// Called when the slot has nothing to do, once each time it runs out of work: the place to

@@ -131,10 +131,11 @@ pub(crate) struct WorkerClient<M> {
     setup: Arc<WorkerSetup>,
     /// The hooks, the cancel mark and the channel's limits, shared with the UDF thread.
     env: Arc<ExchangeEnv<M>>,
-    /// The channel, shared with the UDF thread while it holds a request. A respawn makes a new
-    /// one, so that a thread abandoned on the old worker can never touch the new one.
+    /// The channel, shared with the UDF thread while it holds a request. Each worker (each
+    /// client) has its own, so a thread abandoned on a worker that was replaced never touches
+    /// the new one.
     channel: SharedChannel,
-    /// Shared with the interrupter, which must reach the current worker after a respawn.
+    /// Shared with the interrupter, which sends on it from other threads.
     control: Arc<Mutex<ControlSender>>,
     process: Box<dyn WorkerProcess>,
     alive: bool,
@@ -183,19 +184,17 @@ impl<M: Send + Sync + 'static> WorkerClient<M> {
         Ok(client)
     }
 
-    /// Replaces a worker found dead *before* a request was sent to it, so that the request
-    /// does not fail for a death it had no part in. The new worker holds no versions: the
-    /// dispatcher reloads the one a request needs when the worker answers `VersionNotFound`.
-    fn respawn_if_dead(&mut self) -> Result<(), RomaError> {
-        if self.alive && matches!(self.process.try_wait(), Ok(None)) {
+    /// Refuses a call to a worker this client already found gone. Whether the process still
+    /// runs is the dispatcher's check, made before every load and execution (the backend
+    /// contract), so it is not made a second time here.
+    fn refuse_if_gone(&self) -> Result<(), RomaError> {
+        if self.alive {
             return Ok(());
         }
-        let (endpoint, control, process) = spawn_worker(self.index, &self.setup)?;
-        self.channel = SharedChannel::new(endpoint);
-        *self.control.lock().unwrap_or_else(PoisonError::into_inner) = control;
-        self.process = process;
-        self.alive = true;
-        self.handshake()
+        Err(RomaError::new(
+            ErrorKind::WorkerCrashed,
+            "the worker is gone",
+        ))
     }
 
     fn handshake(&mut self) -> Result<(), RomaError> {
@@ -523,7 +522,7 @@ impl Interrupt for ControlInterrupt {
 
 impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
     fn load(&mut self, code: &CodeObject) -> Result<(), RomaError> {
-        self.respawn_if_dead()?;
+        self.refuse_if_gone()?;
         let msg = HostToWorker::Load { code: code.clone() };
         match exchange::send(&self.channel, &msg) {
             Ok(()) => {}
@@ -557,7 +556,7 @@ impl<M: Send + Sync + 'static> WorkerBackend<M> for WorkerClient<M> {
                  with Config::enable_profilers(true)",
             ));
         }
-        self.respawn_if_dead()?;
+        self.refuse_if_gone()?;
         let started = Instant::now();
         let msg = HostToWorker::Execute {
             request_id,
