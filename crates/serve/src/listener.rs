@@ -21,6 +21,8 @@
 //! - A connection with no request in flight for `limits.idle_timeout` is closed gracefully
 //!   (HTTP/2: `GOAWAY`), as is every connection when the server closes; one that does not
 //!   finish closing within `limits.header_read_timeout` more is dropped.
+//! - An HTTP/2 connection writes through [`crate::coalesce`], so that a gRPC answer up to 1 KiB
+//!   leaves in one write where h2 alone would make two.
 
 use crate::auth::PeerRoles;
 use crate::body_deadline::{Api, TimedBody};
