@@ -17,10 +17,8 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// The cores this process may run on (1 where that cannot be told).
-pub fn cores() -> usize {
-    roma::tools::cores()
-}
+/// The cores this process may run on: the count roma's defaults use.
+pub use roma::tools::cores;
 
 /// The 1, 5 and 15 minute load averages as `/proc/loadavg` gives them ("?" where it cannot
 /// be read).
