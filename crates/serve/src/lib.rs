@@ -8,6 +8,7 @@
 //! status ([`http_status`]). Both listeners speak TLS when `[tls]` is set ([`TlsSettings`]),
 //! and a verified client certificate can stand for a token. docs/serve.md describes the API.
 
+mod admitted;
 mod api;
 mod auth;
 mod body_deadline;

@@ -3,7 +3,8 @@
 //! same bounds on either.
 //!
 //! - At most `limits.max_connections` connections are open on the port; one more is closed as
-//!   soon as it is accepted, without an answer, and counted.
+//!   soon as it is accepted, without an answer, and counted. A connection's place is free again
+//!   before the client can see the server close it ([`crate::admitted`]).
 //! - The TLS handshake, and then the protocol's opening, must each arrive within
 //!   `limits.header_read_timeout`, or the client is cut off: over HTTP/1 the opening is the
 //!   first request's head, over HTTP/2 the connection preface (a gRPC client may open its
@@ -24,6 +25,7 @@
 //! - An HTTP/2 connection writes through [`crate::coalesce`], so that a gRPC answer up to 1 KiB
 //!   leaves in one write where h2 alone would make two.
 
+use crate::admitted::Admitted;
 use crate::auth::PeerRoles;
 use crate::body_deadline::{Api, TimedBody};
 use crate::coalesce::Coalesced;
@@ -169,7 +171,7 @@ pub(crate) async fn serve(
             }
         };
         threads.spawn(async move {
-            let _open = Open::new(&state, permit);
+            let open = Open::new(Arc::clone(&state), permit);
             // Registered here, when first polled: on the connection thread's reactor.
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(s) => s,
@@ -181,6 +183,8 @@ pub(crate) async fn serve(
             // Without TCP_NODELAY a small answer waits for the client's delayed ACK (about
             // 40 ms on Linux).
             let _ = stream.set_nodelay(true);
+            // From here the connection's place is given back before its socket closes.
+            let stream = Admitted::new(stream, open);
             match tls {
                 None => serve_connection(stream, None, protocol, &state, &limits, close).await,
                 // The handshake is bounded like a head: a client that stalls in it is cut off.
@@ -205,14 +209,15 @@ pub(crate) async fn serve(
     }
 }
 
-/// An open connection: counted in `roma_connections_open`, holding its port's permit.
-struct Open<'a> {
-    state: &'a AppState,
+/// An open connection's place: counted in `roma_connections_open`, holding its port's permit
+/// until it drops ([`crate::admitted`] says when).
+struct Open {
+    state: Arc<AppState>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl<'a> Open<'a> {
-    fn new(state: &'a AppState, permit: OwnedSemaphorePermit) -> Self {
+impl Open {
+    fn new(state: Arc<AppState>, permit: OwnedSemaphorePermit) -> Self {
         state
             .metrics
             .connections_open
@@ -224,7 +229,7 @@ impl<'a> Open<'a> {
     }
 }
 
-impl Drop for Open<'_> {
+impl Drop for Open {
     fn drop(&mut self) {
         self.state
             .metrics

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The most bytes of one certificate, key or CA file read: a PEM bundle, not a document.
 pub const MAX_PEM_BYTES: u64 = 1 << 20;
@@ -166,11 +165,11 @@ impl Tls {
 
     /// Runs the handshake on `tcp` and finds the roles its client certificate grants. The
     /// caller bounds how long it may take.
-    pub(crate) async fn accept(
+    pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        tcp: TcpStream,
+        tcp: S,
         listener: Listener,
-    ) -> std::io::Result<TlsConn> {
+    ) -> std::io::Result<TlsConn<S>> {
         let config = {
             let c = self.current.read().unwrap_or_else(|p| p.into_inner());
             match listener {
@@ -286,18 +285,18 @@ fn config(key: &str, message: String) -> ServeError {
 }
 
 /// A TLS connection and the roles its client certificate grants.
-pub(crate) struct TlsConn {
-    inner: tokio_rustls::server::TlsStream<TcpStream>,
+pub(crate) struct TlsConn<S> {
+    inner: tokio_rustls::server::TlsStream<S>,
     roles: PeerRoles,
 }
 
-impl TlsConn {
+impl<S> TlsConn<S> {
     pub(crate) fn roles(&self) -> PeerRoles {
         self.roles
     }
 }
 
-impl AsyncRead for TlsConn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsConn<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -307,7 +306,7 @@ impl AsyncRead for TlsConn {
     }
 }
 
-crate::io_forward::forward_async_write!(impl [] for TlsConn);
+crate::io_forward::forward_async_write!(impl [S: AsyncRead + AsyncWrite + Unpin] for TlsConn<S>);
 
 #[cfg(test)]
 mod tests {

@@ -111,8 +111,9 @@ async fn slowloris_idle_and_connection_limits() {
     let got = String::from_utf8_lossy(&closed_by_server(&mut big).await).into_owned();
     assert!(got.is_empty() || got.starts_with("HTTP/1.1 431"), "{got}");
 
-    // The server counts a connection open until its task ends, which can be just after the
-    // client sees it closed: wait until only the metrics request's own is open.
+    // A connection the server closes is no longer counted once its client sees the close,
+    // but one the client closes (the start's requests) is counted until the server reads its
+    // end: wait until only the metrics request's own is open.
     connections_open_fall_to_one(&t).await;
 
     // max_connections: three held open (each proven accepted by an answer), the fourth is
