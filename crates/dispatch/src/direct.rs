@@ -22,6 +22,7 @@ use super::state::Shared;
 use super::state::WorkerHealth;
 use super::worker::{alive, execute_job, guarded, respond};
 use roma_core::{ErrorKind, ResponseObject, RomaError};
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Instant;
 
@@ -208,15 +209,15 @@ impl<M: Send + Sync + 'static, B: WorkerBackend<M>> Lend<M> for Parking<B> {
     }
 }
 
-/// A blocking request that found its slot idle and holds it (a claim, rule 2 of "Direct
-/// hand-off" in the crate docs), to run on the thread that calls [`DirectRun::run`]: the
-/// guard that pairs every claim with its end.
+/// A request that found its slot idle and holds it (a claim, rule 2 of "Direct hand-off" in
+/// the crate docs), to run on the thread that calls [`DirectRun::run`]. Made by
+/// [`Dispatcher::execute_here_or_async`](crate::Dispatcher::execute_here_or_async) (and inside
+/// `execute_blocking`).
 ///
-/// While it is held the slot serves nothing else (a load for it waits), so it is run at once.
-/// Dropping it unrun (the caller's `accepted` closure panicked) ends the claim and drops the
-/// request, which never ran: its metadata is dropped and nothing is answered, as for a request
-/// whose submit call failed.
-pub(crate) struct DirectRun<M: Send + Sync + 'static> {
+/// While it is held the slot serves nothing else (a load for it waits), so it is meant to be
+/// run at once. Dropping it unrun ends the claim and drops the request, which never ran: its
+/// metadata is dropped and nothing is answered, as for a request whose submit call failed.
+pub struct DirectRun<M: Send + Sync + 'static> {
     shared: Arc<Shared<M>>,
     /// `None` once run.
     held: Option<Held<M>>,
@@ -253,15 +254,16 @@ impl<M: Send + Sync + 'static> DirectRun<M> {
     }
 
     /// The request's token: another thread may cancel it with it while it runs.
-    pub(crate) fn token(&self) -> &ExecutionToken {
+    pub fn token(&self) -> &ExecutionToken {
         &self.token
     }
 
     /// Runs the request on this thread, on the claimed slot's backend, and returns its
-    /// answer; it blocks for as long as the request runs (its timeout bounds that). A backend
-    /// found dead before the request was sent hands the request to the slot thread, which
-    /// replaces the backend and runs it; this then waits for that answer.
-    pub(crate) fn run(mut self) -> Result<ResponseObject, RomaError> {
+    /// answer. It blocks for as long as the request runs (its timeout bounds that): under an
+    /// async runtime, call it only where blocking holds up no other task. A
+    /// backend found dead before the request was sent hands the request to the slot thread,
+    /// which replaces the backend and runs it; this then waits for that answer.
+    pub fn run(mut self) -> Result<ResponseObject, RomaError> {
         if let Some(Held { claim, lender, job }) = self.held.take() {
             let _stand_in = self.shared.stand_in();
             lender.run(&self.shared, claim, job);
@@ -280,6 +282,15 @@ impl<M: Send + Sync + 'static> Drop for DirectRun<M> {
             }
             call_guarded(move || drop(job));
         }
+    }
+}
+
+impl<M: Send + Sync + 'static> fmt::Debug for DirectRun<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectRun")
+            .field("token", &self.token)
+            .field("ran", &self.held.is_none())
+            .finish()
     }
 }
 

@@ -30,6 +30,24 @@ pub struct Dispatcher<M: Send + Sync + 'static> {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// How [`Dispatcher::execute_here_or_async`] submitted a request.
+pub enum Submitted<M: Send + Sync + 'static> {
+    /// Its slot was idle: the request holds it, to run on the caller's thread with
+    /// [`DirectRun::run`].
+    Here(DirectRun<M>),
+    /// It was queued (or refused: the future answers the refusal).
+    Queued(DispatchFuture<ResponseObject>),
+}
+
+impl<M: Send + Sync + 'static> fmt::Debug for Submitted<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Submitted::Here(run) => f.debug_tuple("Here").field(run).finish(),
+            Submitted::Queued(fut) => f.debug_tuple("Queued").field(fut).finish(),
+        }
+    }
+}
+
 /// A snapshot of one slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -344,10 +362,53 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
                 run.run()
             }
             None => {
-                let (callback, rx) = answer_channel();
+                let (tx, rx) = mpsc::channel();
+                let callback: ExecCallback = Box::new(move |r| {
+                    let _ = tx.send(r);
+                });
                 let token = self.place(st, request, invocation, callback)?;
                 accepted(&token);
                 await_answer(&self.shared, &rx)
+            }
+        }
+    }
+
+    /// Submits one execution for a caller that can run it itself: when the slot it would
+    /// go to is idle with nothing queued (the condition of the direct hand-off in
+    /// [`execute_blocking`](Self::execute_blocking)), the request claims that slot and comes
+    /// back as [`Submitted::Here`], to be run on the caller's thread; otherwise it is
+    /// submitted as by [`execute_async`](Self::execute_async) and comes back as
+    /// [`Submitted::Queued`] (a refusal is that future's answer). Never waits for room.
+    ///
+    /// For an async server: an idle request then costs no dispatcher thread's wake-up and
+    /// no wake of the caller's task, and under load, when no slot is idle, it queues and
+    /// awaits as usual, so that only as many callers block as there are idle slots. On one
+    /// of the dispatcher's threads (a callback) the request is always queued.
+    pub fn execute_here_or_async(&self, request: InvocationRequest<M>) -> Submitted<M> {
+        let invocation = match self.prepare(&request) {
+            Ok(invocation) => invocation,
+            Err(e) => return Submitted::Queued(DispatchFuture::refused(e)),
+        };
+        let mut st = self.shared.lock();
+        if let Err(e) = admit(
+            &mut st,
+            std::iter::once(invocation.version_string.as_str()),
+            1,
+        ) {
+            drop(st);
+            return Submitted::Queued(DispatchFuture::refused(e));
+        }
+        match self.claim_idle(&mut st) {
+            Some(claimed) => {
+                drop(st);
+                Submitted::Here(self.held(claimed, request, invocation))
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                match self.place(st, request, invocation, Box::new(move |r| tx.send(r))) {
+                    Ok(token) => Submitted::Queued(DispatchFuture::waiting(rx, Some(token))),
+                    Err(e) => Submitted::Queued(DispatchFuture::refused(e)),
+                }
             }
         }
     }
@@ -370,7 +431,10 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         request: InvocationRequest<M>,
         invocation: Invocation,
     ) -> DirectRun<M> {
-        let (callback, rx) = answer_channel();
+        let (tx, rx) = mpsc::channel();
+        let callback: ExecCallback = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
         let job = Job::accepted(id, request, invocation, callback);
         DirectRun::new(Arc::clone(&self.shared), claim, lender, job, rx)
     }
@@ -740,18 +804,6 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
             request,
         }
     }
-}
-
-/// A blocking submit's callback, and the channel its answer arrives on.
-fn answer_channel() -> (
-    ExecCallback,
-    mpsc::Receiver<Result<ResponseObject, RomaError>>,
-) {
-    let (tx, rx) = mpsc::channel();
-    let callback: ExecCallback = Box::new(move |r| {
-        let _ = tx.send(r);
-    });
-    (callback, rx)
 }
 
 impl<M: Send + Sync + 'static> Drop for Dispatcher<M> {

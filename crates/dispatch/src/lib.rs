@@ -30,8 +30,9 @@
 //! - **One load-timer thread** (`roma-load-timer`). It answers loads that exceed
 //!   [`DispatcherConfig::load_timeout`] with `Timeout`.
 //! - **Caller threads** call the API. `execute`, `load` and `cancel` never wait on a worker.
-//!   `stop` waits for in-flight requests to finish. A caller in `execute_blocking` may run its
-//!   own request on an idle slot's backend (the direct hand-off, below).
+//!   `stop` waits for in-flight requests to finish. A caller in `execute_blocking`, or one
+//!   that got a [`DirectRun`] from `execute_here_or_async`, may run its own request on an
+//!   idle slot's backend (the direct hand-off, below).
 //!
 //! Callbacks run on whichever thread completes the request. That is usually a slot thread. It
 //! is the `cancel` caller for a queued request it cancels, the `stop` caller for requests still
@@ -100,7 +101,9 @@
 //! A caller in [`Dispatcher::execute_blocking`] is going to wait for its answer anyway, so when
 //! the slot its request would go to is idle, it runs the request itself, on its own thread,
 //! instead of waking the slot thread and waiting to be woken by it (`direct.rs`). The slot
-//! thread sleeps through it. The invariants:
+//! thread sleeps through it. [`Dispatcher::execute_here_or_async`] offers the same claim to an
+//! async caller that has a thread it may block (a [`DirectRun`] to run), and otherwise queues
+//! the request as `execute_async` does. The invariants:
 //! 1. **Parking.** Only a slot thread parks its backend, and only in its idle wait: after the
 //!    backend's pre-warm, with nothing to take. It takes the backend back, under the lock,
 //!    before it does anything else (work, a recycling check, a respawn, stop).
@@ -239,7 +242,8 @@ mod worker;
 
 pub use backend::{Interrupt, WorkerBackend};
 pub use config::{DEFAULT_LOAD_TIMEOUT, DEFAULT_WORKER_QUEUE_MAX_ITEMS, DispatcherConfig};
-pub use dispatcher::{Dispatcher, DispatcherStats, WorkerStats};
+pub use direct::DirectRun;
+pub use dispatcher::{Dispatcher, DispatcherStats, Submitted, WorkerStats};
 pub use future::DispatchFuture;
 pub use job::{BatchCallback, ExecCallback, ExecutionToken, LoadCallback};
 pub use state::WorkerHealth;

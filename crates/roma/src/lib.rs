@@ -65,7 +65,8 @@ pub use roma_core::{
     WASM_ARRAY_NAME_TAG, WASM_RETURN_TYPE_TAG, metrics,
 };
 pub use roma_dispatch::{
-    DispatchFuture, DispatcherStats, ExecutionToken, WorkerHealth, WorkerStats,
+    DirectRun, DispatchFuture, DispatcherStats, ExecutionToken, Submitted, WorkerHealth,
+    WorkerStats,
 };
 pub use roma_ipc::{OversizePolicy, TransportKind};
 pub use roma_udf::{

@@ -6,7 +6,7 @@ use crate::locate::find_worker;
 use crate::tenant::Tenants;
 use crate::worker_client::{WorkerClient, WorkerMode, WorkerSetup};
 use roma_core::{CodeObject, InvocationRequest, ResponseObject, RomaError};
-use roma_dispatch::{DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken};
+use roma_dispatch::{DispatchFuture, Dispatcher, DispatcherStats, ExecutionToken, Submitted};
 use std::ops::Deref;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -267,6 +267,24 @@ impl<M: Send + Sync + 'static> RomaService<M> {
         match self.pool_for(&request) {
             Ok(d) => d.execute_async(request),
             Err(e) => DispatchFuture::refused(e),
+        }
+    }
+
+    /// For a caller that may block its thread for the run when a worker is idle: when the
+    /// worker the request would go to is idle and nothing is queued, the request holds that
+    /// worker and comes back as [`Submitted::Here`], whose [`run`](roma_dispatch::DirectRun::run)
+    /// drives it on the calling thread, as [`execute_blocking`](Self::execute_blocking) does
+    /// (no roma thread woken, no wake-up of the caller for the answer); otherwise it is
+    /// submitted as by [`execute_async`](Self::execute_async) and comes back as
+    /// [`Submitted::Queued`]. `run` blocks the calling thread for the whole execution, so an
+    /// async server calls this only on a thread whose blocking holds up nothing else (roma
+    /// serve: a connection thread serving that one connection); an idle request then skips
+    /// two thread hand-overs, and a busy service blocks no more threads than it has idle
+    /// workers.
+    pub fn execute_here_or_async(&self, request: InvocationRequest<M>) -> Submitted<M> {
+        match self.pool_for(&request) {
+            Ok(d) => d.execute_here_or_async(request),
+            Err(e) => Submitted::Queued(DispatchFuture::refused(e)),
         }
     }
 

@@ -2,7 +2,8 @@
 //! the body limit, parsing, and roma, to exactly one answer that carries the request id.
 
 use crate::api::{
-    BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, ResponseBody, check_batch_len, parse,
+    BatchBody, BatchEntry, BatchError, CodeBody, ExecuteBody, RequestMetadata, ResponseBody,
+    check_batch_len, parse,
 };
 use crate::auth::{PeerRoles, Role};
 use crate::body_deadline::BodyTimeout;
@@ -14,7 +15,7 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use roma::{ErrorKind, RomaError};
+use roma::{ErrorKind, InvocationRequest, ResponseObject, RomaError, Submitted};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,16 +97,38 @@ async fn execute(
             code_id = b.version_string.clone();
             st.replica.check(&b.version_string)?;
             let req = b.into_request(&st.limits, rid, st.default_timeout, deadline)?;
-            let fut = st.service.execute_async(req);
-            let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
-            let r = fut.await;
-            guard.disarm();
+            let r = execute_here_or_awaited(&st, req).await;
             Ok(Json(ResponseBody::for_request(r?, rid)).into_response())
         }
         .await;
         Outcome { code_id, result }
     })
     .await
+}
+
+/// Runs one execution: on this thread, when it serves no other connection and a worker is
+/// idle (the fewest hand-overs an idle request can have: [`crate::conn_threads`]), else
+/// through roma's queue, awaited, and cancelled if the client goes away first. (A request run
+/// here is not cancelled by the client's going away: its timeout bounds it.)
+async fn execute_here_or_awaited(
+    st: &AppState,
+    req: InvocationRequest<RequestMetadata>,
+) -> Result<ResponseObject, RomaError> {
+    let fut = match crate::conn_threads::hold_alone() {
+        Some(holding) => match st.service.execute_here_or_async(req) {
+            Submitted::Here(run) => {
+                let r = run.run();
+                drop(holding);
+                return r;
+            }
+            Submitted::Queued(fut) => fut,
+        },
+        None => st.service.execute_async(req),
+    };
+    let guard = st.cancel_on_drop(fut.token().into_iter().cloned().collect());
+    let r = fut.await;
+    guard.disarm();
+    r
 }
 
 async fn batch(

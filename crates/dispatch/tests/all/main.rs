@@ -18,6 +18,7 @@ mod crashloop;
 mod direct;
 mod exec;
 mod fake;
+mod here_or_async;
 mod load;
 mod low_latency;
 mod recovery;

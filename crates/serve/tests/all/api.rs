@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use hyper::StatusCode;
+use tokio::io::AsyncReadExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_execute_batch_health_and_request_ids() {
@@ -325,4 +326,41 @@ async fn metrics_after_a_known_sequence() {
     assert_eq!(m("roma_queue_depth").await, Some(0.0));
     // The metrics request itself is not in flight through the API.
     assert_eq!(m("roma_in_flight").await, Some(0.0));
+}
+
+/// An execution may run on its connection's own thread (the connection is alone there and a
+/// worker is idle); other connections must not wait for it: new ones go to another thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_on_its_connection_thread_holds_up_no_other_connection() {
+    let mut s = settings();
+    s.threads = Some(2);
+    s.service.workers = Some(2);
+    let t = TestServer::with_code(s).await;
+    let body = serde_json::json!({"version_string": "v1", "handler_name": "Signal",
+        "tags": {"TimeoutDuration": "5s"}});
+    let spinning = spawn_execute(t.addr, body);
+    t.wait_started(1).await;
+    // While it spins (until its timeout), new connections are served: three kept open (the
+    // second would tie with the spinning one's thread for the fewest connections), the
+    // metrics and an execution on the other worker.
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let mut c = sent(t.addr, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(PATIENCE, c.read(&mut buf))
+            .await
+            .expect("a kept connection is answered")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        kept.push(c);
+    }
+    assert_eq!(t.metric("roma_in_flight").await, Some(1.0));
+    t.execute_ok().await;
+    assert!(
+        !spinning.is_finished(),
+        "answered before the spinning execution ended"
+    );
+    let r = spinning.await.unwrap();
+    r.assert_error(StatusCode::GATEWAY_TIMEOUT, "timeout");
+    t.execute_ok().await;
 }
