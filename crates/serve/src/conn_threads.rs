@@ -171,9 +171,7 @@ impl ConnThreads {
             connection.await;
         });
     }
-}
 
-impl ConnThreads {
     /// Picks a thread and counts a connection on it. A thread that holds is never picked; at
     /// least one thread does not hold at any moment ([`hold_alone`]'s bound), so the search
     /// ends unless threads keep changing under it, and after a few tries the connection goes
