@@ -300,20 +300,6 @@ mod tests {
     }
 
     impl Held {
-        fn start(
-            threads: &ConnThreads,
-            report: &mpsc::Sender<(ThreadId, bool)>,
-            released: &mpsc::Sender<()>,
-        ) -> Held {
-            let (go, go_rx) = tokio::sync::oneshot::channel();
-            let (release, release_rx) = mpsc::channel();
-            holder(threads, go_rx, release_rx, report.clone(), released.clone());
-            Held {
-                go: Some(go),
-                release,
-            }
-        }
-
         fn go(&mut self) {
             if let Some(go) = self.go.take() {
                 let _ = go.send(());
@@ -321,28 +307,72 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_thread_holds_only_alone_and_new_connections_go_around_it() {
-        let threads = ConnThreads::start(2).unwrap();
-        let (report, reports) = mpsc::channel();
-        let (released, releases) = mpsc::channel();
-        let got = || {
-            reports
+    /// Connection threads and the channels their [`holder`]s report on.
+    struct Rig {
+        threads: ConnThreads,
+        report: mpsc::Sender<(ThreadId, bool)>,
+        reports: mpsc::Receiver<(ThreadId, bool)>,
+        released: mpsc::Sender<()>,
+        releases: mpsc::Receiver<()>,
+    }
+
+    impl Rig {
+        fn new(threads: usize) -> Rig {
+            let (report, reports) = mpsc::channel();
+            let (released, releases) = mpsc::channel();
+            Rig {
+                threads: ConnThreads::start(threads).unwrap(),
+                report,
+                reports,
+                released,
+                releases,
+            }
+        }
+
+        /// A new [`holder`] connection, waiting for its `go`.
+        fn connect(&self) -> Held {
+            let (go, go_rx) = tokio::sync::oneshot::channel();
+            let (release, release_rx) = mpsc::channel();
+            holder(
+                &self.threads,
+                go_rx,
+                release_rx,
+                self.report.clone(),
+                self.released.clone(),
+            );
+            Held {
+                go: Some(go),
+                release,
+            }
+        }
+
+        /// Lets `held` go and tries to hold: its thread, and whether it holds.
+        fn try_hold(&self, held: &mut Held) -> (ThreadId, bool) {
+            held.go();
+            self.reports
                 .recv_timeout(PATIENCE)
                 .expect("a connection reported")
-        };
+        }
+
+        /// Ends `held`'s hold and waits until it let go.
+        fn release(&self, held: &Held) {
+            held.release.send(()).unwrap();
+            self.releases.recv_timeout(PATIENCE).expect("let go");
+        }
+    }
+
+    #[test]
+    fn a_thread_holds_only_alone_and_new_connections_go_around_it() {
+        let rig = Rig::new(2);
         // A is alone on its thread: it holds, and blocks that thread.
-        let mut a = Held::start(&threads, &report, &released);
-        a.go();
-        let (a_thread, a_holds) = got();
+        let mut a = rig.connect();
+        let (a_thread, a_holds) = rig.try_hold(&mut a);
         assert!(a_holds, "a connection alone on its thread holds it");
         // Two more come while A holds: both go to the other thread, and run there.
-        let mut b = Held::start(&threads, &report, &released);
-        let mut c = Held::start(&threads, &report, &released);
-        b.go();
-        let (b_thread, b_holds) = got();
-        c.go();
-        let (c_thread, c_holds) = got();
+        let mut b = rig.connect();
+        let mut c = rig.connect();
+        let (b_thread, b_holds) = rig.try_hold(&mut b);
+        let (c_thread, c_holds) = rig.try_hold(&mut c);
         assert!(
             a_thread != b_thread && b_thread == c_thread,
             "the holding thread took no connection"
@@ -350,11 +380,9 @@ mod tests {
         assert!(!b_holds && !c_holds, "two on a thread: neither holds");
         // A lets go; the next connection goes to its thread (the fewest connections again),
         // which it shares with A, so it does not hold.
-        a.release.send(()).unwrap();
-        releases.recv_timeout(PATIENCE).expect("A let go");
-        let mut d = Held::start(&threads, &report, &released);
-        d.go();
-        let (d_thread, d_holds) = got();
+        rig.release(&a);
+        let mut d = rig.connect();
+        let (d_thread, d_holds) = rig.try_hold(&mut d);
         assert_eq!(d_thread, a_thread);
         assert!(!d_holds, "A and D share the thread");
     }
@@ -362,33 +390,22 @@ mod tests {
     #[test]
     fn one_thread_always_stays_free() {
         // Two threads, one connection alone on each: only one of them may hold at once.
-        let threads = ConnThreads::start(2).unwrap();
-        let (report, reports) = mpsc::channel();
-        let (released, releases) = mpsc::channel();
-        let got = || {
-            reports
-                .recv_timeout(PATIENCE)
-                .expect("a connection reported")
-        };
-        let mut a = Held::start(&threads, &report, &released);
-        let mut b = Held::start(&threads, &report, &released);
-        a.go();
-        let (a_thread, a_holds) = got();
-        b.go();
-        let (b_thread, b_holds) = got();
+        let rig = Rig::new(2);
+        let mut a = rig.connect();
+        let mut b = rig.connect();
+        let (a_thread, a_holds) = rig.try_hold(&mut a);
+        let (b_thread, b_holds) = rig.try_hold(&mut b);
         assert_ne!(a_thread, b_thread);
         assert!(
             a_holds && !b_holds,
             "the second alone may not hold while the first does"
         );
-        a.release.send(()).unwrap();
-        releases.recv_timeout(PATIENCE).expect("A let go");
+        rig.release(&a);
 
         // With one thread, nothing ever holds.
-        let one = ConnThreads::start(1).unwrap();
-        let mut e = Held::start(&one, &report, &released);
-        e.go();
-        assert!(!got().1, "a single thread never holds");
+        let one = Rig::new(1);
+        let mut e = one.connect();
+        assert!(!one.try_hold(&mut e).1, "a single thread never holds");
         // Nor does a thread that is not a connection thread.
         assert!(hold_alone().is_none());
     }
