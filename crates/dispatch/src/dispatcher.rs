@@ -362,10 +362,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
                 run.run()
             }
             None => {
-                let (tx, rx) = mpsc::channel();
-                let callback: ExecCallback = Box::new(move |r| {
-                    let _ = tx.send(r);
-                });
+                let (callback, rx) = answer_channel();
                 let token = self.place(st, request, invocation, callback)?;
                 accepted(&token);
                 await_answer(&self.shared, &rx)
@@ -431,10 +428,7 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
         request: InvocationRequest<M>,
         invocation: Invocation,
     ) -> DirectRun<M> {
-        let (tx, rx) = mpsc::channel();
-        let callback: ExecCallback = Box::new(move |r| {
-            let _ = tx.send(r);
-        });
+        let (callback, rx) = answer_channel();
         let job = Job::accepted(id, request, invocation, callback);
         DirectRun::new(Arc::clone(&self.shared), claim, lender, job, rx)
     }
@@ -804,6 +798,18 @@ impl<M: Send + Sync + 'static> Dispatcher<M> {
             request,
         }
     }
+}
+
+/// A blocking submit's callback, and the channel its answer arrives on.
+fn answer_channel() -> (
+    ExecCallback,
+    mpsc::Receiver<Result<ResponseObject, RomaError>>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let callback: ExecCallback = Box::new(move |r| {
+        let _ = tx.send(r);
+    });
+    (callback, rx)
 }
 
 impl<M: Send + Sync + 'static> Drop for Dispatcher<M> {
